@@ -1,0 +1,7 @@
+//! Sans-IO protocol codecs for postcore.
+//!
+//! Every codec here takes bytes and returns typed values (and the reverse); none of them
+//! touches a socket, a file or a clock, so they can be unit-tested and fuzzed in isolation.
+//! The running server (`postcore-actors`) owns the I/O and feeds bytes in.
+
+pub mod smtp;

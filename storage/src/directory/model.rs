@@ -1,0 +1,253 @@
+//! Directory record types, as stored and as exchanged by the admin API.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// What happens to mail for a domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainKind {
+    /// Delivered into local Maildirs.
+    #[default]
+    Local,
+    /// Accepted and queued for another server (outbound delivery routes it).
+    Relay,
+}
+
+/// A mail domain (Email > Domains).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    /// Domain name, lower case.
+    pub name: String,
+    /// Local or relay.
+    #[serde(default)]
+    pub kind: DomainKind,
+    /// For relay domains: the server to hand mail to (`host` or `host:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_host: Option<String>,
+    /// "Copy inbound messages": hidden copy of every message for this domain to an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bcc: Option<String>,
+    /// "Accept unknown recipients": unknown local parts go to `catch_all`.
+    #[serde(default)]
+    pub accept_unknown: bool,
+    /// Destination of unknown recipients when `accept_unknown` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_all: Option<Destination>,
+}
+
+/// A user account with a personal mailbox (Email > Mailboxes > Users).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Login name, lower case; also the local part of `<login>@<each local domain>`.
+    pub login: String,
+    /// Argon2 PHC hash of the password.
+    pub password_hash: String,
+    /// Access to mail services (IMAP, POP3, SMTP AUTH). Delivery continues when off.
+    #[serde(default = "yes")]
+    pub mail_access: bool,
+    /// Quota in MiB; `None` uses the default quota, `Some(0)` is unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_mb: Option<u64>,
+    /// External addresses that receive a copy of every message for this user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<String>,
+    /// With forwarding: keep a copy in the local mailbox too.
+    #[serde(default = "yes")]
+    pub keep_copy: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A group of users; `<group>@<domain>` delivers to each member when group addresses are on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Group name, lower case.
+    pub name: String,
+    /// Member logins.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// This group's automatic address (also needs the global switch).
+    #[serde(default = "yes")]
+    pub address_enabled: bool,
+}
+
+/// A shared mailbox owned by groups (Email > Mailboxes > Public mailboxes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicMailbox {
+    /// Mailbox name.
+    pub name: String,
+    /// Owning groups.
+    #[serde(default)]
+    pub owners: Vec<String>,
+}
+
+/// Where an address delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Destination {
+    /// A user's mailbox (and the user's forwarding).
+    User(String),
+    /// Every member of a group.
+    Group(String),
+    /// A public mailbox.
+    Public(String),
+    /// An external address.
+    External(String),
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::User(u) => write!(f, "user:{u}"),
+            Destination::Group(g) => write!(f, "group:{g}"),
+            Destination::Public(p) => write!(f, "public:{p}"),
+            Destination::External(a) => write!(f, "external:{a}"),
+        }
+    }
+}
+
+impl FromStr for Destination {
+    type Err = String;
+    /// `user:alice`, `group:sales`, `public:info`, `external:bob@example.org`, or a bare
+    /// address (external).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, name) = s.split_once(':').unwrap_or(("external", s));
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("empty destination in {s:?}"));
+        }
+        Ok(match kind {
+            "user" => Destination::User(name.to_lowercase()),
+            "group" => Destination::Group(name.to_lowercase()),
+            "public" => Destination::Public(name.to_lowercase()),
+            "external" | "ext" => Destination::External(name.to_string()),
+            _ => return Err(format!("unknown destination type {kind:?} (user, group, public, external)")),
+        })
+    }
+}
+
+impl TryFrom<String> for Destination {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Destination> for String {
+    fn from(d: Destination) -> String {
+        d.to_string()
+    }
+}
+
+/// An address (Email > Addresses): a local part on one local domain or on all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressEntry {
+    /// Local part, lower case.
+    pub local: String,
+    /// `None`: bound to every local domain.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// One or more destinations.
+    pub destinations: Vec<Destination>,
+    /// Refuse mail from unauthenticated outside clients.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+impl AddressEntry {
+    /// `local@domain` or `local@*`.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.local, self.domain.as_deref().unwrap_or("*"))
+    }
+}
+
+/// SMTP access policy (Email > Relay > Configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RelayPolicy {
+    /// "Allow relay from IP addresses": clients that may relay without AUTH.
+    pub allow_relay_from: Vec<IpNet>,
+    /// Trusted networks: inside clients (internal addresses accept their mail).
+    pub trusted_networks: Vec<IpNet>,
+    /// "Allow relay from trusted networks".
+    pub allow_relay_from_trusted: bool,
+    /// "Enable authentication on port 25".
+    pub auth_on_port25: bool,
+    /// "Enforce sender/login match".
+    pub enforce_sender_login_match: bool,
+}
+
+impl Default for RelayPolicy {
+    fn default() -> Self {
+        RelayPolicy {
+            allow_relay_from: Vec::new(),
+            trusted_networks: vec!["127.0.0.0/8".parse().expect("literal"), "::1/128".parse().expect("literal")],
+            allow_relay_from_trusted: false,
+            auth_on_port25: false,
+            enforce_sender_login_match: false,
+        }
+    }
+}
+
+/// What to do with bare CR or bare LF in message content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BareNewline {
+    /// Store them as CRLF (the message is accepted).
+    #[default]
+    Normalize,
+    /// Refuse the message with 550 5.5.2.
+    Reject,
+}
+
+/// Server-wide settings changed at run time (Email > Settings, Email > Mailboxes > General).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Maximum message size in octets (SIZE and DATA).
+    pub max_message_size: u64,
+    /// Maximum recipients per message.
+    pub max_recipients: usize,
+    /// Message queue lifetime in seconds.
+    pub queue_lifetime_secs: u64,
+    /// "Forward a copy of all messages": hidden copy of everything to this address.
+    pub always_bcc: Option<String>,
+    /// Default quota in MiB (0 = unlimited).
+    pub default_quota_mb: u64,
+    /// Global switch for automatic group addresses.
+    pub group_addresses: bool,
+    /// Relay and SMTP access policy.
+    pub relay: RelayPolicy,
+    /// Handling of bare CR/LF in DATA.
+    pub bare_newline: BareNewline,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 1000,
+            queue_lifetime_secs: 4 * 24 * 3600,
+            always_bcc: None,
+            default_quota_mb: 0,
+            group_addresses: false,
+            relay: RelayPolicy::default(),
+            bare_newline: BareNewline::Normalize,
+        }
+    }
+}
+
+/// Checks a login, group or mailbox name: it becomes a local part and a directory name.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with(['.', '-'])
+        && !s.ends_with('.')
+        && !s.contains("..")
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}

@@ -1,0 +1,11 @@
+//! Everything durable in postcore: the RocksDB store (directory, settings, queue records,
+//! usage counters), the group-commit writer, the spool and the Maildir writer (io_uring).
+
+pub mod directory;
+pub mod maildir;
+pub mod password;
+pub mod queue;
+pub mod spool;
+pub mod store;
+
+pub use store::{Store, CF_DIRECTORY, CF_QUEUE, CF_USAGE};
