@@ -1,1 +1,66 @@
-fn main() {}
+//! `postcore`: the mail appliance binary — `postcore serve` runs the server, `postcore admin`
+//! is the command-line client of the admin API.
+
+mod admin_cli;
+mod config;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Command line.
+#[derive(Parser)]
+#[command(
+    name = "postcore",
+    version,
+    about = "Mail server: SMTP, submission, queue, Maildir delivery"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (embedded default configuration without --config).
+    Serve {
+        /// Configuration file (TOML); keys left out keep their defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the default configuration as TOML and exit.
+        #[arg(long)]
+        print_default_config: bool,
+    },
+    /// Administer a running server through its admin API.
+    Admin {
+        /// The server's configuration file (admin address and token are read from it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: admin_cli::AdminCmd,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let res: Result<()> = match cli.cmd {
+        Cmd::Serve {
+            print_default_config: true,
+            ..
+        } => {
+            print!("{}", postcore_actors::Config::default_toml());
+            Ok(())
+        }
+        Cmd::Serve { config, .. } => config::load(config.as_deref()).and_then(|c| {
+            config::init_logging();
+            postcore_actors::run(c)
+        }),
+        Cmd::Admin { config, cmd } => {
+            config::load(config.as_deref()).and_then(|c| admin_cli::run(&c, cmd))
+        }
+    };
+    if let Err(e) = res {
+        eprintln!("postcore: {e:#}");
+        std::process::exit(1);
+    }
+}

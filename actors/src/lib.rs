@@ -1,1 +1,17 @@
-//! placeholder
+//! The running postcore system: per-core workers (tokio-uring event loops) with their actix
+//! actors, SMTP listeners and sessions, the queue, local delivery, and the admin HTTP API.
+
+pub mod admin;
+pub mod config;
+pub mod delivery;
+pub mod limits;
+pub mod metrics;
+pub mod queue;
+pub mod server;
+pub mod smtp;
+pub mod tls;
+pub mod usage;
+pub mod util;
+
+pub use config::Config;
+pub use server::run;

@@ -8,4 +8,4 @@ pub mod queue;
 pub mod spool;
 pub mod store;
 
-pub use store::{Store, CF_DIRECTORY, CF_QUEUE, CF_USAGE};
+pub use store::{CF_DIRECTORY, CF_QUEUE, CF_USAGE, Store};

@@ -33,7 +33,10 @@ struct DirSync {
 /// The unique base name of a delivery (no `:2,` info part).
 pub fn file_name(arrival_secs: u64, qid: &str, n: usize, host: &str) -> String {
     // Maildir spec: '/' and ':' must not appear in the host part.
-    let host: String = host.chars().map(|c| if c == '/' || c == ':' { '_' } else { c }).collect();
+    let host: String = host
+        .chars()
+        .map(|c| if c == '/' || c == ':' { '_' } else { c })
+        .collect();
     format!("{arrival_secs}.{qid}_{n}.{host}")
 }
 
@@ -96,7 +99,12 @@ impl MaildirWriter {
     /// fsyncs a directory, sharing the call with concurrent requests for the same directory:
     /// a request is satisfied by any fsync that *started* after the request was made.
     pub async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let st = self.dir_sync.borrow_mut().entry(dir.to_path_buf()).or_default().clone();
+        let st = self
+            .dir_sync
+            .borrow_mut()
+            .entry(dir.to_path_buf())
+            .or_default()
+            .clone();
         let need = st.started.get() + 1;
         loop {
             if st.finished.get() >= need {
@@ -157,7 +165,13 @@ mod tests {
                 let (w, root) = (w.clone(), root.clone());
                 tasks.push(tokio_uring::spawn(async move {
                     let name = file_name(1, "QID", i, "host/x:y");
-                    w.deliver(&root, &name, Bytes::from_static(b"Subject: t\r\n\r\nhi\r\n")).await.unwrap()
+                    w.deliver(
+                        &root,
+                        &name,
+                        Bytes::from_static(b"Subject: t\r\n\r\nhi\r\n"),
+                    )
+                    .await
+                    .unwrap()
                 }));
             }
             for t in tasks {
@@ -167,7 +181,11 @@ mod tests {
         assert_eq!(std::fs::read_dir(root.join("new")).unwrap().count(), 20);
         assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
         assert!(delivered(&root, "1.QID_3.host_x_y"));
-        std::fs::rename(root.join("new/1.QID_3.host_x_y"), root.join("cur/1.QID_3.host_x_y:2,S")).unwrap();
+        std::fs::rename(
+            root.join("new/1.QID_3.host_x_y"),
+            root.join("cur/1.QID_3.host_x_y:2,S"),
+        )
+        .unwrap();
         assert!(delivered(&root, "1.QID_3.host_x_y"));
         assert!(!delivered(&root, "1.QID_99.host_x_y"));
     }

@@ -1,8 +1,8 @@
 //! Password hashing with Argon2id (PHC string format), for user and admin secrets.
 
 use anyhow::{Result, anyhow};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 /// Hashes `password` with a fresh random salt.
 pub fn hash(password: &str) -> Result<String> {
@@ -16,7 +16,9 @@ pub fn hash(password: &str) -> Result<String> {
 /// Checks `password` against a PHC hash; a malformed hash never matches.
 pub fn verify(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+        Ok(h) => Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok(),
         Err(_) => false,
     }
 }

@@ -82,7 +82,11 @@ impl QueueRecord {
 
     /// The durable write that stores this record.
     pub fn put_op(&self) -> anyhow::Result<Op> {
-        Ok(Op::Put(CF_QUEUE, self.qid.as_bytes().to_vec(), serde_json::to_vec(self)?))
+        Ok(Op::Put(
+            CF_QUEUE,
+            self.qid.as_bytes().to_vec(),
+            serde_json::to_vec(self)?,
+        ))
     }
 
     /// The write that removes it.
@@ -96,8 +100,9 @@ impl QueueRecord {
             .scan_prefix(CF_QUEUE, b"")?
             .into_iter()
             .map(|(k, v)| {
-                serde_json::from_slice(&v)
-                    .map_err(|e| anyhow::anyhow!("corrupt queue record {}: {e}", String::from_utf8_lossy(&k)))
+                serde_json::from_slice(&v).map_err(|e| {
+                    anyhow::anyhow!("corrupt queue record {}: {e}", String::from_utf8_lossy(&k))
+                })
             })
             .collect()
     }
@@ -105,7 +110,10 @@ impl QueueRecord {
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -113,9 +121,17 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// A new queue id: 13 hex digits of microseconds, 2 of worker, 3 of sequence — unique in
 /// this process and across restarts (time moves on), and sortable by arrival.
 pub fn new_qid(worker: usize) -> String {
-    let micros = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0) as u64;
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0) as u64;
     let seq = SEQ.fetch_add(1, Ordering::Relaxed) & 0xfff;
-    format!("{:013X}{:02X}{:03X}", micros & 0x1F_FFFF_FFFF_FFFF, worker & 0xff, seq)
+    format!(
+        "{:013X}{:02X}{:03X}",
+        micros & 0x1F_FFFF_FFFF_FFFF,
+        worker & 0xff,
+        seq
+    )
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@ impl Spool {
     /// Opens (creating) the spool directory.
     pub fn open(dir: &Path) -> io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
-        Ok(Spool { dir: dir.to_path_buf() })
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Path of a message's spool file.
@@ -56,6 +58,9 @@ impl Spool {
 
     /// QIDs of all spool files (including stale `.tmp` names, returned as-is).
     pub fn list(&self) -> io::Result<Vec<String>> {
-        Ok(std::fs::read_dir(&self.dir)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        Ok(std::fs::read_dir(&self.dir)?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect())
     }
 }

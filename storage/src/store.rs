@@ -49,7 +49,9 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
-        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .with_context(|| format!("opening RocksDB at {}", path.display()))?;
         let db = Arc::new(db);
@@ -69,15 +71,24 @@ impl Store {
 
     /// Reads a value.
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let h = self.db.cf_handle(cf).with_context(|| format!("no column family {cf}"))?;
+        let h = self
+            .db
+            .cf_handle(cf)
+            .with_context(|| format!("no column family {cf}"))?;
         Ok(self.db.get_cf(&h, key)?)
     }
 
     /// All key-value pairs of a column family whose key starts with `prefix`.
     pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let h = self.db.cf_handle(cf).with_context(|| format!("no column family {cf}"))?;
+        let h = self
+            .db
+            .cf_handle(cf)
+            .with_context(|| format!("no column family {cf}"))?;
         let mut out = Vec::new();
-        let it = self.db.iterator_cf(&h, rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward));
+        let it = self.db.iterator_cf(
+            &h,
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
         for item in it {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
@@ -128,11 +139,15 @@ fn add_ops(db: &DB, batch: &mut WriteBatch, ops: &[Op]) -> Result<(), String> {
     for op in ops {
         match op {
             Op::Put(cf, k, v) => {
-                let h = db.cf_handle(cf).ok_or_else(|| format!("no column family {cf}"))?;
+                let h = db
+                    .cf_handle(cf)
+                    .ok_or_else(|| format!("no column family {cf}"))?;
                 batch.put_cf(&h, k, v);
             }
             Op::Delete(cf, k) => {
-                let h = db.cf_handle(cf).ok_or_else(|| format!("no column family {cf}"))?;
+                let h = db
+                    .cf_handle(cf)
+                    .ok_or_else(|| format!("no column family {cf}"))?;
                 batch.delete_cf(&h, k);
             }
         }
@@ -182,13 +197,20 @@ mod tests {
     fn commit_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let mut waits = Vec::new();
             for i in 0..50u32 {
                 let s = store.clone();
                 waits.push(tokio::spawn(async move {
-                    s.commit(vec![Op::Put(CF_QUEUE, i.to_be_bytes().to_vec(), b"v".to_vec())]).await
+                    s.commit(vec![Op::Put(
+                        CF_QUEUE,
+                        i.to_be_bytes().to_vec(),
+                        b"v".to_vec(),
+                    )])
+                    .await
                 }));
             }
             for w in waits {
@@ -196,7 +218,9 @@ mod tests {
             }
         });
         assert_eq!(store.scan_prefix(CF_QUEUE, b"").unwrap().len(), 50);
-        store.commit_blocking(vec![Op::Delete(CF_QUEUE, 0u32.to_be_bytes().to_vec())]).unwrap();
+        store
+            .commit_blocking(vec![Op::Delete(CF_QUEUE, 0u32.to_be_bytes().to_vec())])
+            .unwrap();
         assert_eq!(store.get(CF_QUEUE, &0u32.to_be_bytes()).unwrap(), None);
     }
 }

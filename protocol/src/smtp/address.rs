@@ -129,7 +129,11 @@ fn find_domain_at(s: &str) -> Option<usize> {
             match b[i] {
                 b'\\' => i += 2,
                 b'"' => {
-                    return if b.get(i + 1) == Some(&b'@') { Some(i + 1) } else { None };
+                    return if b.get(i + 1) == Some(&b'@') {
+                        Some(i + 1)
+                    } else {
+                        None
+                    };
                 }
                 _ => i += 1,
             }
@@ -177,7 +181,9 @@ fn parse_local_part(lp: &str, utf8: bool) -> Result<String, AddressError> {
         out
     } else {
         if lp.is_empty()
-            || lp.split('.').any(|atom| atom.is_empty() || !atom.chars().all(|c| is_atext(c, utf8)))
+            || lp
+                .split('.')
+                .any(|atom| atom.is_empty() || !atom.chars().all(|c| is_atext(c, utf8)))
         {
             return Err(AddressError::BadLocalPart);
         }
@@ -211,7 +217,11 @@ pub fn parse_domain(d: &str, utf8: bool) -> Result<String, AddressError> {
         } else {
             lit.parse::<std::net::Ipv4Addr>().is_ok()
         };
-        return if ok { Ok(d.to_ascii_lowercase()) } else { Err(AddressError::BadDomain) };
+        return if ok {
+            Ok(d.to_ascii_lowercase())
+        } else {
+            Err(AddressError::BadDomain)
+        };
     }
     let d = d.strip_suffix('.').unwrap_or(d);
     for label in d.split('.') {
@@ -219,7 +229,9 @@ pub fn parse_domain(d: &str, utf8: bool) -> Result<String, AddressError> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || (utf8 && !c.is_ascii()));
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || (utf8 && !c.is_ascii()));
         if !valid {
             return Err(AddressError::BadDomain);
         }
@@ -245,18 +257,26 @@ mod tests {
 
     #[test]
     fn source_route_is_dropped() {
-        let a = p("<@relay.example,@other.example:bob@local.test>").unwrap().unwrap();
+        let a = p("<@relay.example,@other.example:bob@local.test>")
+            .unwrap()
+            .unwrap();
         assert_eq!(a.to_string(), "bob@local.test");
     }
 
     #[test]
     fn relay_tricks_keep_their_literal_local_part() {
         let a = p("<user%remote.example@local.test>").unwrap().unwrap();
-        assert_eq!((a.local.as_str(), a.domain.as_str()), ("user%remote.example", "local.test"));
+        assert_eq!(
+            (a.local.as_str(), a.domain.as_str()),
+            ("user%remote.example", "local.test")
+        );
         let a = p("<remote.example!user@local.test>").unwrap().unwrap();
         assert_eq!(a.domain, "local.test");
         let a = p("<\"user@remote.example\"@local.test>").unwrap().unwrap();
-        assert_eq!((a.local.as_str(), a.domain.as_str()), ("user@remote.example", "local.test"));
+        assert_eq!(
+            (a.local.as_str(), a.domain.as_str()),
+            ("user@remote.example", "local.test")
+        );
         assert_eq!(a.to_string(), "\"user@remote.example\"@local.test");
     }
 

@@ -170,7 +170,11 @@ impl Command {
             .map_err(|_| CommandError::Syntax("invalid UTF-8 in command"))?
             .trim_end_matches(' ');
         let no_arg = |c: Command| {
-            if rest.is_empty() { Ok(c) } else { Err(CommandError::Syntax("no argument expected")) }
+            if rest.is_empty() {
+                Ok(c)
+            } else {
+                Err(CommandError::Syntax("no argument expected"))
+            }
         };
         match tag {
             EHLO | HELO => {
@@ -179,7 +183,11 @@ impl Command {
                     return Err(CommandError::Syntax("hostname required"));
                 }
                 let name = name.split(' ').next().unwrap_or_default().to_string();
-                Ok(if tag == EHLO { Command::Ehlo(name) } else { Command::Helo(name) })
+                Ok(if tag == EHLO {
+                    Command::Ehlo(name)
+                } else {
+                    Command::Helo(name)
+                })
             }
             MAIL => parse_mail(rest),
             RCPT => parse_rcpt(rest),
@@ -211,7 +219,9 @@ impl Command {
 /// Splits `FROM:<path> params` after the keyword; tolerates one space after the colon,
 /// as many clients send it.
 fn split_path<'a>(rest: &'a str, keyword: &str) -> Result<(&'a str, &'a str), CommandError> {
-    let head = rest.get(..keyword.len()).ok_or(CommandError::Syntax("syntax error in parameters"))?;
+    let head = rest
+        .get(..keyword.len())
+        .ok_or(CommandError::Syntax("syntax error in parameters"))?;
     if !head.eq_ignore_ascii_case(keyword) {
         return Err(CommandError::Syntax("syntax error in parameters"));
     }
@@ -244,7 +254,10 @@ fn parse_mail(rest: &str) -> Result<Command, CommandError> {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
         match k.to_ascii_uppercase().as_str() {
             "SIZE" => {
-                params.size = Some(v.parse().map_err(|_| CommandError::Syntax("bad SIZE value"))?)
+                params.size = Some(
+                    v.parse()
+                        .map_err(|_| CommandError::Syntax("bad SIZE value"))?,
+                )
             }
             "BODY" => {
                 params.body = match v.to_ascii_uppercase().as_str() {
@@ -270,12 +283,21 @@ fn parse_rcpt(rest: &str) -> Result<Command, CommandError> {
     }
     // RFC 5321 §4.1.1.3: "<Postmaster>" without a domain must be accepted.
     if path.eq_ignore_ascii_case("<postmaster>") {
-        let to = Address { local: "postmaster".into(), domain: String::new() };
-        return Ok(Command::Rcpt { to, params: RcptParams {} });
+        let to = Address {
+            local: "postmaster".into(),
+            domain: String::new(),
+        };
+        return Ok(Command::Rcpt {
+            to,
+            params: RcptParams {},
+        });
     }
     // Non-ASCII recipients are accepted here; the session refuses them unless MAIL said SMTPUTF8.
     match address::parse_path(path, true).map_err(CommandError::Address)? {
-        Some(to) => Ok(Command::Rcpt { to, params: RcptParams {} }),
+        Some(to) => Ok(Command::Rcpt {
+            to,
+            params: RcptParams {},
+        }),
         None => Err(CommandError::Address(AddressError::MissingAt)),
     }
 }
@@ -284,7 +306,13 @@ fn parse_bdat(rest: &str) -> Result<Command, CommandError> {
     let mut parts = rest.split(' ').filter(|s| !s.is_empty());
     let size = parts
         .next()
-        .and_then(|s| if s.bytes().all(|b| b.is_ascii_digit()) { s.parse().ok() } else { None })
+        .and_then(|s| {
+            if s.bytes().all(|b| b.is_ascii_digit()) {
+                s.parse().ok()
+            } else {
+                None
+            }
+        })
         .ok_or(CommandError::Syntax("BDAT needs a chunk size"))?;
     let last = match parts.next() {
         None => false,
@@ -303,7 +331,10 @@ mod tests {
 
     #[test]
     fn verbs_are_case_insensitive() {
-        assert_eq!(Command::parse(b"ehlo client.test"), Ok(Command::Ehlo("client.test".into())));
+        assert_eq!(
+            Command::parse(b"ehlo client.test"),
+            Ok(Command::Ehlo("client.test".into()))
+        );
         assert_eq!(Command::parse(b"StartTLS"), Ok(Command::StartTls));
         assert_eq!(Command::parse(b"QUIT"), Ok(Command::Quit));
         assert_eq!(Command::parse(b"XYZZ"), Err(CommandError::Unrecognized));
@@ -323,26 +354,58 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(matches!(Command::parse(b"MAIL FROM: <>"), Ok(Command::Mail { from: None, .. })));
-        assert!(matches!(Command::parse(b"MAIL FROM:<> FOO=1"), Err(CommandError::Parameter(_))));
-        assert!(matches!(Command::parse(b"MAIL TO:<a@b.test>"), Err(CommandError::Syntax(_))));
-        assert!(matches!(Command::parse(b"MAIL FROM:a@b.test"), Err(CommandError::Address(_))));
+        assert!(matches!(
+            Command::parse(b"MAIL FROM: <>"),
+            Ok(Command::Mail { from: None, .. })
+        ));
+        assert!(matches!(
+            Command::parse(b"MAIL FROM:<> FOO=1"),
+            Err(CommandError::Parameter(_))
+        ));
+        assert!(matches!(
+            Command::parse(b"MAIL TO:<a@b.test>"),
+            Err(CommandError::Syntax(_))
+        ));
+        assert!(matches!(
+            Command::parse(b"MAIL FROM:a@b.test"),
+            Err(CommandError::Address(_))
+        ));
     }
 
     #[test]
     fn rcpt_and_postmaster() {
         match Command::parse(b"RCPT TO:<PostMaster>").unwrap() {
-            Command::Rcpt { to, .. } => assert_eq!((to.local.as_str(), to.domain.as_str()), ("postmaster", "")),
+            Command::Rcpt { to, .. } => {
+                assert_eq!((to.local.as_str(), to.domain.as_str()), ("postmaster", ""))
+            }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(matches!(Command::parse(b"RCPT TO:<>"), Err(CommandError::Address(_))));
-        assert!(matches!(Command::parse(b"RCPT TO:<\"a>b\"@x.test>"), Ok(Command::Rcpt { .. })));
+        assert!(matches!(
+            Command::parse(b"RCPT TO:<>"),
+            Err(CommandError::Address(_))
+        ));
+        assert!(matches!(
+            Command::parse(b"RCPT TO:<\"a>b\"@x.test>"),
+            Ok(Command::Rcpt { .. })
+        ));
     }
 
     #[test]
     fn bdat() {
-        assert_eq!(Command::parse(b"BDAT 100 LAST"), Ok(Command::Bdat { size: 100, last: true }));
-        assert_eq!(Command::parse(b"BDAT 0"), Ok(Command::Bdat { size: 0, last: false }));
+        assert_eq!(
+            Command::parse(b"BDAT 100 LAST"),
+            Ok(Command::Bdat {
+                size: 100,
+                last: true
+            })
+        );
+        assert_eq!(
+            Command::parse(b"BDAT 0"),
+            Ok(Command::Bdat {
+                size: 0,
+                last: false
+            })
+        );
         assert!(Command::parse(b"BDAT -1").is_err());
         assert!(Command::parse(b"BDAT 99999999999999999999999").is_err());
     }
@@ -351,7 +414,10 @@ mod tests {
     fn auth() {
         assert_eq!(
             Command::parse(b"AUTH plain AGFAYg=="),
-            Ok(Command::Auth { mechanism: "PLAIN".into(), initial: Some("AGFAYg==".into()) })
+            Ok(Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: Some("AGFAYg==".into())
+            })
         );
         assert!(Command::parse(b"AUTH").is_err());
     }

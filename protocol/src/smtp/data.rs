@@ -118,7 +118,8 @@ impl DataReceiver {
         while i < input.len() {
             // Fast path: copy a run of ordinary octets inside a line.
             if self.state == State::Mid {
-                let run_end = memchr::memchr2(b'\r', b'\n', &input[i..]).map_or(input.len(), |p| i + p);
+                let run_end =
+                    memchr::memchr2(b'\r', b'\n', &input[i..]).map_or(input.len(), |p| i + p);
                 if run_end > i {
                     self.emit(&input[i..run_end]);
                     i = run_end;
@@ -240,8 +241,17 @@ mod tests {
         ];
         for v in variants {
             let (out, consumed, issue) = run(v);
-            assert_eq!(consumed, None, "{:?} ended data", String::from_utf8_lossy(v));
-            assert!(issue.bare_lf || issue.bare_cr, "{:?} not flagged", String::from_utf8_lossy(v));
+            assert_eq!(
+                consumed,
+                None,
+                "{:?} ended data",
+                String::from_utf8_lossy(v)
+            );
+            assert!(
+                issue.bare_lf || issue.bare_cr,
+                "{:?} not flagged",
+                String::from_utf8_lossy(v)
+            );
             // Stored content only ever has CRLF line ends.
             let s = String::from_utf8(out).unwrap();
             assert!(!s.replace("\r\n", "").contains(['\r', '\n']), "{s:?}");

@@ -27,7 +27,10 @@ pub struct LineReader {
 impl LineReader {
     /// A reader that accepts lines of at most `max` octets (line ending excluded).
     pub fn new(max: usize) -> Self {
-        Self { max, discarding: false }
+        Self {
+            max,
+            discarding: false,
+        }
     }
 
     /// True while the reader is skipping the rest of an overlong line.

@@ -14,13 +14,25 @@ pub struct Reply {
 impl Reply {
     /// A single-line reply.
     pub fn new(code: u16, status: &'static str, text: impl Into<String>) -> Self {
-        let status = if status.is_empty() { None } else { Some(status) };
-        Reply { code, status, lines: vec![sanitize(text.into())] }
+        let status = if status.is_empty() {
+            None
+        } else {
+            Some(status)
+        };
+        Reply {
+            code,
+            status,
+            lines: vec![sanitize(text.into())],
+        }
     }
 
     /// A multi-line reply without enhanced status (EHLO, HELP).
     pub fn multi(code: u16, lines: Vec<String>) -> Self {
-        Reply { code, status: None, lines: lines.into_iter().map(sanitize).collect() }
+        Reply {
+            code,
+            status: None,
+            lines: lines.into_iter().map(sanitize).collect(),
+        }
     }
 
     /// True for 4xx/5xx.
@@ -43,15 +55,23 @@ impl Reply {
             let sep = if i + 1 == n { ' ' } else { '-' };
             let text = self.lines.get(i).map(String::as_str).unwrap_or("");
             match self.status {
-                Some(st) => out.extend_from_slice(format!("{}{}{} {}\r\n", self.code, sep, st, text).as_bytes()),
-                None => out.extend_from_slice(format!("{}{}{}\r\n", self.code, sep, text).as_bytes()),
+                Some(st) => out.extend_from_slice(
+                    format!("{}{}{} {}\r\n", self.code, sep, st, text).as_bytes(),
+                ),
+                None => {
+                    out.extend_from_slice(format!("{}{}{}\r\n", self.code, sep, text).as_bytes())
+                }
             }
         }
     }
 }
 
 fn sanitize(s: String) -> String {
-    if s.contains(['\r', '\n']) { s.replace(['\r', '\n'], " ") } else { s }
+    if s.contains(['\r', '\n']) {
+        s.replace(['\r', '\n'], " ")
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -60,11 +80,17 @@ mod tests {
 
     #[test]
     fn single_and_multi() {
-        assert_eq!(Reply::new(250, "2.1.0", "Ok").to_bytes(), b"250 2.1.0 Ok\r\n");
+        assert_eq!(
+            Reply::new(250, "2.1.0", "Ok").to_bytes(),
+            b"250 2.1.0 Ok\r\n"
+        );
         assert_eq!(
             Reply::multi(250, vec!["host".into(), "SIZE 10".into()]).to_bytes(),
             b"250-host\r\n250 SIZE 10\r\n"
         );
-        assert_eq!(Reply::new(550, "5.1.1", "a\r\nb").to_bytes(), b"550 5.1.1 a  b\r\n");
+        assert_eq!(
+            Reply::new(550, "5.1.1", "a\r\nb").to_bytes(),
+            b"550 5.1.1 a  b\r\n"
+        );
     }
 }

@@ -21,7 +21,11 @@ pub fn parse_plain(decoded: &[u8]) -> Option<PlainCredentials> {
     if parts.next().is_some() || authcid.is_empty() {
         return None;
     }
-    Some(PlainCredentials { authzid, authcid, password })
+    Some(PlainCredentials {
+        authzid,
+        authcid,
+        password,
+    })
 }
 
 #[cfg(test)]
@@ -31,7 +35,10 @@ mod tests {
     #[test]
     fn plain() {
         let c = parse_plain(b"\0alice\0secret").unwrap();
-        assert_eq!((c.authcid.as_str(), c.password.as_str()), ("alice", "secret"));
+        assert_eq!(
+            (c.authcid.as_str(), c.password.as_str()),
+            ("alice", "secret")
+        );
         assert!(parse_plain(b"alice").is_none());
         assert!(parse_plain(b"\0\0pw").is_none());
         assert!(parse_plain(b"a\0b\0c\0d").is_none());

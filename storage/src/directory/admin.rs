@@ -59,7 +59,11 @@ impl DirectoryHandle {
     /// Loads the directory from the store.
     pub fn load(store: Store) -> anyhow::Result<Self> {
         let dir = read_all(&store)?;
-        Ok(DirectoryHandle { store, snapshot: Arc::new(ArcSwap::from_pointee(dir)), write_lock: Arc::new(Mutex::new(())) })
+        Ok(DirectoryHandle {
+            store,
+            snapshot: Arc::new(ArcSwap::from_pointee(dir)),
+            write_lock: Arc::new(Mutex::new(())),
+        })
     }
 
     /// The current snapshot (cheap; never blocks).
@@ -93,9 +97,13 @@ impl DirectoryHandle {
     /// Adds a domain.
     pub fn add_domain(&self, mut d: Domain) -> R<()> {
         let _g = self.lock();
-        d.name = parse_domain(&d.name, false).map_err(|e| AdminError::Invalid(format!("domain {:?}: {e}", d.name)))?;
+        d.name = parse_domain(&d.name, false)
+            .map_err(|e| AdminError::Invalid(format!("domain {:?}: {e}", d.name)))?;
         if d.name.starts_with('[') || !d.name.contains('.') {
-            return invalid(format!("domain {:?}: need a fully qualified domain name", d.name));
+            return invalid(format!(
+                "domain {:?}: need a fully qualified domain name",
+                d.name
+            ));
         }
         let snap = self.snapshot();
         if snap.domains.contains_key(&d.name) {
@@ -123,9 +131,19 @@ impl DirectoryHandle {
         if !snap.domains.contains_key(name) {
             return Err(AdminError::NotFound(format!("domain {name}")));
         }
-        let mut ops = vec![Op::Delete(CF_DIRECTORY, format!("domain/{name}").into_bytes())];
-        for a in snap.addresses.values().filter(|a| a.domain.as_deref() == Some(name)) {
-            ops.push(Op::Delete(CF_DIRECTORY, format!("address/{}", a.key()).into_bytes()));
+        let mut ops = vec![Op::Delete(
+            CF_DIRECTORY,
+            format!("domain/{name}").into_bytes(),
+        )];
+        for a in snap
+            .addresses
+            .values()
+            .filter(|a| a.domain.as_deref() == Some(name))
+        {
+            ops.push(Op::Delete(
+                CF_DIRECTORY,
+                format!("address/{}", a.key()).into_bytes(),
+            ));
         }
         self.apply(ops)
     }
@@ -137,7 +155,10 @@ impl DirectoryHandle {
         let _g = self.lock();
         u.login = u.login.to_lowercase();
         if !valid_name(&u.login) {
-            return invalid(format!("login {:?}: use a-z, 0-9, '.', '_', '-' (max 64)", u.login));
+            return invalid(format!(
+                "login {:?}: use a-z, 0-9, '.', '_', '-' (max 64)",
+                u.login
+            ));
         }
         if password.len() < 4 {
             return invalid("password too short (at least 4 characters)");
@@ -174,11 +195,25 @@ impl DirectoryHandle {
         if !snap.users.contains_key(login) {
             return Err(AdminError::NotFound(format!("user {login}")));
         }
-        if let Some(a) = snap.addresses.values().find(|a| a.destinations.contains(&Destination::User(login.into()))) {
-            return Err(AdminError::Conflict(format!("user {login} is a destination of address {}", a.key())));
+        if let Some(a) = snap
+            .addresses
+            .values()
+            .find(|a| a.destinations.contains(&Destination::User(login.into())))
+        {
+            return Err(AdminError::Conflict(format!(
+                "user {login} is a destination of address {}",
+                a.key()
+            )));
         }
-        let mut ops = vec![Op::Delete(CF_DIRECTORY, format!("user/{login}").into_bytes())];
-        for g in snap.groups.values().filter(|g| g.members.iter().any(|m| m == login)) {
+        let mut ops = vec![Op::Delete(
+            CF_DIRECTORY,
+            format!("user/{login}").into_bytes(),
+        )];
+        for g in snap
+            .groups
+            .values()
+            .filter(|g| g.members.iter().any(|m| m == login))
+        {
             let mut g = g.clone();
             g.members.retain(|m| m != login);
             ops.push(Self::put(format!("group/{}", g.name), &g)?);
@@ -219,13 +254,30 @@ impl DirectoryHandle {
         if !snap.groups.contains_key(name) {
             return Err(AdminError::NotFound(format!("group {name}")));
         }
-        if let Some(a) = snap.addresses.values().find(|a| a.destinations.contains(&Destination::Group(name.into()))) {
-            return Err(AdminError::Conflict(format!("group {name} is a destination of address {}", a.key())));
+        if let Some(a) = snap
+            .addresses
+            .values()
+            .find(|a| a.destinations.contains(&Destination::Group(name.into())))
+        {
+            return Err(AdminError::Conflict(format!(
+                "group {name} is a destination of address {}",
+                a.key()
+            )));
         }
-        if let Some(p) = snap.public.values().find(|p| p.owners.iter().any(|o| o == name)) {
-            return Err(AdminError::Conflict(format!("group {name} owns public mailbox {}", p.name)));
+        if let Some(p) = snap
+            .public
+            .values()
+            .find(|p| p.owners.iter().any(|o| o == name))
+        {
+            return Err(AdminError::Conflict(format!(
+                "group {name} owns public mailbox {}",
+                p.name
+            )));
         }
-        self.apply(vec![Op::Delete(CF_DIRECTORY, format!("group/{name}").into_bytes())])
+        self.apply(vec![Op::Delete(
+            CF_DIRECTORY,
+            format!("group/{name}").into_bytes(),
+        )])
     }
 
     // ---- public mailboxes ----
@@ -239,8 +291,15 @@ impl DirectoryHandle {
         }
         let snap = self.snapshot();
         match (create, snap.public.contains_key(&p.name)) {
-            (true, true) => return Err(AdminError::Conflict(format!("public mailbox {} exists", p.name))),
-            (false, false) => return Err(AdminError::NotFound(format!("public mailbox {}", p.name))),
+            (true, true) => {
+                return Err(AdminError::Conflict(format!(
+                    "public mailbox {} exists",
+                    p.name
+                )));
+            }
+            (false, false) => {
+                return Err(AdminError::NotFound(format!("public mailbox {}", p.name)));
+            }
             _ => {}
         }
         if p.owners.is_empty() {
@@ -261,10 +320,20 @@ impl DirectoryHandle {
         if !snap.public.contains_key(name) {
             return Err(AdminError::NotFound(format!("public mailbox {name}")));
         }
-        if let Some(a) = snap.addresses.values().find(|a| a.destinations.contains(&Destination::Public(name.into()))) {
-            return Err(AdminError::Conflict(format!("public mailbox {name} is a destination of address {}", a.key())));
+        if let Some(a) = snap
+            .addresses
+            .values()
+            .find(|a| a.destinations.contains(&Destination::Public(name.into())))
+        {
+            return Err(AdminError::Conflict(format!(
+                "public mailbox {name} is a destination of address {}",
+                a.key()
+            )));
         }
-        self.apply(vec![Op::Delete(CF_DIRECTORY, format!("public/{name}").into_bytes())])
+        self.apply(vec![Op::Delete(
+            CF_DIRECTORY,
+            format!("public/{name}").into_bytes(),
+        )])
     }
 
     // ---- addresses ----
@@ -283,7 +352,9 @@ impl DirectoryHandle {
             }
         }
         match (create, snap.addresses.contains_key(&a.key())) {
-            (true, true) => return Err(AdminError::Conflict(format!("address {} exists", a.key()))),
+            (true, true) => {
+                return Err(AdminError::Conflict(format!("address {} exists", a.key())));
+            }
             (false, false) => return Err(AdminError::NotFound(format!("address {}", a.key()))),
             _ => {}
         }
@@ -302,7 +373,10 @@ impl DirectoryHandle {
         if !self.snapshot().addresses.contains_key(key) {
             return Err(AdminError::NotFound(format!("address {key}")));
         }
-        self.apply(vec![Op::Delete(CF_DIRECTORY, format!("address/{key}").into_bytes())])
+        self.apply(vec![Op::Delete(
+            CF_DIRECTORY,
+            format!("address/{key}").into_bytes(),
+        )])
     }
 
     // ---- settings ----
@@ -311,12 +385,14 @@ impl DirectoryHandle {
     pub fn patch_settings(&self, patch: serde_json::Value) -> R<Settings> {
         let _g = self.lock();
         let snap = self.snapshot();
-        let mut cur = serde_json::to_value(&snap.settings).map_err(|e| AdminError::Internal(e.into()))?;
+        let mut cur =
+            serde_json::to_value(&snap.settings).map_err(|e| AdminError::Internal(e.into()))?;
         if !patch.is_object() {
             return invalid("settings patch must be a JSON object");
         }
         merge(&mut cur, patch);
-        let s: Settings = serde_json::from_value(cur).map_err(|e| AdminError::Invalid(format!("settings: {e}")))?;
+        let s: Settings = serde_json::from_value(cur)
+            .map_err(|e| AdminError::Invalid(format!("settings: {e}")))?;
         if s.max_message_size < 1024 {
             return invalid("max_message_size must be at least 1024");
         }
@@ -324,7 +400,8 @@ impl DirectoryHandle {
             return invalid("max_recipients must be at least 1");
         }
         for a in s.always_bcc.iter() {
-            Address::parse(a, true).map_err(|e| AdminError::Invalid(format!("always_bcc {a:?}: {e}")))?;
+            Address::parse(a, true)
+                .map_err(|e| AdminError::Invalid(format!("always_bcc {a:?}: {e}")))?;
         }
         self.apply(vec![Self::put("settings".into(), &s)?])?;
         Ok(s)
@@ -387,8 +464,12 @@ fn load_kind<T: DeserializeOwned>(store: &Store, prefix: &str) -> anyhow::Result
         .scan_prefix(CF_DIRECTORY, prefix.as_bytes())?
         .into_iter()
         .map(|(k, v)| {
-            serde_json::from_slice(&v)
-                .map_err(|e| anyhow::anyhow!("corrupt directory record {}: {e}", String::from_utf8_lossy(&k)))
+            serde_json::from_slice(&v).map_err(|e| {
+                anyhow::anyhow!(
+                    "corrupt directory record {}: {e}",
+                    String::from_utf8_lossy(&k)
+                )
+            })
         })
         .collect()
 }
@@ -411,7 +492,8 @@ fn read_all(store: &Store) -> anyhow::Result<Directory> {
         d.addresses.insert(x.key(), x);
     }
     if let Some(s) = store.get(CF_DIRECTORY, b"settings")? {
-        d.settings = serde_json::from_slice(&s).map_err(|e| anyhow::anyhow!("corrupt settings record: {e}"))?;
+        d.settings = serde_json::from_slice(&s)
+            .map_err(|e| anyhow::anyhow!("corrupt settings record: {e}"))?;
     }
     Ok(d)
 }

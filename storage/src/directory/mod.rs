@@ -9,4 +9,4 @@ mod resolve;
 
 pub use admin::{AdminError, DirectoryHandle};
 pub use model::*;
-pub use resolve::{Mailbox, RcptResolution, Target};
+pub use resolve::{Directory, Mailbox, RcptResolution, Target};

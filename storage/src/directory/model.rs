@@ -126,7 +126,11 @@ impl FromStr for Destination {
             "group" => Destination::Group(name.to_lowercase()),
             "public" => Destination::Public(name.to_lowercase()),
             "external" | "ext" => Destination::External(name.to_string()),
-            _ => return Err(format!("unknown destination type {kind:?} (user, group, public, external)")),
+            _ => {
+                return Err(format!(
+                    "unknown destination type {kind:?} (user, group, public, external)"
+                ));
+            }
         })
     }
 }
@@ -186,7 +190,10 @@ impl Default for RelayPolicy {
     fn default() -> Self {
         RelayPolicy {
             allow_relay_from: Vec::new(),
-            trusted_networks: vec!["127.0.0.0/8".parse().expect("literal"), "::1/128".parse().expect("literal")],
+            trusted_networks: vec![
+                "127.0.0.0/8".parse().expect("literal"),
+                "::1/128".parse().expect("literal"),
+            ],
             allow_relay_from_trusted: false,
             auth_on_port25: false,
             enforce_sender_login_match: false,
@@ -249,5 +256,6 @@ pub fn valid_name(s: &str) -> bool {
         && !s.starts_with(['.', '-'])
         && !s.ends_with('.')
         && !s.contains("..")
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }

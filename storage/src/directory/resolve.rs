@@ -5,7 +5,9 @@ use postcore_protocol::smtp::Address;
 use std::collections::{BTreeMap, HashSet};
 
 /// A place mail is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase", tag = "type", content = "name")]
 pub enum Mailbox {
     /// A user's personal Maildir.
@@ -70,12 +72,17 @@ const MAX_DEPTH: usize = 8;
 impl Directory {
     /// True if `domain` is one of ours and delivered locally.
     pub fn is_local_domain(&self, domain: &str) -> bool {
-        self.domains.get(domain).is_some_and(|d| d.kind == DomainKind::Local)
+        self.domains
+            .get(domain)
+            .is_some_and(|d| d.kind == DomainKind::Local)
     }
 
     /// The first local domain (for `<postmaster>` and generated addresses).
     pub fn primary_domain(&self) -> Option<&str> {
-        self.domains.values().find(|d| d.kind == DomainKind::Local).map(|d| d.name.as_str())
+        self.domains
+            .values()
+            .find(|d| d.kind == DomainKind::Local)
+            .map(|d| d.name.as_str())
     }
 
     /// Resolves a recipient (RFC 5321 forward-path) into deliveries.
@@ -93,7 +100,10 @@ impl Directory {
         };
         if dom.kind == DomainKind::Relay {
             let targets = vec![Target::Remote(format!("{}@{}", addr.local, domain))];
-            return RcptResolution::Accept { targets, internal: false };
+            return RcptResolution::Accept {
+                targets,
+                internal: false,
+            };
         }
         let local = addr.local.to_lowercase();
         let mut out = Vec::new();
@@ -111,7 +121,10 @@ impl Directory {
         if out.is_empty() {
             return RcptResolution::Unknown;
         }
-        RcptResolution::Accept { targets: out, internal }
+        RcptResolution::Accept {
+            targets: out,
+            internal,
+        }
     }
 
     /// Expands `local@domain` (a local domain). Returns `None` if nothing matches,
@@ -155,7 +168,13 @@ impl Directory {
     }
 
     /// Expands one destination; recursion is bounded so alias loops cannot hang a session.
-    fn expand_destination(&self, d: &Destination, depth: usize, out: &mut Vec<Target>, seen: &mut HashSet<Target>) {
+    fn expand_destination(
+        &self,
+        d: &Destination,
+        depth: usize,
+        out: &mut Vec<Target>,
+        seen: &mut HashSet<Target>,
+    ) {
         if depth > MAX_DEPTH {
             return;
         }
@@ -173,7 +192,12 @@ impl Directory {
             Destination::Group(g) => {
                 if let Some(g) = self.groups.get(g) {
                     for m in &g.members {
-                        self.expand_destination(&Destination::User(m.clone()), depth + 1, out, seen);
+                        self.expand_destination(
+                            &Destination::User(m.clone()),
+                            depth + 1,
+                            out,
+                            seen,
+                        );
                     }
                 }
             }
@@ -188,13 +212,25 @@ impl Directory {
 
     /// An address written in the directory (forward, bcc, external destination): local
     /// addresses are expanded again, others become remote targets.
-    pub fn expand_address_string(&self, a: &str, depth: usize, out: &mut Vec<Target>, seen: &mut HashSet<Target>) {
+    pub fn expand_address_string(
+        &self,
+        a: &str,
+        depth: usize,
+        out: &mut Vec<Target>,
+        seen: &mut HashSet<Target>,
+    ) {
         if depth > MAX_DEPTH {
             return;
         }
         match Address::parse(a, true) {
             Ok(addr) if self.is_local_domain(&addr.domain) => {
-                self.expand_local(&addr.local.to_lowercase(), &addr.domain, depth + 1, out, seen);
+                self.expand_local(
+                    &addr.local.to_lowercase(),
+                    &addr.domain,
+                    depth + 1,
+                    out,
+                    seen,
+                );
             }
             Ok(addr) => Self::push(out, seen, Target::Remote(addr.to_string())),
             Err(_) => tracing::warn!(address = a, "invalid address in directory ignored"),
@@ -237,7 +273,10 @@ impl Directory {
         entry.is_some_and(|e| {
             e.destinations.iter().any(|d| match d {
                 Destination::User(u) => u == login,
-                Destination::Group(g) => self.groups.get(g).is_some_and(|g| g.members.iter().any(|m| m == login)),
+                Destination::Group(g) => self
+                    .groups
+                    .get(g)
+                    .is_some_and(|g| g.members.iter().any(|m| m == login)),
                 _ => false,
             })
         })
@@ -246,7 +285,11 @@ impl Directory {
     /// Effective quota of a mailbox in octets (`None` = unlimited).
     pub fn quota_bytes(&self, mb: &Mailbox) -> Option<u64> {
         let q = match mb {
-            Mailbox::User(u) => self.users.get(u).and_then(|u| u.quota_mb).unwrap_or(self.settings.default_quota_mb),
+            Mailbox::User(u) => self
+                .users
+                .get(u)
+                .and_then(|u| u.quota_mb)
+                .unwrap_or(self.settings.default_quota_mb),
             Mailbox::Public(_) => self.settings.default_quota_mb,
         };
         (q > 0).then(|| q * 1024 * 1024)
@@ -270,16 +313,34 @@ mod tests {
 
     fn dir() -> Directory {
         let mut d = Directory::default();
-        for (n, kind) in [("a.test", DomainKind::Local), ("b.test", DomainKind::Local), ("r.test", DomainKind::Relay)] {
+        for (n, kind) in [
+            ("a.test", DomainKind::Local),
+            ("b.test", DomainKind::Local),
+            ("r.test", DomainKind::Relay),
+        ] {
             d.domains.insert(
                 n.into(),
-                Domain { name: n.into(), kind, relay_host: None, bcc: None, accept_unknown: false, catch_all: None },
+                Domain {
+                    name: n.into(),
+                    kind,
+                    relay_host: None,
+                    bcc: None,
+                    accept_unknown: false,
+                    catch_all: None,
+                },
             );
         }
         for u in ["alice", "bob", "carol"] {
             d.users.insert(u.into(), user(u));
         }
-        d.groups.insert("sales".into(), Group { name: "sales".into(), members: vec!["alice".into(), "bob".into()], address_enabled: true });
+        d.groups.insert(
+            "sales".into(),
+            Group {
+                name: "sales".into(),
+                members: vec!["alice".into(), "bob".into()],
+                address_enabled: true,
+            },
+        );
         d
     }
 
@@ -294,11 +355,29 @@ mod tests {
     #[test]
     fn users_exist_in_every_local_domain() {
         let d = dir();
-        assert_eq!(d.resolve(&addr("Alice@a.test")), RcptResolution::Accept { targets: vec![mb("alice")], internal: false });
-        assert_eq!(d.resolve(&addr("alice@b.test")), RcptResolution::Accept { targets: vec![mb("alice")], internal: false });
+        assert_eq!(
+            d.resolve(&addr("Alice@a.test")),
+            RcptResolution::Accept {
+                targets: vec![mb("alice")],
+                internal: false
+            }
+        );
+        assert_eq!(
+            d.resolve(&addr("alice@b.test")),
+            RcptResolution::Accept {
+                targets: vec![mb("alice")],
+                internal: false
+            }
+        );
         assert_eq!(d.resolve(&addr("nobody@a.test")), RcptResolution::Unknown);
-        assert_eq!(d.resolve(&addr("alice@elsewhere.test")), RcptResolution::Foreign);
-        assert!(matches!(d.resolve(&addr("x@r.test")), RcptResolution::Accept { .. }));
+        assert_eq!(
+            d.resolve(&addr("alice@elsewhere.test")),
+            RcptResolution::Foreign
+        );
+        assert!(matches!(
+            d.resolve(&addr("x@r.test")),
+            RcptResolution::Accept { .. }
+        ));
     }
 
     #[test]
@@ -306,7 +385,13 @@ mod tests {
         let mut d = dir();
         assert_eq!(d.resolve(&addr("sales@a.test")), RcptResolution::Unknown);
         d.settings.group_addresses = true;
-        assert_eq!(d.resolve(&addr("sales@a.test")), RcptResolution::Accept { targets: vec![mb("alice"), mb("bob")], internal: false });
+        assert_eq!(
+            d.resolve(&addr("sales@a.test")),
+            RcptResolution::Accept {
+                targets: vec![mb("alice"), mb("bob")],
+                internal: false
+            }
+        );
         d.groups.get_mut("sales").unwrap().address_enabled = false;
         assert_eq!(d.resolve(&addr("sales@a.test")), RcptResolution::Unknown);
     }
@@ -314,7 +399,13 @@ mod tests {
     #[test]
     fn address_fanout_forward_and_loops() {
         let mut d = dir();
-        d.public.insert("info".into(), PublicMailbox { name: "info".into(), owners: vec![] });
+        d.public.insert(
+            "info".into(),
+            PublicMailbox {
+                name: "info".into(),
+                owners: vec![],
+            },
+        );
         d.addresses.insert(
             "team@a.test".into(),
             AddressEntry {
@@ -332,11 +423,18 @@ mod tests {
         );
         d.addresses.insert(
             "loop@*".into(),
-            AddressEntry { local: "loop".into(), domain: None, destinations: vec![Destination::External("team@a.test".into())], internal: false },
+            AddressEntry {
+                local: "loop".into(),
+                domain: None,
+                destinations: vec![Destination::External("team@a.test".into())],
+                internal: false,
+            },
         );
         d.users.get_mut("bob").unwrap().forward = vec!["bob@remote.test".into()];
         d.users.get_mut("bob").unwrap().keep_copy = false;
-        let RcptResolution::Accept { targets, internal } = d.resolve(&addr("team@a.test")) else { panic!() };
+        let RcptResolution::Accept { targets, internal } = d.resolve(&addr("team@a.test")) else {
+            panic!()
+        };
         assert!(internal);
         assert_eq!(
             targets,
@@ -357,7 +455,13 @@ mod tests {
         let dom = d.domains.get_mut("a.test").unwrap();
         dom.accept_unknown = true;
         dom.catch_all = Some(Destination::User("carol".into()));
-        assert_eq!(d.resolve(&addr("whoever@a.test")), RcptResolution::Accept { targets: vec![mb("carol")], internal: false });
+        assert_eq!(
+            d.resolve(&addr("whoever@a.test")),
+            RcptResolution::Accept {
+                targets: vec![mb("carol")],
+                internal: false
+            }
+        );
         assert_eq!(d.resolve(&addr("whoever@b.test")), RcptResolution::Unknown);
         assert!(d.sender_allowed("alice", &addr("alice@b.test")));
         assert!(!d.sender_allowed("alice", &addr("bob@a.test")));

@@ -1,0 +1,493 @@
+//! The admin HTTP API (JSON) and `/metrics`. Every `/api/` route needs
+//! `Authorization: Bearer <token>`; changes apply at once (new directory snapshot) without a
+//! restart. The `postcore admin` CLI is a client of this API.
+//!
+//! Partial updates (PATCH) use JSON merge-patch semantics (RFC 7386) on the stored record.
+
+use crate::server::Shared;
+use crate::usage::Usage;
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use postcore_storage::directory::{
+    AddressEntry, AdminError, DirectoryHandle, Domain, Group, Mailbox, PublicMailbox, User,
+};
+use postcore_storage::queue::QueueRecord;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct AppState {
+    shared: Arc<Shared>,
+    token: Arc<String>,
+    prometheus: PrometheusHandle,
+}
+
+/// Builds the router.
+pub fn router(shared: Arc<Shared>, token: String, prometheus: PrometheusHandle) -> Router {
+    let state = AppState {
+        shared,
+        token: Arc::new(token),
+        prometheus,
+    };
+    let api = Router::new()
+        .route("/domains", get(list_domains).post(add_domain))
+        .route(
+            "/domains/{name}",
+            get(get_domain).patch(patch_domain).delete(delete_domain),
+        )
+        .route("/users", get(list_users).post(add_user))
+        .route(
+            "/users/{login}",
+            get(get_user).patch(patch_user).delete(delete_user),
+        )
+        .route("/groups", get(list_groups).post(add_group))
+        .route(
+            "/groups/{name}",
+            get(get_group).patch(patch_group).delete(delete_group),
+        )
+        .route("/public", get(list_public).post(add_public))
+        .route(
+            "/public/{name}",
+            get(get_public).patch(patch_public).delete(delete_public),
+        )
+        .route("/addresses", get(list_addresses).post(add_address))
+        .route(
+            "/addresses/{key}",
+            get(get_address).patch(patch_address).delete(delete_address),
+        )
+        .route("/settings", get(get_settings).patch(patch_settings))
+        .route("/queue", get(list_queue))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .nest("/api", api)
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
+}
+
+async fn require_token(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), st.token.as_bytes()));
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "missing or wrong bearer token"})),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn render_metrics(State(st): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.prometheus.render(),
+    )
+}
+
+/// An API error response.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        let code = match &e {
+            AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn bad(e: impl std::fmt::Display) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, format!("invalid: {e}"))
+}
+
+fn not_found(what: String) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, format!("not found: {what}"))
+}
+
+/// Parses a JSON body, answering 400 with the reason instead of axum's plain-text rejection.
+fn body<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(b).map_err(bad)
+}
+
+/// Runs a directory change on the blocking pool (it fsyncs, and may hash a password).
+async fn change<F>(st: &AppState, f: F) -> ApiResult
+where
+    F: FnOnce(&DirectoryHandle) -> Result<(), AdminError> + Send + 'static,
+{
+    let dir = st.shared.directory.clone();
+    tokio::task::spawn_blocking(move || f(&dir))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(axum::Json(json!({"ok": true})).into_response())
+}
+
+/// Applies a JSON merge patch to a record, keeping its key field.
+fn merged<T: Serialize + serde::de::DeserializeOwned>(
+    cur: &T,
+    patch: Value,
+    key: &str,
+) -> Result<T, ApiError> {
+    let mut v = serde_json::to_value(cur).map_err(bad)?;
+    let Value::Object(p) = patch else {
+        return Err(bad("body must be a JSON object"));
+    };
+    let Value::Object(obj) = &mut v else {
+        return Err(bad("record is not an object"));
+    };
+    for (k, val) in p {
+        if k == key {
+            continue;
+        }
+        if val.is_null() {
+            obj.remove(&k);
+        } else {
+            obj.insert(k, val);
+        }
+    }
+    serde_json::from_value(v).map_err(bad)
+}
+
+fn json_ok<T: Serialize>(v: &T) -> ApiResult {
+    Ok(axum::Json(v).into_response())
+}
+
+// ---- domains ----
+
+async fn list_domains(State(st): State<AppState>) -> ApiResult {
+    json_ok(
+        &st.shared
+            .directory
+            .snapshot()
+            .domains
+            .values()
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn get_domain(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    json_ok(
+        snap.domains
+            .get(&name.to_lowercase())
+            .ok_or_else(|| not_found(format!("domain {name}")))?,
+    )
+}
+
+async fn add_domain(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
+    let d: Domain = body(&b)?;
+    change(&st, move |dir| dir.add_domain(d)).await
+}
+
+async fn patch_domain(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    let cur = snap
+        .domains
+        .get(&name.to_lowercase())
+        .ok_or_else(|| not_found(format!("domain {name}")))?;
+    let d = merged(cur, body(&b)?, "name")?;
+    change(&st, move |dir| dir.update_domain(d)).await
+}
+
+async fn delete_domain(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    change(&st, move |dir| dir.remove_domain(&name.to_lowercase())).await
+}
+
+// ---- users ----
+
+#[derive(Serialize)]
+struct UserView<'a> {
+    login: &'a str,
+    mail_access: bool,
+    quota_mb: Option<u64>,
+    effective_quota_bytes: Option<u64>,
+    forward: &'a [String],
+    keep_copy: bool,
+    usage: Usage,
+}
+
+fn user_view<'a>(
+    st: &AppState,
+    snap: &'a postcore_storage::directory::Directory,
+    u: &'a User,
+) -> UserView<'a> {
+    let mb = Mailbox::User(u.login.clone());
+    UserView {
+        login: &u.login,
+        mail_access: u.mail_access,
+        quota_mb: u.quota_mb,
+        effective_quota_bytes: snap.quota_bytes(&mb),
+        forward: &u.forward,
+        keep_copy: u.keep_copy,
+        usage: st.shared.usage.get(&mb),
+    }
+}
+
+async fn list_users(State(st): State<AppState>) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    json_ok(
+        &snap
+            .users
+            .values()
+            .map(|u| user_view(&st, &snap, u))
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn get_user(State(st): State<AppState>, Path(login): Path<String>) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    let u = snap
+        .users
+        .get(&login.to_lowercase())
+        .ok_or_else(|| not_found(format!("user {login}")))?;
+    json_ok(&user_view(&st, &snap, u))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    login: String,
+    password: String,
+    #[serde(default = "yes")]
+    mail_access: bool,
+    #[serde(default)]
+    quota_mb: Option<u64>,
+    #[serde(default)]
+    forward: Vec<String>,
+    #[serde(default = "yes")]
+    keep_copy: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn add_user(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
+    let n: NewUser = body(&b)?;
+    let u = User {
+        login: n.login,
+        password_hash: String::new(),
+        mail_access: n.mail_access,
+        quota_mb: n.quota_mb,
+        forward: n.forward,
+        keep_copy: n.keep_copy,
+    };
+    change(&st, move |dir| dir.add_user(u, &n.password)).await
+}
+
+async fn patch_user(
+    State(st): State<AppState>,
+    Path(login): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    let cur = snap
+        .users
+        .get(&login.to_lowercase())
+        .ok_or_else(|| not_found(format!("user {login}")))?;
+    let mut patch: Value = body(&b)?;
+    let password = match patch.as_object_mut().and_then(|o| o.remove("password")) {
+        Some(Value::String(p)) => Some(p),
+        Some(_) => return Err(bad("password must be a string")),
+        None => None,
+    };
+    if patch.get("password_hash").is_some() {
+        return Err(bad("password_hash cannot be set; send password"));
+    }
+    let u = merged(cur, patch, "login")?;
+    change(&st, move |dir| dir.update_user(u, password.as_deref())).await
+}
+
+async fn delete_user(State(st): State<AppState>, Path(login): Path<String>) -> ApiResult {
+    change(&st, move |dir| dir.remove_user(&login.to_lowercase())).await
+}
+
+// ---- groups ----
+
+async fn list_groups(State(st): State<AppState>) -> ApiResult {
+    json_ok(
+        &st.shared
+            .directory
+            .snapshot()
+            .groups
+            .values()
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn get_group(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    json_ok(
+        snap.groups
+            .get(&name.to_lowercase())
+            .ok_or_else(|| not_found(format!("group {name}")))?,
+    )
+}
+
+async fn add_group(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
+    let g: Group = body(&b)?;
+    change(&st, move |dir| dir.put_group(g, true)).await
+}
+
+async fn patch_group(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    let cur = snap
+        .groups
+        .get(&name.to_lowercase())
+        .ok_or_else(|| not_found(format!("group {name}")))?;
+    let g = merged(cur, body(&b)?, "name")?;
+    change(&st, move |dir| dir.put_group(g, false)).await
+}
+
+async fn delete_group(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    change(&st, move |dir| dir.remove_group(&name.to_lowercase())).await
+}
+
+// ---- public mailboxes ----
+
+async fn list_public(State(st): State<AppState>) -> ApiResult {
+    json_ok(
+        &st.shared
+            .directory
+            .snapshot()
+            .public
+            .values()
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn get_public(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    json_ok(
+        snap.public
+            .get(&name.to_lowercase())
+            .ok_or_else(|| not_found(format!("public mailbox {name}")))?,
+    )
+}
+
+async fn add_public(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
+    let p: PublicMailbox = body(&b)?;
+    change(&st, move |dir| dir.put_public(p, true)).await
+}
+
+async fn patch_public(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    let cur = snap
+        .public
+        .get(&name.to_lowercase())
+        .ok_or_else(|| not_found(format!("public mailbox {name}")))?;
+    let p = merged(cur, body(&b)?, "name")?;
+    change(&st, move |dir| dir.put_public(p, false)).await
+}
+
+async fn delete_public(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    change(&st, move |dir| dir.remove_public(&name.to_lowercase())).await
+}
+
+// ---- addresses ----
+
+async fn list_addresses(State(st): State<AppState>) -> ApiResult {
+    json_ok(
+        &st.shared
+            .directory
+            .snapshot()
+            .addresses
+            .values()
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn get_address(State(st): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    json_ok(
+        snap.addresses
+            .get(&key.to_lowercase())
+            .ok_or_else(|| not_found(format!("address {key}")))?,
+    )
+}
+
+async fn add_address(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
+    let a: AddressEntry = body(&b)?;
+    change(&st, move |dir| dir.put_address(a, true)).await
+}
+
+async fn patch_address(
+    State(st): State<AppState>,
+    Path(key): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    let cur = snap
+        .addresses
+        .get(&key.to_lowercase())
+        .ok_or_else(|| not_found(format!("address {key}")))?;
+    let mut patch: Value = body(&b)?;
+    if let Some(o) = patch.as_object_mut() {
+        o.remove("domain");
+    }
+    let a = merged(cur, patch, "local")?;
+    change(&st, move |dir| dir.put_address(a, false)).await
+}
+
+async fn delete_address(State(st): State<AppState>, Path(key): Path<String>) -> ApiResult {
+    change(&st, move |dir| dir.remove_address(&key.to_lowercase())).await
+}
+
+// ---- settings ----
+
+async fn get_settings(State(st): State<AppState>) -> ApiResult {
+    json_ok(&st.shared.directory.snapshot().settings)
+}
+
+async fn patch_settings(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
+    let patch: Value = body(&b)?;
+    let dir = st.shared.directory.clone();
+    let s = tokio::task::spawn_blocking(move || dir.patch_settings(patch))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    json_ok(&s)
+}
+
+// ---- queue ----
+
+async fn list_queue(State(st): State<AppState>) -> ApiResult {
+    let recs = QueueRecord::load_all(&st.shared.store)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    json_ok(&recs)
+}

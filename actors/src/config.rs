@@ -1,0 +1,202 @@
+//! Start-up configuration (the TOML file). Everything an administrator changes at run time
+//! (domains, users, relay policy, message size, …) lives in the store instead.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The whole configuration file. Every key has a default, so an empty file is valid.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the store, spool, Maildirs and TLS material live.
+    pub data_dir: PathBuf,
+    /// Our host name (banner, Received, Maildir names). Default: the system's.
+    pub hostname: String,
+    /// Worker threads (one event loop each); 0 = one per core.
+    pub workers: usize,
+    /// Listener addresses.
+    pub listeners: Listeners,
+    /// TLS certificate and key (PEM). Empty: a self-signed pair under `data_dir/tls/`.
+    pub tls: TlsConfig,
+    /// Protocol limits.
+    pub limits: Limits,
+    /// Queue timing.
+    pub queue: QueueConfig,
+    /// Admin API credentials.
+    pub admin: AdminConfig,
+}
+
+/// Listener addresses; a listener set to `""` is disabled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listeners {
+    /// SMTP from other MTAs (25).
+    pub smtp: String,
+    /// Submission with STARTTLS (587, RFC 6409).
+    pub submission: String,
+    /// Submission over implicit TLS (465, RFC 8314).
+    pub submissions: String,
+    /// Admin API and /metrics (HTTP).
+    pub admin: String,
+}
+
+/// TLS material paths.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert: Option<PathBuf>,
+    /// Private key, PEM.
+    pub key: Option<PathBuf>,
+}
+
+/// Limits that protect the server from clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Longest accepted command line (RFC 5321 §4.5.3.1.4 minimum is 512).
+    pub max_line_length: usize,
+    /// Simultaneous connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Protocol errors before the session is closed with 421.
+    pub max_errors: u32,
+    /// Seconds to wait for a command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+    pub command_timeout_secs: u64,
+    /// Seconds to wait for each block of message data.
+    pub data_timeout_secs: u64,
+    /// Failed AUTH attempts per IP within the window before AUTH is refused.
+    pub max_auth_failures_per_ip: u32,
+    /// The AUTH failure window in seconds.
+    pub auth_failure_window_secs: u64,
+    /// Seconds sessions get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Queue timing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// First retry delay in seconds; doubles per attempt.
+    pub retry_min_secs: u64,
+    /// Longest retry delay in seconds.
+    pub retry_max_secs: u64,
+    /// How often the queue looks for due messages.
+    pub scan_interval_secs: u64,
+}
+
+/// Admin API credentials.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for the admin API. Empty: generated once into `data_dir/admin.token`.
+    pub token: Option<String>,
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The system host name (`/proc/sys/kernel/hostname`), or `localhost`.
+pub fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        let (smtp, sub, subs) = if running_as_root() {
+            (25, 587, 465)
+        } else {
+            (2525, 5587, 5465)
+        };
+        Listeners {
+            smtp: format!("0.0.0.0:{smtp}"),
+            submission: format!("0.0.0.0:{sub}"),
+            submissions: format!("0.0.0.0:{subs}"),
+            admin: "127.0.0.1:8465".into(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_length: 2048,
+            max_connections_per_ip: 50,
+            max_errors: 20,
+            command_timeout_secs: 300,
+            data_timeout_secs: 300,
+            max_auth_failures_per_ip: 10,
+            auth_failure_window_secs: 600,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            retry_min_secs: 300,
+            retry_max_secs: 3600,
+            scan_interval_secs: 30,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("postcore-data"),
+            hostname: system_hostname(),
+            workers: 0,
+            listeners: Listeners::default(),
+            tls: TlsConfig::default(),
+            limits: Limits::default(),
+            queue: QueueConfig::default(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a configuration file's text.
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("configuration: {e}"))
+    }
+
+    /// The default configuration as TOML.
+    pub fn default_toml() -> String {
+        toml::to_string_pretty(&Config::default()).unwrap_or_default()
+    }
+
+    /// Parses a listener address; `None` if disabled.
+    pub fn listener(addr: &str) -> anyhow::Result<Option<SocketAddr>> {
+        if addr.trim().is_empty() {
+            return Ok(None);
+        }
+        addr.parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("listener address {addr:?}: {e}"))
+    }
+
+    /// Number of workers to run.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+
+    /// Path of the admin token file.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin.token")
+    }
+}

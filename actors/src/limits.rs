@@ -1,0 +1,96 @@
+//! Per-IP limits shared by every worker: concurrent connections and AUTH failures.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Counters keyed by client IP.
+#[derive(Default)]
+pub struct IpLimits {
+    conns: Mutex<HashMap<IpAddr, usize>>,
+    auth_failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+/// Held while a connection is open; releases its slot on drop.
+pub struct ConnSlot {
+    limits: Arc<IpLimits>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut m = self.limits.conns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl IpLimits {
+    /// Takes a connection slot for `ip`, or `None` if it already has `max`.
+    pub fn connect(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ConnSlot> {
+        let mut m = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ConnSlot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+
+    /// True if `ip` has reached `max` AUTH failures within `window`.
+    pub fn auth_blocked(&self, ip: IpAddr, max: u32, window: Duration) -> bool {
+        let m = self.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&ip)
+            .is_some_and(|(n, since)| *n >= max && since.elapsed() < window)
+    }
+
+    /// Records a failed AUTH from `ip`.
+    pub fn auth_failed(&self, ip: IpAddr, window: Duration) {
+        let mut m = self.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 100_000 {
+            m.retain(|_, (_, since)| since.elapsed() < window);
+        }
+        let e = m.entry(ip).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= window {
+            *e = (0, Instant::now());
+        }
+        e.0 += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_released() {
+        let l = Arc::new(IpLimits::default());
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = l.connect(ip, 2).unwrap();
+        let _b = l.connect(ip, 2).unwrap();
+        assert!(l.connect(ip, 2).is_none());
+        drop(a);
+        assert!(l.connect(ip, 2).is_some());
+    }
+
+    #[test]
+    fn auth_failures_block_within_window() {
+        let l = IpLimits::default();
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let w = Duration::from_secs(60);
+        for _ in 0..3 {
+            assert!(!l.auth_blocked(ip, 3, w));
+            l.auth_failed(ip, w);
+        }
+        assert!(l.auth_blocked(ip, 3, w));
+        assert!(!l.auth_blocked(ip, 3, Duration::ZERO));
+    }
+}

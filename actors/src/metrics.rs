@@ -1,0 +1,39 @@
+//! Metric names and the Prometheus recorder.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Counter: accepted connections, label `listener`.
+pub const CONNECTIONS: &str = "postcore_smtp_connections_total";
+/// Gauge: open SMTP connections.
+pub const CONNECTIONS_OPEN: &str = "postcore_smtp_connections_open";
+/// Counter: messages accepted (250 after data).
+pub const MESSAGES_RECEIVED: &str = "postcore_messages_received_total";
+/// Counter: octets accepted.
+pub const BYTES_RECEIVED: &str = "postcore_received_bytes_total";
+/// Counter: rejections, label `reason`.
+pub const REJECTED: &str = "postcore_smtp_rejected_total";
+/// Counter: deliveries, labels `kind` (local), `status` (sent, deferred).
+pub const DELIVERIES: &str = "postcore_deliveries_total";
+/// Histogram: seconds from arrival to local delivery.
+pub const DELIVERY_SECONDS: &str = "postcore_delivery_latency_seconds";
+/// Gauge: messages in the queue.
+pub const QUEUE_LENGTH: &str = "postcore_queue_messages";
+/// Gauge: octets in the queue.
+pub const QUEUE_BYTES: &str = "postcore_queue_bytes";
+
+/// Installs the global recorder and returns the handle that renders `/metrics`.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(DELIVERY_SECONDS.into()),
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0,
+                3600.0,
+            ],
+        )
+        .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
+    Ok(handle)
+}

@@ -1,0 +1,201 @@
+//! AUTH (RFC 4954) with PLAIN (RFC 4616) and LOGIN, only inside TLS; failures are counted
+//! per session and per client IP.
+
+use super::session::{Next, Session};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use postcore_protocol::smtp::sasl;
+use std::time::Duration;
+
+/// Failed attempts in one session before it is closed.
+const MAX_SESSION_FAILURES: u32 = 3;
+
+enum Step {
+    Response(Vec<u8>),
+    Cancelled,
+    Malformed,
+    Gone,
+}
+
+impl Session {
+    async fn sasl_step(&mut self, challenge: &str) -> Step {
+        let line = format!("334 {challenge}\r\n");
+        self.out.extend_from_slice(line.as_bytes());
+        let Some(resp) = self.read_line().await else {
+            return Step::Gone;
+        };
+        if resp == b"*" {
+            return Step::Cancelled;
+        }
+        decode(&resp)
+    }
+
+    pub(super) async fn authenticate(
+        &mut self,
+        mechanism: String,
+        initial: Option<String>,
+    ) -> Next {
+        let limits = self.ctx.shared.config.limits.clone();
+        let window = Duration::from_secs(limits.auth_failure_window_secs);
+        if self.auth.is_some() {
+            self.reply_str(503, "5.5.1", "Error: already authenticated");
+            return Next::Continue;
+        }
+        if self.tx.is_some() {
+            self.reply_str(
+                503,
+                "5.5.1",
+                "Error: AUTH not permitted during a mail transaction",
+            );
+            return Next::Continue;
+        }
+        if self.helo.is_none() {
+            self.reply_str(503, "5.5.1", "Error: send EHLO first");
+            return Next::Continue;
+        }
+        if !self.is_tls() {
+            // RFC 4954 §4 / RFC 3207: no plaintext passwords on the wire.
+            self.reject(
+                "auth_without_tls",
+                538,
+                "5.7.11",
+                "Encryption required for requested authentication mechanism",
+                "AUTH before STARTTLS",
+            );
+            return Next::Continue;
+        }
+        if !self.auth_offered() {
+            self.reject(
+                "auth_not_offered",
+                503,
+                "5.5.1",
+                "Error: authentication not enabled",
+                "AUTH on port 25 while disabled",
+            );
+            return Next::Continue;
+        }
+        if self.ctx.shared.limits.auth_blocked(
+            self.peer.ip(),
+            limits.max_auth_failures_per_ip,
+            window,
+        ) {
+            self.reject(
+                "auth_rate_limit",
+                421,
+                "4.7.0",
+                "Error: too many failed authentications, try later",
+                "AUTH failure limit for this IP",
+            );
+            return Next::Close;
+        }
+        let creds: Option<(String, String)> = match mechanism.as_str() {
+            "PLAIN" => {
+                let step = match initial.as_deref() {
+                    Some("=") => Step::Response(Vec::new()),
+                    Some(s) => decode(s.as_bytes()),
+                    None => self.sasl_step("").await,
+                };
+                match step {
+                    Step::Response(r) => match sasl::parse_plain(&r) {
+                        Some(c) if c.authzid.is_empty() || c.authzid == c.authcid => {
+                            Some((c.authcid, c.password))
+                        }
+                        _ => None,
+                    },
+                    Step::Cancelled => return self.auth_cancelled(),
+                    Step::Malformed => return self.auth_malformed(),
+                    Step::Gone => return Next::Close,
+                }
+            }
+            "LOGIN" => {
+                let user = match initial.as_deref() {
+                    Some(s) => decode(s.as_bytes()),
+                    None => self.sasl_step("VXNlcm5hbWU6").await,
+                };
+                let user = match user {
+                    Step::Response(u) => u,
+                    Step::Cancelled => return self.auth_cancelled(),
+                    Step::Malformed => return self.auth_malformed(),
+                    Step::Gone => return Next::Close,
+                };
+                let pass = match self.sasl_step("UGFzc3dvcmQ6").await {
+                    Step::Response(p) => p,
+                    Step::Cancelled => return self.auth_cancelled(),
+                    Step::Malformed => return self.auth_malformed(),
+                    Step::Gone => return Next::Close,
+                };
+                match (String::from_utf8(user), String::from_utf8(pass)) {
+                    (Ok(u), Ok(p)) => Some((u, p)),
+                    _ => None,
+                }
+            }
+            _ => {
+                self.reply_str(504, "5.5.4", "Error: unsupported authentication mechanism");
+                return Next::Continue;
+            }
+        };
+        let ok_login = match creds {
+            Some((login, password)) => self.check_password(login, password).await,
+            None => None,
+        };
+        match ok_login {
+            Some(login) => {
+                tracing::info!(client = %self.peer, sasl_method = %mechanism, sasl_username = %login, "authenticated");
+                self.auth = Some(login);
+                self.reply_str(235, "2.7.0", "Authentication successful");
+                Next::Continue
+            }
+            None => {
+                self.auth_failures += 1;
+                self.ctx.shared.limits.auth_failed(self.peer.ip(), window);
+                self.reject(
+                    "auth_failed",
+                    535,
+                    "5.7.8",
+                    "Error: authentication failed",
+                    &format!("SASL {mechanism} authentication failed"),
+                );
+                if self.auth_failures >= MAX_SESSION_FAILURES {
+                    self.reply_str(421, "4.7.0", "Error: too many failed authentications");
+                    return Next::Close;
+                }
+                Next::Continue
+            }
+        }
+    }
+
+    /// Verifies a password off the event loop (Argon2 is CPU-heavy); returns the login.
+    async fn check_password(&self, login: String, password: String) -> Option<String> {
+        let login = login.to_lowercase();
+        let dir = self.ctx.shared.directory.snapshot();
+        let user = dir.users.get(&login)?;
+        if !user.mail_access {
+            tracing::info!(client = %self.peer, sasl_username = %login, "AUTH refused: mail access disabled");
+            return None;
+        }
+        let hash = user.password_hash.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            postcore_storage::password::verify(&password, &hash)
+        })
+        .await
+        .unwrap_or(false);
+        ok.then_some(login)
+    }
+
+    fn auth_cancelled(&mut self) -> Next {
+        self.reply_str(501, "5.7.0", "Error: authentication cancelled");
+        Next::Continue
+    }
+
+    fn auth_malformed(&mut self) -> Next {
+        self.reply_str(501, "5.5.2", "Error: cannot decode response");
+        Next::Continue
+    }
+}
+
+fn decode(s: &[u8]) -> Step {
+    match B64.decode(s) {
+        Ok(v) => Step::Response(v),
+        Err(_) => Step::Malformed,
+    }
+}

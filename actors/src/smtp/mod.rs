@@ -1,0 +1,12 @@
+//! SMTP sessions: one task per connection on the worker that accepted it. The wire format
+//! comes from `postcore_protocol::smtp`; this module holds state, policy and I/O, with one
+//! file per command group.
+
+mod auth;
+mod data;
+mod ehlo;
+mod mail;
+mod rcpt;
+pub mod session;
+mod starttls;
+mod stream;

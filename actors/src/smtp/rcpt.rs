@@ -1,0 +1,73 @@
+//! RCPT TO (RFC 5321 §4.1.1.3): recipient resolution, relay control, internal addresses,
+//! recipient limit (RFC 5321 §4.5.3.1.8).
+
+use super::session::{AcceptedRcpt, Session};
+use postcore_protocol::smtp::Address;
+use postcore_storage::directory::{RcptResolution, Target};
+
+impl Session {
+    pub(super) fn rcpt(&mut self, to: Address) {
+        let Some(tx) = self.tx.as_ref() else {
+            return self.reply_str(503, "5.5.1", "Error: need MAIL command");
+        };
+        let dir = tx.dir.clone();
+        if tx.rcpts.len() >= dir.settings.max_recipients {
+            return self.reject(
+                "too_many_recipients",
+                452,
+                "4.5.3",
+                "Error: too many recipients",
+                "recipient limit reached",
+            );
+        }
+        if to.is_utf8() && !tx.params.smtputf8 {
+            // RFC 6531 §3.5: non-ASCII address without SMTPUTF8.
+            return self.reply_str(553, "5.6.7", "Error: non-ASCII address requires SMTPUTF8");
+        }
+        let targets = match dir.resolve(&to) {
+            RcptResolution::Accept { targets, internal } => {
+                if internal && !self.is_inside(&dir) {
+                    let detail = format!("<{to}> is internal");
+                    return self.reject(
+                        "internal_address",
+                        550,
+                        "5.7.1",
+                        "Recipient address rejected: access denied",
+                        &detail,
+                    );
+                }
+                targets
+            }
+            RcptResolution::Unknown => {
+                let detail = format!("<{to}>");
+                return self.reject(
+                    "unknown_recipient",
+                    550,
+                    "5.1.1",
+                    "Recipient address rejected: User unknown",
+                    &detail,
+                );
+            }
+            RcptResolution::Foreign => {
+                if !self.may_relay(&dir) {
+                    let detail = format!("<{to}> from unauthenticated client");
+                    return self.reject(
+                        "relay_denied",
+                        554,
+                        "5.7.1",
+                        "Relay access denied",
+                        &detail,
+                    );
+                }
+                vec![Target::Remote(to.to_string())]
+            }
+        };
+        if let Some(tx) = self.tx.as_mut() {
+            tx.rcpts.push(AcceptedRcpt {
+                address: to,
+                targets,
+            });
+        }
+        self.reply_str(250, "2.1.5", "Ok");
+    }
+}

@@ -1,0 +1,362 @@
+//! The SMTP session state machine and its I/O loop (RFC 5321 §3, §4.1.4 command order).
+//!
+//! Replies to pipelined commands (RFC 2920) are collected and written when the input buffer
+//! holds no further complete command, so a pipelining client gets them in one write.
+
+use super::stream::Stream;
+use crate::server::{ListenerKind, WorkerCtx};
+use postcore_protocol::smtp::{
+    Address, Command, CommandError, LineEvent, LineReader, MailParams, Reply,
+};
+use postcore_storage::directory::{Directory, Target};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// An accepted recipient and what it expands to.
+pub struct AcceptedRcpt {
+    /// The address as given in RCPT TO.
+    pub address: Address,
+    /// Deliveries.
+    pub targets: Vec<Target>,
+}
+
+/// One mail transaction (MAIL … DATA/BDAT LAST).
+pub struct Transaction {
+    /// Reverse-path (`None` = null sender).
+    pub from: Option<Address>,
+    /// MAIL parameters.
+    pub params: MailParams,
+    /// Accepted recipients.
+    pub rcpts: Vec<AcceptedRcpt>,
+    /// BDAT content received so far.
+    pub bdat: Option<postcore_protocol::smtp::DataReceiver>,
+    /// Directory snapshot the transaction was checked against.
+    pub dir: Arc<Directory>,
+}
+
+/// What the loop does after a command.
+pub enum Next {
+    /// Read the next command.
+    Continue,
+    /// Close the connection (after writing pending replies).
+    Close,
+}
+
+/// One SMTP session.
+pub struct Session {
+    pub(super) ctx: Rc<WorkerCtx>,
+    pub(super) kind: ListenerKind,
+    pub(super) peer: SocketAddr,
+    pub(super) stream: Option<Stream>,
+    pub(super) inbuf: Vec<u8>,
+    pub(super) out: Vec<u8>,
+    pub(super) lines: LineReader,
+    pub(super) helo: Option<String>,
+    pub(super) esmtp: bool,
+    pub(super) auth: Option<String>,
+    pub(super) auth_failures: u32,
+    pub(super) errors: u32,
+    pub(super) tx: Option<Transaction>,
+    pub(super) started: Instant,
+}
+
+/// Entry point for an accepted connection.
+pub async fn serve(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, ctx: Rc<WorkerCtx>) {
+    let shared = ctx.shared.clone();
+    metrics::counter!(crate::metrics::CONNECTIONS, "listener" => kind.name()).increment(1);
+    let Some(_slot) = shared
+        .limits
+        .connect(peer.ip(), shared.config.limits.max_connections_per_ip)
+    else {
+        tracing::warn!(client = %peer.ip(), listener = kind.name(), "reject: too many connections from this IP");
+        metrics::counter!(crate::metrics::REJECTED, "reason" => "connection_limit").increment(1);
+        let mut s = Stream::Plain(tcp);
+        if kind != ListenerKind::Submissions {
+            let _ = s
+                .write_all(b"421 4.7.0 Error: too many connections from your IP address\r\n")
+                .await;
+        }
+        s.shutdown().await;
+        return;
+    };
+    shared.active_sessions.fetch_add(1, Ordering::SeqCst);
+    metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).increment(1.0);
+    tracing::info!(client = %peer, listener = kind.name(), "connect from [{}]", peer.ip());
+    let max_line = shared.config.limits.max_line_length;
+    let mut s = Session {
+        ctx,
+        kind,
+        peer,
+        stream: Some(Stream::Plain(tcp)),
+        inbuf: Vec::with_capacity(4096),
+        out: Vec::with_capacity(1024),
+        lines: LineReader::new(max_line),
+        helo: None,
+        esmtp: false,
+        auth: None,
+        auth_failures: 0,
+        errors: 0,
+        tx: None,
+        started: Instant::now(),
+    };
+    s.run().await;
+    if let Some(mut st) = s.stream.take() {
+        st.shutdown().await;
+    }
+    tracing::info!(client = %peer, listener = kind.name(), duration_ms = s.started.elapsed().as_millis() as u64, "disconnect from [{}]", peer.ip());
+    metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).decrement(1.0);
+    shared.active_sessions.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Why reading stopped.
+pub(super) enum ReadEnd {
+    Closed,
+    Timeout,
+}
+
+impl Session {
+    pub(super) fn hostname(&self) -> &str {
+        &self.ctx.shared.config.hostname
+    }
+
+    pub(super) fn is_tls(&self) -> bool {
+        self.stream.as_ref().is_some_and(Stream::is_tls)
+    }
+
+    /// True for clients that count as "inside": authenticated, or from trusted networks.
+    pub(super) fn is_inside(&self, dir: &Directory) -> bool {
+        self.auth.is_some()
+            || dir
+                .settings
+                .relay
+                .trusted_networks
+                .iter()
+                .any(|n| n.contains(&self.peer.ip()))
+    }
+
+    /// True if this client may send to foreign domains.
+    pub(super) fn may_relay(&self, dir: &Directory) -> bool {
+        let ip = self.peer.ip();
+        let p = &dir.settings.relay;
+        self.auth.is_some()
+            || p.allow_relay_from.iter().any(|n| n.contains(&ip))
+            || (p.allow_relay_from_trusted && p.trusted_networks.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// Queues a reply; 5xx replies count towards the error limit (RFC 5321 §4.3.2 hard errors).
+    pub(super) fn reply(&mut self, r: Reply) {
+        if r.code >= 500 {
+            self.errors += 1;
+        }
+        r.write_to(&mut self.out);
+    }
+
+    pub(super) fn reply_str(&mut self, code: u16, status: &'static str, text: &str) {
+        self.reply(Reply::new(code, status, text));
+    }
+
+    /// Counts a rejection for metrics and logs it maillog-style.
+    pub(super) fn reject(
+        &mut self,
+        reason: &'static str,
+        code: u16,
+        status: &'static str,
+        text: &str,
+        detail: &str,
+    ) {
+        tracing::info!(client = %self.peer, reason, code, "reject: {detail}: {code} {status} {text}");
+        metrics::counter!(crate::metrics::REJECTED, "reason" => reason).increment(1);
+        self.reply_str(code, status, text);
+    }
+
+    pub(super) async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::take(&mut self.out);
+        let res = match self.stream.as_mut() {
+            Some(s) => s.write_all(&data).await,
+            None => Ok(()),
+        };
+        self.out = data;
+        self.out.clear();
+        res
+    }
+
+    /// Reads more input into `inbuf`, waiting at most `timeout`.
+    pub(super) async fn fill(&mut self, timeout: Duration) -> Result<usize, ReadEnd> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ReadEnd::Closed);
+        };
+        let mut tmp = [0u8; 16 * 1024];
+        match tokio::time::timeout(timeout, stream.read(&mut tmp)).await {
+            Err(_) => Err(ReadEnd::Timeout),
+            Ok(Err(_)) | Ok(Ok(0)) => Err(ReadEnd::Closed),
+            Ok(Ok(n)) => {
+                self.inbuf.extend_from_slice(&tmp[..n]);
+                Ok(n)
+            }
+        }
+    }
+
+    fn command_timeout(&self) -> Duration {
+        Duration::from_secs(self.ctx.shared.config.limits.command_timeout_secs)
+    }
+
+    /// Reads one line for a multi-step exchange (AUTH); `None` if the client went away.
+    pub(super) async fn read_line(&mut self) -> Option<Vec<u8>> {
+        if self.flush().await.is_err() {
+            return None;
+        }
+        loop {
+            match self.lines.ingest(&mut self.inbuf) {
+                LineEvent::Line(l) => return Some(l),
+                LineEvent::TooLong => return Some(Vec::new()),
+                LineEvent::NeedMore => {
+                    if self.fill(self.command_timeout()).await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn greet(&mut self) -> bool {
+        if self.kind == ListenerKind::Submissions && !self.start_tls().await {
+            return false;
+        }
+        if *self.ctx.shared.shutdown.borrow() {
+            self.reply_str(
+                421,
+                "4.3.2",
+                &format!("{} Service shutting down", self.hostname()),
+            );
+            let _ = self.flush().await;
+            return false;
+        }
+        let banner = format!("{} ESMTP postcore", self.hostname());
+        self.reply_str(220, "", &banner);
+        self.flush().await.is_ok()
+    }
+
+    async fn run(&mut self) {
+        if !self.greet().await {
+            return;
+        }
+        loop {
+            loop {
+                match self.lines.ingest(&mut self.inbuf) {
+                    LineEvent::Line(line) => {
+                        if let Next::Close = self.command(line).await {
+                            let _ = self.flush().await;
+                            return;
+                        }
+                        if self.errors >= self.ctx.shared.config.limits.max_errors {
+                            self.reject(
+                                "too_many_errors",
+                                421,
+                                "4.7.0",
+                                &format!("{} Error: too many errors", self.hostname()),
+                                "error limit reached",
+                            );
+                            let _ = self.flush().await;
+                            return;
+                        }
+                    }
+                    LineEvent::TooLong => {
+                        let max = self.ctx.shared.config.limits.max_line_length;
+                        self.reject(
+                            "line_too_long",
+                            500,
+                            "5.5.2",
+                            "Error: line too long",
+                            &format!("command line over {max} octets"),
+                        );
+                    }
+                    LineEvent::NeedMore => break,
+                }
+            }
+            if self.flush().await.is_err() {
+                return;
+            }
+            match self.fill(self.command_timeout()).await {
+                Ok(_) => {}
+                Err(ReadEnd::Closed) => {
+                    if self.tx.is_some() {
+                        tracing::info!(client = %self.peer, "lost connection during transaction");
+                    }
+                    return;
+                }
+                Err(ReadEnd::Timeout) => {
+                    self.reply_str(
+                        421,
+                        "4.4.2",
+                        &format!("{} Error: timeout exceeded", self.hostname()),
+                    );
+                    tracing::info!(client = %self.peer, "timeout after {:?}", self.command_timeout());
+                    let _ = self.flush().await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn command(&mut self, line: Vec<u8>) -> Next {
+        let cmd = match Command::parse(&line) {
+            Ok(c) => c,
+            Err(e) => {
+                let (code, st) = match &e {
+                    CommandError::Unrecognized => (500, "5.5.2"),
+                    CommandError::Syntax(_) => (501, "5.5.4"),
+                    CommandError::Address(_) => (501, "5.1.3"),
+                    CommandError::Parameter(_) => (555, "5.5.4"),
+                };
+                let text = format!("Error: {e}");
+                self.reply_str(code, st, &text);
+                return Next::Continue;
+            }
+        };
+        // RFC 3030 §2: a BDAT sequence can only be followed by BDAT, RSET or QUIT.
+        if self.tx.as_ref().is_some_and(|t| t.bdat.is_some())
+            && !matches!(
+                cmd,
+                Command::Bdat { .. } | Command::Rset | Command::Quit | Command::Noop
+            )
+        {
+            self.reply_str(
+                503,
+                "5.5.1",
+                "Error: BDAT transfer in progress, send BDAT, RSET or QUIT",
+            );
+            return Next::Continue;
+        }
+        match cmd {
+            Command::Ehlo(h) => self.ehlo(h, true),
+            Command::Helo(h) => self.ehlo(h, false),
+            Command::Mail { from, params } => self.mail(from, params),
+            Command::Rcpt { to, .. } => self.rcpt(to),
+            Command::Data => return self.data().await,
+            Command::Bdat { size, last } => return self.bdat(size, last).await,
+            Command::Rset => {
+                self.tx = None;
+                self.reply_str(250, "2.0.0", "Ok");
+            }
+            Command::Noop => self.reply_str(250, "2.0.0", "Ok"),
+            Command::Quit => {
+                self.reply_str(221, "2.0.0", "Bye");
+                return Next::Close;
+            }
+            // RFC 5321 §3.5.3: 252 when we will not verify; EXPN is not offered (§3.5.2).
+            Command::Vrfy(_) => self.reply_str(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery"),
+            Command::Expn(_) => self.reply_str(502, "5.5.1", "EXPN not available"),
+            Command::Help => self.reply_str(214, "2.0.0", "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH"),
+            Command::StartTls => return self.starttls().await,
+            Command::Auth { mechanism, initial } => return self.authenticate(mechanism, initial).await,
+        }
+        Next::Continue
+    }
+}

@@ -1,0 +1,69 @@
+//! A connection that is plain TCP or TLS (after STARTTLS, or from the start on 465).
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+/// The session's transport.
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Reads what is available into `buf`; 0 means the peer closed.
+    pub async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    /// Writes all of `data` and flushes.
+    pub async fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => {
+                s.write_all(data).await?;
+                s.flush().await
+            }
+            Stream::Tls(s) => {
+                s.write_all(data).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    /// Closes the write side (TLS close_notify first).
+    pub async fn shutdown(&mut self) {
+        let _ = match self {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+        };
+    }
+
+    /// True once TLS is active.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// The negotiated TLS version and cipher, for the Received header and logs.
+    pub fn tls_info(&self) -> Option<String> {
+        match self {
+            Stream::Tls(s) => {
+                let (_, conn) = s.get_ref();
+                let v = conn
+                    .protocol_version()
+                    .map(|v| format!("{v:?}"))
+                    .unwrap_or_default();
+                let c = conn
+                    .negotiated_cipher_suite()
+                    .map(|c| format!("{:?}", c.suite()))
+                    .unwrap_or_default();
+                Some(format!("version={v} cipher={c}"))
+            }
+            Stream::Plain(_) => None,
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Small helpers: dates (RFC 5322 §3.3) and header inspection.
+
+/// Formats a Unix time as an RFC 5322 §3.3 date-time in UTC.
+pub fn rfc5322_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
+        DAYS[(days % 7) as usize],
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The header section of a message (up to the first empty line).
+pub fn header_section(msg: &[u8]) -> &[u8] {
+    if msg.starts_with(b"\r\n") {
+        return &[];
+    }
+    match memfind(msg, b"\r\n\r\n") {
+        Some(p) => &msg[..p + 2],
+        None => msg,
+    }
+}
+
+fn memfind(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+/// The unfolded value of the first header field called `name` (case-insensitive).
+pub fn header_value(headers: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(headers);
+    let mut lines = text.split("\r\n").peekable();
+    while let Some(line) = lines.next() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        if k.eq_ignore_ascii_case(name) {
+            let mut value = v.trim().to_string();
+            while let Some(next) = lines.peek() {
+                if next.starts_with([' ', '\t']) {
+                    value.push(' ');
+                    value.push_str(next.trim());
+                    lines.next();
+                } else {
+                    break;
+                }
+            }
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Keeps only characters that are safe inside a header comment or log field.
+pub fn sanitize_token(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ".-_:[]@".contains(*c))
+        .take(max)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
+        assert_eq!(
+            rfc5322_date(1_795_000_000),
+            "Sat, 18 Nov 2026 09:46:40 +0000"
+        );
+        assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+
+    #[test]
+    fn headers() {
+        let m = b"Subject: a\r\nMessage-ID:\r\n <x@y>\r\n\r\nMessage-ID: <body@z>\r\n";
+        let h = header_section(m);
+        assert_eq!(header_value(h, "message-id").as_deref(), Some("<x@y>"));
+        assert_eq!(header_value(h, "date"), None);
+        assert_eq!(header_section(b"\r\nbody"), b"");
+    }
+
+    #[test]
+    fn sanitize() {
+        assert_eq!(
+            sanitize_token("evil\r\nX-Injected: 1 (x)", 64),
+            "evilX-Injected:1x"
+        );
+    }
+}
