@@ -1,0 +1,316 @@
+//! Test harness: starts the real `postcore` binary on free loopback ports with its own data
+//! directory, and speaks SMTP to it over TCP. Used by every integration test.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server under test.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub cfg_path: PathBuf,
+    pub smtp: u16,
+    pub submission: u16,
+    pub submissions: u16,
+    pub admin: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestServer {
+    /// Starts a server with the default test configuration.
+    pub fn start() -> TestServer {
+        Self::start_with("")
+    }
+
+    /// Starts a server; `extra` is TOML appended to the configuration (sections allowed).
+    pub fn start_with(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let (smtp, submission, submissions, admin) = (free_port(), free_port(), free_port(), free_port());
+        let cfg_path = dir.path().join("postcore.toml");
+        let mut cfg = format!(
+            "data_dir = \"data\"\nhostname = \"mx.example.test\"\nworkers = 2\n\
+             [listeners]\nsmtp = \"127.0.0.1:{smtp}\"\nsubmission = \"127.0.0.1:{submission}\"\n\
+             submissions = \"127.0.0.1:{submissions}\"\nadmin = \"127.0.0.1:{admin}\"\n"
+        );
+        if !extra.contains("[queue]") {
+            cfg.push_str("[queue]\nscan_interval_secs = 1\nretry_min_secs = 1\nretry_max_secs = 2\n");
+        }
+        cfg.push_str(extra);
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let mut s = TestServer { dir, cfg_path, smtp, submission, submissions, admin, child: None };
+        s.spawn();
+        s
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Starts the binary and waits until every listener answers.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_postcore"))
+            .args(["serve", "--config"])
+            .arg(&self.cfg_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting postcore");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in [self.admin, self.smtp, self.submission, self.submissions] {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    panic!("postcore exited early ({st}):\n{}", self.log());
+                }
+                assert!(Instant::now() < deadline, "postcore did not start:\n{}", self.log());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// SIGKILL, as in a crash or power loss of the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status success.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else { return false };
+        unsafe_kill(c.id() as i32, 15);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st.success();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin.token")).unwrap().trim().to_string()
+    }
+
+    /// Calls the admin API; returns HTTP status and JSON body.
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("http://127.0.0.1:{}/api{path}", self.admin);
+        let req = ureq::request(method, &url).set("Authorization", &format!("Bearer {}", self.token()));
+        let res = match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        };
+        match res {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("admin API unreachable: {e}"),
+        }
+    }
+
+    /// Calls the admin API and asserts success.
+    pub fn api_ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (code, v) = self.api(method, path, body);
+        assert_eq!(code, 200, "{method} {path}: {v}");
+        v
+    }
+
+    /// Runs `postcore admin --config <cfg> args…`; returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_postcore"));
+        cmd.args(["admin", "--config"]).arg(&self.cfg_path).args(args);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+
+    /// Domain example.test with users alice, bob, carol (passwords `<login>-pw`).
+    pub fn setup_basic(&self) {
+        self.api_ok("POST", "/domains", Some(json!({"name": "example.test"})));
+        for u in ["alice", "bob", "carol"] {
+            self.api_ok("POST", "/users", Some(json!({"login": u, "password": format!("{u}-pw")})));
+        }
+    }
+
+    /// Maildir root of a mailbox, e.g. `users/alice` or `public/info`.
+    pub fn maildir(&self, mailbox: &str) -> PathBuf {
+        self.data_dir().join("mail").join(mailbox)
+    }
+
+    /// Messages in a mailbox's new/ and cur/.
+    pub fn messages(&self, mailbox: &str) -> Vec<Vec<u8>> {
+        maildir_messages(&self.maildir(mailbox))
+    }
+
+    /// Waits until `mailbox` holds `n` messages (the queue may deliver asynchronously).
+    pub fn wait_messages(&self, mailbox: &str, n: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let m = self.messages(mailbox);
+            if m.len() >= n || Instant::now() > deadline {
+                return m;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn smtp(&self) -> Smtp {
+        Smtp::connect(self.smtp)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn unsafe_kill(pid: i32, sig: i32) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+/// Messages in `root/new` and `root/cur`, sorted by file name.
+pub fn maildir_messages(root: &Path) -> Vec<Vec<u8>> {
+    let mut files = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(rd) = std::fs::read_dir(root.join(sub)) {
+            for e in rd.flatten() {
+                files.push(e.path());
+            }
+        }
+    }
+    files.sort();
+    files.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// A minimal SMTP client over plain TCP that reads whole (multi-line) replies.
+pub struct Smtp {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+    /// The greeting.
+    pub banner: String,
+}
+
+impl Smtp {
+    pub fn connect(port: u16) -> Smtp {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let w = s.try_clone().unwrap();
+        let mut c = Smtp { r: BufReader::new(s), w, banner: String::new() };
+        let (code, text) = c.reply();
+        c.banner = format!("{code} {text}");
+        c
+    }
+
+    /// Reads one reply: (code, text of all lines joined by '\n').
+    pub fn reply(&mut self) -> (u16, String) {
+        let mut text = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self.r.read_line(&mut line).unwrap_or(0);
+            if n == 0 {
+                return (0, text.join("\n"));
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            assert!(line.len() >= 3, "short reply line {line:?}");
+            let code: u16 = line[..3].parse().unwrap_or(0);
+            text.push(line.get(4..).unwrap_or("").to_string());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return (code, text.join("\n"));
+            }
+        }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.w.write_all(raw).unwrap();
+    }
+
+    /// Sends one command line and reads its reply.
+    pub fn cmd(&mut self, line: &str) -> (u16, String) {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// Sends a command and asserts the reply code.
+    pub fn ok(&mut self, line: &str, code: u16) -> String {
+        let (c, t) = self.cmd(line);
+        assert_eq!(c, code, "{line} -> {c} {t}");
+        t
+    }
+
+    /// EHLO, MAIL, RCPT…, DATA with `body`; returns the final reply.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], body: &str) -> (u16, String) {
+        self.ok("EHLO client.test", 250);
+        self.ok(&format!("MAIL FROM:<{from}>"), 250);
+        for t in to {
+            self.ok(&format!("RCPT TO:<{t}>"), 250);
+        }
+        self.ok("DATA", 354);
+        let mut data = body.replace("\r\n", "\n").replace('\n', "\r\n");
+        if !data.ends_with("\r\n") {
+            data.push_str("\r\n");
+        }
+        data.push_str(".\r\n");
+        self.send(data.as_bytes());
+        self.reply()
+    }
+
+    /// True if the server closed the connection.
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.r.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+/// A message with the given subject.
+pub fn message(subject: &str) -> String {
+    format!("From: sender@remote.test\r\nTo: someone@example.test\r\nSubject: {subject}\r\n\r\nBody of {subject}.\r\n")
+}
+
+/// Extracts the QID from `Ok: queued as QID`.
+pub fn qid(reply: &str) -> String {
+    reply.rsplit(' ').next().unwrap().to_string()
+}
+
+/// True if python3 is available (the TLS client tests use smtplib).
+pub fn python() -> Option<&'static str> {
+    Command::new("python3").arg("--version").output().ok().filter(|o| o.status.success()).map(|_| "python3")
+}
+
+/// Runs a Python script from tests/py with arguments; returns (success, stdout+stderr).
+pub fn run_py(script: &str, args: &[String]) -> (bool, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
+    let out = Command::new("python3").arg(path).args(args).output().expect("python3");
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), s)
+}
