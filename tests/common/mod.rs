@@ -21,7 +21,11 @@ pub struct TestServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl TestServer {
@@ -33,7 +37,8 @@ impl TestServer {
     /// Starts a server; `extra` is TOML appended to the configuration (sections allowed).
     pub fn start_with(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let (smtp, submission, submissions, admin) = (free_port(), free_port(), free_port(), free_port());
+        let (smtp, submission, submissions, admin) =
+            (free_port(), free_port(), free_port(), free_port());
         let cfg_path = dir.path().join("postcore.toml");
         let mut cfg = format!(
             "data_dir = \"data\"\nhostname = \"mx.example.test\"\nworkers = 2\n\
@@ -41,11 +46,21 @@ impl TestServer {
              submissions = \"127.0.0.1:{submissions}\"\nadmin = \"127.0.0.1:{admin}\"\n"
         );
         if !extra.contains("[queue]") {
-            cfg.push_str("[queue]\nscan_interval_secs = 1\nretry_min_secs = 1\nretry_max_secs = 2\n");
+            cfg.push_str(
+                "[queue]\nscan_interval_secs = 1\nretry_min_secs = 1\nretry_max_secs = 2\n",
+            );
         }
         cfg.push_str(extra);
         std::fs::write(&cfg_path, cfg).unwrap();
-        let mut s = TestServer { dir, cfg_path, smtp, submission, submissions, admin, child: None };
+        let mut s = TestServer {
+            dir,
+            cfg_path,
+            smtp,
+            submission,
+            submissions,
+            admin,
+            child: None,
+        };
         s.spawn();
         s
     }
@@ -65,7 +80,11 @@ impl TestServer {
 
     /// Starts the binary and waits until every listener answers.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_postcore"))
             .args(["serve", "--config"])
             .arg(&self.cfg_path)
@@ -81,7 +100,11 @@ impl TestServer {
                 if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
                     panic!("postcore exited early ({st}):\n{}", self.log());
                 }
-                assert!(Instant::now() < deadline, "postcore did not start:\n{}", self.log());
+                assert!(
+                    Instant::now() < deadline,
+                    "postcore did not start:\n{}",
+                    self.log()
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -97,7 +120,9 @@ impl TestServer {
 
     /// SIGTERM and wait for a clean exit; returns the exit status success.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else { return false };
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
         unsafe_kill(c.id() as i32, 15);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -113,13 +138,17 @@ impl TestServer {
     }
 
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.data_dir().join("admin.token")).unwrap().trim().to_string()
+        std::fs::read_to_string(self.data_dir().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     /// Calls the admin API; returns HTTP status and JSON body.
     pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("http://127.0.0.1:{}/api{path}", self.admin);
-        let req = ureq::request(method, &url).set("Authorization", &format!("Bearer {}", self.token()));
+        let req =
+            ureq::request(method, &url).set("Authorization", &format!("Bearer {}", self.token()));
         let res = match body {
             Some(b) => req.send_json(b),
             None => req.call(),
@@ -141,8 +170,12 @@ impl TestServer {
     /// Runs `postcore admin --config <cfg> args…`; returns (success, stdout, stderr).
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_postcore"));
-        cmd.args(["admin", "--config"]).arg(&self.cfg_path).args(args);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(["admin", "--config"])
+            .arg(&self.cfg_path)
+            .args(args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         if let Some(s) = stdin {
             child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
@@ -150,14 +183,22 @@ impl TestServer {
             drop(child.stdin.take());
         }
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
     }
 
     /// Domain example.test with users alice, bob, carol (passwords `<login>-pw`).
     pub fn setup_basic(&self) {
         self.api_ok("POST", "/domains", Some(json!({"name": "example.test"})));
         for u in ["alice", "bob", "carol"] {
-            self.api_ok("POST", "/users", Some(json!({"login": u, "password": format!("{u}-pw")})));
+            self.api_ok(
+                "POST",
+                "/users",
+                Some(json!({"login": u, "password": format!("{u}-pw")})),
+            );
         }
     }
 
@@ -195,7 +236,10 @@ impl Drop for TestServer {
 }
 
 fn unsafe_kill(pid: i32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// Messages in `root/new` and `root/cur`, sorted by file name.
@@ -209,7 +253,10 @@ pub fn maildir_messages(root: &Path) -> Vec<Vec<u8>> {
         }
     }
     files.sort();
-    files.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
+    files
+        .into_iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect()
 }
 
 /// A minimal SMTP client over plain TCP that reads whole (multi-line) replies.
@@ -225,7 +272,11 @@ impl Smtp {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let w = s.try_clone().unwrap();
-        let mut c = Smtp { r: BufReader::new(s), w, banner: String::new() };
+        let mut c = Smtp {
+            r: BufReader::new(s),
+            w,
+            banner: String::new(),
+        };
         let (code, text) = c.reply();
         c.banner = format!("{code} {text}");
         c
@@ -293,7 +344,9 @@ impl Smtp {
 
 /// A message with the given subject.
 pub fn message(subject: &str) -> String {
-    format!("From: sender@remote.test\r\nTo: someone@example.test\r\nSubject: {subject}\r\n\r\nBody of {subject}.\r\n")
+    format!(
+        "From: sender@remote.test\r\nTo: someone@example.test\r\nSubject: {subject}\r\n\r\nBody of {subject}.\r\n"
+    )
 }
 
 /// Extracts the QID from `Ok: queued as QID`.
@@ -303,13 +356,24 @@ pub fn qid(reply: &str) -> String {
 
 /// True if python3 is available (the TLS client tests use smtplib).
 pub fn python() -> Option<&'static str> {
-    Command::new("python3").arg("--version").output().ok().filter(|o| o.status.success()).map(|_| "python3")
+    Command::new("python3")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| "python3")
 }
 
 /// Runs a Python script from tests/py with arguments; returns (success, stdout+stderr).
 pub fn run_py(script: &str, args: &[String]) -> (bool, String) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
-    let out = Command::new("python3").arg(path).args(args).output().expect("python3");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("python3");
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), s)
