@@ -53,7 +53,12 @@ fn main() {
         }
         Cmd::Serve { config, .. } => config::load(config.as_deref()).and_then(|c| {
             config::init_logging();
-            postcore_actors::run(c)
+            postcore_actors::run(c)?;
+            // The store is flushed and quiesced: leave at once (see `postcore_actors::run`).
+            use std::io::Write;
+            let _ = std::io::stderr().flush();
+            // SAFETY: _exit ends the process immediately; nothing is left to clean up.
+            unsafe { libc::_exit(0) }
         }),
         Cmd::Admin { config, cmd } => {
             config::load(config.as_deref()).and_then(|c| admin_cli::run(&c, cmd))

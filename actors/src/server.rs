@@ -226,8 +226,12 @@ pub fn run(config: Config) -> Result<()> {
             Err(_) => tracing::error!("a worker thread panicked"),
         }
     }
+    let _ = admin.join();
+    // Every acknowledged write was synced already; make the WAL durable, stop RocksDB's
+    // background jobs, and let the caller leave without running C++ static destructors
+    // under threads that may still hold the database.
     store.flush()?;
-    drop(admin);
+    store.db().cancel_all_background_work(true);
     tracing::info!("postcore stopped");
     Ok(())
 }

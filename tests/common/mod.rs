@@ -378,3 +378,55 @@ pub fn run_py(script: &str, args: &[String]) -> (bool, String) {
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), s)
 }
+
+/// Sends one message on a new connection without panicking on I/O errors (for crash tests):
+/// returns the reply to the data, or an error if the connection failed anywhere.
+pub fn try_send(port: u16, from: &str, to: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut w = s.try_clone()?;
+    let mut r = BufReader::new(s);
+    let mut reply = |r: &mut BufReader<TcpStream>| -> std::io::Result<(u16, String)> {
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed",
+                ));
+            }
+            if line.len() < 4 {
+                return Err(std::io::Error::other("short reply"));
+            }
+            if line.as_bytes()[3] != b'-' {
+                return Ok((
+                    line[..3].parse().unwrap_or(0),
+                    line[4..].trim_end().to_string(),
+                ));
+            }
+        }
+    };
+    let expect = |got: (u16, String), want: u16| {
+        if got.0 == want {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "unexpected {} {}",
+                got.0, got.1
+            )))
+        }
+    };
+    expect(reply(&mut r)?, 220)?;
+    for (line, want) in [
+        ("EHLO load.test".to_string(), 250),
+        (format!("MAIL FROM:<{from}>"), 250),
+        (format!("RCPT TO:<{to}>"), 250),
+        ("DATA".into(), 354),
+    ] {
+        w.write_all(format!("{line}\r\n").as_bytes())?;
+        expect(reply(&mut r)?, want)?;
+    }
+    w.write_all(body.as_bytes())?;
+    w.write_all(b".\r\n")?;
+    reply(&mut r)
+}
