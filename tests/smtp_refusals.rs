@@ -191,7 +191,7 @@ fn size_limits_at_mail_and_mid_stream() {
     c.ok("DATA", 354);
     let big = format!(
         "Subject: big\r\n\r\n{}\r\n.\r\n",
-        "x".repeat(998).repeat(1) + &"\r\nyyyyyyyyyy".repeat(2000)
+        "x".repeat(998) + &"\r\nyyyyyyyyyy".repeat(2000)
     );
     c.send(big.as_bytes());
     let (code, text) = c.reply();

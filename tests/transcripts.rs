@@ -15,9 +15,15 @@ fn unescape(s: &str) -> Vec<u8> {
 
 fn replay(s: &TestServer, path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
-    let port = if text.contains("# listener: submission") { s.submission } else { s.smtp };
+    let port = if text.contains("# listener: submission") {
+        s.submission
+    } else {
+        s.smtp
+    };
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
     let name = path.file_name().unwrap().to_string_lossy();
@@ -46,7 +52,11 @@ fn golden_transcripts() {
     let s = TestServer::start();
     s.setup_basic();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/transcripts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     assert!(files.len() >= 4);
     for f in &files {
@@ -55,6 +65,12 @@ fn golden_transcripts() {
     // basic_session and bdat_chunks each delivered one message.
     assert_eq!(s.messages("users/alice").len(), 1);
     let m = String::from_utf8_lossy(&s.messages("users/alice")[0]).into_owned();
-    assert!(m.ends_with("Subject: transcript\r\n\r\n.a stuffed dot\r\n"), "{m}");
-    assert!(String::from_utf8_lossy(&s.messages("users/bob")[0]).ends_with("Subject: chunked\r\n\r\nx\r\n"));
+    assert!(
+        m.ends_with("Subject: transcript\r\n\r\n.a stuffed dot\r\n"),
+        "{m}"
+    );
+    assert!(
+        String::from_utf8_lossy(&s.messages("users/bob")[0])
+            .ends_with("Subject: chunked\r\n\r\nx\r\n")
+    );
 }

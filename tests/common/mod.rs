@@ -386,7 +386,7 @@ pub fn try_send(port: u16, from: &str, to: &str, body: &str) -> std::io::Result<
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
-    let mut reply = |r: &mut BufReader<TcpStream>| -> std::io::Result<(u16, String)> {
+    let reply = |r: &mut BufReader<TcpStream>| -> std::io::Result<(u16, String)> {
         loop {
             let mut line = String::new();
             if r.read_line(&mut line)? == 0 {

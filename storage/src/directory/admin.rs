@@ -346,10 +346,10 @@ impl DirectoryHandle {
         if Address::parse(&format!("{}@x.test", a.local), false).is_err() {
             return invalid(format!("local part {:?}", a.local));
         }
-        if let Some(d) = &a.domain {
-            if !snap.is_local_domain(d) {
-                return Err(AdminError::NotFound(format!("local domain {d}")));
-            }
+        if let Some(d) = &a.domain
+            && !snap.is_local_domain(d)
+        {
+            return Err(AdminError::NotFound(format!("local domain {d}")));
         }
         match (create, snap.addresses.contains_key(&a.key())) {
             (true, true) => {
