@@ -76,9 +76,14 @@ impl DirectoryHandle {
         &self.store
     }
 
+    /// Writes `ops` durably, then swaps in a snapshot with the same changes applied (a copy of
+    /// the current one: no re-read of the whole directory, so bulk changes stay linear).
     fn apply(&self, ops: Vec<Op>) -> R<()> {
+        let mut dir = (*self.snapshot()).clone();
+        for op in &ops {
+            apply_op(&mut dir, op)?;
+        }
         self.store.commit_blocking(ops)?;
-        let dir = read_all(&self.store)?;
         self.snapshot.store(Arc::new(dir));
         Ok(())
     }
@@ -459,6 +464,40 @@ fn validate_destination(snap: &Directory, d: &Destination) -> R<()> {
     }
 }
 
+fn parse<T: DeserializeOwned>(v: &[u8]) -> R<T> {
+    serde_json::from_slice(v).map_err(|e| AdminError::Internal(e.into()))
+}
+
+/// Applies one stored change to an in-memory directory, mirroring [`read_all`].
+fn apply_op(d: &mut Directory, op: &Op) -> R<()> {
+    let (key, value) = match op {
+        Op::Put(_, k, v) => (k, Some(v)),
+        Op::Delete(_, k) => (k, None),
+    };
+    let key = String::from_utf8_lossy(key);
+    let Some((kind, name)) = key.split_once('/') else {
+        if key == "settings" {
+            d.settings = value.map(|v| parse(v)).transpose()?.unwrap_or_default();
+        }
+        return Ok(());
+    };
+    let name = name.to_string();
+    match (kind, value) {
+        ("domain", Some(v)) => drop(d.domains.insert(name, parse(v)?)),
+        ("domain", None) => drop(d.domains.remove(&name)),
+        ("user", Some(v)) => drop(d.users.insert(name, parse(v)?)),
+        ("user", None) => drop(d.users.remove(&name)),
+        ("group", Some(v)) => drop(d.groups.insert(name, parse(v)?)),
+        ("group", None) => drop(d.groups.remove(&name)),
+        ("public", Some(v)) => drop(d.public.insert(name, parse(v)?)),
+        ("public", None) => drop(d.public.remove(&name)),
+        ("address", Some(v)) => drop(d.addresses.insert(name, parse(v)?)),
+        ("address", None) => drop(d.addresses.remove(&name)),
+        _ => {}
+    }
+    Ok(())
+}
+
 fn load_kind<T: DeserializeOwned>(store: &Store, prefix: &str) -> anyhow::Result<Vec<T>> {
     store
         .scan_prefix(CF_DIRECTORY, prefix.as_bytes())?
@@ -496,4 +535,47 @@ fn read_all(store: &Store) -> anyhow::Result<Directory> {
             .map_err(|e| anyhow::anyhow!("corrupt settings record: {e}"))?;
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap_eq(a: &Directory, b: &Directory) -> bool {
+        a.domains == b.domains
+            && a.users == b.users
+            && a.groups == b.groups
+            && a.public == b.public
+            && a.addresses == b.addresses
+            && a.settings == b.settings
+    }
+
+    #[test]
+    fn incremental_snapshot_matches_a_full_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let h = DirectoryHandle::load(store.clone()).unwrap();
+        let dom = |n: &str| Domain { name: n.into(), kind: DomainKind::Local, relay_host: None, bcc: None, accept_unknown: false, catch_all: None };
+        let user = |l: &str| User { login: l.into(), password_hash: String::new(), mail_access: true, quota_mb: None, forward: vec![], keep_copy: true };
+        h.add_domain(dom("a.test")).unwrap();
+        h.add_domain(dom("b.test")).unwrap();
+        h.add_user(user("alice"), "pw-pw").unwrap();
+        h.add_user(user("bob"), "pw-pw").unwrap();
+        h.put_group(Group { name: "g".into(), members: vec!["alice".into(), "bob".into()], address_enabled: true }, true).unwrap();
+        h.put_public(PublicMailbox { name: "p".into(), owners: vec!["g".into()] }, true).unwrap();
+        let a = AddressEntry { local: "x".into(), domain: Some("b.test".into()), destinations: vec![Destination::Public("p".into())], internal: false };
+        h.put_address(a, true).unwrap();
+        h.patch_settings(serde_json::json!({"max_recipients": 7})).unwrap();
+        h.remove_user("bob").unwrap();
+        h.remove_domain("b.test").unwrap();
+        assert!(h.snapshot().addresses.is_empty(), "domain removal drops its addresses");
+        assert_eq!(h.snapshot().groups["g"].members, vec!["alice".to_string()]);
+        let reloaded = read_all(&store).unwrap();
+        assert!(snap_eq(&h.snapshot(), &reloaded));
+        assert_eq!(reloaded.settings.max_recipients, 7);
+        // Bad input changes nothing, in memory or on disk.
+        assert!(matches!(h.add_user(user("alice"), "pw-pw"), Err(AdminError::Conflict(_))));
+        assert!(matches!(h.put_group(Group { name: "h".into(), members: vec!["ghost".into()], address_enabled: true }, true), Err(AdminError::NotFound(_))));
+        assert!(snap_eq(&h.snapshot(), &read_all(&store).unwrap()));
+    }
 }
