@@ -243,3 +243,19 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing_acknowledged() {
         acked.len()
     );
 }
+
+#[test]
+fn a_second_server_on_the_same_port_refuses_to_start() {
+    let s = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("second.toml");
+    std::fs::write(
+        &cfg,
+        format!("data_dir = \"d\"\n[listeners]\nsmtp = \"127.0.0.1:{}\"\nsubmission = \"\"\nsubmissions = \"\"\nadmin = \"\"\n", s.smtp),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcore")).args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("smtp listener 127.0.0.1:") && err.contains("in use"), "{err}");
+}

@@ -149,6 +149,9 @@ pub fn run(config: Config) -> Result<()> {
         (ListenerKind::Submissions, &config.listeners.submissions),
     ] {
         if let Some(sa) = Config::listener(addr)? {
+            // SO_REUSEPORT would let a second server share the port silently: a plain bind
+            // first makes "address in use" an error, as it is for any other daemon.
+            drop(std::net::TcpListener::bind(sa).with_context(|| format!("{} listener {sa}", kind.name()))?);
             for w in per_worker.iter_mut() {
                 w.push((kind, bind_reuseport(sa)?));
             }
