@@ -55,5 +55,5 @@ for size in $SIZES; do
   done
 done
 kill $MS; wait $MS 2>/dev/null || true
-echo "peak memory during the runs (nproc, RSS kB, PSS kB):"
+echo "peak memory during the runs (group, processes, RSS MiB, PSS MiB; summed over processes):"
 grep -E 'postfix|postcore' "$WORK/mempeak.txt" || cat "$WORK/mempeak.txt"

@@ -254,8 +254,15 @@ fn a_second_server_on_the_same_port_refuses_to_start() {
         format!("data_dir = \"d\"\n[listeners]\nsmtp = \"127.0.0.1:{}\"\nsubmission = \"\"\nsubmissions = \"\"\nadmin = \"\"\n", s.smtp),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcore")).args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcore"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("smtp listener 127.0.0.1:") && err.contains("in use"), "{err}");
+    assert!(
+        err.contains("smtp listener 127.0.0.1:") && err.contains("in use"),
+        "{err}"
+    );
 }

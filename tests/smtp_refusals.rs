@@ -591,3 +591,34 @@ fn connections_per_ip_and_command_timeout() {
     assert!(text.contains("timeout"));
     assert!(d.closed());
 }
+
+#[test]
+fn header_injection_through_helo_or_addresses_is_impossible() {
+    let s = TestServer::start();
+    s.setup_basic();
+    let mut c = s.smtp();
+    // A bare CR inside the EHLO argument must not become a line break in our Received header.
+    c.send(b"EHLO evil.test\rX-Injected: helo\r\n");
+    assert_eq!(c.reply().0, 250);
+    c.ok("MAIL FROM:<x@remote.test>", 250);
+    // Control characters are refused in addresses, quoted or not.
+    c.send(b"RCPT TO:<\"a\rX-Injected: rcpt\"@example.test>\r\n");
+    assert_eq!(c.reply().0, 501);
+    c.send(b"RCPT TO:<a\rX-Injected:rcpt@example.test>\r\n");
+    assert_eq!(c.reply().0, 501);
+    c.ok("RCPT TO:<alice@example.test>", 250);
+    c.ok("DATA", 354);
+    c.send(b"Subject: x\r\n\r\nbody\r\n.\r\n");
+    assert_eq!(c.reply().0, 250);
+    let m = String::from_utf8_lossy(&s.messages("users/alice")[0]).into_owned();
+    let headers = &m[..m.find("\r\n\r\n").unwrap()];
+    assert!(
+        !headers.lines().any(|l| l.starts_with("X-Injected")),
+        "{headers}"
+    );
+    // EHLO takes the first word; CR and other unsafe characters are dropped from it.
+    assert!(
+        headers.starts_with("Received: from evil.testX-Injected: ([127.0.0.1])\r\n"),
+        "{headers}"
+    );
+}

@@ -151,7 +151,10 @@ pub fn run(config: Config) -> Result<()> {
         if let Some(sa) = Config::listener(addr)? {
             // SO_REUSEPORT would let a second server share the port silently: a plain bind
             // first makes "address in use" an error, as it is for any other daemon.
-            drop(std::net::TcpListener::bind(sa).with_context(|| format!("{} listener {sa}", kind.name()))?);
+            drop(
+                std::net::TcpListener::bind(sa)
+                    .with_context(|| format!("{} listener {sa}", kind.name()))?,
+            );
             for w in per_worker.iter_mut() {
                 w.push((kind, bind_reuseport(sa)?));
             }

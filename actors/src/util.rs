@@ -69,7 +69,7 @@ pub fn header_value(headers: &[u8], name: &str) -> Option<String> {
                     break;
                 }
             }
-            return Some(value);
+            return Some(value.trim().to_string());
         }
     }
     None
@@ -92,7 +92,7 @@ mod tests {
         assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
         assert_eq!(
             rfc5322_date(1_795_000_000),
-            "Sat, 18 Nov 2026 09:46:40 +0000"
+            "Wed, 18 Nov 2026 11:06:40 +0000"
         );
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
     }

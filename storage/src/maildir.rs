@@ -18,6 +18,40 @@ use std::rc::Rc;
 pub struct MaildirWriter {
     known_dirs: RefCell<HashSet<PathBuf>>,
     dir_sync: RefCell<HashMap<PathBuf, Rc<DirSync>>>,
+    no_tmpfile: std::cell::Cell<bool>,
+}
+
+async fn write_sync_close(file: tokio_uring::fs::File, data: Bytes) -> io::Result<()> {
+    let (res, _) = file.write_all_at(data, 0).await;
+    let synced = match res {
+        Ok(()) => file.sync_all().await,
+        Err(e) => Err(e),
+    };
+    let closed = file.close().await;
+    synced.and(closed)
+}
+
+/// Gives the open, unnamed (`O_TMPFILE`) file `fd` the name `target`. A metadata-only call
+/// (no data is written), done synchronously.
+fn link_fd(fd: i32, target: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).map_err(io::Error::other)?;
+    let to = std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[derive(Default)]
@@ -63,15 +97,50 @@ impl MaildirWriter {
     }
 
     /// Durably stores `data` as `<root>/new/<name>`; returns the size written.
+    ///
+    /// Where the file system supports it (ext4, XFS, btrfs, tmpfs), the file is created
+    /// unnamed with `O_TMPFILE` in `new/`, written, fsynced and then linked under its name:
+    /// readers still only ever see complete files (the Maildir guarantee), but the inode is
+    /// allocated outside the directory lock and one directory operation replaces the
+    /// create-in-`tmp/` + rename pair. Elsewhere the classic `tmp/` + rename path is used.
     pub async fn deliver(&self, root: &Path, name: &str, data: Bytes) -> io::Result<u64> {
         if let Err(e) = self.ensure_dirs(root).await {
             // The cache may be stale (directory removed meanwhile): retry once from scratch.
             self.forget(root);
             return Err(e);
         }
-        let tmp = root.join("tmp").join(name);
-        let new = root.join("new").join(name);
+        let new_dir = root.join("new");
+        let new = new_dir.join(name);
         let len = data.len() as u64;
+        if !self.no_tmpfile.get() {
+            match self.deliver_tmpfile(&new_dir, &new, data.clone()).await {
+                Ok(()) => {
+                    self.sync_dir(&new_dir).await?;
+                    return Ok(len);
+                }
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                    ) =>
+                {
+                    tracing::info!(
+                        "O_TMPFILE not supported under {}: using tmp/ and rename",
+                        root.display()
+                    );
+                    self.no_tmpfile.set(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.forget(root);
+                    self.ensure_dirs(root).await?;
+                    self.deliver_tmpfile(&new_dir, &new, data).await?;
+                    self.sync_dir(&new_dir).await?;
+                    return Ok(len);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let tmp = root.join("tmp").join(name);
         let file = match tokio_uring::fs::File::create(&tmp).await {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -81,21 +150,35 @@ impl MaildirWriter {
             }
             Err(e) => return Err(e),
         };
-        let (res, _) = file.write_all_at(data, 0).await;
-        let synced = match res {
-            Ok(()) => file.sync_all().await,
-            Err(e) => Err(e),
-        };
-        let closed = file.close().await;
-        if let Err(e) = synced.and(closed) {
+        if let Err(e) = write_sync_close(file, data).await {
             let _ = tokio_uring::fs::remove_file(&tmp).await;
             return Err(e);
         }
         tokio_uring::fs::rename(&tmp, &new).await?;
-        self.sync_dir(&root.join("new")).await?;
+        self.sync_dir(&new_dir).await?;
         Ok(len)
     }
 
+    async fn deliver_tmpfile(&self, dir: &Path, target: &Path, data: Bytes) -> io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let file = tokio_uring::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o600)
+            .open(dir)
+            .await?;
+        let fd = file.as_raw_fd();
+        let (res, _) = file.write_all_at(data, 0).await;
+        let res = match res {
+            Ok(()) => file.sync_all().await,
+            Err(e) => Err(e),
+        };
+        // Linking needs the descriptor open; an unlinked file vanishes when it is closed.
+        let res = res.and_then(|()| link_fd(fd, target));
+        let closed = file.close().await;
+        res.and(closed)
+    }
     /// fsyncs a directory, sharing the call with concurrent requests for the same directory:
     /// a request is satisfied by any fsync that *started* after the request was made.
     pub async fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -555,27 +555,78 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let h = DirectoryHandle::load(store.clone()).unwrap();
-        let dom = |n: &str| Domain { name: n.into(), kind: DomainKind::Local, relay_host: None, bcc: None, accept_unknown: false, catch_all: None };
-        let user = |l: &str| User { login: l.into(), password_hash: String::new(), mail_access: true, quota_mb: None, forward: vec![], keep_copy: true };
+        let dom = |n: &str| Domain {
+            name: n.into(),
+            kind: DomainKind::Local,
+            relay_host: None,
+            bcc: None,
+            accept_unknown: false,
+            catch_all: None,
+        };
+        let user = |l: &str| User {
+            login: l.into(),
+            password_hash: String::new(),
+            mail_access: true,
+            quota_mb: None,
+            forward: vec![],
+            keep_copy: true,
+        };
         h.add_domain(dom("a.test")).unwrap();
         h.add_domain(dom("b.test")).unwrap();
         h.add_user(user("alice"), "pw-pw").unwrap();
         h.add_user(user("bob"), "pw-pw").unwrap();
-        h.put_group(Group { name: "g".into(), members: vec!["alice".into(), "bob".into()], address_enabled: true }, true).unwrap();
-        h.put_public(PublicMailbox { name: "p".into(), owners: vec!["g".into()] }, true).unwrap();
-        let a = AddressEntry { local: "x".into(), domain: Some("b.test".into()), destinations: vec![Destination::Public("p".into())], internal: false };
+        h.put_group(
+            Group {
+                name: "g".into(),
+                members: vec!["alice".into(), "bob".into()],
+                address_enabled: true,
+            },
+            true,
+        )
+        .unwrap();
+        h.put_public(
+            PublicMailbox {
+                name: "p".into(),
+                owners: vec!["g".into()],
+            },
+            true,
+        )
+        .unwrap();
+        let a = AddressEntry {
+            local: "x".into(),
+            domain: Some("b.test".into()),
+            destinations: vec![Destination::Public("p".into())],
+            internal: false,
+        };
         h.put_address(a, true).unwrap();
-        h.patch_settings(serde_json::json!({"max_recipients": 7})).unwrap();
+        h.patch_settings(serde_json::json!({"max_recipients": 7}))
+            .unwrap();
         h.remove_user("bob").unwrap();
         h.remove_domain("b.test").unwrap();
-        assert!(h.snapshot().addresses.is_empty(), "domain removal drops its addresses");
+        assert!(
+            h.snapshot().addresses.is_empty(),
+            "domain removal drops its addresses"
+        );
         assert_eq!(h.snapshot().groups["g"].members, vec!["alice".to_string()]);
         let reloaded = read_all(&store).unwrap();
         assert!(snap_eq(&h.snapshot(), &reloaded));
         assert_eq!(reloaded.settings.max_recipients, 7);
         // Bad input changes nothing, in memory or on disk.
-        assert!(matches!(h.add_user(user("alice"), "pw-pw"), Err(AdminError::Conflict(_))));
-        assert!(matches!(h.put_group(Group { name: "h".into(), members: vec!["ghost".into()], address_enabled: true }, true), Err(AdminError::NotFound(_))));
+        assert!(matches!(
+            h.add_user(user("alice"), "pw-pw"),
+            Err(AdminError::Conflict(_))
+        ));
+        assert!(matches!(
+            h.put_group(
+                Group {
+                    name: "h".into(),
+                    members: vec!["ghost".into()],
+                    address_enabled: true
+                },
+                true
+            ),
+            Err(AdminError::NotFound(_))
+        ));
         assert!(snap_eq(&h.snapshot(), &read_all(&store).unwrap()));
     }
 }
