@@ -146,11 +146,11 @@ where
     Ok(axum::Json(json!({"ok": true})).into_response())
 }
 
-/// Applies a JSON merge patch to a record, keeping its key field.
+/// Applies a JSON merge patch to a record, keeping its key fields.
 fn merged<T: Serialize + serde::de::DeserializeOwned>(
     cur: &T,
     patch: Value,
-    key: &str,
+    keep: &[&str],
 ) -> Result<T, ApiError> {
     let mut v = serde_json::to_value(cur).map_err(bad)?;
     let Value::Object(p) = patch else {
@@ -160,7 +160,7 @@ fn merged<T: Serialize + serde::de::DeserializeOwned>(
         return Err(bad("record is not an object"));
     };
     for (k, val) in p {
-        if k == key {
+        if keep.contains(&k.as_str()) {
             continue;
         }
         if val.is_null() {
@@ -176,50 +176,97 @@ fn json_ok<T: Serialize>(v: &T) -> ApiResult {
     Ok(axum::Json(v).into_response())
 }
 
-// ---- domains ----
+// ---- domains, groups, public mailboxes, addresses ----
 
-async fn list_domains(State(st): State<AppState>) -> ApiResult {
-    json_ok(
-        &st.shared
-            .directory
-            .snapshot()
-            .domains
-            .values()
-            .collect::<Vec<_>>(),
-    )
+/// The five handlers (list, get, add, patch, delete) of one kind of directory record.
+/// `$keep` are fields a PATCH may not change (the record's key).
+macro_rules! crud {
+    ($field:ident, $ty:ty, $what:literal, [$($keep:literal),*],
+     $list:ident, $get:ident, $add:ident, $patch:ident, $del:ident,
+     add = $addf:expr, update = $updf:expr, remove = $remf:expr) => {
+        async fn $list(State(st): State<AppState>) -> ApiResult {
+            json_ok(&st.shared.directory.snapshot().$field.values().collect::<Vec<_>>())
+        }
+
+        async fn $get(State(st): State<AppState>, Path(key): Path<String>) -> ApiResult {
+            let snap = st.shared.directory.snapshot();
+            json_ok(snap.$field.get(&key.to_lowercase()).ok_or_else(|| not_found(format!("{} {key}", $what)))?)
+        }
+
+        async fn $add(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
+            let v: $ty = body(&b)?;
+            change(&st, move |dir| $addf(dir, v)).await
+        }
+
+        async fn $patch(State(st): State<AppState>, Path(key): Path<String>, b: axum::body::Bytes) -> ApiResult {
+            let snap = st.shared.directory.snapshot();
+            let cur = snap.$field.get(&key.to_lowercase()).ok_or_else(|| not_found(format!("{} {key}", $what)))?;
+            let v: $ty = merged(cur, body(&b)?, &[$($keep),*])?;
+            change(&st, move |dir| $updf(dir, v)).await
+        }
+
+        async fn $del(State(st): State<AppState>, Path(key): Path<String>) -> ApiResult {
+            change(&st, move |dir| $remf(dir, &key.to_lowercase())).await
+        }
+    };
 }
 
-async fn get_domain(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
-    let snap = st.shared.directory.snapshot();
-    json_ok(
-        snap.domains
-            .get(&name.to_lowercase())
-            .ok_or_else(|| not_found(format!("domain {name}")))?,
-    )
-}
-
-async fn add_domain(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
-    let d: Domain = body(&b)?;
-    change(&st, move |dir| dir.add_domain(d)).await
-}
-
-async fn patch_domain(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    b: axum::body::Bytes,
-) -> ApiResult {
-    let snap = st.shared.directory.snapshot();
-    let cur = snap
-        .domains
-        .get(&name.to_lowercase())
-        .ok_or_else(|| not_found(format!("domain {name}")))?;
-    let d = merged(cur, body(&b)?, "name")?;
-    change(&st, move |dir| dir.update_domain(d)).await
-}
-
-async fn delete_domain(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
-    change(&st, move |dir| dir.remove_domain(&name.to_lowercase())).await
-}
+crud!(
+    domains,
+    Domain,
+    "domain",
+    ["name"],
+    list_domains,
+    get_domain,
+    add_domain,
+    patch_domain,
+    delete_domain,
+    add = |d: &DirectoryHandle, v| d.add_domain(v),
+    update = |d: &DirectoryHandle, v| d.update_domain(v),
+    remove = |d: &DirectoryHandle, k: &str| d.remove_domain(k)
+);
+crud!(
+    groups,
+    Group,
+    "group",
+    ["name"],
+    list_groups,
+    get_group,
+    add_group,
+    patch_group,
+    delete_group,
+    add = |d: &DirectoryHandle, v| d.put_group(v, true),
+    update = |d: &DirectoryHandle, v| d.put_group(v, false),
+    remove = |d: &DirectoryHandle, k: &str| d.remove_group(k)
+);
+crud!(
+    public,
+    PublicMailbox,
+    "public mailbox",
+    ["name"],
+    list_public,
+    get_public,
+    add_public,
+    patch_public,
+    delete_public,
+    add = |d: &DirectoryHandle, v| d.put_public(v, true),
+    update = |d: &DirectoryHandle, v| d.put_public(v, false),
+    remove = |d: &DirectoryHandle, k: &str| d.remove_public(k)
+);
+crud!(
+    addresses,
+    AddressEntry,
+    "address",
+    ["local", "domain"],
+    list_addresses,
+    get_address,
+    add_address,
+    patch_address,
+    delete_address,
+    add = |d: &DirectoryHandle, v| d.put_address(v, true),
+    update = |d: &DirectoryHandle, v| d.put_address(v, false),
+    remove = |d: &DirectoryHandle, k: &str| d.remove_address(k)
+);
 
 // ---- users ----
 
@@ -322,151 +369,12 @@ async fn patch_user(
     if patch.get("password_hash").is_some() {
         return Err(bad("password_hash cannot be set; send password"));
     }
-    let u = merged(cur, patch, "login")?;
+    let u = merged(cur, patch, &["login"])?;
     change(&st, move |dir| dir.update_user(u, password.as_deref())).await
 }
 
 async fn delete_user(State(st): State<AppState>, Path(login): Path<String>) -> ApiResult {
     change(&st, move |dir| dir.remove_user(&login.to_lowercase())).await
-}
-
-// ---- groups ----
-
-async fn list_groups(State(st): State<AppState>) -> ApiResult {
-    json_ok(
-        &st.shared
-            .directory
-            .snapshot()
-            .groups
-            .values()
-            .collect::<Vec<_>>(),
-    )
-}
-
-async fn get_group(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
-    let snap = st.shared.directory.snapshot();
-    json_ok(
-        snap.groups
-            .get(&name.to_lowercase())
-            .ok_or_else(|| not_found(format!("group {name}")))?,
-    )
-}
-
-async fn add_group(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
-    let g: Group = body(&b)?;
-    change(&st, move |dir| dir.put_group(g, true)).await
-}
-
-async fn patch_group(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    b: axum::body::Bytes,
-) -> ApiResult {
-    let snap = st.shared.directory.snapshot();
-    let cur = snap
-        .groups
-        .get(&name.to_lowercase())
-        .ok_or_else(|| not_found(format!("group {name}")))?;
-    let g = merged(cur, body(&b)?, "name")?;
-    change(&st, move |dir| dir.put_group(g, false)).await
-}
-
-async fn delete_group(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
-    change(&st, move |dir| dir.remove_group(&name.to_lowercase())).await
-}
-
-// ---- public mailboxes ----
-
-async fn list_public(State(st): State<AppState>) -> ApiResult {
-    json_ok(
-        &st.shared
-            .directory
-            .snapshot()
-            .public
-            .values()
-            .collect::<Vec<_>>(),
-    )
-}
-
-async fn get_public(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
-    let snap = st.shared.directory.snapshot();
-    json_ok(
-        snap.public
-            .get(&name.to_lowercase())
-            .ok_or_else(|| not_found(format!("public mailbox {name}")))?,
-    )
-}
-
-async fn add_public(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
-    let p: PublicMailbox = body(&b)?;
-    change(&st, move |dir| dir.put_public(p, true)).await
-}
-
-async fn patch_public(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    b: axum::body::Bytes,
-) -> ApiResult {
-    let snap = st.shared.directory.snapshot();
-    let cur = snap
-        .public
-        .get(&name.to_lowercase())
-        .ok_or_else(|| not_found(format!("public mailbox {name}")))?;
-    let p = merged(cur, body(&b)?, "name")?;
-    change(&st, move |dir| dir.put_public(p, false)).await
-}
-
-async fn delete_public(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
-    change(&st, move |dir| dir.remove_public(&name.to_lowercase())).await
-}
-
-// ---- addresses ----
-
-async fn list_addresses(State(st): State<AppState>) -> ApiResult {
-    json_ok(
-        &st.shared
-            .directory
-            .snapshot()
-            .addresses
-            .values()
-            .collect::<Vec<_>>(),
-    )
-}
-
-async fn get_address(State(st): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    let snap = st.shared.directory.snapshot();
-    json_ok(
-        snap.addresses
-            .get(&key.to_lowercase())
-            .ok_or_else(|| not_found(format!("address {key}")))?,
-    )
-}
-
-async fn add_address(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
-    let a: AddressEntry = body(&b)?;
-    change(&st, move |dir| dir.put_address(a, true)).await
-}
-
-async fn patch_address(
-    State(st): State<AppState>,
-    Path(key): Path<String>,
-    b: axum::body::Bytes,
-) -> ApiResult {
-    let snap = st.shared.directory.snapshot();
-    let cur = snap
-        .addresses
-        .get(&key.to_lowercase())
-        .ok_or_else(|| not_found(format!("address {key}")))?;
-    let mut patch: Value = body(&b)?;
-    if let Some(o) = patch.as_object_mut() {
-        o.remove("domain");
-    }
-    let a = merged(cur, patch, "local")?;
-    change(&st, move |dir| dir.put_address(a, false)).await
-}
-
-async fn delete_address(State(st): State<AppState>, Path(key): Path<String>) -> ApiResult {
-    change(&st, move |dir| dir.remove_address(&key.to_lowercase())).await
 }
 
 // ---- settings ----
