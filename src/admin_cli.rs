@@ -194,6 +194,10 @@ pub enum SettingsCmd {
 pub enum QueueCmd {
     /// List queued messages with their recipients' status.
     List,
+    /// Retry now: one message, or all without QID.
+    Resend { qid: Option<String> },
+    /// Delete from the queue (no bounce): one message, or all without QID.
+    Delete { qid: Option<String> },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -506,6 +510,12 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
         },
         AdminCmd::Queue { cmd } => match cmd {
             QueueCmd::List => c.call("GET", "/queue", None)?,
+            QueueCmd::Resend { qid: Some(q) } => {
+                c.call("POST", &format!("/queue/{q}/resend"), Some(json!({})))?
+            }
+            QueueCmd::Resend { qid: None } => c.call("POST", "/queue/resend", Some(json!({})))?,
+            QueueCmd::Delete { qid: Some(q) } => c.call("DELETE", &format!("/queue/{q}"), None)?,
+            QueueCmd::Delete { qid: None } => c.call("DELETE", "/queue", None)?,
         },
     };
     println!("{}", serde_json::to_string_pretty(&out)?);

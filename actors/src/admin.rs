@@ -62,7 +62,10 @@ pub fn router(shared: Arc<Shared>, token: String, prometheus: PrometheusHandle) 
             get(get_address).patch(patch_address).delete(delete_address),
         )
         .route("/settings", get(get_settings).patch(patch_settings))
-        .route("/queue", get(list_queue))
+        .route("/queue", get(list_queue).delete(delete_queue_all))
+        .route("/queue/resend", axum::routing::post(resend_all))
+        .route("/queue/{qid}", axum::routing::delete(delete_queue_one))
+        .route("/queue/{qid}/resend", axum::routing::post(resend_one))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .nest("/api", api)
@@ -398,4 +401,74 @@ async fn list_queue(State(st): State<AppState>) -> ApiResult {
     let recs = QueueRecord::load_all(&st.shared.store)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
     json_ok(&recs)
+}
+
+/// Removes queued messages (all, or one QID): record and spool file, no bounce.
+fn delete_queued(st: &AppState, which: Option<&str>) -> ApiResult {
+    let recs = QueueRecord::load_all(&st.shared.store)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let chosen: Vec<&QueueRecord> = recs
+        .iter()
+        .filter(|r| which.is_none_or(|q| r.qid == q))
+        .collect();
+    if let (Some(q), true) = (which, chosen.is_empty()) {
+        return Err(not_found(format!("queued message {q}")));
+    }
+    let ops = chosen
+        .iter()
+        .map(|r| QueueRecord::delete_op(&r.qid))
+        .collect();
+    st.shared
+        .store
+        .commit_blocking(ops)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let mut ctl = st
+        .shared
+        .queue_control
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    for r in &chosen {
+        ctl.deleted.insert(r.qid.clone());
+        let _ = st.shared.spool.remove(&r.qid);
+        tracing::info!(qid = %r.qid, "{}: removed by administrator", r.qid);
+    }
+    json_ok(&json!({"deleted": chosen.len()}))
+}
+
+async fn delete_queue_all(State(st): State<AppState>) -> ApiResult {
+    delete_queued(&st, None)
+}
+
+async fn delete_queue_one(State(st): State<AppState>, Path(qid): Path<String>) -> ApiResult {
+    delete_queued(&st, Some(&qid))
+}
+
+async fn resend_all(State(st): State<AppState>) -> ApiResult {
+    st.shared
+        .queue_control
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .resend_all = true;
+    st.shared.queue_kick.notify_one();
+    json_ok(&json!({"ok": true}))
+}
+
+async fn resend_one(State(st): State<AppState>, Path(qid): Path<String>) -> ApiResult {
+    let exists = st
+        .shared
+        .store
+        .get(postcore_storage::CF_QUEUE, qid.as_bytes())
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?
+        .is_some();
+    if !exists {
+        return Err(not_found(format!("queued message {qid}")));
+    }
+    st.shared
+        .queue_control
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .resend
+        .insert(qid);
+    st.shared.queue_kick.notify_one();
+    json_ok(&json!({"ok": true}))
 }

@@ -25,6 +25,43 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Admin API credentials.
     pub admin: AdminConfig,
+    /// DNS resolution for outbound delivery.
+    pub dns: DnsConfig,
+    /// Outbound SMTP client.
+    pub outbound: OutboundConfig,
+}
+
+/// DNS resolvers: `["IP:PORT", …]` replaces the system's (`/etc/resolv.conf`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Resolver addresses; empty = the system configuration.
+    pub resolvers: Vec<SocketAddr>,
+}
+
+/// Outbound SMTP client settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Port of MX hosts (25 on the internet).
+    pub mx_port: u16,
+    /// Seconds to wait for a TCP connection.
+    pub connect_timeout_secs: u64,
+    /// Seconds to wait for each reply (RFC 5321 §4.5.3.2 suggests minutes; DATA end 10).
+    pub command_timeout_secs: u64,
+    /// Simultaneous connections to one destination.
+    pub max_per_destination: usize,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            mx_port: 25,
+            connect_timeout_secs: 30,
+            command_timeout_secs: 300,
+            max_per_destination: 20,
+        }
+    }
 }
 
 /// Listener addresses; a listener set to `""` is disabled.
@@ -159,6 +196,8 @@ impl Default for Config {
             limits: Limits::default(),
             queue: QueueConfig::default(),
             admin: AdminConfig::default(),
+            dns: DnsConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }

@@ -7,9 +7,9 @@
 //! queue record is written at all. Anything that cannot complete now (remote recipients,
 //! mailboxes over quota, I/O errors) is spooled and recorded durably first.
 
-use crate::server::{Shared, WorkerCtx};
+use crate::server::Shared;
 use crate::usage::mailbox_path;
-use actix::{Actor, Context, Handler, Message, ResponseFuture};
+use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
 use bytes::Bytes;
 use postcore_storage::directory::{Mailbox, Target};
 use postcore_storage::maildir::{self, MaildirWriter};
@@ -97,11 +97,11 @@ fn log_delivered(qid: &str, mb: &Mailbox, orig_to: &str, started: Instant) {
 
 /// Makes an accepted message durable; `Ok` means the session may reply 250.
 pub async fn accept_message(
-    ctx: &WorkerCtx,
+    shared: &Arc<Shared>,
+    delivery: &Addr<DeliveryActor>,
     msg: IncomingMessage,
     started: Instant,
 ) -> anyhow::Result<()> {
-    let shared = &ctx.shared;
     let dir = shared.directory.snapshot();
     let size = msg.data.len() as u64;
     let mut immediate = Vec::new();
@@ -130,7 +130,7 @@ pub async fn accept_message(
                 target: QueuedTarget::Remote { address: a.clone() },
                 orig_to: orig_to.clone(),
                 status: RcptStatus::Deferred,
-                last_error: Some("4.4.0 waiting for outbound delivery".into()),
+                last_error: Some("4.4.0 queued for outbound delivery".into()),
             }),
         }
     }
@@ -151,7 +151,7 @@ pub async fn accept_message(
     }
     // Local deliveries run concurrently; each is durable when its future completes.
     let sends = immediate.iter().map(|(mb, file, _)| {
-        ctx.delivery.send(DeliverLocal {
+        delivery.send(DeliverLocal {
             mailbox: mb.clone(),
             file: file.clone(),
             data: msg.data.clone(),

@@ -6,6 +6,7 @@ pub mod config;
 pub mod delivery;
 pub mod limits;
 pub mod metrics;
+pub mod outbound;
 pub mod queue;
 pub mod server;
 pub mod smtp;

@@ -4,13 +4,21 @@
 //! Recovery relies on deterministic Maildir names: a delivery recorded as deferred whose file
 //! already exists in `new/` or `cur/` was completed just before a crash and is not repeated.
 
-use crate::delivery::{DeliverLocal, DeliveryActor};
+use crate::delivery::{DeliverLocal, DeliveryActor, IncomingMessage, accept_message};
+use crate::outbound::{
+    self, Job, Outbound, Outcome,
+    route::{self, Route},
+};
 use crate::server::Shared;
 use crate::usage::mailbox_path;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
+use bytes::Bytes;
+use postcore_protocol::smtp::Address;
+use postcore_storage::directory::{RcptResolution, Target};
 use postcore_storage::maildir;
-use postcore_storage::queue::{QueueRecord, QueuedTarget, RcptStatus, now_secs};
-use std::collections::HashSet;
+use postcore_storage::queue::{QueueRecord, QueuedTarget, RcptStatus, new_qid, now_secs};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +26,7 @@ use std::time::Duration;
 pub struct QueueActor {
     shared: Arc<Shared>,
     delivery: Addr<DeliveryActor>,
+    outbound: Option<Rc<Outbound>>,
     busy: bool,
     again: bool,
     first_run: bool,
@@ -33,9 +42,17 @@ impl Message for Kick {
 impl QueueActor {
     /// A queue actor that delivers through `delivery`.
     pub fn new(shared: Arc<Shared>, delivery: Addr<DeliveryActor>) -> Self {
+        let outbound = match Outbound::new(&shared.config) {
+            Ok(o) => Some(Rc::new(o)),
+            Err(e) => {
+                tracing::error!("outbound delivery disabled: {e:#}");
+                None
+            }
+        };
         QueueActor {
             shared,
             delivery,
+            outbound,
             busy: false,
             again: false,
             first_run: true,
@@ -49,7 +66,12 @@ impl QueueActor {
         }
         self.busy = true;
         let all = std::mem::replace(&mut self.first_run, false);
-        let fut = run_queue(self.shared.clone(), self.delivery.clone(), all);
+        let fut = run_queue(
+            self.shared.clone(),
+            self.delivery.clone(),
+            self.outbound.clone(),
+            all,
+        );
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
             if let Err(e) = res {
                 tracing::error!("queue run failed: {e:#}");
@@ -117,33 +139,166 @@ fn backoff(cfg: &crate::config::QueueConfig, attempts: u32) -> u64 {
         .max(1)
 }
 
+/// A recipient that failed for good in this run: (record index, rcpt index, status, text, remote MTA).
+type NewFailure = (usize, usize, String, String, Option<String>);
+
 async fn run_queue(
     shared: Arc<Shared>,
     delivery: Addr<DeliveryActor>,
+    outbound: Option<Rc<Outbound>>,
     all: bool,
 ) -> anyhow::Result<()> {
     let records = QueueRecord::load_all(&shared.store)?;
     let now = now_secs();
     let (mut n, mut bytes) = (0u64, 0u64);
-    for mut rec in records {
-        if !all && rec.next_attempt > now {
+    let mut due = Vec::new();
+    let (resend_all, resend) = {
+        let mut c = shared
+            .queue_control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        (
+            std::mem::take(&mut c.resend_all),
+            std::mem::take(&mut c.resend),
+        )
+    };
+    for rec in records {
+        if !all && !resend_all && !resend.contains(&rec.qid) && rec.next_attempt > now {
             n += 1;
             bytes += rec.size;
+        } else {
+            due.push(rec);
+        }
+    }
+    let dir = shared.directory.snapshot();
+    let mut failures: Vec<NewFailure> = Vec::new();
+    for (ri, rec) in due.iter_mut().enumerate() {
+        process_local(&shared, &delivery, rec, now, ri, &mut failures).await;
+    }
+    // Remote recipients, grouped by route so one connection carries several messages.
+    let mut by_route: HashMap<Route, Vec<(usize, Job)>> = HashMap::new();
+    let expired_after = dir.settings.queue_lifetime_secs;
+    for (ri, rec) in due.iter_mut().enumerate() {
+        let expired = now.saturating_sub(rec.arrival) > expired_after;
+        let mut per_route: HashMap<Route, Vec<(usize, String)>> = HashMap::new();
+        for (i, r) in rec.rcpts.iter_mut().enumerate() {
+            let QueuedTarget::Remote { address } = &r.target else {
+                continue;
+            };
+            if r.status != RcptStatus::Deferred {
+                continue;
+            }
+            if expired {
+                let last = r.last_error.clone().unwrap_or_default();
+                r.status = RcptStatus::Failed;
+                r.last_error = Some(format!("4.4.7 message queue lifetime expired ({last})"));
+                tracing::warn!(qid = %rec.qid, "{}: to=<{address}>, dsn=4.4.7, status=expired (last error: {last})", rec.qid);
+                failures.push((
+                    ri,
+                    i,
+                    "4.4.7".into(),
+                    format!("message queue lifetime expired; last error: {last}"),
+                    None,
+                ));
+                continue;
+            }
+            let route = route::route_for(&dir, &rec.from, address);
+            per_route
+                .entry(route)
+                .or_default()
+                .push((i, address.clone()));
+        }
+        if per_route.is_empty() {
             continue;
         }
-        process(&shared, &delivery, &mut rec, now).await;
+        let data = match shared.spool.read(&rec.qid) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(qid = %rec.qid, "{}: spool file unreadable: {e}", rec.qid);
+                continue;
+            }
+        };
+        for (route, rcpts) in per_route {
+            let job = Job {
+                qid: rec.qid.clone(),
+                from: rec.from.clone(),
+                rcpts,
+                data: data.clone(),
+                arrival: rec.arrival,
+            };
+            by_route.entry(route).or_default().push((ri, job));
+        }
+    }
+    if !by_route.is_empty() {
+        match &outbound {
+            Some(ob) => {
+                let helo = dir
+                    .settings
+                    .outbound
+                    .helo_name
+                    .clone()
+                    .unwrap_or_else(|| shared.config.hostname.clone());
+                let runs = by_route.into_iter().map(|(route, list)| {
+                    let (idx, jobs): (Vec<usize>, Vec<Job>) = list.into_iter().unzip();
+                    let (ob, helo) = (ob.clone(), helo.clone());
+                    async move {
+                        let res = ob.deliver(&route, &helo, jobs).await;
+                        res.into_iter()
+                            .map(|(j, i, o)| (idx[j], i, o, route.to_string()))
+                            .collect::<Vec<_>>()
+                    }
+                });
+                for (ri, i, o, route) in futures_util::future::join_all(runs)
+                    .await
+                    .into_iter()
+                    .flatten()
+                {
+                    let r = &mut due[ri].rcpts[i];
+                    match o {
+                        Outcome::Sent(_) => {
+                            r.status = RcptStatus::Delivered;
+                            r.last_error = None;
+                        }
+                        Outcome::Deferred(e) => r.last_error = Some(e),
+                        Outcome::Failed(st, d) => {
+                            r.status = RcptStatus::Failed;
+                            r.last_error = Some(format!("{st} {d}"));
+                            failures.push((ri, i, st, d, Some(route)));
+                        }
+                    }
+                }
+            }
+            None => tracing::warn!(
+                "outbound delivery unavailable (no DNS resolver); remote mail stays queued"
+            ),
+        }
+    }
+    for (ri, rec) in due.iter().enumerate() {
+        let mine: Vec<&NewFailure> = failures.iter().filter(|f| f.0 == ri).collect();
+        if !mine.is_empty() {
+            send_bounce(&shared, &delivery, rec, &mine).await;
+        }
+    }
+    for mut rec in due {
+        let deleted = shared
+            .queue_control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .deleted
+            .remove(&rec.qid);
+        if deleted {
+            shared.spool.remove(&rec.qid)?;
+            continue;
+        }
+        rec.attempts += 1;
+        rec.next_attempt = now + backoff(&shared.config.queue, rec.attempts);
         if rec.is_final() {
             shared
                 .store
                 .commit(vec![QueueRecord::delete_op(&rec.qid)])
                 .await?;
-            if rec.rcpts.iter().all(|r| r.status == RcptStatus::Delivered) {
-                shared.spool.remove(&rec.qid)?;
-                tracing::info!(qid = %rec.qid, "{}: removed", rec.qid);
-            } else {
-                // Failed deliveries keep their spool file for the bounce (DSN) machinery.
-                tracing::warn!(qid = %rec.qid, "{}: final with failures, spool file kept", rec.qid);
-            }
+            shared.spool.remove(&rec.qid)?;
+            tracing::info!(qid = %rec.qid, "{}: removed", rec.qid);
         } else {
             n += 1;
             bytes += rec.size;
@@ -155,101 +310,180 @@ async fn run_queue(
     Ok(())
 }
 
-async fn process(
+/// Sends the delivery status notification for `failed` recipients of `rec` to its sender.
+/// RFC 5321 §6.1 / RFC 3464: never for the null sender.
+async fn send_bounce(
+    shared: &Arc<Shared>,
+    delivery: &Addr<DeliveryActor>,
+    rec: &QueueRecord,
+    failed: &[&NewFailure],
+) {
+    if rec.from.is_empty() {
+        tracing::info!(qid = %rec.qid, "{}: no bounce for the null sender", rec.qid);
+        return;
+    }
+    let original = shared.spool.read(&rec.qid).unwrap_or_default();
+    let list: Vec<outbound::dsn::FailedRcpt<'_>> = failed
+        .iter()
+        .map(|(_, i, st, d, mta)| {
+            let r = &rec.rcpts[*i];
+            let rcpt = match &r.target {
+                QueuedTarget::Remote { address } => address.as_str(),
+                QueuedTarget::Local { .. } => r.orig_to.as_str(),
+            };
+            outbound::dsn::FailedRcpt {
+                rcpt,
+                orig: &r.orig_to,
+                status: st,
+                diagnostic: d,
+                remote_mta: mta.as_deref(),
+            }
+        })
+        .collect();
+    let now = now_secs();
+    let host = &shared.config.hostname;
+    let data = outbound::dsn::build(
+        host,
+        &rec.qid,
+        &rec.from,
+        rec.arrival,
+        now,
+        &list,
+        &original,
+    );
+    let dir = shared.directory.snapshot();
+    let deliveries = match Address::parse(&rec.from, true).map(|a| dir.resolve(&a)) {
+        Ok(RcptResolution::Accept { targets, .. }) => targets,
+        Ok(RcptResolution::Foreign) => vec![Target::Remote(rec.from.clone())],
+        _ => {
+            tracing::warn!(qid = %rec.qid, "{}: sender <{}> unknown, bounce discarded", rec.qid, rec.from);
+            return;
+        }
+    };
+    let qid = new_qid(0);
+    let deliveries = deliveries
+        .into_iter()
+        .map(|t| (t, rec.from.clone()))
+        .collect();
+    tracing::info!(
+        qid,
+        "{qid}: sender non-delivery notification for {} (to <{}>)",
+        rec.qid,
+        rec.from
+    );
+    let msg = IncomingMessage {
+        qid,
+        from: String::new(),
+        message_id: None,
+        data: Bytes::from(data),
+        arrival: now,
+        deliveries,
+    };
+    if let Err(e) = accept_message(shared, delivery, msg, std::time::Instant::now()).await {
+        tracing::error!(qid = %rec.qid, "{}: bounce not queued: {e:#}", rec.qid);
+    }
+}
+
+async fn process_local(
     shared: &Arc<Shared>,
     delivery: &Addr<DeliveryActor>,
     rec: &mut QueueRecord,
     now: u64,
+    ri: usize,
+    failures: &mut Vec<NewFailure>,
 ) {
     let dir = shared.directory.snapshot();
     let qid = rec.qid.clone();
     let expired = now.saturating_sub(rec.arrival) > dir.settings.queue_lifetime_secs;
     let mut data = None;
-    for r in rec
+    for (i, r) in rec
         .rcpts
         .iter_mut()
-        .filter(|r| r.status == RcptStatus::Deferred)
+        .enumerate()
+        .filter(|(_, r)| r.status == RcptStatus::Deferred)
     {
-        match &r.target {
-            QueuedTarget::Local { mailbox, file } => {
-                let root = mailbox_path(&shared.mail_root, mailbox);
-                if maildir::delivered(&root, file) {
-                    tracing::info!(
-                        qid,
-                        "{qid}: to=<{mailbox}>, orig_to=<{}>, relay=local, dsn=2.0.0, status=sent (found delivered during recovery)",
-                        r.orig_to
-                    );
-                    r.status = RcptStatus::Delivered;
-                    continue;
-                }
-                if expired {
-                    r.status = RcptStatus::Failed;
-                    r.last_error = Some("5.4.7 message queue lifetime expired".into());
-                    tracing::warn!(
-                        qid,
-                        "{qid}: to=<{mailbox}>, orig_to=<{}>, relay=local, dsn=5.4.7, status=expired ({})",
-                        r.orig_to,
-                        r.last_error.as_deref().unwrap_or("")
-                    );
-                    continue;
-                }
-                if data.is_none() {
-                    match shared.spool.read(&qid) {
-                        Ok(d) => data = Some(d),
-                        Err(e) => {
-                            tracing::error!(qid, "{qid}: spool file unreadable: {e}");
-                            return;
-                        }
-                    }
-                }
-                let Some(d) = data.clone() else { return };
-                if shared
-                    .usage
-                    .would_exceed(mailbox, d.len() as u64, dir.quota_bytes(mailbox))
-                {
-                    r.last_error = Some("4.2.2 mailbox over quota".into());
-                    tracing::info!(
-                        qid,
-                        "{qid}: to=<{mailbox}>, orig_to=<{}>, relay=local, dsn=4.2.2, status=deferred (mailbox over quota)",
-                        r.orig_to
-                    );
-                    continue;
-                }
-                let res = delivery
-                    .send(DeliverLocal {
-                        mailbox: mailbox.clone(),
-                        file: file.clone(),
-                        data: d,
-                    })
-                    .await;
-                match res.map_err(|e| e.to_string()).and_then(|x| x) {
-                    Ok(_) => {
-                        let delay = now.saturating_sub(rec.arrival);
-                        tracing::info!(
-                            qid,
-                            "{qid}: to=<{mailbox}>, orig_to=<{}>, relay=local, delay={delay}, dsn=2.0.0, status=sent (delivered to maildir)",
-                            r.orig_to
-                        );
-                        metrics::counter!(crate::metrics::DELIVERIES, "kind" => "local", "status" => "sent").increment(1);
-                        metrics::histogram!(crate::metrics::DELIVERY_SECONDS).record(delay as f64);
-                        r.status = RcptStatus::Delivered;
-                        r.last_error = None;
-                    }
-                    Err(e) => {
-                        tracing::warn!(
-                            qid,
-                            "{qid}: to=<{mailbox}>, relay=local, dsn=4.3.0, status=deferred ({e})"
-                        );
-                        r.last_error = Some(format!("4.3.0 {e}"));
-                    }
+        let QueuedTarget::Local { mailbox, file } = &r.target else {
+            continue;
+        };
+        let root = mailbox_path(&shared.mail_root, mailbox);
+        if maildir::delivered(&root, file) {
+            tracing::info!(
+                qid,
+                "{qid}: to=<{mailbox}>, orig_to=<{}>, relay=local, dsn=2.0.0, status=sent (found delivered during recovery)",
+                r.orig_to
+            );
+            r.status = RcptStatus::Delivered;
+            continue;
+        }
+        if expired {
+            let last = r.last_error.clone().unwrap_or_default();
+            r.status = RcptStatus::Failed;
+            r.last_error = Some(format!("4.4.7 message queue lifetime expired ({last})"));
+            tracing::warn!(
+                qid,
+                "{qid}: to=<{mailbox}>, orig_to=<{}>, relay=local, dsn=4.4.7, status=expired ({last})",
+                r.orig_to
+            );
+            failures.push((
+                ri,
+                i,
+                "4.4.7".into(),
+                format!("message queue lifetime expired; last error: {last}"),
+                None,
+            ));
+            continue;
+        }
+        if data.is_none() {
+            match shared.spool.read(&qid) {
+                Ok(d) => data = Some(d),
+                Err(e) => {
+                    tracing::error!(qid, "{qid}: spool file unreadable: {e}");
+                    return;
                 }
             }
-            // Outbound SMTP comes with its own actor; until then remote mail waits here.
-            QueuedTarget::Remote { .. } => {}
+        }
+        let Some(d) = data.clone() else { return };
+        if shared
+            .usage
+            .would_exceed(mailbox, d.len() as u64, dir.quota_bytes(mailbox))
+        {
+            r.last_error = Some("4.2.2 mailbox over quota".into());
+            tracing::info!(
+                qid,
+                "{qid}: to=<{mailbox}>, orig_to=<{}>, relay=local, dsn=4.2.2, status=deferred (mailbox over quota)",
+                r.orig_to
+            );
+            continue;
+        }
+        let res = delivery
+            .send(DeliverLocal {
+                mailbox: mailbox.clone(),
+                file: file.clone(),
+                data: d,
+            })
+            .await;
+        match res.map_err(|e| e.to_string()).and_then(|x| x) {
+            Ok(_) => {
+                let delay = now.saturating_sub(rec.arrival);
+                tracing::info!(
+                    qid,
+                    "{qid}: to=<{mailbox}>, orig_to=<{}>, relay=local, delay={delay}, dsn=2.0.0, status=sent (delivered to maildir)",
+                    r.orig_to
+                );
+                metrics::counter!(crate::metrics::DELIVERIES, "kind" => "local", "status" => "sent").increment(1);
+                metrics::histogram!(crate::metrics::DELIVERY_SECONDS).record(delay as f64);
+                r.status = RcptStatus::Delivered;
+                r.last_error = None;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    qid,
+                    "{qid}: to=<{mailbox}>, relay=local, dsn=4.3.0, status=deferred ({e})"
+                );
+                r.last_error = Some(format!("4.3.0 {e}"));
+            }
         }
     }
-    rec.attempts += 1;
-    rec.next_attempt = now + backoff(&shared.config.queue, rec.attempts);
 }
 
 #[cfg(test)]

@@ -71,6 +71,19 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Sessions in progress (all workers).
     pub active_sessions: AtomicUsize,
+    /// Administrator requests for the queue actor (resend, delete).
+    pub queue_control: std::sync::Mutex<QueueControl>,
+}
+
+/// Pending administrator requests to the queue.
+#[derive(Default)]
+pub struct QueueControl {
+    /// Retry every queued message now.
+    pub resend_all: bool,
+    /// Retry these messages now.
+    pub resend: std::collections::HashSet<String>,
+    /// Deleted by the administrator: never write these records back.
+    pub deleted: std::collections::HashSet<String>,
 }
 
 /// Per-worker context, shared by the sessions of one core.
@@ -185,6 +198,7 @@ pub fn run(config: Config) -> Result<()> {
         queue_kick: Notify::new(),
         shutdown: shutdown_rx,
         active_sessions: AtomicUsize::new(0),
+        queue_control: std::sync::Mutex::new(QueueControl::default()),
     });
 
     let mut handles = Vec::new();

@@ -45,6 +45,11 @@ impl TestServer {
              [listeners]\nsmtp = \"127.0.0.1:{smtp}\"\nsubmission = \"127.0.0.1:{submission}\"\n\
              submissions = \"127.0.0.1:{submissions}\"\nadmin = \"127.0.0.1:{admin}\"\n"
         );
+        if !extra.contains("[dns]") {
+            // Never the system resolver: nothing listens on this loopback port, so a lookup
+            // fails at once and remote mail stays queued.
+            cfg.push_str("[dns]\nresolvers = [\"127.0.0.1:9\"]\n");
+        }
         if !extra.contains("[queue]") {
             cfg.push_str(
                 "[queue]\nscan_interval_secs = 1\nretry_min_secs = 1\nretry_max_secs = 2\n",
@@ -327,6 +332,18 @@ impl Smtp {
         }
         self.ok("DATA", 354);
         let mut data = body.replace("\r\n", "\n").replace('\n', "\r\n");
+        // RFC 5321 §4.5.2: a client doubles a leading dot.
+        data = data
+            .split("\r\n")
+            .map(|l| {
+                if l.starts_with('.') {
+                    format!(".{l}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
         if !data.ends_with("\r\n") {
             data.push_str("\r\n");
         }

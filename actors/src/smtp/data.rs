@@ -219,7 +219,7 @@ impl Session {
             arrival,
             deliveries,
         };
-        match accept_message(&self.ctx, msg, started).await {
+        match accept_message(&self.ctx.shared, &self.ctx.delivery, msg, started).await {
             Ok(()) => {
                 metrics::counter!(crate::metrics::MESSAGES_RECEIVED).increment(1);
                 metrics::counter!(crate::metrics::BYTES_RECEIVED).increment(size as u64);

@@ -2,6 +2,7 @@
 //! the DATA/BDAT content receiver, SASL helpers and replies.
 
 pub mod address;
+pub mod client;
 pub mod command;
 pub mod data;
 pub mod line;

@@ -232,6 +232,84 @@ pub struct Settings {
     pub relay: RelayPolicy,
     /// Handling of bare CR/LF in DATA.
     pub bare_newline: BareNewline,
+    /// Outbound routing: custom HELO, relay hosts by sender, smarthost.
+    pub outbound: Outbound,
+}
+
+/// TLS towards a relay host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain SMTP.
+    None,
+    /// STARTTLS, required (RFC 3207).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (RFC 8314).
+    Implicit,
+}
+
+/// A relay host (Email > Relay > relay host, System > Smart host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayHost {
+    /// Host name or IP address.
+    pub host: String,
+    /// Port.
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// AUTH user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// AUTH password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// TLS mode.
+    #[serde(default)]
+    pub tls: TlsMode,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+
+/// A relay host chosen by sender address (`user@domain`) or sender domain (`domain`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderRoute {
+    /// `user@domain` or `domain`.
+    pub sender: String,
+    /// Where that sender's mail goes.
+    pub relay: RelayHost,
+}
+
+/// Outbound delivery settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Outbound {
+    /// HELO name used towards other servers (default: the host name).
+    pub helo_name: Option<String>,
+    /// Relay hosts by sender address or sender domain.
+    pub sender_routes: Vec<SenderRoute>,
+    /// Default relay host for everything else (smarthost).
+    pub smarthost: Option<RelayHost>,
+}
+
+impl Outbound {
+    /// The relay host for a sender, if any: exact address first, then its domain, then the
+    /// smarthost.
+    pub fn route_for_sender(&self, sender: &str) -> Option<&RelayHost> {
+        let sender = sender.to_lowercase();
+        let domain = sender.rsplit_once('@').map(|(_, d)| d);
+        self.sender_routes
+            .iter()
+            .find(|r| r.sender.to_lowercase() == sender)
+            .or_else(|| {
+                self.sender_routes
+                    .iter()
+                    .find(|r| Some(r.sender.to_lowercase().as_str()) == domain)
+            })
+            .map(|r| &r.relay)
+            .or(self.smarthost.as_ref())
+    }
 }
 
 impl Default for Settings {
@@ -245,6 +323,7 @@ impl Default for Settings {
             group_addresses: false,
             relay: RelayPolicy::default(),
             bare_newline: BareNewline::Normalize,
+            outbound: Outbound::default(),
         }
     }
 }

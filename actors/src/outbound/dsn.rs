@@ -1,0 +1,104 @@
+//! Delivery status notifications (bounces), RFC 3464 `multipart/report` with
+//! `message/delivery-status` and the original headers (`text/rfc822-headers`, RFC 6522).
+
+use crate::util::{header_section, rfc5322_date};
+
+/// One failed recipient for the report.
+pub struct FailedRcpt<'a> {
+    /// Final recipient address.
+    pub rcpt: &'a str,
+    /// The address given at RCPT TO, if different.
+    pub orig: &'a str,
+    /// Enhanced status (RFC 3463), e.g. `5.1.1`.
+    pub status: &'a str,
+    /// Diagnostic text (the remote reply or our reason).
+    pub diagnostic: &'a str,
+    /// The remote MTA, if one answered.
+    pub remote_mta: Option<&'a str>,
+}
+
+/// Builds the bounce for `failed` recipients of a message from `sender`.
+pub fn build(
+    hostname: &str,
+    qid: &str,
+    sender: &str,
+    arrival: u64,
+    now: u64,
+    failed: &[FailedRcpt<'_>],
+    original: &[u8],
+) -> Vec<u8> {
+    let boundary = format!("{qid}.{now}/{hostname}");
+    let mut m = String::new();
+    m.push_str(&format!(
+        "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n"
+    ));
+    m.push_str(&format!("To: <{sender}>\r\n"));
+    m.push_str("Subject: Undelivered Mail Returned to Sender\r\n");
+    m.push_str(&format!("Date: {}\r\n", rfc5322_date(now)));
+    m.push_str(&format!("Message-ID: <{qid}.bounce.{now}@{hostname}>\r\n"));
+    m.push_str("Auto-Submitted: auto-replied\r\n");
+    m.push_str("MIME-Version: 1.0\r\n");
+    m.push_str(&format!("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n\r\n"));
+    m.push_str("This is a MIME-encapsulated message.\r\n\r\n");
+    m.push_str(&format!("--{boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"));
+    m.push_str(&format!("This is the mail system at host {hostname}.\r\n\r\nI'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n"));
+    for f in failed {
+        m.push_str(&format!(
+            "<{}>: {}\r\n",
+            f.rcpt,
+            f.diagnostic.replace(['\r', '\n'], " ")
+        ));
+    }
+    m.push_str(&format!("\r\n--{boundary}\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n"));
+    m.push_str(&format!(
+        "Reporting-MTA: dns; {hostname}\r\nX-Postcore-Queue-ID: {qid}\r\nArrival-Date: {}\r\n",
+        rfc5322_date(arrival)
+    ));
+    for f in failed {
+        m.push_str(&format!("\r\nFinal-Recipient: rfc822; {}\r\n", f.rcpt));
+        if !f.orig.is_empty() && f.orig != f.rcpt && f.orig.contains('@') {
+            m.push_str(&format!("Original-Recipient: rfc822; {}\r\n", f.orig));
+        }
+        m.push_str(&format!("Action: failed\r\nStatus: {}\r\n", f.status));
+        if let Some(mta) = f.remote_mta {
+            m.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
+        }
+        m.push_str(&format!(
+            "Diagnostic-Code: smtp; {}\r\n",
+            f.diagnostic.replace(['\r', '\n'], " ")
+        ));
+    }
+    m.push_str(&format!("\r\n--{boundary}\r\nContent-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\n\r\n"));
+    let mut out = m.into_bytes();
+    out.extend_from_slice(header_section(original));
+    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn report_structure() {
+        let f = [super::FailedRcpt {
+            rcpt: "bob@remote.test",
+            orig: "bob@remote.test",
+            status: "5.1.1",
+            diagnostic: "550 5.1.1 no such user",
+            remote_mta: Some("mx.remote.test"),
+        }];
+        let b = super::build(
+            "mx.test",
+            "QID1",
+            "alice@example.test",
+            0,
+            60,
+            &f,
+            b"Subject: hi\r\nFrom: a\r\n\r\nsecret body\r\n",
+        );
+        let s = String::from_utf8(b).unwrap();
+        assert!(s.contains("Content-Type: multipart/report; report-type=delivery-status;"));
+        assert!(s.contains("Final-Recipient: rfc822; bob@remote.test\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.remote.test\r\n"));
+        assert!(s.contains("Content-Type: text/rfc822-headers\r\n\r\nSubject: hi\r\nFrom: a\r\n"));
+        assert!(!s.contains("secret body"), "only the headers are returned");
+    }
+}
