@@ -40,6 +40,11 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: SettingsCmd,
     },
+    /// DKIM signing per domain.
+    Dkim {
+        #[command(subcommand)]
+        cmd: DkimCmd,
+    },
     /// The mail queue.
     Queue {
         #[command(subcommand)]
@@ -55,6 +60,9 @@ pub enum DomainCmd {
         /// Make it a relay domain delivered to this host[:port].
         #[arg(long)]
         relay_host: Option<String>,
+        /// Legal notice appended to mail submitted from this domain.
+        #[arg(long)]
+        legal_notice: Option<String>,
         /// Hidden copy of inbound mail for this domain to this address.
         #[arg(long)]
         bcc: Option<String>,
@@ -67,6 +75,9 @@ pub enum DomainCmd {
         name: String,
         #[arg(long)]
         bcc: Option<String>,
+        /// Legal notice text ("" removes it).
+        #[arg(long)]
+        legal_notice: Option<String>,
         #[arg(long)]
         catch_all: Option<String>,
         #[arg(long)]
@@ -188,6 +199,24 @@ pub enum SettingsCmd {
         #[arg(required = true)]
         pairs: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum DkimCmd {
+    /// Sign mail submitted from DOMAIN (generates the key on first use).
+    Enable {
+        domain: String,
+        /// rsa (2048 bits) or ed25519.
+        #[arg(long, default_value = "rsa")]
+        algorithm: String,
+        /// Selector.
+        #[arg(long, default_value = "default")]
+        selector: String,
+    },
+    /// Stop signing (the key is kept).
+    Disable { domain: String },
+    /// Print the DNS TXT record to publish.
+    Show { domain: String },
 }
 
 #[derive(Subcommand)]
@@ -341,10 +370,14 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
             DomainCmd::Add {
                 name,
                 relay_host,
+                legal_notice,
                 bcc,
                 catch_all,
             } => {
                 let mut d = json!({"name": name});
+                if let Some(n) = legal_notice {
+                    d["legal_notice"] = json!(n);
+                }
                 if let Some(h) = relay_host {
                     d["kind"] = json!("relay");
                     d["relay_host"] = json!(h);
@@ -361,10 +394,14 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
             DomainCmd::Set {
                 name,
                 bcc,
+                legal_notice,
                 catch_all,
                 relay_host,
             } => {
                 let mut p = Map::new();
+                if let Some(v) = opt_str(legal_notice) {
+                    p.insert("legal_notice".into(), v);
+                }
                 if let Some(v) = opt_str(bcc) {
                     p.insert("bcc".into(), v);
                 }
@@ -506,6 +543,36 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
                     set_path(&mut patch, k, val);
                 }
                 c.call("PATCH", "/settings", Some(Value::Object(patch)))?
+            }
+        },
+        AdminCmd::Dkim { cmd } => match cmd {
+            DkimCmd::Enable {
+                domain,
+                algorithm,
+                selector,
+            } => c.call(
+                "POST",
+                &format!("/domains/{domain}/dkim"),
+                Some(json!({"algorithm": algorithm, "selector": selector})),
+            )?,
+            DkimCmd::Disable { domain } => {
+                c.call("DELETE", &format!("/domains/{domain}/dkim"), None)?
+            }
+            DkimCmd::Show { domain } => {
+                let v = c.call("GET", &format!("/domains/{domain}/dkim"), None)?;
+                let record = v["record"].as_str().unwrap_or_default();
+                // Zone-file form: TXT strings are at most 255 octets each (RFC 1035 §3.3.14).
+                let chunks: Vec<String> = record
+                    .as_bytes()
+                    .chunks(255)
+                    .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+                    .collect();
+                println!(
+                    "{}. IN TXT {}",
+                    v["record_name"].as_str().unwrap_or_default(),
+                    chunks.join(" ")
+                );
+                return Ok(());
             }
         },
         AdminCmd::Queue { cmd } => match cmd {

@@ -41,6 +41,10 @@ pub fn router(shared: Arc<Shared>, token: String, prometheus: PrometheusHandle) 
             "/domains/{name}",
             get(get_domain).patch(patch_domain).delete(delete_domain),
         )
+        .route(
+            "/domains/{name}/dkim",
+            get(show_dkim).post(enable_dkim).delete(disable_dkim),
+        )
         .route("/users", get(list_users).post(add_user))
         .route(
             "/users/{login}",
@@ -471,4 +475,95 @@ async fn resend_one(State(st): State<AppState>, Path(qid): Path<String>) -> ApiR
         .insert(qid);
     st.shared.queue_kick.notify_one();
     json_ok(&json!({"ok": true}))
+}
+
+// ---- DKIM ----
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DkimRequest {
+    #[serde(default)]
+    algorithm: postcore_storage::directory::DkimAlgorithm,
+    #[serde(default)]
+    selector: Option<String>,
+}
+
+fn dkim_view(st: &AppState, name: &str) -> ApiResult {
+    let snap = st.shared.directory.snapshot();
+    let d = snap
+        .domains
+        .get(name)
+        .ok_or_else(|| not_found(format!("domain {name}")))?;
+    let Some(set) = &d.dkim else {
+        return Err(not_found(format!("DKIM for domain {name} (not enabled)")));
+    };
+    let txt = st
+        .shared
+        .dkim
+        .txt_record(name, set.algorithm)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    json_ok(&json!({
+        "domain": name,
+        "selector": set.selector,
+        "algorithm": set.algorithm,
+        "record_name": format!("{}._domainkey.{name}", set.selector),
+        "record": txt,
+    }))
+}
+
+async fn show_dkim(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    dkim_view(&st, &name.to_lowercase())
+}
+
+async fn enable_dkim(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    b: axum::body::Bytes,
+) -> ApiResult {
+    let name = name.to_lowercase();
+    let req: DkimRequest = if b.is_empty() {
+        DkimRequest::default()
+    } else {
+        body(&b)?
+    };
+    let selector = req.selector.unwrap_or_else(|| "default".into());
+    if selector.is_empty()
+        || !selector
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+    {
+        return Err(bad(format!("selector {selector:?}")));
+    }
+    let snap = st.shared.directory.snapshot();
+    let mut d = snap
+        .domains
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| not_found(format!("domain {name}")))?;
+    if d.kind != postcore_storage::directory::DomainKind::Local {
+        return Err(bad("DKIM signing is for local domains"));
+    }
+    d.dkim = Some(postcore_storage::directory::DkimSetting {
+        selector,
+        algorithm: req.algorithm,
+    });
+    let (shared, algo, n2) = (st.shared.clone(), req.algorithm, name.clone());
+    tokio::task::spawn_blocking(move || shared.dkim.ensure(&n2, algo))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    change(&st, move |dir| dir.update_domain(d)).await?;
+    dkim_view(&st, &name)
+}
+
+async fn disable_dkim(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let name = name.to_lowercase();
+    let snap = st.shared.directory.snapshot();
+    let mut d = snap
+        .domains
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| not_found(format!("domain {name}")))?;
+    d.dkim = None;
+    change(&st, move |dir| dir.update_domain(d)).await
 }

@@ -4,6 +4,8 @@
 pub mod admin;
 pub mod config;
 pub mod delivery;
+pub mod dkim;
+pub mod legal_notice;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;

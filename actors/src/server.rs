@@ -71,6 +71,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Sessions in progress (all workers).
     pub active_sessions: AtomicUsize,
+    /// DKIM signing keys.
+    pub dkim: crate::dkim::DkimKeys,
     /// Administrator requests for the queue actor (resend, delete).
     pub queue_control: std::sync::Mutex<QueueControl>,
 }
@@ -186,6 +188,7 @@ pub fn run(config: Config) -> Result<()> {
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let config_data_dir = config.data_dir.clone();
     let shared = Arc::new(Shared {
         usage: UsageTracker::new(store.clone(), mail_root.clone()),
         config,
@@ -199,6 +202,7 @@ pub fn run(config: Config) -> Result<()> {
         shutdown: shutdown_rx,
         active_sessions: AtomicUsize::new(0),
         queue_control: std::sync::Mutex::new(QueueControl::default()),
+        dkim: crate::dkim::DkimKeys::new(&config_data_dir),
     });
 
     let mut handles = Vec::new();

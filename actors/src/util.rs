@@ -75,6 +75,18 @@ pub fn header_value(headers: &[u8], name: &str) -> Option<String> {
     None
 }
 
+/// The domain of the address in the `From:` header field (lower case).
+pub fn from_domain(headers: &[u8]) -> Option<String> {
+    let from = header_value(headers, "From")?;
+    let addr = match (from.rfind('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &from[a + 1..b],
+        _ => from.as_str(),
+    };
+    let (_, d) = addr.trim().rsplit_once('@')?;
+    let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+    (!d.is_empty()).then_some(d)
+}
+
 /// Keeps only characters that are safe inside a header comment or log field.
 pub fn sanitize_token(s: &str, max: usize) -> String {
     s.chars()
@@ -104,6 +116,19 @@ mod tests {
         assert_eq!(header_value(h, "message-id").as_deref(), Some("<x@y>"));
         assert_eq!(header_value(h, "date"), None);
         assert_eq!(header_section(b"\r\nbody"), b"");
+    }
+
+    #[test]
+    fn from_domains() {
+        assert_eq!(
+            from_domain(b"From: \"A, B\" <a@Example.TEST>\r\n").as_deref(),
+            Some("example.test")
+        );
+        assert_eq!(
+            from_domain(b"From: a@x.test\r\n").as_deref(),
+            Some("x.test")
+        );
+        assert_eq!(from_domain(b"Subject: none\r\n"), None);
     }
 
     #[test]

@@ -163,22 +163,43 @@ impl Session {
         let qid = new_qid(self.ctx.id);
         let headers = header_section(&content);
         let mut message_id = header_value(headers, "Message-ID");
-        let mut prefix = self.received_header(&qid, &tx, arrival);
+        let received = self.received_header(&qid, &tx, arrival);
+        let mut added = String::new();
         if self.kind != ListenerKind::Smtp && self.auth.is_some() {
             // RFC 6409 §8.1/§8.3: a submission server may add missing Date and Message-ID.
             if header_value(headers, "Date").is_none() {
-                prefix.push_str(&format!("Date: {}\r\n", rfc5322_date(arrival)));
+                added.push_str(&format!("Date: {}\r\n", rfc5322_date(arrival)));
             }
             if message_id.is_none() {
                 let id = format!("<{qid}@{}>", self.hostname());
-                prefix.push_str(&format!("Message-ID: {id}\r\n"));
+                added.push_str(&format!("Message-ID: {id}\r\n"));
                 message_id = Some(id);
             }
         }
-        let mut data = Vec::with_capacity(prefix.len() + content.len());
-        data.extend_from_slice(prefix.as_bytes());
-        data.extend_from_slice(&content);
+        let mut body = Vec::with_capacity(added.len() + content.len());
+        body.extend_from_slice(added.as_bytes());
+        body.extend_from_slice(&content);
         drop(content);
+        let mut signature = String::new();
+        if self.auth.is_some()
+            && let Some(dom) = crate::util::from_domain(header_section(&body))
+                .and_then(|d| tx.dir.domains.get(&d).cloned())
+        {
+            if let Some(notice) = &dom.legal_notice {
+                body = crate::legal_notice::append(&body, notice, &qid);
+            }
+            if let Some(setting) = &dom.dkim {
+                match self.ctx.shared.dkim.sign(&dom.name, setting, &body) {
+                    Ok(h) => signature = h,
+                    Err(e) => tracing::error!(qid, "{qid}: not DKIM-signed: {e:#}"),
+                }
+            }
+        }
+        let mut data = Vec::with_capacity(received.len() + signature.len() + body.len());
+        data.extend_from_slice(received.as_bytes());
+        data.extend_from_slice(signature.as_bytes());
+        data.extend_from_slice(&body);
+        drop(body);
 
         let mut deliveries: Vec<(Target, String)> = Vec::new();
         let mut seen = HashSet::new();

@@ -562,6 +562,8 @@ mod tests {
             bcc: None,
             accept_unknown: false,
             catch_all: None,
+            dkim: None,
+            legal_notice: None,
         };
         let user = |l: &str| User {
             login: l.into(),

@@ -36,6 +36,33 @@ pub struct Domain {
     /// Destination of unknown recipients when `accept_unknown` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_all: Option<Destination>,
+    /// DKIM signing of mail submitted from this domain (RFC 6376), when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dkim: Option<DkimSetting>,
+    /// Legal notice appended to mail submitted from this domain (plain text or Markdown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_notice: Option<String>,
+}
+
+/// DKIM key algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DkimAlgorithm {
+    /// RSA 2048, rsa-sha256.
+    #[default]
+    Rsa,
+    /// Ed25519, ed25519-sha256 (RFC 8463).
+    Ed25519,
+}
+
+/// A domain's DKIM signing setting; the key lives in `data_dir/dkim/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimSetting {
+    /// Selector (`default` unless chosen).
+    pub selector: String,
+    /// Key algorithm.
+    #[serde(default)]
+    pub algorithm: DkimAlgorithm,
 }
 
 /// A user account with a personal mailbox (Email > Mailboxes > Users).

@@ -327,6 +327,8 @@ mod tests {
                     bcc: None,
                     accept_unknown: false,
                     catch_all: None,
+                    dkim: None,
+                    legal_notice: None,
                 },
             );
         }
