@@ -206,7 +206,7 @@ mod tests {
     fn spki_wraps_pkcs1() {
         let pkcs1 = vec![0x30, 0x03, 0x02, 0x01, 0x05];
         let spki = super::rsa_spki(&pkcs1);
-        assert_eq!(&spki[..2], &[0x30, 20]);
+        assert_eq!(&spki[..2], &[0x30, 23]);
         assert_eq!(&spki[17..20], &[0x03, 6, 0]);
         assert!(spki.ends_with(&pkcs1));
     }
