@@ -515,16 +515,27 @@ fn queue_list_resend_and_delete() {
 fn relay_domain_goes_to_its_host() {
     let tmp = tempfile::tempdir().unwrap();
     let (_peer, pport) = peer(tmp.path(), "accept", None);
-    let Some((_dns, dns_port)) = dns(&[]) else { return };
+    let Some((_dns, dns_port)) = dns(&[]) else {
+        return;
+    };
     let s = TestServer::start_with(&sender_config(dns_port, 1));
     s.setup_basic();
     s.api_ok("POST", "/domains", Some(json!({"name": "branch.test", "kind": "relay", "relay_host": format!("127.0.0.1:{pport}")})));
     // Accepted from anyone (it is our domain to relay), delivered to the configured host.
-    let (code, text) = s.smtp().send_mail("x@remote.test", &["anyone@branch.test"], "Subject: for the branch\r\n\r\nx\r\n");
+    let (code, text) = s.smtp().send_mail(
+        "x@remote.test",
+        &["anyone@branch.test"],
+        "Subject: for the branch\r\n\r\nx\r\n",
+    );
     assert_eq!(code, 250, "{text}");
-    wait_until("relay-domain delivery", || peer_messages(tmp.path()).len() == 1);
+    wait_until("relay-domain delivery", || {
+        peer_messages(tmp.path()).len() == 1
+    });
     let log = std::fs::read_to_string(tmp.path().join("log")).unwrap();
-    assert!(log.contains("MSG 1 from=<x@remote.test> SIZE=197 rcpts=<anyone@branch.test>"), "{log}");
+    assert!(
+        log.contains("MSG 1 from=<x@remote.test> SIZE=197 rcpts=<anyone@branch.test>"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -532,19 +543,40 @@ fn smarthost_over_implicit_tls_and_required_starttls_with_auth_to_a_second_postc
     let receiver = TestServer::start();
     receiver.setup_basic();
     receiver.api_ok("POST", "/domains", Some(json!({"name": "far.test"})));
-    receiver.api_ok("POST", "/users", Some(json!({"login": "dest", "password": "dest-pw"})));
-    let Some((_dns, dns_port)) = dns(&[]) else { return };
+    receiver.api_ok(
+        "POST",
+        "/users",
+        Some(json!({"login": "dest", "password": "dest-pw"})),
+    );
+    let Some((_dns, dns_port)) = dns(&[]) else {
+        return;
+    };
     let s = TestServer::start_with(&sender_config(dns_port, 1));
     relay_client(&s);
-    for (port, tls, n) in [(receiver.submissions, "implicit", 1), (receiver.submission, "starttls", 2)] {
+    for (port, tls, n) in [
+        (receiver.submissions, "implicit", 1),
+        (receiver.submission, "starttls", 2),
+    ] {
         s.api_ok(
             "PATCH",
             "/settings",
             Some(json!({"outbound": {"smarthost": {"host": "127.0.0.1", "port": port, "username": "alice", "password": "alice-pw", "tls": tls}}})),
         );
-        assert_eq!(s.smtp().send_mail("alice@example.test", &["dest@far.test"], &format!("Subject: via {tls}\r\n\r\nx\r\n")).0, 250);
+        assert_eq!(
+            s.smtp()
+                .send_mail(
+                    "alice@example.test",
+                    &["dest@far.test"],
+                    &format!("Subject: via {tls}\r\n\r\nx\r\n")
+                )
+                .0,
+            250
+        );
         wait_until(tls, || receiver.messages("users/dest").len() == n);
         let m = String::from_utf8_lossy(&receiver.messages("users/dest")[n - 1]).into_owned();
-        assert!(m.contains("with ESMTPSA id"), "{tls}: TLS and AUTH were used: {m}");
+        assert!(
+            m.contains("with ESMTPSA id"),
+            "{tls}: TLS and AUTH were used: {m}"
+        );
     }
 }

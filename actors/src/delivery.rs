@@ -192,14 +192,12 @@ pub async fn accept_message(
     Ok(())
 }
 
-/// Spool file first (fsynced), then the queue record (group-committed with sync).
+/// Body and queue record, durably (one group-committed batch for small bodies).
 async fn enqueue(shared: &Shared, record: &QueueRecord, data: &Bytes) -> anyhow::Result<()> {
     shared
         .spool
-        .write(&record.qid, data.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("spool write {}: {e}", record.qid))?;
-    shared.store.commit(vec![record.put_op()?]).await?;
+        .store_with(&record.qid, data.clone(), vec![record.put_op()?])
+        .await?;
     metrics::gauge!(crate::metrics::QUEUE_LENGTH).increment(1.0);
     metrics::gauge!(crate::metrics::QUEUE_BYTES).increment(record.size as f64);
     Ok(())

@@ -17,6 +17,7 @@ use postcore_protocol::smtp::Address;
 use postcore_storage::directory::{RcptResolution, Target};
 use postcore_storage::maildir;
 use postcore_storage::queue::{QueueRecord, QueuedTarget, RcptStatus, new_qid, now_secs};
+use postcore_storage::spool::Spool;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -279,6 +280,9 @@ async fn run_queue(
             send_bounce(&shared, &delivery, rec, &mine).await;
         }
     }
+    // One durable write for the whole run; spool files go only after it.
+    let mut ops = Vec::new();
+    let mut finished = Vec::new();
     for mut rec in due {
         let deleted = shared
             .queue_control
@@ -293,17 +297,21 @@ async fn run_queue(
         rec.attempts += 1;
         rec.next_attempt = now + backoff(&shared.config.queue, rec.attempts);
         if rec.is_final() {
-            shared
-                .store
-                .commit(vec![QueueRecord::delete_op(&rec.qid)])
-                .await?;
-            shared.spool.remove(&rec.qid)?;
-            tracing::info!(qid = %rec.qid, "{}: removed", rec.qid);
+            ops.push(QueueRecord::delete_op(&rec.qid));
+            ops.push(Spool::delete_op(&rec.qid));
+            finished.push(rec.qid);
         } else {
             n += 1;
             bytes += rec.size;
-            shared.store.commit(vec![rec.put_op()?]).await?;
+            ops.push(rec.put_op()?);
         }
+    }
+    if !ops.is_empty() {
+        shared.store.commit(ops).await?;
+    }
+    for qid in finished {
+        shared.spool.remove_file(&qid)?;
+        tracing::info!(qid = %qid, "{qid}: removed");
     }
     metrics::gauge!(crate::metrics::QUEUE_LENGTH).set(n as f64);
     metrics::gauge!(crate::metrics::QUEUE_BYTES).set(bytes as f64);

@@ -143,7 +143,8 @@ pub fn run(config: Config) -> Result<()> {
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir.join("db"))?;
     let directory = DirectoryHandle::load(store.clone())?;
-    let spool = Spool::open(&config.data_dir.join("spool")).context("opening spool")?;
+    let spool =
+        Spool::open(&config.data_dir.join("spool"), store.clone()).context("opening spool")?;
     let mail_root = config.data_dir.join("mail");
     std::fs::create_dir_all(&mail_root)?;
     let tls = crate::tls::server_config(

@@ -17,8 +17,10 @@ pub const CF_DIRECTORY: &str = "directory";
 pub const CF_QUEUE: &str = "queue";
 /// Column family for per-mailbox usage counters (bytes, messages).
 pub const CF_USAGE: &str = "usage";
+/// Column family for bodies of small queued messages, key = QID.
+pub const CF_SPOOL: &str = "spool";
 
-const ALL_CFS: [&str; 3] = [CF_DIRECTORY, CF_QUEUE, CF_USAGE];
+const ALL_CFS: [&str; 4] = [CF_DIRECTORY, CF_QUEUE, CF_USAGE, CF_SPOOL];
 
 /// One key-value change inside a group commit.
 #[derive(Debug, Clone)]
