@@ -16,7 +16,9 @@ use bytes::Bytes;
 use postcore_protocol::smtp::Address;
 use postcore_storage::directory::{RcptResolution, Target};
 use postcore_storage::maildir;
-use postcore_storage::queue::{QueueRecord, QueuedTarget, RcptStatus, new_qid, now_secs};
+use postcore_storage::queue::{
+    QueueRecord, QueuedRcpt, QueuedTarget, RcptStatus, new_qid, now_secs,
+};
 use postcore_storage::spool::Spool;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -173,8 +175,28 @@ async fn run_queue(
     }
     let dir = shared.directory.snapshot();
     let mut failures: Vec<NewFailure> = Vec::new();
+    let mut local_done = Vec::new();
     for (ri, rec) in due.iter_mut().enumerate() {
+        let before = rec
+            .rcpts
+            .iter()
+            .filter(|r| r.status == RcptStatus::Deferred)
+            .count();
         process_local(&shared, &delivery, rec, now, ri, &mut failures).await;
+        if rec
+            .rcpts
+            .iter()
+            .filter(|r| r.status == RcptStatus::Deferred)
+            .count()
+            != before
+        {
+            local_done.push(rec.put_op()?);
+        }
+    }
+    // Local results are durable before remote attempts start, so a slow remote destination
+    // cannot hold them back (after a crash they would be recovered from the Maildir anyway).
+    if !local_done.is_empty() {
+        shared.store.commit(local_done).await?;
     }
     // Remote recipients, grouped by route so one connection carries several messages.
     let mut by_route: HashMap<Route, Vec<(usize, Job)>> = HashMap::new();
@@ -190,17 +212,8 @@ async fn run_queue(
                 continue;
             }
             if expired {
-                let last = r.last_error.clone().unwrap_or_default();
-                r.status = RcptStatus::Failed;
-                r.last_error = Some(format!("4.4.7 message queue lifetime expired ({last})"));
-                tracing::warn!(qid = %rec.qid, "{}: to=<{address}>, dsn=4.4.7, status=expired (last error: {last})", rec.qid);
-                failures.push((
-                    ri,
-                    i,
-                    "4.4.7".into(),
-                    format!("message queue lifetime expired; last error: {last}"),
-                    None,
-                ));
+                let to = address.clone();
+                expire(&rec.qid, r, &to, ri, i, &mut failures);
                 continue;
             }
             let route = route::route_for(&dir, &rec.from, address);
@@ -392,6 +405,33 @@ async fn send_bounce(
     }
 }
 
+/// Marks a waiting delivery failed because the message queue lifetime is over (RFC 3463
+/// 4.4.7); the bounce goes out with the others of this run.
+fn expire(
+    qid: &str,
+    r: &mut QueuedRcpt,
+    to: &str,
+    ri: usize,
+    i: usize,
+    failures: &mut Vec<NewFailure>,
+) {
+    let last = r.last_error.clone().unwrap_or_default();
+    r.status = RcptStatus::Failed;
+    r.last_error = Some(format!("4.4.7 message queue lifetime expired ({last})"));
+    tracing::warn!(
+        qid,
+        "{qid}: to=<{to}>, orig_to=<{}>, dsn=4.4.7, status=expired ({last})",
+        r.orig_to
+    );
+    failures.push((
+        ri,
+        i,
+        "4.4.7".into(),
+        format!("message queue lifetime expired; last error: {last}"),
+        None,
+    ));
+}
+
 async fn process_local(
     shared: &Arc<Shared>,
     delivery: &Addr<DeliveryActor>,
@@ -424,21 +464,7 @@ async fn process_local(
             continue;
         }
         if expired {
-            let last = r.last_error.clone().unwrap_or_default();
-            r.status = RcptStatus::Failed;
-            r.last_error = Some(format!("4.4.7 message queue lifetime expired ({last})"));
-            tracing::warn!(
-                qid,
-                "{qid}: to=<{mailbox}>, orig_to=<{}>, relay=local, dsn=4.4.7, status=expired ({last})",
-                r.orig_to
-            );
-            failures.push((
-                ri,
-                i,
-                "4.4.7".into(),
-                format!("message queue lifetime expired; last error: {last}"),
-                None,
-            ));
+            expire(&qid, r, &mailbox.to_string(), ri, i, failures);
             continue;
         }
         if data.is_none() {
