@@ -580,3 +580,45 @@ fn smarthost_over_implicit_tls_and_required_starttls_with_auth_to_a_second_postc
         );
     }
 }
+
+#[test]
+fn delay_warning_is_sent_once_and_the_message_stays_queued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_peer, pport) = peer(tmp.path(), "tempfail:100000", None);
+    let Some((_dns, dns_port)) = dns(&["--host-record=remote.test,127.0.0.1"]) else {
+        return;
+    };
+    let s = TestServer::start_with(&sender_config(dns_port, pport));
+    relay_client(&s);
+    s.api_ok("PATCH", "/settings", Some(json!({"delay_warning_secs": 1})));
+    let (code, text) = s.smtp().send_mail(
+        "alice@example.test",
+        &["slow@remote.test"],
+        "Subject: slow one\r\n\r\nx\r\n",
+    );
+    assert_eq!(code, 250);
+    let w = s.wait_messages("users/alice", 1);
+    let w = String::from_utf8_lossy(&w[0]).into_owned();
+    assert!(
+        w.contains("Subject: Delayed Mail (still being retried)"),
+        "{w}"
+    );
+    assert!(
+        w.contains(
+            "Final-Recipient: rfc822; slow@remote.test\r\nAction: delayed\r\nStatus: 4.3.0\r\n"
+        ),
+        "{w}"
+    );
+    // More attempts follow, but no second warning; the message is still queued.
+    let q = qid(&text);
+    wait_until("more attempts", || {
+        queue(&s)
+            .iter()
+            .any(|r| r["qid"] == q && r["attempts"].as_u64().unwrap_or(0) >= 4)
+    });
+    assert_eq!(s.messages("users/alice").len(), 1);
+    assert_eq!(
+        queue(&s).iter().find(|r| r["qid"] == q).unwrap()["warned"],
+        true
+    );
+}

@@ -143,6 +143,7 @@ pub async fn accept_message(
         attempts: 0,
         next_attempt: msg.arrival,
         rcpts: later,
+        warned: false,
     };
     let mut recorded = false;
     if !record.rcpts.is_empty() {

@@ -5,6 +5,7 @@
 //! already exists in `new/` or `cur/` was completed just before a crash and is not repeated.
 
 use crate::delivery::{DeliverLocal, DeliveryActor, IncomingMessage, accept_message};
+use crate::outbound::dsn::{Action, Report};
 use crate::outbound::{
     self, Job, Outbound, Outcome,
     route::{self, Route},
@@ -290,7 +291,37 @@ async fn run_queue(
     for (ri, rec) in due.iter().enumerate() {
         let mine: Vec<&NewFailure> = failures.iter().filter(|f| f.0 == ri).collect();
         if !mine.is_empty() {
-            send_bounce(&shared, &delivery, rec, &mine).await;
+            send_bounce(&shared, &delivery, rec, &mine, Action::Failed).await;
+        }
+    }
+    // Optional delay warning, once per message (RFC 3464 Action: delayed).
+    if let Some(after) = dir.settings.delay_warning_secs {
+        for (ri, rec) in due.iter_mut().enumerate() {
+            if rec.warned || rec.from.is_empty() || now.saturating_sub(rec.arrival) < after {
+                continue;
+            }
+            let waiting: Vec<NewFailure> = rec
+                .rcpts
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.status == RcptStatus::Deferred)
+                .map(|(i, r)| {
+                    let last = r
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "4.0.0 not yet delivered".into());
+                    let status = last
+                        .split_whitespace()
+                        .find(|w| w.starts_with("4.") && w.matches('.').count() == 2)
+                        .unwrap_or("4.0.0");
+                    (ri, i, status.to_string(), last.clone(), None)
+                })
+                .collect();
+            if !waiting.is_empty() {
+                let refs: Vec<&NewFailure> = waiting.iter().collect();
+                send_bounce(&shared, &delivery, rec, &refs, Action::Delayed).await;
+                rec.warned = true;
+            }
         }
     }
     // One durable write for the whole run; spool files go only after it.
@@ -338,6 +369,7 @@ async fn send_bounce(
     delivery: &Addr<DeliveryActor>,
     rec: &QueueRecord,
     failed: &[&NewFailure],
+    action: Action,
 ) {
     if rec.from.is_empty() {
         tracing::info!(qid = %rec.qid, "{}: no bounce for the null sender", rec.qid);
@@ -363,15 +395,16 @@ async fn send_bounce(
         .collect();
     let now = now_secs();
     let host = &shared.config.hostname;
-    let data = outbound::dsn::build(
-        host,
-        &rec.qid,
-        &rec.from,
-        rec.arrival,
+    let report = Report {
+        action,
+        hostname: host,
+        qid: &rec.qid,
+        sender: &rec.from,
+        arrival: rec.arrival,
         now,
-        &list,
-        &original,
-    );
+        rcpts: &list,
+    };
+    let data = outbound::dsn::build_report(&report, &original);
     let dir = shared.directory.snapshot();
     let deliveries = match Address::parse(&rec.from, true).map(|a| dir.resolve(&a)) {
         Ok(RcptResolution::Accept { targets, .. }) => targets,

@@ -72,6 +72,9 @@ pub struct QueueRecord {
     pub next_attempt: u64,
     /// Deliveries.
     pub rcpts: Vec<QueuedRcpt>,
+    /// A delay warning was sent to the sender.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warned: bool,
 }
 
 impl QueueRecord {

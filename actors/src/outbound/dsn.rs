@@ -17,6 +17,33 @@ pub struct FailedRcpt<'a> {
     pub remote_mta: Option<&'a str>,
 }
 
+/// What the report says happened (RFC 3464 §2.3.3 Action).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Delivery failed for good: a bounce.
+    Failed,
+    /// Still being retried: a delay warning.
+    Delayed,
+}
+
+/// The message and its recipients a report is about.
+pub struct Report<'a> {
+    /// Failed or delayed.
+    pub action: Action,
+    /// Our host name.
+    pub hostname: &'a str,
+    /// Queue id of the original message.
+    pub qid: &'a str,
+    /// Its envelope sender (the report's recipient).
+    pub sender: &'a str,
+    /// Its arrival time.
+    pub arrival: u64,
+    /// Now.
+    pub now: u64,
+    /// The recipients concerned.
+    pub rcpts: &'a [FailedRcpt<'a>],
+}
+
 /// Builds the bounce for `failed` recipients of a message from `sender`.
 pub fn build(
     hostname: &str,
@@ -27,13 +54,50 @@ pub fn build(
     failed: &[FailedRcpt<'_>],
     original: &[u8],
 ) -> Vec<u8> {
+    build_report(
+        &Report {
+            action: Action::Failed,
+            hostname,
+            qid,
+            sender,
+            arrival,
+            now,
+            rcpts: failed,
+        },
+        original,
+    )
+}
+
+/// Builds a delivery status notification (bounce or delay warning).
+pub fn build_report(r: &Report<'_>, original: &[u8]) -> Vec<u8> {
+    let Report {
+        action,
+        hostname,
+        qid,
+        sender,
+        arrival,
+        now,
+        rcpts: failed,
+    } = *r;
+    let (subject, intro, action_word) = match action {
+        Action::Failed => (
+            "Undelivered Mail Returned to Sender",
+            "I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.",
+            "failed",
+        ),
+        Action::Delayed => (
+            "Delayed Mail (still being retried)",
+            "Your message could not be delivered yet to one or more recipients.\r\nIt will be retried until the message queue lifetime ends;\r\nyou do not have to resend it.",
+            "delayed",
+        ),
+    };
     let boundary = format!("{qid}.{now}/{hostname}");
     let mut m = String::new();
     m.push_str(&format!(
         "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n"
     ));
     m.push_str(&format!("To: <{sender}>\r\n"));
-    m.push_str("Subject: Undelivered Mail Returned to Sender\r\n");
+    m.push_str(&format!("Subject: {subject}\r\n"));
     m.push_str(&format!("Date: {}\r\n", rfc5322_date(now)));
     m.push_str(&format!("Message-ID: <{qid}.bounce.{now}@{hostname}>\r\n"));
     m.push_str("Auto-Submitted: auto-replied\r\n");
@@ -41,7 +105,9 @@ pub fn build(
     m.push_str(&format!("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n\r\n"));
     m.push_str("This is a MIME-encapsulated message.\r\n\r\n");
     m.push_str(&format!("--{boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"));
-    m.push_str(&format!("This is the mail system at host {hostname}.\r\n\r\nI'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n"));
+    m.push_str(&format!(
+        "This is the mail system at host {hostname}.\r\n\r\n{intro}\r\n\r\n"
+    ));
     for f in failed {
         m.push_str(&format!(
             "<{}>: {}\r\n",
@@ -59,7 +125,10 @@ pub fn build(
         if !f.orig.is_empty() && f.orig != f.rcpt && f.orig.contains('@') {
             m.push_str(&format!("Original-Recipient: rfc822; {}\r\n", f.orig));
         }
-        m.push_str(&format!("Action: failed\r\nStatus: {}\r\n", f.status));
+        m.push_str(&format!(
+            "Action: {action_word}\r\nStatus: {}\r\n",
+            f.status
+        ));
         if let Some(mta) = f.remote_mta {
             m.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
         }

@@ -249,6 +249,9 @@ pub struct Settings {
     pub max_recipients: usize,
     /// Message queue lifetime in seconds.
     pub queue_lifetime_secs: u64,
+    /// Warn the sender once when a message is still queued after this many seconds
+    /// (`None`: no delay warnings, like Postfix's default).
+    pub delay_warning_secs: Option<u64>,
     /// "Forward a copy of all messages": hidden copy of everything to this address.
     pub always_bcc: Option<String>,
     /// Default quota in MiB (0 = unlimited).
@@ -345,6 +348,7 @@ impl Default for Settings {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 1000,
             queue_lifetime_secs: 4 * 24 * 3600,
+            delay_warning_secs: None,
             always_bcc: None,
             default_quota_mb: 0,
             group_addresses: false,
