@@ -24,6 +24,8 @@ hostname = "mx.bench.test"
 smtp = "127.0.0.1:$PORT"
 submission = ""
 submissions = ""
+pop3 = ""
+pop3s = ""
 admin = "127.0.0.1:$ADMIN"
 [limits]
 max_connections_per_ip = 1000

@@ -4,7 +4,7 @@
 set -euo pipefail
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in librocksdb-dev libclang-dev pkg-config swaks python3 python3-dkim python3-nacl procps bc dnsmasq-base curl; do
+for p in librocksdb-dev libclang-dev pkg-config swaks python3 python3-dkim python3-nacl procps bc dnsmasq-base curl fetchmail; do
   have_pkg "$p" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

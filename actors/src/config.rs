@@ -74,6 +74,10 @@ pub struct Listeners {
     pub submission: String,
     /// Submission over implicit TLS (465, RFC 8314).
     pub submissions: String,
+    /// POP3 with STLS (110, RFC 1939/2595).
+    pub pop3: String,
+    /// POP3 over implicit TLS (995, RFC 8314).
+    pub pop3s: String,
     /// Admin API and /metrics (HTTP).
     pub admin: String,
 }
@@ -146,15 +150,17 @@ pub fn system_hostname() -> String {
 
 impl Default for Listeners {
     fn default() -> Self {
-        let (smtp, sub, subs) = if running_as_root() {
-            (25, 587, 465)
+        let (smtp, sub, subs, pop3, pop3s) = if running_as_root() {
+            (25, 587, 465, 110, 995)
         } else {
-            (2525, 5587, 5465)
+            (2525, 5587, 5465, 5110, 5995)
         };
         Listeners {
             smtp: format!("0.0.0.0:{smtp}"),
             submission: format!("0.0.0.0:{sub}"),
             submissions: format!("0.0.0.0:{subs}"),
+            pop3: format!("0.0.0.0:{pop3}"),
+            pop3s: format!("0.0.0.0:{pop3s}"),
             admin: "127.0.0.1:8465".into(),
         }
     }

@@ -60,6 +60,8 @@ impl Handler<DeliverLocal> for DeliveryActor {
         let shared = self.shared.clone();
         Box::pin(async move {
             let root = mailbox_path(&shared.mail_root, &m.mailbox);
+            // Load (or scan) the usage before the file exists, so it is counted exactly once.
+            shared.usage.get(&m.mailbox);
             match writer.deliver(&root, &m.file, m.data).await {
                 Ok(n) => {
                     shared.usage.add(&m.mailbox, n);

@@ -34,6 +34,10 @@ pub enum ListenerKind {
     Submission,
     /// Port 465: submission over implicit TLS (RFC 8314).
     Submissions,
+    /// Port 110: POP3, STLS.
+    Pop3,
+    /// Port 995: POP3 over implicit TLS.
+    Pop3s,
 }
 
 impl ListenerKind {
@@ -43,6 +47,8 @@ impl ListenerKind {
             ListenerKind::Smtp => "smtp",
             ListenerKind::Submission => "submission",
             ListenerKind::Submissions => "submissions",
+            ListenerKind::Pop3 => "pop3",
+            ListenerKind::Pop3s => "pop3s",
         }
     }
 }
@@ -71,6 +77,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Sessions in progress (all workers).
     pub active_sessions: AtomicUsize,
+    /// Logins holding a POP3 maildrop lock (RFC 1939 §8).
+    pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
     /// DKIM signing keys.
     pub dkim: crate::dkim::DkimKeys,
     /// Administrator requests for the queue actor (resend, delete).
@@ -163,6 +171,8 @@ pub fn run(config: Config) -> Result<()> {
         (ListenerKind::Smtp, &config.listeners.smtp),
         (ListenerKind::Submission, &config.listeners.submission),
         (ListenerKind::Submissions, &config.listeners.submissions),
+        (ListenerKind::Pop3, &config.listeners.pop3),
+        (ListenerKind::Pop3s, &config.listeners.pop3s),
     ] {
         if let Some(sa) = Config::listener(addr)? {
             // SO_REUSEPORT would let a second server share the port silently: a plain bind
@@ -204,6 +214,7 @@ pub fn run(config: Config) -> Result<()> {
         active_sessions: AtomicUsize::new(0),
         queue_control: std::sync::Mutex::new(QueueControl::default()),
         dkim: crate::dkim::DkimKeys::new(&config_data_dir),
+        pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
     });
 
     let mut handles = Vec::new();
@@ -330,6 +341,11 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
-        tokio::task::spawn_local(crate::smtp::session::serve(stream, peer, kind, ctx));
+        match kind {
+            ListenerKind::Pop3 | ListenerKind::Pop3s => tokio::task::spawn_local(
+                crate::pop3::serve(stream, peer, kind == ListenerKind::Pop3s, ctx),
+            ),
+            _ => tokio::task::spawn_local(crate::smtp::session::serve(stream, peer, kind, ctx)),
+        };
     }
 }

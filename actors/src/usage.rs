@@ -65,29 +65,55 @@ impl UsageTracker {
 
     /// Current usage of a mailbox.
     pub fn get(&self, mb: &Mailbox) -> Usage {
+        self.load(mb).0
+    }
+
+    /// Usage from the cache, the store, or a scan of the Maildir (then `true`: the scan
+    /// already counts whatever the Maildir holds right now).
+    fn load(&self, mb: &Mailbox) -> (Usage, bool) {
         let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(u) = c.get(mb) {
-            return *u;
+            return (*u, false);
         }
-        let u = match self.store.get(CF_USAGE, &Self::key(mb)).ok().flatten() {
-            Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+        let (u, scanned) = match self.store.get(CF_USAGE, &Self::key(mb)).ok().flatten() {
+            Some(v) => (serde_json::from_slice(&v).unwrap_or_default(), false),
             None => {
                 let mut u = Usage::default();
                 scan(&mailbox_path(&self.mail_root, mb), &mut u);
-                u
+                (u, true)
             }
         };
         c.insert(mb.clone(), u);
-        u
+        (u, scanned)
     }
 
-    /// Adds one delivered message.
+    /// Adds one delivered message (already in the Maildir).
     pub fn add(&self, mb: &Mailbox, bytes: u64) {
-        self.get(mb);
+        let (_, scanned) = self.load(mb);
         let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let u = c.entry(mb.clone()).or_default();
-        u.bytes += bytes;
-        u.messages += 1;
+        if !scanned {
+            u.bytes += bytes;
+            u.messages += 1;
+        }
+        let v = serde_json::to_vec(u).unwrap_or_default();
+        if let Err(e) = self
+            .store
+            .write_relaxed(vec![Op::Put(CF_USAGE, Self::key(mb), v)])
+        {
+            tracing::warn!(mailbox = %mb, "usage counter not saved: {e:#}");
+        }
+    }
+
+    /// Removes one expunged message (already gone from the Maildir).
+    pub fn remove(&self, mb: &Mailbox, bytes: u64) {
+        if self.load(mb).1 {
+            return;
+        }
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let u = c.entry(mb.clone()).or_default();
+        u.bytes = u.bytes.saturating_sub(bytes);
+        u.messages = u.messages.saturating_sub(1);
         let v = serde_json::to_vec(u).unwrap_or_default();
         if let Err(e) = self
             .store

@@ -17,6 +17,8 @@ pub struct TestServer {
     pub submission: u16,
     pub submissions: u16,
     pub admin: u16,
+    pub pop3: u16,
+    pub pop3s: u16,
     child: Option<Child>,
 }
 
@@ -39,11 +41,13 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let (smtp, submission, submissions, admin) =
             (free_port(), free_port(), free_port(), free_port());
+        let (pop3, pop3s) = (free_port(), free_port());
         let cfg_path = dir.path().join("postcore.toml");
         let mut cfg = format!(
             "data_dir = \"data\"\nhostname = \"mx.example.test\"\nworkers = 2\n\
              [listeners]\nsmtp = \"127.0.0.1:{smtp}\"\nsubmission = \"127.0.0.1:{submission}\"\n\
-             submissions = \"127.0.0.1:{submissions}\"\nadmin = \"127.0.0.1:{admin}\"\n"
+             submissions = \"127.0.0.1:{submissions}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+             pop3 = \"127.0.0.1:{pop3}\"\npop3s = \"127.0.0.1:{pop3s}\"\n"
         );
         if !extra.contains("[dns]") {
             // Never the system resolver: nothing listens on this loopback port, so a lookup
@@ -64,6 +68,8 @@ impl TestServer {
             submission,
             submissions,
             admin,
+            pop3,
+            pop3s,
             child: None,
         };
         s.spawn();
@@ -100,7 +106,14 @@ impl TestServer {
             .expect("starting postcore");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        for port in [self.admin, self.smtp, self.submission, self.submissions] {
+        for port in [
+            self.admin,
+            self.smtp,
+            self.submission,
+            self.submissions,
+            self.pop3,
+            self.pop3s,
+        ] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
                     panic!("postcore exited early ({st}):\n{}", self.log());

@@ -166,20 +166,7 @@ impl Session {
 
     /// Verifies a password off the event loop (Argon2 is CPU-heavy); returns the login.
     async fn check_password(&self, login: String, password: String) -> Option<String> {
-        let login = login.to_lowercase();
-        let dir = self.ctx.shared.directory.snapshot();
-        let user = dir.users.get(&login)?;
-        if !user.mail_access {
-            tracing::info!(client = %self.peer, sasl_username = %login, "AUTH refused: mail access disabled");
-            return None;
-        }
-        let hash = user.password_hash.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            postcore_storage::password::verify(&password, &hash)
-        })
-        .await
-        .unwrap_or(false);
-        ok.then_some(login)
+        crate::login::verify(&self.ctx.shared, &login, password).await
     }
 
     fn auth_cancelled(&mut self) -> Next {

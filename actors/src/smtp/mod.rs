@@ -9,4 +9,3 @@ mod mail;
 mod rcpt;
 pub mod session;
 mod starttls;
-mod stream;

@@ -3,8 +3,8 @@
 //! Replies to pipelined commands (RFC 2920) are collected and written when the input buffer
 //! holds no further complete command, so a pipelining client gets them in one write.
 
-use super::stream::Stream;
 use crate::server::{ListenerKind, WorkerCtx};
+use crate::stream::Stream;
 use postcore_protocol::smtp::{
     Address, Command, CommandError, LineEvent, LineReader, MailParams, Reply,
 };

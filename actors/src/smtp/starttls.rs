@@ -1,7 +1,7 @@
 //! STARTTLS (RFC 3207) and implicit TLS (RFC 8314).
 
 use super::session::{Next, Session};
-use super::stream::Stream;
+use crate::stream::Stream;
 use std::time::Duration;
 
 impl Session {

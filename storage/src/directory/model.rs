@@ -264,6 +264,8 @@ pub struct Settings {
     pub bare_newline: BareNewline,
     /// Outbound routing: custom HELO, relay hosts by sender, smarthost.
     pub outbound: Outbound,
+    /// "Allow unencrypted connections": POP3/IMAP logins without TLS (off by default).
+    pub allow_unencrypted: bool,
 }
 
 /// TLS towards a relay host.
@@ -355,6 +357,7 @@ impl Default for Settings {
             relay: RelayPolicy::default(),
             bare_newline: BareNewline::Normalize,
             outbound: Outbound::default(),
+            allow_unencrypted: false,
         }
     }
 }

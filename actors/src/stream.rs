@@ -67,3 +67,16 @@ impl Stream {
         }
     }
 }
+
+/// Runs the server side of a TLS handshake on a plain connection, within `timeout`.
+pub async fn accept_tls(
+    tcp: TcpStream,
+    cfg: std::sync::Arc<rustls::ServerConfig>,
+    timeout: std::time::Duration,
+) -> Result<Stream, String> {
+    match tokio::time::timeout(timeout, tokio_rustls::TlsAcceptor::from(cfg).accept(tcp)).await {
+        Ok(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("TLS handshake timed out".into()),
+    }
+}
