@@ -340,11 +340,7 @@ impl Session {
                     Err(e) => return Some(e),
                 };
                 Some(match read_message(&path, lines) {
-                    Ok(body) => {
-                        let mut out = pop3::ok(&format!("{} octets", body.len()));
-                        out.extend_from_slice(&pop3::multiline(&body));
-                        out
-                    }
+                    Ok(out) => out,
                     Err(e) => {
                         tracing::warn!(client = %self.peer, "pop3: reading {}: {e}", path.display());
                         pop3::err("[SYS/TEMP] message not readable")
@@ -483,18 +479,26 @@ fn scan_maildrop(root: &std::path::Path) -> Vec<Msg> {
     out
 }
 
-/// The message (or its header and first `lines` body lines, for TOP), memory-mapped.
+/// The `+OK` reply with the message (or its header and first `lines` body lines, for TOP),
+/// byte-stuffed straight from the memory-mapped file.
 fn read_message(path: &std::path::Path, lines: Option<usize>) -> std::io::Result<Vec<u8>> {
     let f = std::fs::File::open(path)?;
     if f.metadata()?.len() == 0 {
-        return Ok(Vec::new());
+        return Ok([pop3::ok("0 octets"), pop3::multiline(b"")].concat());
     }
     // SAFETY: Maildir files are never modified in place (only renamed or unlinked), so the
     // mapping cannot change under us.
     let map = unsafe { memmap2::Mmap::map(&f)? };
     let data: &[u8] = &map;
+    let reply = |part: &[u8]| {
+        [
+            pop3::ok(&format!("{} octets", part.len())),
+            pop3::multiline(part),
+        ]
+        .concat()
+    };
     let Some(n) = lines else {
-        return Ok(data.to_vec());
+        return Ok(reply(data));
     };
     let head_end = data
         .windows(4)
@@ -512,7 +516,7 @@ fn read_message(path: &std::path::Path, lines: Option<usize>) -> std::io::Result
             }
         }
     }
-    Ok(data[..end].to_vec())
+    Ok(reply(&data[..end]))
 }
 
 fn memchr_nl(d: &[u8]) -> Option<usize> {

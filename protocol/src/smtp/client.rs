@@ -110,30 +110,31 @@ pub fn parse_reply(buf: &mut Vec<u8>) -> Result<Option<ServerReply>, ReplyError>
 /// §4.5.2), the content ends with CRLF, and the terminating `.<CRLF>` is appended. Bare CR or
 /// LF (which postcore never stores) are written as CRLF so no peer can misread the end.
 pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + content.len() / 64 + 5);
-    let mut at_line_start = true;
+    let mut out = Vec::with_capacity(content.len() + content.len() / 512 + 8);
     let mut i = 0;
+    let mut at_line_start = true;
     while i < content.len() {
-        let b = content[i];
-        if at_line_start && b == b'.' {
+        if at_line_start && content[i] == b'.' {
             out.push(b'.');
         }
-        match b {
-            b'\r' if content.get(i + 1) == Some(&b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                i += 1;
-                at_line_start = true;
-            }
-            b'\r' | b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                at_line_start = true;
-            }
-            _ => {
-                out.push(b);
+        match memchr::memchr2(b'\r', b'\n', &content[i..]) {
+            None => {
+                out.extend_from_slice(&content[i..]);
                 at_line_start = false;
+                i = content.len();
+            }
+            Some(p) => {
+                let j = i + p;
+                out.extend_from_slice(&content[i..j]);
+                out.extend_from_slice(b"\r\n");
+                i = if content[j] == b'\r' && content.get(j + 1) == Some(&b'\n') {
+                    j + 2
+                } else {
+                    j + 1
+                };
+                at_line_start = true;
             }
         }
-        i += 1;
     }
     if !at_line_start {
         out.extend_from_slice(b"\r\n");
