@@ -622,3 +622,52 @@ fn delay_warning_is_sent_once_and_the_message_stays_queued() {
         true
     );
 }
+
+#[test]
+fn a_hanging_destination_does_not_hold_back_others() {
+    let slow_dir = tempfile::tempdir().unwrap();
+    let fast_dir = tempfile::tempdir().unwrap();
+    let (_slow, slow_port) = peer(slow_dir.path(), "hang", None);
+    let (_fast, fast_port) = peer(fast_dir.path(), "accept", None);
+    let Some((_dns, dns_port)) = dns(&[]) else {
+        return;
+    };
+    // Replies are awaited for 20 s: long enough to tell "held back" from "not held back".
+    let s = TestServer::start_with(&format!(
+        "[dns]\nresolvers = [\"127.0.0.1:{dns_port}\"]\n[outbound]\nconnect_timeout_secs = 2\ncommand_timeout_secs = 20\n\
+         [queue]\nscan_interval_secs = 1\nretry_min_secs = 1\nretry_max_secs = 1\n"
+    ));
+    s.setup_basic();
+    s.api_ok("POST", "/domains", Some(json!({"name": "slow.test", "kind": "relay", "relay_host": format!("127.0.0.1:{slow_port}")})));
+    s.api_ok("POST", "/domains", Some(json!({"name": "fast.test", "kind": "relay", "relay_host": format!("127.0.0.1:{fast_port}")})));
+    assert_eq!(
+        s.smtp()
+            .send_mail(
+                "x@remote.test",
+                &["a@slow.test"],
+                "Subject: to the slow one\r\n\r\nx\r\n"
+            )
+            .0,
+        250
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let t0 = Instant::now();
+    assert_eq!(
+        s.smtp()
+            .send_mail(
+                "x@remote.test",
+                &["b@fast.test"],
+                "Subject: to the fast one\r\n\r\nx\r\n"
+            )
+            .0,
+        250
+    );
+    wait_until("fast delivery", || {
+        peer_messages(fast_dir.path()).len() == 1
+    });
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "held back for {:?}",
+        t0.elapsed()
+    );
+}

@@ -21,6 +21,7 @@ use postcore_storage::queue::{
     QueueRecord, QueuedRcpt, QueuedTarget, RcptStatus, new_qid, now_secs,
 };
 use postcore_storage::spool::Spool;
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub struct QueueActor {
     shared: Arc<Shared>,
     delivery: Addr<DeliveryActor>,
     outbound: Option<Rc<Outbound>>,
+    in_flight: InFlightMap,
     busy: bool,
     again: bool,
     first_run: bool,
@@ -57,6 +59,7 @@ impl QueueActor {
             shared,
             delivery,
             outbound,
+            in_flight: Rc::new(RefCell::new(HashMap::new())),
             busy: false,
             again: false,
             first_run: true,
@@ -74,6 +77,7 @@ impl QueueActor {
             self.shared.clone(),
             self.delivery.clone(),
             self.outbound.clone(),
+            self.in_flight.clone(),
             all,
         );
         ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
@@ -146,16 +150,30 @@ fn backoff(cfg: &crate::config::QueueConfig, attempts: u32) -> u64 {
 /// A recipient that failed for good in this run: (record index, rcpt index, status, text, remote MTA).
 type NewFailure = (usize, usize, String, String, Option<String>);
 
+/// A record whose remote deliveries are running: the routes still out, and the failures
+/// gathered so far. Only the last route to finish writes the record, so concurrent routes
+/// never overwrite each other's results.
+struct InFlight {
+    rec: QueueRecord,
+    pending: usize,
+    failures: Vec<NewFailure>,
+}
+
+/// Records with remote deliveries in progress, by QID (worker 0 only).
+type InFlightMap = Rc<RefCell<HashMap<String, InFlight>>>;
+
 async fn run_queue(
     shared: Arc<Shared>,
     delivery: Addr<DeliveryActor>,
     outbound: Option<Rc<Outbound>>,
+    in_flight: InFlightMap,
     all: bool,
 ) -> anyhow::Result<()> {
     let records = QueueRecord::load_all(&shared.store)?;
     let now = now_secs();
-    let (mut n, mut bytes) = (0u64, 0u64);
-    let mut due = Vec::new();
+    metrics::gauge!(crate::metrics::QUEUE_LENGTH).set(records.len() as f64);
+    metrics::gauge!(crate::metrics::QUEUE_BYTES)
+        .set(records.iter().map(|r| r.size).sum::<u64>() as f64);
     let (resend_all, resend) = {
         let mut c = shared
             .queue_control
@@ -166,14 +184,11 @@ async fn run_queue(
             std::mem::take(&mut c.resend),
         )
     };
-    for rec in records {
-        if !all && !resend_all && !resend.contains(&rec.qid) && rec.next_attempt > now {
-            n += 1;
-            bytes += rec.size;
-        } else {
-            due.push(rec);
-        }
-    }
+    let mut due: Vec<QueueRecord> = records
+        .into_iter()
+        .filter(|r| !in_flight.borrow().contains_key(&r.qid))
+        .filter(|r| all || resend_all || resend.contains(&r.qid) || r.next_attempt <= now)
+        .collect();
     let dir = shared.directory.snapshot();
     let mut failures: Vec<NewFailure> = Vec::new();
     let mut local_done = Vec::new();
@@ -194,13 +209,13 @@ async fn run_queue(
             local_done.push(rec.put_op()?);
         }
     }
-    // Local results are durable before remote attempts start, so a slow remote destination
-    // cannot hold them back (after a crash they would be recovered from the Maildir anyway).
+    // Local results are durable before remote attempts start.
     if !local_done.is_empty() {
         shared.store.commit(local_done).await?;
     }
     // Remote recipients, grouped by route so one connection carries several messages.
-    let mut by_route: HashMap<Route, Vec<(usize, Job)>> = HashMap::new();
+    let mut by_route: HashMap<Route, Vec<Job>> = HashMap::new();
+    let mut routes_of: Vec<usize> = vec![0; due.len()];
     let expired_after = dir.settings.queue_lifetime_secs;
     for (ri, rec) in due.iter_mut().enumerate() {
         let expired = now.saturating_sub(rec.arrival) > expired_after;
@@ -223,16 +238,22 @@ async fn run_queue(
                 .or_default()
                 .push((i, address.clone()));
         }
-        if per_route.is_empty() {
+        if per_route.is_empty() || outbound.is_none() {
+            if !per_route.is_empty() {
+                tracing::warn!(
+                    "outbound delivery unavailable (no DNS resolver); remote mail stays queued"
+                );
+            }
             continue;
         }
         let data = match shared.spool.read(&rec.qid) {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!(qid = %rec.qid, "{}: spool file unreadable: {e}", rec.qid);
+                tracing::error!(qid = %rec.qid, "{}: message body unreadable: {e}", rec.qid);
                 continue;
             }
         };
+        routes_of[ri] = per_route.len();
         for (route, rcpts) in per_route {
             let job = Job {
                 qid: rec.qid.clone(),
@@ -241,34 +262,54 @@ async fn run_queue(
                 data: data.clone(),
                 arrival: rec.arrival,
             };
-            by_route.entry(route).or_default().push((ri, job));
+            by_route.entry(route).or_default().push(job);
         }
     }
-    if !by_route.is_empty() {
-        match &outbound {
-            Some(ob) => {
-                let helo = dir
-                    .settings
-                    .outbound
-                    .helo_name
-                    .clone()
-                    .unwrap_or_else(|| shared.config.hostname.clone());
-                let runs = by_route.into_iter().map(|(route, list)| {
-                    let (idx, jobs): (Vec<usize>, Vec<Job>) = list.into_iter().unzip();
-                    let (ob, helo) = (ob.clone(), helo.clone());
-                    async move {
-                        let res = ob.deliver(&route, &helo, jobs).await;
-                        res.into_iter()
-                            .map(|(j, i, o)| (idx[j], i, o, route.to_string()))
-                            .collect::<Vec<_>>()
-                    }
-                });
-                for (ri, i, o, route) in futures_util::future::join_all(runs)
-                    .await
-                    .into_iter()
-                    .flatten()
-                {
-                    let r = &mut due[ri].rcpts[i];
+    // Records without remote work are finished now; the others wait for their routes.
+    let mut finish_now = Vec::new();
+    for (ri, rec) in due.into_iter().enumerate() {
+        let mine: Vec<NewFailure> = failures.iter().filter(|f| f.0 == ri).cloned().collect();
+        if routes_of[ri] == 0 {
+            finish_now.push((rec, mine));
+        } else {
+            in_flight.borrow_mut().insert(
+                rec.qid.clone(),
+                InFlight {
+                    rec,
+                    pending: routes_of[ri],
+                    failures: mine,
+                },
+            );
+        }
+    }
+    finalize(&shared, &delivery, finish_now, now).await?;
+    let Some(ob) = outbound else { return Ok(()) };
+    let helo = dir
+        .settings
+        .outbound
+        .helo_name
+        .clone()
+        .unwrap_or_else(|| shared.config.hostname.clone());
+    for (route, jobs) in by_route {
+        let (ob, helo, shared, delivery, in_flight) = (
+            ob.clone(),
+            helo.clone(),
+            shared.clone(),
+            delivery.clone(),
+            in_flight.clone(),
+        );
+        // Each destination runs on its own: a slow or dead one holds back nobody else.
+        tokio::task::spawn_local(async move {
+            let qids: Vec<String> = jobs.iter().map(|j| j.qid.clone()).collect();
+            let results = ob.deliver(&route, &helo, jobs).await;
+            let mut done = Vec::new();
+            {
+                let mut map = in_flight.borrow_mut();
+                for (j, i, o) in results {
+                    let Some(f) = map.get_mut(&qids[j]) else {
+                        continue;
+                    };
+                    let r = &mut f.rec.rcpts[i];
                     match o {
                         Outcome::Sent(_) => {
                             r.status = RcptStatus::Delivered;
@@ -278,28 +319,56 @@ async fn run_queue(
                         Outcome::Failed(st, d) => {
                             r.status = RcptStatus::Failed;
                             r.last_error = Some(format!("{st} {d}"));
-                            failures.push((ri, i, st, d, Some(route)));
+                            f.failures.push((0, i, st, d, Some(route.to_string())));
                         }
                     }
                 }
+                let mut seen = HashSet::new();
+                for q in qids.iter().filter(|q| seen.insert(q.as_str())) {
+                    let last = map.get_mut(q).map(|f| {
+                        f.pending -= 1;
+                        f.pending == 0
+                    });
+                    if last == Some(true)
+                        && let Some(f) = map.remove(q)
+                    {
+                        done.push((f.rec, f.failures));
+                    }
+                }
             }
-            None => tracing::warn!(
-                "outbound delivery unavailable (no DNS resolver); remote mail stays queued"
-            ),
-        }
-    }
-    for (ri, rec) in due.iter().enumerate() {
-        let mine: Vec<&NewFailure> = failures.iter().filter(|f| f.0 == ri).collect();
-        if !mine.is_empty() {
-            send_bounce(&shared, &delivery, rec, &mine, Action::Failed).await;
-        }
-    }
-    // Optional delay warning, once per message (RFC 3464 Action: delayed).
-    if let Some(after) = dir.settings.delay_warning_secs {
-        for (ri, rec) in due.iter_mut().enumerate() {
-            if rec.warned || rec.from.is_empty() || now.saturating_sub(rec.arrival) < after {
-                continue;
+            if let Err(e) = finalize(&shared, &delivery, done, now_secs()).await {
+                tracing::error!("queue update after delivery to {route} failed: {e:#}");
             }
+        });
+    }
+    Ok(())
+}
+
+/// Ends an attempt on `recs`: bounces and delay warnings, back-off, then one durable write
+/// that updates or removes every record; spool files go only after it.
+async fn finalize(
+    shared: &Arc<Shared>,
+    delivery: &Addr<DeliveryActor>,
+    recs: Vec<(QueueRecord, Vec<NewFailure>)>,
+    now: u64,
+) -> anyhow::Result<()> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    let dir = shared.directory.snapshot();
+    let mut ops = Vec::new();
+    let mut finished = Vec::new();
+    for (mut rec, failures) in recs {
+        if !failures.is_empty() {
+            let refs: Vec<&NewFailure> = failures.iter().collect();
+            send_bounce(shared, delivery, &rec, &refs, Action::Failed).await;
+        }
+        // Optional delay warning, once per message (RFC 3464 Action: delayed).
+        if let Some(after) = dir.settings.delay_warning_secs
+            && !rec.warned
+            && !rec.from.is_empty()
+            && now.saturating_sub(rec.arrival) >= after
+        {
             let waiting: Vec<NewFailure> = rec
                 .rcpts
                 .iter()
@@ -314,20 +383,15 @@ async fn run_queue(
                         .split_whitespace()
                         .find(|w| w.starts_with("4.") && w.matches('.').count() == 2)
                         .unwrap_or("4.0.0");
-                    (ri, i, status.to_string(), last.clone(), None)
+                    (0, i, status.to_string(), last.clone(), None)
                 })
                 .collect();
             if !waiting.is_empty() {
                 let refs: Vec<&NewFailure> = waiting.iter().collect();
-                send_bounce(&shared, &delivery, rec, &refs, Action::Delayed).await;
+                send_bounce(shared, delivery, &rec, &refs, Action::Delayed).await;
                 rec.warned = true;
             }
         }
-    }
-    // One durable write for the whole run; spool files go only after it.
-    let mut ops = Vec::new();
-    let mut finished = Vec::new();
-    for mut rec in due {
         let deleted = shared
             .queue_control
             .lock()
@@ -345,8 +409,6 @@ async fn run_queue(
             ops.push(Spool::delete_op(&rec.qid));
             finished.push(rec.qid);
         } else {
-            n += 1;
-            bytes += rec.size;
             ops.push(rec.put_op()?);
         }
     }
@@ -357,8 +419,6 @@ async fn run_queue(
         shared.spool.remove_file(&qid)?;
         tracing::info!(qid = %qid, "{qid}: removed");
     }
-    metrics::gauge!(crate::metrics::QUEUE_LENGTH).set(n as f64);
-    metrics::gauge!(crate::metrics::QUEUE_BYTES).set(bytes as f64);
     Ok(())
 }
 
