@@ -86,7 +86,9 @@ impl QueueActor {
             }
             act.busy = false;
             if std::mem::replace(&mut act.again, false) {
-                act.tick(ctx);
+                // Kicks arrive with every queued message: gather them for a moment so a busy
+                // server does not re-read the whole queue once per message.
+                ctx.run_later(Duration::from_millis(100), |act, ctx| act.tick(ctx));
             }
         }));
     }
@@ -284,6 +286,7 @@ async fn run_queue(
     }
     finalize(&shared, &delivery, finish_now, now).await?;
     let Some(ob) = outbound else { return Ok(()) };
+    ob.close_idle();
     let helo = dir
         .settings
         .outbound
@@ -325,19 +328,23 @@ async fn run_queue(
                 }
                 let mut seen = HashSet::new();
                 for q in qids.iter().filter(|q| seen.insert(q.as_str())) {
-                    let last = map.get_mut(q).map(|f| {
+                    if let Some(f) = map.get_mut(q) {
                         f.pending -= 1;
-                        f.pending == 0
-                    });
-                    if last == Some(true)
-                        && let Some(f) = map.remove(q)
-                    {
-                        done.push((f.rec, f.failures));
+                        if f.pending == 0 {
+                            // The entry stays until the record is written, so no queue run
+                            // picks the message up again in between.
+                            done.push((f.rec.clone(), std::mem::take(&mut f.failures)));
+                        }
                     }
                 }
             }
+            let finished: Vec<String> = done.iter().map(|(r, _)| r.qid.clone()).collect();
             if let Err(e) = finalize(&shared, &delivery, done, now_secs()).await {
                 tracing::error!("queue update after delivery to {route} failed: {e:#}");
+            }
+            let mut map = in_flight.borrow_mut();
+            for q in finished {
+                map.remove(&q);
             }
         });
     }

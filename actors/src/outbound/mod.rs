@@ -15,6 +15,9 @@ use route::{ResolveError, Route, TlsPolicy};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long an idle connection is kept for the next message to the same destination.
+pub const IDLE_REUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One message to send over a route.
 pub struct Job {
     /// Queue id, for logs.
@@ -45,6 +48,12 @@ pub struct Outbound {
     resolver: TokioResolver,
     tls: Arc<rustls::ClientConfig>,
     cfg: OutboundConfig,
+    /// Idle connections kept for reuse (a connection cache, like Postfix's scache).
+    idle:
+        std::cell::RefCell<std::collections::HashMap<Route, Vec<(SmtpClient, std::time::Instant)>>>,
+    /// Connections per destination across all queue runs (`max_per_destination`).
+    slots:
+        std::cell::RefCell<std::collections::HashMap<Route, std::rc::Rc<tokio::sync::Semaphore>>>,
 }
 
 /// The enhanced status code in a reply (`5.1.1`), or one derived from its class.
@@ -79,6 +88,8 @@ impl Outbound {
             resolver: route::resolver(&cfg.dns.resolvers)?,
             tls: client::tls_config()?,
             cfg: cfg.outbound.clone(),
+            slots: Default::default(),
+            idle: Default::default(),
         })
     }
 
@@ -184,61 +195,117 @@ impl Outbound {
         targets: &[(std::net::SocketAddr, String)],
         chunk: Vec<(usize, Job)>,
     ) -> Vec<(usize, usize, Outcome)> {
+        let slots = self
+            .slots
+            .borrow_mut()
+            .entry(route.clone())
+            .or_insert_with(|| {
+                std::rc::Rc::new(tokio::sync::Semaphore::new(
+                    self.cfg.max_per_destination.max(1),
+                ))
+            })
+            .clone();
+        // Held for the lane's whole connection: at most max_per_destination at a time,
+        // across every queue run.
+        let _slot = slots.acquire().await;
         let mut out = Vec::new();
         let mut client: Option<SmtpClient> = None;
         let mut next_target = 0;
         for (j, job) in chunk {
-            if client.is_none() {
-                match self.connect(route, helo, targets, next_target).await {
-                    Ok((c, n)) => {
-                        client = Some(c);
-                        next_target = n;
-                    }
-                    Err(e) => {
-                        log_attempts(&job, "none", &Outcome::Deferred(e.clone()));
-                        out.extend(
-                            job.rcpts
-                                .iter()
-                                .map(|(i, _)| (j, *i, Outcome::Deferred(e.clone()))),
-                        );
-                        continue;
-                    }
-                }
-            }
-            let Some(c) = client.as_mut() else { continue };
             let addrs: Vec<String> = job.rcpts.iter().map(|(_, a)| a.clone()).collect();
             let utf8 = !job.from.is_ascii() || addrs.iter().any(|a| !a.is_ascii());
-            let peer = c.peer.clone();
-            match c.send(&job.from, &addrs, &job.data, utf8).await {
-                Ok(replies) => {
+            // A cached connection the peer has closed meanwhile gets one fresh retry.
+            let mut reused = false;
+            let result = loop {
+                if client.is_none() {
+                    client = self.take_idle(route);
+                    reused = client.is_some();
+                }
+                if client.is_none() {
+                    match self.connect(route, helo, targets, next_target).await {
+                        Ok((c, n)) => {
+                            client = Some(c);
+                            next_target = n;
+                        }
+                        Err(e) => break Err((String::from("none"), ClientError::Io(e))),
+                    }
+                }
+                let Some(c) = client.as_mut() else { continue };
+                let peer = c.peer.clone();
+                match c.send(&job.from, &addrs, &job.data, utf8).await {
+                    Err(ClientError::Io(_)) if reused => {
+                        client = None;
+                        reused = false;
+                    }
+                    Ok(replies) => break Ok((peer, replies)),
+                    Err(e) => break Err((peer, e)),
+                }
+            };
+            match result {
+                Ok((peer, replies)) => {
                     for ((i, a), r) in job.rcpts.iter().zip(replies) {
                         let o = outcome_of(&r);
                         log_attempt(&job, a, &peer, &o);
                         out.push((j, *i, o));
                     }
                 }
-                Err(ClientError::Reply(r)) => {
+                Err((peer, ClientError::Reply(r))) => {
                     let o = outcome_of(&r);
                     log_attempts(&job, &peer, &o);
                     out.extend(job.rcpts.iter().map(|(i, _)| (j, *i, o.clone())));
                 }
-                Err(ClientError::Io(e)) => {
-                    let o = Outcome::Deferred(format!("{peer}: {e}"));
+                Err((peer, ClientError::Io(e))) => {
+                    let o = Outcome::Deferred(if peer == "none" {
+                        e
+                    } else {
+                        format!("{peer}: {e}")
+                    });
                     log_attempts(&job, &peer, &o);
                     out.extend(job.rcpts.iter().map(|(i, _)| (j, *i, o.clone())));
-                    // The connection is unusable; the next message tries the next address.
-                    client = None;
-                    next_target += 1;
-                    if next_target >= targets.len() {
-                        next_target = 0;
+                    if peer != "none" {
+                        // The connection is unusable; the next message tries the next address.
+                        client = None;
+                        next_target = (next_target + 1) % targets.len().max(1);
                     }
                 }
             }
         }
         if let Some(c) = client {
-            c.quit().await;
+            self.idle
+                .borrow_mut()
+                .entry(route.clone())
+                .or_default()
+                .push((c, std::time::Instant::now()));
         }
         out
+    }
+
+    /// A cached connection to `route` that has been idle for less than [`IDLE_REUSE`].
+    fn take_idle(&self, route: &Route) -> Option<SmtpClient> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(route)?;
+        while let Some((c, since)) = list.pop() {
+            if since.elapsed() < IDLE_REUSE {
+                return Some(c);
+            }
+            tokio::task::spawn_local(c.quit());
+        }
+        None
+    }
+
+    /// Closes cached connections idle for longer than [`IDLE_REUSE`] (QUIT, RFC 5321 §4.1.1.10).
+    pub fn close_idle(&self) {
+        let mut idle = self.idle.borrow_mut();
+        for list in idle.values_mut() {
+            let (keep, old): (Vec<_>, Vec<_>) = list
+                .drain(..)
+                .partition(|(_, since)| since.elapsed() < IDLE_REUSE);
+            *list = keep;
+            for (c, _) in old {
+                tokio::task::spawn_local(c.quit());
+            }
+        }
+        idle.retain(|_, l| !l.is_empty());
     }
 }
 
