@@ -422,12 +422,29 @@ async fn finalize(
     if !ops.is_empty() {
         shared.store.commit(ops).await?;
     }
+    let removed = finished.len() as u64;
     for qid in finished {
         shared.spool.remove_file(&qid)?;
         tracing::info!(qid = %qid, "{qid}: removed");
     }
+    // Deleted records leave tombstones that every queue scan has to step over: compact once
+    // enough have piled up.
+    let before = shared
+        .queue_deletions
+        .fetch_add(removed, std::sync::atomic::Ordering::Relaxed);
+    if before / COMPACT_EVERY != (before + removed) / COMPACT_EVERY {
+        shared
+            .store
+            .compact_in_background(postcore_storage::CF_QUEUE);
+        shared
+            .store
+            .compact_in_background(postcore_storage::CF_SPOOL);
+    }
     Ok(())
 }
+
+/// Queue records removed between two compactions of the queue column families.
+const COMPACT_EVERY: u64 = 2000;
 
 /// Sends the delivery status notification for `failed` recipients of `rec` to its sender.
 /// RFC 5321 §6.1 / RFC 3464: never for the null sender.

@@ -77,6 +77,8 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Sessions in progress (all workers).
     pub active_sessions: AtomicUsize,
+    /// Queue records removed so far (drives compaction of the queue column families).
+    pub queue_deletions: std::sync::atomic::AtomicU64,
     /// Logins holding a POP3 maildrop lock (RFC 1939 §8).
     pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
     /// DKIM signing keys.
@@ -215,6 +217,7 @@ pub fn run(config: Config) -> Result<()> {
         queue_control: std::sync::Mutex::new(QueueControl::default()),
         dkim: crate::dkim::DkimKeys::new(&config_data_dir),
         pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
+        queue_deletions: std::sync::atomic::AtomicU64::new(0),
     });
 
     let mut handles = Vec::new();

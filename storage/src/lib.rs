@@ -8,4 +8,4 @@ pub mod queue;
 pub mod spool;
 pub mod store;
 
-pub use store::{CF_DIRECTORY, CF_QUEUE, CF_USAGE, Store};
+pub use store::{CF_DIRECTORY, CF_QUEUE, CF_SPOOL, CF_USAGE, Store};

@@ -131,6 +131,19 @@ impl Store {
         self.db.write(batch).context("write")
     }
 
+    /// Compacts a column family in the background (drops the tombstones of deleted keys, which
+    /// otherwise make every scan slower). Returns at once.
+    pub fn compact_in_background(&self, cf: &'static str) {
+        let db = self.db.clone();
+        let _ = thread::Builder::new()
+            .name("store-compact".into())
+            .spawn(move || {
+                if let Some(h) = db.cf_handle(cf) {
+                    db.compact_range_cf(&h, None::<&[u8]>, None::<&[u8]>);
+                }
+            });
+    }
+
     /// Flushes the WAL to disk (used at shutdown).
     pub fn flush(&self) -> Result<()> {
         self.db.flush_wal(true).context("flushing WAL")
