@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Installs what building and testing postcore needs on Debian, only where it is missing.
+# Installs what postcore needs on Debian, only where it is missing.
+#   scripts/deps.sh build   libraries to build the server
+#   scripts/deps.sh test    plus the real peers the test suite drives (swaks, python3 with
+#                           dkimpy, dnsmasq, fetchmail, …)
 # Rust 1.95 (cargo) must already be installed: Debian's own rustc is too old.
 set -euo pipefail
+mode=${1:-test}
+pkgs=(librocksdb-dev libclang-dev pkg-config)
+if [ "$mode" = test ]; then
+  pkgs+=(swaks python3 python3-dkim python3-nacl procps bc dnsmasq-base curl fetchmail)
+fi
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in librocksdb-dev libclang-dev pkg-config swaks python3 python3-dkim python3-nacl procps bc dnsmasq-base curl fetchmail; do
+for p in "${pkgs[@]}"; do
   have_pkg "$p" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -4,6 +4,6 @@
 # 25/587/465 as root or 2525/5587/5465 otherwise; admin API on 127.0.0.1:8465.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh build
 cargo build --release --locked -q
 exec target/release/postcore serve "$@"

@@ -4,7 +4,7 @@
 # Ends with one summary line: "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh test
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
