@@ -574,16 +574,22 @@ fn auth_failures_are_rate_limited_per_ip() {
 }
 
 #[test]
-fn connections_per_ip_and_command_timeout() {
-    let s =
-        TestServer::start_with("[limits]\nmax_connections_per_ip = 2\ncommand_timeout_secs = 1\n");
+fn connections_per_ip_limit() {
+    let s = TestServer::start_with("[limits]\nmax_connections_per_ip = 2\n");
     let a = s.smtp();
     let b = s.smtp();
     let mut c = s.smtp();
     assert!(c.banner.starts_with("421 4.7.0"), "{}", c.banner);
     assert!(c.closed());
     drop((a, b));
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let d = s.smtp();
+    assert!(d.banner.starts_with("220"), "a slot is free again: {}", d.banner);
+}
+
+#[test]
+fn idle_client_is_dropped_after_the_command_timeout() {
+    let s = TestServer::start_with("[limits]\ncommand_timeout_secs = 1\n");
     let mut d = s.smtp();
     assert!(d.banner.starts_with("220"), "{}", d.banner);
     let (code, text) = d.reply();
