@@ -63,7 +63,10 @@ fn delivers_to_a_user_with_received_header_and_qid() {
         "{log}"
     );
     assert!(log.contains(&format!("{q}: removed")));
-    assert!(!log.contains('\u{1b}'), "no terminal colour codes in a log file");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no terminal colour codes in a log file"
+    );
 }
 
 #[test]

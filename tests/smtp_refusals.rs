@@ -584,7 +584,11 @@ fn connections_per_ip_limit() {
     drop((a, b));
     std::thread::sleep(std::time::Duration::from_millis(300));
     let d = s.smtp();
-    assert!(d.banner.starts_with("220"), "a slot is free again: {}", d.banner);
+    assert!(
+        d.banner.starts_with("220"),
+        "a slot is free again: {}",
+        d.banner
+    );
 }
 
 #[test]
