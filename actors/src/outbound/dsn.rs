@@ -44,30 +44,6 @@ pub struct Report<'a> {
     pub rcpts: &'a [FailedRcpt<'a>],
 }
 
-/// Builds the bounce for `failed` recipients of a message from `sender`.
-pub fn build(
-    hostname: &str,
-    qid: &str,
-    sender: &str,
-    arrival: u64,
-    now: u64,
-    failed: &[FailedRcpt<'_>],
-    original: &[u8],
-) -> Vec<u8> {
-    build_report(
-        &Report {
-            action: Action::Failed,
-            hostname,
-            qid,
-            sender,
-            arrival,
-            now,
-            rcpts: failed,
-        },
-        original,
-    )
-}
-
 /// Builds a delivery status notification (bounce or delay warning).
 pub fn build_report(r: &Report<'_>, original: &[u8]) -> Vec<u8> {
     let Report {
@@ -146,6 +122,27 @@ pub fn build_report(r: &Report<'_>, original: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    fn build_for_test(
+        hostname: &str,
+        qid: &str,
+        sender: &str,
+        arrival: u64,
+        now: u64,
+        rcpts: &[super::FailedRcpt<'_>],
+        original: &[u8],
+    ) -> Vec<u8> {
+        let r = super::Report {
+            action: super::Action::Failed,
+            hostname,
+            qid,
+            sender,
+            arrival,
+            now,
+            rcpts,
+        };
+        super::build_report(&r, original)
+    }
+
     #[test]
     fn report_structure() {
         let f = [super::FailedRcpt {
@@ -155,7 +152,7 @@ mod tests {
             diagnostic: "550 5.1.1 no such user",
             remote_mta: Some("mx.remote.test"),
         }];
-        let b = super::build(
+        let b = build_for_test(
             "mx.test",
             "QID1",
             "alice@example.test",
