@@ -22,12 +22,13 @@ pub struct TestServer {
     child: Option<Child>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` distinct free ports: all listeners are held until every port is known, so the kernel
+/// cannot hand the same port out twice.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 impl TestServer {
@@ -39,9 +40,7 @@ impl TestServer {
     /// Starts a server; `extra` is TOML appended to the configuration (sections allowed).
     pub fn start_with(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let (smtp, submission, submissions, admin) =
-            (free_port(), free_port(), free_port(), free_port());
-        let (pop3, pop3s) = (free_port(), free_port());
+        let [smtp, submission, submissions, admin, pop3, pop3s] = free_ports::<6>();
         let cfg_path = dir.path().join("postcore.toml");
         let mut cfg = format!(
             "data_dir = \"data\"\nhostname = \"mx.example.test\"\nworkers = 2\n\
