@@ -372,20 +372,14 @@ impl Session {
     }
 
     async fn authenticate(&mut self, user: &str, password: String) -> Vec<u8> {
-        let limits = &self.ctx.shared.config.limits;
-        let window = Duration::from_secs(limits.auth_failure_window_secs);
-        if self.ctx.shared.limits.auth_blocked(
-            self.peer.ip(),
-            limits.max_auth_failures_per_ip,
-            window,
-        ) {
+        if crate::login::blocked(&self.ctx.shared, self.peer.ip()) {
             tracing::info!(client = %self.peer, "pop3 login refused: failure limit for this IP");
             self.failures = MAX_FAILURES;
             return pop3::err("[AUTH] too many failed logins, try later");
         }
         let Some(login) = crate::login::verify(&self.ctx.shared, user, password).await else {
             self.failures += 1;
-            self.ctx.shared.limits.auth_failed(self.peer.ip(), window);
+            crate::login::record_failure(&self.ctx.shared, self.peer.ip());
             tracing::info!(client = %self.peer, user, result = "failed", "pop3 login: user=<{user}>, rip={}, result=failed", self.peer.ip());
             return pop3::err("[AUTH] authentication failed");
         };

@@ -5,7 +5,6 @@ use super::session::{Next, Session};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use postcore_protocol::smtp::sasl;
-use std::time::Duration;
 
 /// Failed attempts in one session before it is closed.
 const MAX_SESSION_FAILURES: u32 = 3;
@@ -35,8 +34,6 @@ impl Session {
         mechanism: String,
         initial: Option<String>,
     ) -> Next {
-        let limits = self.ctx.shared.config.limits.clone();
-        let window = Duration::from_secs(limits.auth_failure_window_secs);
         if self.auth.is_some() {
             self.reply_str(503, "5.5.1", "Error: already authenticated");
             return Next::Continue;
@@ -74,11 +71,7 @@ impl Session {
             );
             return Next::Continue;
         }
-        if self.ctx.shared.limits.auth_blocked(
-            self.peer.ip(),
-            limits.max_auth_failures_per_ip,
-            window,
-        ) {
+        if crate::login::blocked(&self.ctx.shared, self.peer.ip()) {
             self.reject(
                 "auth_rate_limit",
                 421,
@@ -135,7 +128,10 @@ impl Session {
             }
         };
         let ok_login = match creds {
-            Some((login, password)) => self.check_password(login, password).await,
+            // Argon2 runs on the blocking pool, never on this event loop.
+            Some((login, password)) => {
+                crate::login::verify(&self.ctx.shared, &login, password).await
+            }
             None => None,
         };
         match ok_login {
@@ -147,7 +143,7 @@ impl Session {
             }
             None => {
                 self.auth_failures += 1;
-                self.ctx.shared.limits.auth_failed(self.peer.ip(), window);
+                crate::login::record_failure(&self.ctx.shared, self.peer.ip());
                 self.reject(
                     "auth_failed",
                     535,
@@ -162,11 +158,6 @@ impl Session {
                 Next::Continue
             }
         }
-    }
-
-    /// Verifies a password off the event loop (Argon2 is CPU-heavy); returns the login.
-    async fn check_password(&self, login: String, password: String) -> Option<String> {
-        crate::login::verify(&self.ctx.shared, &login, password).await
     }
 
     fn auth_cancelled(&mut self) -> Next {
