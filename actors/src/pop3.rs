@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -75,8 +74,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, ctx: Rc
         s.shutdown().await;
         return;
     };
-    shared.active_sessions.fetch_add(1, Ordering::SeqCst);
-    metrics::gauge!(POP3_OPEN).increment(1.0);
+    let _counted = crate::server::SessionGuard::new(&shared, POP3_OPEN);
     let timeout = Duration::from_secs(shared.config.limits.command_timeout_secs.min(60));
     let stream = if implicit_tls {
         match accept_tls(tcp, shared.tls.clone(), timeout).await {
@@ -106,8 +104,6 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, ctx: Rc
             st.shutdown().await;
         }
     }
-    metrics::gauge!(POP3_OPEN).decrement(1.0);
-    shared.active_sessions.fetch_sub(1, Ordering::SeqCst);
 }
 
 impl Session {

@@ -98,6 +98,32 @@ pub struct QueueControl {
     pub deleted: std::collections::HashSet<String>,
 }
 
+/// Counts a session as active (for the SIGTERM drain) and in its protocol's open-connection
+/// gauge, for as long as it lives, however it ends.
+pub struct SessionGuard {
+    shared: Arc<Shared>,
+    gauge: &'static str,
+}
+
+impl SessionGuard {
+    /// Starts counting a session.
+    pub fn new(shared: &Arc<Shared>, gauge: &'static str) -> SessionGuard {
+        shared.active_sessions.fetch_add(1, Ordering::SeqCst);
+        metrics::gauge!(gauge).increment(1.0);
+        SessionGuard {
+            shared: shared.clone(),
+            gauge,
+        }
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        metrics::gauge!(self.gauge).decrement(1.0);
+        self.shared.active_sessions.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Per-worker context, shared by the sessions of one core.
 pub struct WorkerCtx {
     /// Worker number.

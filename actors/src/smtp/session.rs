@@ -12,7 +12,6 @@ use postcore_storage::directory::{Directory, Target};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -83,8 +82,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, ctx: Rc
         s.shutdown().await;
         return;
     };
-    shared.active_sessions.fetch_add(1, Ordering::SeqCst);
-    metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).increment(1.0);
+    let _counted = crate::server::SessionGuard::new(&shared, crate::metrics::CONNECTIONS_OPEN);
     tracing::info!(client = %peer, listener = kind.name(), "connect from [{}]", peer.ip());
     let max_line = shared.config.limits.max_line_length;
     let mut s = Session {
@@ -108,8 +106,6 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, ctx: Rc
         st.shutdown().await;
     }
     tracing::info!(client = %peer, listener = kind.name(), duration_ms = s.started.elapsed().as_millis() as u64, "disconnect from [{}]", peer.ip());
-    metrics::gauge!(crate::metrics::CONNECTIONS_OPEN).decrement(1.0);
-    shared.active_sessions.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Why reading stopped.
