@@ -17,11 +17,7 @@ impl Drop for Bg {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::free_ports::<1>()[0]
 }
 
 /// dnsmasq on 127.0.0.1 answering for the .test zone only.

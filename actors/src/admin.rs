@@ -50,6 +50,7 @@ pub fn router(shared: Arc<Shared>, token: String, prometheus: PrometheusHandle) 
             "/users/{login}",
             get(get_user).patch(patch_user).delete(delete_user),
         )
+        .route("/users/{login}/mailboxes", get(user_mailboxes))
         .route("/groups", get(list_groups).post(add_group))
         .route(
             "/groups/{name}",
@@ -285,6 +286,8 @@ struct UserView<'a> {
     effective_quota_bytes: Option<u64>,
     forward: &'a [String],
     keep_copy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keep_spam_days: Option<u32>,
     usage: Usage,
 }
 
@@ -301,6 +304,7 @@ fn user_view<'a>(
         effective_quota_bytes: snap.quota_bytes(&mb),
         forward: &u.forward,
         keep_copy: u.keep_copy,
+        keep_spam_days: u.keep_spam_days,
         usage: st.shared.usage.get(&mb),
     }
 }
@@ -338,6 +342,8 @@ struct NewUser {
     forward: Vec<String>,
     #[serde(default = "yes")]
     keep_copy: bool,
+    #[serde(default)]
+    keep_spam_days: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -353,6 +359,7 @@ async fn add_user(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult
         quota_mb: n.quota_mb,
         forward: n.forward,
         keep_copy: n.keep_copy,
+        keep_spam_days: n.keep_spam_days,
     };
     change(&st, move |dir| dir.add_user(u, &n.password)).await
 }
@@ -380,6 +387,39 @@ async fn patch_user(
     change(&st, move |dir| dir.update_user(u, password.as_deref())).await
 }
 
+/// Usage per IMAP mailbox of a user (Email > Mailboxes > Users > quota view).
+async fn user_mailboxes(State(st): State<AppState>, Path(login): Path<String>) -> ApiResult {
+    let login = login.to_lowercase();
+    if !st.shared.directory.snapshot().users.contains_key(&login) {
+        return Err(not_found(format!("user {login}")));
+    }
+    let idx = st.shared.mailboxes.clone();
+    let root = crate::usage::mailbox_path(&st.shared.mail_root, &Mailbox::User(login.clone()));
+    let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Value>> {
+        let mut rows = Vec::new();
+        for (name, meta) in idx.list(&login)? {
+            let path = postcore_storage::mailbox::folder_path(&root, &name);
+            let lock = idx.lock(meta.id);
+            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut meta = meta;
+            idx.sync(&login, &name, &mut meta, &path)?;
+            let msgs = idx.messages(meta.id)?;
+            let bytes: u64 = msgs.iter().map(|(_, r)| r.size).sum();
+            rows.push(serde_json::json!({
+                "name": name,
+                "messages": msgs.len(),
+                "bytes": bytes,
+                "special_use": meta.special_use,
+            }));
+        }
+        Ok(rows)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    json_ok(&rows)
+}
+
 async fn delete_user(State(st): State<AppState>, Path(login): Path<String>) -> ApiResult {
     change(&st, move |dir| dir.remove_user(&login.to_lowercase())).await
 }
@@ -391,7 +431,38 @@ async fn get_settings(State(st): State<AppState>) -> ApiResult {
 }
 
 async fn patch_settings(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult {
-    let patch: Value = body(&b)?;
+    let mut patch: Value = body(&b)?;
+    // Secrets arrive in clear (`imap.master_password`, `imap.migration_password`) and are
+    // stored as Argon2 hashes only.
+    if let Some(imap) = patch.get_mut("imap").and_then(Value::as_object_mut) {
+        for (clear, hashed) in [
+            ("master_password", "master_password_hash"),
+            ("migration_password", "migration_password_hash"),
+        ] {
+            if imap.contains_key(hashed) {
+                return Err(bad(format!("{hashed} cannot be set; send {clear}")));
+            }
+            match imap.remove(clear) {
+                Some(Value::String(p)) if !p.is_empty() => {
+                    let h =
+                        tokio::task::spawn_blocking(move || postcore_storage::password::hash(&p))
+                            .await
+                            .map_err(|e| {
+                                ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                            })?
+                            .map_err(|e| {
+                                ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+                            })?;
+                    imap.insert(hashed.into(), Value::String(h));
+                }
+                Some(Value::Null) | Some(Value::String(_)) => {
+                    imap.insert(hashed.into(), Value::Null);
+                }
+                Some(_) => return Err(bad(format!("{clear} must be a string"))),
+                None => {}
+            }
+        }
+    }
     let dir = st.shared.directory.clone();
     let s = tokio::task::spawn_blocking(move || dir.patch_settings(patch))
         .await

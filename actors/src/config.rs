@@ -78,6 +78,10 @@ pub struct Listeners {
     pub pop3: String,
     /// POP3 over implicit TLS (995, RFC 8314).
     pub pop3s: String,
+    /// IMAP with STARTTLS (143, RFC 9051).
+    pub imap: String,
+    /// IMAP over implicit TLS (993, RFC 8314).
+    pub imaps: String,
     /// Admin API and /metrics (HTTP).
     pub admin: String,
 }
@@ -150,10 +154,10 @@ pub fn system_hostname() -> String {
 
 impl Default for Listeners {
     fn default() -> Self {
-        let (smtp, sub, subs, pop3, pop3s) = if running_as_root() {
-            (25, 587, 465, 110, 995)
+        let (smtp, sub, subs, pop3, pop3s, imap, imaps) = if running_as_root() {
+            (25, 587, 465, 110, 995, 143, 993)
         } else {
-            (2525, 5587, 5465, 5110, 5995)
+            (2525, 5587, 5465, 5110, 5995, 5143, 5993)
         };
         Listeners {
             smtp: format!("0.0.0.0:{smtp}"),
@@ -161,6 +165,8 @@ impl Default for Listeners {
             submissions: format!("0.0.0.0:{subs}"),
             pop3: format!("0.0.0.0:{pop3}"),
             pop3s: format!("0.0.0.0:{pop3s}"),
+            imap: format!("0.0.0.0:{imap}"),
+            imaps: format!("0.0.0.0:{imaps}"),
             admin: "127.0.0.1:8465".into(),
         }
     }

@@ -65,6 +65,8 @@ impl Handler<DeliverLocal> for DeliveryActor {
             match writer.deliver(&root, &m.file, m.data).await {
                 Ok(n) => {
                     shared.usage.add(&m.mailbox, n);
+                    // Wakes IMAP sessions that have this INBOX selected (IDLE).
+                    shared.mailboxes.touch_path(&root);
                     Ok(n)
                 }
                 Err(e) => Err(format!("maildir write to {}: {e}", root.display())),

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod delivery;
 pub mod dkim;
+pub mod imap;
 pub mod legal_notice;
 pub mod limits;
 pub mod login;

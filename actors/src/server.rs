@@ -38,6 +38,10 @@ pub enum ListenerKind {
     Pop3,
     /// Port 995: POP3 over implicit TLS.
     Pop3s,
+    /// Port 143: IMAP, STARTTLS.
+    Imap,
+    /// Port 993: IMAP over implicit TLS.
+    Imaps,
 }
 
 impl ListenerKind {
@@ -49,6 +53,8 @@ impl ListenerKind {
             ListenerKind::Submissions => "submissions",
             ListenerKind::Pop3 => "pop3",
             ListenerKind::Pop3s => "pop3s",
+            ListenerKind::Imap => "imap",
+            ListenerKind::Imaps => "imaps",
         }
     }
 }
@@ -83,6 +89,11 @@ pub struct Shared {
     pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
     /// DKIM signing keys.
     pub dkim: crate::dkim::DkimKeys,
+    /// IMAP mailbox index.
+    pub mailboxes: postcore_storage::mailbox::MailboxIndex,
+    /// Open IMAP sessions per (user, client IP).
+    pub imap_sessions:
+        std::sync::Mutex<std::collections::HashMap<(String, std::net::IpAddr), usize>>,
     /// Administrator requests for the queue actor (resend, delete).
     pub queue_control: std::sync::Mutex<QueueControl>,
 }
@@ -132,6 +143,8 @@ pub struct WorkerCtx {
     pub shared: Arc<Shared>,
     /// This core's delivery actor.
     pub delivery: Addr<DeliveryActor>,
+    /// This core's Maildir writer (IMAP APPEND).
+    pub maildir: Rc<postcore_storage::maildir::MaildirWriter>,
 }
 
 fn bind_reuseport(addr: SocketAddr) -> Result<std::net::TcpListener> {
@@ -201,6 +214,8 @@ pub fn run(config: Config) -> Result<()> {
         (ListenerKind::Submissions, &config.listeners.submissions),
         (ListenerKind::Pop3, &config.listeners.pop3),
         (ListenerKind::Pop3s, &config.listeners.pop3s),
+        (ListenerKind::Imap, &config.listeners.imap),
+        (ListenerKind::Imaps, &config.listeners.imaps),
     ] {
         if let Some(sa) = Config::listener(addr)? {
             // SO_REUSEPORT would let a second server share the port silently: a plain bind
@@ -243,6 +258,8 @@ pub fn run(config: Config) -> Result<()> {
         queue_control: std::sync::Mutex::new(QueueControl::default()),
         dkim: crate::dkim::DkimKeys::new(&config_data_dir),
         pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
+        mailboxes: postcore_storage::mailbox::MailboxIndex::new(store.clone())?,
+        imap_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
         queue_deletions: std::sync::atomic::AtomicU64::new(0),
     });
 
@@ -329,6 +346,7 @@ async fn worker_main(
         id,
         shared: shared.clone(),
         delivery,
+        maildir: Rc::new(postcore_storage::maildir::MaildirWriter::new()),
     });
     for (kind, l) in listeners {
         let ctx = ctx.clone();
@@ -373,6 +391,9 @@ async fn accept_loop(
         match kind {
             ListenerKind::Pop3 | ListenerKind::Pop3s => tokio::task::spawn_local(
                 crate::pop3::serve(stream, peer, kind == ListenerKind::Pop3s, ctx),
+            ),
+            ListenerKind::Imap | ListenerKind::Imaps => tokio::task::spawn_local(
+                crate::imap::serve(stream, peer, kind == ListenerKind::Imaps, ctx),
             ),
             _ => tokio::task::spawn_local(crate::smtp::session::serve(stream, peer, kind, ctx)),
         };

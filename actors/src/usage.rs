@@ -123,6 +123,18 @@ impl UsageTracker {
         }
     }
 
+    /// Drops the cached and stored usage so the next read rescans the Maildir (after a
+    /// whole folder was removed).
+    pub fn forget(&self, mb: &Mailbox) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(mb);
+        let _ = self
+            .store
+            .write_relaxed(vec![Op::Delete(CF_USAGE, Self::key(mb))]);
+    }
+
     /// True if `bytes` more would exceed `quota` (octets; `None` = unlimited).
     pub fn would_exceed(&self, mb: &Mailbox, bytes: u64, quota: Option<u64>) -> bool {
         quota.is_some_and(|q| self.get(mb).bytes + bytes > q)

@@ -4,5 +4,6 @@
 //! touches a socket, a file or a clock, so they can be unit-tested and fuzzed in isolation.
 //! The running server (`postcore-actors`) owns the I/O and feeds bytes in.
 
+pub mod imap;
 pub mod pop3;
 pub mod smtp;

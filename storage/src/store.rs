@@ -20,7 +20,13 @@ pub const CF_USAGE: &str = "usage";
 /// Column family for bodies of small queued messages, key = QID.
 pub const CF_SPOOL: &str = "spool";
 
-const ALL_CFS: [&str; 4] = [CF_DIRECTORY, CF_QUEUE, CF_USAGE, CF_SPOOL];
+const ALL_CFS: [&str; 5] = [
+    CF_DIRECTORY,
+    CF_QUEUE,
+    CF_USAGE,
+    CF_SPOOL,
+    crate::mailbox::CF_MAILBOX,
+];
 
 /// One key-value change inside a group commit.
 #[derive(Debug, Clone)]

@@ -19,16 +19,29 @@ pub struct TestServer {
     pub admin: u16,
     pub pop3: u16,
     pub pop3s: u16,
+    pub imap: u16,
+    pub imaps: u16,
     child: Option<Child>,
 }
 
-/// `N` distinct free ports: all listeners are held until every port is known, so the kernel
-/// cannot hand the same port out twice.
+/// `N` distinct free ports. Every port this test process has handed out is remembered, so two
+/// servers started by parallel tests never get the same port (the kernel may give a port that
+/// was just probed and closed to the next `bind(0)`).
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut held = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < N {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            out.push(port);
+        }
+        held.push(l);
+    }
+    std::array::from_fn(|i| out[i])
 }
 
 impl TestServer {
@@ -40,13 +53,23 @@ impl TestServer {
     /// Starts a server; `extra` is TOML appended to the configuration (sections allowed).
     pub fn start_with(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let [smtp, submission, submissions, admin, pop3, pop3s] = free_ports::<6>();
+        let [
+            smtp,
+            submission,
+            submissions,
+            admin,
+            pop3,
+            pop3s,
+            imap,
+            imaps,
+        ] = free_ports::<8>();
         let cfg_path = dir.path().join("postcore.toml");
         let mut cfg = format!(
             "data_dir = \"data\"\nhostname = \"mx.example.test\"\nworkers = 2\n\
              [listeners]\nsmtp = \"127.0.0.1:{smtp}\"\nsubmission = \"127.0.0.1:{submission}\"\n\
              submissions = \"127.0.0.1:{submissions}\"\nadmin = \"127.0.0.1:{admin}\"\n\
-             pop3 = \"127.0.0.1:{pop3}\"\npop3s = \"127.0.0.1:{pop3s}\"\n"
+             pop3 = \"127.0.0.1:{pop3}\"\npop3s = \"127.0.0.1:{pop3s}\"\n\
+             imap = \"127.0.0.1:{imap}\"\nimaps = \"127.0.0.1:{imaps}\"\n"
         );
         if !extra.contains("[dns]") {
             // Never the system resolver: nothing listens on this loopback port, so a lookup
@@ -69,6 +92,8 @@ impl TestServer {
             admin,
             pop3,
             pop3s,
+            imap,
+            imaps,
             child: None,
         };
         s.spawn();
@@ -112,6 +137,8 @@ impl TestServer {
             self.submissions,
             self.pop3,
             self.pop3s,
+            self.imap,
+            self.imaps,
         ] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {

@@ -78,6 +78,9 @@ pub struct User {
     /// Quota in MiB; `None` uses the default quota, `Some(0)` is unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_mb: Option<u64>,
+    /// "Keep spam for N days" for this user (`None`: the default setting; 0 keeps all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_spam_days: Option<u32>,
     /// External addresses that receive a copy of every message for this user.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forward: Vec<String>,
@@ -266,6 +269,46 @@ pub struct Settings {
     pub outbound: Outbound,
     /// "Allow unencrypted connections": POP3/IMAP logins without TLS (off by default).
     pub allow_unencrypted: bool,
+    /// IMAP settings (Email > Mailboxes > General).
+    pub imap: ImapSettings,
+}
+
+/// IMAP behaviour set by the administrator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImapSettings {
+    /// "Log IMAP actions": one log line per command (logins and logouts are always logged).
+    pub log_actions: bool,
+    /// "Move deleted email to trash": \Deleted messages are moved to Trash (for Outlook).
+    pub move_deleted_to_trash: bool,
+    /// "Shared seen": \Seen on shared and public mailboxes is common to every reader.
+    pub shared_seen: bool,
+    /// Messages in Junk older than this many days are expunged (0 = keep).
+    pub keep_spam_days: u32,
+    /// Maximum IMAP connections per user from one IP address.
+    pub max_connections_per_user_ip: usize,
+    /// "Root can log in as another user": Argon2 hash of the master password
+    /// (`alice*root` + this password logs in as alice with full rights).
+    pub master_password_hash: Option<String>,
+    /// Migration login (`alice*vmail` + this secret), for IMAP migration tools.
+    pub migration_user: Option<String>,
+    /// Argon2 hash of the migration login's secret.
+    pub migration_password_hash: Option<String>,
+}
+
+impl Default for ImapSettings {
+    fn default() -> Self {
+        ImapSettings {
+            log_actions: false,
+            move_deleted_to_trash: false,
+            shared_seen: false,
+            keep_spam_days: 0,
+            max_connections_per_user_ip: 20,
+            master_password_hash: None,
+            migration_user: None,
+            migration_password_hash: None,
+        }
+    }
 }
 
 /// TLS towards a relay host.
@@ -358,6 +401,7 @@ impl Default for Settings {
             bare_newline: BareNewline::Normalize,
             outbound: Outbound::default(),
             allow_unencrypted: false,
+            imap: ImapSettings::default(),
         }
     }
 }

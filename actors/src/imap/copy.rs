@@ -1,0 +1,308 @@
+//! COPY, MOVE (RFC 6851) and APPEND (RFC 9051 §6.3.12) with UIDPLUS responses (RFC 4315)
+//! and quota refusal (RFC 9208 `[OVERQUOTA]`).
+//!
+//! New files are written and fsynced in `tmp/`, then renamed (APPEND) or hard-linked
+//! (COPY) into `cur/` and added to the index while the target mailbox's lock is held, so a
+//! concurrent folder scan can never index them twice; the directory is fsynced before the
+//! tagged OK.
+
+use super::{Done, Session};
+use postcore_protocol::imap::{AppendMessage, SeqSet};
+use postcore_storage::mailbox::{MessageRecord, flag, header_block, info_letters};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique Maildir base name for a message created by IMAP.
+fn unique_name(host: &str) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let r: u32 = rand::random();
+    let host: String = host
+        .chars()
+        .map(|c| if c == '/' || c == ':' { '_' } else { c })
+        .collect();
+    format!("{secs}.P{}Q{n}R{r:08x}.{host}", std::process::id())
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+impl Session {
+    pub(super) async fn copy(&mut self, uid: bool, set: SeqSet, target: &str, mv: bool) -> Done {
+        self.copy_inner(uid, set, target, mv, false).await
+    }
+
+    /// COPY/MOVE; `clear_deleted` drops \Deleted on the copies (move-to-trash).
+    pub(super) async fn copy_inner(
+        &mut self,
+        uid: bool,
+        set: SeqSet,
+        target: &str,
+        mv: bool,
+        clear_deleted: bool,
+    ) -> Done {
+        if !clear_deleted {
+            self.refresh(uid).await;
+        }
+        let Some(sel) = self.sel.as_ref() else {
+            return Done::Bad("No mailbox selected".into());
+        };
+        if !uid && set.out_of_range(sel.msgs.len() as u32) {
+            return Done::Bad("Invalid message sequence number".into());
+        }
+        let Some(dst) = self.resolve(target) else {
+            return Done::No("[TRYCREATE] Mailbox does not exist".into());
+        };
+        if !dst.may('i') {
+            return Done::No("[NOPERM] Permission denied".into());
+        }
+        if mv && (sel.read_only || !sel.mbox.may('t') || !sel.mbox.may('e')) {
+            return Done::No("[READ-ONLY] Mailbox is read-only".into());
+        }
+        let positions: Vec<usize> = sel
+            .resolve(&set, uid)
+            .into_iter()
+            .filter(|p| !sel.msgs[*p].gone)
+            .collect();
+        if positions.is_empty() {
+            return Done::Ok(
+                if mv {
+                    "MOVE completed"
+                } else {
+                    "COPY completed"
+                }
+                .into(),
+            );
+        }
+        let src_path = sel.path.clone();
+        let src_id = sel.id();
+        let records = self.records(&positions);
+        let mut items: Vec<(u32, MessageRecord)> = positions
+            .iter()
+            .filter_map(|p| {
+                let u = sel.msgs[*p].uid;
+                records.get(&u).map(|r| (u, r.clone()))
+            })
+            .collect();
+        items.sort_by_key(|(u, _)| *u);
+        let total: u64 = items.iter().map(|(_, r)| r.size).sum();
+        let qbox = Self::quota_box(&dst.owner);
+        let quota = self.ctx.shared.directory.snapshot().quota_bytes(&qbox);
+        if !(mv && dst.owner == sel.mbox.owner)
+            && self.ctx.shared.usage.would_exceed(&qbox, total, quota)
+        {
+            return Done::No("[OVERQUOTA] Quota exceeded".into());
+        }
+        let host = self.ctx.shared.config.hostname.clone();
+        let idx = self.ctx.shared.mailboxes.clone();
+        let mut pairs = Vec::new();
+        let uidvalidity;
+        {
+            let lock = idx.lock(dst.meta.id);
+            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let Ok(Some(mut meta)) = idx.get(&dst.owner, &dst.name) else {
+                return Done::No("[TRYCREATE] Mailbox does not exist".into());
+            };
+            uidvalidity = meta.uidvalidity;
+            for (u, rec) in &items {
+                let from = src_path.join(rec.relative_path());
+                let mut flags = rec.flags;
+                if clear_deleted {
+                    flags &= !flag::DELETED;
+                }
+                // RFC 4314: flags the user may not set on the target are dropped.
+                if !dst.may('s') {
+                    flags &= !flag::SEEN;
+                }
+                let name = unique_name(&host);
+                let new = MessageRecord {
+                    name: name.clone(),
+                    flags,
+                    keywords: rec.keywords.clone(),
+                    size: rec.size,
+                    internal_date: rec.internal_date,
+                    modseq: 0,
+                    in_new: false,
+                };
+                let to = dst.path.join(new.relative_path());
+                if std::fs::create_dir_all(dst.path.join("cur")).is_err() {
+                    return Done::No("[SERVERBUG] Target mailbox not writable".into());
+                }
+                let linked = std::fs::hard_link(&from, &to)
+                    .or_else(|_| std::fs::copy(&from, &to).map(|_| ()));
+                if let Err(e) = linked {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        continue;
+                    }
+                    tracing::warn!(user = %self.user(), "imap copy {}: {e}", from.display());
+                    return Done::No("[SERVERBUG] Copy failed".into());
+                }
+                let header = match idx.header(src_id, *u) {
+                    Ok(Some(h)) => h,
+                    _ => std::fs::read(&to)
+                        .map(|d| header_block(&d).to_vec())
+                        .unwrap_or_default(),
+                };
+                match idx.add(&dst.owner, &dst.name, &mut meta, new, &header) {
+                    Ok(nu) => pairs.push((*u, nu)),
+                    Err(e) => {
+                        tracing::warn!("imap copy index: {e:#}");
+                        return Done::No("[SERVERBUG] Copy failed".into());
+                    }
+                }
+                self.ctx.shared.usage.add(&qbox, rec.size);
+            }
+        }
+        let cur = dst.path.join("cur");
+        if let Err(e) = blocking(move || fsync_dir(&cur)).await {
+            tracing::warn!("imap copy fsync: {e}");
+            return Done::No("[SERVERBUG] Copy not durable".into());
+        }
+        idx.notify(dst.meta.id);
+        let src: Vec<u32> = pairs.iter().map(|p| p.0).collect();
+        let dstu: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+        let code = if pairs.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "[COPYUID {uidvalidity} {} {}] ",
+                super::select::compress(&src),
+                super::select::compress(&dstu)
+            )
+        };
+        if mv {
+            let Some(sel) = self.sel.as_ref() else {
+                return Done::Bad("No mailbox selected".into());
+            };
+            let moved: Vec<usize> = src.iter().filter_map(|u| sel.pos_of_uid(*u)).collect();
+            if let Err(e) = self.expunge_positions(&moved) {
+                tracing::warn!("imap move expunge: {e:#}");
+                return Done::No("[SERVERBUG] Move incomplete".into());
+            }
+            // RFC 6851 §4.3: COPYUID in an untagged OK before the expunges.
+            if !code.is_empty() && !clear_deleted {
+                self.line(&format!("* OK {code}Moved"));
+            }
+            if !clear_deleted {
+                self.refresh(true).await;
+            }
+            return Done::Ok("MOVE completed".into());
+        }
+        Done::Ok(format!("{code}COPY completed"))
+    }
+
+    pub(super) async fn append(&mut self, target: &str, m: AppendMessage) -> Done {
+        let Some(dst) = self.resolve(target) else {
+            return Done::No("[TRYCREATE] Mailbox does not exist".into());
+        };
+        if !dst.may('i') {
+            return Done::No("[NOPERM] Permission denied".into());
+        }
+        if m.data.is_empty() {
+            return Done::No("Empty message".into());
+        }
+        let qbox = Self::quota_box(&dst.owner);
+        let quota = self.ctx.shared.directory.snapshot().quota_bytes(&qbox);
+        let size = m.data.len() as u64;
+        if self.ctx.shared.usage.would_exceed(&qbox, size, quota) {
+            return Done::No("[OVERQUOTA] Quota exceeded".into());
+        }
+        let mut flags = 0u8;
+        let mut keywords = Vec::new();
+        for f in &m.flags {
+            match flag::bit(f) {
+                Some(b) => flags |= b,
+                None if f.starts_with('\\') => {}
+                None => keywords.push(f.clone()),
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let date = m.date.unwrap_or(now);
+        let name = unique_name(&self.ctx.shared.config.hostname);
+        let tmp: PathBuf = dst.path.join("tmp").join(&name);
+        let header = header_block(&m.data).to_vec();
+        let data = m.data;
+        let tmp2 = tmp.clone();
+        let written = blocking(move || {
+            use std::io::Write;
+            if let Some(d) = tmp2.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let mut f = std::fs::File::create(&tmp2)?;
+            f.write_all(&data)?;
+            if date > 0 {
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(date as u64);
+                let _ = f.set_modified(t);
+            }
+            f.sync_all()
+        })
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(user = %self.user(), "imap append write: {e}");
+            let _ = std::fs::remove_file(&tmp);
+            return Done::No("[SERVERBUG] Cannot store message".into());
+        }
+        let rec = MessageRecord {
+            name,
+            flags,
+            keywords,
+            size,
+            internal_date: date,
+            modseq: 0,
+            in_new: false,
+        };
+        let idx = self.ctx.shared.mailboxes.clone();
+        let (uidvalidity, uid) = {
+            let lock = idx.lock(dst.meta.id);
+            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let Ok(Some(mut meta)) = idx.get(&dst.owner, &dst.name) else {
+                let _ = std::fs::remove_file(&tmp);
+                return Done::No("[TRYCREATE] Mailbox does not exist".into());
+            };
+            let _ = std::fs::create_dir_all(dst.path.join("cur"));
+            let target = dst
+                .path
+                .join(format!("cur/{}:2,{}", rec.name, info_letters(rec.flags)));
+            if let Err(e) = std::fs::rename(&tmp, &target) {
+                tracing::warn!("imap append rename: {e}");
+                let _ = std::fs::remove_file(&tmp);
+                return Done::No("[SERVERBUG] Cannot store message".into());
+            }
+            match idx.add(&dst.owner, &dst.name, &mut meta, rec, &header) {
+                Ok(u) => (meta.uidvalidity, u),
+                Err(e) => {
+                    tracing::warn!("imap append index: {e:#}");
+                    return Done::No("[SERVERBUG] Cannot index message".into());
+                }
+            }
+        };
+        self.ctx.shared.usage.add(&qbox, size);
+        let cur = dst.path.join("cur");
+        if let Err(e) = blocking(move || fsync_dir(&cur)).await {
+            tracing::warn!("imap append fsync: {e}");
+            return Done::No("[SERVERBUG] Message not durable".into());
+        }
+        idx.notify(dst.meta.id);
+        if self.sel.as_ref().is_some_and(|s| s.id() == dst.meta.id) {
+            self.refresh(true).await;
+        }
+        Done::Ok(format!("[APPENDUID {uidvalidity} {uid}] APPEND completed"))
+    }
+}

@@ -1,0 +1,270 @@
+//! STORE and UID STORE (RFC 9051 §6.4.6), UNCHANGEDSINCE (RFC 7162 §3.1.3), ACL rights for
+//! flags (RFC 4314 §4), and "move deleted email to trash".
+
+use super::{Done, Session};
+use postcore_protocol::imap::{SeqSet, StoreMode};
+use postcore_storage::mailbox::flag;
+
+impl Session {
+    /// Changes flags of messages at `positions`; returns (changed positions, UIDs refused
+    /// because they changed after `unchanged_since`). Files are renamed so the Maildir info
+    /// (`:2,FS`) keeps the flags; the view is updated.
+    pub(super) async fn apply_flags(
+        &mut self,
+        positions: &[usize],
+        mode: StoreMode,
+        names: &[String],
+        unchanged_since: Option<u64>,
+    ) -> anyhow::Result<(Vec<usize>, Vec<u32>)> {
+        let Some(sel) = self.sel.as_ref() else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let mut bits = 0u8;
+        let mut kws: Vec<String> = Vec::new();
+        for n in names {
+            match flag::bit(n) {
+                Some(b) => bits |= b,
+                None if n.starts_with('\\') => {}
+                None => {
+                    if !kws.iter().any(|k| k.eq_ignore_ascii_case(n)) {
+                        kws.push(n.clone());
+                    }
+                }
+            }
+        }
+        // RFC 4314 §4: \Seen needs `s`, \Deleted needs `t`, other flags need `w`.
+        let r = &sel.mbox;
+        let allowed = (if r.may('s') { flag::SEEN } else { 0 })
+            | (if r.may('t') { flag::DELETED } else { 0 })
+            | (if r.may('w') {
+                !(flag::SEEN | flag::DELETED)
+            } else {
+                0
+            });
+        let keywords_ok = r.may('w');
+        let idx = self.ctx.shared.mailboxes.clone();
+        let mref = sel.mbox.clone();
+        let path = sel.path.clone();
+        let targets: Vec<(usize, u32)> = positions
+            .iter()
+            .filter(|p| !sel.msgs[**p].gone)
+            .map(|p| (*p, sel.msgs[*p].uid))
+            .collect();
+        let mut changes = Vec::new();
+        let mut modified = Vec::new();
+        let mut touched = Vec::new();
+        {
+            let lock = idx.lock(mref.meta.id);
+            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut meta = idx
+                .get(&mref.owner, &mref.name)?
+                .ok_or_else(|| anyhow::anyhow!("mailbox vanished"))?;
+            for (pos, uid) in targets {
+                let Some(mut rec) = idx.message(meta.id, uid)? else {
+                    continue;
+                };
+                if unchanged_since.is_some_and(|u| rec.modseq > u) {
+                    modified.push(uid);
+                    continue;
+                }
+                let old_path = path.join(rec.relative_path());
+                let (old_flags, old_kws) = (rec.flags, rec.keywords.clone());
+                match mode {
+                    StoreMode::Replace => {
+                        rec.flags = (rec.flags & !allowed) | (bits & allowed);
+                        if keywords_ok {
+                            rec.keywords = kws.clone();
+                        }
+                    }
+                    StoreMode::Add => {
+                        rec.flags |= bits & allowed;
+                        if keywords_ok {
+                            for k in &kws {
+                                if !rec.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                                    rec.keywords.push(k.clone());
+                                }
+                            }
+                        }
+                    }
+                    StoreMode::Remove => {
+                        rec.flags &= !(bits & allowed);
+                        if keywords_ok {
+                            rec.keywords
+                                .retain(|x| !kws.iter().any(|k| k.eq_ignore_ascii_case(x)));
+                        }
+                    }
+                }
+                if rec.flags == old_flags && rec.keywords == old_kws {
+                    touched.push(pos);
+                    continue;
+                }
+                if rec.flags != old_flags || rec.in_new {
+                    rec.in_new = false;
+                    let new_path = path.join(rec.relative_path());
+                    match std::fs::rename(&old_path, &new_path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                changes.push((uid, rec));
+                touched.push(pos);
+            }
+            if !changes.is_empty() {
+                idx.update(&mref.owner, &mref.name, &mut meta, &mut changes)?;
+            }
+        }
+        if !changes.is_empty() {
+            idx.notify(mref.meta.id);
+        }
+        if let Some(sel) = self.sel.as_mut() {
+            for (uid, rec) in &changes {
+                if let Some(p) = sel.pos_of_uid(*uid) {
+                    let m = &mut sel.msgs[p];
+                    m.flags = rec.flags;
+                    m.keywords = rec.keywords.clone();
+                    m.modseq = rec.modseq;
+                }
+            }
+        }
+        Ok((touched, modified))
+    }
+
+    pub(super) async fn store(
+        &mut self,
+        uid: bool,
+        set: SeqSet,
+        unchanged_since: Option<u64>,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<String>,
+    ) -> Done {
+        self.refresh(uid).await;
+        let Some(sel) = self.sel.as_ref() else {
+            return Done::Bad("No mailbox selected".into());
+        };
+        if sel.read_only {
+            return Done::No("[READ-ONLY] Mailbox is read-only".into());
+        }
+        if !uid && set.out_of_range(sel.msgs.len() as u32) {
+            return Done::Bad("Invalid message sequence number".into());
+        }
+        let r = &sel.mbox;
+        if !(r.may('s') || r.may('w') || r.may('t')) {
+            return Done::No("[NOPERM] Permission denied".into());
+        }
+        if unchanged_since.is_some() {
+            self.condstore = true;
+        }
+        let positions = sel.resolve(&set, uid);
+        let (touched, modified) = match self
+            .apply_flags(&positions, mode, &flags, unchanged_since)
+            .await
+        {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(user = %self.user(), "imap store: {e:#}");
+                return Done::No("[SERVERBUG] Cannot change flags".into());
+            }
+        };
+        let condstore = self.condstore;
+        let mut lines = Vec::new();
+        if let Some(sel) = self.sel.as_ref() {
+            for p in &touched {
+                let m = &sel.msgs[*p];
+                // RFC 7162 §3.1.4: with CONDSTORE, even .SILENT reports the new MODSEQ.
+                if silent && !(condstore && unchanged_since.is_some()) {
+                    continue;
+                }
+                let mut l = format!("* {} FETCH (", p + 1);
+                if uid {
+                    l.push_str(&format!("UID {} ", m.uid));
+                }
+                if !silent {
+                    l.push_str(&format!("FLAGS {}", m.flag_list()));
+                }
+                if condstore {
+                    if !l.ends_with('(') {
+                        l.push(' ');
+                    }
+                    l.push_str(&format!("MODSEQ ({})", m.modseq));
+                }
+                l.push(')');
+                lines.push(l);
+            }
+        }
+        for l in lines {
+            self.line(&l);
+        }
+        self.trash_deleted(&touched, mode, &flags).await;
+        if !modified.is_empty() {
+            let set = if uid {
+                super::select::compress(&modified)
+            } else {
+                let sel = self.sel.as_ref();
+                let mut seqs: Vec<u32> = modified
+                    .iter()
+                    .filter_map(|u| sel.and_then(|s| s.pos_of_uid(*u)).map(|p| p as u32 + 1))
+                    .collect();
+                seqs.sort_unstable();
+                super::select::compress(&seqs)
+            };
+            return Done::Ok(format!("[MODIFIED {set}] Conditional STORE failed"));
+        }
+        Done::Ok(if uid {
+            "UID STORE completed".into()
+        } else {
+            "STORE completed".into()
+        })
+    }
+
+    /// "Move deleted email to trash": messages that just got \Deleted move to Trash.
+    async fn trash_deleted(&mut self, touched: &[usize], mode: StoreMode, flags: &[String]) {
+        let adds_deleted =
+            mode != StoreMode::Remove && flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted"));
+        if !adds_deleted
+            || !self
+                .ctx
+                .shared
+                .directory
+                .snapshot()
+                .settings
+                .imap
+                .move_deleted_to_trash
+        {
+            return;
+        }
+        let Some(sel) = self.sel.as_ref() else {
+            return;
+        };
+        if sel.mbox.meta.special_use.as_deref() == Some("\\Trash")
+            || sel.mbox.is_shared(self.user())
+        {
+            return;
+        }
+        let uids: Vec<u32> = touched
+            .iter()
+            .map(|p| &sel.msgs[*p])
+            .filter(|m| m.flags & flag::DELETED != 0)
+            .map(|m| m.uid)
+            .collect();
+        if uids.is_empty() {
+            return;
+        }
+        let set = SeqSet(
+            uids.iter()
+                .map(|u| {
+                    (
+                        postcore_protocol::imap::SeqNum::Value(*u),
+                        postcore_protocol::imap::SeqNum::Value(*u),
+                    )
+                })
+                .collect(),
+        );
+        // Trash copies keep \Deleted off, so the messages are not lost at the next EXPUNGE.
+        let done = self.copy_inner(true, set, "Trash", true, true).await;
+        if let Done::No(t) = done {
+            tracing::warn!(user = %self.user(), "move deleted to trash: {t}");
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! IMAP sessions: IMAP4rev1 (RFC 3501) and IMAP4rev2 (RFC 9051) over the users' Maildirs
+//! and the mailbox index (`postcore_storage::mailbox`).
+//!
+//! One file per group of commands: [`auth`] (CAPABILITY, STARTTLS, LOGIN, AUTHENTICATE,
+//! ENABLE, ID), [`folders`] (LIST, CREATE, DELETE, RENAME, SUBSCRIBE, STATUS, NAMESPACE,
+//! quota), [`select`] (SELECT/EXAMINE, the message view and its untagged updates, IDLE,
+//! EXPUNGE, CLOSE), [`fetch`], [`flags`] (STORE), [`copy`] (COPY, MOVE, APPEND) and
+//! [`search`] (SEARCH, SORT, ESEARCH).
+
+mod auth;
+mod copy;
+mod fetch;
+mod flags;
+mod folders;
+mod search;
+mod select;
+
+use crate::server::WorkerCtx;
+use crate::stream::{Stream, accept_tls};
+use postcore_protocol::imap::{self, CommandBody, CommandReader, ReadEvent};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Gauge: open IMAP connections.
+pub const IMAP_OPEN: &str = "postcore_imap_connections_open";
+/// Counter: IMAP commands by name.
+pub const IMAP_COMMANDS: &str = "postcore_imap_commands_total";
+
+/// Failed logins in one session before it is closed.
+const MAX_FAILURES: u32 = 3;
+/// Autologout timer for non-IDLE commands (RFC 9051 §5.4: at least 30 minutes once
+/// authenticated; shorter before).
+const AUTH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Flush the output buffer once it holds this much.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// Where the session is (RFC 9051 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected,
+}
+
+/// Releases the per-user-per-IP connection count when the session ends.
+struct UserSlot {
+    shared: std::sync::Arc<crate::server::Shared>,
+    key: (String, std::net::IpAddr),
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut m = self
+            .shared
+            .imap_sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The logged-in user.
+struct Login {
+    /// Login name (owner of the personal namespace).
+    user: String,
+    /// Logged in through a master login (`user*master`).
+    master: Option<String>,
+    _slot: UserSlot,
+}
+
+/// One IMAP connection.
+pub(crate) struct Session {
+    ctx: Rc<WorkerCtx>,
+    peer: SocketAddr,
+    stream: Option<Stream>,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    reader: CommandReader,
+    login: Option<Login>,
+    sel: Option<select::Selected>,
+    failures: u32,
+    /// ENABLE CONDSTORE (or a CONDSTORE-enabling command) was seen.
+    condstore: bool,
+    /// ENABLE QRESYNC.
+    qresync: bool,
+    /// ENABLE IMAP4rev2.
+    rev2: bool,
+    /// ENABLE UTF8=ACCEPT.
+    utf8: bool,
+}
+
+/// Entry point for an accepted IMAP connection.
+pub async fn serve(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, ctx: Rc<WorkerCtx>) {
+    let shared = ctx.shared.clone();
+    let Some(_slot) = shared
+        .limits
+        .connect(peer.ip(), shared.config.limits.max_connections_per_ip)
+    else {
+        let mut s = Stream::Plain(tcp);
+        if !implicit_tls {
+            let _ = s
+                .write_all(b"* BYE [UNAVAILABLE] Too many connections from your IP address\r\n")
+                .await;
+        }
+        s.shutdown().await;
+        return;
+    };
+    let _counted = crate::server::SessionGuard::new(&shared, IMAP_OPEN);
+    let timeout = Duration::from_secs(shared.config.limits.command_timeout_secs.min(60));
+    let stream = if implicit_tls {
+        match accept_tls(tcp, shared.tls.clone(), timeout).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::info!(client = %peer, "imaps: {e}");
+                None
+            }
+        }
+    } else {
+        Some(Stream::Plain(tcp))
+    };
+    let Some(stream) = stream else { return };
+    let max_msg = shared.directory.snapshot().settings.max_message_size as usize;
+    let mut s = Session {
+        ctx,
+        peer,
+        stream: Some(stream),
+        inbuf: Vec::new(),
+        out: Vec::with_capacity(4096),
+        reader: CommandReader::new(imap::Limits {
+            max_line: 64 * 1024,
+            max_append_literal: max_msg.max(1024),
+            max_literal: 64 * 1024,
+        }),
+        login: None,
+        sel: None,
+        failures: 0,
+        condstore: false,
+        qresync: false,
+        rev2: false,
+        utf8: false,
+    };
+    tracing::info!(client = %peer, tls = implicit_tls, "imap connect from [{}]", peer.ip());
+    s.run().await;
+    if let Some(l) = &s.login {
+        tracing::info!(client = %peer, user = %l.user, "imap logout: user=<{}>, rip={}", l.user, peer.ip());
+    }
+    if let Some(mut st) = s.stream.take() {
+        st.shutdown().await;
+    }
+}
+
+/// The outcome of a command, for the tagged response.
+pub(crate) enum Done {
+    /// `tag OK text`.
+    Ok(String),
+    /// `tag NO text`.
+    No(String),
+    /// `tag BAD text`.
+    Bad(String),
+    /// Close the connection after sending the tagged line (`BYE` already sent).
+    Close(String),
+    /// Nothing to send (the command wrote its own ending, e.g. a failed STARTTLS).
+    Silent,
+}
+
+impl Session {
+    fn state(&self) -> State {
+        match (&self.login, &self.sel) {
+            (None, _) => State::NotAuthenticated,
+            (Some(_), None) => State::Authenticated,
+            (Some(_), Some(_)) => State::Selected,
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        self.stream.as_ref().is_some_and(Stream::is_tls)
+    }
+
+    /// Appends an untagged or continuation line (CRLF added).
+    fn line(&mut self, s: &str) {
+        self.out.extend_from_slice(s.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    async fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let data = std::mem::take(&mut self.out);
+        let ok = match self.stream.as_mut() {
+            Some(s) => s.write_all(&data).await.is_ok(),
+            None => false,
+        };
+        self.out = data;
+        self.out.clear();
+        if self.out.capacity() > 1024 * 1024 {
+            self.out = Vec::with_capacity(4096);
+        }
+        ok
+    }
+
+    async fn flush_if_big(&mut self) -> bool {
+        if self.out.len() >= FLUSH_AT {
+            self.flush().await
+        } else {
+            true
+        }
+    }
+
+    /// Reads more bytes; `false` on EOF, error or timeout.
+    async fn fill(&mut self, timeout: Duration) -> bool {
+        let mut tmp = [0u8; 16384];
+        let Some(stream) = self.stream.as_mut() else {
+            return false;
+        };
+        match tokio::time::timeout(timeout, stream.read(&mut tmp)).await {
+            Ok(Ok(n)) if n > 0 => {
+                self.inbuf.extend_from_slice(&tmp[..n]);
+                true
+            }
+            Ok(_) => false,
+            Err(_) => {
+                self.line("* BYE Autologout; idle for too long");
+                let _ = self.flush().await;
+                false
+            }
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        if self.login.is_some() {
+            AUTH_TIMEOUT
+        } else {
+            Duration::from_secs(self.ctx.shared.config.limits.command_timeout_secs)
+        }
+    }
+
+    async fn run(&mut self) {
+        let greeting = format!(
+            "* OK [CAPABILITY {}] {} IMAP4rev2 server ready (postcore)",
+            self.capabilities(),
+            self.ctx.shared.config.hostname
+        );
+        self.line(&greeting);
+        if !self.flush().await {
+            return;
+        }
+        let mut shutdown = self.ctx.shared.shutdown.clone();
+        loop {
+            let ev = self.reader.ingest(&mut self.inbuf);
+            match ev {
+                ReadEvent::NeedMore => {
+                    let t = self.timeout();
+                    tokio::select! {
+                        ok = self.fill(t) => if !ok { return },
+                        _ = shutdown.wait_for(|v| *v) => {
+                            self.line("* BYE [UNAVAILABLE] Server shutting down");
+                            let _ = self.flush().await;
+                            return;
+                        }
+                    }
+                }
+                ReadEvent::Continue => {
+                    self.line("+ Ready for literal data");
+                    if !self.flush().await {
+                        return;
+                    }
+                }
+                ReadEvent::TooBig { tag, fatal } => {
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    if fatal {
+                        self.line("* BYE [TOOBIG] Literal too big");
+                        let _ = self.flush().await;
+                        return;
+                    }
+                    self.line(&format!("{tag} BAD [TOOBIG] Command or literal too long"));
+                    if !self.flush().await {
+                        return;
+                    }
+                }
+                ReadEvent::Command(raw) => {
+                    let keep_going = self.handle(&raw).await;
+                    if !self.flush().await || !keep_going {
+                        return;
+                    }
+                    if self.failures >= MAX_FAILURES {
+                        self.line("* BYE Too many failed logins");
+                        let _ = self.flush().await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parses and runs one command; `false` ends the session.
+    async fn handle(&mut self, raw: &[u8]) -> bool {
+        let cmd = match imap::parse(raw) {
+            Ok(c) => c,
+            Err(e) => {
+                metrics::counter!(IMAP_COMMANDS, "command" => "invalid").increment(1);
+                let text = if e.message.starts_with('[') {
+                    e.message
+                } else {
+                    format!("Error in IMAP command: {}", e.message)
+                };
+                // RFC 9051 §7.1.5: BAD for syntax errors; the session goes on.
+                self.line(&format!("{} BAD {text}", e.tag));
+                return true;
+            }
+        };
+        let tag = cmd.tag.clone();
+        let name = command_name(&cmd.body);
+        metrics::counter!(IMAP_COMMANDS, "command" => name).increment(1);
+        let done = self.dispatch(&tag, cmd.body).await;
+        if self.log_actions()
+            && !matches!(
+                name,
+                "noop" | "capability" | "idle" | "login" | "authenticate"
+            )
+            && let Some(l) = &self.login
+        {
+            let outcome = match &done {
+                Done::Ok(_) => "ok",
+                Done::No(_) => "no",
+                Done::Bad(_) => "bad",
+                _ => "-",
+            };
+            let mbox = self.sel.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+            tracing::info!(user = %l.user, client = %self.peer.ip(), command = name, mailbox = mbox, result = outcome, "imap({}): {name} mailbox={mbox:?} result={outcome}", l.user);
+        }
+        match done {
+            Done::Ok(t) => self.line(&format!("{tag} OK {t}")),
+            Done::No(t) => self.line(&format!("{tag} NO {t}")),
+            Done::Bad(t) => self.line(&format!("{tag} BAD {t}")),
+            Done::Close(t) => {
+                self.line(&format!("{tag} OK {t}"));
+                return false;
+            }
+            Done::Silent => {}
+        }
+        self.stream.is_some()
+    }
+
+    fn log_actions(&self) -> bool {
+        self.ctx
+            .shared
+            .directory
+            .snapshot()
+            .settings
+            .imap
+            .log_actions
+    }
+
+    async fn dispatch(&mut self, tag: &str, body: CommandBody) -> Done {
+        use CommandBody as C;
+        let state = self.state();
+        // Commands valid in any state (RFC 9051 §6.1).
+        match body {
+            C::Capability => {
+                let c = self.capabilities();
+                self.line(&format!("* CAPABILITY {c}"));
+                return Done::Ok("CAPABILITY completed".into());
+            }
+            C::Noop => {
+                if state == State::Selected {
+                    self.refresh(true).await;
+                }
+                return Done::Ok("NOOP completed".into());
+            }
+            C::Logout => {
+                self.line("* BYE Logging out");
+                return Done::Close("LOGOUT completed".into());
+            }
+            C::Id(fields) => return self.id(fields),
+            _ => {}
+        }
+        if state == State::NotAuthenticated {
+            return match body {
+                C::StartTls => self.starttls(tag).await,
+                C::Login { user, password } => self.login_command(&user, password).await,
+                C::Authenticate { mechanism, initial } => {
+                    self.authenticate(&mechanism, initial).await
+                }
+                _ => Done::Bad("Command not valid in this state; log in first".into()),
+            };
+        }
+        match body {
+            C::StartTls | C::Login { .. } | C::Authenticate { .. } => {
+                return Done::Bad("Already authenticated".into());
+            }
+            C::Enable(caps) => return self.enable(caps),
+            C::Select {
+                mailbox,
+                read_only,
+                condstore,
+                qresync,
+            } => return self.select(&mailbox, read_only, condstore, qresync).await,
+            C::Create {
+                mailbox,
+                special_use,
+            } => return self.create(&mailbox, special_use),
+            C::Delete(m) => return self.delete(&m),
+            C::Rename { from, to } => return self.rename(&from, &to),
+            C::Subscribe(m) => return self.subscribe(&m, true),
+            C::Unsubscribe(m) => return self.subscribe(&m, false),
+            C::List {
+                reference,
+                patterns,
+                options,
+            } => return self.list(&reference, &patterns, &options),
+            C::Namespace => return self.namespace(),
+            C::Status { mailbox, items } => return self.status(&mailbox, &items),
+            C::Append { mailbox, message } => return self.append(&mailbox, message).await,
+            C::Idle => return self.idle().await,
+            C::GetQuota(root) => return self.get_quota(&root),
+            C::GetQuotaRoot(m) => return self.get_quota_root(&m),
+            C::SetQuota(_) => {
+                return Done::No("[NOPERM] Quotas are set by the administrator".into());
+            }
+            C::GetAcl(m) => return self.get_acl(&m),
+            C::MyRights(m) => return self.my_rights(&m),
+            C::ListRights {
+                mailbox,
+                identifier,
+            } => return self.list_rights(&mailbox, &identifier),
+            C::SetAcl {
+                mailbox,
+                identifier,
+                rights,
+            } => return self.set_acl(&mailbox, &identifier, Some(&rights)),
+            C::DeleteAcl {
+                mailbox,
+                identifier,
+            } => return self.set_acl(&mailbox, &identifier, None),
+            _ => {}
+        }
+        if state != State::Selected {
+            return Done::Bad("No mailbox selected".into());
+        }
+        match body {
+            C::Check => {
+                self.refresh(true).await;
+                Done::Ok("CHECK completed".into())
+            }
+            C::Close => self.close(true).await,
+            C::Unselect => self.close(false).await,
+            C::Expunge(uids) => self.expunge(uids).await,
+            C::Search { uid, ret, key } => self.search(tag, uid, ret, key).await,
+            C::Sort { uid, criteria, key } => self.sort(uid, criteria, key).await,
+            C::Fetch {
+                uid,
+                set,
+                atts,
+                changed_since,
+                vanished,
+            } => self.fetch(uid, set, atts, changed_since, vanished).await,
+            C::Store {
+                uid,
+                set,
+                unchanged_since,
+                mode,
+                silent,
+                flags,
+            } => {
+                self.store(uid, set, unchanged_since, mode, silent, flags)
+                    .await
+            }
+            C::Copy { uid, set, mailbox } => self.copy(uid, set, &mailbox, false).await,
+            C::Move { uid, set, mailbox } => self.copy(uid, set, &mailbox, true).await,
+            _ => Done::Bad("Command not valid in this state".into()),
+        }
+    }
+}
+
+fn command_name(c: &CommandBody) -> &'static str {
+    use CommandBody as C;
+    match c {
+        C::Capability => "capability",
+        C::Noop => "noop",
+        C::Logout => "logout",
+        C::StartTls => "starttls",
+        C::Authenticate { .. } => "authenticate",
+        C::Login { .. } => "login",
+        C::Enable(_) => "enable",
+        C::Select {
+            read_only: false, ..
+        } => "select",
+        C::Select { .. } => "examine",
+        C::Create { .. } => "create",
+        C::Delete(_) => "delete",
+        C::Rename { .. } => "rename",
+        C::Subscribe(_) => "subscribe",
+        C::Unsubscribe(_) => "unsubscribe",
+        C::List { .. } => "list",
+        C::Namespace => "namespace",
+        C::Status { .. } => "status",
+        C::Append { .. } => "append",
+        C::Idle => "idle",
+        C::Check => "check",
+        C::Close => "close",
+        C::Unselect => "unselect",
+        C::Expunge(_) => "expunge",
+        C::Search { .. } => "search",
+        C::Sort { .. } => "sort",
+        C::Fetch { .. } => "fetch",
+        C::Store { .. } => "store",
+        C::Copy { .. } => "copy",
+        C::Move { .. } => "move",
+        C::Id(_) => "id",
+        C::GetQuota(_) | C::GetQuotaRoot(_) | C::SetQuota(_) => "quota",
+        C::GetAcl(_)
+        | C::SetAcl { .. }
+        | C::DeleteAcl { .. }
+        | C::ListRights { .. }
+        | C::MyRights(_) => "acl",
+    }
+}

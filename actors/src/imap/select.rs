@@ -1,0 +1,575 @@
+//! SELECT / EXAMINE (RFC 9051 §6.3.2–3, RFC 7162 CONDSTORE/QRESYNC), the session's view of
+//! the selected mailbox and the untagged updates that keep it current (§7.4.1 EXPUNGE,
+//! §7.3.1 EXISTS, FETCH FLAGS; RFC 7162 §3.2.10 VANISHED), IDLE (RFC 2177), EXPUNGE and
+//! UID EXPUNGE (RFC 4315), CLOSE and UNSELECT (RFC 3691), and Junk expiry.
+
+use super::folders::MailboxRef;
+use super::{Done, Session};
+use postcore_protocol::imap::{QResync, SeqSet};
+use postcore_storage::mailbox::{MessageRecord, flag};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often an IDLE session looks at the folder for changes made outside postcore.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+/// RFC 9051 §5.4 / RFC 2177: IDLE is ended by the server after this long.
+const IDLE_MAX: Duration = Duration::from_secs(29 * 60);
+
+/// A message as the session knows it (sequence number = position + 1).
+#[derive(Debug, Clone)]
+pub(super) struct ViewMsg {
+    pub uid: u32,
+    pub flags: u8,
+    pub keywords: Vec<String>,
+    pub modseq: u64,
+    /// Expunged by another session, not yet announced to this one.
+    pub gone: bool,
+}
+
+impl ViewMsg {
+    fn from_record(uid: u32, r: &MessageRecord) -> ViewMsg {
+        ViewMsg {
+            uid,
+            flags: r.flags,
+            keywords: r.keywords.clone(),
+            modseq: r.modseq,
+            gone: false,
+        }
+    }
+
+    /// The FLAGS list.
+    pub fn flag_list(&self) -> String {
+        let mut v: Vec<&str> = flag::NAMES
+            .iter()
+            .filter(|(_, b)| self.flags & b != 0)
+            .map(|(n, _)| *n)
+            .collect();
+        v.extend(self.keywords.iter().map(String::as_str));
+        format!("({})", v.join(" "))
+    }
+}
+
+/// The selected mailbox.
+pub(super) struct Selected {
+    pub mbox: MailboxRef,
+    pub name: String,
+    pub path: PathBuf,
+    pub read_only: bool,
+    pub msgs: Vec<ViewMsg>,
+    pub highestmodseq: u64,
+    pub watch: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Selected {
+    /// Index id of the mailbox.
+    pub fn id(&self) -> u64 {
+        self.mbox.meta.id
+    }
+
+    /// Position (0-based) of `uid`.
+    pub fn pos_of_uid(&self, uid: u32) -> Option<usize> {
+        self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// Positions named by a sequence set (or UID set), ascending.
+    pub fn resolve(&self, set: &SeqSet, uid: bool) -> Vec<usize> {
+        if uid {
+            let max = self.msgs.last().map(|m| m.uid).unwrap_or(0);
+            let mut out = Vec::new();
+            for (a, b) in &set.0 {
+                let a = a.resolve(max);
+                let b = b.resolve(max);
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                let start = self.msgs.partition_point(|m| m.uid < lo);
+                let end = self.msgs.partition_point(|m| m.uid <= hi);
+                out.extend(start..end);
+            }
+            out.sort_unstable();
+            out.dedup();
+            out
+        } else {
+            set.resolve_seq(self.msgs.len() as u32)
+                .into_iter()
+                .map(|n| n as usize - 1)
+                .collect()
+        }
+    }
+}
+
+/// Compact `1:3,5` form of ascending numbers.
+pub(super) fn compress(nums: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < nums.len() {
+        let start = nums[i];
+        let mut end = start;
+        while i + 1 < nums.len() && nums[i + 1] == end + 1 {
+            i += 1;
+            end = nums[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+impl Session {
+    pub(super) async fn select(
+        &mut self,
+        name: &str,
+        examine: bool,
+        condstore: bool,
+        qresync: Option<QResync>,
+    ) -> Done {
+        if self.sel.take().is_some() && (self.qresync || self.rev2) {
+            // RFC 7162 §3.2.11 / RFC 9051 §6.3.2: the old mailbox is closed.
+            self.line("* OK [CLOSED] Previous mailbox closed");
+        }
+        if qresync.is_some() && !self.qresync {
+            return Done::Bad("QRESYNC must be enabled first".into());
+        }
+        let Some(m) = self.resolve(name) else {
+            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+        };
+        if !m.may('r') {
+            return Done::No("[NOPERM] Permission denied".into());
+        }
+        if condstore {
+            self.condstore = true;
+        }
+        let (meta, records) = match self.load(&m) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(user = %self.user(), mailbox = name, "imap select: {e:#}");
+                return Done::No("[SERVERBUG] Mailbox not available".into());
+            }
+        };
+        let msgs: Vec<ViewMsg> = records
+            .iter()
+            .map(|(u, r)| ViewMsg::from_record(*u, r))
+            .collect();
+        let mut keywords: Vec<&str> = msgs
+            .iter()
+            .flat_map(|m| m.keywords.iter().map(String::as_str))
+            .collect();
+        keywords.sort_unstable();
+        keywords.dedup();
+        let kw = keywords.join(" ");
+        let sp = if kw.is_empty() { "" } else { " " };
+        self.line(&format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw})"
+        ));
+        let read_only = examine || !(m.may('s') || m.may('w') || m.may('t'));
+        if read_only {
+            self.line("* OK [PERMANENTFLAGS ()] Read-only mailbox");
+        } else {
+            self.line(&format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw} \\*)] Flags permitted"));
+        }
+        self.line(&format!("* {} EXISTS", msgs.len()));
+        if !self.rev2 {
+            self.line("* 0 RECENT");
+            if let Some(p) = msgs.iter().position(|m| m.flags & flag::SEEN == 0) {
+                self.line(&format!("* OK [UNSEEN {}] First unseen", p + 1));
+            }
+        }
+        self.line(&format!(
+            "* OK [UIDVALIDITY {}] UIDs valid",
+            meta.uidvalidity
+        ));
+        self.line(&format!(
+            "* OK [UIDNEXT {}] Predicted next UID",
+            meta.uidnext
+        ));
+        if self.condstore {
+            self.line(&format!(
+                "* OK [HIGHESTMODSEQ {}] Highest",
+                meta.highestmodseq
+            ));
+        } else {
+            self.line("* OK [NOMODSEQ] No permanent modsequences");
+        }
+        if let Some(q) = qresync
+            && q.uidvalidity == meta.uidvalidity
+        {
+            // RFC 7162 §3.2.5.2: what changed since the client's modseq.
+            let mut vanished = self
+                .ctx
+                .shared
+                .mailboxes
+                .vanished_since(meta.id, q.modseq)
+                .unwrap_or_default();
+            if let Some(k) = &q.known_uids {
+                vanished.retain(|u| k.contains(*u, u32::MAX));
+            }
+            if !vanished.is_empty() {
+                self.line(&format!("* VANISHED (EARLIER) {}", compress(&vanished)));
+            }
+            for (i, v) in msgs.iter().enumerate() {
+                if v.modseq > q.modseq {
+                    self.line(&format!(
+                        "* {} FETCH (UID {} FLAGS {} MODSEQ ({}))",
+                        i + 1,
+                        v.uid,
+                        v.flag_list(),
+                        v.modseq
+                    ));
+                }
+            }
+        }
+        let watch = self.ctx.shared.mailboxes.watch(meta.id, &m.path);
+        self.sel = Some(Selected {
+            name: m.name.clone(),
+            path: m.path.clone(),
+            mbox: MailboxRef {
+                meta: meta.clone(),
+                ..m
+            },
+            read_only,
+            msgs,
+            highestmodseq: meta.highestmodseq,
+            watch,
+        });
+        Done::Ok(if read_only {
+            "[READ-ONLY] EXAMINE completed".into()
+        } else {
+            "[READ-WRITE] SELECT completed".into()
+        })
+    }
+
+    /// Brings the view up to date and queues the untagged responses. Expunges are only
+    /// announced when `expunge_ok` (RFC 9051 §7.4.1: not during FETCH, STORE, SEARCH).
+    pub(super) async fn refresh(&mut self, expunge_ok: bool) {
+        let Some(sel) = self.sel.as_ref() else {
+            return;
+        };
+        let mref = sel.mbox.clone();
+        let known = sel.highestmodseq;
+        let fresh = match self.load(&mref) {
+            Ok((meta, _)) if meta.highestmodseq == known => return,
+            Ok((meta, recs)) => (meta, recs),
+            Err(e) => {
+                tracing::debug!("imap refresh: {e:#}");
+                return;
+            }
+        };
+        let (meta, recs) = fresh;
+        let qresync = self.qresync;
+        let condstore = self.condstore;
+        let Some(sel) = self.sel.as_mut() else {
+            return;
+        };
+        let old = std::mem::take(&mut sel.msgs);
+        let mut view = Vec::with_capacity(recs.len());
+        let mut expunged_seqs = Vec::new();
+        let mut vanished = Vec::new();
+        let mut updates = Vec::new();
+        let mut j = 0;
+        for (i, v) in old.iter().enumerate() {
+            while j < recs.len() && recs[j].0 < v.uid {
+                j += 1;
+            }
+            if j < recs.len() && recs[j].0 == v.uid {
+                let r = &recs[j].1;
+                let mut nv = v.clone();
+                if r.modseq != v.modseq {
+                    if r.flags != v.flags || r.keywords != v.keywords {
+                        updates.push(view.len());
+                    }
+                    nv = ViewMsg::from_record(v.uid, r);
+                }
+                view.push(nv);
+                j += 1;
+            } else if expunge_ok {
+                expunged_seqs.push(i + 1);
+                vanished.push(v.uid);
+            } else {
+                let mut nv = v.clone();
+                nv.gone = true;
+                view.push(nv);
+            }
+        }
+        let last = old.last().map(|m| m.uid).unwrap_or(0);
+        let before = view.len();
+        for (uid, r) in &recs[j.min(recs.len())..] {
+            if *uid > last {
+                view.push(ViewMsg::from_record(*uid, r));
+            }
+        }
+        let added = view.len() > before;
+        sel.msgs = view;
+        sel.highestmodseq = meta.highestmodseq;
+        if !expunge_ok && sel.msgs.iter().any(|m| m.gone) {
+            // Remember that expunges are pending: a later refresh must look again.
+            sel.highestmodseq = 0;
+        }
+        let lines: Vec<String> = {
+            let mut l = Vec::new();
+            if qresync && !vanished.is_empty() {
+                l.push(format!("* VANISHED {}", compress(&vanished)));
+            } else {
+                for s in expunged_seqs.iter().rev() {
+                    l.push(format!("* {s} EXPUNGE"));
+                }
+            }
+            if added {
+                l.push(format!("* {} EXISTS", sel.msgs.len()));
+            }
+            for p in updates {
+                let m = &sel.msgs[p];
+                let ms = if condstore {
+                    format!(" MODSEQ ({})", m.modseq)
+                } else {
+                    String::new()
+                };
+                l.push(format!(
+                    "* {} FETCH (UID {} FLAGS {}{ms})",
+                    p + 1,
+                    m.uid,
+                    m.flag_list()
+                ));
+            }
+            l
+        };
+        for l in lines {
+            self.line(&l);
+        }
+    }
+
+    /// Removes the files of messages at `positions` and their index entries. Returns the
+    /// UIDs expunged.
+    pub(super) fn expunge_positions(&mut self, positions: &[usize]) -> anyhow::Result<Vec<u32>> {
+        let Some(sel) = self.sel.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let mref = sel.mbox.clone();
+        let uids: Vec<u32> = positions.iter().map(|p| sel.msgs[*p].uid).collect();
+        self.expunge_uids(&mref, &uids)
+    }
+
+    /// Expunges `uids` of mailbox `m` (files and index), under the mailbox lock.
+    pub(super) fn expunge_uids(&self, m: &MailboxRef, uids: &[u32]) -> anyhow::Result<Vec<u32>> {
+        let idx = &self.ctx.shared.mailboxes;
+        let lock = idx.lock(m.meta.id);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut meta = idx
+            .get(&m.owner, &m.name)?
+            .ok_or_else(|| anyhow::anyhow!("mailbox vanished"))?;
+        let qbox = Self::quota_box(&m.owner);
+        let mut done = Vec::new();
+        for uid in uids {
+            let Some(rec) = idx.message(meta.id, *uid)? else {
+                continue;
+            };
+            match std::fs::remove_file(m.path.join(rec.relative_path())) {
+                Ok(()) => self.ctx.shared.usage.remove(&qbox, rec.size),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            done.push(*uid);
+        }
+        idx.expunge(&m.owner, &m.name, &mut meta, &done)?;
+        drop(_g);
+        idx.notify(meta.id);
+        Ok(done)
+    }
+
+    pub(super) async fn expunge(&mut self, uids: Option<SeqSet>) -> Done {
+        let Some(sel) = self.sel.as_ref() else {
+            return Done::Bad("No mailbox selected".into());
+        };
+        if sel.read_only || !sel.mbox.may('e') {
+            return Done::No("[READ-ONLY] Mailbox is read-only".into());
+        }
+        let allowed: Option<Vec<usize>> = uids.as_ref().map(|s| sel.resolve(s, true));
+        let targets: Vec<usize> = sel
+            .msgs
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| {
+                m.flags & flag::DELETED != 0
+                    && !m.gone
+                    && allowed.as_ref().is_none_or(|a| a.binary_search(i).is_ok())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if let Err(e) = self.expunge_positions(&targets) {
+            tracing::warn!(user = %self.user(), "imap expunge: {e:#}");
+            return Done::No("[SERVERBUG] Expunge failed".into());
+        }
+        self.refresh(true).await;
+        Done::Ok("EXPUNGE completed".into())
+    }
+
+    pub(super) async fn close(&mut self, expunge: bool) -> Done {
+        if expunge
+            && let Some(sel) = self.sel.as_ref()
+            && !sel.read_only
+            && sel.mbox.may('e')
+        {
+            let targets: Vec<usize> = sel
+                .msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.flags & flag::DELETED != 0 && !m.gone)
+                .map(|(i, _)| i)
+                .collect();
+            if let Err(e) = self.expunge_positions(&targets) {
+                tracing::warn!(user = %self.user(), "imap close: {e:#}");
+            }
+        }
+        self.sel = None;
+        Done::Ok(if expunge {
+            "CLOSE completed".into()
+        } else {
+            "UNSELECT completed".into()
+        })
+    }
+
+    /// RFC 2177 IDLE: pushes changes until the client sends DONE.
+    pub(super) async fn idle(&mut self) -> Done {
+        self.line("+ idling");
+        if !self.flush().await {
+            self.stream = None;
+            return Done::Silent;
+        }
+        let started = std::time::Instant::now();
+        let mut shutdown = self.ctx.shared.shutdown.clone();
+        let mut watch = self.sel.as_ref().map(|s| s.watch.clone());
+        loop {
+            if let Some(p) = memchr::memchr(b'\n', &self.inbuf) {
+                let line: Vec<u8> = self.inbuf.drain(..=p).collect();
+                let l = String::from_utf8_lossy(&line);
+                return if l.trim().eq_ignore_ascii_case("DONE") {
+                    self.refresh(true).await;
+                    Done::Ok("IDLE terminated".into())
+                } else {
+                    Done::Bad("Expected DONE".into())
+                };
+            }
+            if self.inbuf.len() > 1024 {
+                return Done::Bad("Expected DONE".into());
+            }
+            let mut tmp = [0u8; 1024];
+            let Some(stream) = self.stream.as_mut() else {
+                return Done::Silent;
+            };
+            enum Ev {
+                Data(usize),
+                Closed,
+                Changed,
+                Poll,
+                Stop(&'static str),
+            }
+            let ev = tokio::select! {
+                r = stream.read(&mut tmp) => match r {
+                    Ok(n) if n > 0 => Ev::Data(n),
+                    _ => Ev::Closed,
+                },
+                _ = async {
+                    match watch.as_mut() {
+                        Some(w) => { let _ = w.changed().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => Ev::Changed,
+                _ = tokio::time::sleep(IDLE_POLL) => Ev::Poll,
+                _ = shutdown.wait_for(|v| *v) => Ev::Stop("* BYE [UNAVAILABLE] Server shutting down"),
+            };
+            match ev {
+                Ev::Data(n) => self.inbuf.extend_from_slice(&tmp[..n]),
+                Ev::Closed => {
+                    self.stream = None;
+                    return Done::Silent;
+                }
+                Ev::Changed | Ev::Poll => {
+                    if started.elapsed() > IDLE_MAX {
+                        self.line("* BYE Autologout; IDLE for too long");
+                        let _ = self.flush().await;
+                        self.stream = None;
+                        return Done::Silent;
+                    }
+                    self.refresh(true).await;
+                    if !self.flush().await {
+                        self.stream = None;
+                        return Done::Silent;
+                    }
+                }
+                Ev::Stop(msg) => {
+                    self.line(msg);
+                    let _ = self.flush().await;
+                    self.stream = None;
+                    return Done::Silent;
+                }
+            }
+        }
+    }
+
+    /// "Keep spam for N days": expunges messages older than that from the user's Junk.
+    pub(super) fn expire_spam(&self, user: &str) {
+        let dir = self.ctx.shared.directory.snapshot();
+        let days = dir
+            .users
+            .get(user)
+            .and_then(|u| u.keep_spam_days)
+            .unwrap_or(dir.settings.imap.keep_spam_days);
+        if days == 0 {
+            return;
+        }
+        let idx = &self.ctx.shared.mailboxes;
+        let Ok(Some(meta)) = idx.get(user, "Junk") else {
+            return;
+        };
+        let root = self.user_root(user);
+        let m = MailboxRef {
+            owner: user.to_string(),
+            name: "Junk".into(),
+            display: "Junk".into(),
+            path: postcore_storage::mailbox::folder_path(&root, "Junk"),
+            meta,
+            rights: super::folders::ALL_RIGHTS.into(),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let cutoff = now - days as i64 * 86400;
+        let Ok((_, recs)) = self.load(&m) else {
+            return;
+        };
+        let old: Vec<u32> = recs
+            .iter()
+            .filter(|(_, r)| r.internal_date < cutoff)
+            .map(|(u, _)| *u)
+            .collect();
+        if old.is_empty() {
+            return;
+        }
+        match self.expunge_uids(&m, &old) {
+            Ok(done) => {
+                tracing::info!(
+                    user,
+                    expunged = done.len(),
+                    days,
+                    "junk expiry: {} messages older than {days} days expunged from Junk",
+                    done.len()
+                )
+            }
+            Err(e) => tracing::warn!(user, "junk expiry: {e:#}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn compress_ranges() {
+        assert_eq!(super::compress(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(super::compress(&[]), "");
+    }
+}

@@ -1,0 +1,12 @@
+//! IMAP4rev1 (RFC 3501) and IMAP4rev2 (RFC 9051) codec: a reader that assembles commands with
+//! their literals, a parser into typed commands, and response building blocks.
+
+pub mod command;
+pub mod encode;
+pub mod mime;
+pub mod reader;
+pub mod types;
+
+pub use command::{AppendMessage, Command, CommandBody, ParseError, QResync, parse};
+pub use reader::{CommandReader, Limits, ReadEvent};
+pub use types::*;

@@ -1,0 +1,767 @@
+//! IMAP mailbox index over Maildir++ folders (RFC 9051 §2.3.1 unique identifiers).
+//!
+//! The Maildir files are the messages; this index (column family `mailbox`) holds what IMAP
+//! needs without opening them: per mailbox UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, subscription
+//! and special use; per message the Maildir base name, flags, keywords, size, internal date
+//! and modseq; the raw header block (so FETCH of header fields and header SEARCH never touch
+//! the files); and the UIDs expunged at each modseq (RFC 7162 QRESYNC `VANISHED`).
+//!
+//! The Maildir stays authoritative and usable by other tools: flags are kept in the file
+//! names (`:2,FRS`), and [`MailboxIndex::sync`] reconciles the index with the folder — files
+//! that appeared (delivered by postcore or placed there by anything else) get the next UIDs,
+//! files that vanished are expunged, and flags changed by renames are picked up.
+//!
+//! Keys: `b<user>\0<name>` → meta (JSON); `m<id:8><uid:4>` → message record (binary);
+//! `h<id:8><uid:4>` → header block; `x<id:8><modseq:8>` → expunged UIDs (u32 list).
+
+use crate::store::{Op, Store};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Column family of the mailbox index.
+pub const CF_MAILBOX: &str = "mailbox";
+
+/// Header blocks larger than this are not cached (the file is read instead).
+const MAX_CACHED_HEADER: usize = 64 * 1024;
+
+/// System flag bits kept in the record and in the Maildir info (`:2,` letters).
+pub mod flag {
+    /// \Seen — Maildir `S`.
+    pub const SEEN: u8 = 1;
+    /// \Answered — Maildir `R`.
+    pub const ANSWERED: u8 = 2;
+    /// \Flagged — Maildir `F`.
+    pub const FLAGGED: u8 = 4;
+    /// \Deleted — Maildir `T`.
+    pub const DELETED: u8 = 8;
+    /// \Draft — Maildir `D`.
+    pub const DRAFT: u8 = 16;
+    /// $Forwarded — Maildir `P` (passed).
+    pub const FORWARDED: u8 = 32;
+
+    /// IMAP name ↔ bit.
+    pub const NAMES: [(&str, u8); 6] = [
+        ("\\Seen", SEEN),
+        ("\\Answered", ANSWERED),
+        ("\\Flagged", FLAGGED),
+        ("\\Deleted", DELETED),
+        ("\\Draft", DRAFT),
+        ("$Forwarded", FORWARDED),
+    ];
+
+    /// Maildir info letters in the required ASCII order.
+    pub const LETTERS: [(char, u8); 6] = [
+        ('D', DRAFT),
+        ('F', FLAGGED),
+        ('P', FORWARDED),
+        ('R', ANSWERED),
+        ('S', SEEN),
+        ('T', DELETED),
+    ];
+
+    /// The bit for an IMAP flag name (case-insensitive), if it is a system flag.
+    pub fn bit(name: &str) -> Option<u8> {
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, b)| *b)
+    }
+}
+
+/// Per-mailbox state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MailboxMeta {
+    /// Internal id (keys of the message records).
+    pub id: u64,
+    /// RFC 9051 §2.3.1.1 UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// Next UID to assign.
+    pub uidnext: u32,
+    /// RFC 7162 HIGHESTMODSEQ.
+    pub highestmodseq: u64,
+    /// In the subscription list (LSUB / LIST (SUBSCRIBED)).
+    #[serde(default)]
+    pub subscribed: bool,
+    /// RFC 6154 special use (`\Sent`, ...), if any.
+    #[serde(default)]
+    pub special_use: Option<String>,
+    /// RFC 4314 access control list: identifier (login or `anyone`) → rights letters.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub acl: std::collections::BTreeMap<String, String>,
+}
+
+/// One message of a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// Maildir base name (without `:2,` info).
+    pub name: String,
+    /// System flag bits ([`flag`]).
+    pub flags: u8,
+    /// Keywords (flags that are not system flags).
+    pub keywords: Vec<String>,
+    /// RFC822.SIZE.
+    pub size: u64,
+    /// INTERNALDATE, Unix seconds.
+    pub internal_date: i64,
+    /// Modseq of the last change.
+    pub modseq: u64,
+    /// The file is in `new/` (not yet moved to `cur/`).
+    pub in_new: bool,
+}
+
+impl MessageRecord {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(40 + self.name.len());
+        v.push(self.flags);
+        v.push(self.in_new as u8);
+        v.extend_from_slice(&self.size.to_be_bytes());
+        v.extend_from_slice(&self.internal_date.to_be_bytes());
+        v.extend_from_slice(&self.modseq.to_be_bytes());
+        let kws: Vec<&String> = self.keywords.iter().take(255).collect();
+        v.push(kws.len() as u8);
+        for k in kws {
+            let b = &k.as_bytes()[..k.len().min(255)];
+            v.push(b.len() as u8);
+            v.extend_from_slice(b);
+        }
+        v.extend_from_slice(self.name.as_bytes());
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<MessageRecord> {
+        let flags = *v.first()?;
+        let in_new = *v.get(1)? != 0;
+        let n8 = |o: usize| -> Option<[u8; 8]> { v.get(o..o + 8)?.try_into().ok() };
+        let size = u64::from_be_bytes(n8(2)?);
+        let internal_date = i64::from_be_bytes(n8(10)?);
+        let modseq = u64::from_be_bytes(n8(18)?);
+        let nk = *v.get(26)? as usize;
+        let mut p = 27;
+        let mut keywords = Vec::with_capacity(nk);
+        for _ in 0..nk {
+            let l = *v.get(p)? as usize;
+            keywords.push(String::from_utf8_lossy(v.get(p + 1..p + 1 + l)?).into_owned());
+            p += 1 + l;
+        }
+        let name = String::from_utf8_lossy(v.get(p..)?).into_owned();
+        Some(MessageRecord {
+            name,
+            flags,
+            keywords,
+            size,
+            internal_date,
+            modseq,
+            in_new,
+        })
+    }
+
+    /// The file's current name: `new/<base>` or `cur/<base>:2,<letters>`.
+    pub fn relative_path(&self) -> String {
+        if self.in_new {
+            format!("new/{}", self.name)
+        } else {
+            format!("cur/{}:2,{}", self.name, info_letters(self.flags))
+        }
+    }
+
+    /// IMAP flag names, system flags first.
+    pub fn flag_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = flag::NAMES
+            .iter()
+            .filter(|(_, b)| self.flags & b != 0)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        v.extend(self.keywords.iter().cloned());
+        v
+    }
+}
+
+/// The Maildir info letters for `flags`.
+pub fn info_letters(flags: u8) -> String {
+    flag::LETTERS
+        .iter()
+        .filter(|(_, b)| flags & b != 0)
+        .map(|(c, _)| *c)
+        .collect()
+}
+
+fn parse_info(info: &str) -> u8 {
+    info.chars().fold(0, |acc, c| {
+        acc | flag::LETTERS
+            .iter()
+            .find(|(l, _)| *l == c)
+            .map(|(_, b)| *b)
+            .unwrap_or(0)
+    })
+}
+
+/// Splits a Maildir file name into base and flag bits.
+pub fn split_name(file: &str) -> (&str, u8) {
+    match file.split_once(":2,") {
+        Some((base, info)) => (base, parse_info(info)),
+        None => (file.split(':').next().unwrap_or(file), 0),
+    }
+}
+
+/// The Maildir++ folder of mailbox `name` under the user's Maildir `root`: INBOX is the root,
+/// `a/b` is `.a.b` (dots inside a name part are escaped as `%2E`, `%` as `%25`).
+pub fn folder_path(root: &Path, name: &str) -> PathBuf {
+    if name == "INBOX" {
+        return root.to_path_buf();
+    }
+    let parts: Vec<String> = name
+        .split('/')
+        .map(|p| p.replace('%', "%25").replace('.', "%2E"))
+        .collect();
+    root.join(format!(".{}", parts.join(".")))
+}
+
+/// What [`MailboxIndex::sync`] changed.
+#[derive(Debug, Default, Clone)]
+pub struct SyncReport {
+    /// Messages added.
+    pub added: usize,
+    /// Messages removed (file gone).
+    pub expunged: usize,
+    /// Messages whose flags were changed outside.
+    pub flag_changes: usize,
+}
+
+#[derive(Default)]
+struct Live {
+    locks: HashMap<u64, Arc<Mutex<()>>>,
+    scanned: HashMap<u64, (Option<SystemTime>, Option<SystemTime>)>,
+    watchers: HashMap<u64, tokio::sync::watch::Sender<u64>>,
+    paths: HashMap<PathBuf, u64>,
+}
+
+/// The index, shared by all workers.
+#[derive(Clone)]
+pub struct MailboxIndex {
+    store: Store,
+    live: Arc<Mutex<Live>>,
+    next_id: Arc<Mutex<u64>>,
+}
+
+fn meta_key(user: &str, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + user.len() + name.len());
+    k.push(b'b');
+    k.extend_from_slice(user.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+fn msg_key(kind: u8, id: u64, uid: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(13);
+    k.push(kind);
+    k.extend_from_slice(&id.to_be_bytes());
+    k.extend_from_slice(&uid.to_be_bytes());
+    k
+}
+
+fn id_prefix(kind: u8, id: u64) -> Vec<u8> {
+    let mut k = vec![kind];
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// The header block of a message (up to and including the empty line).
+pub fn header_block(data: &[u8]) -> &[u8] {
+    let end = memchr::memmem::find(data, b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| memchr::memmem::find(data, b"\n\n").map(|p| p + 2))
+        .unwrap_or(data.len());
+    &data[..end]
+}
+
+fn read_header(path: &Path) -> std::io::Result<(Vec<u8>, u64, i64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = f.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if memchr::memmem::find(&buf, b"\n\r\n").is_some()
+            || memchr::memmem::find(&buf, b"\n\n").is_some()
+            || buf.len() > MAX_CACHED_HEADER
+        {
+            break;
+        }
+    }
+    let h = header_block(&buf).to_vec();
+    Ok((h, meta.len(), mtime))
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+impl MailboxIndex {
+    /// The index over `store`.
+    pub fn new(store: Store) -> Result<MailboxIndex> {
+        let mut max = 0u64;
+        for (_, v) in store.scan_prefix(CF_MAILBOX, b"b")? {
+            if let Ok(m) = serde_json::from_slice::<MailboxMeta>(&v) {
+                max = max.max(m.id);
+            }
+        }
+        Ok(MailboxIndex {
+            store,
+            live: Arc::new(Mutex::new(Live::default())),
+            next_id: Arc::new(Mutex::new(max + 1)),
+        })
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock that serialises changes to mailbox `id` (UID assignment, expunge, flags).
+    pub fn lock(&self, id: u64) -> Arc<Mutex<()>> {
+        self.live().locks.entry(id).or_default().clone()
+    }
+
+    /// A receiver that changes whenever mailbox `id` changes; `path` is its folder, so that
+    /// deliveries into it ([`MailboxIndex::touch_path`]) wake the watchers too.
+    pub fn watch(&self, id: u64, path: &Path) -> tokio::sync::watch::Receiver<u64> {
+        let mut live = self.live();
+        live.paths.insert(path.to_path_buf(), id);
+        live.watchers
+            .entry(id)
+            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Wakes the sessions watching mailbox `id`.
+    pub fn notify(&self, id: u64) {
+        if let Some(w) = self.live().watchers.get(&id) {
+            w.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// Called after a delivery into the Maildir folder `path`: wakes its watchers, if any.
+    pub fn touch_path(&self, path: &Path) {
+        let live = self.live();
+        if let Some(id) = live.paths.get(path)
+            && let Some(w) = live.watchers.get(id)
+        {
+            w.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// All mailboxes of `user`, by name.
+    pub fn list(&self, user: &str) -> Result<Vec<(String, MailboxMeta)>> {
+        let mut prefix = vec![b'b'];
+        prefix.extend_from_slice(user.as_bytes());
+        prefix.push(0);
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan_prefix(CF_MAILBOX, &prefix)? {
+            let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let meta: MailboxMeta = serde_json::from_slice(&v).context("mailbox meta")?;
+            out.push((name, meta));
+        }
+        Ok(out)
+    }
+
+    /// One mailbox's meta.
+    pub fn get(&self, user: &str, name: &str) -> Result<Option<MailboxMeta>> {
+        match self.store.get(CF_MAILBOX, &meta_key(user, name))? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).context("mailbox meta")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a mailbox's meta.
+    pub fn put_meta(&self, user: &str, name: &str, meta: &MailboxMeta) -> Result<()> {
+        self.store.write_relaxed(vec![Op::Put(
+            CF_MAILBOX,
+            meta_key(user, name),
+            serde_json::to_vec(meta)?,
+        )])
+    }
+
+    /// Creates mailbox `name` (its Maildir folder `path` too); error if it exists.
+    pub fn create(
+        &self,
+        user: &str,
+        name: &str,
+        path: &Path,
+        special_use: Option<String>,
+    ) -> Result<MailboxMeta> {
+        if self.get(user, name)?.is_some() {
+            anyhow::bail!("mailbox exists");
+        }
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(path.join(sub))
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
+        if name != "INBOX" {
+            // Maildir++: a `maildirfolder` file marks a subfolder.
+            let _ = std::fs::write(path.join("maildirfolder"), b"");
+        }
+        let id = {
+            let mut n = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
+            let id = *n;
+            *n += 1;
+            id
+        };
+        let uidvalidity = (SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(1) as u32)
+            .wrapping_add(id as u32)
+            .max(1);
+        let meta = MailboxMeta {
+            id,
+            uidvalidity,
+            uidnext: 1,
+            highestmodseq: 1,
+            subscribed: true,
+            special_use,
+            acl: Default::default(),
+        };
+        self.put_meta(user, name, &meta)?;
+        Ok(meta)
+    }
+
+    /// Deletes mailbox `name` and its index entries (the caller removes the folder).
+    pub fn delete(&self, user: &str, name: &str) -> Result<()> {
+        let Some(meta) = self.get(user, name)? else {
+            anyhow::bail!("no such mailbox");
+        };
+        let mut ops = vec![Op::Delete(CF_MAILBOX, meta_key(user, name))];
+        for kind in [b'm', b'h', b'x'] {
+            for (k, _) in self
+                .store
+                .scan_prefix(CF_MAILBOX, &id_prefix(kind, meta.id))?
+            {
+                ops.push(Op::Delete(CF_MAILBOX, k));
+            }
+        }
+        self.store.write_relaxed(ops)?;
+        self.live().scanned.remove(&meta.id);
+        Ok(())
+    }
+
+    /// Renames a mailbox entry (the caller renames the folder); UIDs stay valid.
+    pub fn rename(&self, user: &str, from: &str, to: &str, meta: &MailboxMeta) -> Result<()> {
+        self.store.write_relaxed(vec![
+            Op::Delete(CF_MAILBOX, meta_key(user, from)),
+            Op::Put(CF_MAILBOX, meta_key(user, to), serde_json::to_vec(meta)?),
+        ])?;
+        self.live().scanned.remove(&meta.id);
+        Ok(())
+    }
+
+    /// Every message record of mailbox `id`, by ascending UID.
+    pub fn messages(&self, id: u64) -> Result<Vec<(u32, MessageRecord)>> {
+        let prefix = id_prefix(b'm', id);
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan_prefix(CF_MAILBOX, &prefix)? {
+            let Some(uid) = k.get(9..13).and_then(|b| b.try_into().ok()) else {
+                continue;
+            };
+            if let Some(r) = MessageRecord::decode(&v) {
+                out.push((u32::from_be_bytes(uid), r));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One message record.
+    pub fn message(&self, id: u64, uid: u32) -> Result<Option<MessageRecord>> {
+        Ok(self
+            .store
+            .get(CF_MAILBOX, &msg_key(b'm', id, uid))?
+            .and_then(|v| MessageRecord::decode(&v)))
+    }
+
+    /// The cached header block of a message, if cached.
+    pub fn header(&self, id: u64, uid: u32) -> Result<Option<Vec<u8>>> {
+        self.store.get(CF_MAILBOX, &msg_key(b'h', id, uid))
+    }
+
+    /// Header blocks of many messages of one mailbox in one ordered pass (FETCH 1:*).
+    pub fn headers(&self, id: u64, uids: &[u32]) -> Result<HashMap<u32, Vec<u8>>> {
+        let h = self
+            .store
+            .db()
+            .cf_handle(CF_MAILBOX)
+            .context("no mailbox column family")?;
+        let keys: Vec<Vec<u8>> = uids.iter().map(|u| msg_key(b'h', id, *u)).collect();
+        let mut out = HashMap::with_capacity(uids.len());
+        let res = self.store.db().batched_multi_get_cf(&h, keys.iter(), true);
+        for (uid, r) in uids.iter().zip(res) {
+            if let Ok(Some(v)) = r {
+                out.insert(*uid, v.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// UIDs expunged in mailbox `id` after `modseq` (RFC 7162 VANISHED (EARLIER)).
+    pub fn vanished_since(&self, id: u64, modseq: u64) -> Result<Vec<u32>> {
+        let prefix = id_prefix(b'x', id);
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan_prefix(CF_MAILBOX, &prefix)? {
+            let Some(ms) = k.get(9..17).and_then(|b| b.try_into().ok()) else {
+                continue;
+            };
+            if u64::from_be_bytes(ms) > modseq {
+                out.extend(
+                    v.chunks_exact(4)
+                        .filter_map(|c| c.try_into().ok())
+                        .map(u32::from_be_bytes),
+                );
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Adds a message file already in the folder (`new/` or `cur/`) under the next UID.
+    /// Call with the mailbox lock held. Returns the UID.
+    pub fn add(
+        &self,
+        user: &str,
+        name: &str,
+        meta: &mut MailboxMeta,
+        rec: MessageRecord,
+        header: &[u8],
+    ) -> Result<u32> {
+        let uid = meta.uidnext;
+        meta.uidnext += 1;
+        meta.highestmodseq += 1;
+        let rec = MessageRecord {
+            modseq: meta.highestmodseq,
+            ..rec
+        };
+        let mut ops = vec![
+            Op::Put(CF_MAILBOX, msg_key(b'm', meta.id, uid), rec.encode()),
+            Op::Put(CF_MAILBOX, meta_key(user, name), serde_json::to_vec(meta)?),
+        ];
+        if header.len() <= MAX_CACHED_HEADER {
+            ops.push(Op::Put(
+                CF_MAILBOX,
+                msg_key(b'h', meta.id, uid),
+                header.to_vec(),
+            ));
+        }
+        self.store.write_relaxed(ops)?;
+        Ok(uid)
+    }
+
+    /// Writes changed records (flags) with new modseqs; call with the mailbox lock held.
+    pub fn update(
+        &self,
+        user: &str,
+        name: &str,
+        meta: &mut MailboxMeta,
+        changes: &mut [(u32, MessageRecord)],
+    ) -> Result<()> {
+        let mut ops = Vec::with_capacity(changes.len() + 1);
+        for (uid, rec) in changes.iter_mut() {
+            meta.highestmodseq += 1;
+            rec.modseq = meta.highestmodseq;
+            ops.push(Op::Put(
+                CF_MAILBOX,
+                msg_key(b'm', meta.id, *uid),
+                rec.encode(),
+            ));
+        }
+        ops.push(Op::Put(
+            CF_MAILBOX,
+            meta_key(user, name),
+            serde_json::to_vec(meta)?,
+        ));
+        self.store.write_relaxed(ops)
+    }
+
+    /// Removes records (after their files were removed); logs them for VANISHED.
+    pub fn expunge(
+        &self,
+        user: &str,
+        name: &str,
+        meta: &mut MailboxMeta,
+        uids: &[u32],
+    ) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        meta.highestmodseq += 1;
+        let mut ops = Vec::with_capacity(uids.len() * 2 + 2);
+        let mut log = Vec::with_capacity(uids.len() * 4);
+        for uid in uids {
+            ops.push(Op::Delete(CF_MAILBOX, msg_key(b'm', meta.id, *uid)));
+            ops.push(Op::Delete(CF_MAILBOX, msg_key(b'h', meta.id, *uid)));
+            log.extend_from_slice(&uid.to_be_bytes());
+        }
+        let mut xk = id_prefix(b'x', meta.id);
+        xk.extend_from_slice(&meta.highestmodseq.to_be_bytes());
+        ops.push(Op::Put(CF_MAILBOX, xk, log));
+        ops.push(Op::Put(
+            CF_MAILBOX,
+            meta_key(user, name),
+            serde_json::to_vec(meta)?,
+        ));
+        self.store.write_relaxed(ops)
+    }
+
+    /// Reconciles mailbox `name` with its Maildir folder `path` (see the module doc). Skips
+    /// the directory scan when neither `new/` nor `cur/` changed since the last one. Call
+    /// with the mailbox lock held.
+    pub fn sync(
+        &self,
+        user: &str,
+        name: &str,
+        meta: &mut MailboxMeta,
+        path: &Path,
+    ) -> Result<SyncReport> {
+        let stamp = (mtime(&path.join("new")), mtime(&path.join("cur")));
+        if self.live().scanned.get(&meta.id) == Some(&stamp) && stamp.0.is_some() {
+            return Ok(SyncReport::default());
+        }
+        let mut on_disk: HashMap<String, (bool, u8)> = HashMap::new();
+        for (sub, in_new) in [("new", true), ("cur", false)] {
+            let Ok(rd) = std::fs::read_dir(path.join(sub)) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let f = e.file_name();
+                let f = f.to_string_lossy();
+                if f.starts_with('.') {
+                    continue;
+                }
+                let (base, flags) = split_name(&f);
+                on_disk.insert(base.to_string(), (in_new, flags));
+            }
+        }
+        let mut report = SyncReport::default();
+        let mut gone = Vec::new();
+        let mut changed = Vec::new();
+        for (uid, mut rec) in self.messages(meta.id)? {
+            match on_disk.remove(&rec.name) {
+                None => gone.push(uid),
+                Some((in_new, flags)) => {
+                    if in_new != rec.in_new || (!in_new && flags != rec.flags) {
+                        rec.in_new = in_new;
+                        if !in_new {
+                            rec.flags = flags;
+                        }
+                        changed.push((uid, rec));
+                    }
+                }
+            }
+        }
+        report.expunged = gone.len();
+        report.flag_changes = changed.len();
+        self.expunge(user, name, meta, &gone)?;
+        if !changed.is_empty() {
+            self.update(user, name, meta, &mut changed)?;
+        }
+        // New files, in arrival order (Maildir names start with the delivery time).
+        let mut fresh: Vec<(String, bool, u8)> =
+            on_disk.into_iter().map(|(b, (n, f))| (b, n, f)).collect();
+        fresh.sort_by(|a, b| natural_key(&a.0).cmp(&natural_key(&b.0)));
+        for (base, in_new, flags) in fresh {
+            let rec = MessageRecord {
+                name: base,
+                flags,
+                keywords: Vec::new(),
+                size: 0,
+                internal_date: 0,
+                modseq: 0,
+                in_new,
+            };
+            let file = path.join(rec.relative_path());
+            let Ok((header, size, date)) = read_header(&file) else {
+                continue;
+            };
+            let rec = MessageRecord {
+                size,
+                internal_date: date,
+                ..rec
+            };
+            self.add(user, name, meta, rec, &header)?;
+            report.added += 1;
+        }
+        // Re-read the stamps: our own renames above may have changed them.
+        let stamp = (mtime(&path.join("new")), mtime(&path.join("cur")));
+        self.live().scanned.insert(meta.id, stamp);
+        Ok(report)
+    }
+}
+
+/// Sort key for Maildir names: the leading seconds numerically, then the rest.
+fn natural_key(name: &str) -> (u64, &str) {
+    let (secs, rest) = name.split_once('.').unwrap_or(("", name));
+    (secs.parse().unwrap_or(u64::MAX), rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_roundtrip_and_names() {
+        let r = MessageRecord {
+            name: "1700000000.ABC_0.host".into(),
+            flags: flag::SEEN | flag::FLAGGED,
+            keywords: vec!["$Junk".into()],
+            size: 1234,
+            internal_date: 1_700_000_000,
+            modseq: 7,
+            in_new: false,
+        };
+        assert_eq!(MessageRecord::decode(&r.encode()), Some(r.clone()));
+        assert_eq!(r.relative_path(), "cur/1700000000.ABC_0.host:2,FS");
+        assert_eq!(split_name("x.y:2,RS"), ("x.y", flag::ANSWERED | flag::SEEN));
+        assert_eq!(
+            folder_path(Path::new("/m"), "Archive/2024.1"),
+            Path::new("/m/.Archive.2024%2E1")
+        );
+    }
+
+    #[test]
+    fn sync_picks_up_outside_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let idx = MailboxIndex::new(store).unwrap();
+        let root = dir.path().join("mail");
+        let mut meta = idx.create("u", "INBOX", &root, None).unwrap();
+        std::fs::write(root.join("new/100.a.h"), b"Subject: a\r\n\r\nbody").unwrap();
+        std::fs::write(root.join("cur/200.b.h:2,S"), b"Subject: b\r\n\r\nbody").unwrap();
+        let r = idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+        assert_eq!(r.added, 2);
+        let msgs = idx.messages(meta.id).unwrap();
+        assert_eq!(msgs[0].0, 1);
+        assert_eq!(msgs[1].1.flags, flag::SEEN);
+        assert_eq!(
+            idx.header(meta.id, 1).unwrap().unwrap(),
+            b"Subject: a\r\n\r\n"
+        );
+        // Another tool marks b answered and deletes a.
+        std::fs::rename(root.join("cur/200.b.h:2,S"), root.join("cur/200.b.h:2,RS")).unwrap();
+        std::fs::remove_file(root.join("new/100.a.h")).unwrap();
+        let r = idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+        assert_eq!((r.expunged, r.flag_changes), (1, 1));
+        assert_eq!(idx.vanished_since(meta.id, 0).unwrap(), vec![1]);
+        assert_eq!(meta.uidnext, 3);
+    }
+}
