@@ -486,3 +486,116 @@ pub fn try_send(port: u16, from: &str, to: &str, body: &str) -> std::io::Result<
     w.write_all(b".\r\n")?;
     reply(&mut r)
 }
+
+/// Puts the IMAP fixture messages (tests/data/imap/messages/N.eml) straight into a user's
+/// Maildir `new/`, as another Maildir tool would, with fixed arrival times (internal dates).
+pub fn seed_imap_fixtures(s: &TestServer, user: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/imap/messages");
+    let new = s.maildir(&format!("users/{user}")).join("new");
+    std::fs::create_dir_all(&new).unwrap();
+    for i in 1..=3 {
+        let data = std::fs::read(dir.join(format!("{i}.eml"))).unwrap();
+        let secs = 1_704_100_000 + i * 86_400;
+        let p = new.join(format!("{secs}.fixture{i}.example"));
+        std::fs::write(&p, data).unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap();
+    }
+}
+
+/// A small IMAP client for tests: sends tagged commands and collects every line of the
+/// answer (literals are read as raw octets and kept inline).
+pub struct Imap {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+    n: u32,
+    /// The greeting line.
+    pub greeting: String,
+}
+
+impl Imap {
+    /// Connects to `port` and reads the greeting.
+    pub fn connect(port: u16) -> Imap {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let w = s.try_clone().unwrap();
+        let mut c = Imap {
+            r: BufReader::new(s),
+            w,
+            n: 0,
+            greeting: String::new(),
+        };
+        c.greeting = c.read_line();
+        c
+    }
+
+    /// Reads one response line (a literal announced at its end is appended raw).
+    pub fn read_line(&mut self) -> String {
+        let mut buf = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let n = self.r.read_until(b'\n', &mut line).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&line);
+            let t = String::from_utf8_lossy(&line).trim_end().to_string();
+            if let Some(open) = t.rfind('{')
+                && t.ends_with('}')
+                && let Ok(len) = t[open + 1..t.len() - 1].parse::<usize>()
+            {
+                let mut lit = vec![0u8; len];
+                std::io::Read::read_exact(&mut self.r, &mut lit).unwrap();
+                buf.extend_from_slice(&lit);
+                continue;
+            }
+            break;
+        }
+        String::from_utf8_lossy(&buf)
+            .trim_end_matches(['\r', '\n'])
+            .to_string()
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, data: &[u8]) {
+        self.w.write_all(data).unwrap();
+    }
+
+    /// Runs `cmd` with a fresh tag: (untagged and continuation lines, tagged line without tag).
+    pub fn cmd(&mut self, cmd: &str) -> (Vec<String>, String) {
+        self.n += 1;
+        let tag = format!("t{}", self.n);
+        self.send_raw(format!("{tag} {cmd}\r\n").as_bytes());
+        self.until_tagged(&tag)
+    }
+
+    /// Reads until the line tagged `tag`.
+    pub fn until_tagged(&mut self, tag: &str) -> (Vec<String>, String) {
+        let mut lines = Vec::new();
+        loop {
+            let l = self.read_line();
+            if l.is_empty() {
+                return (lines, "(connection closed)".into());
+            }
+            if let Some(rest) = l.strip_prefix(&format!("{tag} ")) {
+                return (lines, rest.to_string());
+            }
+            lines.push(l);
+        }
+    }
+
+    /// Runs `cmd` and asserts a tagged OK; returns the untagged lines joined by '\n'.
+    pub fn ok(&mut self, cmd: &str) -> String {
+        let (u, t) = self.cmd(cmd);
+        assert!(t.starts_with("OK"), "{cmd}: {t}\n{}", u.join("\n"));
+        u.join("\n")
+    }
+
+    /// Logs in with LOGIN.
+    pub fn login(port: u16, user: &str, pw: &str) -> Imap {
+        let mut c = Imap::connect(port);
+        c.ok(&format!("LOGIN {user} {pw}"));
+        c
+    }
+}

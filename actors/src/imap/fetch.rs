@@ -192,7 +192,8 @@ impl Session {
         let mut positions = sel.resolve(&set, uid);
         let id = sel.id();
         if let (true, Some(cs)) = (vanished, changed_since) {
-            let max = sel.msgs.last().map(|m| m.uid).unwrap_or(0).max(1);
+            // `*` covers UIDs beyond the current last one: they may be the expunged ones.
+            let max = u32::MAX;
             let gone: Vec<u32> = self
                 .ctx
                 .shared

@@ -254,8 +254,6 @@ impl Session {
         }
         let all = self.visible();
         let names: Vec<&str> = all.iter().map(|m| m.display.as_str()).collect();
-        let mut lines = Vec::new();
-        let mut status_for = Vec::new();
         for m in &all {
             let matched = patterns.iter().any(|p| {
                 let full = format!("{reference}{p}");
@@ -295,17 +293,12 @@ impl Session {
             }
             let mut l = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
             encode::mailbox(&mut l, &m.display);
-            lines.push(l);
-            if !o.status.is_empty() {
-                status_for.push(m.clone());
-            }
-        }
-        for l in lines {
             self.out.extend_from_slice(&l);
             self.out.extend_from_slice(b"\r\n");
-        }
-        for m in status_for {
-            self.status_lines(&m, &o.status);
+            // RFC 5819 §2: each STATUS right after its LIST line.
+            if !o.status.is_empty() {
+                self.status_lines(m, &o.status);
+            }
         }
         Done::Ok(format!("{verb} completed"))
     }
@@ -580,10 +573,19 @@ impl Session {
         }
     }
 
+    /// The quota limit of an index owner (`None`: unlimited, no quota root).
+    fn quota_limit(&self, owner: &str) -> Option<u64> {
+        self.ctx
+            .shared
+            .directory
+            .snapshot()
+            .quota_bytes(&Self::quota_box(owner))
+    }
+
     fn quota_line(&mut self, owner: &str) {
         let mb = Self::quota_box(owner);
         let usage = self.ctx.shared.usage.get(&mb);
-        let limit = self.ctx.shared.directory.snapshot().quota_bytes(&mb);
+        let limit = self.quota_limit(owner);
         let root = if owner == self.user() {
             String::new()
         } else {
@@ -595,17 +597,20 @@ impl Session {
             Some(q) => l.extend_from_slice(
                 format!(" (STORAGE {} {})\r\n", usage.bytes.div_ceil(1024), q / 1024).as_bytes(),
             ),
-            None => l.extend_from_slice(b" ()\r\n"),
+            None => return,
         }
         self.out.extend_from_slice(&l);
     }
 
     pub(super) fn get_quota(&mut self, root: &str) -> Done {
         let user = self.user().to_string();
-        if !root.is_empty() && root != user {
+        let owner = if root.is_empty() { user } else { root.to_string() };
+        let own = owner == self.user();
+        let visible = own || self.visible().iter().any(|m| m.owner == owner);
+        if !visible || self.quota_limit(&owner).is_none() {
             return Done::No("[NONEXISTENT] No such quota root".into());
         }
-        self.quota_line(&user);
+        self.quota_line(&owner);
         Done::Ok("GETQUOTA completed".into())
     }
 
@@ -618,13 +623,19 @@ impl Session {
         } else {
             m.owner.clone()
         };
+        // RFC 9208 §4.3.2: no root when the mailbox has no quota.
+        let limited = self.quota_limit(&m.owner).is_some();
         let mut l = b"* QUOTAROOT ".to_vec();
         encode::mailbox(&mut l, &m.display);
-        l.push(b' ');
-        encode::string(&mut l, root.as_bytes());
+        if limited {
+            l.push(b' ');
+            encode::string(&mut l, root.as_bytes());
+        }
         l.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(&l);
-        self.quota_line(&m.owner.clone());
+        if limited {
+            self.quota_line(&m.owner.clone());
+        }
         Done::Ok("GETQUOTAROOT completed".into())
     }
 
