@@ -166,22 +166,23 @@ fn replay_imap(s: &TestServer, path: &Path) {
     let mut in_command = false;
     let mut literal_left = 0usize;
     let mut uidvalidity = String::new();
-    let check = |expected: &mut Vec<&str>, received: &mut Vec<String>, out: &mut Vec<String>, at: usize| {
-        if !record {
-            assert_eq!(
-                expected.len(),
-                received.len(),
-                "{name}:{at}: expected {expected:#?}\ngot {received:#?}"
-            );
-            for (w, g) in expected.iter().zip(received.iter()) {
-                assert!(line_matches(w, g), "{name}:{at}: expected {w:?}, got {g:?}");
+    let check =
+        |expected: &mut Vec<&str>, received: &mut Vec<String>, out: &mut Vec<String>, at: usize| {
+            if !record {
+                assert_eq!(
+                    expected.len(),
+                    received.len(),
+                    "{name}:{at}: expected {expected:#?}\ngot {received:#?}"
+                );
+                for (w, g) in expected.iter().zip(received.iter()) {
+                    assert!(line_matches(w, g), "{name}:{at}: expected {w:?}, got {g:?}");
+                }
             }
-        }
-        for g in received.drain(..) {
-            out.push(format!("S: {}", volatile_to_placeholder(&g)));
-        }
-        expected.clear();
-    };
+            for g in received.drain(..) {
+                out.push(format!("S: {}", volatile_to_placeholder(&g)));
+            }
+            expected.clear();
+        };
     for (n, l) in lines.iter().enumerate() {
         if let Some(want) = l.strip_prefix("S: ") {
             expected.push(want);
@@ -215,8 +216,7 @@ fn replay_imap(s: &TestServer, path: &Path) {
                 continue;
             }
         }
-        loop {
-            let Some(got) = read_line(&mut r) else { break };
+        while let Some(got) = read_line(&mut r) {
             if let Some(v) = got.split("[UIDVALIDITY ").nth(1) {
                 uidvalidity = v.split(']').next().unwrap_or("").to_string();
             }

@@ -12,7 +12,8 @@
 //! files that vanished are expunged, and flags changed by renames are picked up.
 //!
 //! Keys: `b<user>\0<name>` → meta (JSON); `m<id:8><uid:4>` → message record (binary);
-//! `h<id:8><uid:4>` → header block; `x<id:8><modseq:8>` → expunged UIDs (u32 list).
+//! `h<id:8><uid:4>` → header block; `x<id:8><modseq:8>` → expunged UIDs (u32 list);
+//! `s<id:8><user>` → the UIDs a user has seen when \Seen is private (u32 list).
 
 use crate::store::{Op, Store};
 use anyhow::{Context, Result};
@@ -446,7 +447,7 @@ impl MailboxIndex {
             anyhow::bail!("no such mailbox");
         };
         let mut ops = vec![Op::Delete(CF_MAILBOX, meta_key(user, name))];
-        for kind in [b'm', b'h', b'x'] {
+        for kind in [b'm', b'h', b'x', b's'] {
             for (k, _) in self
                 .store
                 .scan_prefix(CF_MAILBOX, &id_prefix(kind, meta.id))?
@@ -513,6 +514,39 @@ impl MailboxIndex {
             }
         }
         Ok(out)
+    }
+
+    /// The UIDs `user` has seen in mailbox `id`, when \Seen is kept per user (shared
+    /// mailboxes with "shared seen" off).
+    pub fn private_seen(&self, id: u64, user: &str) -> Result<std::collections::HashSet<u32>> {
+        let mut k = id_prefix(b's', id);
+        k.extend_from_slice(user.as_bytes());
+        Ok(self
+            .store
+            .get(CF_MAILBOX, &k)?
+            .map(|v| {
+                v.chunks_exact(4)
+                    .filter_map(|c| c.try_into().ok())
+                    .map(u32::from_be_bytes)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Saves `user`'s private \Seen set for mailbox `id`.
+    pub fn set_private_seen(
+        &self,
+        id: u64,
+        user: &str,
+        seen: &std::collections::HashSet<u32>,
+    ) -> Result<()> {
+        let mut k = id_prefix(b's', id);
+        k.extend_from_slice(user.as_bytes());
+        let mut v: Vec<u32> = seen.iter().copied().collect();
+        v.sort_unstable();
+        let bytes: Vec<u8> = v.iter().flat_map(|u| u.to_be_bytes()).collect();
+        self.store
+            .write_relaxed(vec![Op::Put(CF_MAILBOX, k, bytes)])
     }
 
     /// UIDs expunged in mailbox `id` after `modseq` (RFC 7162 VANISHED (EARLIER)).

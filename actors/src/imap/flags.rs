@@ -42,6 +42,14 @@ impl Session {
                 0
             });
         let keywords_ok = r.may('w');
+        // \Seen kept per user: handled in the private set, never in the shared files.
+        let private = sel.private_seen.is_some();
+        let allowed = if private {
+            allowed & !flag::SEEN
+        } else {
+            allowed
+        };
+        let seen_named = bits & flag::SEEN != 0;
         let idx = self.ctx.shared.mailboxes.clone();
         let mref = sel.mbox.clone();
         let path = sel.path.clone();
@@ -53,6 +61,32 @@ impl Session {
         let mut changes = Vec::new();
         let mut modified = Vec::new();
         let mut touched = Vec::new();
+        if private && r.may('s') && (seen_named || mode == StoreMode::Replace) {
+            let id = sel.id();
+            let user = self.user().to_string();
+            if let Some(sel) = self.sel.as_mut()
+                && let Some(set) = sel.private_seen.as_mut()
+            {
+                for (pos, uid) in &targets {
+                    let want = match mode {
+                        StoreMode::Add => true,
+                        StoreMode::Remove => false,
+                        StoreMode::Replace => seen_named,
+                    };
+                    let changed = if want {
+                        set.insert(*uid)
+                    } else {
+                        set.remove(uid)
+                    };
+                    if changed {
+                        let m = &mut sel.msgs[*pos];
+                        m.flags = super::select::overlay(*uid, m.flags, Some(set));
+                        touched.push(*pos);
+                    }
+                }
+                idx.set_private_seen(id, &user, set)?;
+            }
+        }
         {
             let lock = idx.lock(mref.meta.id);
             let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -121,12 +155,14 @@ impl Session {
             for (uid, rec) in &changes {
                 if let Some(p) = sel.pos_of_uid(*uid) {
                     let m = &mut sel.msgs[p];
-                    m.flags = rec.flags;
+                    m.flags = super::select::overlay(*uid, rec.flags, sel.private_seen.as_ref());
                     m.keywords = rec.keywords.clone();
                     m.modseq = rec.modseq;
                 }
             }
         }
+        touched.sort_unstable();
+        touched.dedup();
         Ok((touched, modified))
     }
 

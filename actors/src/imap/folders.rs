@@ -314,8 +314,30 @@ impl Session {
         if name == "INBOX" {
             return Done::No("[ALREADYEXISTS] Mailbox already exists".into());
         }
-        let name = name.trim_end_matches(SEP);
-        if !valid_new_name(name) {
+        let display = name.trim_end_matches(SEP);
+        // In another namespace (Shared/…, Public/…) the parent needs the `k` right.
+        let Some((owner, name, root)) = self.locate(display) else {
+            return Done::No("[NONEXISTENT] No such namespace owner".into());
+        };
+        let name = name.as_str();
+        if owner != self.user() {
+            let parent = match display.rsplit_once(SEP) {
+                Some((p, _)) => p.to_string(),
+                None => display.to_string(),
+            };
+            let may = self.resolve(&parent).is_some_and(|p| p.may('k'));
+            if !may || name == "INBOX" {
+                return Done::No("[NOPERM] Permission denied".into());
+            }
+        } else if !valid_new_name(name) {
+            return Done::No("[CANNOT] Invalid mailbox name".into());
+        }
+        if name.is_empty()
+            || name
+                .split(SEP)
+                .any(|p| p.is_empty() || p == "." || p == "..")
+            || name.contains(['*', '%', '\r', '\n', '\0'])
+        {
             return Done::No("[CANNOT] Invalid mailbox name".into());
         }
         const ALLOWED: [&str; 7] = [
@@ -330,8 +352,7 @@ impl Session {
         if special_use.len() > 1 || special_use.iter().any(|s| !ALLOWED.contains(&s.as_str())) {
             return Done::No("[USEATTR] Unsupported special-use attribute".into());
         }
-        let user = self.user().to_string();
-        let root = self.user_root(&user);
+        let user = owner;
         let idx = self.ctx.shared.mailboxes.clone();
         // Parents are created as real mailboxes so the hierarchy is always selectable.
         let parts: Vec<&str> = name.split(SEP).collect();
@@ -510,9 +531,28 @@ impl Session {
     }
 
     fn status_lines(&mut self, m: &MailboxRef, items: &[StatusItem]) {
-        let Ok((meta, msgs)) = self.load(m) else {
+        let Ok((meta, mut msgs)) = self.load(m) else {
             return;
         };
+        let shared_seen = self
+            .ctx
+            .shared
+            .directory
+            .snapshot()
+            .settings
+            .imap
+            .shared_seen;
+        if m.is_shared(self.user()) && !shared_seen {
+            let set = self
+                .ctx
+                .shared
+                .mailboxes
+                .private_seen(meta.id, self.user())
+                .unwrap_or_default();
+            for (u, r) in msgs.iter_mut() {
+                r.flags = super::select::overlay(*u, r.flags, Some(&set));
+            }
+        }
         let mut parts = Vec::new();
         for it in items {
             let v: u64 = match it {
@@ -604,7 +644,11 @@ impl Session {
 
     pub(super) fn get_quota(&mut self, root: &str) -> Done {
         let user = self.user().to_string();
-        let owner = if root.is_empty() { user } else { root.to_string() };
+        let owner = if root.is_empty() {
+            user
+        } else {
+            root.to_string()
+        };
         let own = owner == self.user();
         let visible = own || self.visible().iter().any(|m| m.owner == owner);
         if !visible || self.quota_limit(&owner).is_none() {

@@ -26,11 +26,24 @@ pub(super) struct ViewMsg {
     pub gone: bool,
 }
 
+/// The flags a user sees: with a private \Seen set, its membership replaces the shared bit.
+pub(super) fn overlay(uid: u32, flags: u8, private: Option<&std::collections::HashSet<u32>>) -> u8 {
+    match private {
+        Some(set) if set.contains(&uid) => flags | flag::SEEN,
+        Some(_) => flags & !flag::SEEN,
+        None => flags,
+    }
+}
+
 impl ViewMsg {
-    fn from_record(uid: u32, r: &MessageRecord) -> ViewMsg {
+    fn from_record(
+        uid: u32,
+        r: &MessageRecord,
+        private: Option<&std::collections::HashSet<u32>>,
+    ) -> ViewMsg {
         ViewMsg {
             uid,
-            flags: r.flags,
+            flags: overlay(uid, r.flags, private),
             keywords: r.keywords.clone(),
             modseq: r.modseq,
             gone: false,
@@ -58,6 +71,8 @@ pub(super) struct Selected {
     pub msgs: Vec<ViewMsg>,
     pub highestmodseq: u64,
     pub watch: tokio::sync::watch::Receiver<u64>,
+    /// \Seen kept per user (shared mailbox, "shared seen" off): the UIDs this user saw.
+    pub private_seen: Option<std::collections::HashSet<u32>>,
 }
 
 impl Selected {
@@ -151,9 +166,24 @@ impl Session {
                 return Done::No("[SERVERBUG] Mailbox not available".into());
             }
         };
+        let shared_seen = self
+            .ctx
+            .shared
+            .directory
+            .snapshot()
+            .settings
+            .imap
+            .shared_seen;
+        let private_seen = (m.is_shared(self.user()) && !shared_seen).then(|| {
+            self.ctx
+                .shared
+                .mailboxes
+                .private_seen(meta.id, self.user())
+                .unwrap_or_default()
+        });
         let msgs: Vec<ViewMsg> = records
             .iter()
-            .map(|(u, r)| ViewMsg::from_record(*u, r))
+            .map(|(u, r)| ViewMsg::from_record(*u, r, private_seen.as_ref()))
             .collect();
         let mut keywords: Vec<&str> = msgs
             .iter()
@@ -235,6 +265,7 @@ impl Session {
             msgs,
             highestmodseq: meta.highestmodseq,
             watch,
+            private_seen,
         });
         Done::Ok(if read_only {
             "[READ-ONLY] EXAMINE completed".into()
@@ -279,10 +310,11 @@ impl Session {
                 let r = &recs[j].1;
                 let mut nv = v.clone();
                 if r.modseq != v.modseq {
-                    if r.flags != v.flags || r.keywords != v.keywords {
+                    let fresh = ViewMsg::from_record(v.uid, r, sel.private_seen.as_ref());
+                    if fresh.flags != v.flags || fresh.keywords != v.keywords {
                         updates.push(view.len());
                     }
-                    nv = ViewMsg::from_record(v.uid, r);
+                    nv = fresh;
                 }
                 view.push(nv);
                 j += 1;
@@ -299,7 +331,7 @@ impl Session {
         let before = view.len();
         for (uid, r) in &recs[j.min(recs.len())..] {
             if *uid > last {
-                view.push(ViewMsg::from_record(*uid, r));
+                view.push(ViewMsg::from_record(*uid, r, sel.private_seen.as_ref()));
             }
         }
         let added = view.len() > before;

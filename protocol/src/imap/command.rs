@@ -256,7 +256,9 @@ fn is_atom_char(b: u8) -> bool {
 }
 
 fn is_astring_char(b: u8) -> bool {
-    is_atom_char(b) || b == b']'
+    // Lenient like deployed servers: `*` and `%` are accepted inside astring atoms, so
+    // `LOGIN alice*root secret` (master login, RFC-wise a quoted string) works unquoted.
+    is_atom_char(b) || matches!(b, b']' | b'*' | b'%')
 }
 
 fn is_list_char(b: u8) -> bool {
@@ -1309,7 +1311,7 @@ impl<'a> Cur<'a> {
 /// Parses one command (as returned by the reader).
 pub fn parse(input: &[u8]) -> Result<Command, ParseError> {
     let mut c = Cur { d: input, p: 0 };
-    let tag = c.take_while(|b| is_astring_char(b) && b != b'+');
+    let tag = c.take_while(|b| (is_atom_char(b) || b == b']') && b != b'+');
     if tag.is_empty() {
         return Err(ParseError {
             tag: "*".into(),

@@ -570,6 +570,7 @@ mod tests {
             password_hash: String::new(),
             mail_access: true,
             quota_mb: None,
+            keep_spam_days: None,
             forward: vec![],
             keep_copy: true,
         };

@@ -1,0 +1,637 @@
+//! IMAP against the real server: concurrency and IDLE, TLS rules, sharing (ACL, public
+//! mailboxes, shared/private \Seen), quota, master and migration logins, administration
+//! switches, abuse, and real clients (imaplib, mbsync, mutt).
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::io::Write;
+use std::time::Duration;
+
+fn server() -> TestServer {
+    let s = TestServer::start();
+    s.setup_basic();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"allow_unencrypted": true})),
+    );
+    s
+}
+
+fn deliver(s: &TestServer, to: &str, subject: &str) {
+    let mut c = s.smtp();
+    let (code, text) = c.send_mail("sender@remote.test", &[to], &message(subject));
+    assert_eq!(code, 250, "{text}");
+}
+
+/// Reads untagged lines until one contains `needle` (IDLE pushes).
+fn wait_for(c: &mut Imap, needle: &str) -> String {
+    loop {
+        let l = c.read_line();
+        assert!(
+            !l.is_empty(),
+            "connection closed while waiting for {needle}"
+        );
+        if l.contains(needle) {
+            return l;
+        }
+    }
+}
+
+#[test]
+fn idle_session_sees_deliveries_flag_changes_and_expunges() {
+    let s = server();
+    deliver(&s, "alice@example.test", "first");
+    let mut a = Imap::login(s.imap, "alice", "alice-pw");
+    assert!(a.ok("SELECT INBOX").contains("* 1 EXISTS"));
+    a.send_raw(b"i1 IDLE\r\n");
+    assert!(a.read_line().starts_with("+ "));
+    // A new delivery is pushed.
+    deliver(&s, "alice@example.test", "second");
+    wait_for(&mut a, "* 2 EXISTS");
+    // A second session changes a flag and expunges message 1.
+    let mut b = Imap::login(s.imap, "alice", "alice-pw");
+    b.ok("SELECT INBOX");
+    b.ok("STORE 2 +FLAGS (\\Flagged)");
+    let l = wait_for(&mut a, "FETCH");
+    assert!(l.starts_with("* 2 FETCH") && l.contains("\\Flagged"), "{l}");
+    b.ok("STORE 1 +FLAGS (\\Deleted)");
+    let ex = b.ok("EXPUNGE");
+    assert!(ex.contains("* 1 EXPUNGE"), "{ex}");
+    wait_for(&mut a, "* 1 EXPUNGE");
+    a.send_raw(b"DONE\r\n");
+    let (_, t) = a.until_tagged("i1");
+    assert!(t.starts_with("OK"), "{t}");
+    // The views agree: one message, the flagged one, now number 1.
+    let f = a.ok("FETCH 1:* (UID FLAGS)");
+    assert!(f.contains("* 1 FETCH (UID 2 FLAGS (\\Flagged))"), "{f}");
+    // Without IDLE, the next command reports what happened meanwhile.
+    deliver(&s, "alice@example.test", "third");
+    let n = a.ok("NOOP");
+    assert!(n.contains("* 2 EXISTS"), "{n}");
+    // The Maildir file carries the flag for other Maildir tools.
+    let cur = std::fs::read_dir(s.maildir("users/alice").join("cur"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert!(cur.iter().any(|n| n.ends_with(":2,F")), "{cur:?}");
+}
+
+#[test]
+fn tls_rules_starttls_injection_and_imaps() {
+    let s = TestServer::start();
+    s.setup_basic();
+    let p = |x: u16| x.to_string();
+    let (ok, out) = run_py(
+        "imap_client.py",
+        &[
+            "starttls".into(),
+            p(s.imap),
+            "alice".into(),
+            "alice-pw".into(),
+        ],
+    );
+    assert!(ok && out.starts_with("OK 0"), "{out}");
+    let (ok, out) = run_py(
+        "imap_client.py",
+        &[
+            "implicit".into(),
+            p(s.imaps),
+            "alice".into(),
+            "alice-pw".into(),
+        ],
+    );
+    assert!(ok && out.starts_with("OK 0"), "{out}");
+    // The LOGIN pipelined behind STARTTLS is dropped: inside TLS the first answer is NOOP's.
+    let (ok, out) = run_py("imap_client.py", &["inject".into(), p(s.imap)]);
+    assert!(ok && out.starts_with("c OK"), "{out}");
+    assert_eq!(
+        s.log()
+            .matches("imap login: user=<alice>, rip=127.0.0.1, result=ok")
+            .count(),
+        2,
+        "only the two real logins succeeded"
+    );
+    // AUTHENTICATE PLAIN with SASL-IR is refused in plain text too.
+    let mut c = Imap::connect(s.imap);
+    let (_, t) = c.cmd("AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlLXB3");
+    assert!(t.starts_with("NO [PRIVACYREQUIRED]"), "{t}");
+}
+
+#[test]
+fn authenticate_plain_and_login_mechanisms() {
+    let s = server();
+    let mut c = Imap::connect(s.imap);
+    // SASL-IR: \0alice\0alice-pw
+    let (_, t) = c.cmd("AUTHENTICATE PLAIN AGFsaWNlAGFsaWNlLXB3");
+    assert!(t.starts_with("OK"), "{t}");
+    let mut c = Imap::connect(s.imap);
+    c.send_raw(b"x AUTHENTICATE LOGIN\r\n");
+    assert_eq!(c.read_line(), "+ VXNlcm5hbWU6");
+    c.send_raw(b"Ym9i\r\n");
+    assert_eq!(c.read_line(), "+ UGFzc3dvcmQ6");
+    c.send_raw(b"Ym9iLXB3\r\n");
+    let (_, t) = c.until_tagged("x");
+    assert!(t.starts_with("OK"), "{t}");
+    let mut c = Imap::connect(s.imap);
+    c.send_raw(b"y AUTHENTICATE PLAIN\r\n");
+    assert_eq!(c.read_line(), "+ ");
+    c.send_raw(b"*\r\n");
+    let (_, t) = c.until_tagged("y");
+    assert!(t.starts_with("BAD"), "cancelled: {t}");
+}
+
+#[test]
+fn sharing_through_acl_and_private_seen() {
+    let s = server();
+    let mut alice = Imap::login(s.imap, "alice", "alice-pw");
+    alice.ok("APPEND Archive {20+}\r\nSubject: shared\r\n\r\nx");
+    // Nothing shared yet: bob does not see it.
+    let mut bob = Imap::login(s.imap, "bob", "bob-pw");
+    assert!(!bob.ok("LIST \"\" *").contains("Shared/alice/Archive"));
+    let (_, t) = bob.cmd("SELECT Shared/alice/Archive");
+    assert!(t.starts_with("NO [NONEXISTENT]"), "{t}");
+    // Read access: lookup + read + seen.
+    alice.ok("SETACL Archive bob lrs");
+    assert!(bob.ok("LIST \"\" *").contains("\"/\" Shared/alice/Archive"));
+    let sel = bob.ok("SELECT Shared/alice/Archive");
+    assert!(sel.contains("* 1 EXISTS"), "{sel}");
+    let r = bob.ok("MYRIGHTS Shared/alice/Archive");
+    assert!(r.contains("\"lrs\""), "{r}");
+    // Rights are enforced: no insert, no delete, no ACL admin.
+    let (_, t) = bob.cmd("APPEND Shared/alice/Archive {10+}\r\nSubject: x");
+    assert!(t.starts_with("NO [NOPERM]"), "{t}");
+    let (_, t) = bob.cmd("STORE 1 +FLAGS (\\Deleted)");
+    assert!(t.starts_with("OK"), "{t}");
+    let f = bob.ok("FETCH 1 FLAGS");
+    assert!(!f.contains("\\Deleted"), "no 't' right: flag not set: {f}");
+    let (_, t) = bob.cmd("SETACL Shared/alice/Archive carol lr");
+    assert!(t.starts_with("NO [NOPERM]"), "{t}");
+    let (_, t) = bob.cmd("DELETE Shared/alice/Archive");
+    assert!(t.starts_with("NO [NOPERM]"), "{t}");
+    // "Shared seen" off (default): bob's \Seen is his own.
+    bob.ok("STORE 1 +FLAGS (\\Seen)");
+    let a = alice.ok("STATUS Archive (UNSEEN)");
+    assert!(a.contains("UNSEEN 1"), "alice still has it unseen: {a}");
+    let b = bob.ok("STATUS Shared/alice/Archive (UNSEEN)");
+    assert!(b.contains("UNSEEN 0"), "{b}");
+    // With "shared seen" on, \Seen is common.
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"imap": {"shared_seen": true}})),
+    );
+    bob.ok("UNSELECT");
+    bob.ok("SELECT Shared/alice/Archive");
+    bob.ok("STORE 1 +FLAGS (\\Seen)");
+    let a = alice.ok("STATUS Archive (UNSEEN)");
+    assert!(a.contains("UNSEEN 0"), "now common: {a}");
+    // Granting insert lets bob file mail into alice's folder.
+    alice.ok("SETACL Archive bob +i");
+    bob.ok("APPEND Shared/alice/Archive {10+}\r\nSubject: y");
+    let a = alice.ok("STATUS Archive (MESSAGES)");
+    assert!(a.contains("MESSAGES 2"), "{a}");
+    // Revoking removes it from bob's view.
+    alice.ok("DELETEACL Archive bob");
+    assert!(!bob.ok("LIST \"\" *").contains("Shared/alice"));
+}
+
+#[test]
+fn public_mailboxes_appear_for_group_members() {
+    let s = server();
+    s.api_ok(
+        "POST",
+        "/groups",
+        Some(json!({"name": "staff", "members": ["carol"]})),
+    );
+    s.api_ok(
+        "POST",
+        "/public",
+        Some(json!({"name": "info", "owners": ["staff"]})),
+    );
+    s.api_ok(
+        "POST",
+        "/addresses",
+        Some(json!({"local": "info", "domain": "example.test", "destinations": ["public:info"]})),
+    );
+    deliver(&s, "info@example.test", "to the team");
+    s.wait_messages("public/info", 1);
+    let mut carol = Imap::login(s.imap, "carol", "carol-pw");
+    let l = carol.ok("LIST \"\" Public/*");
+    assert!(l.contains("Public/info"), "{l}");
+    let sel = carol.ok("SELECT Public/info");
+    assert!(sel.contains("* 1 EXISTS"), "{sel}");
+    let f = carol.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    assert!(f.contains("Subject: to the team"), "{f}");
+    carol.ok("CREATE Public/info/2024");
+    let mut alice = Imap::login(s.imap, "alice", "alice-pw");
+    assert!(!alice.ok("LIST \"\" *").contains("Public/"));
+    let (_, t) = alice.cmd("SELECT Public/info");
+    assert!(t.starts_with("NO"), "{t}");
+}
+
+#[test]
+fn quota_refuses_append_and_copy_over_the_limit() {
+    let s = server();
+    s.api_ok("PATCH", "/users/alice", Some(json!({"quota_mb": 1})));
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    let big = format!("Subject: big\r\n\r\n{}\r\n", "x".repeat(700 * 1024));
+    c.send_raw(format!("a1 APPEND INBOX {{{}+}}\r\n{big}\r\n", big.len()).as_bytes());
+    let (_, t) = c.until_tagged("a1");
+    assert!(t.starts_with("OK [APPENDUID"), "{t}");
+    c.send_raw(format!("a2 APPEND INBOX {{{}+}}\r\n{big}\r\n", big.len()).as_bytes());
+    let (_, t) = c.until_tagged("a2");
+    assert!(t.starts_with("NO [OVERQUOTA]"), "{t}");
+    c.ok("SELECT INBOX");
+    let (_, t) = c.cmd("COPY 1 Archive");
+    assert!(t.starts_with("NO [OVERQUOTA]"), "{t}");
+    let q = c.ok("GETQUOTAROOT INBOX");
+    assert!(q.contains("* QUOTAROOT INBOX \"\""), "{q}");
+    assert!(q.contains("(STORAGE 7"), "{q}");
+    assert!(q.contains(" 1024)"), "{q}");
+    // Usage per mailbox for the administrator.
+    let v = s.api_ok("GET", "/users/alice/mailboxes", None);
+    let inbox = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "INBOX")
+        .unwrap();
+    assert_eq!(inbox["messages"], 1);
+    assert!(inbox["bytes"].as_u64().unwrap() > 700 * 1024);
+}
+
+#[test]
+fn master_and_migration_logins() {
+    let s = server();
+    deliver(&s, "alice@example.test", "for alice");
+    let mut c = Imap::connect(s.imap);
+    let (_, t) = c.cmd("LOGIN alice*root whatever");
+    assert!(t.starts_with("NO"), "no master password set: {t}");
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"imap": {"master_password": "master-secret",
+                             "migration_user": "vmail", "migration_password": "mig-secret"}})),
+    );
+    let v = s.api_ok("GET", "/settings", None);
+    assert!(
+        v["imap"]["master_password_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("$argon2")
+    );
+    let mut c = Imap::login(s.imap, "alice*root", "master-secret");
+    assert!(c.ok("SELECT INBOX").contains("* 1 EXISTS"));
+    assert!(c.ok("MYRIGHTS INBOX").contains("lrswipkxtea"));
+    let mut c = Imap::login(s.imap, "alice*vmail", "mig-secret");
+    assert!(c.ok("SELECT INBOX").contains("* 1 EXISTS"));
+    let mut c = Imap::connect(s.imap);
+    let (_, t) = c.cmd("LOGIN alice*vmail master-secret");
+    assert!(t.starts_with("NO"), "{t}");
+    // SASL PLAIN with authorization identity alice and master credentials.
+    let mut c = Imap::connect(s.imap);
+    use base64::Engine;
+    let ir = base64::engine::general_purpose::STANDARD.encode(b"alice\0root\0master-secret");
+    let (_, t) = c.cmd(&format!("AUTHENTICATE PLAIN {ir}"));
+    assert!(t.starts_with("OK"), "{t}");
+    assert!(s.log().contains("master=<root>"));
+}
+
+#[test]
+fn mail_access_off_and_connections_per_user_and_ip() {
+    let s = server();
+    s.api_ok("PATCH", "/users/bob", Some(json!({"mail_access": false})));
+    let mut c = Imap::connect(s.imap);
+    let (_, t) = c.cmd("LOGIN bob bob-pw");
+    assert!(t.starts_with("NO [AUTHENTICATIONFAILED]"), "{t}");
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"imap": {"max_connections_per_user_ip": 2}})),
+    );
+    let a = Imap::login(s.imap, "alice", "alice-pw");
+    let _b = Imap::login(s.imap, "alice", "alice-pw");
+    let mut c = Imap::connect(s.imap);
+    let (_, t) = c.cmd("LOGIN alice alice-pw");
+    assert!(t.starts_with("NO [LIMIT]"), "{t}");
+    // Another user from the same IP is not affected.
+    Imap::login(s.imap, "carol", "carol-pw");
+    drop(a);
+    std::thread::sleep(Duration::from_millis(300));
+    Imap::login(s.imap, "alice", "alice-pw");
+}
+
+#[test]
+fn move_deleted_to_trash_keep_spam_days_and_action_log() {
+    let s = server();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"imap": {"move_deleted_to_trash": true, "log_actions": true}})),
+    );
+    deliver(&s, "alice@example.test", "to be deleted");
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    c.ok("SELECT INBOX");
+    c.ok("STORE 1 +FLAGS (\\Deleted)");
+    let n = c.ok("NOOP");
+    assert!(n.contains("* 1 EXPUNGE"), "{n}");
+    let t = c.ok("STATUS Trash (MESSAGES)");
+    assert!(t.contains("MESSAGES 1"), "{t}");
+    c.ok("SELECT Trash");
+    let f = c.ok("FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    assert!(
+        f.contains("to be deleted") && !f.contains("\\Deleted"),
+        "{f}"
+    );
+    assert!(
+        s.log().contains("imap(alice): select"),
+        "actions are logged"
+    );
+    // Keep spam 3 days: an old message in Junk goes at the next login, a new one stays.
+    s.api_ok("PATCH", "/users/alice", Some(json!({"keep_spam_days": 3})));
+    let junk = s.maildir("users/alice").join(".Junk/cur");
+    std::fs::create_dir_all(&junk).unwrap();
+    let now = std::time::SystemTime::now();
+    for (name, age_days) in [("100.old.x:2,", 10u64), ("200.new.x:2,", 1)] {
+        let p = junk.join(name);
+        std::fs::write(&p, b"Subject: spam\r\n\r\nbuy\r\n").unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(now - Duration::from_secs(age_days * 86_400))
+            .unwrap();
+    }
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    let j = c.ok("STATUS Junk (MESSAGES)");
+    assert!(j.contains("MESSAGES 1"), "{j}");
+    assert!(!junk.join("100.old.x:2,").exists());
+    assert!(s.log().contains("junk expiry"));
+}
+
+#[test]
+fn abuse_is_answered_and_others_keep_being_served() {
+    let s = TestServer::start_with("[limits]\nmax_connections_per_ip = 200\n");
+    s.setup_basic();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"allow_unencrypted": true})),
+    );
+    // 100 parallel logins with wrong passwords: each answered, none crashes the server.
+    let port = s.imap;
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = Imap::connect(port);
+                let (_, t) = c.cmd(&format!("LOGIN alice wrong{i}"));
+                t
+            })
+        })
+        .collect();
+    for h in handles {
+        let t = h.join().unwrap();
+        assert!(
+            t.starts_with("NO [AUTHENTICATIONFAILED]") || t.starts_with("NO [UNAVAILABLE]"),
+            "{t}"
+        );
+    }
+    // 127.0.0.1 is now rate limited; another client address still logs in.
+    let mut c = Imap::connect(port);
+    let (_, t) = c.cmd("LOGIN alice alice-pw");
+    assert!(t.starts_with("NO [UNAVAILABLE]"), "rate limited: {t}");
+    let sock = socket_from("127.0.0.2", port);
+    let mut other = ImapOver::new(sock);
+    let t = other.cmd("a LOGIN alice alice-pw");
+    assert!(t.starts_with("a OK"), "{t}");
+    // A non-synchronizing literal beyond the limit closes the session cleanly.
+    let mut c = Imap::connect(port);
+    c.send_raw(b"z APPEND INBOX {999999999+}\r\n");
+    let l = c.read_line();
+    assert!(l.starts_with("* BYE [TOOBIG]"), "{l}");
+    // An overlong line is refused and the session goes on.
+    let mut c = Imap::connect(port);
+    let long = format!("q1 NOOP {}\r\nq2 NOOP\r\n", "x".repeat(100_000));
+    c.send_raw(long.as_bytes());
+    let (_, t) = c.until_tagged("q1");
+    assert!(t.starts_with("BAD [TOOBIG]"), "{t}");
+    let (_, t) = c.until_tagged("q2");
+    assert!(t.starts_with("OK"), "{t}");
+    // SMTP is unaffected.
+    assert!(s.smtp().banner.starts_with("220"));
+}
+
+/// A connection from a chosen loopback source address.
+fn socket_from(src: &str, port: u16) -> std::net::TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let src: std::net::SocketAddr = format!("{src}:0").parse().unwrap();
+    sock.bind(&src.into()).unwrap();
+    let dst: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    sock.connect(&dst.into()).unwrap();
+    sock.into()
+}
+
+struct ImapOver {
+    r: std::io::BufReader<std::net::TcpStream>,
+    w: std::net::TcpStream,
+}
+
+impl ImapOver {
+    fn new(s: std::net::TcpStream) -> Self {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+        let mut g = String::new();
+        std::io::BufRead::read_line(&mut r, &mut g).unwrap();
+        ImapOver { r, w: s }
+    }
+    fn cmd(&mut self, c: &str) -> String {
+        let tag = c.split(' ').next().unwrap().to_string();
+        self.w.write_all(format!("{c}\r\n").as_bytes()).unwrap();
+        loop {
+            let mut l = String::new();
+            if std::io::BufRead::read_line(&mut self.r, &mut l).unwrap() == 0 {
+                return String::new();
+            }
+            if l.starts_with(&format!("{tag} ")) {
+                return l;
+            }
+        }
+    }
+}
+
+#[test]
+fn imaplib_session_like_a_mail_client() {
+    let s = server();
+    seed_imap_fixtures(&s, "alice");
+    let (ok, out) = run_py(
+        "imap_client.py",
+        &[
+            "session".into(),
+            s.imap.to_string(),
+            "alice".into(),
+            "alice-pw".into(),
+        ],
+    );
+    assert!(ok, "{out}");
+    for want in [
+        "LIST OK 6",
+        "SELECT OK 3",
+        "FETCH OK =?UTF-8?B?UmU6IE1lbnUgZsO8ciBoZXV0ZQ==?=|Fwd: travel plans|Hello",
+        "SEARCH OK 3",
+        "APPEND OK [APPENDUID",
+        "COPY OK [COPYUID",
+        "EXPUNGE OK [b'1']",
+        "STATUS OK Archive (MESSAGES 1 UNSEEN 1)",
+        "LOGOUT ok",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    // The appended message is a Maildir file with its flag in the name.
+    let sent = s.maildir("users/alice").join(".Sent/cur");
+    let names: Vec<String> = std::fs::read_dir(&sent)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.len() == 1 && names[0].ends_with(":2,S"), "{names:?}");
+}
+
+#[test]
+fn mbsync_syncs_a_mailbox_both_ways() {
+    if std::process::Command::new("mbsync")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("mbsync not installed: skipped");
+        return;
+    }
+    let s = server();
+    deliver(&s, "alice@example.test", "from the server");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("mail");
+    std::fs::create_dir_all(local.join("INBOX/cur")).unwrap();
+    std::fs::create_dir_all(local.join("INBOX/new")).unwrap();
+    std::fs::create_dir_all(local.join("INBOX/tmp")).unwrap();
+    std::fs::write(
+        local.join("INBOX/cur/1700000000.local1.host:2,S"),
+        "Subject: written locally\r\nFrom: alice@example.test\r\n\r\nlocal body\r\n",
+    )
+    .unwrap();
+    let rc = dir.path().join("mbsyncrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "IMAPAccount pc\nHost 127.0.0.1\nPort {}\nUser alice\nPass alice-pw\nSSLType None\n\
+             AuthMechs LOGIN\n\nIMAPStore remote\nAccount pc\n\nMaildirStore local\n\
+             Path {}/\nInbox {}/INBOX\nSubFolders Verbatim\n\nChannel c\nFar :remote:\nNear :local:\n\
+             Patterns INBOX\nCreate Both\nSync All\nExpunge Both\nSyncState *\n",
+            s.imap,
+            local.display(),
+            local.display()
+        ),
+    )
+    .unwrap();
+    let run = || {
+        let out = std::process::Command::new("mbsync")
+            .args(["-c", rc.to_str().unwrap(), "-a"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "mbsync failed:\n{text}");
+    };
+    run();
+    // Server → local.
+    let local_msgs = maildir_messages(&local.join("INBOX"));
+    assert_eq!(local_msgs.len(), 2, "both messages locally");
+    assert!(
+        local_msgs
+            .iter()
+            .any(|m| String::from_utf8_lossy(m).contains("from the server"))
+    );
+    // Local → server, with its \Seen flag.
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    c.ok("SELECT INBOX");
+    let f = c.ok("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    assert!(f.contains("written locally"), "{f}");
+    let seen_line = f
+        .lines()
+        .position(|l| l.contains("written locally"))
+        .unwrap();
+    assert!(
+        f.lines()
+            .nth(seen_line.saturating_sub(1))
+            .unwrap_or("")
+            .contains("\\Seen")
+            || f.contains("\\Seen"),
+        "{f}"
+    );
+    // A flag set on the server reaches the local copy at the next sync.
+    c.ok("STORE 1:* +FLAGS (\\Flagged)");
+    drop(c);
+    run();
+    let flagged = std::fs::read_dir(local.join("INBOX/cur"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.split(":2,").nth(1).is_some_and(|f| f.contains('F'))
+        })
+        .count();
+    assert_eq!(flagged, 2, "flags synced to the local Maildir");
+}
+
+#[test]
+fn mutt_reads_the_inbox_non_interactively() {
+    let have = |c: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("mutt") || !have("script") {
+        eprintln!("mutt or script not installed: skipped");
+        return;
+    }
+    let s = server();
+    deliver(&s, "alice@example.test", "read by mutt");
+    let dir = tempfile::tempdir().unwrap();
+    let rc = dir.path().join("muttrc");
+    let saved = dir.path().join("saved.mbox");
+    std::fs::write(
+        &rc,
+        format!(
+            "set folder=imap://alice:alice-pw@127.0.0.1:{}/\nset spoolfile=+INBOX\n\
+         set ssl_starttls=no\nset ssl_force_tls=no\nset imap_passive=no\nset mbox_type=mbox\n\
+         set confirmcreate=no\nset confirmappend=no\nset quit=yes\nset move=no\nset delete=no\n\
+         set wait_key=no\n",
+            s.imap
+        ),
+    )
+    .unwrap();
+    // mutt wants a terminal: script(1) gives it one. It opens the INBOX over IMAP, saves the
+    // first message to an mbox file and quits.
+    let cmd = format!(
+        "mutt -n -F {} -f imap://alice:alice-pw@127.0.0.1:{}/INBOX -e 'push \"<save-message>{}<enter><quit>\"'",
+        rc.display(),
+        s.imap,
+        saved.display()
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["30", "script", "-qec", &cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let got = std::fs::read_to_string(&saved).unwrap_or_default();
+    assert!(
+        got.contains("Subject: read by mutt"),
+        "mutt saved nothing (status {}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
