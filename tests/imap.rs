@@ -635,3 +635,45 @@ fn mutt_reads_the_inbox_non_interactively() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn body_search_answers_from_the_full_text_index() {
+    let s = server();
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    c.ok("SELECT INBOX");
+    // Indexed at delivery (the mailbox is known to IMAP), HTML and QP decoded.
+    let mut smtp = s.smtp();
+    let body = "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\
+                Subject: html\r\n\r\n<p>The <b>zanzi=\r\nbar</b> needle &amp; more</p>\r\n";
+    let (code, t) = smtp.send_mail("x@remote.test", &["alice@example.test"], body);
+    assert_eq!(code, 250, "{t}");
+    deliver(&s, "alice@example.test", "plain one");
+    c.ok("NOOP");
+    let r = c.ok("UID SEARCH BODY \"zanzibar needle\"");
+    assert_eq!(r, "* SEARCH 1");
+    let r = c.ok("SEARCH TEXT zanzi");
+    assert_eq!(r, "* SEARCH 1", "word prefixes match");
+    // Proof the index answers: the file no longer says it, the index still does.
+    let file = std::fs::read_dir(s.maildir("users/alice").join("new"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read_to_string(p).unwrap().contains("zanzi"))
+        .unwrap();
+    std::fs::write(&file, b"Subject: html\r\n\r\nnothing here\r\n").unwrap();
+    let r = c.ok("SEARCH BODY zanzibar");
+    assert_eq!(r, "* SEARCH 1");
+    // Expunged messages are never returned.
+    c.ok("STORE 1 +FLAGS (\\Deleted)");
+    c.ok("EXPUNGE");
+    let r = c.ok("SEARCH BODY zanzibar");
+    assert_eq!(r, "* SEARCH");
+    // APPEND and COPY are indexed too.
+    c.ok("APPEND INBOX {33+}\r\nSubject: a\r\n\r\nappended kumquat\r\n");
+    c.ok("NOOP");
+    let r = c.ok("UID SEARCH BODY kumquat");
+    assert_eq!(r, "* SEARCH 3");
+    c.ok("UID COPY 3 Archive");
+    c.ok("SELECT Archive");
+    assert_eq!(c.ok("SEARCH BODY kumquat"), "* SEARCH 1");
+}

@@ -62,10 +62,23 @@ impl Handler<DeliverLocal> for DeliveryActor {
             let root = mailbox_path(&shared.mail_root, &m.mailbox);
             // Load (or scan) the usage before the file exists, so it is counted exactly once.
             shared.usage.get(&m.mailbox);
+            let data = m.data.clone();
             match writer.deliver(&root, &m.file, m.data).await {
                 Ok(n) => {
                     shared.usage.add(&m.mailbox, n);
-                    // Wakes IMAP sessions that have this INBOX selected (IDLE).
+                    // The IMAP index (UID, header cache, full-text index) learns about the
+                    // message now, and sessions with this INBOX selected (IDLE) are woken.
+                    let owner = match &m.mailbox {
+                        Mailbox::User(u) => u.clone(),
+                        Mailbox::Public(p) => format!("#public/{p}"),
+                    };
+                    if let Err(e) = shared
+                        .mailboxes
+                        .index_delivered(&owner, "INBOX", &root, &m.file, &data)
+                    {
+                        // Not fatal: the next folder scan indexes the file.
+                        tracing::warn!(mailbox = %m.mailbox, "imap index at delivery: {e:#}");
+                    }
                     shared.mailboxes.touch_path(&root);
                     Ok(n)
                 }

@@ -15,7 +15,7 @@
 //! `h<id:8><uid:4>` → header block; `x<id:8><modseq:8>` → expunged UIDs (u32 list);
 //! `s<id:8><user>` → the UIDs a user has seen when \Seen is private (u32 list).
 
-use crate::store::{Op, Store};
+use crate::store::{CF_FTS, Op, Store};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -90,6 +90,9 @@ pub struct MailboxMeta {
     /// RFC 6154 special use (`\Sent`, ...), if any.
     #[serde(default)]
     pub special_use: Option<String>,
+    /// Every message of this mailbox is in the full-text index.
+    #[serde(default)]
+    pub fts: bool,
     /// RFC 4314 access control list: identifier (login or `anyone`) → rights letters.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub acl: std::collections::BTreeMap<String, String>,
@@ -265,6 +268,12 @@ fn msg_key(kind: u8, id: u64, uid: u32) -> Vec<u8> {
     k
 }
 
+fn name_key(id: u64, base: &str) -> Vec<u8> {
+    let mut k = id_prefix(b'n', id);
+    k.extend_from_slice(base.as_bytes());
+    k
+}
+
 fn id_prefix(kind: u8, id: u64) -> Vec<u8> {
     let mut k = vec![kind];
     k.extend_from_slice(&id.to_be_bytes());
@@ -280,33 +289,23 @@ pub fn header_block(data: &[u8]) -> &[u8] {
     &data[..end]
 }
 
-fn read_header(path: &Path) -> std::io::Result<(Vec<u8>, u64, i64)> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let meta = f.metadata()?;
-    let mtime = meta
-        .modified()
+fn read_message(path: &Path) -> std::io::Result<(Vec<u8>, u64, i64)> {
+    let data = std::fs::read(path)?;
+    let mtime = std::fs::metadata(path)
         .ok()
+        .and_then(|m| m.modified().ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = f.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if memchr::memmem::find(&buf, b"\n\r\n").is_some()
-            || memchr::memmem::find(&buf, b"\n\n").is_some()
-            || buf.len() > MAX_CACHED_HEADER
-        {
-            break;
-        }
-    }
-    let h = header_block(&buf).to_vec();
-    Ok((h, meta.len(), mtime))
+    let len = data.len() as u64;
+    Ok((data, len, mtime))
+}
+
+/// The full-text index key of `token` in mailbox `id`.
+fn fts_key(id: u64, token: &str) -> Vec<u8> {
+    let mut k = id.to_be_bytes().to_vec();
+    k.extend_from_slice(token.as_bytes());
+    k
 }
 
 fn mtime(p: &Path) -> Option<SystemTime> {
@@ -435,6 +434,7 @@ impl MailboxIndex {
             highestmodseq: 1,
             subscribed: true,
             special_use,
+            fts: true,
             acl: Default::default(),
         };
         self.put_meta(user, name, &meta)?;
@@ -569,7 +569,8 @@ impl MailboxIndex {
         Ok(out)
     }
 
-    /// Adds a message file already in the folder (`new/` or `cur/`) under the next UID.
+    /// Adds a message file already in the folder (`new/` or `cur/`) under the next UID,
+    /// with its header cached and its text in the full-text index; `data` is the message.
     /// Call with the mailbox lock held. Returns the UID.
     pub fn add(
         &self,
@@ -577,7 +578,7 @@ impl MailboxIndex {
         name: &str,
         meta: &mut MailboxMeta,
         rec: MessageRecord,
-        header: &[u8],
+        data: &[u8],
     ) -> Result<u32> {
         let uid = meta.uidnext;
         meta.uidnext += 1;
@@ -586,8 +587,14 @@ impl MailboxIndex {
             modseq: meta.highestmodseq,
             ..rec
         };
+        let header = header_block(data);
         let mut ops = vec![
             Op::Put(CF_MAILBOX, msg_key(b'm', meta.id, uid), rec.encode()),
+            Op::Put(
+                CF_MAILBOX,
+                name_key(meta.id, &rec.name),
+                uid.to_be_bytes().to_vec(),
+            ),
             Op::Put(CF_MAILBOX, meta_key(user, name), serde_json::to_vec(meta)?),
         ];
         if header.len() <= MAX_CACHED_HEADER {
@@ -597,8 +604,84 @@ impl MailboxIndex {
                 header.to_vec(),
             ));
         }
+        if meta.fts {
+            let text = postcore_protocol::imap::text::body_text(data);
+            for t in postcore_protocol::imap::text::tokens(&text) {
+                ops.push(Op::Merge(
+                    CF_FTS,
+                    fts_key(meta.id, &t),
+                    uid.to_be_bytes().to_vec(),
+                ));
+            }
+        }
         self.store.write_relaxed(ops)?;
         Ok(uid)
+    }
+
+    /// The UID of the message whose Maildir base name is `base`, if indexed.
+    pub fn uid_by_name(&self, id: u64, base: &str) -> Result<Option<u32>> {
+        Ok(self
+            .store
+            .get(CF_MAILBOX, &name_key(id, base))?
+            .and_then(|v| v.as_slice().try_into().ok())
+            .map(u32::from_be_bytes))
+    }
+
+    /// Indexes a message just delivered into the folder `path` of mailbox `name` (if the
+    /// mailbox has been opened over IMAP; otherwise the next folder scan does it). Returns
+    /// the UID.
+    pub fn index_delivered(
+        &self,
+        user: &str,
+        name: &str,
+        path: &Path,
+        base: &str,
+        data: &[u8],
+    ) -> Result<Option<u32>> {
+        let Some(meta) = self.get(user, name)? else {
+            return Ok(None);
+        };
+        let lock = self.lock(meta.id);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut meta) = self.get(user, name)? else {
+            return Ok(None);
+        };
+        if let Some(uid) = self.uid_by_name(meta.id, base)? {
+            return Ok(Some(uid));
+        }
+        let file = path.join("new").join(base);
+        let internal_date = std::fs::metadata(&file)
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let rec = MessageRecord {
+            name: base.to_string(),
+            flags: 0,
+            keywords: Vec::new(),
+            size: data.len() as u64,
+            internal_date,
+            modseq: 0,
+            in_new: true,
+        };
+        let uid = self.add(user, name, &mut meta, rec, data)?;
+        drop(_g);
+        self.notify(meta.id);
+        Ok(Some(uid))
+    }
+
+    /// UIDs of mailbox `id` whose text has a word starting with `word` (lower case).
+    pub fn fts_lookup(&self, id: u64, word: &str) -> Result<std::collections::HashSet<u32>> {
+        let mut out = std::collections::HashSet::new();
+        for (_, v) in self.store.scan_prefix(CF_FTS, &fts_key(id, word))? {
+            out.extend(
+                v.chunks_exact(4)
+                    .filter_map(|c| c.try_into().ok())
+                    .map(u32::from_be_bytes),
+            );
+        }
+        Ok(out)
     }
 
     /// Writes changed records (flags) with new modseqs; call with the mailbox lock held.
@@ -642,10 +725,15 @@ impl MailboxIndex {
         let mut ops = Vec::with_capacity(uids.len() * 2 + 2);
         let mut log = Vec::with_capacity(uids.len() * 4);
         for uid in uids {
+            if let Some(rec) = self.message(meta.id, *uid)? {
+                ops.push(Op::Delete(CF_MAILBOX, name_key(meta.id, &rec.name)));
+            }
             ops.push(Op::Delete(CF_MAILBOX, msg_key(b'm', meta.id, *uid)));
             ops.push(Op::Delete(CF_MAILBOX, msg_key(b'h', meta.id, *uid)));
             log.extend_from_slice(&uid.to_be_bytes());
         }
+        // Postings of expunged UIDs stay until the mailbox is deleted: UIDs are never
+        // reused, and searches only consider messages that still exist.
         let mut xk = id_prefix(b'x', meta.id);
         xk.extend_from_slice(&meta.highestmodseq.to_be_bytes());
         ops.push(Op::Put(CF_MAILBOX, xk, log));
@@ -724,7 +812,7 @@ impl MailboxIndex {
                 in_new,
             };
             let file = path.join(rec.relative_path());
-            let Ok((header, size, date)) = read_header(&file) else {
+            let Ok((data, size, date)) = read_message(&file) else {
                 continue;
             };
             let rec = MessageRecord {
@@ -732,7 +820,7 @@ impl MailboxIndex {
                 internal_date: date,
                 ..rec
             };
-            self.add(user, name, meta, rec, &header)?;
+            self.add(user, name, meta, rec, &data)?;
             report.added += 1;
         }
         // Re-read the stamps: our own renames above may have changed them.
@@ -797,5 +885,12 @@ mod tests {
         assert_eq!((r.expunged, r.flag_changes), (1, 1));
         assert_eq!(idx.vanished_since(meta.id, 0).unwrap(), vec![1]);
         assert_eq!(meta.uidnext, 3);
+        // Full-text index: words by prefix.
+        assert_eq!(
+            idx.fts_lookup(meta.id, "bod").unwrap(),
+            [1, 2].into_iter().collect()
+        );
+        assert_eq!(idx.uid_by_name(meta.id, "200.b.h").unwrap(), Some(2));
+        assert_eq!(idx.uid_by_name(meta.id, "100.a.h").unwrap(), None);
     }
 }

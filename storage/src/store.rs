@@ -20,13 +20,31 @@ pub const CF_USAGE: &str = "usage";
 /// Column family for bodies of small queued messages, key = QID.
 pub const CF_SPOOL: &str = "spool";
 
-const ALL_CFS: [&str; 5] = [
+/// Column family of the full-text index: `<mailbox id:8><token>` → UIDs (u32 BE, appended
+/// with the merge operator).
+pub const CF_FTS: &str = "fts";
+
+const ALL_CFS: [&str; 6] = [
     CF_DIRECTORY,
     CF_QUEUE,
     CF_USAGE,
     CF_SPOOL,
     crate::mailbox::CF_MAILBOX,
+    CF_FTS,
 ];
+
+/// Merge operator of [`CF_FTS`]: posting lists are concatenated.
+fn concat_merge(
+    _key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &rocksdb::MergeOperands,
+) -> Option<Vec<u8>> {
+    let mut out = existing.map(<[u8]>::to_vec).unwrap_or_default();
+    for op in operands {
+        out.extend_from_slice(op);
+    }
+    Some(out)
+}
 
 /// One key-value change inside a group commit.
 #[derive(Debug, Clone)]
@@ -35,6 +53,10 @@ pub enum Op {
     Put(&'static str, Vec<u8>, Vec<u8>),
     /// Delete `key` in column family `cf`.
     Delete(&'static str, Vec<u8>),
+    /// Merge `value` into `key` (column families with a merge operator).
+    Merge(&'static str, Vec<u8>, Vec<u8>),
+    /// Delete every key in `[from, to)`.
+    DeleteRange(&'static str, Vec<u8>, Vec<u8>),
 }
 
 struct CommitRequest {
@@ -57,9 +79,13 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
-        let cfs = ALL_CFS
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let cfs = ALL_CFS.iter().map(|n| {
+            let mut o = Options::default();
+            if *n == CF_FTS {
+                o.set_merge_operator_associative("concat", concat_merge);
+            }
+            ColumnFamilyDescriptor::new(*n, o)
+        });
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .with_context(|| format!("opening RocksDB at {}", path.display()))?;
         let db = Arc::new(db);
@@ -170,6 +196,18 @@ fn add_ops(db: &DB, batch: &mut WriteBatch, ops: &[Op]) -> Result<(), String> {
                     .cf_handle(cf)
                     .ok_or_else(|| format!("no column family {cf}"))?;
                 batch.delete_cf(&h, k);
+            }
+            Op::Merge(cf, k, v) => {
+                let h = db
+                    .cf_handle(cf)
+                    .ok_or_else(|| format!("no column family {cf}"))?;
+                batch.merge_cf(&h, k, v);
+            }
+            Op::DeleteRange(cf, a, b) => {
+                let h = db
+                    .cf_handle(cf)
+                    .ok_or_else(|| format!("no column family {cf}"))?;
+                batch.delete_range_cf(&h, a, b);
             }
         }
     }

@@ -8,7 +8,7 @@
 
 use super::{Done, Session};
 use postcore_protocol::imap::{AppendMessage, SeqSet};
-use postcore_storage::mailbox::{MessageRecord, flag, header_block, info_letters};
+use postcore_storage::mailbox::{MessageRecord, flag, info_letters};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -89,7 +89,6 @@ impl Session {
             );
         }
         let src_path = sel.path.clone();
-        let src_id = sel.id();
         let records = self.records(&positions);
         let mut items: Vec<(u32, MessageRecord)> = positions
             .iter()
@@ -151,13 +150,15 @@ impl Session {
                     tracing::warn!(user = %self.user(), "imap copy {}: {e}", from.display());
                     return Done::No("[SERVERBUG] Copy failed".into());
                 }
-                let header = match idx.header(src_id, *u) {
-                    Ok(Some(h)) => h,
-                    _ => std::fs::read(&to)
-                        .map(|d| header_block(&d).to_vec())
-                        .unwrap_or_default(),
+                // The full text goes into the target's full-text index.
+                let data = match super::fetch::open_body(&to) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!("imap copy read {}: {e}", to.display());
+                        return Done::No("[SERVERBUG] Copy failed".into());
+                    }
                 };
-                match idx.add(&dst.owner, &dst.name, &mut meta, new, &header) {
+                match idx.add(&dst.owner, &dst.name, &mut meta, new, data.bytes()) {
                     Ok(nu) => pairs.push((*u, nu)),
                     Err(e) => {
                         tracing::warn!("imap copy index: {e:#}");
@@ -237,8 +238,8 @@ impl Session {
         let date = m.date.unwrap_or(now);
         let name = unique_name(&self.ctx.shared.config.hostname);
         let tmp: PathBuf = dst.path.join("tmp").join(&name);
-        let header = header_block(&m.data).to_vec();
-        let data = m.data;
+        let data = std::sync::Arc::new(m.data);
+        let message = data.clone();
         let tmp2 = tmp.clone();
         let written = blocking(move || {
             use std::io::Write;
@@ -285,7 +286,7 @@ impl Session {
                 let _ = std::fs::remove_file(&tmp);
                 return Done::No("[SERVERBUG] Cannot store message".into());
             }
-            match idx.add(&dst.owner, &dst.name, &mut meta, rec, &header) {
+            match idx.add(&dst.owner, &dst.name, &mut meta, rec, &message) {
                 Ok(u) => (meta.uidvalidity, u),
                 Err(e) => {
                     tracing::warn!("imap append index: {e:#}");

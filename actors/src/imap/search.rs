@@ -8,205 +8,15 @@
 use super::fetch::open_body;
 use super::{Done, Session};
 use postcore_protocol::imap::mime;
+pub(super) use postcore_protocol::imap::text::{body_text, decode_transfer, decode_words};
 use postcore_protocol::imap::{SearchKey, SearchReturn, SortKey};
 use postcore_storage::mailbox::{MessageRecord, flag};
 use std::collections::HashMap;
 
-/// Removes a content transfer encoding (RFC 2045 §6); `None` for unknown encodings.
-pub(super) fn decode_transfer(body: &[u8], enc: &str) -> Option<Vec<u8>> {
-    match enc {
-        "7bit" | "8bit" | "binary" | "" => Some(body.to_vec()),
-        "base64" => {
-            let clean: Vec<u8> = body
-                .iter()
-                .copied()
-                .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
-                .collect();
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(&clean)
-                .ok()
-                .or_else(|| Some(Vec::new()))
-        }
-        "quoted-printable" => Some(decode_qp(body, false)),
-        _ => None,
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// Quoted-printable (RFC 2045 §6.7); `q` is the RFC 2047 Q variant (`_` = space).
-fn decode_qp(s: &[u8], q: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'=' => {
-                if let (Some(a), Some(b)) = (
-                    s.get(i + 1).copied().and_then(hex),
-                    s.get(i + 2).copied().and_then(hex),
-                ) {
-                    out.push(a * 16 + b);
-                    i += 3;
-                } else if s.get(i + 1) == Some(&b'\r') && s.get(i + 2) == Some(&b'\n') {
-                    i += 3;
-                } else if s.get(i + 1) == Some(&b'\n') {
-                    i += 2;
-                } else {
-                    out.push(b'=');
-                    i += 1;
-                }
-            }
-            b'_' if q => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
-fn to_text(bytes: &[u8], charset: &str) -> String {
-    match charset {
-        "iso-8859-1" | "latin1" | "windows-1252" | "us-ascii" if !bytes.is_ascii() => {
-            bytes.iter().map(|b| *b as char).collect()
-        }
-        _ => String::from_utf8_lossy(bytes).into_owned(),
-    }
-}
-
-/// Decodes RFC 2047 encoded words in a header value.
-pub(super) fn decode_words(v: &[u8]) -> String {
-    let s = String::from_utf8_lossy(v);
-    if !s.contains("=?") {
-        return s.into_owned();
-    }
-    let mut out = String::new();
-    let mut rest: &str = &s;
-    let mut last_was_word = false;
-    while let Some(start) = rest.find("=?") {
-        let before = &rest[..start];
-        let parsed = (|| {
-            let inner = &rest[start + 2..];
-            let (charset, r) = inner.split_once('?')?;
-            let (enc, r) = r.split_once('?')?;
-            let end = r.find("?=")?;
-            let text = &r[..end];
-            let bytes = match enc.to_ascii_uppercase().as_str() {
-                "B" => decode_transfer(text.as_bytes(), "base64")?,
-                "Q" => decode_qp(text.as_bytes(), true),
-                _ => return None,
-            };
-            let consumed = start + 2 + charset.len() + 1 + enc.len() + 1 + end + 2;
-            let cs = charset.split('*').next().unwrap_or("").to_ascii_lowercase();
-            Some((to_text(&bytes, &cs), consumed))
-        })();
-        match parsed {
-            Some((text, consumed)) => {
-                // RFC 2047 §6.2: whitespace between adjacent encoded words is dropped.
-                if !(last_was_word && before.trim().is_empty()) {
-                    out.push_str(before);
-                }
-                out.push_str(&text);
-                rest = &rest[consumed..];
-                last_was_word = true;
-            }
-            None => {
-                out.push_str(&rest[..start + 2]);
-                rest = &rest[start + 2..];
-                last_was_word = false;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Text of an HTML part without tags, scripts and styles; common entities decoded.
-pub(super) fn html_to_text(h: &str) -> String {
-    let mut out = String::with_capacity(h.len());
-    let lower = h.to_ascii_lowercase();
-    let mut i = 0;
-    let b = h.as_bytes();
-    while i < b.len() {
-        if b[i] == b'<' {
-            for skip in ["<script", "<style"] {
-                if lower[i..].starts_with(skip) {
-                    let close = format!("</{}", &skip[1..]);
-                    i = lower[i..].find(&close).map(|p| i + p).unwrap_or(b.len());
-                }
-            }
-            match h[i..].find('>') {
-                Some(p) => i += p + 1,
-                None => break,
-            }
-            out.push(' ');
-        } else {
-            let next = h[i..].find('<').map(|p| i + p).unwrap_or(b.len());
-            out.push_str(&h[i..next]);
-            i = next;
-        }
-    }
-    out.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
-}
-
-/// The searchable text of a message body: every text part, decoded.
-pub(super) fn body_text(data: &[u8]) -> String {
-    let top = mime::parse(data);
-    let mut out = String::new();
-    collect_text(&top, &mut out);
-    out
-}
-
-fn collect_text(p: &mime::Part, out: &mut String) {
-    if !p.children.is_empty() {
-        for c in &p.children {
-            collect_text(c, out);
-        }
-        return;
-    }
-    if let Some(m) = &p.message {
-        out.push_str(&decode_words(p.header));
-        collect_text(m, out);
-        return;
-    }
-    if p.ctype.0 != "text" {
-        return;
-    }
-    let enc = mime::field(p.header, "Content-Transfer-Encoding")
-        .map(|v| String::from_utf8_lossy(&v).trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let Some(bytes) = decode_transfer(p.body, &enc) else {
-        return;
-    };
-    let cs = p
-        .params
-        .iter()
-        .find(|(k, _)| k == "charset")
-        .map(|(_, v)| v.to_ascii_lowercase())
-        .unwrap_or_default();
-    let text = to_text(&bytes, &cs);
-    if p.ctype.1 == "html" {
-        out.push_str(&html_to_text(&text));
-    } else {
-        out.push_str(&text);
-    }
-    out.push('\n');
-}
-
 /// What one message offers to the search: lazily loaded header and body.
 struct Candidate<'a> {
+    /// Full-text index answers for BODY/TEXT strings (UIDs whose text has every word).
+    fts: &'a HashMap<String, std::collections::HashSet<u32>>,
     seq: u32,
     uid: u32,
     flags: u8,
@@ -259,6 +69,19 @@ impl Candidate<'_> {
         mime::field(&h, "Date")
             .and_then(|d| mime::parse_date(&d))
             .map(|s| s.div_euclid(86400))
+    }
+}
+
+fn body_strings<'a>(k: &'a SearchKey, out: &mut Vec<&'a str>) {
+    match k {
+        SearchKey::Body(s) | SearchKey::Text(s) => out.push(s),
+        SearchKey::Not(a) => body_strings(a, out),
+        SearchKey::Or(a, b) => {
+            body_strings(a, out);
+            body_strings(b, out);
+        }
+        SearchKey::And(v) => v.iter().for_each(|x| body_strings(x, out)),
+        _ => {}
     }
 }
 
@@ -329,14 +152,21 @@ fn eval(k: &SearchKey, c: &mut Candidate, max_seq: u32, max_uid: u32, now: i64) 
         SearchKey::Recent => false,
         SearchKey::Old => true,
         SearchKey::Header(n, v) => c.header_has(n, v),
-        SearchKey::Body(s) => {
-            let s = s.to_lowercase();
-            c.text().contains(&s)
-        }
+        SearchKey::Body(s) => match c.fts.get(s) {
+            Some(set) => set.contains(&c.uid),
+            None => {
+                let s = s.to_lowercase();
+                c.text().contains(&s)
+            }
+        },
         SearchKey::Text(s) => {
-            let s = s.to_lowercase();
+            let l = s.to_lowercase();
             let h = decode_words(c.header()).to_lowercase();
-            h.contains(&s) || c.text().contains(&s)
+            h.contains(&l)
+                || match c.fts.get(s) {
+                    Some(set) => set.contains(&c.uid),
+                    None => c.text().contains(&l),
+                }
         }
         SearchKey::Before(d) => day < *d,
         SearchKey::On(d) => day == *d,
@@ -412,7 +242,41 @@ impl Session {
         } else {
             HashMap::new()
         };
-        let body = needs_body(key);
+        // BODY/TEXT strings answered by the full-text index: every word of the string must
+        // start a word of the message text. Strings with a word the index cannot answer
+        // (one character, or over 40) fall back to reading the messages.
+        let mut fts: HashMap<String, std::collections::HashSet<u32>> = HashMap::new();
+        if sel.mbox.meta.fts {
+            let mut strings = Vec::new();
+            body_strings(key, &mut strings);
+            for s in strings {
+                let words: Vec<&str> = s
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                if words.is_empty() || words.iter().any(|w| !(2..=40).contains(&w.chars().count()))
+                {
+                    continue;
+                }
+                let mut set: Option<std::collections::HashSet<u32>> = None;
+                for w in words {
+                    let hits = self
+                        .ctx
+                        .shared
+                        .mailboxes
+                        .fts_lookup(sel.id(), &w.to_lowercase())
+                        .unwrap_or_default();
+                    set = Some(match set {
+                        None => hits,
+                        Some(prev) => prev.intersection(&hits).copied().collect(),
+                    });
+                }
+                if let Some(set) = set {
+                    fts.insert(s.to_string(), set);
+                }
+            }
+        }
+        let body = needs_body(key) && fts.is_empty();
         let max_seq = sel.msgs.len() as u32;
         let max_uid = sel.msgs.last().map(|m| m.uid).unwrap_or(0);
         let now = std::time::SystemTime::now()
@@ -424,6 +288,7 @@ impl Session {
             let m = &sel.msgs[*p];
             let rec = records.get(&m.uid);
             let mut c = Candidate {
+                fts: &fts,
                 seq: *p as u32 + 1,
                 uid: m.uid,
                 flags: m.flags,
@@ -593,22 +458,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encoded_words_and_subjects() {
-        assert_eq!(
-            decode_words(b"=?UTF-8?B?w6R4?= =?ISO-8859-1?Q?caf=E9_au?= lait"),
-            "äxcafé au lait"
-        );
+    fn base_subjects() {
         assert_eq!(base_subject("Re: [list] Fwd: Hello (fwd)"), "hello");
-    }
-
-    #[test]
-    fn body_text_decodes_parts() {
-        let m = b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
-Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\naMOkbGxv\r\n--b\r\n\
-Content-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>zan=\r\nzibar &amp; co</p><script>x</script>\r\n--b--\r\n";
-        let t = body_text(m);
-        assert!(t.contains("hällo"), "{t}");
-        assert!(t.contains("zanzibar & co"), "{t}");
-        assert!(!t.contains("script"), "{t}");
     }
 }

@@ -5,6 +5,7 @@ pub mod command;
 pub mod encode;
 pub mod mime;
 pub mod reader;
+pub mod text;
 pub mod types;
 
 pub use command::{AppendMessage, Command, CommandBody, ParseError, QResync, parse};

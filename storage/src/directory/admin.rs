@@ -473,6 +473,8 @@ fn apply_op(d: &mut Directory, op: &Op) -> R<()> {
     let (key, value) = match op {
         Op::Put(_, k, v) => (k, Some(v)),
         Op::Delete(_, k) => (k, None),
+        // The directory never merges or deletes ranges.
+        Op::Merge(..) | Op::DeleteRange(..) => return Ok(()),
     };
     let key = String::from_utf8_lossy(key);
     let Some((kind, name)) = key.split_once('/') else {
