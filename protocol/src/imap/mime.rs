@@ -570,6 +570,10 @@ pub fn addresses(v: &[u8]) -> Vec<Address> {
                 i += 1;
             }
         }
+        if i == start {
+            // A stray special (a second ':' inside a group, a lone '>'): skip it.
+            i += 1;
+        }
     }
     if in_group {
         out.push((None, None, None, None));
@@ -710,6 +714,14 @@ hello\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner
             select_fields(h, &["subject".into()], false),
             b"Subject: hi\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn stray_specials_do_not_stall_the_address_parser() {
+        // Found by the imap_mime fuzz target: used to loop forever.
+        let a = addresses(b"5\r%\0\0\0:C: ");
+        assert!(a.len() <= 3);
+        let _ = addresses(b"g: a: b; > , < ;;");
     }
 
     #[test]
