@@ -498,19 +498,52 @@ impl MailboxIndex {
         self.store.get(CF_MAILBOX, &msg_key(b'h', id, uid))
     }
 
-    /// Header blocks of many messages of one mailbox in one ordered pass (FETCH 1:*).
+    /// Header blocks of many messages of one mailbox (FETCH 1:*): one ordered pass over
+    /// the cached headers for large sets, point reads for small ones.
     pub fn headers(&self, id: u64, uids: &[u32]) -> Result<HashMap<u32, Vec<u8>>> {
         let h = self
             .store
             .db()
             .cf_handle(CF_MAILBOX)
             .context("no mailbox column family")?;
-        let keys: Vec<Vec<u8>> = uids.iter().map(|u| msg_key(b'h', id, *u)).collect();
         let mut out = HashMap::with_capacity(uids.len());
-        let res = self.store.db().batched_multi_get_cf(&h, keys.iter(), true);
-        for (uid, r) in uids.iter().zip(res) {
-            if let Ok(Some(v)) = r {
-                out.insert(*uid, v.to_vec());
+        if uids.len() <= 64 {
+            let keys: Vec<Vec<u8>> = uids.iter().map(|u| msg_key(b'h', id, *u)).collect();
+            let res = self.store.db().batched_multi_get_cf(&h, keys.iter(), false);
+            for (uid, r) in uids.iter().zip(res) {
+                if let Ok(Some(v)) = r {
+                    out.insert(*uid, v.to_vec());
+                }
+            }
+            return Ok(out);
+        }
+        let (Some(lo), Some(hi)) = (uids.iter().min(), uids.iter().max()) else {
+            return Ok(out);
+        };
+        let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
+        let start = msg_key(b'h', id, *lo);
+        let prefix = id_prefix(b'h', id);
+        let it = self.store.db().iterator_cf(
+            &h,
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in it {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let Some(uid) = k
+                .get(9..13)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+            else {
+                continue;
+            };
+            if uid > *hi {
+                break;
+            }
+            if wanted.contains(&uid) {
+                out.insert(uid, v.into_vec());
             }
         }
         Ok(out)

@@ -235,14 +235,9 @@ impl Session {
         }
         let full = atts.iter().any(needs_full);
         let header_needed = atts.iter().any(needs_header);
-        let plain_only = atts
-            .iter()
-            .all(|a| matches!(a, FetchAtt::Uid | FetchAtt::Flags | FetchAtt::ModSeq));
-        let records = if plain_only {
-            HashMap::new()
-        } else {
-            self.records(&positions)
-        };
+        // UID, FLAGS, MODSEQ, RFC822.SIZE and INTERNALDATE come from the view; the record
+        // (file name) is only needed to open the file.
+        let plain_only = !full && !header_needed;
         let headers = if header_needed && !full {
             let uids: Vec<u32> = match self.sel.as_ref() {
                 Some(sel) => positions.iter().map(|p| sel.msgs[*p].uid).collect(),
@@ -256,66 +251,70 @@ impl Session {
         } else {
             HashMap::new()
         };
+        let need_file = |uid: u32| full || (header_needed && !headers.contains_key(&uid));
+        let file_positions: Vec<usize> = match self.sel.as_ref() {
+            Some(sel) if !plain_only => positions
+                .iter()
+                .copied()
+                .filter(|p| need_file(sel.msgs[*p].uid))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let records = if file_positions.is_empty() {
+            HashMap::new()
+        } else {
+            self.records(&file_positions)
+        };
+        let mut out = Vec::with_capacity(4096);
         for p in positions {
             let Some(sel) = self.sel.as_ref() else {
                 break;
             };
-            let vm = sel.msgs[p].clone();
-            let path = sel.path.clone();
-            let rec = records.get(&vm.uid);
-            if !plain_only && rec.is_none() {
-                continue;
-            }
+            let vm = &sel.msgs[p];
+            let (vuid, vflags, vmodseq, vsize, vdate) =
+                (vm.uid, vm.flag_list(), vm.modseq, vm.size, vm.date);
+            let path = &sel.path;
             let mut body = None;
-            let mut header_owned: Option<Vec<u8>> = None;
-            if let Some(rec) = rec {
-                if full || (header_needed && !headers.contains_key(&vm.uid)) {
-                    match open_body(&path.join(rec.relative_path())) {
-                        Ok(b) => body = Some(b),
-                        Err(_) => {
-                            // Renamed by another session since: look up its current name.
-                            let fresh =
-                                self.ctx.shared.mailboxes.message(id, vm.uid).ok().flatten();
-                            match fresh.and_then(|r| open_body(&path.join(r.relative_path())).ok())
-                            {
-                                Some(b) => body = Some(b),
-                                None => continue,
-                            }
+            if need_file(vuid) && !plain_only {
+                let Some(rec) = records.get(&vuid) else {
+                    continue;
+                };
+                match open_body(&path.join(rec.relative_path())) {
+                    Ok(b) => body = Some(b),
+                    Err(_) => {
+                        // Renamed by another session since: look up its current name.
+                        let fresh = self.ctx.shared.mailboxes.message(id, vuid).ok().flatten();
+                        match fresh.and_then(|r| open_body(&path.join(r.relative_path())).ok()) {
+                            Some(b) => body = Some(b),
+                            None => continue,
                         }
                     }
                 }
-                if let Some(b) = &body {
-                    header_owned = Some(mime::split(b.bytes()).0.to_vec());
-                }
             }
             let data: &[u8] = body.as_ref().map(Body::bytes).unwrap_or_default();
-            let header: &[u8] = header_owned
-                .as_deref()
-                .or_else(|| headers.get(&vm.uid).map(Vec::as_slice))
-                .unwrap_or_default();
-            let mut out = format!("* {} FETCH (", p + 1).into_bytes();
+            let header: &[u8] = if body.is_some() {
+                mime::split(data).0
+            } else {
+                headers.get(&vuid).map(Vec::as_slice).unwrap_or_default()
+            };
+            out.clear();
+            out.extend_from_slice(format!("* {} FETCH (", p + 1).as_bytes());
             for (i, a) in atts.iter().enumerate() {
                 if i > 0 {
                     out.push(b' ');
                 }
                 match a {
-                    FetchAtt::Uid => out.extend_from_slice(format!("UID {}", vm.uid).as_bytes()),
-                    FetchAtt::Flags => {
-                        out.extend_from_slice(format!("FLAGS {}", vm.flag_list()).as_bytes())
-                    }
+                    FetchAtt::Uid => out.extend_from_slice(format!("UID {vuid}").as_bytes()),
+                    FetchAtt::Flags => out.extend_from_slice(format!("FLAGS {vflags}").as_bytes()),
                     FetchAtt::ModSeq => {
-                        out.extend_from_slice(format!("MODSEQ ({})", vm.modseq).as_bytes())
+                        out.extend_from_slice(format!("MODSEQ ({vmodseq})").as_bytes())
                     }
                     FetchAtt::InternalDate => out.extend_from_slice(
-                        format!(
-                            "INTERNALDATE \"{}\"",
-                            crate::util::imap_date(rec.map(|r| r.internal_date).unwrap_or(0))
-                        )
-                        .as_bytes(),
+                        format!("INTERNALDATE \"{}\"", crate::util::imap_date(vdate)).as_bytes(),
                     ),
-                    FetchAtt::Size => out.extend_from_slice(
-                        format!("RFC822.SIZE {}", rec.map(|r| r.size).unwrap_or(0)).as_bytes(),
-                    ),
+                    FetchAtt::Size => {
+                        out.extend_from_slice(format!("RFC822.SIZE {vsize}").as_bytes())
+                    }
                     FetchAtt::Envelope => {
                         out.extend_from_slice(b"ENVELOPE ");
                         mime::write_envelope(&mut out, header);

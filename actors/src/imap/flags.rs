@@ -79,7 +79,7 @@ impl Session {
                         set.remove(uid)
                     };
                     if changed {
-                        let m = &mut sel.msgs[*pos];
+                        let m = &mut std::sync::Arc::make_mut(&mut sel.msgs)[*pos];
                         m.flags = super::select::overlay(*uid, m.flags, Some(set));
                         touched.push(*pos);
                     }
@@ -154,7 +154,7 @@ impl Session {
         if let Some(sel) = self.sel.as_mut() {
             for (uid, rec) in &changes {
                 if let Some(p) = sel.pos_of_uid(*uid) {
-                    let m = &mut sel.msgs[p];
+                    let m = &mut std::sync::Arc::make_mut(&mut sel.msgs)[p];
                     m.flags = super::select::overlay(*uid, rec.flags, sel.private_seen.as_ref());
                     m.keywords = rec.keywords.clone();
                     m.modseq = rec.modseq;

@@ -217,9 +217,13 @@ impl Session {
     /// Reads more bytes; `false` on EOF, error or timeout.
     async fn fill(&mut self, timeout: Duration) -> bool {
         let mut tmp = [0u8; 16384];
+        let in_command = self.reader.in_command();
         let Some(stream) = self.stream.as_mut() else {
             return false;
         };
+        if in_command {
+            stream.quickack();
+        }
         match tokio::time::timeout(timeout, stream.read(&mut tmp)).await {
             Ok(Ok(n)) if n > 0 => {
                 self.inbuf.extend_from_slice(&tmp[..n]);

@@ -11,9 +11,42 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// How often an IDLE session looks at the folder for changes made outside postcore.
-const IDLE_POLL: Duration = Duration::from_secs(5);
+const IDLE_POLL: Duration = Duration::from_secs(30);
 /// RFC 9051 §5.4 / RFC 2177: IDLE is ended by the server after this long.
 const IDLE_MAX: Duration = Duration::from_secs(29 * 60);
+
+/// Views shared by sessions that see the same mailbox state: 2,000 IDLE sessions on one
+/// INBOX hold one copy of its message list, not 2,000 (copy-on-write when one diverges).
+static SHARED_VIEWS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<u64, (u64, std::sync::Weak<Vec<ViewMsg>>)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The shared copy of a view of mailbox `id` at `modseq`, or `view` itself (registered for
+/// the next session).
+fn share_view(id: u64, modseq: u64, view: Vec<ViewMsg>) -> std::sync::Arc<Vec<ViewMsg>> {
+    let mut m = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((ms, w)) = m.get(&id)
+        && *ms == modseq
+        && let Some(a) = w.upgrade()
+        && a.len() == view.len()
+    {
+        return a;
+    }
+    if m.len() > 10_000 {
+        m.retain(|_, (_, w)| w.strong_count() > 0);
+    }
+    let a = std::sync::Arc::new(view);
+    m.insert(id, (modseq, std::sync::Arc::downgrade(&a)));
+    a
+}
+
+/// The shared view of mailbox `id` at `modseq`, if some session holds it.
+fn cached_view(id: u64, modseq: u64) -> Option<std::sync::Arc<Vec<ViewMsg>>> {
+    let m = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
+    m.get(&id)
+        .filter(|(ms, _)| *ms == modseq)
+        .and_then(|(_, w)| w.upgrade())
+}
 
 /// A message as the session knows it (sequence number = position + 1).
 #[derive(Debug, Clone)]
@@ -22,6 +55,10 @@ pub(super) struct ViewMsg {
     pub flags: u8,
     pub keywords: Vec<String>,
     pub modseq: u64,
+    /// RFC822.SIZE.
+    pub size: u64,
+    /// INTERNALDATE (Unix seconds).
+    pub date: i64,
     /// Expunged by another session, not yet announced to this one.
     pub gone: bool,
 }
@@ -46,6 +83,8 @@ impl ViewMsg {
             flags: overlay(uid, r.flags, private),
             keywords: r.keywords.clone(),
             modseq: r.modseq,
+            size: r.size,
+            date: r.internal_date,
             gone: false,
         }
     }
@@ -68,7 +107,8 @@ pub(super) struct Selected {
     pub name: String,
     pub path: PathBuf,
     pub read_only: bool,
-    pub msgs: Vec<ViewMsg>,
+    /// The messages, shared with other sessions while they agree (see `share_view`).
+    pub msgs: std::sync::Arc<Vec<ViewMsg>>,
     pub highestmodseq: u64,
     pub watch: tokio::sync::watch::Receiver<u64>,
     /// \Seen kept per user (shared mailbox, "shared seen" off): the UIDs this user saw.
@@ -136,6 +176,48 @@ pub(super) fn compress(nums: &[u32]) -> String {
 }
 
 impl Session {
+    /// Syncs mailbox `m` with its folder and returns its meta and current view: the shared
+    /// one when another session already built it for this modseq, otherwise built from the
+    /// index (with the private \Seen overlay when there is one).
+    pub(super) fn current_view(
+        &self,
+        m: &MailboxRef,
+        private: Option<&std::collections::HashSet<u32>>,
+    ) -> anyhow::Result<(
+        postcore_storage::mailbox::MailboxMeta,
+        std::sync::Arc<Vec<ViewMsg>>,
+    )> {
+        let idx = &self.ctx.shared.mailboxes;
+        let meta = {
+            let lock = idx.lock(m.meta.id);
+            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut meta = idx
+                .get(&m.owner, &m.name)?
+                .ok_or_else(|| anyhow::anyhow!("mailbox vanished"))?;
+            let r = idx.sync(&m.owner, &m.name, &mut meta, &m.path)?;
+            if r.added + r.expunged + r.flag_changes > 0 {
+                idx.notify(meta.id);
+            }
+            meta
+        };
+        if private.is_none()
+            && let Some(v) = cached_view(meta.id, meta.highestmodseq)
+        {
+            return Ok((meta, v));
+        }
+        let view: Vec<ViewMsg> = idx
+            .messages(meta.id)?
+            .iter()
+            .map(|(u, r)| ViewMsg::from_record(*u, r, private))
+            .collect();
+        let view = if private.is_none() {
+            share_view(meta.id, meta.highestmodseq, view)
+        } else {
+            std::sync::Arc::new(view)
+        };
+        Ok((meta, view))
+    }
+
     pub(super) async fn select(
         &mut self,
         name: &str,
@@ -159,13 +241,6 @@ impl Session {
         if condstore {
             self.condstore = true;
         }
-        let (meta, records) = match self.load(&m) {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(user = %self.user(), mailbox = name, "imap select: {e:#}");
-                return Done::No("[SERVERBUG] Mailbox not available".into());
-            }
-        };
         let shared_seen = self
             .ctx
             .shared
@@ -178,13 +253,16 @@ impl Session {
             self.ctx
                 .shared
                 .mailboxes
-                .private_seen(meta.id, self.user())
+                .private_seen(m.meta.id, self.user())
                 .unwrap_or_default()
         });
-        let msgs: Vec<ViewMsg> = records
-            .iter()
-            .map(|(u, r)| ViewMsg::from_record(*u, r, private_seen.as_ref()))
-            .collect();
+        let (meta, msgs) = match self.current_view(&m, private_seen.as_ref()) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(user = %self.user(), mailbox = name, "imap select: {e:#}");
+                return Done::No("[SERVERBUG] Mailbox not available".into());
+            }
+        };
         let mut keywords: Vec<&str> = msgs
             .iter()
             .flat_map(|m| m.keywords.iter().map(String::as_str))
@@ -282,41 +360,37 @@ impl Session {
         };
         let mref = sel.mbox.clone();
         let known = sel.highestmodseq;
-        let fresh = match self.load(&mref) {
+        let private = sel.private_seen.clone();
+        let (meta, fresh) = match self.current_view(&mref, private.as_ref()) {
             Ok((meta, _)) if meta.highestmodseq == known => return,
-            Ok((meta, recs)) => (meta, recs),
+            Ok(x) => x,
             Err(e) => {
                 tracing::debug!("imap refresh: {e:#}");
                 return;
             }
         };
-        let (meta, recs) = fresh;
         let qresync = self.qresync;
         let condstore = self.condstore;
         let Some(sel) = self.sel.as_mut() else {
             return;
         };
         let old = std::mem::take(&mut sel.msgs);
-        let mut view = Vec::with_capacity(recs.len());
+        let old: &[ViewMsg] = &old;
+        let mut view = Vec::with_capacity(fresh.len());
         let mut expunged_seqs = Vec::new();
         let mut vanished = Vec::new();
         let mut updates = Vec::new();
         let mut j = 0;
         for (i, v) in old.iter().enumerate() {
-            while j < recs.len() && recs[j].0 < v.uid {
+            while j < fresh.len() && fresh[j].uid < v.uid {
                 j += 1;
             }
-            if j < recs.len() && recs[j].0 == v.uid {
-                let r = &recs[j].1;
-                let mut nv = v.clone();
-                if r.modseq != v.modseq {
-                    let fresh = ViewMsg::from_record(v.uid, r, sel.private_seen.as_ref());
-                    if fresh.flags != v.flags || fresh.keywords != v.keywords {
-                        updates.push(view.len());
-                    }
-                    nv = fresh;
+            if j < fresh.len() && fresh[j].uid == v.uid {
+                let f = &fresh[j];
+                if f.flags != v.flags || f.keywords != v.keywords {
+                    updates.push(view.len());
                 }
-                view.push(nv);
+                view.push(f.clone());
                 j += 1;
             } else if expunge_ok {
                 expunged_seqs.push(i + 1);
@@ -329,13 +403,18 @@ impl Session {
         }
         let last = old.last().map(|m| m.uid).unwrap_or(0);
         let before = view.len();
-        for (uid, r) in &recs[j.min(recs.len())..] {
-            if *uid > last {
-                view.push(ViewMsg::from_record(*uid, r, sel.private_seen.as_ref()));
+        for f in &fresh[j.min(fresh.len())..] {
+            if f.uid > last {
+                view.push(f.clone());
             }
         }
         let added = view.len() > before;
-        sel.msgs = view;
+        // Usually the new view is exactly the fresh one: keep sharing it.
+        sel.msgs = if view.len() == fresh.len() && !view.iter().any(|m| m.gone) {
+            fresh
+        } else {
+            std::sync::Arc::new(view)
+        };
         sel.highestmodseq = meta.highestmodseq;
         if !expunge_ok && sel.msgs.iter().any(|m| m.gone) {
             // Remember that expunges are pending: a later refresh must look again.

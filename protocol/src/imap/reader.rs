@@ -108,6 +108,11 @@ impl CommandReader {
         std::mem::take(&mut self.cmd)
     }
 
+    /// True while part of a command has been read (a literal, or lines before one).
+    pub fn in_command(&self) -> bool {
+        !self.cmd.is_empty() || matches!(self.state, State::Literal(_))
+    }
+
     /// Takes what it can from the front of `buf` (consumed bytes are drained).
     pub fn ingest(&mut self, buf: &mut Vec<u8>) -> ReadEvent {
         loop {
