@@ -5,6 +5,7 @@ usage: imap_idle_mem.py N HOST PORT USER PASS WHO
 WHO = "dovecot" (PSS of every process whose executable path contains "dovecot")
       or "pid:<PID>" (PSS of that one process).
 Prints PSS before, with N connections in IDLE, and the difference per connection.
+Connections come from many 127.0.x.y source addresses (Dovecot's mail_max_userip_connections).
 """
 import os, socket, sys, time
 
@@ -44,7 +45,10 @@ before, nb = pss_kb()
 conns = []
 t0 = time.time()
 for i in range(n):
-    s = socket.create_connection((host, port), timeout=60)
+    # 8 connections per loopback source address: Dovecot allows 10 per user and IP.
+    k = i // 8
+    src = f"127.0.{k // 250}.{2 + k % 250}"
+    s = socket.create_connection((host, port), timeout=60, source_address=(src, 0))
     f = s.makefile("rb")
     f.readline()
     s.sendall(f'a LOGIN {user} {pw}\r\nb SELECT INBOX\r\nc IDLE\r\n'.encode())

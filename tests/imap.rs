@@ -319,6 +319,16 @@ fn mail_access_off_and_connections_per_user_and_ip() {
     assert!(t.starts_with("NO [LIMIT]"), "{t}");
     // Another user from the same IP is not affected.
     Imap::login(s.imap, "carol", "carol-pw");
+    // A password change takes effect at once (verified passwords are cached).
+    s.api_ok(
+        "PATCH",
+        "/users/carol",
+        Some(json!({"password": "carol-new"})),
+    );
+    let mut c = Imap::connect(s.imap);
+    let (_, t) = c.cmd("LOGIN carol carol-pw");
+    assert!(t.starts_with("NO"), "old password after the change: {t}");
+    Imap::login(s.imap, "carol", "carol-new");
     drop(a);
     std::thread::sleep(Duration::from_millis(300));
     Imap::login(s.imap, "alice", "alice-pw");

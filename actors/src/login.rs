@@ -23,6 +23,36 @@ pub fn record_failure(shared: &Shared, ip: IpAddr) {
     shared.limits.auth_failed(ip, window(shared));
 }
 
+/// How long a verified password is remembered (Dovecot's `auth_cache_ttl` idea): mail
+/// clients log in again and again with the same credentials, and each Argon2 verification
+/// costs tens of milliseconds of CPU.
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Successful verifications: keyed digest of (login, password, stored hash) → when.
+/// Only a salted SHA-256 is kept, never the password; a password change changes the stored
+/// hash and so misses the cache.
+struct AuthCache {
+    salt: [u8; 32],
+    ok: std::sync::Mutex<std::collections::HashMap<[u8; 32], std::time::Instant>>,
+}
+
+static AUTH_CACHE: std::sync::LazyLock<AuthCache> = std::sync::LazyLock::new(|| AuthCache {
+    salt: rand::random(),
+    ok: Default::default(),
+});
+
+fn cache_key(login: &str, password: &str, hash: &str) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&AUTH_CACHE.salt);
+    for part in [login, password, hash] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part.as_bytes());
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 /// Returns the login (lower case) if `password` is right and the user may use mail services.
 pub async fn verify(shared: &Shared, login: &str, password: String) -> Option<String> {
     let login = login.to_lowercase();
@@ -33,9 +63,27 @@ pub async fn verify(shared: &Shared, login: &str, password: String) -> Option<St
         return None;
     }
     let hash = user.password_hash.clone();
+    let key = cache_key(&login, &password, &hash);
+    {
+        let mut c = AUTH_CACHE.ok.lock().unwrap_or_else(|p| p.into_inner());
+        match c.get(&key) {
+            Some(t) if t.elapsed() < AUTH_CACHE_TTL => return Some(login),
+            Some(_) => {
+                c.remove(&key);
+            }
+            None => {}
+        }
+    }
     let ok =
         tokio::task::spawn_blocking(move || postcore_storage::password::verify(&password, &hash))
             .await
             .unwrap_or(false);
+    if ok {
+        let mut c = AUTH_CACHE.ok.lock().unwrap_or_else(|p| p.into_inner());
+        if c.len() > 100_000 {
+            c.retain(|_, t| t.elapsed() < AUTH_CACHE_TTL);
+        }
+        c.insert(key, std::time::Instant::now());
+    }
     ok.then_some(login)
 }

@@ -9,6 +9,7 @@ use postcore_protocol::imap::{FetchAtt, Section, SectionText, SeqSet, StoreMode}
 use postcore_storage::mailbox::{MessageRecord, flag};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::Path;
 
 /// A stored message's octets (memory-mapped, or empty).
@@ -265,14 +266,23 @@ impl Session {
         } else {
             self.records(&file_positions)
         };
-        let mut out = Vec::with_capacity(4096);
+        let mut scratch = Vec::with_capacity(4096);
+        // Section names are the same for every message: render them once.
+        let names: Vec<String> = atts
+            .iter()
+            .map(|a| match a {
+                FetchAtt::Section { section, .. } => section_name(section),
+                _ => String::new(),
+            })
+            .collect();
         for p in positions {
             let Some(sel) = self.sel.as_ref() else {
                 break;
             };
             let vm = &sel.msgs[p];
-            let (vuid, vflags, vmodseq, vsize, vdate) =
-                (vm.uid, vm.flag_list(), vm.modseq, vm.size, vm.date);
+            let (vuid, vmodseq, vsize, vdate) = (vm.uid, vm.modseq, vm.size, vm.date);
+            let mut vflags = Vec::with_capacity(32);
+            vm.write_flags(&mut vflags);
             let path = &sel.path;
             let mut body = None;
             if need_file(vuid) && !plain_only {
@@ -297,44 +307,50 @@ impl Session {
             } else {
                 headers.get(&vuid).map(Vec::as_slice).unwrap_or_default()
             };
-            out.clear();
-            out.extend_from_slice(format!("* {} FETCH (", p + 1).as_bytes());
+            let mark = self.out.len();
+            let out = &mut self.out;
+            let _ = write!(out, "* {} FETCH (", p + 1);
             for (i, a) in atts.iter().enumerate() {
                 if i > 0 {
                     out.push(b' ');
                 }
                 match a {
-                    FetchAtt::Uid => out.extend_from_slice(format!("UID {vuid}").as_bytes()),
-                    FetchAtt::Flags => out.extend_from_slice(format!("FLAGS {vflags}").as_bytes()),
+                    FetchAtt::Uid => {
+                        let _ = write!(out, "UID {vuid}");
+                    }
+                    FetchAtt::Flags => {
+                        out.extend_from_slice(b"FLAGS ");
+                        out.extend_from_slice(&vflags);
+                    }
                     FetchAtt::ModSeq => {
-                        out.extend_from_slice(format!("MODSEQ ({vmodseq})").as_bytes())
+                        let _ = write!(out, "MODSEQ ({vmodseq})");
                     }
                     FetchAtt::InternalDate => out.extend_from_slice(
                         format!("INTERNALDATE \"{}\"", crate::util::imap_date(vdate)).as_bytes(),
                     ),
                     FetchAtt::Size => {
-                        out.extend_from_slice(format!("RFC822.SIZE {vsize}").as_bytes())
+                        let _ = write!(out, "RFC822.SIZE {vsize}");
                     }
                     FetchAtt::Envelope => {
                         out.extend_from_slice(b"ENVELOPE ");
-                        mime::write_envelope(&mut out, header);
+                        mime::write_envelope(out, header);
                     }
                     FetchAtt::Body | FetchAtt::BodyStructure => {
                         let ext = *a == FetchAtt::BodyStructure;
                         out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
-                        mime::parse(data).write_structure(&mut out, ext);
+                        mime::parse(data).write_structure(out, ext);
                     }
                     FetchAtt::Rfc822 => {
                         out.extend_from_slice(b"RFC822 ");
-                        encode::literal(&mut out, data);
+                        encode::literal(out, data);
                     }
                     FetchAtt::Rfc822Header => {
                         out.extend_from_slice(b"RFC822.HEADER ");
-                        encode::literal(&mut out, header);
+                        encode::literal(out, header);
                     }
                     FetchAtt::Rfc822Text => {
                         out.extend_from_slice(b"RFC822.TEXT ");
-                        encode::literal(&mut out, data.get(header.len()..).unwrap_or_default());
+                        encode::literal(out, data.get(header.len()..).unwrap_or_default());
                     }
                     FetchAtt::Section {
                         section,
@@ -343,10 +359,30 @@ impl Session {
                         size_only,
                         ..
                     } => {
+                        let name = &names[i];
+                        let fields_only = section.part.is_empty()
+                            && matches!(
+                                section.text,
+                                SectionText::HeaderFields(_) | SectionText::HeaderFieldsNot(_)
+                            );
+                        if fields_only && !*binary && partial.is_none() {
+                            // The common case (mail clients listing a mailbox): no allocation.
+                            scratch.clear();
+                            if let SectionText::HeaderFields(f) | SectionText::HeaderFieldsNot(f) =
+                                &section.text
+                            {
+                                let not = matches!(section.text, SectionText::HeaderFieldsNot(_));
+                                mime::select_fields_into(header, f, not, &mut scratch);
+                            }
+                            let _ = write!(out, "BODY[{name}] {{{}}}\r\n", scratch.len());
+                            out.extend_from_slice(&scratch);
+                            continue;
+                        }
                         let bytes: Cow<[u8]> = if *binary {
                             match binary_bytes(data, section) {
                                 Some(b) => Cow::Owned(b),
                                 None => {
+                                    out.truncate(mark);
                                     return Done::No(
                                         "[UNKNOWN-CTE] Unknown content transfer encoding".into(),
                                     );
@@ -355,7 +391,6 @@ impl Session {
                         } else {
                             section_bytes(data, header, section)
                         };
-                        let name = section_name(section);
                         if *size_only {
                             out.extend_from_slice(
                                 format!("BINARY.SIZE[{name}] {}", bytes.len()).as_bytes(),
@@ -379,12 +414,11 @@ impl Session {
                             // RFC 3516 literal8.
                             out.push(b'~');
                         }
-                        encode::literal(&mut out, slice);
+                        encode::literal(out, slice);
                     }
                 }
             }
             out.extend_from_slice(b")\r\n");
-            self.out.extend_from_slice(&out);
             if !self.flush_if_big().await {
                 self.stream = None;
                 return Done::Silent;

@@ -15,37 +15,50 @@ const IDLE_POLL: Duration = Duration::from_secs(30);
 /// RFC 9051 §5.4 / RFC 2177: IDLE is ended by the server after this long.
 const IDLE_MAX: Duration = Duration::from_secs(29 * 60);
 
+/// One shared view: the modseq it reflects, the view, and when it was last handed out.
+type SharedView = (u64, std::sync::Arc<Vec<ViewMsg>>, std::time::Instant);
+
 /// Views shared by sessions that see the same mailbox state: 2,000 IDLE sessions on one
 /// INBOX hold one copy of its message list, not 2,000 (copy-on-write when one diverges).
+/// Recently used views stay cached for a while after their last session let go, so a
+/// client that re-selects or reconnects does not rebuild it.
 static SHARED_VIEWS: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<u64, (u64, std::sync::Weak<Vec<ViewMsg>>)>>,
+    std::sync::Mutex<std::collections::HashMap<u64, SharedView>>,
 > = std::sync::LazyLock::new(Default::default);
+
+/// Unused views are dropped after this long.
+const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The shared copy of a view of mailbox `id` at `modseq`, or `view` itself (registered for
 /// the next session).
 fn share_view(id: u64, modseq: u64, view: Vec<ViewMsg>) -> std::sync::Arc<Vec<ViewMsg>> {
     let mut m = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((ms, w)) = m.get(&id)
+    if let Some((ms, a, used)) = m.get_mut(&id)
         && *ms == modseq
-        && let Some(a) = w.upgrade()
         && a.len() == view.len()
     {
-        return a;
+        *used = std::time::Instant::now();
+        return a.clone();
     }
-    if m.len() > 10_000 {
-        m.retain(|_, (_, w)| w.strong_count() > 0);
+    if m.len() > 64 {
+        m.retain(|_, (_, a, used)| {
+            std::sync::Arc::strong_count(a) > 1 || used.elapsed() < VIEW_TTL
+        });
     }
     let a = std::sync::Arc::new(view);
-    m.insert(id, (modseq, std::sync::Arc::downgrade(&a)));
+    m.insert(id, (modseq, a.clone(), std::time::Instant::now()));
     a
 }
 
-/// The shared view of mailbox `id` at `modseq`, if some session holds it.
+/// The shared view of mailbox `id` at `modseq`, if there is one.
 fn cached_view(id: u64, modseq: u64) -> Option<std::sync::Arc<Vec<ViewMsg>>> {
-    let m = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
-    m.get(&id)
-        .filter(|(ms, _)| *ms == modseq)
-        .and_then(|(_, w)| w.upgrade())
+    let mut m = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
+    m.get_mut(&id)
+        .filter(|(ms, _, _)| *ms == modseq)
+        .map(|(_, a, used)| {
+            *used = std::time::Instant::now();
+            a.clone()
+        })
 }
 
 /// A message as the session knows it (sequence number = position + 1).
@@ -87,6 +100,29 @@ impl ViewMsg {
             date: r.internal_date,
             gone: false,
         }
+    }
+
+    /// Appends the FLAGS list to `out`.
+    pub fn write_flags(&self, out: &mut Vec<u8>) {
+        out.push(b'(');
+        let mut first = true;
+        for (n, b) in flag::NAMES.iter() {
+            if self.flags & b != 0 {
+                if !first {
+                    out.push(b' ');
+                }
+                out.extend_from_slice(n.as_bytes());
+                first = false;
+            }
+        }
+        for k in &self.keywords {
+            if !first {
+                out.push(b' ');
+            }
+            out.extend_from_slice(k.as_bytes());
+            first = false;
+        }
+        out.push(b')');
     }
 
     /// The FLAGS list.

@@ -69,6 +69,12 @@ pub fn fields(header: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
 /// by the empty line.
 pub fn select_fields(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
+    select_fields_into(header, names, not, &mut out);
+    out
+}
+
+/// [`select_fields`] appending to `out` (no allocation when `out` has room).
+pub fn select_fields_into(header: &[u8], names: &[String], not: bool, out: &mut Vec<u8>) {
     let mut keep = false;
     let mut rest = header;
     while !rest.is_empty() {
@@ -99,7 +105,6 @@ pub fn select_fields(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
         }
     }
     out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// The first field called `name`, unfolded.
