@@ -48,15 +48,18 @@ for i in range(n):
     # 8 connections per loopback source address: Dovecot allows 10 per user and IP.
     k = i // 8
     src = f"127.0.{k // 250}.{2 + k % 250}"
-    s = socket.create_connection((host, port), timeout=60, source_address=(src, 0))
-    f = s.makefile("rb")
-    f.readline()
-    s.sendall(f'a LOGIN {user} {pw}\r\nb SELECT INBOX\r\nc IDLE\r\n'.encode())
-    l = read_until(f, b"a ")
-    if not l.startswith(b"a OK"):
-        print(f"connection {i}: login refused: {l!r}"); break
-    read_until(f, b"b ")
-    read_until(f, b"+")
+    try:
+        s = socket.create_connection((host, port), timeout=60, source_address=(src, 0))
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(f'a LOGIN {user} {pw}\r\nb SELECT INBOX\r\nc IDLE\r\n'.encode())
+        l = read_until(f, b"a ")
+        if not l.startswith(b"a OK"):
+            print(f"connection {i}: login refused: {l!r}"); break
+        read_until(f, b"b ")
+        read_until(f, b"+")
+    except (OSError, RuntimeError) as e:
+        print(f"connection {i}: {e}"); break
     conns.append((s, f))
 time.sleep(3)
 after, na = pss_kb()

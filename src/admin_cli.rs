@@ -117,11 +117,17 @@ pub enum UserCmd {
         /// on/off: keep a local copy when forwarding.
         #[arg(long)]
         keep_copy: Option<OnOff>,
+        /// Expunge messages older than N days from Junk (0 keeps all; "default" uses the
+        /// `imap.keep_spam_days` setting).
+        #[arg(long)]
+        keep_spam_days: Option<String>,
     },
     /// Remove a user (the Maildir is kept).
     Remove { login: String },
     /// List users with quota and usage.
     List,
+    /// Usage per IMAP mailbox (messages, bytes).
+    Mailboxes { login: String },
 }
 
 #[derive(Subcommand)]
@@ -437,8 +443,19 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
                 mail_access,
                 forward,
                 keep_copy,
+                keep_spam_days,
             } => {
                 let mut p = Map::new();
+                if let Some(d) = keep_spam_days {
+                    let v = if d == "default" {
+                        Value::Null
+                    } else {
+                        json!(d.parse::<u32>().with_context(|| format!(
+                            "--keep-spam-days {d:?}: a number of days or \"default\""
+                        ))?)
+                    };
+                    p.insert("keep_spam_days".into(), v);
+                }
                 if password_stdin {
                     p.insert("password".into(), json!(read_password()?));
                 }
@@ -458,6 +475,9 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
             }
             UserCmd::Remove { login } => c.call("DELETE", &format!("/users/{login}"), None)?,
             UserCmd::List => c.call("GET", "/users", None)?,
+            UserCmd::Mailboxes { login } => {
+                c.call("GET", &format!("/users/{login}/mailboxes"), None)?
+            }
         },
         AdminCmd::Group { cmd } => match cmd {
             GroupCmd::Add { name, member } => c.call(

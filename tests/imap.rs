@@ -270,12 +270,17 @@ fn master_and_migration_logins() {
     let mut c = Imap::connect(s.imap);
     let (_, t) = c.cmd("LOGIN alice*root whatever");
     assert!(t.starts_with("NO"), "no master password set: {t}");
-    s.api_ok(
-        "PATCH",
-        "/settings",
-        Some(json!({"imap": {"master_password": "master-secret",
-                             "migration_user": "vmail", "migration_password": "mig-secret"}})),
+    let (ok, out, err) = s.cli(
+        &[
+            "settings",
+            "set",
+            "imap.master_password=master-secret",
+            "imap.migration_user=vmail",
+            "imap.migration_password=mig-secret",
+        ],
+        None,
     );
+    assert!(ok, "{out}{err}");
     let v = s.api_ok("GET", "/settings", None);
     assert!(
         v["imap"]["master_password_hash"]
@@ -361,7 +366,9 @@ fn move_deleted_to_trash_keep_spam_days_and_action_log() {
         "actions are logged"
     );
     // Keep spam 3 days: an old message in Junk goes at the next login, a new one stays.
-    s.api_ok("PATCH", "/users/alice", Some(json!({"keep_spam_days": 3})));
+    let (ok, out, err) = s.cli(&["user", "set", "alice", "--keep-spam-days", "3"], None);
+    assert!(ok, "{out}{err}");
+    assert_eq!(s.api_ok("GET", "/users/alice", None)["keep_spam_days"], 3);
     let junk = s.maildir("users/alice").join(".Junk/cur");
     std::fs::create_dir_all(&junk).unwrap();
     let now = std::time::SystemTime::now();
@@ -377,6 +384,17 @@ fn move_deleted_to_trash_keep_spam_days_and_action_log() {
     assert!(j.contains("MESSAGES 1"), "{j}");
     assert!(!junk.join("100.old.x:2,").exists());
     assert!(s.log().contains("junk expiry"));
+    // The administrator sees usage per mailbox.
+    let (ok, out, err) = s.cli(&["user", "mailboxes", "alice"], None);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let junk = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "Junk")
+        .unwrap();
+    assert_eq!(junk["messages"], 1);
 }
 
 #[test]

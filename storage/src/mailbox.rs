@@ -224,6 +224,31 @@ pub fn folder_path(root: &Path, name: &str) -> PathBuf {
     root.join(format!(".{}", parts.join(".")))
 }
 
+/// Cached header blocks of several messages, stored back to back in one buffer.
+#[derive(Debug, Default)]
+pub struct HeaderSet {
+    buf: Vec<u8>,
+    index: HashMap<u32, (usize, usize)>,
+}
+
+impl HeaderSet {
+    fn push(&mut self, uid: u32, h: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(h);
+        self.index.insert(uid, (start, self.buf.len()));
+    }
+
+    /// The header block of `uid`, if it was cached.
+    pub fn get(&self, uid: u32) -> Option<&[u8]> {
+        self.index.get(&uid).map(|(a, b)| &self.buf[*a..*b])
+    }
+
+    /// True if `uid`'s header is here.
+    pub fn contains(&self, uid: u32) -> bool {
+        self.index.contains_key(&uid)
+    }
+}
+
 /// What [`MailboxIndex::sync`] changed.
 #[derive(Debug, Default, Clone)]
 pub struct SyncReport {
@@ -499,20 +524,20 @@ impl MailboxIndex {
     }
 
     /// Header blocks of many messages of one mailbox (FETCH 1:*): one ordered pass over
-    /// the cached headers for large sets, point reads for small ones.
-    pub fn headers(&self, id: u64, uids: &[u32]) -> Result<HashMap<u32, Vec<u8>>> {
+    /// the cached headers (copied into one buffer) for large sets, point reads for small.
+    pub fn headers(&self, id: u64, uids: &[u32]) -> Result<HeaderSet> {
         let h = self
             .store
             .db()
             .cf_handle(CF_MAILBOX)
             .context("no mailbox column family")?;
-        let mut out = HashMap::with_capacity(uids.len());
+        let mut out = HeaderSet::default();
         if uids.len() <= 64 {
             let keys: Vec<Vec<u8>> = uids.iter().map(|u| msg_key(b'h', id, *u)).collect();
             let res = self.store.db().batched_multi_get_cf(&h, keys.iter(), false);
             for (uid, r) in uids.iter().zip(res) {
                 if let Ok(Some(v)) = r {
-                    out.insert(*uid, v.to_vec());
+                    out.push(*uid, &v);
                 }
             }
             return Ok(out);
@@ -521,14 +546,10 @@ impl MailboxIndex {
             return Ok(out);
         };
         let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
-        let start = msg_key(b'h', id, *lo);
         let prefix = id_prefix(b'h', id);
-        let it = self.store.db().iterator_cf(
-            &h,
-            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
-        );
-        for item in it {
-            let (k, v) = item?;
+        let mut it = self.store.db().raw_iterator_cf(&h);
+        it.seek(msg_key(b'h', id, *lo));
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
             if !k.starts_with(&prefix) {
                 break;
             }
@@ -537,15 +558,17 @@ impl MailboxIndex {
                 .and_then(|b| b.try_into().ok())
                 .map(u32::from_be_bytes)
             else {
-                continue;
+                break;
             };
             if uid > *hi {
                 break;
             }
             if wanted.contains(&uid) {
-                out.insert(uid, v.into_vec());
+                out.push(uid, v);
             }
+            it.next();
         }
+        it.status()?;
         Ok(out)
     }
 

@@ -250,9 +250,9 @@ impl Session {
                 .headers(id, &uids)
                 .unwrap_or_default()
         } else {
-            HashMap::new()
+            Default::default()
         };
-        let need_file = |uid: u32| full || (header_needed && !headers.contains_key(&uid));
+        let need_file = |uid: u32| full || (header_needed && !headers.contains(uid));
         let file_positions: Vec<usize> = match self.sel.as_ref() {
             Some(sel) if !plain_only => positions
                 .iter()
@@ -281,8 +281,6 @@ impl Session {
             };
             let vm = &sel.msgs[p];
             let (vuid, vmodseq, vsize, vdate) = (vm.uid, vm.modseq, vm.size, vm.date);
-            let mut vflags = Vec::with_capacity(32);
-            vm.write_flags(&mut vflags);
             let path = &sel.path;
             let mut body = None;
             if need_file(vuid) && !plain_only {
@@ -305,7 +303,7 @@ impl Session {
             let header: &[u8] = if body.is_some() {
                 mime::split(data).0
             } else {
-                headers.get(&vuid).map(Vec::as_slice).unwrap_or_default()
+                headers.get(vuid).unwrap_or_default()
             };
             let mark = self.out.len();
             let out = &mut self.out;
@@ -320,7 +318,7 @@ impl Session {
                     }
                     FetchAtt::Flags => {
                         out.extend_from_slice(b"FLAGS ");
-                        out.extend_from_slice(&vflags);
+                        vm.write_flags(out);
                     }
                     FetchAtt::ModSeq => {
                         let _ = write!(out, "MODSEQ ({vmodseq})");

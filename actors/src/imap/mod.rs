@@ -34,7 +34,7 @@ const MAX_FAILURES: u32 = 3;
 /// authenticated; shorter before).
 const AUTH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Flush the output buffer once it holds this much.
-const FLUSH_AT: usize = 256 * 1024;
+const FLUSH_AT: usize = 64 * 1024;
 
 /// Where the session is (RFC 9051 §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -240,7 +240,7 @@ impl Session {
                 .headers(sel.id(), &uids)
                 .unwrap_or_default()
         } else {
-            HashMap::new()
+            Default::default()
         };
         // BODY/TEXT strings answered by the full-text index: every word of the string must
         // start a word of the message text. Strings with a word the index cannot answer
@@ -295,7 +295,7 @@ impl Session {
                 keywords: &m.keywords,
                 modseq: m.modseq,
                 rec,
-                header: headers.get(&m.uid).cloned(),
+                header: headers.get(m.uid).map(<[u8]>::to_vec),
                 text: None,
                 path: rec.map(|r| sel.path.join(r.relative_path())),
             };
@@ -403,7 +403,7 @@ impl Session {
             .map(|p| {
                 let m = &sel.msgs[*p];
                 let rec = records.get(&m.uid);
-                let h = headers.get(&m.uid).map(Vec::as_slice).unwrap_or_default();
+                let h = headers.get(m.uid).unwrap_or_default();
                 let ks = criteria
                     .iter()
                     .map(|(_, k)| match k {
