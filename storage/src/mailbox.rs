@@ -510,6 +510,40 @@ impl MailboxIndex {
         Ok(out)
     }
 
+    /// Message records of mailbox `id` with UIDs in `lo..=hi`, ascending.
+    pub fn messages_range(&self, id: u64, lo: u32, hi: u32) -> Result<Vec<(u32, MessageRecord)>> {
+        let h = self
+            .store
+            .db()
+            .cf_handle(CF_MAILBOX)
+            .context("no mailbox column family")?;
+        let prefix = id_prefix(b'm', id);
+        let mut it = self.store.db().raw_iterator_cf(&h);
+        it.seek(msg_key(b'm', id, lo));
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let Some(uid) = k
+                .get(9..13)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+            else {
+                break;
+            };
+            if uid > hi {
+                break;
+            }
+            if let Some(r) = MessageRecord::decode(v) {
+                out.push((uid, r));
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
     /// One message record.
     pub fn message(&self, id: u64, uid: u32) -> Result<Option<MessageRecord>> {
         Ok(self

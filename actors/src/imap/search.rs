@@ -10,7 +10,7 @@ use super::{Done, Session};
 use postcore_protocol::imap::mime;
 pub(super) use postcore_protocol::imap::text::{body_text, decode_transfer, decode_words};
 use postcore_protocol::imap::{SearchKey, SearchReturn, SortKey};
-use postcore_storage::mailbox::{MessageRecord, flag};
+use postcore_storage::mailbox::flag;
 use std::collections::HashMap;
 
 /// What one message offers to the search: lazily loaded header and body.
@@ -22,19 +22,19 @@ struct Candidate<'a> {
     flags: u8,
     keywords: &'a [String],
     modseq: u64,
-    rec: Option<&'a MessageRecord>,
+    size: u64,
+    date: i64,
     header: Option<Vec<u8>>,
     text: Option<String>,
-    path: Option<std::path::PathBuf>,
+    /// Finds the message file (looked up only when a file must be read).
+    locate: &'a dyn Fn(u32) -> Option<std::path::PathBuf>,
 }
 
 impl Candidate<'_> {
     fn header(&mut self) -> &[u8] {
         if self.header.is_none() {
-            let h = self
-                .path
-                .as_ref()
-                .and_then(|p| open_body(p).ok())
+            let h = (self.locate)(self.uid)
+                .and_then(|p| open_body(&p).ok())
                 .map(|b| mime::split(b.bytes()).0.to_vec())
                 .unwrap_or_default();
             self.header = Some(h);
@@ -44,10 +44,8 @@ impl Candidate<'_> {
 
     fn text(&mut self) -> &str {
         if self.text.is_none() {
-            let t = self
-                .path
-                .as_ref()
-                .and_then(|p| open_body(p).ok())
+            let t = (self.locate)(self.uid)
+                .and_then(|p| open_body(&p).ok())
                 .map(|b| body_text(b.bytes()).to_lowercase())
                 .unwrap_or_default();
             self.text = Some(t);
@@ -109,22 +107,6 @@ fn needs_header(k: &SearchKey) -> bool {
     }
 }
 
-fn needs_record(k: &SearchKey) -> bool {
-    match k {
-        SearchKey::Before(_)
-        | SearchKey::On(_)
-        | SearchKey::Since(_)
-        | SearchKey::Larger(_)
-        | SearchKey::Smaller(_)
-        | SearchKey::Older(_)
-        | SearchKey::Younger(_) => true,
-        SearchKey::Not(a) => needs_record(a),
-        SearchKey::Or(a, b) => needs_record(a) || needs_record(b),
-        SearchKey::And(v) => v.iter().any(needs_record),
-        _ => needs_header(k) || needs_body(k),
-    }
-}
-
 fn uses_modseq(k: &SearchKey) -> bool {
     match k {
         SearchKey::ModSeq(_) => true,
@@ -136,7 +118,7 @@ fn uses_modseq(k: &SearchKey) -> bool {
 }
 
 fn eval(k: &SearchKey, c: &mut Candidate, max_seq: u32, max_uid: u32, now: i64) -> bool {
-    let date = c.rec.map(|r| r.internal_date).unwrap_or(0);
+    let date = c.date;
     let day = date.div_euclid(86400);
     match k {
         SearchKey::All => true,
@@ -174,8 +156,8 @@ fn eval(k: &SearchKey, c: &mut Candidate, max_seq: u32, max_uid: u32, now: i64) 
         SearchKey::SentBefore(d) => c.sent_day().is_some_and(|x| x < *d),
         SearchKey::SentOn(d) => c.sent_day().is_some_and(|x| x == *d),
         SearchKey::SentSince(d) => c.sent_day().is_some_and(|x| x >= *d),
-        SearchKey::Larger(n) => c.rec.is_some_and(|r| r.size > *n),
-        SearchKey::Smaller(n) => c.rec.is_some_and(|r| r.size < *n),
+        SearchKey::Larger(n) => c.size > *n,
+        SearchKey::Smaller(n) => c.size < *n,
         SearchKey::ModSeq(m) => c.modseq >= *m,
         SearchKey::Older(s) => now - date >= *s as i64,
         SearchKey::Younger(s) => now - date <= *s as i64,
@@ -227,11 +209,6 @@ impl Session {
             return Vec::new();
         };
         let all: Vec<usize> = (0..sel.msgs.len()).filter(|p| !sel.msgs[*p].gone).collect();
-        let records = if needs_record(key) {
-            self.records(&all)
-        } else {
-            HashMap::new()
-        };
         let headers = if needs_header(key) {
             let uids: Vec<u32> = all.iter().map(|p| sel.msgs[*p].uid).collect();
             self.ctx
@@ -283,10 +260,17 @@ impl Session {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
+        let idx = self.ctx.shared.mailboxes.clone();
+        let (id, folder) = (sel.id(), sel.path.clone());
+        let locate = move |uid: u32| -> Option<std::path::PathBuf> {
+            idx.message(id, uid)
+                .ok()
+                .flatten()
+                .map(|r| folder.join(r.relative_path()))
+        };
         let mut out = Vec::new();
         for (n, p) in all.iter().enumerate() {
             let m = &sel.msgs[*p];
-            let rec = records.get(&m.uid);
             let mut c = Candidate {
                 fts: &fts,
                 seq: *p as u32 + 1,
@@ -294,10 +278,11 @@ impl Session {
                 flags: m.flags,
                 keywords: &m.keywords,
                 modseq: m.modseq,
-                rec,
+                size: m.size,
+                date: m.date,
                 header: headers.get(m.uid).map(<[u8]>::to_vec),
                 text: None,
-                path: rec.map(|r| sel.path.join(r.relative_path())),
+                locate: &locate,
             };
             if eval(key, &mut c, max_seq, max_uid, now) {
                 out.push(*p);
