@@ -244,7 +244,8 @@ fn replay_imap(s: &TestServer, path: &Path) {
 
 /// Golden IMAP transcripts: every file in tests/data/imap/*.txt names a user
 /// (`# user: name`); the test creates that user (password `secret`), drops the three fixture
-/// messages into its Maildir from outside, and replays the file on the IMAP listener.
+/// messages into its Maildir from outside, runs the file's `# setup-…` lines, and replays
+/// the file on the IMAP listener.
 #[test]
 fn imap_transcripts() {
     let s = TestServer::start();
@@ -277,6 +278,39 @@ fn imap_transcripts() {
             Some(serde_json::json!({"login": user, "password": "secret"})),
         );
         seed_imap_fixtures(&s, &user);
+        // `# setup-api: METHOD PATH JSON` calls the admin API first; `# setup-imap: USER
+        // COMMAND` runs an IMAP command as USER (created with password `secret` if needed).
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# setup-api: ") {
+                let mut it = rest.splitn(3, ' ');
+                let (m, path, body) = (it.next().unwrap(), it.next().unwrap(), it.next());
+                let body = body.map(|b| serde_json::from_str(b).unwrap());
+                s.api_ok(m, path, body);
+            } else if let Some(rest) = l.strip_prefix("# setup-fill: ") {
+                // APPEND one message of about that many bytes to the user's INBOX.
+                let (u, n) = rest.split_once(' ').unwrap();
+                let n: usize = n.trim().parse().unwrap();
+                let mut msg = String::from("Subject: filler\r\n\r\n");
+                while msg.len() + 100 <= n {
+                    msg.push_str(&"x".repeat(98));
+                    msg.push_str("\r\n");
+                }
+                let mut c = Imap::login(s.imap, u, "secret");
+                c.ok(&format!("APPEND INBOX {{{}+}}\r\n{msg}", msg.len()));
+            } else if let Some(rest) = l.strip_prefix("# setup-imap: ") {
+                let (u, cmd) = rest.split_once(' ').unwrap();
+                let (code, _) = s.api("GET", &format!("/users/{u}"), None);
+                if code == 404 {
+                    s.api_ok(
+                        "POST",
+                        "/users",
+                        Some(serde_json::json!({"login": u, "password": "secret"})),
+                    );
+                }
+                let mut c = Imap::login(s.imap, u, "secret");
+                c.ok(&String::from_utf8(unescape(cmd)).unwrap());
+            }
+        }
         replay_imap(&s, f);
     }
 }

@@ -381,10 +381,11 @@ impl Session {
             watch,
             private_seen,
         });
+        let verb = if examine { "EXAMINE" } else { "SELECT" };
         Done::Ok(if read_only {
-            "[READ-ONLY] EXAMINE completed".into()
+            format!("[READ-ONLY] {verb} completed")
         } else {
-            "[READ-WRITE] SELECT completed".into()
+            format!("[READ-WRITE] {verb} completed")
         })
     }
 
