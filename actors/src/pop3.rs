@@ -61,31 +61,18 @@ struct Session {
 /// Entry point for an accepted POP3 connection.
 pub async fn serve(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, ctx: Rc<WorkerCtx>) {
     let shared = ctx.shared.clone();
-    let Some(_slot) = shared
-        .limits
-        .connect(peer.ip(), shared.config.limits.max_connections_per_ip)
-    else {
-        let mut s = Stream::Plain(tcp);
-        if !implicit_tls {
-            let _ = s
-                .write_all(b"-ERR [SYS/TEMP] Too many connections from your IP address\r\n")
-                .await;
-        }
-        s.shutdown().await;
-        return;
-    };
-    let _counted = crate::server::SessionGuard::new(&shared, POP3_OPEN);
-    let timeout = Duration::from_secs(shared.config.limits.command_timeout_secs.min(60));
-    let stream = if implicit_tls {
-        match accept_tls(tcp, shared.tls.clone(), timeout).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::info!(client = %peer, "pop3s: {e}");
-                None
-            }
-        }
-    } else {
-        Some(Stream::Plain(tcp))
+    let admitted = crate::stream::admit(
+        tcp,
+        peer,
+        implicit_tls,
+        &shared,
+        POP3_OPEN,
+        b"-ERR [SYS/TEMP] Too many connections from your IP address\r\n",
+    )
+    .await;
+    let (stream, _guard) = match admitted {
+        Some(a) => (Some(a.stream), Some(a.guard)),
+        None => (None, None),
     };
     if let Some(stream) = stream {
         let mut s = Session {

@@ -92,3 +92,62 @@ pub async fn accept_tls(
         Err(_) => Err("TLS handshake timed out".into()),
     }
 }
+
+/// What a mail-reading session (IMAP, POP3) holds while it runs: its per-IP connection
+/// slot, its place in the open-sessions gauge, and the (possibly TLS) stream.
+pub struct Admitted {
+    /// The connection, TLS already negotiated on implicit-TLS ports.
+    pub stream: Stream,
+    /// Keep this alive for the session: it releases the slot and the gauge on drop.
+    pub guard: AdmissionGuard,
+}
+
+/// The per-IP connection slot and the open-sessions count of one session.
+pub struct AdmissionGuard {
+    _slot: crate::limits::ConnSlot,
+    _counted: crate::server::SessionGuard,
+}
+
+/// Admits a connection: the per-IP connection limit (`refusal` is written on plain ports
+/// when it is reached), the open-sessions gauge, and the TLS handshake on implicit-TLS ports.
+/// `None` when refused or when the handshake fails.
+pub async fn admit(
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    implicit_tls: bool,
+    shared: &std::sync::Arc<crate::server::Shared>,
+    gauge: &'static str,
+    refusal: &[u8],
+) -> Option<Admitted> {
+    let Some(slot) = shared
+        .limits
+        .connect(peer.ip(), shared.config.limits.max_connections_per_ip)
+    else {
+        let mut s = Stream::Plain(tcp);
+        if !implicit_tls {
+            let _ = s.write_all(refusal).await;
+        }
+        s.shutdown().await;
+        return None;
+    };
+    let counted = crate::server::SessionGuard::new(shared, gauge);
+    let timeout = std::time::Duration::from_secs(shared.config.limits.command_timeout_secs.min(60));
+    let stream = if implicit_tls {
+        match accept_tls(tcp, shared.tls.clone(), timeout).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(client = %peer, gauge, "implicit TLS: {e}");
+                return None;
+            }
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
+    Some(Admitted {
+        stream,
+        guard: AdmissionGuard {
+            _slot: slot,
+            _counted: counted,
+        },
+    })
+}

@@ -512,21 +512,36 @@ impl MailboxIndex {
 
     /// Message records of mailbox `id` with UIDs in `lo..=hi`, ascending.
     pub fn messages_range(&self, id: u64, lo: u32, hi: u32) -> Result<Vec<(u32, MessageRecord)>> {
+        let mut out = Vec::new();
+        self.scan_uids(b'm', id, lo, hi, |uid, v| {
+            if let Some(r) = MessageRecord::decode(v) {
+                out.push((uid, r));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` for every `kind` entry of mailbox `id` with a UID in `lo..=hi`, in UID
+    /// order, with the value borrowed from the iterator (no copy).
+    fn scan_uids(
+        &self,
+        kind: u8,
+        id: u64,
+        lo: u32,
+        hi: u32,
+        mut f: impl FnMut(u32, &[u8]),
+    ) -> Result<()> {
         let h = self
             .store
             .db()
             .cf_handle(CF_MAILBOX)
             .context("no mailbox column family")?;
-        let prefix = id_prefix(b'm', id);
+        let prefix = id_prefix(kind, id);
         let mut it = self.store.db().raw_iterator_cf(&h);
-        it.seek(msg_key(b'm', id, lo));
-        let mut out = Vec::new();
+        it.seek(msg_key(kind, id, lo));
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if !k.starts_with(&prefix) {
-                break;
-            }
             let Some(uid) = k
-                .get(9..13)
+                .strip_prefix(prefix.as_slice())
                 .and_then(|b| b.try_into().ok())
                 .map(u32::from_be_bytes)
             else {
@@ -535,13 +550,11 @@ impl MailboxIndex {
             if uid > hi {
                 break;
             }
-            if let Some(r) = MessageRecord::decode(v) {
-                out.push((uid, r));
-            }
+            f(uid, v);
             it.next();
         }
         it.status()?;
-        Ok(out)
+        Ok(())
     }
 
     /// One message record.
@@ -580,29 +593,11 @@ impl MailboxIndex {
             return Ok(out);
         };
         let wanted: std::collections::HashSet<u32> = uids.iter().copied().collect();
-        let prefix = id_prefix(b'h', id);
-        let mut it = self.store.db().raw_iterator_cf(&h);
-        it.seek(msg_key(b'h', id, *lo));
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let Some(uid) = k
-                .get(9..13)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_be_bytes)
-            else {
-                break;
-            };
-            if uid > *hi {
-                break;
-            }
+        self.scan_uids(b'h', id, *lo, *hi, |uid, v| {
             if wanted.contains(&uid) {
                 out.push(uid, v);
             }
-            it.next();
-        }
-        it.status()?;
+        })?;
         Ok(out)
     }
 

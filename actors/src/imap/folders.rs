@@ -516,6 +516,14 @@ impl Session {
         MailboxMeta,
         Vec<(u32, postcore_storage::mailbox::MessageRecord)>,
     )> {
+        let meta = self.synced_meta(m)?;
+        let msgs = self.ctx.shared.mailboxes.messages(meta.id)?;
+        Ok((meta, msgs))
+    }
+
+    /// Reconciles mailbox `m` with its folder (under its lock) and returns fresh meta;
+    /// wakes the mailbox's watchers when the folder had changed.
+    pub(super) fn synced_meta(&self, m: &MailboxRef) -> anyhow::Result<MailboxMeta> {
         let idx = &self.ctx.shared.mailboxes;
         let lock = idx.lock(m.meta.id);
         let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -526,8 +534,7 @@ impl Session {
         if r.added + r.expunged + r.flag_changes > 0 {
             idx.notify(meta.id);
         }
-        let msgs = idx.messages(meta.id)?;
-        Ok((meta, msgs))
+        Ok(meta)
     }
 
     fn status_lines(&mut self, m: &MailboxRef, items: &[StatusItem]) {

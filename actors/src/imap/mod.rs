@@ -16,7 +16,7 @@ mod search;
 mod select;
 
 use crate::server::WorkerCtx;
-use crate::stream::{Stream, accept_tls};
+use crate::stream::Stream;
 use postcore_protocol::imap::{self, CommandBody, CommandReader, ReadEvent};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -99,33 +99,21 @@ pub(crate) struct Session {
 /// Entry point for an accepted IMAP connection.
 pub async fn serve(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, ctx: Rc<WorkerCtx>) {
     let shared = ctx.shared.clone();
-    let Some(_slot) = shared
-        .limits
-        .connect(peer.ip(), shared.config.limits.max_connections_per_ip)
+    let Some(crate::stream::Admitted {
+        stream,
+        guard: _guard,
+    }) = crate::stream::admit(
+        tcp,
+        peer,
+        implicit_tls,
+        &shared,
+        IMAP_OPEN,
+        b"* BYE [UNAVAILABLE] Too many connections from your IP address\r\n",
+    )
+    .await
     else {
-        let mut s = Stream::Plain(tcp);
-        if !implicit_tls {
-            let _ = s
-                .write_all(b"* BYE [UNAVAILABLE] Too many connections from your IP address\r\n")
-                .await;
-        }
-        s.shutdown().await;
         return;
     };
-    let _counted = crate::server::SessionGuard::new(&shared, IMAP_OPEN);
-    let timeout = Duration::from_secs(shared.config.limits.command_timeout_secs.min(60));
-    let stream = if implicit_tls {
-        match accept_tls(tcp, shared.tls.clone(), timeout).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::info!(client = %peer, "imaps: {e}");
-                None
-            }
-        }
-    } else {
-        Some(Stream::Plain(tcp))
-    };
-    let Some(stream) = stream else { return };
     let max_msg = shared.directory.snapshot().settings.max_message_size as usize;
     let mut s = Session {
         ctx,

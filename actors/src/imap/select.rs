@@ -224,18 +224,7 @@ impl Session {
         std::sync::Arc<Vec<ViewMsg>>,
     )> {
         let idx = &self.ctx.shared.mailboxes;
-        let meta = {
-            let lock = idx.lock(m.meta.id);
-            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let mut meta = idx
-                .get(&m.owner, &m.name)?
-                .ok_or_else(|| anyhow::anyhow!("mailbox vanished"))?;
-            let r = idx.sync(&m.owner, &m.name, &mut meta, &m.path)?;
-            if r.added + r.expunged + r.flag_changes > 0 {
-                idx.notify(meta.id);
-            }
-            meta
-        };
+        let meta = self.synced_meta(m)?;
         if private.is_none()
             && let Some(v) = cached_view(meta.id, meta.highestmodseq)
         {
