@@ -579,7 +579,12 @@ fn connections_per_ip_limit() {
     let a = s.smtp();
     let b = s.smtp();
     let mut c = s.smtp();
-    assert!(c.banner.starts_with("421 4.7.0"), "{}", c.banner);
+    assert!(
+        c.banner.starts_with("421 4.7.0"),
+        "{}\n{}",
+        c.banner,
+        s.log()
+    );
     assert!(c.closed());
     drop((a, b));
     std::thread::sleep(std::time::Duration::from_millis(300));

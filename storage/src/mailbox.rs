@@ -171,17 +171,6 @@ impl MessageRecord {
             format!("cur/{}:2,{}", self.name, info_letters(self.flags))
         }
     }
-
-    /// IMAP flag names, system flags first.
-    pub fn flag_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = flag::NAMES
-            .iter()
-            .filter(|(_, b)| self.flags & b != 0)
-            .map(|(n, _)| n.to_string())
-            .collect();
-        v.extend(self.keywords.iter().cloned());
-        v
-    }
 }
 
 /// The Maildir info letters for `flags`.

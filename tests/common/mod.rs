@@ -152,6 +152,31 @@ impl TestServer {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        // The probes above are sessions too (and hold per-IP connection slots) until the
+        // server has seen them close: wait until none is open, so every test starts from a
+        // quiet server.
+        let url = format!("http://127.0.0.1:{}/metrics", self.admin);
+        let mut quiet_polls = 0;
+        loop {
+            let text = ureq::get(&url)
+                .call()
+                .ok()
+                .and_then(|r| r.into_string().ok())
+                .unwrap_or_default();
+            let busy = text.lines().any(|l| {
+                l.starts_with("postcore_") && l.contains("_connections_open ") && {
+                    let v = l.rsplit(' ').next().unwrap_or("0");
+                    v.parse::<f64>().unwrap_or(0.0) > 0.0
+                }
+            });
+            // Twice in a row, 25 ms apart: a probe the kernel accepted may not have reached
+            // the server's accept loop at the first look.
+            quiet_polls = if busy { 0 } else { quiet_polls + 1 };
+            if quiet_polls >= 2 || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// SIGKILL, as in a crash or power loss of the process.

@@ -541,21 +541,7 @@ impl Session {
         let Ok((meta, mut msgs)) = self.load(m) else {
             return;
         };
-        let shared_seen = self
-            .ctx
-            .shared
-            .directory
-            .snapshot()
-            .settings
-            .imap
-            .shared_seen;
-        if m.is_shared(self.user()) && !shared_seen {
-            let set = self
-                .ctx
-                .shared
-                .mailboxes
-                .private_seen(meta.id, self.user())
-                .unwrap_or_default();
+        if let Some(set) = self.private_seen(m) {
             for (u, r) in msgs.iter_mut() {
                 r.flags = super::select::overlay(*u, r.flags, Some(&set));
             }

@@ -127,13 +127,9 @@ impl ViewMsg {
 
     /// The FLAGS list.
     pub fn flag_list(&self) -> String {
-        let mut v: Vec<&str> = flag::NAMES
-            .iter()
-            .filter(|(_, b)| self.flags & b != 0)
-            .map(|(n, _)| *n)
-            .collect();
-        v.extend(self.keywords.iter().map(String::as_str));
-        format!("({})", v.join(" "))
+        let mut v = Vec::with_capacity(32);
+        self.write_flags(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
     }
 }
 
@@ -212,6 +208,26 @@ pub(super) fn compress(nums: &[u32]) -> String {
 }
 
 impl Session {
+    /// The user's own \Seen set for `m` when \Seen is per user there (a shared or public
+    /// mailbox while "shared seen" is off); `None` when the mailbox's \Seen flags apply.
+    pub(super) fn private_seen(&self, m: &MailboxRef) -> Option<std::collections::HashSet<u32>> {
+        let shared_seen = self
+            .ctx
+            .shared
+            .directory
+            .snapshot()
+            .settings
+            .imap
+            .shared_seen;
+        (m.is_shared(self.user()) && !shared_seen).then(|| {
+            self.ctx
+                .shared
+                .mailboxes
+                .private_seen(m.meta.id, self.user())
+                .unwrap_or_default()
+        })
+    }
+
     /// Syncs mailbox `m` with its folder and returns its meta and current view: the shared
     /// one when another session already built it for this modseq, otherwise built from the
     /// index (with the private \Seen overlay when there is one).
@@ -266,21 +282,7 @@ impl Session {
         if condstore {
             self.condstore = true;
         }
-        let shared_seen = self
-            .ctx
-            .shared
-            .directory
-            .snapshot()
-            .settings
-            .imap
-            .shared_seen;
-        let private_seen = (m.is_shared(self.user()) && !shared_seen).then(|| {
-            self.ctx
-                .shared
-                .mailboxes
-                .private_seen(m.meta.id, self.user())
-                .unwrap_or_default()
-        });
+        let private_seen = self.private_seen(&m);
         let (meta, msgs) = match self.current_view(&m, private_seen.as_ref()) {
             Ok(x) => x,
             Err(e) => {

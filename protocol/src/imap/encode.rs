@@ -45,18 +45,6 @@ pub fn mailbox(out: &mut Vec<u8>, name: &str) {
     }
 }
 
-/// Appends a parenthesised flag list.
-pub fn flag_list<S: AsRef<str>>(out: &mut Vec<u8>, flags: &[S]) {
-    out.push(b'(');
-    for (i, f) in flags.iter().enumerate() {
-        if i > 0 {
-            out.push(b' ');
-        }
-        out.extend_from_slice(f.as_ref().as_bytes());
-    }
-    out.push(b')');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
