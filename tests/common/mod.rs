@@ -157,6 +157,9 @@ impl TestServer {
         // quiet server.
         let url = format!("http://127.0.0.1:{}/metrics", self.admin);
         let mut quiet_polls = 0;
+        // Bounded: under a test's own load (clients connecting all the time) it never gets
+        // quiet, and that is fine.
+        let deadline = Instant::now() + Duration::from_secs(1);
         loop {
             let text = ureq::get(&url)
                 .call()
