@@ -9,6 +9,7 @@ pub mod imap;
 pub mod legal_notice;
 pub mod limits;
 pub mod login;
+pub mod message_file;
 pub mod metrics;
 pub mod outbound;
 pub mod pop3;

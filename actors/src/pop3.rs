@@ -459,14 +459,8 @@ fn scan_maildrop(root: &std::path::Path) -> Vec<Msg> {
 /// The `+OK` reply with the message (or its header and first `lines` body lines, for TOP),
 /// byte-stuffed straight from the memory-mapped file.
 fn read_message(path: &std::path::Path, lines: Option<usize>) -> std::io::Result<Vec<u8>> {
-    let f = std::fs::File::open(path)?;
-    if f.metadata()?.len() == 0 {
-        return Ok([pop3::ok("0 octets"), pop3::multiline(b"")].concat());
-    }
-    // SAFETY: Maildir files are never modified in place (only renamed or unlinked), so the
-    // mapping cannot change under us.
-    let map = unsafe { memmap2::Mmap::map(&f)? };
-    let data: &[u8] = &map;
+    let body = crate::message_file::open(path)?;
+    let data: &[u8] = body.bytes();
     let reply = |part: &[u8]| {
         [
             pop3::ok(&format!("{} octets", part.len())),

@@ -10,36 +10,8 @@ use postcore_storage::mailbox::{MessageRecord, flag};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::path::Path;
 
-/// A stored message's octets (memory-mapped, or empty).
-pub(super) enum Body {
-    Map(memmap2::Mmap),
-    Empty,
-}
-
-impl Body {
-    pub fn bytes(&self) -> &[u8] {
-        match self {
-            Body::Map(m) => m,
-            Body::Empty => &[],
-        }
-    }
-}
-
-/// Maps a message file.
-pub(super) fn open_body(path: &Path) -> std::io::Result<Body> {
-    let f = std::fs::File::open(path)?;
-    if f.metadata()?.len() == 0 {
-        return Ok(Body::Empty);
-    }
-    // SAFETY: Maildir files are never modified in place (only renamed or unlinked), so the
-    // mapping cannot change under us.
-    // Populated at once: one fault-in instead of one page fault per 4 KiB while copying.
-    Ok(Body::Map(unsafe {
-        memmap2::MmapOptions::new().populate().map(&f)?
-    }))
-}
+pub(super) use crate::message_file::{Body, open as open_body};
 
 /// The `BODY[...]` name of a section as echoed in the response.
 fn section_name(s: &Section) -> String {
