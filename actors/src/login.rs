@@ -9,6 +9,12 @@ fn window(shared: &Shared) -> Duration {
     Duration::from_secs(shared.config.limits.auth_failure_window_secs)
 }
 
+/// True if a password may be sent on this connection: inside TLS, or anywhere when the
+/// "allow unencrypted connections" setting is on (POP3 and IMAP; SMTP AUTH needs TLS).
+pub fn plaintext_allowed(shared: &Shared, tls: bool) -> bool {
+    tls || shared.directory.snapshot().settings.allow_unencrypted
+}
+
 /// True if `ip` has used up its failed logins for the configured window (all protocols).
 pub fn blocked(shared: &Shared, ip: IpAddr) -> bool {
     shared.limits.auth_blocked(

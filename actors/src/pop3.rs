@@ -99,14 +99,7 @@ impl Session {
     }
 
     fn plaintext_allowed(&self) -> bool {
-        self.is_tls()
-            || self
-                .ctx
-                .shared
-                .directory
-                .snapshot()
-                .settings
-                .allow_unencrypted
+        crate::login::plaintext_allowed(&self.ctx.shared, self.is_tls())
     }
 
     async fn send(&mut self, data: &[u8]) -> bool {

@@ -17,14 +17,7 @@ pub(super) const SPECIAL_FOLDERS: [(&str, &str); 5] = [
 
 impl Session {
     fn plaintext_allowed(&self) -> bool {
-        self.is_tls()
-            || self
-                .ctx
-                .shared
-                .directory
-                .snapshot()
-                .settings
-                .allow_unencrypted
+        crate::login::plaintext_allowed(&self.ctx.shared, self.is_tls())
     }
 
     /// The capability list for the current state (RFC 9051 §7.2.2).
