@@ -24,27 +24,9 @@ SMTP=3627; IMAP=3143; ADMIN=3667
 [ -d "$CORPUS" ] || python3 "$ANCH/gen_corpus.py" "$CORPUS" 5000 2 >/dev/null
 ulimit -n 65536 || true
 rm -rf "$WORK"; mkdir -p "$WORK"
-cat > "$WORK/postcore.toml" <<CFG
-data_dir = "$WORK/data"
-hostname = "mx.bench.test"
-[listeners]
-smtp = "127.0.0.1:$SMTP"
-submission = ""
-submissions = ""
-pop3 = ""
-pop3s = ""
-imap = "127.0.0.1:$IMAP"
-imaps = ""
-admin = "127.0.0.1:$ADMIN"
-[limits]
-max_connections_per_ip = 10000
-[dns]
-resolvers = ["127.0.0.1:9"]
-CFG
-nice -n -10 "$BIN" serve --config "$WORK/postcore.toml" 2> "$WORK/server.log" &
-PC=$!
+. "$HERE/lib.sh"
+postcore_start $ADMIN "smtp=$SMTP imap=$IMAP" '[limits]\nmax_connections_per_ip = 10000'
 trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null || true' EXIT
-for _ in $(seq 100); do ss -ltn | grep -q "127.0.0.1:$SMTP " && break; sleep 0.1; done
 P="$BIN admin --config $WORK/postcore.toml"
 $P domain add example.test >/dev/null
 echo pass | $P user add imapuser --password-stdin >/dev/null

@@ -18,23 +18,9 @@ SMTP=3527; POP3=3110; ADMIN=3467
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 [ -d "$CORPUS" ] || python3 "$ANCH/gen_corpus.py" "$CORPUS" 5000 2 >/dev/null
 rm -rf "$WORK"; mkdir -p "$WORK"
-cat > "$WORK/postcore.toml" <<CFG
-data_dir = "$WORK/data"
-hostname = "mx.bench.test"
-[listeners]
-smtp = "127.0.0.1:$SMTP"
-submission = ""
-submissions = ""
-pop3 = "127.0.0.1:$POP3"
-pop3s = ""
-admin = "127.0.0.1:$ADMIN"
-[dns]
-resolvers = ["127.0.0.1:9"]
-CFG
-nice -n -10 "$BIN" serve --config "$WORK/postcore.toml" 2> "$WORK/server.log" &
-PC=$!
+. "$HERE/lib.sh"
+postcore_start $ADMIN "smtp=$SMTP pop3=$POP3"
 trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null || true' EXIT
-for _ in $(seq 100); do ss -ltn | grep -q "127.0.0.1:$SMTP " && break; sleep 0.1; done
 P="$BIN admin --config $WORK/postcore.toml"
 $P domain add example.test >/dev/null
 echo pass | $P user add imapuser --password-stdin >/dev/null

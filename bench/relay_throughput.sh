@@ -17,25 +17,9 @@ PORT=3526; ADMIN=3466
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 ss -ltn | grep -q '127.0.0.1:2525 ' || { echo "Postfix anchor not running: sudo $ANCH/setup.sh all" >&2; exit 1; }
 rm -rf "$WORK"; mkdir -p "$WORK"
-cat > "$WORK/postcore.toml" <<CFG
-data_dir = "$WORK/data"
-hostname = "mx.bench.test"
-[listeners]
-smtp = "127.0.0.1:$PORT"
-submission = ""
-submissions = ""
-pop3 = ""
-pop3s = ""
-admin = "127.0.0.1:$ADMIN"
-[limits]
-max_connections_per_ip = 1000
-[dns]
-resolvers = ["127.0.0.1:9"]
-CFG
-nice -n -10 "$BIN" serve --config "$WORK/postcore.toml" 2> "$WORK/server.log" &
-PC=$!
+. "$HERE/lib.sh"
+postcore_start $ADMIN "smtp=$PORT" '[limits]\nmax_connections_per_ip = 1000'
 trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null; kill $MS 2>/dev/null || true' EXIT
-for _ in $(seq 100); do ss -ltn | grep -q "127.0.0.1:$PORT " && break; sleep 0.1; done
 TOKEN=$(cat "$WORK/data/admin.token")
 curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d '{"name":"sink.test","kind":"relay","relay_host":"127.0.0.1:2626"}' "http://127.0.0.1:$ADMIN/api/domains" >/dev/null

@@ -20,23 +20,9 @@ PORT=3525; ADMIN=3465
 ss -ltn | grep -q '127.0.0.1:2525 ' || { echo "Postfix anchor not running: sudo $ANCH/setup.sh all" >&2; exit 1; }
 
 mkdir -p "$WORK"
-cat > "$WORK/postcore.toml" <<CFG
-data_dir = "$WORK/data"
-hostname = "mx.bench.test"
-[listeners]
-smtp = "127.0.0.1:$PORT"
-submission = ""
-submissions = ""
-pop3 = ""
-pop3s = ""
-admin = "127.0.0.1:$ADMIN"
-[limits]
-max_connections_per_ip = 1000
-CFG
-nice -n -10 "$BIN" serve --config "$WORK/postcore.toml" 2> "$WORK/server.log" &
-PC=$!
+. "$HERE/lib.sh"
+postcore_start $ADMIN "smtp=$PORT" '[limits]\nmax_connections_per_ip = 1000'
 trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null; kill $MS 2>/dev/null || true' EXIT
-for _ in $(seq 100); do ss -ltn | grep -q "127.0.0.1:$PORT " && break; sleep 0.1; done
 python3 "$HERE/setup_postcore.py" "127.0.0.1:$ADMIN" "$(cat "$WORK/data/admin.token")" "$COUNT"
 
 EXTRA_GROUP=postcore:$BIN "$ANCH/mem_sample.py" watch "$WORK/mempeak.txt" 0.5 & MS=$!
