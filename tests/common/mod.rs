@@ -545,7 +545,11 @@ pub struct Imap {
 impl Imap {
     /// Connects to `port` and reads the greeting.
     pub fn connect(port: u16) -> Imap {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        Imap::over(TcpStream::connect(("127.0.0.1", port)).unwrap())
+    }
+
+    /// A client on an already connected stream (e.g. from a chosen source address).
+    pub fn over(s: TcpStream) -> Imap {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let w = s.try_clone().unwrap();
         let mut c = Imap {

@@ -55,16 +55,15 @@ impl Candidate<'_> {
 
     fn header_has(&mut self, name: &str, needle: &str) -> bool {
         let needle = needle.to_lowercase();
-        let h = self.header().to_vec();
-        mime::fields(&h).iter().any(|(n, v)| {
+        let h = self.header();
+        mime::fields(h).iter().any(|(n, v)| {
             n.eq_ignore_ascii_case(name.as_bytes())
                 && (needle.is_empty() || decode_words(v).to_lowercase().contains(&needle))
         })
     }
 
     fn sent_day(&mut self) -> Option<i64> {
-        let h = self.header().to_vec();
-        mime::field(&h, "Date")
+        mime::field(self.header(), "Date")
             .and_then(|d| mime::parse_date(&d))
             .map(|s| s.div_euclid(86400))
     }
@@ -367,7 +366,6 @@ impl Session {
     ) -> Done {
         self.refresh(uid).await;
         let hits = self.matching(&key).await;
-        let records = self.records(&hits);
         let Some(sel) = self.sel.as_ref() else {
             return Done::Bad("No mailbox selected".into());
         };
@@ -387,17 +385,16 @@ impl Session {
             .iter()
             .map(|p| {
                 let m = &sel.msgs[*p];
-                let rec = records.get(&m.uid);
                 let h = headers.get(m.uid).unwrap_or_default();
                 let ks = criteria
                     .iter()
                     .map(|(_, k)| match k {
-                        SortKey::Arrival => K::N(rec.map(|r| r.internal_date).unwrap_or(0)),
-                        SortKey::Size => K::N(rec.map(|r| r.size as i64).unwrap_or(0)),
+                        SortKey::Arrival => K::N(m.date),
+                        SortKey::Size => K::N(m.size as i64),
                         SortKey::Date => K::N(
                             mime::field(h, "Date")
                                 .and_then(|d| mime::parse_date(&d))
-                                .or(rec.map(|r| r.internal_date))
+                                .or(Some(m.date))
                                 .unwrap_or(0),
                         ),
                         SortKey::From => K::S(first_mailbox(mime::field(h, "From"))),

@@ -388,8 +388,7 @@ impl Session {
         };
         let mref = sel.mbox.clone();
         let known = sel.highestmodseq;
-        let private = sel.private_seen.clone();
-        let (meta, fresh) = match self.current_view(&mref, private.as_ref()) {
+        let (meta, fresh) = match self.current_view(&mref, sel.private_seen.as_ref()) {
             Ok((meta, _)) if meta.highestmodseq == known => return,
             Ok(x) => x,
             Err(e) => {

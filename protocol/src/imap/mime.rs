@@ -341,12 +341,7 @@ impl<'a> Part<'a> {
             if extended {
                 out.push(b' ');
                 self.write_params(out);
-                out.push(b' ');
-                self.write_disposition(out);
-                out.push(b' ');
-                nstring(out, field(self.header, "Content-Language").as_deref());
-                out.push(b' ');
-                nstring(out, field(self.header, "Content-Location").as_deref());
+                self.write_extension_tail(out);
             }
         } else {
             string(out, self.ctype.0.as_bytes());
@@ -376,15 +371,21 @@ impl<'a> Part<'a> {
             if extended {
                 out.push(b' ');
                 nstring(out, field(self.header, "Content-MD5").as_deref());
-                out.push(b' ');
-                self.write_disposition(out);
-                out.push(b' ');
-                nstring(out, field(self.header, "Content-Language").as_deref());
-                out.push(b' ');
-                nstring(out, field(self.header, "Content-Location").as_deref());
+                self.write_extension_tail(out);
             }
         }
         out.push(b')');
+    }
+
+    /// RFC 9051 §7.5.2 extension data shared by both part kinds: disposition, language,
+    /// location (each preceded by a space).
+    fn write_extension_tail(&self, out: &mut Vec<u8>) {
+        out.push(b' ');
+        self.write_disposition(out);
+        out.push(b' ');
+        nstring(out, field(self.header, "Content-Language").as_deref());
+        out.push(b' ');
+        nstring(out, field(self.header, "Content-Location").as_deref());
     }
 
     fn write_params(&self, out: &mut Vec<u8>) {
