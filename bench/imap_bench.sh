@@ -3,9 +3,9 @@
 # seed 2, delivered over SMTP to both), with the anchors' imap_bench.py (imaplib, LOGIN):
 # LOGIN, SELECT, FETCH of header fields of all messages, UID SEARCH BODY, FETCH 500 full
 # bodies, APPEND 1,000. Runs alternate between the two servers; medians and ratios at the end.
-# Then the same server work timed with a thin client (bench/imap_raw.py: imaplib's own parsing
-# costs ~25 ms per 5,000 FETCH responses), and the memory of 2,000 IDLE connections on both
-# (bench/imap_idle_mem.py).
+# Then the same server work timed with a thin client (bench/imap_raw.py), imaplib's own floor
+# for the header FETCH (bench/imap_client_floor.py: each server's reply replayed from memory),
+# and the memory of 2,000 IDLE connections on both (bench/imap_idle_mem.py).
 #
 # usage: bench/imap_bench.sh [RUNS] [IDLE_CONNECTIONS]
 # needs: sudo ../shared/bench/anchors/setup.sh all (Postfix 2525, Dovecot IMAP 1143),
@@ -72,5 +72,6 @@ for k in login select fetch_hdr search fetch_body append; do
   echo "RESULT imap $k: dovecot $a, postcore $b, speed ratio $(python3 -c "print(f'{$a/$b:.2f}' if $b > 0 else 'inf')")x (median of $RUNS; ms for login/select, s otherwise)"
 done
 python3 "$HERE/imap_raw.py" 15 1143 imapuser@example.test $IMAP imapuser pass
+python3 "$HERE/imap_client_floor.py" 9 1143 imapuser@example.test $IMAP imapuser pass
 python3 "$HERE/imap_idle_mem.py" "$IDLE" 127.0.0.1 1143 imapuser@example.test pass dovecot
 python3 "$HERE/imap_idle_mem.py" "$IDLE" 127.0.0.1 $IMAP imapuser pass "pid:$PC"
