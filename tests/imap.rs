@@ -43,15 +43,23 @@ fn idle_session_sees_deliveries_flag_changes_and_expunges() {
     let s = server();
     deliver(&s, "alice@example.test", "first");
     let mut a = Imap::login(s.imap, "alice", "alice-pw");
-    assert!(a.ok("SELECT INBOX").contains("* 1 EXISTS"));
+    let sel = a.ok("SELECT INBOX");
+    assert!(
+        sel.contains("* 1 EXISTS") && sel.contains("* 1 RECENT"),
+        "{sel}"
+    );
     a.send_raw(b"i1 IDLE\r\n");
     assert!(a.read_line().starts_with("+ "));
-    // A new delivery is pushed.
+    // A new delivery is pushed; this session is the first told, so it is \Recent here
+    // (RFC 3501 §7.3.2: RECENT follows EXISTS).
     deliver(&s, "alice@example.test", "second");
     wait_for(&mut a, "* 2 EXISTS");
-    // A second session changes a flag and expunges message 1.
+    wait_for(&mut a, "* 2 RECENT");
+    // A second session changes a flag and expunges message 1; nothing is \Recent for it.
     let mut b = Imap::login(s.imap, "alice", "alice-pw");
-    b.ok("SELECT INBOX");
+    let sel = b.ok("SELECT INBOX");
+    assert!(sel.contains("* 0 RECENT"), "{sel}");
+    assert_eq!(b.ok("SEARCH RECENT"), "* SEARCH");
     b.ok("STORE 2 +FLAGS (\\Flagged)");
     let l = wait_for(&mut a, "FETCH");
     assert!(l.starts_with("* 2 FETCH") && l.contains("\\Flagged"), "{l}");
@@ -64,11 +72,39 @@ fn idle_session_sees_deliveries_flag_changes_and_expunges() {
     assert!(t.starts_with("OK"), "{t}");
     // The views agree: one message, the flagged one, now number 1.
     let f = a.ok("FETCH 1:* (UID FLAGS)");
-    assert!(f.contains("* 1 FETCH (UID 2 FLAGS (\\Flagged))"), "{f}");
+    assert!(
+        f.contains("* 1 FETCH (UID 2 FLAGS (\\Flagged \\Recent))"),
+        "{f}"
+    );
     // Without IDLE, the next command reports what happened meanwhile.
     deliver(&s, "alice@example.test", "third");
     let n = a.ok("NOOP");
-    assert!(n.contains("* 2 EXISTS"), "{n}");
+    assert!(n.contains("* 2 EXISTS") && n.contains("* 2 RECENT"), "{n}");
+    assert_eq!(a.ok("SEARCH NEW"), "* SEARCH 1 2");
+    assert_eq!(a.ok("SEARCH OLD"), "* SEARCH");
+    // b learns of it second: EXISTS, but nothing recent.
+    let n = b.ok("NOOP");
+    assert!(n.contains("* 2 EXISTS") && n.contains("* 0 RECENT"), "{n}");
+    let f = b.ok("FETCH 2 FLAGS");
+    assert!(f.contains("* 2 FETCH (FLAGS ())"), "{f}");
+    // EXAMINE and STATUS look without taking \Recent away (RFC 3501 §6.3.2); an
+    // IMAP4rev2 session has no \Recent at all (RFC 9051 dropped it).
+    deliver(&s, "alice@example.test", "fourth");
+    let st = b.ok("STATUS INBOX (MESSAGES RECENT)");
+    assert!(st.contains("(MESSAGES 3 RECENT 1)"), "{st}");
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    let ex = c.ok("EXAMINE INBOX");
+    assert!(
+        ex.contains("* 3 EXISTS") && ex.contains("* 1 RECENT"),
+        "{ex}"
+    );
+    let mut d = Imap::login(s.imap, "alice", "alice-pw");
+    d.ok("ENABLE IMAP4rev2");
+    let sel = d.ok("SELECT INBOX");
+    assert!(!sel.contains("RECENT"), "{sel}");
+    assert!(!d.ok("FETCH 1:* FLAGS").contains("Recent"));
+    let mut e = Imap::login(s.imap, "alice", "alice-pw");
+    assert!(e.ok("SELECT INBOX").contains("* 0 RECENT"));
     // The Maildir file carries the flag for other Maildir tools.
     let cur = std::fs::read_dir(s.maildir("users/alice").join("cur"))
         .unwrap()

@@ -13,7 +13,8 @@
 //!
 //! Keys: `b<user>\0<name>` → meta (JSON); `m<id:8><uid:4>` → message record (binary);
 //! `h<id:8><uid:4>` → header block; `x<id:8><modseq:8>` → expunged UIDs (u32 list);
-//! `s<id:8><user>` → the UIDs a user has seen when \Seen is private (u32 list).
+//! `s<id:8><user>` → the UIDs a user has seen when \Seen is private (u32 list);
+//! `r<id:8>` → the lowest UID no session has been told about yet (\Recent, u32).
 
 use crate::store::{CF_FTS, Op, Store};
 use anyhow::{Context, Result};
@@ -461,7 +462,7 @@ impl MailboxIndex {
             anyhow::bail!("no such mailbox");
         };
         let mut ops = vec![Op::Delete(CF_MAILBOX, meta_key(user, name))];
-        for kind in [b'm', b'h', b'x', b's'] {
+        for kind in [b'm', b'h', b'x', b's', b'r'] {
             for (k, _) in self
                 .store
                 .scan_prefix(CF_MAILBOX, &id_prefix(kind, meta.id))?
@@ -621,6 +622,35 @@ impl MailboxIndex {
         let bytes: Vec<u8> = v.iter().flat_map(|u| u.to_be_bytes()).collect();
         self.store
             .write_relaxed(vec![Op::Put(CF_MAILBOX, k, bytes)])
+    }
+
+    /// RFC 3501 §2.3.2 \Recent: the lowest UID of mailbox `id` that no session has been
+    /// told about yet (1 for a mailbox no session has selected read-write).
+    pub fn first_recent(&self, id: u64) -> Result<u32> {
+        Ok(self
+            .store
+            .get(CF_MAILBOX, &id_prefix(b'r', id))?
+            .and_then(|v| v.as_slice().try_into().ok())
+            .map(u32::from_be_bytes)
+            .unwrap_or(1))
+    }
+
+    /// Claims the messages of mailbox `id` below `uidnext` for the calling session (RFC 3501
+    /// §2.3.2: the first session told about a message sees it \Recent, later ones do not).
+    /// Returns the first UID claimed: the session's recent messages are those from it up to
+    /// `uidnext`, none when it is not below `uidnext` (another session was first).
+    pub fn claim_recent(&self, id: u64, uidnext: u32) -> Result<u32> {
+        let lock = self.lock(id);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let first = self.first_recent(id)?;
+        if first < uidnext {
+            self.store.write_relaxed(vec![Op::Put(
+                CF_MAILBOX,
+                id_prefix(b'r', id),
+                uidnext.to_be_bytes().to_vec(),
+            )])?;
+        }
+        Ok(first)
     }
 
     /// UIDs expunged in mailbox `id` after `modseq` (RFC 7162 VANISHED (EARLIER)).
@@ -966,5 +996,27 @@ mod tests {
         );
         assert_eq!(idx.uid_by_name(meta.id, "200.b.h").unwrap(), Some(2));
         assert_eq!(idx.uid_by_name(meta.id, "100.a.h").unwrap(), None);
+    }
+
+    #[test]
+    fn recent_is_claimed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let idx = MailboxIndex::new(store.clone()).unwrap();
+        let meta = idx
+            .create("u", "INBOX", &dir.path().join("mail"), None)
+            .unwrap();
+        assert_eq!(idx.first_recent(meta.id).unwrap(), 1);
+        // The first session gets UIDs 1..4, the second none, a later one the new 4..6.
+        assert_eq!(idx.claim_recent(meta.id, 4).unwrap(), 1);
+        assert_eq!(idx.claim_recent(meta.id, 4).unwrap(), 4);
+        assert_eq!(idx.claim_recent(meta.id, 6).unwrap(), 4);
+        assert_eq!(idx.first_recent(meta.id).unwrap(), 6);
+        // Kept across a restart; removed with the mailbox.
+        drop(idx);
+        let idx = MailboxIndex::new(store).unwrap();
+        assert_eq!(idx.first_recent(meta.id).unwrap(), 6);
+        idx.delete("u", "INBOX").unwrap();
+        assert_eq!(idx.first_recent(meta.id).unwrap(), 1);
     }
 }

@@ -295,7 +295,7 @@ impl Session {
                     }
                     FetchAtt::Flags => {
                         out.extend_from_slice(b"FLAGS ");
-                        vm.write_flags(out);
+                        vm.write_flags(out, !self.rev2 && sel.is_recent(vuid));
                     }
                     FetchAtt::ModSeq => {
                         let _ = write!(out, "MODSEQ ({vmodseq})");

@@ -217,7 +217,10 @@ impl Session {
                     l.push_str(&format!("UID {} ", m.uid));
                 }
                 if !silent {
-                    l.push_str(&format!("FLAGS {}", m.flag_list()));
+                    l.push_str(&format!(
+                        "FLAGS {}",
+                        m.flag_list(!self.rev2 && sel.is_recent(m.uid))
+                    ));
                 }
                 if condstore {
                     if !l.ends_with('(') {

@@ -561,7 +561,16 @@ impl Session {
                     .filter(|(_, r)| r.flags & flag::DELETED != 0)
                     .count() as u64,
                 StatusItem::Size => msgs.iter().map(|(_, r)| r.size).sum(),
-                StatusItem::Recent => 0,
+                // Not yet told to any session (RFC 3501 §2.3.2); STATUS claims nothing.
+                StatusItem::Recent => {
+                    let first = self
+                        .ctx
+                        .shared
+                        .mailboxes
+                        .first_recent(meta.id)
+                        .unwrap_or(u32::MAX);
+                    msgs.iter().filter(|(u, _)| *u >= first).count() as u64
+                }
                 StatusItem::HighestModSeq => meta.highestmodseq,
             };
             parts.push(format!("{} {v}", it.name()));

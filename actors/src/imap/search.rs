@@ -20,6 +20,8 @@ struct Candidate<'a> {
     seq: u32,
     uid: u32,
     flags: u8,
+    /// \Recent in this session (RFC 3501 §2.3.2).
+    recent: bool,
     keywords: &'a [String],
     modseq: u64,
     size: u64,
@@ -128,10 +130,10 @@ fn eval(k: &SearchKey, c: &mut Candidate, max_seq: u32, max_uid: u32, now: i64) 
             None => c.keywords.iter().any(|k| k.eq_ignore_ascii_case(f)),
         },
         SearchKey::NoFlag(f) => !eval(&SearchKey::Flag(f.clone()), c, max_seq, max_uid, now),
-        // postcore has no \Recent (IMAP4rev2 dropped it): NEW = RECENT UNSEEN is empty.
-        SearchKey::New => false,
-        SearchKey::Recent => false,
-        SearchKey::Old => true,
+        // RFC 3501 §6.4.4: NEW = RECENT UNSEEN, OLD = NOT RECENT.
+        SearchKey::New => c.recent && c.flags & flag::SEEN == 0,
+        SearchKey::Recent => c.recent,
+        SearchKey::Old => !c.recent,
         SearchKey::Header(n, v) => c.header_has(n, v),
         SearchKey::Body(s) => match c.fts.get(s) {
             Some(set) => set.contains(&c.uid),
@@ -275,6 +277,7 @@ impl Session {
                 seq: *p as u32 + 1,
                 uid: m.uid,
                 flags: m.flags,
+                recent: sel.is_recent(m.uid),
                 keywords: &m.keywords,
                 modseq: m.modseq,
                 size: m.size,

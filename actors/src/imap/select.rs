@@ -102,8 +102,8 @@ impl ViewMsg {
         }
     }
 
-    /// Appends the FLAGS list to `out`.
-    pub fn write_flags(&self, out: &mut Vec<u8>) {
+    /// Appends the FLAGS list to `out`, with `\Recent` when `recent` (RFC 3501 §2.3.2).
+    pub fn write_flags(&self, out: &mut Vec<u8>, recent: bool) {
         out.push(b'(');
         let mut first = true;
         for (n, b) in flag::NAMES.iter() {
@@ -122,13 +122,19 @@ impl ViewMsg {
             out.extend_from_slice(k.as_bytes());
             first = false;
         }
+        if recent {
+            if !first {
+                out.push(b' ');
+            }
+            out.extend_from_slice(b"\\Recent");
+        }
         out.push(b')');
     }
 
-    /// The FLAGS list.
-    pub fn flag_list(&self) -> String {
+    /// The FLAGS list (see [`ViewMsg::write_flags`]).
+    pub fn flag_list(&self, recent: bool) -> String {
         let mut v = Vec::with_capacity(32);
-        self.write_flags(&mut v);
+        self.write_flags(&mut v, recent);
         String::from_utf8_lossy(&v).into_owned()
     }
 }
@@ -145,12 +151,24 @@ pub(super) struct Selected {
     pub watch: tokio::sync::watch::Receiver<u64>,
     /// \Seen kept per user (shared mailbox, "shared seen" off): the UIDs this user saw.
     pub private_seen: Option<std::collections::HashSet<u32>>,
+    /// UID ranges (`lo..hi`) that are \Recent in this session (RFC 3501 §2.3.2).
+    pub recent: Vec<(u32, u32)>,
 }
 
 impl Selected {
     /// Index id of the mailbox.
     pub fn id(&self) -> u64 {
         self.mbox.meta.id
+    }
+
+    /// Whether message `uid` is \Recent in this session.
+    pub fn is_recent(&self, uid: u32) -> bool {
+        self.recent.iter().any(|(lo, hi)| (*lo..*hi).contains(&uid))
+    }
+
+    /// How many messages of the view are \Recent in this session.
+    pub fn recent_count(&self) -> usize {
+        self.msgs.iter().filter(|m| self.is_recent(m.uid)).count()
     }
 
     /// Position (0-based) of `uid`.
@@ -259,6 +277,26 @@ impl Session {
         Ok((meta, view))
     }
 
+    /// The UIDs below `uidnext` that are \Recent for this session (RFC 3501 §2.3.2): claimed
+    /// from the mailbox when the session may write, only looked at when it is read-only
+    /// (§6.3.2: EXAMINE must not take \Recent away from others).
+    fn recent_range(&self, id: u64, uidnext: u32, read_only: bool) -> Option<(u32, u32)> {
+        let idx = &self.ctx.shared.mailboxes;
+        let first = if read_only {
+            idx.first_recent(id)
+        } else {
+            idx.claim_recent(id, uidnext)
+        };
+        match first {
+            Ok(f) if f < uidnext => Some((f, uidnext)),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!("imap recent: {e:#}");
+                None
+            }
+        }
+    }
+
     pub(super) async fn select(
         &mut self,
         name: &str,
@@ -307,9 +345,15 @@ impl Session {
         } else {
             self.line(&format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw} \\*)] Flags permitted"));
         }
+        let recent: Vec<(u32, u32)> = self
+            .recent_range(meta.id, meta.uidnext, read_only)
+            .into_iter()
+            .collect();
+        let is_recent = |uid: u32| recent.iter().any(|(lo, hi)| (*lo..*hi).contains(&uid));
         self.line(&format!("* {} EXISTS", msgs.len()));
         if !self.rev2 {
-            self.line("* 0 RECENT");
+            let n = msgs.iter().filter(|m| is_recent(m.uid)).count();
+            self.line(&format!("* {n} RECENT"));
             if let Some(p) = msgs.iter().position(|m| m.flags & flag::SEEN == 0) {
                 self.line(&format!("* OK [UNSEEN {}] First unseen", p + 1));
             }
@@ -352,7 +396,7 @@ impl Session {
                         "* {} FETCH (UID {} FLAGS {} MODSEQ ({}))",
                         i + 1,
                         v.uid,
-                        v.flag_list(),
+                        v.flag_list(!self.rev2 && is_recent(v.uid)),
                         v.modseq
                     ));
                 }
@@ -371,6 +415,7 @@ impl Session {
             highestmodseq: meta.highestmodseq,
             watch,
             private_seen,
+            recent,
         });
         let verb = if examine { "EXAMINE" } else { "SELECT" };
         Done::Ok(if read_only {
@@ -388,6 +433,7 @@ impl Session {
         };
         let mref = sel.mbox.clone();
         let known = sel.highestmodseq;
+        let (read_only, old_last) = (sel.read_only, sel.msgs.last().map_or(0, |m| m.uid));
         let (meta, fresh) = match self.current_view(&mref, sel.private_seen.as_ref()) {
             Ok((meta, _)) if meta.highestmodseq == known => return,
             Ok(x) => x,
@@ -396,8 +442,15 @@ impl Session {
                 return;
             }
         };
+        // New messages: this session may be the first to be told of them.
+        let new_recent = if fresh.last().map_or(0, |m| m.uid) > old_last {
+            self.recent_range(meta.id, meta.uidnext, read_only)
+        } else {
+            None
+        };
         let qresync = self.qresync;
         let condstore = self.condstore;
+        let rev1 = !self.rev2;
         let Some(sel) = self.sel.as_mut() else {
             return;
         };
@@ -443,6 +496,7 @@ impl Session {
             std::sync::Arc::new(view)
         };
         sel.highestmodseq = meta.highestmodseq;
+        sel.recent.extend(new_recent);
         if !expunge_ok && sel.msgs.iter().any(|m| m.gone) {
             // Remember that expunges are pending: a later refresh must look again.
             sel.highestmodseq = 0;
@@ -458,6 +512,10 @@ impl Session {
             }
             if added {
                 l.push(format!("* {} EXISTS", sel.msgs.len()));
+                if rev1 {
+                    // RFC 3501 §7.3.2: RECENT follows a change of the mailbox size.
+                    l.push(format!("* {} RECENT", sel.recent_count()));
+                }
             }
             for p in updates {
                 let m = &sel.msgs[p];
@@ -470,7 +528,7 @@ impl Session {
                     "* {} FETCH (UID {} FLAGS {}{ms})",
                     p + 1,
                     m.uid,
-                    m.flag_list()
+                    m.flag_list(rev1 && sel.is_recent(m.uid))
                 ));
             }
             l
