@@ -14,7 +14,9 @@
 //! Keys: `b<user>\0<name>` → meta (JSON); `m<id:8><uid:4>` → message record (binary);
 //! `h<id:8><uid:4>` → header block; `x<id:8><modseq:8>` → expunged UIDs (u32 list);
 //! `s<id:8><user>` → the UIDs a user has seen when \Seen is private (u32 list);
-//! `r<id:8>` → the lowest UID no session has been told about yet (\Recent, u32).
+//! `r<id:8>` → the lowest UID no session has been told about yet (\Recent, u32);
+//! `i` → the next mailbox id (ids are never reused, so nothing left of a deleted mailbox can
+//! be mistaken for a new one's). Column family `fts`: `<id:8><word>` → UIDs (u32 list).
 
 use crate::store::{CF_FTS, Op, Store};
 use anyhow::{Context, Result};
@@ -26,6 +28,13 @@ use std::time::SystemTime;
 
 /// Column family of the mailbox index.
 pub const CF_MAILBOX: &str = "mailbox";
+
+/// Postings of expunged messages are pruned in one pass once there are at least this many
+/// of them and at least a quarter as many as live messages.
+const FTS_PRUNE_MIN: u32 = 256;
+
+/// Key of the next mailbox id.
+const NEXT_ID_KEY: &[u8] = b"i";
 
 /// Header blocks larger than this are not cached (the file is read instead).
 const MAX_CACHED_HEADER: usize = 64 * 1024;
@@ -74,6 +83,10 @@ pub mod flag {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Per-mailbox state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MailboxMeta {
@@ -94,6 +107,9 @@ pub struct MailboxMeta {
     /// Every message of this mailbox is in the full-text index.
     #[serde(default)]
     pub fts: bool,
+    /// Messages expunged since the full-text postings were last pruned of them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fts_dead: u32,
     /// RFC 4314 access control list: identifier (login or `anyone`) → rights letters.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub acl: std::collections::BTreeMap<String, String>,
@@ -256,6 +272,8 @@ struct Live {
     scanned: HashMap<u64, (Option<SystemTime>, Option<SystemTime>)>,
     watchers: HashMap<u64, tokio::sync::watch::Sender<u64>>,
     paths: HashMap<PathBuf, u64>,
+    /// Per mailbox, the `fts_dead` count at which pruning is considered next.
+    fts_check: HashMap<u64, u32>,
 }
 
 /// The index, shared by all workers.
@@ -336,10 +354,15 @@ impl MailboxIndex {
                 max = max.max(m.id);
             }
         }
+        let stored = store
+            .get(CF_MAILBOX, NEXT_ID_KEY)?
+            .and_then(|v| v.as_slice().try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
         Ok(MailboxIndex {
             store,
             live: Arc::new(Mutex::new(Live::default())),
-            next_id: Arc::new(Mutex::new(max + 1)),
+            next_id: Arc::new(Mutex::new((max + 1).max(stored))),
         })
     }
 
@@ -434,6 +457,11 @@ impl MailboxIndex {
             let mut n = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
             let id = *n;
             *n += 1;
+            self.store.write_relaxed(vec![Op::Put(
+                CF_MAILBOX,
+                NEXT_ID_KEY.to_vec(),
+                n.to_be_bytes().to_vec(),
+            )])?;
             id
         };
         let uidvalidity = (SystemTime::now()
@@ -450,6 +478,7 @@ impl MailboxIndex {
             subscribed: true,
             special_use,
             fts: true,
+            fts_dead: 0,
             acl: Default::default(),
         };
         self.put_meta(user, name, &meta)?;
@@ -461,15 +490,20 @@ impl MailboxIndex {
         let Some(meta) = self.get(user, name)? else {
             anyhow::bail!("no such mailbox");
         };
+        let (id, next) = (meta.id, meta.id.saturating_add(1));
         let mut ops = vec![Op::Delete(CF_MAILBOX, meta_key(user, name))];
-        for kind in [b'm', b'h', b'x', b's', b'r'] {
-            for (k, _) in self
-                .store
-                .scan_prefix(CF_MAILBOX, &id_prefix(kind, meta.id))?
-            {
-                ops.push(Op::Delete(CF_MAILBOX, k));
-            }
+        for kind in [b'm', b'h', b'n', b'x', b's', b'r'] {
+            ops.push(Op::DeleteRange(
+                CF_MAILBOX,
+                id_prefix(kind, id),
+                id_prefix(kind, next),
+            ));
         }
+        ops.push(Op::DeleteRange(
+            CF_FTS,
+            id.to_be_bytes().to_vec(),
+            next.to_be_bytes().to_vec(),
+        ));
         self.store.write_relaxed(ops)?;
         self.live().scanned.remove(&meta.id);
         Ok(())
@@ -836,8 +870,9 @@ impl MailboxIndex {
             ops.push(Op::Delete(CF_MAILBOX, msg_key(b'h', meta.id, *uid)));
             log.extend_from_slice(&uid.to_be_bytes());
         }
-        // Postings of expunged UIDs stay until the mailbox is deleted: UIDs are never
-        // reused, and searches only consider messages that still exist.
+        // Postings of expunged UIDs are harmless (UIDs are never reused and searches only
+        // consider messages that exist) and are pruned in batches: see `prune_fts`.
+        meta.fts_dead = meta.fts_dead.saturating_add(uids.len() as u32);
         let mut xk = id_prefix(b'x', meta.id);
         xk.extend_from_slice(&meta.highestmodseq.to_be_bytes());
         ops.push(Op::Put(CF_MAILBOX, xk, log));
@@ -846,7 +881,101 @@ impl MailboxIndex {
             meta_key(user, name),
             serde_json::to_vec(meta)?,
         ));
-        self.store.write_relaxed(ops)
+        self.store.write_relaxed(ops)?;
+        if meta.fts_dead >= FTS_PRUNE_MIN {
+            let due = {
+                let mut live = self.live();
+                let at = live.fts_check.entry(meta.id).or_insert(FTS_PRUNE_MIN);
+                let due = meta.fts_dead >= *at;
+                if due {
+                    *at = u32::MAX;
+                }
+                due
+            };
+            if due {
+                // In the background: the caller holds the mailbox lock, which pruning takes.
+                let (idx, user, name) = (self.clone(), user.to_string(), name.to_string());
+                let _ = std::thread::Builder::new()
+                    .name("fts-prune".into())
+                    .spawn(move || {
+                        if let Err(e) = idx.prune_fts(&user, &name, false) {
+                            tracing::warn!(user, mailbox = name, "full-text prune: {e:#}");
+                        }
+                    });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the UIDs of expunged messages from the full-text postings of mailbox `name`
+    /// (and postings left empty), under the mailbox lock. Unless `force`, only when the
+    /// expunged messages since the last prune are at least a quarter of the live ones.
+    /// Returns how many UIDs were removed.
+    pub fn prune_fts(&self, user: &str, name: &str, force: bool) -> Result<usize> {
+        let Some(meta) = self.get(user, name)? else {
+            return Ok(0);
+        };
+        let lock = self.lock(meta.id);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut meta) = self.get(user, name)? else {
+            return Ok(0);
+        };
+        let mut live = Vec::new();
+        self.store
+            .for_each_prefix(CF_MAILBOX, &id_prefix(b'm', meta.id), |k, _| {
+                if let Some(uid) = k.get(9..13).and_then(|b| b.try_into().ok()) {
+                    live.push(u32::from_be_bytes(uid));
+                }
+                Ok(())
+            })?;
+        if !force && (meta.fts_dead as usize) * 4 < live.len() {
+            // Not yet worth a pass: look again once a quarter of them are gone.
+            let at = (live.len() / 4).min(u32::MAX as usize) as u32;
+            self.live().fts_check.insert(meta.id, at.max(FTS_PRUNE_MIN));
+            return Ok(0);
+        }
+        let mut removed = 0;
+        let mut ops = Vec::new();
+        self.store
+            .for_each_prefix(CF_FTS, &meta.id.to_be_bytes(), |k, v| {
+                let kept: Vec<u8> = v
+                    .chunks_exact(4)
+                    .filter(|c| {
+                        <[u8; 4]>::try_from(*c)
+                            .map(u32::from_be_bytes)
+                            .is_ok_and(|u| live.binary_search(&u).is_ok())
+                    })
+                    .flatten()
+                    .copied()
+                    .collect();
+                if kept.len() < v.len() {
+                    removed += (v.len() - kept.len()) / 4;
+                    ops.push(if kept.is_empty() {
+                        Op::Delete(CF_FTS, k.to_vec())
+                    } else {
+                        Op::Put(CF_FTS, k.to_vec(), kept)
+                    });
+                }
+                if ops.len() >= 1024 {
+                    self.store.write_relaxed(std::mem::take(&mut ops))?;
+                }
+                Ok(())
+            })?;
+        meta.fts_dead = 0;
+        ops.push(Op::Put(
+            CF_MAILBOX,
+            meta_key(user, name),
+            serde_json::to_vec(&meta)?,
+        ));
+        self.store.write_relaxed(ops)?;
+        self.live().fts_check.remove(&meta.id);
+        tracing::info!(
+            user,
+            mailbox = name,
+            removed,
+            "full-text index pruned of expunged messages"
+        );
+        Ok(removed)
     }
 
     /// Reconciles mailbox `name` with its Maildir folder `path` (see the module doc). Skips
@@ -1018,5 +1147,92 @@ mod tests {
         assert_eq!(idx.first_recent(meta.id).unwrap(), 6);
         idx.delete("u", "INBOX").unwrap();
         assert_eq!(idx.first_recent(meta.id).unwrap(), 1);
+    }
+
+    #[test]
+    fn expunged_postings_are_pruned_and_deleted_mailboxes_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let idx = MailboxIndex::new(store.clone()).unwrap();
+        let root = dir.path().join("mail");
+        let mut meta = idx.create("u", "INBOX", &root, None).unwrap();
+        for (n, body) in ["alpha common", "beta common", "gamma common"]
+            .iter()
+            .enumerate()
+        {
+            let file = format!("10{n}.x.h");
+            let data = format!("Subject: s\r\n\r\n{body}\r\n");
+            std::fs::write(root.join("new").join(&file), &data).unwrap();
+        }
+        idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+        let id = meta.id;
+        let postings = |word: &str| -> Vec<u8> {
+            let mut k = id.to_be_bytes().to_vec();
+            k.extend_from_slice(word.as_bytes());
+            store.get(CF_FTS, &k).unwrap().unwrap_or_default()
+        };
+        assert_eq!(postings("common").len(), 12);
+        idx.expunge("u", "INBOX", &mut meta, &[1, 2]).unwrap();
+        assert_eq!(meta.fts_dead, 2);
+        // Two dead of one live is worth a pass even unforced.
+        assert_eq!(idx.prune_fts("u", "INBOX", false).unwrap(), 4);
+        assert_eq!(postings("common"), 3u32.to_be_bytes());
+        assert!(postings("alpha").is_empty() && postings("beta").is_empty());
+        assert_eq!(idx.get("u", "INBOX").unwrap().unwrap().fts_dead, 0);
+        assert_eq!(
+            idx.fts_lookup(meta.id, "gamma").unwrap(),
+            [3].into_iter().collect()
+        );
+        // Deleting the mailbox removes its postings and records; its id is never reused,
+        // not even after a restart.
+        idx.delete("u", "INBOX").unwrap();
+        assert!(postings("common").is_empty());
+        assert!(idx.messages(meta.id).unwrap().is_empty());
+        assert_eq!(idx.uid_by_name(meta.id, "102.x.h").unwrap(), None);
+        drop(idx);
+        let idx = MailboxIndex::new(store).unwrap();
+        let again = idx.create("u", "INBOX", &root, None).unwrap();
+        assert!(again.id > meta.id, "{} reused", again.id);
+    }
+
+    #[test]
+    fn prune_runs_by_itself_once_enough_messages_are_expunged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let idx = MailboxIndex::new(store.clone()).unwrap();
+        let root = dir.path().join("mail");
+        let mut meta = idx.create("u", "Trash", &root, None).unwrap();
+        let n = FTS_PRUNE_MIN + 10;
+        for i in 0..n {
+            let data = format!("Subject: s\r\n\r\nword{i} shared\r\n");
+            std::fs::write(root.join("new").join(format!("{i}.x.h")), data).unwrap();
+        }
+        idx.sync("u", "Trash", &mut meta, &root).unwrap();
+        // Below the threshold nothing happens; at it, a background pass prunes.
+        let uids: Vec<u32> = (1..FTS_PRUNE_MIN).collect();
+        idx.expunge("u", "Trash", &mut meta, &uids).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(meta.fts_dead, FTS_PRUNE_MIN - 1);
+        assert_eq!(
+            idx.get("u", "Trash").unwrap().unwrap().fts_dead,
+            FTS_PRUNE_MIN - 1
+        );
+        idx.expunge("u", "Trash", &mut meta, &[FTS_PRUNE_MIN])
+            .unwrap();
+        let mut k = meta.id.to_be_bytes().to_vec();
+        k.extend_from_slice(b"shared");
+        for _ in 0..100 {
+            if idx.get("u", "Trash").unwrap().unwrap().fts_dead == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(idx.get("u", "Trash").unwrap().unwrap().fts_dead, 0);
+        let left = store.get(CF_FTS, &k).unwrap().unwrap();
+        assert_eq!(
+            left.len(),
+            10 * 4,
+            "postings of the 10 live messages remain"
+        );
     }
 }

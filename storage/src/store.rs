@@ -114,11 +114,26 @@ impl Store {
 
     /// All key-value pairs of a column family whose key starts with `prefix`.
     pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.for_each_prefix(cf, prefix, |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with each key-value pair of column family `cf` whose key starts with
+    /// `prefix`, in key order, without collecting them.
+    pub fn for_each_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let h = self
             .db
             .cf_handle(cf)
             .with_context(|| format!("no column family {cf}"))?;
-        let mut out = Vec::new();
         let it = self.db.iterator_cf(
             &h,
             rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
@@ -128,9 +143,9 @@ impl Store {
             if !k.starts_with(prefix) {
                 break;
             }
-            out.push((k.to_vec(), v.to_vec()));
+            f(&k, &v)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Applies `ops` atomically and durably (fsynced WAL), sharing the fsync with every other
