@@ -41,7 +41,20 @@ enum Cmd {
     },
 }
 
+/// glibc: serve allocations of 4 MiB and more from their own mappings, always. By default
+/// glibc raises that threshold once such a block is freed, after which each 19 MiB Argon2
+/// block lands in a per-thread arena and stays resident (provisioning 11 users and 5,001
+/// addresses left the process at 219 MiB RSS instead of 24).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
 fn main() {
+    tune_allocator();
     let cli = Cli::parse();
     let res: Result<()> = match cli.cmd {
         Cmd::Serve {

@@ -59,6 +59,24 @@ fn cache_key(login: &str, password: &str, hash: &str) -> [u8; 32] {
     out
 }
 
+/// Waiting room in front of the blocking pool: a login storm queues here rather than
+/// starting a blocking thread per attempt (the Argon2 work itself is bounded in
+/// `postcore_storage::password`).
+static VERIFY_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(postcore_storage::password::max_concurrent())
+});
+
+/// Verifies `password` against the PHC `hash` on the blocking pool, at most
+/// `password::max_concurrent()` at a time.
+pub async fn check_password(password: String, hash: String) -> bool {
+    let Ok(_permit) = VERIFY_SLOTS.acquire().await else {
+        return false;
+    };
+    tokio::task::spawn_blocking(move || postcore_storage::password::verify(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
 /// Returns the login (lower case) if `password` is right and the user may use mail services.
 pub async fn verify(shared: &Shared, login: &str, password: String) -> Option<String> {
     let login = login.to_lowercase();
@@ -80,10 +98,7 @@ pub async fn verify(shared: &Shared, login: &str, password: String) -> Option<St
             None => {}
         }
     }
-    let ok =
-        tokio::task::spawn_blocking(move || postcore_storage::password::verify(&password, &hash))
-            .await
-            .unwrap_or(false);
+    let ok = check_password(password, hash).await;
     if ok {
         let mut c = AUTH_CACHE.ok.lock().unwrap_or_else(|p| p.into_inner());
         if c.len() > 100_000 {

@@ -243,11 +243,7 @@ impl Session {
         } else {
             return None;
         };
-        let ok = tokio::task::spawn_blocking(move || {
-            postcore_storage::password::verify(&password, &hash)
-        })
-        .await
-        .unwrap_or(false);
+        let ok = crate::login::check_password(password, hash).await;
         ok.then(|| target.to_string())
     }
 

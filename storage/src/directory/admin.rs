@@ -77,7 +77,8 @@ impl DirectoryHandle {
     }
 
     /// Writes `ops` durably, then swaps in a snapshot with the same changes applied (a copy of
-    /// the current one: no re-read of the whole directory, so bulk changes stay linear).
+    /// the current one that shares all untouched shards of its maps, see [`super::SharedMap`]:
+    /// no re-read and no full copy, so bulk changes stay linear).
     fn apply(&self, ops: Vec<Op>) -> R<()> {
         let mut dir = (*self.snapshot()).clone();
         for op in &ops {
@@ -612,7 +613,10 @@ mod tests {
             h.snapshot().addresses.is_empty(),
             "domain removal drops its addresses"
         );
-        assert_eq!(h.snapshot().groups["g"].members, vec!["alice".to_string()]);
+        assert_eq!(
+            h.snapshot().groups.get("g").unwrap().members,
+            vec!["alice".to_string()]
+        );
         let reloaded = read_all(&store).unwrap();
         assert!(snap_eq(&h.snapshot(), &reloaded));
         assert_eq!(reloaded.settings.max_recipients, 7);

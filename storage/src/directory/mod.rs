@@ -6,7 +6,9 @@
 mod admin;
 mod model;
 mod resolve;
+mod shared_map;
 
 pub use admin::{AdminError, DirectoryHandle};
 pub use model::*;
 pub use resolve::{Directory, Mailbox, RcptResolution, Target};
+pub use shared_map::SharedMap;

@@ -1,8 +1,9 @@
 //! The immutable directory snapshot and recipient resolution.
 
+use super::SharedMap;
 use super::model::*;
 use postcore_protocol::smtp::Address;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 /// A place mail is stored.
 #[derive(
@@ -54,15 +55,15 @@ pub enum RcptResolution {
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
     /// Domains by name.
-    pub domains: BTreeMap<String, Domain>,
+    pub domains: SharedMap<Domain>,
     /// Users by login.
-    pub users: BTreeMap<String, User>,
+    pub users: SharedMap<User>,
     /// Groups by name.
-    pub groups: BTreeMap<String, Group>,
+    pub groups: SharedMap<Group>,
     /// Public mailboxes by name.
-    pub public: BTreeMap<String, PublicMailbox>,
+    pub public: SharedMap<PublicMailbox>,
     /// Addresses by key `local@domain` / `local@*`.
-    pub addresses: BTreeMap<String, AddressEntry>,
+    pub addresses: SharedMap<AddressEntry>,
     /// Settings.
     pub settings: Settings,
 }
