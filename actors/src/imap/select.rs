@@ -163,7 +163,7 @@ impl Selected {
 
     /// Whether message `uid` is \Recent in this session.
     pub fn is_recent(&self, uid: u32) -> bool {
-        self.recent.iter().any(|(lo, hi)| (*lo..*hi).contains(&uid))
+        in_ranges(&self.recent, uid)
     }
 
     /// How many messages of the view are \Recent in this session.
@@ -198,6 +198,20 @@ impl Selected {
                 .map(|n| n as usize - 1)
                 .collect()
         }
+    }
+}
+
+/// Whether `uid` lies in one of the half-open `ranges`.
+fn in_ranges(ranges: &[(u32, u32)], uid: u32) -> bool {
+    ranges.iter().any(|(lo, hi)| (*lo..*hi).contains(&uid))
+}
+
+/// Adds the UIDs `lo..hi` to `ranges`, merged with the last range when they meet
+/// (successive \Recent claims of one session usually do), so the list stays short.
+fn add_range(ranges: &mut Vec<(u32, u32)>, (lo, hi): (u32, u32)) {
+    match ranges.last_mut() {
+        Some(last) if lo <= last.1 && hi >= last.0 => *last = (last.0.min(lo), last.1.max(hi)),
+        _ => ranges.push((lo, hi)),
     }
 }
 
@@ -349,7 +363,7 @@ impl Session {
             .recent_range(meta.id, meta.uidnext, read_only)
             .into_iter()
             .collect();
-        let is_recent = |uid: u32| recent.iter().any(|(lo, hi)| (*lo..*hi).contains(&uid));
+        let is_recent = |uid: u32| in_ranges(&recent, uid);
         self.line(&format!("* {} EXISTS", msgs.len()));
         if !self.rev2 {
             let n = msgs.iter().filter(|m| is_recent(m.uid)).count();
@@ -496,7 +510,9 @@ impl Session {
             std::sync::Arc::new(view)
         };
         sel.highestmodseq = meta.highestmodseq;
-        sel.recent.extend(new_recent);
+        if let Some(r) = new_recent {
+            add_range(&mut sel.recent, r);
+        }
         if !expunge_ok && sel.msgs.iter().any(|m| m.gone) {
             // Remember that expunges are pending: a later refresh must look again.
             sel.highestmodseq = 0;
@@ -767,5 +783,16 @@ mod tests {
     fn compress_ranges() {
         assert_eq!(super::compress(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(super::compress(&[]), "");
+    }
+
+    #[test]
+    fn recent_ranges_merge_when_they_meet() {
+        let mut r = vec![(1, 5)];
+        super::add_range(&mut r, (5, 7)); // this session's next claim
+        super::add_range(&mut r, (3, 9)); // read-only: overlaps
+        assert_eq!(r, vec![(1, 9)]);
+        super::add_range(&mut r, (12, 14)); // another session claimed 9..12 meanwhile
+        assert_eq!(r, vec![(1, 9), (12, 14)]);
+        assert!(super::in_ranges(&r, 8) && !super::in_ranges(&r, 9) && super::in_ranges(&r, 13));
     }
 }
