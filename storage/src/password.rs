@@ -12,10 +12,14 @@ use std::sync::{Condvar, Mutex};
 
 /// How many Argon2 computations may run at once: the number of cores, between 2 and 8.
 pub fn max_concurrent() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(2, 8)
+    // Looked up once: available_parallelism reads cgroup files on Linux.
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(2, 8)
+    })
 }
 
 /// Counting semaphore over Argon2 work (blocking: callers are on blocking threads).
