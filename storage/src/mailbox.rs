@@ -1073,6 +1073,16 @@ fn natural_key(name: &str) -> (u64, &str) {
 mod tests {
     use super::*;
 
+    /// A fresh index over a temporary store, and mailbox `name` of user `u` in `<tmp>/mail`.
+    fn fixture(name: &str) -> (tempfile::TempDir, Store, MailboxIndex, PathBuf, MailboxMeta) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let idx = MailboxIndex::new(store.clone()).unwrap();
+        let root = dir.path().join("mail");
+        let meta = idx.create("u", name, &root, None).unwrap();
+        (dir, store, idx, root, meta)
+    }
+
     #[test]
     fn record_roundtrip_and_names() {
         let r = MessageRecord {
@@ -1095,11 +1105,7 @@ mod tests {
 
     #[test]
     fn sync_picks_up_outside_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        let idx = MailboxIndex::new(store).unwrap();
-        let root = dir.path().join("mail");
-        let mut meta = idx.create("u", "INBOX", &root, None).unwrap();
+        let (_dir, _store, idx, root, mut meta) = fixture("INBOX");
         std::fs::write(root.join("new/100.a.h"), b"Subject: a\r\n\r\nbody").unwrap();
         std::fs::write(root.join("cur/200.b.h:2,S"), b"Subject: b\r\n\r\nbody").unwrap();
         let r = idx.sync("u", "INBOX", &mut meta, &root).unwrap();
@@ -1129,12 +1135,7 @@ mod tests {
 
     #[test]
     fn recent_is_claimed_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        let idx = MailboxIndex::new(store.clone()).unwrap();
-        let meta = idx
-            .create("u", "INBOX", &dir.path().join("mail"), None)
-            .unwrap();
+        let (_dir, store, idx, _root, meta) = fixture("INBOX");
         assert_eq!(idx.first_recent(meta.id).unwrap(), 1);
         // The first session gets UIDs 1..4, the second none, a later one the new 4..6.
         assert_eq!(idx.claim_recent(meta.id, 4).unwrap(), 1);
@@ -1151,11 +1152,7 @@ mod tests {
 
     #[test]
     fn expunged_postings_are_pruned_and_deleted_mailboxes_leave_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        let idx = MailboxIndex::new(store.clone()).unwrap();
-        let root = dir.path().join("mail");
-        let mut meta = idx.create("u", "INBOX", &root, None).unwrap();
+        let (_dir, store, idx, root, mut meta) = fixture("INBOX");
         for (n, body) in ["alpha common", "beta common", "gamma common"]
             .iter()
             .enumerate()
@@ -1197,11 +1194,7 @@ mod tests {
 
     #[test]
     fn prune_runs_by_itself_once_enough_messages_are_expunged() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        let idx = MailboxIndex::new(store.clone()).unwrap();
-        let root = dir.path().join("mail");
-        let mut meta = idx.create("u", "Trash", &root, None).unwrap();
+        let (_dir, store, idx, root, mut meta) = fixture("Trash");
         let n = FTS_PRUNE_MIN + 10;
         for i in 0..n {
             let data = format!("Subject: s\r\n\r\nword{i} shared\r\n");
