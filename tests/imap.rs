@@ -212,6 +212,9 @@ fn sharing_through_acl_and_private_seen() {
     assert!(a.contains("UNSEEN 1"), "alice still has it unseen: {a}");
     let b = bob.ok("STATUS Shared/alice/Archive (UNSEEN)");
     assert!(b.contains("UNSEEN 0"), "{b}");
+    bob.ok("STORE 1 -FLAGS (\\Seen)");
+    let b = bob.ok("STATUS Shared/alice/Archive (UNSEEN)");
+    assert!(b.contains("UNSEEN 1"), "bob's own \\Seen cleared: {b}");
     // With "shared seen" on, \Seen is common.
     s.api_ok(
         "PATCH",

@@ -13,7 +13,7 @@
 //!
 //! Keys: `b<user>\0<name>` → meta (JSON); `m<id:8><uid:4>` → message record (binary);
 //! `h<id:8><uid:4>` → header block; `x<id:8><modseq:8>` → expunged UIDs (u32 list);
-//! `s<id:8><user>` → the UIDs a user has seen when \Seen is private (u32 list);
+//! `s<id:8><user>\0<uid:4>` → (empty): the user has seen that message, when \Seen is private;
 //! `r<id:8>` → the lowest UID no session has been told about yet (\Recent, u32);
 //! `i` → the next mailbox id (ids are never reused, so nothing left of a deleted mailbox can
 //! be mistaken for a new one's). Column family `fts`: `<id:8><word>` → UIDs (u32 list).
@@ -310,6 +310,28 @@ fn name_key(id: u64, base: &str) -> Vec<u8> {
 fn id_prefix(kind: u8, id: u64) -> Vec<u8> {
     let mut k = vec![kind];
     k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// `s<id:8><user>`: where earlier versions kept a user's private \Seen set as one value.
+fn seen_user_prefix(id: u64, user: &str) -> Vec<u8> {
+    let mut k = id_prefix(b's', id);
+    k.extend_from_slice(user.as_bytes());
+    k
+}
+
+/// `s<id:8><user>\0`: the prefix of a user's private \Seen keys (logins hold no NUL, so one
+/// user's keys never run into another's whose login starts the same).
+fn seen_key_prefix(id: u64, user: &str) -> Vec<u8> {
+    let mut k = seen_user_prefix(id, user);
+    k.push(0);
+    k
+}
+
+/// `s<id:8><user>\0<uid:4>`: `user` has seen message `uid` of mailbox `id`.
+fn seen_key(id: u64, user: &str, uid: u32) -> Vec<u8> {
+    let mut k = seen_key_prefix(id, user);
+    k.extend_from_slice(&uid.to_be_bytes());
     k
 }
 
@@ -626,36 +648,50 @@ impl MailboxIndex {
     }
 
     /// The UIDs `user` has seen in mailbox `id`, when \Seen is kept per user (shared
-    /// mailboxes with "shared seen" off).
+    /// mailboxes with "shared seen" off). A set written whole by an earlier version is
+    /// converted to one key per UID on first read.
     pub fn private_seen(&self, id: u64, user: &str) -> Result<std::collections::HashSet<u32>> {
-        let mut k = id_prefix(b's', id);
-        k.extend_from_slice(user.as_bytes());
-        Ok(self
-            .store
-            .get(CF_MAILBOX, &k)?
-            .map(|v| {
-                v.chunks_exact(4)
-                    .filter_map(|c| c.try_into().ok())
-                    .map(u32::from_be_bytes)
-                    .collect()
-            })
-            .unwrap_or_default())
+        let legacy = seen_user_prefix(id, user);
+        if let Some(v) = self.store.get(CF_MAILBOX, &legacy)? {
+            let uids: Vec<u32> = v
+                .chunks_exact(4)
+                .filter_map(|c| c.try_into().ok())
+                .map(u32::from_be_bytes)
+                .collect();
+            let mut ops = vec![Op::Delete(CF_MAILBOX, legacy)];
+            ops.extend(
+                uids.iter()
+                    .map(|u| Op::Put(CF_MAILBOX, seen_key(id, user, *u), vec![])),
+            );
+            self.store.write_relaxed(ops)?;
+        }
+        let prefix = seen_key_prefix(id, user);
+        let mut out = std::collections::HashSet::new();
+        self.store.for_each_prefix(CF_MAILBOX, &prefix, |k, _| {
+            if let Some(u) = k[prefix.len()..].try_into().ok().map(u32::from_be_bytes) {
+                out.insert(u);
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
-    /// Saves `user`'s private \Seen set for mailbox `id`.
-    pub fn set_private_seen(
-        &self,
-        id: u64,
-        user: &str,
-        seen: &std::collections::HashSet<u32>,
-    ) -> Result<()> {
-        let mut k = id_prefix(b's', id);
-        k.extend_from_slice(user.as_bytes());
-        let mut v: Vec<u32> = seen.iter().copied().collect();
-        v.sort_unstable();
-        let bytes: Vec<u8> = v.iter().flat_map(|u| u.to_be_bytes()).collect();
-        self.store
-            .write_relaxed(vec![Op::Put(CF_MAILBOX, k, bytes)])
+    /// Records that `user` has seen (`seen` true) or not seen the messages `uids` of mailbox
+    /// `id`, when \Seen is kept per user: one key per UID, so a change costs the UIDs it
+    /// touches, not the size of the set.
+    pub fn set_private_seen(&self, id: u64, user: &str, uids: &[u32], seen: bool) -> Result<()> {
+        let ops = uids
+            .iter()
+            .map(|u| {
+                let k = seen_key(id, user, *u);
+                if seen {
+                    Op::Put(CF_MAILBOX, k, vec![])
+                } else {
+                    Op::Delete(CF_MAILBOX, k)
+                }
+            })
+            .collect();
+        self.store.write_relaxed(ops)
     }
 
     /// RFC 3501 §2.3.2 \Recent: the lowest UID of mailbox `id` that no session has been
@@ -1227,5 +1263,56 @@ mod tests {
             10 * 4,
             "postings of the 10 live messages remain"
         );
+    }
+
+    #[test]
+    fn private_seen_is_kept_per_uid_and_per_user() {
+        let (_d, store, idx, _root, meta) = fixture("INBOX");
+        idx.set_private_seen(meta.id, "al", &[1, 2, 3], true)
+            .unwrap();
+        idx.set_private_seen(meta.id, "alice", &[7], true).unwrap();
+        idx.set_private_seen(meta.id, "al", &[2], false).unwrap();
+        let al = idx.private_seen(meta.id, "al").unwrap();
+        assert_eq!(al, [1, 3].into_iter().collect());
+        // A login that starts another's does not see its keys.
+        assert_eq!(
+            idx.private_seen(meta.id, "alice").unwrap(),
+            [7].into_iter().collect()
+        );
+        assert!(idx.private_seen(meta.id, "bob").unwrap().is_empty());
+        // A set written whole by an earlier version is read, then converted to per-UID keys.
+        let legacy: Vec<u8> = [4u32, 9].iter().flat_map(|u| u.to_be_bytes()).collect();
+        store
+            .write_relaxed(vec![Op::Put(
+                CF_MAILBOX,
+                seen_user_prefix(meta.id, "bob"),
+                legacy,
+            )])
+            .unwrap();
+        assert_eq!(
+            idx.private_seen(meta.id, "bob").unwrap(),
+            [4, 9].into_iter().collect()
+        );
+        assert!(
+            store
+                .get(CF_MAILBOX, &seen_user_prefix(meta.id, "bob"))
+                .unwrap()
+                .is_none()
+        );
+        idx.set_private_seen(meta.id, "bob", &[4], false).unwrap();
+        assert_eq!(
+            idx.private_seen(meta.id, "bob").unwrap(),
+            [9].into_iter().collect()
+        );
+        // Deleting the mailbox removes every user's set.
+        idx.delete("u", "INBOX").unwrap();
+        let mut left = 0;
+        store
+            .for_each_prefix(CF_MAILBOX, &id_prefix(b's', meta.id), |_, _| {
+                left += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(left, 0);
     }
 }

@@ -67,12 +67,13 @@ impl Session {
             if let Some(sel) = self.sel.as_mut()
                 && let Some(set) = sel.private_seen.as_mut()
             {
+                let want = match mode {
+                    StoreMode::Add => true,
+                    StoreMode::Remove => false,
+                    StoreMode::Replace => seen_named,
+                };
+                let mut changed_uids = Vec::new();
                 for (pos, uid) in &targets {
-                    let want = match mode {
-                        StoreMode::Add => true,
-                        StoreMode::Remove => false,
-                        StoreMode::Replace => seen_named,
-                    };
                     let changed = if want {
                         set.insert(*uid)
                     } else {
@@ -82,9 +83,10 @@ impl Session {
                         let m = &mut std::sync::Arc::make_mut(&mut sel.msgs)[*pos];
                         m.flags = super::select::overlay(*uid, m.flags, Some(set));
                         touched.push(*pos);
+                        changed_uids.push(*uid);
                     }
                 }
-                idx.set_private_seen(id, &user, set)?;
+                idx.set_private_seen(id, &user, &changed_uids, want)?;
             }
         }
         {
