@@ -263,16 +263,7 @@ impl Session {
     async fn trash_deleted(&mut self, touched: &[usize], mode: StoreMode, flags: &[String]) {
         let adds_deleted =
             mode != StoreMode::Remove && flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted"));
-        if !adds_deleted
-            || !self
-                .ctx
-                .shared
-                .directory
-                .snapshot()
-                .settings
-                .imap
-                .move_deleted_to_trash
-        {
+        if !adds_deleted || !self.imap_setting(|s| s.move_deleted_to_trash) {
             return;
         }
         let Some(sel) = self.sel.as_ref() else {

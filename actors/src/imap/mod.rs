@@ -341,14 +341,16 @@ impl Session {
         self.stream.is_some()
     }
 
+    /// One value of the IMAP settings as they are now (the admin API changes them at run time).
+    pub(super) fn imap_setting<T>(
+        &self,
+        get: impl FnOnce(&postcore_storage::directory::ImapSettings) -> T,
+    ) -> T {
+        get(&self.ctx.shared.directory.snapshot().settings.imap)
+    }
+
     fn log_actions(&self) -> bool {
-        self.ctx
-            .shared
-            .directory
-            .snapshot()
-            .settings
-            .imap
-            .log_actions
+        self.imap_setting(|s| s.log_actions)
     }
 
     async fn dispatch(&mut self, tag: &str, body: CommandBody) -> Done {

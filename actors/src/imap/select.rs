@@ -243,14 +243,7 @@ impl Session {
     /// The user's own \Seen set for `m` when \Seen is per user there (a shared or public
     /// mailbox while "shared seen" is off); `None` when the mailbox's \Seen flags apply.
     pub(super) fn private_seen(&self, m: &MailboxRef) -> Option<std::collections::HashSet<u32>> {
-        let shared_seen = self
-            .ctx
-            .shared
-            .directory
-            .snapshot()
-            .settings
-            .imap
-            .shared_seen;
+        let shared_seen = self.imap_setting(|s| s.shared_seen);
         (m.is_shared(self.user()) && !shared_seen).then(|| {
             self.ctx
                 .shared
