@@ -6,6 +6,17 @@
 #
 # usage: bench/smtp_throughput.sh [COUNT] [RUNS] [SIZES] [MODES]
 #   COUNT 5000, RUNS 3, SIZES "4096 102400", MODES "one many" by default
+# env: SETTLE=N  wipe the server's Maildirs, sync and wait N seconds before each run instead of
+#      letting the anchor script wipe them 1 s before it (WIPE=1). Default: unset (WIPE=1).
+#      Why: on ext4 without a journal the kernel will not reuse an inode freed less than 60 s
+#      ago (360 s while its inode-table block is dirty) and checks every free inode it passes
+#      against that rule on every file creation (recently_deleted() in fs/ext4/ialloc.c). Right
+#      after a mass delete each new file costs 20-30x more (bench/inode_reuse.py), for both
+#      servers. SETTLE=65 removes part of that cost; new files dirty the inode-table blocks of
+#      their deleted neighbours, which then count as recent for 360 s.
+#      ASIDE=1  move the server's Maildirs out of the way (rename, same file system) before each
+#      run instead of deleting them, and delete them all after the last run: every run starts
+#      with empty Maildirs and no inode freed nearby, so neither server pays that cost.
 # needs: sudo ../shared/bench/anchors/setup.sh all   (Postfix on 127.0.0.1:2525)
 #        cargo build --release
 set -euo pipefail
@@ -29,13 +40,29 @@ EXTRA_GROUP=postcore:$BIN "$ANCH/mem_sample.py" watch "$WORK/mempeak.txt" 0.5 & 
 echo "### $(date -u +%FT%TZ) $(nproc) cores, loadavg $(cat /proc/loadavg)"
 med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 rate() { sed -n 's/.*all-delivered=[0-9.]*s (\([0-9.]*\) msg\/s).*/\1/p'; }
+# one_run PORT MAILROOT SIZE MODE: one anchor-script run, with the SETTLE or ASIDE wipe if asked
+one_run() {
+  if [ -n "${ASIDE:-}" ]; then
+    mkdir -p "$2.aside"; local to; to=$(mktemp -d "$2.aside/XXXXXX")
+    for d in "$2"/user[0-9]*; do if [ -e "$d" ]; then mv "$d" "$to/"; fi; done
+    sync; sleep 1
+    WIPE=0 nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 "$1" "$2" "$COUNT" "$3" 20 "$4" 1 | grep '^run'
+  elif [ -n "${SETTLE:-}" ]; then
+    rm -rf "$2"/user[0-9]*; sync; sleep "$SETTLE"
+    WIPE=0 nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 "$1" "$2" "$COUNT" "$3" 20 "$4" 1 | grep '^run'
+  else
+    nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 "$1" "$2" "$COUNT" "$3" 20 "$4" 1 | grep '^run'
+  fi
+}
+[ -n "${ASIDE:-}" ] && echo "### ASIDE=1: Maildirs moved aside (not deleted) before each run"
+[ -n "${SETTLE:-}" ] && echo "### SETTLE=$SETTLE: Maildirs wiped, synced and left $SETTLE s before each run"
 for size in $SIZES; do
   for mode in $MODES; do
     pf=(); pc=()
     for r in $(seq "$RUNS"); do
-      out=$(nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 2525 /tmp/anchor-vmail/example.test "$COUNT" "$size" 20 "$mode" 1 | grep '^run')
+      out=$(one_run 2525 /tmp/anchor-vmail/example.test "$size" "$mode")
       echo "postfix  $out"; pf+=("$(echo "$out" | rate)")
-      out=$(nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 $PORT "$WORK/data/mail/users" "$COUNT" "$size" 20 "$mode" 1 | grep '^run')
+      out=$(one_run $PORT "$WORK/data/mail/users" "$size" "$mode")
       echo "postcore $out"; pc+=("$(echo "$out" | rate)")
     done
     a=$(med "${pf[@]}"); b=$(med "${pc[@]}")
@@ -43,5 +70,6 @@ for size in $SIZES; do
   done
 done
 kill $MS; wait $MS 2>/dev/null || true
+rm -rf /tmp/anchor-vmail/example.test.aside "$WORK/data/mail/users.aside"
 echo "peak memory during the runs (group, processes, RSS MiB, PSS MiB; summed over processes):"
 grep -E 'postfix|postcore' "$WORK/mempeak.txt" || cat "$WORK/mempeak.txt"
