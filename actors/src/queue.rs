@@ -98,7 +98,6 @@ impl Actor for QueueActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        remove_orphans(&self.shared);
         let every = Duration::from_secs(self.shared.config.queue.scan_interval_secs.max(1));
         ctx.run_interval(every, |act, ctx| act.tick(ctx));
         let addr = ctx.address();
@@ -122,9 +121,14 @@ impl Handler<Kick> for QueueActor {
     }
 }
 
-/// Spool files that no queue record refers to were never acknowledged: remove them.
-fn remove_orphans(shared: &Shared) {
-    let records = match QueueRecord::load_all(&shared.store) {
+/// Spool bodies that no queue record refers to were never acknowledged (the process stopped
+/// between writing a large body's file and committing its record): removes them.
+///
+/// Must run before any listener accepts: a message being accepted has its body written
+/// before (file) or with (database) its record, so a body seen here without a record may be
+/// one that is about to be acknowledged. [`crate::server::run`] calls it at start-up.
+pub fn remove_orphans(store: &postcore_storage::store::Store, spool: &Spool) {
+    let records = match QueueRecord::load_all(store) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot read queue: {e:#}");
@@ -132,10 +136,12 @@ fn remove_orphans(shared: &Shared) {
         }
     };
     let known: HashSet<&str> = records.iter().map(|r| r.qid.as_str()).collect();
-    for name in shared.spool.list().unwrap_or_default() {
+    for name in spool.list().unwrap_or_default() {
         if !known.contains(name.as_str()) {
             tracing::info!(file = %name, "removing unreferenced spool file (never acknowledged)");
-            let _ = shared.spool.remove(&name);
+            if let Err(e) = spool.remove(&name) {
+                tracing::warn!(file = %name, "cannot remove unreferenced spool file: {e:#}");
+            }
         }
     }
     tracing::info!(messages = records.len(), "queue loaded");

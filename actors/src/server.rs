@@ -194,6 +194,8 @@ pub fn run(config: Config) -> Result<()> {
     let directory = DirectoryHandle::load(store.clone())?;
     let spool =
         Spool::open(&config.data_dir.join("spool"), store.clone()).context("opening spool")?;
+    // Before any listener exists: a body being accepted must never look like an orphan.
+    crate::queue::remove_orphans(&store, &spool);
     let mail_root = config.data_dir.join("mail");
     std::fs::create_dir_all(&mail_root)?;
     let tls = crate::tls::server_config(
