@@ -215,6 +215,16 @@ fn sharing_through_acl_and_private_seen() {
     bob.ok("STORE 1 -FLAGS (\\Seen)");
     let b = bob.ok("STATUS Shared/alice/Archive (UNSEEN)");
     assert!(b.contains("UNSEEN 1"), "bob's own \\Seen cleared: {b}");
+    // bob's other session is told of his private \Seen changes; alice's session is not.
+    let mut bob2 = Imap::login(s.imap, "bob", "bob-pw");
+    bob2.ok("SELECT Shared/alice/Archive");
+    alice.ok("SELECT Archive");
+    bob.ok("STORE 1 +FLAGS (\\Seen)");
+    let n = bob2.ok("NOOP");
+    assert!(n.contains("* 1 FETCH (UID 1 FLAGS (\\Seen"), "{n}");
+    let n = alice.ok("NOOP");
+    assert!(!n.contains("FETCH"), "alice's \\Seen is her own: {n}");
+    alice.ok("UNSELECT");
     // With "shared seen" on, \Seen is common.
     s.api_ok(
         "PATCH",

@@ -274,6 +274,9 @@ struct Live {
     paths: HashMap<PathBuf, u64>,
     /// Per mailbox, the `fts_dead` count at which pruning is considered next.
     fts_check: HashMap<u64, u32>,
+    /// Per (mailbox, user), how many times that user's private \Seen set has changed since
+    /// start-up: sessions compare it to know when to re-read the set.
+    seen_gen: HashMap<(u64, String), u64>,
 }
 
 /// The index, shared by all workers.
@@ -527,7 +530,9 @@ impl MailboxIndex {
             next.to_be_bytes().to_vec(),
         ));
         self.store.write_relaxed(ops)?;
-        self.live().scanned.remove(&meta.id);
+        let mut live = self.live();
+        live.scanned.remove(&meta.id);
+        live.seen_gen.retain(|(m, _), _| *m != id);
         Ok(())
     }
 
@@ -679,7 +684,11 @@ impl MailboxIndex {
     /// Records that `user` has seen (`seen` true) or not seen the messages `uids` of mailbox
     /// `id`, when \Seen is kept per user: one key per UID, so a change costs the UIDs it
     /// touches, not the size of the set.
+    /// The user's other sessions on the mailbox are woken to report the change.
     pub fn set_private_seen(&self, id: u64, user: &str, uids: &[u32], seen: bool) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
         let ops = uids
             .iter()
             .map(|u| {
@@ -691,7 +700,23 @@ impl MailboxIndex {
                 }
             })
             .collect();
-        self.store.write_relaxed(ops)
+        self.store.write_relaxed(ops)?;
+        *self
+            .live()
+            .seen_gen
+            .entry((id, user.to_string()))
+            .or_default() += 1;
+        self.notify(id);
+        Ok(())
+    }
+
+    /// How many times `user`'s private \Seen set of mailbox `id` has changed since start-up.
+    pub fn private_seen_generation(&self, id: u64, user: &str) -> u64 {
+        self.live()
+            .seen_gen
+            .get(&(id, user.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// RFC 3501 §2.3.2 \Recent: the lowest UID of mailbox `id` that no session has been

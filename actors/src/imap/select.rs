@@ -151,6 +151,9 @@ pub(super) struct Selected {
     pub watch: tokio::sync::watch::Receiver<u64>,
     /// \Seen kept per user (shared mailbox, "shared seen" off): the UIDs this user saw.
     pub private_seen: Option<std::collections::HashSet<u32>>,
+    /// The generation of `private_seen` (`MailboxIndex::private_seen_generation`) when read:
+    /// another session of the same user that changes the set bumps it.
+    pub private_gen: u64,
     /// UID ranges (`lo..hi`) that are \Recent in this session (RFC 3501 §2.3.2).
     pub recent: Vec<(u32, u32)>,
 }
@@ -327,6 +330,11 @@ impl Session {
         if condstore {
             self.condstore = true;
         }
+        let private_gen = self
+            .ctx
+            .shared
+            .mailboxes
+            .private_seen_generation(m.meta.id, self.user());
         let private_seen = self.private_seen(&m);
         let (meta, msgs) = match self.current_view(&m, private_seen.as_ref()) {
             Ok(x) => x,
@@ -422,6 +430,7 @@ impl Session {
             highestmodseq: meta.highestmodseq,
             watch,
             private_seen,
+            private_gen,
             recent,
         });
         let verb = if examine { "EXAMINE" } else { "SELECT" };
@@ -441,8 +450,18 @@ impl Session {
         let mref = sel.mbox.clone();
         let known = sel.highestmodseq;
         let (read_only, old_last) = (sel.read_only, sel.msgs.last().map_or(0, |m| m.uid));
-        let (meta, fresh) = match self.current_view(&mref, sel.private_seen.as_ref()) {
-            Ok((meta, _)) if meta.highestmodseq == known => return,
+        // Another session of this user changed its private \Seen set: re-read it, so the
+        // flag changes are reported like any other (RFC 9051 §7.5.2 unsolicited FETCH).
+        let idx = &self.ctx.shared.mailboxes;
+        let gen_now = idx.private_seen_generation(mref.meta.id, self.user());
+        let reloaded = if sel.private_seen.is_some() && gen_now != sel.private_gen {
+            self.private_seen(&mref)
+        } else {
+            None
+        };
+        let seen = reloaded.as_ref().or(sel.private_seen.as_ref());
+        let (meta, fresh) = match self.current_view(&mref, seen) {
+            Ok((meta, _)) if meta.highestmodseq == known && reloaded.is_none() => return,
             Ok(x) => x,
             Err(e) => {
                 tracing::debug!("imap refresh: {e:#}");
@@ -461,6 +480,10 @@ impl Session {
         let Some(sel) = self.sel.as_mut() else {
             return;
         };
+        if reloaded.is_some() {
+            sel.private_seen = reloaded;
+            sel.private_gen = gen_now;
+        }
         let old = std::mem::take(&mut sel.msgs);
         let old: &[ViewMsg] = &old;
         let mut view = Vec::with_capacity(fresh.len());
