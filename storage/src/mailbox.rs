@@ -684,10 +684,11 @@ impl MailboxIndex {
     /// Records that `user` has seen (`seen` true) or not seen the messages `uids` of mailbox
     /// `id`, when \Seen is kept per user: one key per UID, so a change costs the UIDs it
     /// touches, not the size of the set.
-    /// The user's other sessions on the mailbox are woken to report the change.
-    pub fn set_private_seen(&self, id: u64, user: &str, uids: &[u32], seen: bool) -> Result<()> {
+    /// The user's other sessions on the mailbox are woken to report the change. Returns the
+    /// set's generation after the change (see [`Self::private_seen_generation`]).
+    pub fn set_private_seen(&self, id: u64, user: &str, uids: &[u32], seen: bool) -> Result<u64> {
         if uids.is_empty() {
-            return Ok(());
+            return Ok(self.private_seen_generation(id, user));
         }
         let ops = uids
             .iter()
@@ -701,13 +702,14 @@ impl MailboxIndex {
             })
             .collect();
         self.store.write_relaxed(ops)?;
-        *self
-            .live()
-            .seen_gen
-            .entry((id, user.to_string()))
-            .or_default() += 1;
+        let generation = {
+            let mut live = self.live();
+            let g = live.seen_gen.entry((id, user.to_string())).or_default();
+            *g += 1;
+            *g
+        };
         self.notify(id);
-        Ok(())
+        Ok(generation)
     }
 
     /// How many times `user`'s private \Seen set of mailbox `id` has changed since start-up.
@@ -1299,6 +1301,10 @@ mod tests {
         idx.set_private_seen(meta.id, "al", &[2], false).unwrap();
         let al = idx.private_seen(meta.id, "al").unwrap();
         assert_eq!(al, [1, 3].into_iter().collect());
+        // Each change moves the user's generation on; an empty one does not.
+        assert_eq!(idx.private_seen_generation(meta.id, "al"), 2);
+        assert_eq!(idx.set_private_seen(meta.id, "al", &[], true).unwrap(), 2);
+        assert_eq!(idx.private_seen_generation(meta.id, "alice"), 1);
         // A login that starts another's does not see its keys.
         assert_eq!(
             idx.private_seen(meta.id, "alice").unwrap(),

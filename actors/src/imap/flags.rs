@@ -86,7 +86,12 @@ impl Session {
                         changed_uids.push(*uid);
                     }
                 }
-                idx.set_private_seen(id, &user, &changed_uids, want)?;
+                let before = idx.private_seen_generation(id, &user);
+                let after = idx.set_private_seen(id, &user, &changed_uids, want)?;
+                // This session's set is current unless another session changed it meanwhile.
+                if sel.private_gen == before && after <= before + 1 {
+                    sel.private_gen = after;
+                }
             }
         }
         {
