@@ -42,17 +42,17 @@ med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR
 rate() { sed -n 's/.*all-delivered=[0-9.]*s (\([0-9.]*\) msg\/s).*/\1/p'; }
 # one_run PORT MAILROOT SIZE MODE: one anchor-script run, with the SETTLE or ASIDE wipe if asked
 one_run() {
+  local wipe=${WIPE:-1}
   if [ -n "${ASIDE:-}" ]; then
     mkdir -p "$2.aside"; local to; to=$(mktemp -d "$2.aside/XXXXXX")
     for d in "$2"/user[0-9]*; do if [ -e "$d" ]; then mv "$d" "$to/"; fi; done
-    sync; sleep 1
-    WIPE=0 nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 "$1" "$2" "$COUNT" "$3" 20 "$4" 1 | grep '^run'
+    wipe=0
   elif [ -n "${SETTLE:-}" ]; then
     rm -rf "$2"/user[0-9]*; sync; sleep "$SETTLE"
-    WIPE=0 nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 "$1" "$2" "$COUNT" "$3" 20 "$4" 1 | grep '^run'
-  else
-    nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 "$1" "$2" "$COUNT" "$3" 20 "$4" 1 | grep '^run'
+    wipe=0
   fi
+  # The anchor script syncs and waits 1 s before it starts the clock (and wipes when WIPE=1).
+  WIPE=$wipe nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 "$1" "$2" "$COUNT" "$3" 20 "$4" 1 | grep '^run'
 }
 [ -n "${ASIDE:-}" ] && echo "### ASIDE=1: Maildirs moved aside (not deleted) before each run"
 [ -n "${SETTLE:-}" ] && echo "### SETTLE=$SETTLE: Maildirs wiped, synced and left $SETTLE s before each run"
