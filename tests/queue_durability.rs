@@ -119,6 +119,60 @@ fn sigterm_lets_sessions_in_flight_finish() {
 }
 
 #[test]
+fn a_failed_local_write_is_queued_and_retried_while_others_are_delivered() {
+    let s = TestServer::start();
+    s.setup_basic();
+    let mut c = s.smtp();
+    assert_eq!(
+        c.send_mail(
+            "x@remote.test",
+            &["alice@example.test"],
+            "Subject: one\r\n\r\n1\r\n"
+        )
+        .0,
+        250
+    );
+    // alice's new/ becomes a plain file: writing her copy fails (ENOTDIR), bob's succeeds.
+    let md = s.maildir("users/alice");
+    std::fs::rename(md.join("new"), md.join("new.away")).unwrap();
+    std::fs::write(md.join("new"), "not a directory").unwrap();
+    let (code, text) = c.send_mail(
+        "x@remote.test",
+        &["alice@example.test", "bob@example.test"],
+        "Subject: two\r\n\r\n2\r\n",
+    );
+    assert_eq!(
+        code, 250,
+        "accepted: the failed copy is queued durably: {text}"
+    );
+    assert_eq!(
+        s.messages("users/bob").len(),
+        1,
+        "bob's copy is delivered at once"
+    );
+    assert!(
+        s.log().contains("dsn=4.3.0, status=deferred"),
+        "{}",
+        s.log()
+    );
+    let q = s.api_ok("GET", "/queue", None);
+    let rec = &q.as_array().unwrap()[0];
+    assert_eq!(rec["qid"], qid(&text));
+    assert_eq!(rec["rcpts"].as_array().unwrap().len(), 1, "{q}");
+    assert_eq!(rec["rcpts"][0]["orig_to"], "alice@example.test");
+    // Repaired: the retry delivers alice's copy, once, and the queue empties.
+    std::fs::remove_file(md.join("new")).unwrap();
+    std::fs::rename(md.join("new.away"), md.join("new")).unwrap();
+    let msgs = s.wait_messages("users/alice", 2);
+    assert_eq!(msgs.len(), 2);
+    assert!(String::from_utf8_lossy(&msgs.concat()).contains("Subject: two"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(s.messages("users/alice").len(), 2, "delivered exactly once");
+    assert_eq!(s.messages("users/bob").len(), 1, "bob not delivered again");
+    assert_eq!(s.api_ok("GET", "/queue", None), json!([]));
+}
+
+#[test]
 fn sigkill_at_random_moments_loses_and_duplicates_nothing_acknowledged() {
     let mut s = TestServer::start();
     s.setup_basic();

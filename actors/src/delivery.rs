@@ -5,7 +5,8 @@
 //! Fast path: when every delivery is to a local mailbox with room, the message is written
 //! straight into the Maildirs (each file and directory entry fsynced) and no spool file or
 //! queue record is written at all. Anything that cannot complete now (remote recipients,
-//! mailboxes over quota, I/O errors) is spooled and recorded durably first.
+//! mailboxes over quota, I/O errors) is spooled and recorded durably, in one write after the
+//! local deliveries, before the 250.
 
 use crate::server::Shared;
 use crate::usage::mailbox_path;
@@ -151,7 +152,37 @@ pub async fn accept_message(
             }),
         }
     }
-    let mut record = QueueRecord {
+    // Local deliveries run concurrently; each is durable when its future completes.
+    let sends = immediate.iter().map(|(mb, file, _)| {
+        delivery.send(DeliverLocal {
+            mailbox: mb.clone(),
+            file: file.clone(),
+            data: msg.data.clone(),
+        })
+    });
+    let results = futures_util::future::join_all(sends).await;
+    for ((mb, file, orig_to), res) in immediate.into_iter().zip(results) {
+        match res.map_err(|e| e.to_string()).and_then(|r| r) {
+            Ok(_) => log_delivered(&msg.qid, &mb, &orig_to, started),
+            Err(e) => {
+                tracing::warn!(qid = %msg.qid, "{}: to=<{mb}>, orig_to=<{orig_to}>, relay=local, dsn=4.3.0, status=deferred ({e})", msg.qid);
+                metrics::counter!(crate::metrics::DELIVERIES, "kind" => "local", "status" => "deferred").increment(1);
+                later.push(QueuedRcpt {
+                    target: QueuedTarget::Local { mailbox: mb, file },
+                    orig_to,
+                    status: RcptStatus::Deferred,
+                    last_error: Some(format!("4.3.0 {e}")),
+                });
+            }
+        }
+    }
+    // What is left is recorded once, after the local deliveries: the queue runner never sees
+    // a record that this function would still change (and overwrite its results).
+    if later.is_empty() {
+        tracing::info!(qid = %msg.qid, "{}: removed", msg.qid);
+        return Ok(());
+    }
+    let record = QueueRecord {
         qid: msg.qid.clone(),
         from: msg.from.clone(),
         message_id: msg.message_id.clone(),
@@ -162,51 +193,9 @@ pub async fn accept_message(
         rcpts: later,
         warned: false,
     };
-    let mut recorded = false;
-    if !record.rcpts.is_empty() {
-        enqueue(shared, &record, &msg.data).await?;
-        recorded = true;
-    }
-    // Local deliveries run concurrently; each is durable when its future completes.
-    let sends = immediate.iter().map(|(mb, file, _)| {
-        delivery.send(DeliverLocal {
-            mailbox: mb.clone(),
-            file: file.clone(),
-            data: msg.data.clone(),
-        })
-    });
-    let results = futures_util::future::join_all(sends).await;
-    let mut failed = false;
-    for ((mb, file, orig_to), res) in immediate.into_iter().zip(results) {
-        match res.map_err(|e| e.to_string()).and_then(|r| r) {
-            Ok(_) => log_delivered(&msg.qid, &mb, &orig_to, started),
-            Err(e) => {
-                tracing::warn!(qid = %msg.qid, "{}: to=<{mb}>, orig_to=<{orig_to}>, relay=local, dsn=4.3.0, status=deferred ({e})", msg.qid);
-                metrics::counter!(crate::metrics::DELIVERIES, "kind" => "local", "status" => "deferred").increment(1);
-                record.rcpts.push(QueuedRcpt {
-                    target: QueuedTarget::Local { mailbox: mb, file },
-                    orig_to,
-                    status: RcptStatus::Deferred,
-                    last_error: Some(format!("4.3.0 {e}")),
-                });
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        if recorded {
-            shared.store.commit(vec![record.put_op()?]).await?;
-        } else {
-            enqueue(shared, &record, &msg.data).await?;
-            recorded = true;
-        }
-    }
-    if recorded {
-        tracing::info!(qid = %msg.qid, "{}: queued, {} deliveries waiting", msg.qid, record.rcpts.len());
-        shared.queue_kick.notify_one();
-    } else {
-        tracing::info!(qid = %msg.qid, "{}: removed", msg.qid);
-    }
+    enqueue(shared, &record, &msg.data).await?;
+    tracing::info!(qid = %msg.qid, "{}: queued, {} deliveries waiting", msg.qid, record.rcpts.len());
+    shared.queue_kick.notify_one();
     Ok(())
 }
 
