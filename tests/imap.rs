@@ -38,6 +38,34 @@ fn wait_for(c: &mut Imap, needle: &str) -> String {
     }
 }
 
+/// Another program (procmail, a script) puts a message into the Maildir and later marks it
+/// read by renaming it: an IDLE session hears of both at once (inotify), long before IDLE's
+/// 30 s check, which the client's 20 s read timeout would not reach.
+#[test]
+fn idle_session_sees_changes_other_programs_make_to_the_maildir() {
+    let s = server();
+    deliver(&s, "alice@example.test", "first");
+    let mut a = Imap::login(s.imap, "alice", "alice-pw");
+    a.ok("SELECT INBOX");
+    a.send_raw(b"i1 IDLE\r\n");
+    assert!(a.read_line().starts_with("+ "));
+    let md = s.maildir("users/alice");
+    let name = "1796000000.outside.host";
+    std::fs::write(md.join("tmp").join(name), message("dropped in")).unwrap();
+    std::fs::rename(md.join("tmp").join(name), md.join("new").join(name)).unwrap();
+    wait_for(&mut a, "* 2 EXISTS");
+    std::fs::rename(
+        md.join("new").join(name),
+        md.join("cur").join(format!("{name}:2,S")),
+    )
+    .unwrap();
+    let l = wait_for(&mut a, "* 2 FETCH");
+    assert!(l.contains("\\Seen"), "{l}");
+    a.send_raw(b"DONE\r\n");
+    let (_, t) = a.until_tagged("i1");
+    assert!(t.starts_with("OK"), "{t}");
+}
+
 #[test]
 fn idle_session_sees_deliveries_flag_changes_and_expunges() {
     let s = server();

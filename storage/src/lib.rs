@@ -2,6 +2,7 @@
 //! usage counters), the group-commit writer, the spool and the Maildir writer (io_uring).
 
 pub mod directory;
+pub mod dirwatch;
 pub mod mailbox;
 pub mod maildir;
 pub mod password;

@@ -285,6 +285,8 @@ pub struct MailboxIndex {
     store: Store,
     live: Arc<Mutex<Live>>,
     next_id: Arc<Mutex<u64>>,
+    /// Started with the first watcher; `None` inside when inotify is unavailable.
+    dirwatch: Arc<std::sync::OnceLock<Option<crate::dirwatch::DirWatch>>>,
 }
 
 fn meta_key(user: &str, name: &str) -> Vec<u8> {
@@ -388,6 +390,7 @@ impl MailboxIndex {
             store,
             live: Arc::new(Mutex::new(Live::default())),
             next_id: Arc::new(Mutex::new((max + 1).max(stored))),
+            dirwatch: Arc::default(),
         })
     }
 
@@ -402,13 +405,45 @@ impl MailboxIndex {
 
     /// A receiver that changes whenever mailbox `id` changes; `path` is its folder, so that
     /// deliveries into it ([`MailboxIndex::touch_path`]) wake the watchers too.
+    /// Other programs' changes to the folder's `new/` and `cur/` wake them too (inotify; where
+    /// that is unavailable, IDLE's periodic check finds them).
     pub fn watch(&self, id: u64, path: &Path) -> tokio::sync::watch::Receiver<u64> {
-        let mut live = self.live();
-        live.paths.insert(path.to_path_buf(), id);
-        live.watchers
-            .entry(id)
-            .or_insert_with(|| tokio::sync::watch::channel(0).0)
-            .subscribe()
+        let rx = {
+            let mut live = self.live();
+            live.paths.insert(path.to_path_buf(), id);
+            live.watchers
+                .entry(id)
+                .or_insert_with(|| tokio::sync::watch::channel(0).0)
+                .subscribe()
+        };
+        if let Some(dw) = self.dirwatch()
+            && let Err(e) = dw.add(id, path)
+        {
+            tracing::debug!(path = %path.display(), "no inotify watch, IDLE polls: {e}");
+        }
+        rx
+    }
+
+    /// The inotify watcher, started on first use; it wakes a mailbox's watchers as
+    /// [`Self::notify`] does, and stops once this index is dropped.
+    fn dirwatch(&self) -> Option<&crate::dirwatch::DirWatch> {
+        self.dirwatch
+            .get_or_init(|| {
+                let live = Arc::downgrade(&self.live);
+                crate::dirwatch::DirWatch::start(move |id| {
+                    let Some(live) = live.upgrade() else {
+                        return false;
+                    };
+                    let l = live.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(w) = l.watchers.get(&id) {
+                        w.send_modify(|v| *v += 1);
+                    }
+                    true
+                })
+                .map_err(|e| tracing::warn!("inotify unavailable, IDLE polls instead: {e}"))
+                .ok()
+            })
+            .as_ref()
     }
 
     /// Wakes the sessions watching mailbox `id`.

@@ -10,7 +10,9 @@ use postcore_storage::mailbox::{MessageRecord, flag};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How often an IDLE session looks at the folder for changes made outside postcore.
+/// How often an IDLE session looks at the folder anyway: changes made outside postcore wake
+/// it at once through inotify (`postcore_storage::dirwatch`); this covers folders it cannot
+/// watch (the kernel's watch limit reached).
 const IDLE_POLL: Duration = Duration::from_secs(30);
 /// RFC 9051 §5.4 / RFC 2177: IDLE is ended by the server after this long.
 const IDLE_MAX: Duration = Duration::from_secs(29 * 60);
