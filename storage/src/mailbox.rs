@@ -279,6 +279,15 @@ struct Live {
     seen_gen: HashMap<(u64, String), u64>,
 }
 
+impl Live {
+    /// Wakes the sessions watching mailbox `id`, if any.
+    fn wake(&self, id: u64) {
+        if let Some(w) = self.watchers.get(&id) {
+            w.send_modify(|v| *v += 1);
+        }
+    }
+}
+
 /// The index, shared by all workers.
 #[derive(Clone)]
 pub struct MailboxIndex {
@@ -434,10 +443,7 @@ impl MailboxIndex {
                     let Some(live) = live.upgrade() else {
                         return false;
                     };
-                    let l = live.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(w) = l.watchers.get(&id) {
-                        w.send_modify(|v| *v += 1);
-                    }
+                    live.lock().unwrap_or_else(|p| p.into_inner()).wake(id);
                     true
                 })
                 .map_err(|e| tracing::warn!("inotify unavailable, IDLE polls instead: {e}"))
@@ -448,18 +454,14 @@ impl MailboxIndex {
 
     /// Wakes the sessions watching mailbox `id`.
     pub fn notify(&self, id: u64) {
-        if let Some(w) = self.live().watchers.get(&id) {
-            w.send_modify(|v| *v += 1);
-        }
+        self.live().wake(id);
     }
 
     /// Called after a delivery into the Maildir folder `path`: wakes its watchers, if any.
     pub fn touch_path(&self, path: &Path) {
         let live = self.live();
-        if let Some(id) = live.paths.get(path)
-            && let Some(w) = live.watchers.get(id)
-        {
-            w.send_modify(|v| *v += 1);
+        if let Some(id) = live.paths.get(path) {
+            live.wake(*id);
         }
     }
 
