@@ -4,7 +4,7 @@
 //!
 //! Partial updates (PATCH) use JSON merge-patch semantics (RFC 7386) on the stored record.
 
-use crate::server::Shared;
+use crate::context::Shared;
 use crate::usage::Usage;
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -475,76 +475,67 @@ async fn patch_settings(State(st): State<AppState>, b: axum::body::Bytes) -> Api
 async fn list_queue(State(st): State<AppState>) -> ApiResult {
     let recs = QueueRecord::load_all(&st.shared.store)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
-    json_ok(&recs)
+    let view: Vec<Value> = recs.iter().map(queue_view).collect();
+    json_ok(&view)
 }
 
-/// Removes queued messages (all, or one QID): record and spool file, no bounce.
-fn delete_queued(st: &AppState, which: Option<&str>) -> ApiResult {
-    let recs = QueueRecord::load_all(&st.shared.store)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
-    let chosen: Vec<&QueueRecord> = recs
-        .iter()
-        .filter(|r| which.is_none_or(|q| r.qid == q))
-        .collect();
-    if let (Some(q), true) = (which, chosen.is_empty()) {
+/// A queue record as the API shows it: each recipient's last error as its text
+/// (`mailbox over quota`, or the remote server's reply) with its status code beside it as `dsn`.
+fn queue_view(rec: &QueueRecord) -> Value {
+    let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
+    if let Some(rcpts) = v.get_mut("rcpts").and_then(Value::as_array_mut) {
+        for (r, q) in rcpts.iter_mut().zip(&rec.rcpts) {
+            if let (Some(obj), Some(f)) = (r.as_object_mut(), &q.last_error) {
+                obj.insert("last_error".into(), json!(f.reason));
+                obj.insert("dsn".into(), json!(f.dsn));
+            }
+        }
+    }
+    v
+}
+
+fn queue_error(e: String) -> ApiError {
+    ApiError(StatusCode::SERVICE_UNAVAILABLE, e)
+}
+
+/// Removes queued messages (all, or one QID): record and spool file, no bounce. The queue
+/// actor does it, so a delivery running meanwhile does not write the record back.
+async fn delete_queued(st: &AppState, which: Option<&str>) -> ApiResult {
+    let n = st
+        .shared
+        .queue
+        .delete(which.map(str::to_string))
+        .await
+        .map_err(queue_error)?;
+    if let (Some(q), 0) = (which, n) {
         return Err(not_found(format!("queued message {q}")));
     }
-    let ops = chosen
-        .iter()
-        .map(|r| QueueRecord::delete_op(&r.qid))
-        .collect();
-    st.shared
-        .store
-        .commit_blocking(ops)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
-    let mut ctl = st
-        .shared
-        .queue_control
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    for r in &chosen {
-        ctl.deleted.insert(r.qid.clone());
-        let _ = st.shared.spool.remove(&r.qid);
-        tracing::info!(qid = %r.qid, "{}: removed by administrator", r.qid);
-    }
-    json_ok(&json!({"deleted": chosen.len()}))
+    json_ok(&json!({"deleted": n}))
 }
 
 async fn delete_queue_all(State(st): State<AppState>) -> ApiResult {
-    delete_queued(&st, None)
+    delete_queued(&st, None).await
 }
 
 async fn delete_queue_one(State(st): State<AppState>, Path(qid): Path<String>) -> ApiResult {
-    delete_queued(&st, Some(&qid))
+    delete_queued(&st, Some(&qid)).await
 }
 
 async fn resend_all(State(st): State<AppState>) -> ApiResult {
-    st.shared
-        .queue_control
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .resend_all = true;
-    st.shared.queue_kick.notify_one();
+    st.shared.queue.resend(None).await.map_err(queue_error)?;
     json_ok(&json!({"ok": true}))
 }
 
 async fn resend_one(State(st): State<AppState>, Path(qid): Path<String>) -> ApiResult {
-    let exists = st
+    let found = st
         .shared
-        .store
-        .get(postcore_storage::CF_QUEUE, qid.as_bytes())
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?
-        .is_some();
-    if !exists {
+        .queue
+        .resend(Some(qid.clone()))
+        .await
+        .map_err(queue_error)?;
+    if !found {
         return Err(not_found(format!("queued message {qid}")));
     }
-    st.shared
-        .queue_control
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .resend
-        .insert(qid);
-    st.shared.queue_kick.notify_one();
     json_ok(&json!({"ok": true}))
 }
 

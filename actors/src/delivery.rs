@@ -8,13 +8,15 @@
 //! mailboxes over quota, I/O errors) is spooled and recorded durably, in one write after the
 //! local deliveries, before the 250.
 
-use crate::server::Shared;
+use crate::context::Shared;
+use crate::messages::DeliverLocal;
 use crate::usage::mailbox_path;
-use actix::{Actor, Addr, Context, Handler, Message, ResponseFuture};
+use actix::{Actor, Context, Handler, Recipient, ResponseFuture};
 use bytes::Bytes;
+use postcore_scanner::Flag;
 use postcore_storage::directory::{Mailbox, Target};
 use postcore_storage::maildir::{self, MaildirWriter};
-use postcore_storage::queue::{QueueRecord, QueuedRcpt, QueuedTarget, RcptStatus};
+use postcore_storage::queue::{Failure, QueueRecord, QueuedRcpt, QueuedTarget, RcptStatus};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,20 +41,6 @@ impl Actor for DeliveryActor {
     type Context = Context<Self>;
 }
 
-/// Store one message durably into one mailbox under a given file name.
-pub struct DeliverLocal {
-    /// Target mailbox.
-    pub mailbox: Mailbox,
-    /// Maildir base name.
-    pub file: String,
-    /// Message octets.
-    pub data: Bytes,
-}
-
-impl Message for DeliverLocal {
-    type Result = Result<u64, String>;
-}
-
 impl Handler<DeliverLocal> for DeliveryActor {
     type Result = ResponseFuture<Result<u64, String>>;
 
@@ -61,31 +49,66 @@ impl Handler<DeliverLocal> for DeliveryActor {
         let shared = self.shared.clone();
         Box::pin(async move {
             let root = mailbox_path(&shared.mail_root, &m.mailbox);
+            // IMAP's name of the mailbox's owner: a user's login, or the public mailbox.
+            let owner = match &m.mailbox {
+                Mailbox::User(u) => u.clone(),
+                Mailbox::Public(p) => format!("#public/{p}"),
+            };
+            let folder = m.folder.as_deref().unwrap_or("INBOX");
+            let dir = postcore_storage::mailbox::folder_path(&root, folder);
+            if folder != "INBOX" {
+                ensure_folder(&shared, &owner, folder, &dir);
+            }
+            let info = (!m.flags.is_empty()).then(|| Flag::maildir_info(&m.flags));
             // Load (or scan) the usage before the file exists, so it is counted exactly once.
             shared.usage.get(&m.mailbox);
             let data = m.data.clone();
-            match writer.deliver(&root, &m.file, m.data).await {
+            match writer
+                .deliver_with(&dir, &m.file, info.as_deref(), m.data)
+                .await
+            {
                 Ok(n) => {
                     shared.usage.add(&m.mailbox, n);
                     // The IMAP index (UID, header cache, full-text index) learns about the
-                    // message now, and sessions with this INBOX selected (IDLE) are woken.
-                    let owner = match &m.mailbox {
-                        Mailbox::User(u) => u.clone(),
-                        Mailbox::Public(p) => format!("#public/{p}"),
-                    };
-                    if let Err(e) = shared
-                        .mailboxes
-                        .index_delivered(&owner, "INBOX", &root, &m.file, &data)
-                    {
+                    // message now, and sessions with this folder selected (IDLE) are woken.
+                    if let Err(e) = shared.mailboxes.index_delivered(
+                        &owner,
+                        folder,
+                        &dir,
+                        &m.file,
+                        info.as_deref(),
+                        &data,
+                    ) {
                         // Not fatal: the next folder scan indexes the file.
-                        tracing::warn!(mailbox = %m.mailbox, "imap index at delivery: {e:#}");
+                        tracing::warn!(mailbox = %m.mailbox, folder, "imap index at delivery: {e:#}");
                     }
-                    shared.mailboxes.touch_path(&root);
+                    shared.mailboxes.touch_path(&dir);
                     Ok(n)
                 }
-                Err(e) => Err(format!("maildir write to {}: {e}", root.display())),
+                Err(e) => Err(format!("maildir write to {}: {e}", dir.display())),
             }
         })
+    }
+}
+
+/// Makes sure folder `name` of `owner` exists (Maildir++ directory and IMAP index entry) before
+/// a message is filed into it: a scanner or Sieve may file into `Junk` before the user has
+/// ever logged in.
+fn ensure_folder(shared: &Shared, owner: &str, name: &str, dir: &std::path::Path) {
+    match shared.mailboxes.get(owner, name) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            if let Err(e) = shared.mailboxes.create(owner, name, dir, None)
+                && shared.mailboxes.get(owner, name).ok().flatten().is_none()
+            {
+                tracing::warn!(
+                    owner,
+                    folder = name,
+                    "cannot create folder for delivery: {e:#}"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(owner, folder = name, "mailbox index: {e:#}"),
     }
 }
 
@@ -101,78 +124,136 @@ pub struct IncomingMessage {
     pub data: Bytes,
     /// Unix arrival time.
     pub arrival: u64,
-    /// Deliveries with the RCPT TO address that produced each.
-    pub deliveries: Vec<(Target, String)>,
+    /// Where it goes.
+    pub deliveries: Vec<Delivery>,
 }
 
-fn log_delivered(qid: &str, mb: &Mailbox, orig_to: &str, started: Instant) {
+/// One delivery of an accepted message, as the scan verdict left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Mailbox or remote address.
+    pub target: Target,
+    /// The RCPT TO address that produced it.
+    pub orig_to: String,
+    /// Folder of a local mailbox to file into; `None` for INBOX.
+    pub folder: Option<String>,
+    /// Flags the stored copy carries (local only).
+    pub flags: Vec<Flag>,
+}
+
+impl Delivery {
+    /// A delivery to `target`'s INBOX (or onward), no flags.
+    pub fn plain(target: Target, orig_to: impl Into<String>) -> Delivery {
+        Delivery {
+            target,
+            orig_to: orig_to.into(),
+            folder: None,
+            flags: Vec::new(),
+        }
+    }
+}
+
+/// A local delivery decided now: where, under which file name, for whom.
+struct LocalNow {
+    mailbox: Mailbox,
+    file: String,
+    orig_to: String,
+    folder: Option<String>,
+    flags: Vec<Flag>,
+}
+
+impl LocalNow {
+    fn queued(self, failure: Failure) -> QueuedRcpt {
+        QueuedRcpt {
+            target: QueuedTarget::Local {
+                mailbox: self.mailbox,
+                file: self.file,
+                folder: self.folder,
+                flags: self.flags.iter().map(|f| f.maildir_letter()).collect(),
+            },
+            orig_to: self.orig_to,
+            status: RcptStatus::Deferred,
+            last_error: Some(failure),
+        }
+    }
+}
+
+fn log_delivered(qid: &str, mb: &Mailbox, orig_to: &str, folder: Option<&str>, started: Instant) {
     let delay = started.elapsed().as_secs_f64();
-    tracing::info!(qid, mailbox = %mb, orig_to, status = "sent", "{qid}: to=<{mb}>, orig_to=<{orig_to}>, relay=local, delay={delay:.3}, dsn=2.0.0, status=sent (delivered to maildir)");
+    let into = folder.map(|f| format!(" folder {f}")).unwrap_or_default();
+    tracing::info!(qid, mailbox = %mb, orig_to, status = "sent", "{qid}: to=<{mb}>, orig_to=<{orig_to}>, relay=local, delay={delay:.3}, dsn=2.0.0, status=sent (delivered to maildir{into})");
     metrics::counter!(crate::metrics::DELIVERIES, "kind" => "local", "status" => "sent")
         .increment(1);
     metrics::histogram!(crate::metrics::DELIVERY_SECONDS).record(delay);
 }
 
+fn log_deferred(qid: &str, mb: &Mailbox, orig_to: &str, f: &Failure) {
+    tracing::info!(qid, mailbox = %mb, orig_to, status = "deferred", "{qid}: to=<{mb}>, orig_to=<{orig_to}>, relay=local, dsn={}, status=deferred ({})", f.dsn, f.reason);
+    metrics::counter!(crate::metrics::DELIVERIES, "kind" => "local", "status" => "deferred")
+        .increment(1);
+}
+
 /// Makes an accepted message durable; `Ok` means the session may reply 250.
 pub async fn accept_message(
     shared: &Arc<Shared>,
-    delivery: &Addr<DeliveryActor>,
+    delivery: &Recipient<DeliverLocal>,
     msg: IncomingMessage,
     started: Instant,
 ) -> anyhow::Result<()> {
     let dir = shared.directory.snapshot();
     let size = msg.data.len() as u64;
-    let mut immediate = Vec::new();
+    let mut immediate: Vec<LocalNow> = Vec::new();
     let mut later: Vec<QueuedRcpt> = Vec::new();
-    for (i, (target, orig_to)) in msg.deliveries.iter().enumerate() {
-        match target {
+    for (i, d) in msg.deliveries.iter().enumerate() {
+        match &d.target {
             Target::Mailbox(mb) => {
-                let file = maildir::file_name(msg.arrival, &msg.qid, i, &shared.config.hostname);
+                let local = LocalNow {
+                    mailbox: mb.clone(),
+                    file: maildir::file_name(msg.arrival, &msg.qid, i, &shared.config.hostname),
+                    orig_to: d.orig_to.clone(),
+                    folder: d.folder.clone(),
+                    flags: d.flags.clone(),
+                };
                 if shared.usage.would_exceed(mb, size, dir.quota_bytes(mb)) {
-                    tracing::info!(qid = %msg.qid, "{}: to=<{mb}>, orig_to=<{orig_to}>, relay=local, dsn=4.2.2, status=deferred (mailbox over quota)", msg.qid);
-                    metrics::counter!(crate::metrics::DELIVERIES, "kind" => "local", "status" => "deferred").increment(1);
-                    later.push(QueuedRcpt {
-                        target: QueuedTarget::Local {
-                            mailbox: mb.clone(),
-                            file,
-                        },
-                        orig_to: orig_to.clone(),
-                        status: RcptStatus::Deferred,
-                        last_error: Some("4.2.2 mailbox over quota".into()),
-                    });
+                    let f = Failure::new("4.2.2", "mailbox over quota");
+                    log_deferred(&msg.qid, mb, &d.orig_to, &f);
+                    later.push(local.queued(f));
                 } else {
-                    immediate.push((mb.clone(), file, orig_to.clone()));
+                    immediate.push(local);
                 }
             }
             Target::Remote(a) => later.push(QueuedRcpt {
                 target: QueuedTarget::Remote { address: a.clone() },
-                orig_to: orig_to.clone(),
+                orig_to: d.orig_to.clone(),
                 status: RcptStatus::Deferred,
-                last_error: Some("4.4.0 queued for outbound delivery".into()),
+                last_error: Some(Failure::new("4.4.0", "queued for outbound delivery")),
             }),
         }
     }
     // Local deliveries run concurrently; each is durable when its future completes.
-    let sends = immediate.iter().map(|(mb, file, _)| {
+    let sends = immediate.iter().map(|l| {
         delivery.send(DeliverLocal {
-            mailbox: mb.clone(),
-            file: file.clone(),
+            mailbox: l.mailbox.clone(),
+            folder: l.folder.clone(),
+            flags: l.flags.clone(),
+            file: l.file.clone(),
             data: msg.data.clone(),
         })
     });
     let results = futures_util::future::join_all(sends).await;
-    for ((mb, file, orig_to), res) in immediate.into_iter().zip(results) {
+    for (l, res) in immediate.into_iter().zip(results) {
         match res.map_err(|e| e.to_string()).and_then(|r| r) {
-            Ok(_) => log_delivered(&msg.qid, &mb, &orig_to, started),
+            Ok(_) => log_delivered(
+                &msg.qid,
+                &l.mailbox,
+                &l.orig_to,
+                l.folder.as_deref(),
+                started,
+            ),
             Err(e) => {
-                tracing::warn!(qid = %msg.qid, "{}: to=<{mb}>, orig_to=<{orig_to}>, relay=local, dsn=4.3.0, status=deferred ({e})", msg.qid);
-                metrics::counter!(crate::metrics::DELIVERIES, "kind" => "local", "status" => "deferred").increment(1);
-                later.push(QueuedRcpt {
-                    target: QueuedTarget::Local { mailbox: mb, file },
-                    orig_to,
-                    status: RcptStatus::Deferred,
-                    last_error: Some(format!("4.3.0 {e}")),
-                });
+                let f = Failure::new("4.3.0", e);
+                log_deferred(&msg.qid, &l.mailbox, &l.orig_to, &f);
+                later.push(l.queued(f));
             }
         }
     }
@@ -195,7 +276,7 @@ pub async fn accept_message(
     };
     enqueue(shared, &record, &msg.data).await?;
     tracing::info!(qid = %msg.qid, "{}: queued, {} deliveries waiting", msg.qid, record.rcpts.len());
-    shared.queue_kick.notify_one();
+    shared.queue.enqueued(&msg.qid);
     Ok(())
 }
 
@@ -208,4 +289,101 @@ async fn enqueue(shared: &Shared, record: &QueueRecord, data: &Bytes) -> anyhow:
     metrics::gauge!(crate::metrics::QUEUE_LENGTH).increment(1.0);
     metrics::gauge!(crate::metrics::QUEUE_BYTES).increment(record.size as f64);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{EnvelopeRcpt, Plan, edit_headers, plan};
+    use postcore_scanner::{Disposition, HeaderEdit, Verdict};
+
+    fn shared(dir: &std::path::Path) -> Arc<Shared> {
+        let cfg = crate::config::Config {
+            data_dir: dir.to_path_buf(),
+            hostname: "mx.example.test".into(),
+            ..crate::config::Config::default()
+        };
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        Arc::new(Shared::open(cfg, rx).expect("open data directory"))
+    }
+
+    fn only_file(dir: &std::path::Path) -> (String, Vec<u8>) {
+        let entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .collect();
+        assert_eq!(entries.len(), 1, "{}", dir.display());
+        let e = &entries[0];
+        (
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read(e.path()).unwrap(),
+        )
+    }
+
+    /// A verdict that files one recipient's copy into Junk with flags and adds a header is
+    /// carried out by the pipeline's stages and the delivery actor: the file lands in the
+    /// folder's `cur/` with its flags, the IMAP index knows it, the other copy is in INBOX.
+    #[test]
+    fn a_verdict_files_into_a_folder_with_flags_and_adds_headers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = shared(tmp.path());
+        let mut v = Verdict::accept();
+        v.set_disposition(
+            0,
+            Disposition::FileInto {
+                mailbox: "Junk".into(),
+                flags: vec![Flag::Seen, Flag::Flagged],
+            },
+        );
+        v.headers.push(HeaderEdit::Add {
+            name: "X-Spam-Flag".into(),
+            value: "YES".into(),
+        });
+        let rcpts = ["alice", "bob"].map(|u| EnvelopeRcpt {
+            address: format!("{u}@example.test"),
+            targets: vec![Target::Mailbox(Mailbox::User(u.into()))],
+        });
+        let Plan::Accept { deliveries, .. } = plan(&v, &rcpts, vec![], &|_| None) else {
+            panic!("refused");
+        };
+        let data = edit_headers(b"Subject: offer\r\n\r\nbuy now\r\n", &v.headers);
+        let s = shared.clone();
+        tokio_uring::start(async move {
+            let delivery = DeliveryActor::new(s.clone()).start().recipient();
+            let msg = IncomingMessage {
+                qid: "QVERDICT1".into(),
+                from: "sender@remote.test".into(),
+                message_id: None,
+                data: Bytes::from(data),
+                arrival: 1_700_000_000,
+                deliveries,
+            };
+            accept_message(&s, &delivery, msg, Instant::now())
+                .await
+                .expect("durable");
+        });
+        let alice = tmp.path().join("mail/users/alice");
+        let (name, body) = only_file(&alice.join(".Junk/cur"));
+        assert!(name.ends_with(":2,FS"), "{name}");
+        assert_eq!(
+            body,
+            b"X-Spam-Flag: YES\r\nSubject: offer\r\n\r\nbuy now\r\n"
+        );
+        assert!(!alice.join("new").exists() || only_new_is_empty(&alice.join("new")));
+        assert!(alice.join(".Junk/maildirfolder").exists());
+        let junk = shared
+            .mailboxes
+            .get("alice", "Junk")
+            .unwrap()
+            .expect("Junk is in the IMAP index");
+        assert_eq!(junk.uidnext, 2, "the filed message has UID 1");
+        let (_, body) = only_file(&tmp.path().join("mail/users/bob/new"));
+        assert!(body.starts_with(b"X-Spam-Flag: YES\r\n"));
+    }
+
+    fn only_new_is_empty(dir: &std::path::Path) -> bool {
+        std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true)
+    }
 }

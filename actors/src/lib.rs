@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod context;
 pub mod delivery;
 pub mod dkim;
 pub mod imap;
@@ -10,10 +11,13 @@ pub mod legal_notice;
 pub mod limits;
 pub mod login;
 pub mod message_file;
+pub mod messages;
 pub mod metrics;
 pub mod outbound;
+pub mod pipeline;
 pub mod pop3;
 pub mod queue;
+pub mod scanner;
 pub mod server;
 pub mod smtp;
 pub mod stream;

@@ -1,7 +1,7 @@
 //! Password checks shared by SMTP AUTH and POP3 (and IMAP later): the directory lookup, the
 //! "mail access" switch, and Argon2 verification on the blocking pool.
 
-use crate::server::Shared;
+use crate::context::Shared;
 use std::net::IpAddr;
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! connections" is on — UIDL, TOP; deletions happen at QUIT (the UPDATE state), the maildrop
 //! is locked for the session (RFC 1939 §8), and messages are read with memmap2.
 
-use crate::server::WorkerCtx;
+use crate::context::WorkerCtx;
 use crate::stream::{Stream, accept_tls};
 use crate::usage::mailbox_path;
 use base64::Engine;
@@ -32,7 +32,7 @@ struct Msg {
 
 /// Releases the maildrop lock when the session ends, however it ends.
 struct Lock {
-    shared: Arc<crate::server::Shared>,
+    shared: Arc<crate::context::Shared>,
     login: String,
 }
 

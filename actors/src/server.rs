@@ -7,145 +7,20 @@
 //! Network I/O uses tokio's sockets on that same loop; file writes go through io_uring.
 
 use crate::config::Config;
+use crate::context::{ListenerKind, Shared, WorkerCtx};
 use crate::delivery::DeliveryActor;
-use crate::limits::IpLimits;
+use crate::messages::QueueAddrs;
 use crate::queue::QueueActor;
-use crate::usage::UsageTracker;
-use actix::{Actor, Addr};
+use crate::scanner::ScannerActor;
+use actix::Actor;
 use anyhow::{Context, Result};
-use postcore_storage::Store;
-use postcore_storage::directory::DirectoryHandle;
-use postcore_storage::spool::Spool;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
-
-/// Which listener a connection came in on; decides TLS and AUTH rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListenerKind {
-    /// Port 25: MTA to MTA.
-    Smtp,
-    /// Port 587: submission, STARTTLS then AUTH (RFC 6409).
-    Submission,
-    /// Port 465: submission over implicit TLS (RFC 8314).
-    Submissions,
-    /// Port 110: POP3, STLS.
-    Pop3,
-    /// Port 995: POP3 over implicit TLS.
-    Pop3s,
-    /// Port 143: IMAP, STARTTLS.
-    Imap,
-    /// Port 993: IMAP over implicit TLS.
-    Imaps,
-}
-
-impl ListenerKind {
-    /// Name used in logs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            ListenerKind::Smtp => "smtp",
-            ListenerKind::Submission => "submission",
-            ListenerKind::Submissions => "submissions",
-            ListenerKind::Pop3 => "pop3",
-            ListenerKind::Pop3s => "pop3s",
-            ListenerKind::Imap => "imap",
-            ListenerKind::Imaps => "imaps",
-        }
-    }
-}
-
-/// State shared by every worker (all of it thread-safe).
-pub struct Shared {
-    /// Start-up configuration.
-    pub config: Config,
-    /// Directory and settings.
-    pub directory: DirectoryHandle,
-    /// The store.
-    pub store: Store,
-    /// Spool of queued message bodies.
-    pub spool: Spool,
-    /// Root of all Maildirs.
-    pub mail_root: PathBuf,
-    /// TLS server configuration.
-    pub tls: Arc<rustls::ServerConfig>,
-    /// Per-IP limits.
-    pub limits: Arc<IpLimits>,
-    /// Mailbox usage for quotas.
-    pub usage: UsageTracker,
-    /// Wakes the queue actor (new queued mail, admin resend).
-    pub queue_kick: Notify,
-    /// Becomes true on SIGTERM/SIGINT.
-    pub shutdown: watch::Receiver<bool>,
-    /// Sessions in progress (all workers).
-    pub active_sessions: AtomicUsize,
-    /// Queue records removed so far (drives compaction of the queue column families).
-    pub queue_deletions: std::sync::atomic::AtomicU64,
-    /// Logins holding a POP3 maildrop lock (RFC 1939 §8).
-    pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// DKIM signing keys.
-    pub dkim: crate::dkim::DkimKeys,
-    /// IMAP mailbox index.
-    pub mailboxes: postcore_storage::mailbox::MailboxIndex,
-    /// Open IMAP sessions per (user, client IP).
-    pub imap_sessions:
-        std::sync::Mutex<std::collections::HashMap<(String, std::net::IpAddr), usize>>,
-    /// Administrator requests for the queue actor (resend, delete).
-    pub queue_control: std::sync::Mutex<QueueControl>,
-}
-
-/// Pending administrator requests to the queue.
-#[derive(Default)]
-pub struct QueueControl {
-    /// Retry every queued message now.
-    pub resend_all: bool,
-    /// Retry these messages now.
-    pub resend: std::collections::HashSet<String>,
-    /// Deleted by the administrator: never write these records back.
-    pub deleted: std::collections::HashSet<String>,
-}
-
-/// Counts a session as active (for the SIGTERM drain) and in its protocol's open-connection
-/// gauge, for as long as it lives, however it ends.
-pub struct SessionGuard {
-    shared: Arc<Shared>,
-    gauge: &'static str,
-}
-
-impl SessionGuard {
-    /// Starts counting a session.
-    pub fn new(shared: &Arc<Shared>, gauge: &'static str) -> SessionGuard {
-        shared.active_sessions.fetch_add(1, Ordering::SeqCst);
-        metrics::gauge!(gauge).increment(1.0);
-        SessionGuard {
-            shared: shared.clone(),
-            gauge,
-        }
-    }
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        metrics::gauge!(self.gauge).decrement(1.0);
-        self.shared.active_sessions.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Per-worker context, shared by the sessions of one core.
-pub struct WorkerCtx {
-    /// Worker number.
-    pub id: usize,
-    /// Process-wide state.
-    pub shared: Arc<Shared>,
-    /// This core's delivery actor.
-    pub delivery: Addr<DeliveryActor>,
-    /// This core's Maildir writer (IMAP APPEND).
-    pub maildir: Rc<postcore_storage::maildir::MaildirWriter>,
-}
+use tokio::sync::watch;
 
 fn bind_reuseport(addr: SocketAddr) -> Result<std::net::TcpListener> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -188,24 +63,14 @@ fn load_admin_token(cfg: &Config) -> Result<String> {
 
 /// Runs the server until SIGTERM/SIGINT.
 pub fn run(config: Config) -> Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = Store::open(&config.data_dir.join("db"))?;
-    let directory = DirectoryHandle::load(store.clone())?;
-    let spool =
-        Spool::open(&config.data_dir.join("spool"), store.clone()).context("opening spool")?;
-    // Before any listener exists: a body being accepted must never look like an orphan.
-    crate::queue::remove_orphans(&store, &spool);
-    let mail_root = config.data_dir.join("mail");
-    std::fs::create_dir_all(&mail_root)?;
-    let tls = crate::tls::server_config(
-        config.tls.cert.as_deref(),
-        config.tls.key.as_deref(),
-        &config.data_dir,
-        &config.hostname,
-    )?;
-    let admin_token = load_admin_token(&config)?;
+    // First, so that start-up (the queue gauges) is already recorded.
     let prometheus = crate::metrics::install()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shared = Arc::new(Shared::open(config, shutdown_rx)?);
+    // Before any listener exists: a body being accepted must never look like an orphan.
+    crate::queue::remove_orphans(&shared.store, &shared.spool);
+    let config = &shared.config;
+    let admin_token = load_admin_token(config)?;
 
     let workers = config.worker_count();
     let mut per_worker: Vec<Vec<(ListenerKind, std::net::TcpListener)>> =
@@ -242,28 +107,6 @@ pub fn run(config: Config) -> Result<()> {
         }
         None => None,
     };
-
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let config_data_dir = config.data_dir.clone();
-    let shared = Arc::new(Shared {
-        usage: UsageTracker::new(store.clone(), mail_root.clone()),
-        config,
-        directory,
-        store: store.clone(),
-        spool,
-        mail_root,
-        tls,
-        limits: Arc::new(IpLimits::default()),
-        queue_kick: Notify::new(),
-        shutdown: shutdown_rx,
-        active_sessions: AtomicUsize::new(0),
-        queue_control: std::sync::Mutex::new(QueueControl::default()),
-        dkim: crate::dkim::DkimKeys::new(&config_data_dir),
-        pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
-        mailboxes: postcore_storage::mailbox::MailboxIndex::new(store.clone())?,
-        imap_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
-        queue_deletions: std::sync::atomic::AtomicU64::new(0),
-    });
 
     let mut handles = Vec::new();
     for (id, listeners) in per_worker.into_iter().enumerate() {
@@ -314,8 +157,8 @@ pub fn run(config: Config) -> Result<()> {
     // Every acknowledged write was synced already; make the WAL durable, stop RocksDB's
     // background jobs, and let the caller leave without running C++ static destructors
     // under threads that may still hold the database.
-    store.flush()?;
-    store.db().cancel_all_background_work(true);
+    shared.store.flush()?;
+    shared.store.db().cancel_all_background_work(true);
     tracing::info!("postcore stopped");
     Ok(())
 }
@@ -340,15 +183,21 @@ async fn worker_main(
     shared: Arc<Shared>,
     listeners: Vec<(ListenerKind, std::net::TcpListener)>,
 ) {
-    let delivery = DeliveryActor::new(shared.clone()).start();
+    let delivery = DeliveryActor::new(shared.clone()).start().recipient();
     if id == 0 {
-        QueueActor::new(shared.clone(), delivery.clone()).start();
+        let queue = QueueActor::new(shared.clone(), delivery.clone()).start();
+        shared.queue.set(QueueAddrs {
+            enqueued: queue.clone().recipient(),
+            resend: queue.clone().recipient(),
+            delete: queue.recipient(),
+        });
     }
+    let scanner = ScannerActor::new(crate::scanner::configured()).start();
     let ctx = Rc::new(WorkerCtx {
         id,
         shared: shared.clone(),
         delivery,
-        maildir: Rc::new(postcore_storage::maildir::MaildirWriter::new()),
+        scanner: scanner.recipient(),
     });
     for (kind, l) in listeners {
         let ctx = ctx.clone();

@@ -105,7 +105,7 @@ pub struct Admitted {
 /// The per-IP connection slot and the open-sessions count of one session.
 pub struct AdmissionGuard {
     _slot: crate::limits::ConnSlot,
-    _counted: crate::server::SessionGuard,
+    _counted: crate::context::SessionGuard,
 }
 
 /// Admits a connection: the per-IP connection limit (`refusal` is written on plain ports
@@ -115,7 +115,7 @@ pub async fn admit(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     implicit_tls: bool,
-    shared: &std::sync::Arc<crate::server::Shared>,
+    shared: &std::sync::Arc<crate::context::Shared>,
     gauge: &'static str,
     refusal: &[u8],
 ) -> Option<Admitted> {
@@ -130,7 +130,7 @@ pub async fn admit(
         s.shutdown().await;
         return None;
     };
-    let counted = crate::server::SessionGuard::new(shared, gauge);
+    let counted = crate::context::SessionGuard::new(shared, gauge);
     let timeout = std::time::Duration::from_secs(shared.config.limits.command_timeout_secs.min(60));
     let stream = if implicit_tls {
         match accept_tls(tcp, shared.tls.clone(), timeout).await {

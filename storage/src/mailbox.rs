@@ -26,8 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-/// Column family of the mailbox index.
-pub const CF_MAILBOX: &str = "mailbox";
+pub use crate::store::CF_MAILBOX;
 
 /// Postings of expunged messages are pruned in one pass once there are at least this many
 /// of them and at least a quarter as many as live messages.
@@ -874,6 +873,7 @@ impl MailboxIndex {
         name: &str,
         path: &Path,
         base: &str,
+        info: Option<&str>,
         data: &[u8],
     ) -> Result<Option<u32>> {
         let Some(meta) = self.get(user, name)? else {
@@ -887,7 +887,12 @@ impl MailboxIndex {
         if let Some(uid) = self.uid_by_name(meta.id, base)? {
             return Ok(Some(uid));
         }
-        let file = path.join("new").join(base);
+        // A delivery with flags was written to cur/ with its info part (already "seen" by
+        // a Maildir reader); without, it is in new/.
+        let file = match info {
+            Some(i) => path.join("cur").join(format!("{base}:{i}")),
+            None => path.join("new").join(base),
+        };
         let internal_date = std::fs::metadata(&file)
             .ok()
             .and_then(|m| m.modified().ok())
@@ -896,12 +901,12 @@ impl MailboxIndex {
             .unwrap_or(0);
         let rec = MessageRecord {
             name: base.to_string(),
-            flags: 0,
+            flags: info.map_or(0, parse_info),
             keywords: Vec::new(),
             size: data.len() as u64,
             internal_date,
             modseq: 0,
-            in_new: true,
+            in_new: info.is_none(),
         };
         let uid = self.add(user, name, &mut meta, rec, data)?;
         drop(_g);

@@ -104,13 +104,31 @@ impl MaildirWriter {
     /// allocated outside the directory lock and one directory operation replaces the
     /// create-in-`tmp/` + rename pair. Elsewhere the classic `tmp/` + rename path is used.
     pub async fn deliver(&self, root: &Path, name: &str, data: Bytes) -> io::Result<u64> {
+        self.deliver_with(root, name, None, data).await
+    }
+
+    /// Like [`MaildirWriter::deliver`], with flags: when `info` (`2,FS`) is given the message
+    /// goes to `<root>/cur/<name>:<info>`, where a reader sees it as already known with
+    /// those flags (Maildir: only `cur/` names carry an info part).
+    pub async fn deliver_with(
+        &self,
+        root: &Path,
+        name: &str,
+        info: Option<&str>,
+        data: Bytes,
+    ) -> io::Result<u64> {
         if let Err(e) = self.ensure_dirs(root).await {
             // The cache may be stale (directory removed meanwhile): retry once from scratch.
             self.forget(root);
             return Err(e);
         }
-        let new_dir = root.join("new");
-        let new = new_dir.join(name);
+        let (new_dir, new) = match info {
+            Some(i) => (
+                root.join("cur"),
+                root.join("cur").join(format!("{name}:{i}")),
+            ),
+            None => (root.join("new"), root.join("new").join(name)),
+        };
         let len = data.len() as u64;
         if !self.no_tmpfile.get() {
             match self.deliver_tmpfile(&new_dir, &new, data.clone()).await {
@@ -271,5 +289,25 @@ mod tests {
         .unwrap();
         assert!(delivered(&root, "1.QID_3.host_x_y"));
         assert!(!delivered(&root, "1.QID_99.host_x_y"));
+    }
+
+    #[test]
+    fn deliver_with_flags_goes_to_cur_with_its_info() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join(".Junk");
+        tokio_uring::start(async {
+            let w = MaildirWriter::new();
+            let n = w
+                .deliver_with(&root, "1.Q_0.h", Some("2,S"), Bytes::from_static(b"x\r\n"))
+                .await
+                .unwrap();
+            assert_eq!(n, 3);
+        });
+        assert_eq!(
+            std::fs::read(root.join("cur/1.Q_0.h:2,S")).unwrap(),
+            b"x\r\n"
+        );
+        assert_eq!(std::fs::read_dir(root.join("new")).unwrap().count(), 0);
+        assert!(delivered(&root, "1.Q_0.h"));
     }
 }

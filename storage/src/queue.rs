@@ -30,6 +30,12 @@ pub enum QueuedTarget {
         mailbox: Mailbox,
         /// Maildir file base name.
         file: String,
+        /// Folder the scanner's verdict filed it into; `None` for INBOX.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        folder: Option<String>,
+        /// Maildir flag letters (`FS`) the verdict set; empty for none.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        flags: String,
     },
     /// Another server.
     Remote {
@@ -47,9 +53,64 @@ pub struct QueuedRcpt {
     pub orig_to: String,
     /// Current state.
     pub status: RcptStatus,
-    /// Last error text.
+    /// Why the last attempt did not complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
+    pub last_error: Option<Failure>,
+}
+
+/// Why a delivery did not complete: an enhanced status code (RFC 3463) and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "FailureRepr")]
+pub struct Failure {
+    /// Enhanced status code, e.g. `4.2.2`.
+    pub dsn: String,
+    /// What happened, e.g. `mailbox over quota` or the remote server's reply.
+    pub reason: String,
+}
+
+impl Failure {
+    /// A failure with status `dsn` and `reason`.
+    pub fn new(dsn: &str, reason: impl Into<String>) -> Failure {
+        Failure {
+            dsn: dsn.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.dsn, self.reason)
+    }
+}
+
+/// A failure as stored: typed, or the `"4.2.2 mailbox over quota"` text that records written
+/// by earlier versions hold.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FailureRepr {
+    Typed { dsn: String, reason: String },
+    Text(String),
+}
+
+impl From<FailureRepr> for Failure {
+    fn from(r: FailureRepr) -> Failure {
+        match r {
+            FailureRepr::Typed { dsn, reason } => Failure { dsn, reason },
+            FailureRepr::Text(t) => {
+                let (first, rest) = t.split_once(' ').unwrap_or((t.as_str(), ""));
+                let is_status = first.split('.').count() == 3
+                    && first
+                        .split('.')
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                if is_status {
+                    Failure::new(first, rest)
+                } else {
+                    Failure::new("4.0.0", t.as_str())
+                }
+            }
+        }
+    }
 }
 
 /// A queued message.
@@ -146,5 +207,34 @@ mod tests {
         v.sort();
         v.dedup();
         assert_eq!(v.len(), 5000);
+    }
+
+    #[test]
+    fn failures_are_typed_and_old_text_records_still_read() {
+        use super::{Failure, QueuedRcpt};
+        let new = QueuedRcpt {
+            target: super::QueuedTarget::Remote {
+                address: "a@b.test".into(),
+            },
+            orig_to: "a@b.test".into(),
+            status: super::RcptStatus::Deferred,
+            last_error: Some(Failure::new("4.2.2", "mailbox over quota")),
+        };
+        let json = serde_json::to_string(&new).unwrap();
+        assert!(json.contains(r#""dsn":"4.2.2""#), "{json}");
+        assert_eq!(serde_json::from_str::<QueuedRcpt>(&json).unwrap(), new);
+        let old = r#"{"target":{"kind":"local","mailbox":{"type":"user","name":"alice"},"file":"f"},
+            "orig_to":"alice@x.test","status":"deferred","last_error":"4.2.2 mailbox over quota"}"#;
+        let r: QueuedRcpt = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            r.last_error,
+            Some(Failure::new("4.2.2", "mailbox over quota"))
+        );
+        let odd: QueuedRcpt =
+            serde_json::from_str(&old.replace("4.2.2 mailbox", "mailbox")).unwrap();
+        assert_eq!(odd.last_error.unwrap().dsn, "4.0.0");
+        assert!(
+            matches!(r.target, super::QueuedTarget::Local { folder: None, ref flags, .. } if flags.is_empty())
+        );
     }
 }

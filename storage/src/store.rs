@@ -23,13 +23,15 @@ pub const CF_SPOOL: &str = "spool";
 /// Column family of the full-text index: `<mailbox id:8><token>` → UIDs (u32 BE, appended
 /// with the merge operator).
 pub const CF_FTS: &str = "fts";
+/// Column family of the IMAP mailbox index.
+pub const CF_MAILBOX: &str = "mailbox";
 
 const ALL_CFS: [&str; 6] = [
     CF_DIRECTORY,
     CF_QUEUE,
     CF_USAGE,
     CF_SPOOL,
-    crate::mailbox::CF_MAILBOX,
+    CF_MAILBOX,
     CF_FTS,
 ];
 

@@ -82,7 +82,7 @@ fn binary_bytes(data: &[u8], s: &Section) -> Option<Vec<u8>> {
     let enc = mime::field(p.header, "Content-Transfer-Encoding")
         .map(|v| String::from_utf8_lossy(&v).trim().to_ascii_lowercase())
         .unwrap_or_else(|| "7bit".into());
-    super::search::decode_transfer(p.body, &enc)
+    postcore_protocol::imap::text::decode_transfer(p.body, &enc)
 }
 
 fn needs_full(a: &FetchAtt) -> bool {

@@ -81,7 +81,7 @@ impl Session {
                     };
                     if changed {
                         let m = &mut std::sync::Arc::make_mut(&mut sel.msgs)[*pos];
-                        m.flags = super::select::overlay(*uid, m.flags, Some(set));
+                        m.flags = super::seen::overlay(*uid, m.flags, Some(set));
                         touched.push(*pos);
                         changed_uids.push(*uid);
                     }
@@ -162,7 +162,7 @@ impl Session {
             for (uid, rec) in &changes {
                 if let Some(p) = sel.pos_of_uid(*uid) {
                     let m = &mut std::sync::Arc::make_mut(&mut sel.msgs)[p];
-                    m.flags = super::select::overlay(*uid, rec.flags, sel.private_seen.as_ref());
+                    m.flags = super::seen::overlay(*uid, rec.flags, sel.private_seen.as_ref());
                     m.keywords = rec.keywords.clone();
                     m.modseq = rec.modseq;
                 }

@@ -543,7 +543,7 @@ impl Session {
         };
         if let Some(set) = self.private_seen(m) {
             for (u, r) in msgs.iter_mut() {
-                r.flags = super::select::overlay(*u, r.flags, Some(&set));
+                r.flags = super::seen::overlay(*u, r.flags, Some(&set));
             }
         }
         let mut parts = Vec::new();

@@ -13,9 +13,10 @@ mod fetch;
 mod flags;
 mod folders;
 mod search;
+mod seen;
 mod select;
 
-use crate::server::WorkerCtx;
+use crate::context::WorkerCtx;
 use crate::stream::Stream;
 use postcore_protocol::imap::{self, CommandBody, CommandReader, ReadEvent};
 use std::net::SocketAddr;
@@ -46,7 +47,7 @@ enum State {
 
 /// Releases the per-user-per-IP connection count when the session ends.
 struct UserSlot {
-    shared: std::sync::Arc<crate::server::Shared>,
+    shared: std::sync::Arc<crate::context::Shared>,
     key: (String, std::net::IpAddr),
 }
 

@@ -5,10 +5,10 @@
 //! header blocks (RFC 2047 encoded words decoded); BODY and TEXT look into the decoded text
 //! of each part (base64 / quoted-printable removed, HTML reduced to text).
 
-use super::fetch::open_body;
 use super::{Done, Session};
+use crate::message_file::open as open_body;
 use postcore_protocol::imap::mime;
-pub(super) use postcore_protocol::imap::text::{body_text, decode_transfer, decode_words};
+pub(super) use postcore_protocol::imap::text::{body_text, decode_words};
 use postcore_protocol::imap::{SearchKey, SearchReturn, SortKey};
 use postcore_storage::mailbox::flag;
 use std::collections::HashMap;

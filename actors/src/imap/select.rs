@@ -78,15 +78,6 @@ pub(super) struct ViewMsg {
     pub gone: bool,
 }
 
-/// The flags a user sees: with a private \Seen set, its membership replaces the shared bit.
-pub(super) fn overlay(uid: u32, flags: u8, private: Option<&std::collections::HashSet<u32>>) -> u8 {
-    match private {
-        Some(set) if set.contains(&uid) => flags | flag::SEEN,
-        Some(_) => flags & !flag::SEEN,
-        None => flags,
-    }
-}
-
 impl ViewMsg {
     fn from_record(
         uid: u32,
@@ -95,7 +86,7 @@ impl ViewMsg {
     ) -> ViewMsg {
         ViewMsg {
             uid,
-            flags: overlay(uid, r.flags, private),
+            flags: super::seen::overlay(uid, r.flags, private),
             keywords: r.keywords.clone(),
             modseq: r.modseq,
             size: r.size,

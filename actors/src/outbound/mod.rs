@@ -11,6 +11,7 @@ use bytes::Bytes;
 use client::{ClientError, SmtpClient};
 use hickory_resolver::TokioResolver;
 use postcore_protocol::smtp::client::ServerReply;
+use postcore_storage::queue::Failure;
 use route::{ResolveError, Route, TlsPolicy};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,10 +38,10 @@ pub struct Job {
 pub enum Outcome {
     /// Accepted by the peer; the reply.
     Sent(String),
-    /// Try again later; the reason.
-    Deferred(String),
-    /// Permanent failure: enhanced status and diagnostic.
-    Failed(String, String),
+    /// Try again later: status and reason.
+    Deferred(Failure),
+    /// Permanent failure: status and diagnostic.
+    Failed(Failure),
 }
 
 /// The outbound SMTP engine.
@@ -75,9 +76,9 @@ fn outcome_of(r: &ServerReply) -> Outcome {
     if r.is_positive() {
         Outcome::Sent(r.one_line())
     } else if r.is_permanent() {
-        Outcome::Failed(status_of(r), r.one_line())
+        Outcome::Failed(Failure::new(&status_of(r), r.one_line()))
     } else {
-        Outcome::Deferred(r.one_line())
+        Outcome::Deferred(Failure::new(&status_of(r), r.one_line()))
     }
 }
 
@@ -103,10 +104,15 @@ impl Outbound {
         let targets = match route::targets(&self.resolver, route, self.cfg.mx_port).await {
             Ok(t) => t,
             Err(e) => {
+                // RFC 3463: 4.4.3 directory server failure, 5.1.2 bad destination system.
                 let o = match e {
-                    ResolveError::Temporary(m) => Outcome::Deferred(m),
-                    ResolveError::Permanent(m) => Outcome::Failed("5.1.2".into(), m),
+                    ResolveError::Temporary(m) => Outcome::Deferred(Failure::new("4.4.3", m)),
+                    ResolveError::Permanent(m) => Outcome::Failed(Failure::new("5.1.2", m)),
                 };
+                // Every recipient gets its line, as for any other attempt.
+                for job in &jobs {
+                    log_attempts(job, "none", &o);
+                }
                 return jobs
                     .iter()
                     .enumerate()
@@ -255,11 +261,15 @@ impl Outbound {
                     out.extend(job.rcpts.iter().map(|(i, _)| (j, *i, o.clone())));
                 }
                 Err((peer, ClientError::Io(e))) => {
-                    let o = Outcome::Deferred(if peer == "none" {
-                        e
-                    } else {
-                        format!("{peer}: {e}")
-                    });
+                    // RFC 3463 4.4.1: no answer from host / connection dropped.
+                    let o = Outcome::Deferred(Failure::new(
+                        "4.4.1",
+                        if peer == "none" {
+                            e
+                        } else {
+                            format!("{peer}: {e}")
+                        },
+                    ));
                     log_attempts(&job, &peer, &o);
                     out.extend(job.rcpts.iter().map(|(i, _)| (j, *i, o.clone())));
                     if peer != "none" {
@@ -319,9 +329,9 @@ fn log_attempt(job: &Job, rcpt: &str, relay: &str, o: &Outcome) {
     let delay = postcore_storage::queue::now_secs().saturating_sub(job.arrival);
     let qid = &job.qid;
     let (dsn, status, text) = match o {
-        Outcome::Sent(r) => ("2.0.0".to_string(), "sent", r.as_str()),
-        Outcome::Deferred(r) => ("4.0.0".to_string(), "deferred", r.as_str()),
-        Outcome::Failed(st, r) => (st.clone(), "bounced", r.as_str()),
+        Outcome::Sent(r) => ("2.0.0", "sent", r.as_str()),
+        Outcome::Deferred(f) => (f.dsn.as_str(), "deferred", f.reason.as_str()),
+        Outcome::Failed(f) => (f.dsn.as_str(), "bounced", f.reason.as_str()),
     };
     tracing::info!(
         qid,

@@ -2,15 +2,27 @@
 //! newline checks, the Received header (RFC 5321 §4.4, RFC 3848), durable acceptance.
 
 use super::session::{Next, ReadEnd, Session, Transaction};
+use crate::context::ListenerKind;
 use crate::delivery::{IncomingMessage, accept_message};
-use crate::server::ListenerKind;
-use crate::util::{header_section, header_value, rfc5322_date};
+use crate::messages::Scan;
+use crate::pipeline::{self, EnvelopeRcpt, HeaderView, Plan};
+use crate::util::{header_section, rfc5322_date};
 use bytes::Bytes;
-use postcore_protocol::smtp::{DataEvent, DataReceiver};
-use postcore_storage::directory::{BareNewline, Target};
+use postcore_protocol::smtp::{Address, DataEvent, DataReceiver, Reply};
+use postcore_scanner::{ScanContext, Verdict};
+use postcore_storage::directory::{Directory, RcptResolution, Target};
 use postcore_storage::queue::{new_qid, now_secs};
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
+
+/// Where a redirect address delivers: resolved like RCPT TO (local mailboxes, aliases), or
+/// onward to another server for a foreign domain. `None` for an unknown local address.
+fn resolve_redirect(dir: &Directory, addr: &str) -> Option<Vec<Target>> {
+    match Address::parse(addr, true).map(|a| dir.resolve(&a)) {
+        Ok(RcptResolution::Accept { targets, .. }) => Some(targets),
+        Ok(RcptResolution::Foreign) => Some(vec![Target::Remote(addr.to_string())]),
+        _ => None,
+    }
+}
 
 impl Session {
     fn data_timeout(&self) -> Duration {
@@ -125,113 +137,100 @@ impl Session {
         self.finish(rx).await
     }
 
-    /// Ends the transaction: checks, Received header, durable acceptance, reply.
+    /// Ends the transaction by running the end-of-data pipeline (see [`crate::pipeline`]):
+    /// transfer checks, parse, scan, verdict, header additions, durable commit, reply.
     async fn finish(&mut self, rx: DataReceiver) -> Next {
         let started = Instant::now();
         let Some(tx) = self.tx.take() else {
             self.reply_str(503, "5.5.1", "Error: no transaction");
             return Next::Continue;
         };
-        if rx.overflowed() {
-            let max = tx.dir.settings.max_message_size;
-            self.reject(
-                "size",
-                552,
-                "5.3.4",
-                "Error: message file too big",
-                &format!("message over {max} octets"),
-            );
-            return Next::Continue;
-        }
-        let issue = rx.newline_issue();
-        if issue.bare_cr || issue.bare_lf {
-            if tx.dir.settings.bare_newline == BareNewline::Reject {
-                let detail = format!("bare_lf={} bare_cr={}", issue.bare_lf, issue.bare_cr);
-                self.reject(
-                    "bare_newline",
-                    550,
-                    "5.5.2",
-                    "Error: bare <CR> or <LF> in message data (RFC 5321 section 2.3.8)",
-                    &detail,
-                );
+        let settings = &tx.dir.settings;
+        let content = match pipeline::check_transfer(
+            rx,
+            settings.max_message_size,
+            settings.bare_newline,
+        ) {
+            Ok((content, bare)) => {
+                if bare {
+                    tracing::info!(client = %self.peer, "bare CR/LF in message data normalised to CRLF");
+                }
+                content
+            }
+            Err(r) => {
+                self.refuse(r);
                 return Next::Continue;
             }
-            tracing::info!(client = %self.peer, bare_lf = issue.bare_lf, bare_cr = issue.bare_cr, "bare CR/LF in message data normalised to CRLF");
-        }
-        let content = rx.into_content();
+        };
         let arrival = now_secs();
         let qid = new_qid(self.ctx.id);
-        let headers = header_section(&content);
-        let mut message_id = header_value(headers, "Message-ID");
-        let received = self.received_header(&qid, &tx, arrival);
-        let mut added = String::new();
-        if self.kind != ListenerKind::Smtp && self.auth.is_some() {
-            // RFC 6409 §8.1/§8.3: a submission server may add missing Date and Message-ID.
-            if header_value(headers, "Date").is_none() {
-                added.push_str(&format!("Date: {}\r\n", rfc5322_date(arrival)));
-            }
-            if message_id.is_none() {
-                let id = format!("<{qid}@{}>", self.hostname());
-                added.push_str(&format!("Message-ID: {id}\r\n"));
-                message_id = Some(id);
-            }
-        }
-        let mut body = Vec::with_capacity(added.len() + content.len());
-        body.extend_from_slice(added.as_bytes());
-        body.extend_from_slice(&content);
-        drop(content);
-        let mut signature = String::new();
-        if self.auth.is_some()
-            && let Some(dom) = crate::util::from_domain(header_section(&body))
-                .and_then(|d| tx.dir.domains.get(&d).cloned())
-        {
-            if let Some(notice) = &dom.legal_notice {
-                body = crate::legal_notice::append(&body, notice, &qid);
-            }
-            if let Some(setting) = &dom.dkim {
-                match self.ctx.shared.dkim.sign(&dom.name, setting, &body) {
-                    Ok(h) => signature = h,
-                    Err(e) => tracing::error!(qid, "{qid}: not DKIM-signed: {e:#}"),
-                }
-            }
-        }
-        let mut data = Vec::with_capacity(received.len() + signature.len() + body.len());
-        data.extend_from_slice(received.as_bytes());
-        data.extend_from_slice(signature.as_bytes());
-        data.extend_from_slice(&body);
-        drop(body);
-
-        let mut deliveries: Vec<(Target, String)> = Vec::new();
-        let mut seen = HashSet::new();
-        for r in &tx.rcpts {
-            for t in &r.targets {
-                if seen.insert(t.clone()) {
-                    deliveries.push((t.clone(), r.address.to_string()));
-                }
-            }
-        }
-        let rcpt_domains: Vec<&str> = tx.rcpts.iter().map(|r| r.address.domain.as_str()).collect();
-        for t in tx.dir.hidden_copies(&rcpt_domains) {
-            if seen.insert(t.clone()) {
-                deliveries.push((t, "hidden-copy".into()));
-            }
-        }
+        let view = HeaderView::parse(&content);
+        let rcpts: Vec<EnvelopeRcpt> = tx
+            .rcpts
+            .iter()
+            .map(|r| EnvelopeRcpt {
+                address: r.address.to_string(),
+                targets: r.targets.clone(),
+            })
+            .collect();
         let from = tx.from.as_ref().map(|a| a.to_string()).unwrap_or_default();
-        let size = data.len();
-        let client = format!(
-            "{}[{}]",
-            self.helo.as_deref().unwrap_or("unknown"),
-            self.peer.ip()
+        self.log_arrival(
+            &qid,
+            view.message_id.as_deref(),
+            &from,
+            content.len(),
+            rcpts.len(),
         );
-        match &self.auth {
-            Some(login) => {
-                tracing::info!(qid, client = %client, sasl_username = %login, "{qid}: client={client}, sasl_username={login}")
-            }
-            None => tracing::info!(qid, client = %client, "{qid}: client={client}"),
+        let data = Bytes::from(content);
+        let verdict = self.scan(&qid, &from, &rcpts, data.clone()).await;
+        let rcpt_domains: Vec<&str> = tx.rcpts.iter().map(|r| r.address.domain.as_str()).collect();
+        let hidden = tx.dir.hidden_copies(&rcpt_domains);
+        let resolve = |a: &str| resolve_redirect(&tx.dir, a);
+        let (deliveries, quarantined, discarded) =
+            match pipeline::plan(&verdict, &rcpts, hidden, &resolve) {
+                Plan::Refuse(r) => {
+                    self.refuse_verdict(&qid, r);
+                    return Next::Continue;
+                }
+                Plan::Accept {
+                    deliveries,
+                    quarantined,
+                    discarded,
+                } => (deliveries, quarantined, discarded),
+            };
+        for d in &discarded {
+            tracing::info!(
+                qid,
+                "{qid}: to=<{d}>, relay=none, dsn=2.0.0, status=discarded (scanner verdict)"
+            );
         }
-        let mid = message_id.as_deref().unwrap_or("");
-        tracing::info!(qid, message_id = mid, "{qid}: message-id={mid}");
-        tracing::info!(qid, from = %from, size, nrcpt = tx.rcpts.len(), "{qid}: from=<{from}>, size={size}, nrcpt={}", tx.rcpts.len());
+        let edited = pipeline::edit_headers(&data, &verdict.headers);
+        drop(data);
+        let (data, message_id) = self.add_headers(&qid, &tx, arrival, view, edited);
+        if !quarantined.is_empty() {
+            match pipeline::quarantine(&self.ctx.shared.config.data_dir, &qid, &data, &quarantined)
+            {
+                Ok(path) => {
+                    for (rcpt, why) in &quarantined {
+                        tracing::info!(
+                            qid,
+                            "{qid}: to=<{rcpt}>, relay=quarantine, dsn=2.0.0, status=quarantined ({why}) {}",
+                            path.display()
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(qid, "{qid}: not accepted, quarantine write failed: {e:#}");
+                    self.reply_str(
+                        451,
+                        "4.3.0",
+                        "Error: queue file write error, try again later",
+                    );
+                    return Next::Continue;
+                }
+            }
+        }
+        let size = data.len();
         let msg = IncomingMessage {
             qid: qid.clone(),
             from,
@@ -257,6 +256,135 @@ impl Session {
             }
         }
         Next::Continue
+    }
+
+    /// A stage refused the message: log, count, reply.
+    fn refuse(&mut self, r: pipeline::Refusal) {
+        tracing::info!(client = %self.peer, reason = r.reason, code = r.reply.code, "reject: {}: {} {} {}", r.detail, r.reply.code, r.reply.status, r.reply.text);
+        metrics::counter!(crate::metrics::REJECTED, "reason" => r.reason).increment(1);
+        let reply = Reply::error_from(r.reply.code, &r.reply.status, &r.reply.text)
+            .unwrap_or_else(|| Reply::new(554, "5.0.0", r.reply.text.clone()));
+        self.reply(reply);
+    }
+
+    /// The scanner refused the message (reject or tempfail).
+    fn refuse_verdict(&mut self, qid: &str, r: postcore_scanner::Reply) {
+        let tempfail = r.code / 100 == 4;
+        // A reply of the wrong shape still refuses the message, with a standard one.
+        let reply = Reply::error_from(r.code, &r.status, &r.text).unwrap_or_else(|| {
+            if tempfail {
+                Reply::new(
+                    451,
+                    "4.7.1",
+                    "Error: message deferred by policy, try again later",
+                )
+            } else {
+                Reply::new(554, "5.7.1", "Error: message rejected by policy")
+            }
+        });
+        let action = if tempfail { "tempfail" } else { "reject" };
+        tracing::info!(qid, client = %self.peer, "{qid}: {action}: scanner verdict: {} {} {}", r.code, r.status, r.text);
+        metrics::counter!(crate::metrics::REJECTED, "reason" => "scanner").increment(1);
+        self.reply(reply);
+    }
+
+    /// Logs the arrival lines of a message (client, Message-ID, envelope), Postfix-style.
+    fn log_arrival(&self, qid: &str, message_id: Option<&str>, from: &str, size: usize, n: usize) {
+        let client = format!(
+            "{}[{}]",
+            self.helo.as_deref().unwrap_or("unknown"),
+            self.peer.ip()
+        );
+        match &self.auth {
+            Some(login) => {
+                tracing::info!(qid, client = %client, sasl_username = %login, "{qid}: client={client}, sasl_username={login}")
+            }
+            None => tracing::info!(qid, client = %client, "{qid}: client={client}"),
+        }
+        let mid = message_id.unwrap_or("");
+        tracing::info!(qid, message_id = mid, "{qid}: message-id={mid}");
+        tracing::info!(qid, from = %from, size, nrcpt = n, "{qid}: from=<{from}>, size={size}, nrcpt={n}");
+    }
+
+    /// The scan stage: asks this core's scanner actor for a verdict and logs it. A scanner
+    /// that cannot answer tempfails the message (mail is never accepted unscanned).
+    async fn scan(&self, qid: &str, from: &str, rcpts: &[EnvelopeRcpt], data: Bytes) -> Verdict {
+        let context = ScanContext {
+            qid: qid.to_string(),
+            listener: self.kind.name().to_string(),
+            client_ip: self.peer.ip(),
+            helo: self.helo.clone(),
+            tls: self.stream.as_ref().and_then(|s| s.tls_info()),
+            auth: self.auth.clone(),
+            mail_from: from.to_string(),
+            rcpts: rcpts.iter().map(|r| r.address.clone()).collect(),
+        };
+        match self.ctx.scanner.send(Scan { context, data }).await {
+            Ok(v) => {
+                if !v.symbols.is_empty() || v.action != postcore_scanner::MessageAction::Accept {
+                    tracing::info!(qid, score = v.score, symbols = %v.symbols_text(), "{qid}: scan: score={:.2} symbols=[{}]", v.score, v.symbols_text());
+                }
+                v
+            }
+            Err(e) => {
+                tracing::error!(qid, "{qid}: scanner unavailable: {e}");
+                Verdict::refuse(postcore_scanner::Reply::new(
+                    451,
+                    "4.3.0",
+                    "Error: content scanner unavailable, try again later",
+                ))
+            }
+        }
+    }
+
+    /// Stage 5's own additions: Date and Message-ID for submissions, the legal notice, the
+    /// DKIM signature and the Received field. Returns the message and its Message-ID.
+    fn add_headers(
+        &self,
+        qid: &str,
+        tx: &Transaction,
+        arrival: u64,
+        view: HeaderView,
+        content: Vec<u8>,
+    ) -> (Vec<u8>, Option<String>) {
+        let mut message_id = view.message_id;
+        let received = self.received_header(qid, tx, arrival);
+        let mut added = String::new();
+        if self.kind != ListenerKind::Smtp && self.auth.is_some() {
+            // RFC 6409 §8.1/§8.3: a submission server may add missing Date and Message-ID.
+            if !view.has_date {
+                added.push_str(&format!("Date: {}\r\n", rfc5322_date(arrival)));
+            }
+            if message_id.is_none() {
+                let id = format!("<{qid}@{}>", self.hostname());
+                added.push_str(&format!("Message-ID: {id}\r\n"));
+                message_id = Some(id);
+            }
+        }
+        let mut body = Vec::with_capacity(added.len() + content.len());
+        body.extend_from_slice(added.as_bytes());
+        body.extend_from_slice(&content);
+        drop(content);
+        let mut signature = String::new();
+        if self.auth.is_some()
+            && let Some(dom) = crate::util::from_domain(header_section(&body))
+                .and_then(|d| tx.dir.domains.get(&d).cloned())
+        {
+            if let Some(notice) = &dom.legal_notice {
+                body = crate::legal_notice::append(&body, notice, qid);
+            }
+            if let Some(setting) = &dom.dkim {
+                match self.ctx.shared.dkim.sign(&dom.name, setting, &body) {
+                    Ok(h) => signature = h,
+                    Err(e) => tracing::error!(qid, "{qid}: not DKIM-signed: {e:#}"),
+                }
+            }
+        }
+        let mut data = Vec::with_capacity(received.len() + signature.len() + body.len());
+        data.extend_from_slice(received.as_bytes());
+        data.extend_from_slice(signature.as_bytes());
+        data.extend_from_slice(&body);
+        (data, message_id)
     }
 
     fn received_header(&self, qid: &str, tx: &Transaction, arrival: u64) -> String {

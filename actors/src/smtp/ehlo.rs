@@ -1,7 +1,7 @@
 //! EHLO / HELO (RFC 5321 §4.1.1.1) and the extensions advertised.
 
 use super::session::Session;
-use crate::server::ListenerKind;
+use crate::context::ListenerKind;
 use postcore_protocol::smtp::Reply;
 
 impl Session {

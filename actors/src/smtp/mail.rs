@@ -1,7 +1,7 @@
 //! MAIL FROM (RFC 5321 §4.1.1.2) with SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531).
 
 use super::session::{Session, Transaction};
-use crate::server::ListenerKind;
+use crate::context::ListenerKind;
 use postcore_protocol::smtp::{Address, BodyType, MailParams};
 
 impl Session {

@@ -3,7 +3,7 @@
 //! Replies to pipelined commands (RFC 2920) are collected and written when the input buffer
 //! holds no further complete command, so a pipelining client gets them in one write.
 
-use crate::server::{ListenerKind, WorkerCtx};
+use crate::context::{ListenerKind, WorkerCtx};
 use crate::stream::Stream;
 use postcore_protocol::smtp::{
     Address, Command, CommandError, LineEvent, LineReader, MailParams, Reply,
@@ -82,7 +82,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, ctx: Rc
         s.shutdown().await;
         return;
     };
-    let _counted = crate::server::SessionGuard::new(&shared, crate::metrics::CONNECTIONS_OPEN);
+    let _counted = crate::context::SessionGuard::new(&shared, crate::metrics::CONNECTIONS_OPEN);
     tracing::info!(client = %peer, listener = kind.name(), "connect from [{}]", peer.ip());
     let max_line = shared.config.limits.max_line_length;
     let mut s = Session {

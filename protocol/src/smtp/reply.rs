@@ -6,7 +6,7 @@ pub struct Reply {
     /// Three-digit reply code.
     pub code: u16,
     /// Enhanced status code such as `5.1.1`, without the class repeated elsewhere.
-    pub status: Option<&'static str>,
+    pub status: Option<std::borrow::Cow<'static, str>>,
     /// Text lines; never contain CR or LF (they are replaced on construction).
     pub lines: Vec<String>,
 }
@@ -17,13 +17,30 @@ impl Reply {
         let status = if status.is_empty() {
             None
         } else {
-            Some(status)
+            Some(std::borrow::Cow::Borrowed(status))
         };
         Reply {
             code,
             status,
             lines: vec![sanitize(text.into())],
         }
+    }
+
+    /// A single-line reply whose code and enhanced status come from elsewhere (a scanner's
+    /// verdict, a remote server). `None` unless the code is a 4xx or 5xx code and the status
+    /// is a valid RFC 3463 code of the same class (`5.7.1` with 554).
+    pub fn error_from(code: u16, status: &str, text: &str) -> Option<Self> {
+        let class = code / 100;
+        let mut parts = status.split('.');
+        let valid_status = parts.next() == Some(&class.to_string())
+            && parts.clone().count() == 2
+            && parts
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+        ((class == 4 || class == 5) && code < 600 && valid_status).then(|| Reply {
+            code,
+            status: Some(std::borrow::Cow::Owned(status.to_string())),
+            lines: vec![sanitize(text.to_string())],
+        })
     }
 
     /// A multi-line reply without enhanced status (EHLO, HELP).
@@ -54,7 +71,7 @@ impl Reply {
         for i in 0..n {
             let sep = if i + 1 == n { ' ' } else { '-' };
             let text = self.lines.get(i).map(String::as_str).unwrap_or("");
-            match self.status {
+            match &self.status {
                 Some(st) => out.extend_from_slice(
                     format!("{}{}{} {}\r\n", self.code, sep, st, text).as_bytes(),
                 ),
@@ -92,5 +109,20 @@ mod tests {
             Reply::new(550, "5.1.1", "a\r\nb").to_bytes(),
             b"550 5.1.1 a  b\r\n"
         );
+    }
+
+    #[test]
+    fn error_from_checks_code_and_status_class() {
+        assert_eq!(
+            Reply::error_from(554, "5.7.1", "spam\r\n250 ok")
+                .unwrap()
+                .to_bytes(),
+            b"554 5.7.1 spam  250 ok\r\n"
+        );
+        assert!(Reply::error_from(451, "4.7.1", "later").is_some());
+        assert!(Reply::error_from(250, "2.0.0", "ok").is_none());
+        assert!(Reply::error_from(554, "4.7.1", "mismatch").is_none());
+        assert!(Reply::error_from(554, "5.7", "short").is_none());
+        assert!(Reply::error_from(654, "6.0.0", "class").is_none());
     }
 }

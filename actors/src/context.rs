@@ -1,0 +1,164 @@
+//! The services every component works with, as narrow handles: nothing here imports a
+//! session, the admin API or the start-up code, so every other module can depend on it
+//! without an import cycle. Start-up (`server::run`) builds them once.
+
+use crate::config::Config;
+use crate::limits::IpLimits;
+use crate::messages::{DeliverLocal, QueueHandle, Scan};
+use crate::usage::UsageTracker;
+use actix::Recipient;
+use postcore_storage::Store;
+use postcore_storage::directory::DirectoryHandle;
+use postcore_storage::spool::Spool;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::watch;
+
+/// Which listener a connection came in on; decides TLS and AUTH rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// Port 25: MTA to MTA.
+    Smtp,
+    /// Port 587: submission, STARTTLS then AUTH (RFC 6409).
+    Submission,
+    /// Port 465: submission over implicit TLS (RFC 8314).
+    Submissions,
+    /// Port 110: POP3, STLS.
+    Pop3,
+    /// Port 995: POP3 over implicit TLS.
+    Pop3s,
+    /// Port 143: IMAP, STARTTLS.
+    Imap,
+    /// Port 993: IMAP over implicit TLS.
+    Imaps,
+}
+
+impl ListenerKind {
+    /// Name used in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerKind::Smtp => "smtp",
+            ListenerKind::Submission => "submission",
+            ListenerKind::Submissions => "submissions",
+            ListenerKind::Pop3 => "pop3",
+            ListenerKind::Pop3s => "pop3s",
+            ListenerKind::Imap => "imap",
+            ListenerKind::Imaps => "imaps",
+        }
+    }
+}
+
+/// Process-wide services (all of them thread-safe), shared by every worker and the admin API.
+pub struct Shared {
+    /// Start-up configuration.
+    pub config: Config,
+    /// Directory and settings.
+    pub directory: DirectoryHandle,
+    /// The store.
+    pub store: Store,
+    /// Spool of queued message bodies.
+    pub spool: Spool,
+    /// Root of all Maildirs.
+    pub mail_root: PathBuf,
+    /// TLS server configuration.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// Per-IP limits.
+    pub limits: Arc<IpLimits>,
+    /// Mailbox usage for quotas.
+    pub usage: UsageTracker,
+    /// The queue actor's address (one per process).
+    pub queue: QueueHandle,
+    /// Becomes true on SIGTERM/SIGINT.
+    pub shutdown: watch::Receiver<bool>,
+    /// Sessions in progress (all workers).
+    pub active_sessions: AtomicUsize,
+    /// Logins holding a POP3 maildrop lock (RFC 1939 §8).
+    pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// DKIM signing keys.
+    pub dkim: crate::dkim::DkimKeys,
+    /// IMAP mailbox index.
+    pub mailboxes: postcore_storage::mailbox::MailboxIndex,
+    /// Open IMAP sessions per (user, client IP).
+    pub imap_sessions:
+        std::sync::Mutex<std::collections::HashMap<(String, std::net::IpAddr), usize>>,
+}
+
+impl Shared {
+    /// Opens the data directory's services for `config` (store, directory, spool, TLS, DKIM,
+    /// mailbox index). `shutdown` turns true when the process is asked to stop.
+    pub fn open(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<Shared> {
+        use anyhow::Context as _;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        let store = Store::open(&config.data_dir.join("db"))?;
+        let directory = DirectoryHandle::load(store.clone())?;
+        let spool =
+            Spool::open(&config.data_dir.join("spool"), store.clone()).context("opening spool")?;
+        let mail_root = config.data_dir.join("mail");
+        std::fs::create_dir_all(&mail_root)
+            .with_context(|| format!("creating {}", mail_root.display()))?;
+        let tls = crate::tls::server_config(
+            config.tls.cert.as_deref(),
+            config.tls.key.as_deref(),
+            &config.data_dir,
+            &config.hostname,
+        )?;
+        Ok(Shared {
+            usage: UsageTracker::new(store.clone(), mail_root.clone()),
+            dkim: crate::dkim::DkimKeys::new(&config.data_dir),
+            mailboxes: postcore_storage::mailbox::MailboxIndex::new(store.clone())?,
+            config,
+            directory,
+            store,
+            spool,
+            mail_root,
+            tls,
+            limits: Arc::new(IpLimits::default()),
+            queue: QueueHandle::default(),
+            shutdown,
+            active_sessions: AtomicUsize::new(0),
+            pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
+            imap_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+}
+
+/// Counts a session as active (for the SIGTERM drain) and in its protocol's open-connection
+/// gauge, for as long as it lives, however it ends.
+pub struct SessionGuard {
+    shared: Arc<Shared>,
+    gauge: &'static str,
+}
+
+impl SessionGuard {
+    /// Starts counting a session.
+    pub fn new(shared: &Arc<Shared>, gauge: &'static str) -> SessionGuard {
+        shared.active_sessions.fetch_add(1, Ordering::SeqCst);
+        metrics::gauge!(gauge).increment(1.0);
+        SessionGuard {
+            shared: shared.clone(),
+            gauge,
+        }
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        metrics::gauge!(self.gauge).decrement(1.0);
+        self.shared.active_sessions.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Per-worker context, shared by the sessions of one core: the process-wide services and the
+/// addresses of this core's actors.
+pub struct WorkerCtx {
+    /// Worker number.
+    pub id: usize,
+    /// Process-wide state.
+    pub shared: Arc<Shared>,
+    /// This core's delivery actor.
+    pub delivery: Recipient<DeliverLocal>,
+    /// This core's scanner actor (the end-of-data pipeline's scan stage).
+    pub scanner: Recipient<Scan>,
+}

@@ -1,0 +1,136 @@
+//! The messages the actors exchange, and the handles that send them.
+//!
+//! ```text
+//!   SMTP session ──Scan──▶ ScannerActor (per core)        ──▶ Verdict
+//!        │
+//!        └─ end-of-data pipeline ──DeliverLocal──▶ DeliveryActor (per core) ──▶ Maildir + index
+//!                     │
+//!                     └──Enqueued──▶ QueueActor (one per process, on worker 0)
+//!   admin API ──Resend / Delete──▶ QueueActor ──DeliverLocal──▶ DeliveryActor
+//!                                      └──▶ outbound routes ──(per-recipient outcomes)
+//! ```
+//!
+//! This module is a leaf: it names no actor type, only messages, so a component holds the
+//! address of another as a [`Recipient`] of the messages it sends.
+
+use actix::{Message, Recipient};
+use bytes::Bytes;
+use postcore_scanner::{Flag, ScanContext, Verdict};
+use postcore_storage::directory::Mailbox;
+use std::sync::OnceLock;
+
+/// Store one message durably into one mailbox under a given file name; answers the size
+/// written.
+pub struct DeliverLocal {
+    /// Target mailbox.
+    pub mailbox: Mailbox,
+    /// Folder inside the mailbox; `None` for INBOX. Created when missing.
+    pub folder: Option<String>,
+    /// Flags the stored message carries (it goes to `cur/` when there are any).
+    pub flags: Vec<Flag>,
+    /// Maildir base name.
+    pub file: String,
+    /// Message octets.
+    pub data: Bytes,
+}
+
+impl Message for DeliverLocal {
+    type Result = Result<u64, String>;
+}
+
+/// Judge a message that has completed its data phase (the pipeline's scan stage).
+pub struct Scan {
+    /// Where and how it arrived.
+    pub context: ScanContext,
+    /// The message octets.
+    pub data: Bytes,
+}
+
+impl Message for Scan {
+    type Result = Verdict;
+}
+
+/// A message was queued durably: look at the queue soon.
+pub struct Enqueued {
+    /// Its queue id.
+    pub qid: String,
+}
+
+impl Message for Enqueued {
+    type Result = ();
+}
+
+/// Retry queued messages now: one (`Some(qid)`) or all. Answers whether anything matched.
+pub struct Resend {
+    /// The message, or `None` for every queued message.
+    pub qid: Option<String>,
+}
+
+impl Message for Resend {
+    type Result = bool;
+}
+
+/// Remove queued messages without a bounce: one (`Some(qid)`) or all. Answers how many were
+/// removed.
+pub struct Delete {
+    /// The message, or `None` for every queued message.
+    pub qid: Option<String>,
+}
+
+impl Message for Delete {
+    type Result = Result<usize, String>;
+}
+
+/// The queue actor's addresses, set once when it starts (on worker 0).
+#[derive(Default)]
+pub struct QueueHandle {
+    addrs: OnceLock<QueueAddrs>,
+}
+
+/// The messages the queue actor takes.
+pub struct QueueAddrs {
+    /// New queued mail.
+    pub enqueued: Recipient<Enqueued>,
+    /// Administrator: retry now.
+    pub resend: Recipient<Resend>,
+    /// Administrator: remove.
+    pub delete: Recipient<Delete>,
+}
+
+impl QueueHandle {
+    /// Records the queue actor's addresses; the first call wins.
+    pub fn set(&self, addrs: QueueAddrs) {
+        let _ = self.addrs.set(addrs);
+    }
+
+    fn get(&self) -> Result<&QueueAddrs, String> {
+        self.addrs
+            .get()
+            .ok_or_else(|| "the queue is not running yet".to_string())
+    }
+
+    /// Tells the queue that `qid` was queued (the queue also finds it on its next scan).
+    pub fn enqueued(&self, qid: &str) {
+        if let Ok(a) = self.get() {
+            a.enqueued.do_send(Enqueued { qid: qid.into() });
+        }
+    }
+
+    /// Asks the queue to retry `qid` (or everything) now; true if anything matched.
+    pub async fn resend(&self, qid: Option<String>) -> Result<bool, String> {
+        self.get()?
+            .resend
+            .send(Resend { qid })
+            .await
+            .map_err(|e| format!("queue actor: {e}"))
+    }
+
+    /// Asks the queue to remove `qid` (or everything) without a bounce; the number removed.
+    pub async fn delete(&self, qid: Option<String>) -> Result<usize, String> {
+        self.get()?
+            .delete
+            .send(Delete { qid })
+            .await
+            .map_err(|e| format!("queue actor: {e}"))?
+    }
+}
