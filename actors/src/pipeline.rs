@@ -15,7 +15,7 @@
 //! The stages are plain functions over values, so each is tested without a connection.
 
 use crate::delivery::Delivery;
-use postcore_protocol::smtp::DataReceiver;
+use postcore_protocol::smtp::{DataReceiver, codes};
 use postcore_scanner::{Disposition, HeaderEdit, MessageAction, Reply, Verdict};
 use postcore_storage::directory::{BareNewline, Target};
 use std::collections::HashSet;
@@ -26,7 +26,7 @@ pub struct Refusal {
     /// Metric label (`size`, `bare_newline`, `scanner`).
     pub reason: &'static str,
     /// The reply to send.
-    pub reply: Reply,
+    pub reply: codes::Code,
     /// Detail for the log line.
     pub detail: String,
 }
@@ -41,7 +41,7 @@ pub fn check_transfer(
     if rx.overflowed() {
         return Err(Refusal {
             reason: "size",
-            reply: Reply::new(552, "5.3.4", "Error: message file too big"),
+            reply: codes::MESSAGE_TOO_BIG,
             detail: format!("message over {max_size} octets"),
         });
     }
@@ -50,11 +50,7 @@ pub fn check_transfer(
     if bare_found && bare == BareNewline::Reject {
         return Err(Refusal {
             reason: "bare_newline",
-            reply: Reply::new(
-                550,
-                "5.5.2",
-                "Error: bare <CR> or <LF> in message data (RFC 5321 section 2.3.8)",
-            ),
+            reply: codes::BARE_NEWLINE,
             detail: format!("bare_lf={} bare_cr={}", issue.bare_lf, issue.bare_cr),
         });
     }

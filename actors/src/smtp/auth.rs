@@ -4,6 +4,7 @@
 use super::session::{Next, Session};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use postcore_protocol::smtp::codes;
 use postcore_protocol::smtp::sasl;
 
 /// Failed attempts in one session before it is closed.
@@ -35,28 +36,22 @@ impl Session {
         initial: Option<String>,
     ) -> Next {
         if self.auth.is_some() {
-            self.reply_str(503, "5.5.1", "Error: already authenticated");
+            self.send(codes::ALREADY_AUTHENTICATED);
             return Next::Continue;
         }
         if self.tx.is_some() {
-            self.reply_str(
-                503,
-                "5.5.1",
-                "Error: AUTH not permitted during a mail transaction",
-            );
+            self.send(codes::AUTH_IN_TRANSACTION);
             return Next::Continue;
         }
         if self.helo.is_none() {
-            self.reply_str(503, "5.5.1", "Error: send EHLO first");
+            self.send(codes::NEED_EHLO);
             return Next::Continue;
         }
         if !self.is_tls() {
             // RFC 4954 §4 / RFC 3207: no plaintext passwords on the wire.
             self.reject(
                 "auth_without_tls",
-                538,
-                "5.7.11",
-                "Encryption required for requested authentication mechanism",
+                codes::ENCRYPTION_REQUIRED,
                 "AUTH before STARTTLS",
             );
             return Next::Continue;
@@ -64,9 +59,7 @@ impl Session {
         if !self.auth_offered() {
             self.reject(
                 "auth_not_offered",
-                503,
-                "5.5.1",
-                "Error: authentication not enabled",
+                codes::AUTH_NOT_ENABLED,
                 "AUTH on port 25 while disabled",
             );
             return Next::Continue;
@@ -74,9 +67,7 @@ impl Session {
         if crate::login::blocked(&self.ctx.shared, self.peer.ip()) {
             self.reject(
                 "auth_rate_limit",
-                421,
-                "4.7.0",
-                "Error: too many failed authentications, try later",
+                codes::AUTH_RATE_LIMITED,
                 "AUTH failure limit for this IP",
             );
             return Next::Close;
@@ -123,7 +114,7 @@ impl Session {
                 }
             }
             _ => {
-                self.reply_str(504, "5.5.4", "Error: unsupported authentication mechanism");
+                self.send(codes::UNSUPPORTED_MECHANISM);
                 return Next::Continue;
             }
         };
@@ -138,7 +129,7 @@ impl Session {
             Some(login) => {
                 tracing::info!(client = %self.peer, sasl_method = %mechanism, sasl_username = %login, "authenticated");
                 self.auth = Some(login);
-                self.reply_str(235, "2.7.0", "Authentication successful");
+                self.send(codes::AUTH_OK);
                 Next::Continue
             }
             None => {
@@ -146,13 +137,11 @@ impl Session {
                 crate::login::record_failure(&self.ctx.shared, self.peer.ip());
                 self.reject(
                     "auth_failed",
-                    535,
-                    "5.7.8",
-                    "Error: authentication failed",
+                    codes::AUTH_FAILED,
                     &format!("SASL {mechanism} authentication failed"),
                 );
                 if self.auth_failures >= MAX_SESSION_FAILURES {
-                    self.reply_str(421, "4.7.0", "Error: too many failed authentications");
+                    self.send(codes::TOO_MANY_AUTH_FAILURES);
                     return Next::Close;
                 }
                 Next::Continue
@@ -161,12 +150,12 @@ impl Session {
     }
 
     fn auth_cancelled(&mut self) -> Next {
-        self.reply_str(501, "5.7.0", "Error: authentication cancelled");
+        self.send(codes::AUTH_CANCELLED);
         Next::Continue
     }
 
     fn auth_malformed(&mut self) -> Next {
-        self.reply_str(501, "5.5.2", "Error: cannot decode response");
+        self.send(codes::AUTH_UNDECODABLE);
         Next::Continue
     }
 }

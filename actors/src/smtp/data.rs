@@ -8,7 +8,7 @@ use crate::messages::Scan;
 use crate::pipeline::{self, EnvelopeRcpt, HeaderView, Plan};
 use crate::util::{header_section, rfc5322_date};
 use bytes::Bytes;
-use postcore_protocol::smtp::{Address, DataEvent, DataReceiver, Reply};
+use postcore_protocol::smtp::{Address, DataEvent, DataReceiver, Reply, codes};
 use postcore_scanner::{ScanContext, Verdict};
 use postcore_storage::directory::{Directory, RcptResolution, Target};
 use postcore_storage::queue::{new_qid, now_secs};
@@ -32,11 +32,11 @@ impl Session {
     fn transaction_ready(&mut self) -> bool {
         match &self.tx {
             None => {
-                self.reply_str(503, "5.5.1", "Error: need RCPT command");
+                self.send(codes::NEED_RCPT);
                 false
             }
             Some(t) if t.rcpts.is_empty() => {
-                self.reply_str(554, "5.5.1", "Error: no valid recipients");
+                self.send(codes::NO_VALID_RECIPIENTS);
                 false
             }
             Some(_) => true,
@@ -44,11 +44,7 @@ impl Session {
     }
 
     async fn read_timeout_close(&mut self) -> Next {
-        self.reply_str(
-            421,
-            "4.4.2",
-            &format!("{} Error: timeout exceeded", self.hostname()),
-        );
+        self.send(codes::TIMEOUT.from_host(self.hostname()));
         tracing::info!(client = %self.peer, "timeout while receiving message data");
         self.tx = None;
         Next::Close
@@ -62,7 +58,7 @@ impl Session {
             .tx
             .as_ref()
             .map_or(0, |t| t.dir.settings.max_message_size) as usize;
-        self.reply_str(354, "", "End data with <CR><LF>.<CR><LF>");
+        self.send(codes::START_DATA);
         if self.flush().await.is_err() {
             return Next::Close;
         }
@@ -91,8 +87,8 @@ impl Session {
         // RFC 3030 §2: the chunk is always read, even when it will be refused, so the
         // session stays in step with the client.
         let refusal = match &self.tx {
-            None => Some((503, "5.5.1", "Error: need MAIL command")),
-            Some(t) if t.rcpts.is_empty() => Some((554, "5.5.1", "Error: no valid recipients")),
+            None => Some(codes::NEED_MAIL),
+            Some(t) if t.rcpts.is_empty() => Some(codes::NO_VALID_RECIPIENTS),
             _ => None,
         };
         let max = self
@@ -122,15 +118,15 @@ impl Session {
                 Err(ReadEnd::Timeout) => return self.read_timeout_close().await,
             }
         }
-        if let Some((code, st, text)) = refusal {
-            self.reply_str(code, st, text);
+        if let Some(code) = refusal {
+            self.send(code);
             return Next::Continue;
         }
         if !last {
             if let Some(t) = self.tx.as_mut() {
                 t.bdat = Some(rx);
             }
-            self.reply_str(250, "2.0.0", &format!("{size} octets received"));
+            self.send(codes::CHUNK_RECEIVED.with_text(format!("{size} octets received")));
             return Next::Continue;
         }
         rx.finish_chunks();
@@ -142,7 +138,7 @@ impl Session {
     async fn finish(&mut self, rx: DataReceiver) -> Next {
         let started = Instant::now();
         let Some(tx) = self.tx.take() else {
-            self.reply_str(503, "5.5.1", "Error: no transaction");
+            self.send(codes::NO_TRANSACTION);
             return Next::Continue;
         };
         let settings = &tx.dir.settings;
@@ -221,11 +217,7 @@ impl Session {
                 }
                 Err(e) => {
                     tracing::error!(qid, "{qid}: not accepted, quarantine write failed: {e:#}");
-                    self.reply_str(
-                        451,
-                        "4.3.0",
-                        "Error: queue file write error, try again later",
-                    );
+                    self.send(codes::STORAGE_FAILURE);
                     return Next::Continue;
                 }
             }
@@ -243,16 +235,12 @@ impl Session {
             Ok(()) => {
                 metrics::counter!(crate::metrics::MESSAGES_RECEIVED).increment(1);
                 metrics::counter!(crate::metrics::BYTES_RECEIVED).increment(size as u64);
-                self.reply_str(250, "2.0.0", &format!("Ok: queued as {qid}"));
+                self.send(codes::QUEUED.with_text(format!("Ok: queued as {qid}")));
             }
             Err(e) => {
                 tracing::error!(qid, "{qid}: not accepted, storage failure: {e:#}");
                 metrics::counter!(crate::metrics::REJECTED, "reason" => "storage").increment(1);
-                self.reply_str(
-                    451,
-                    "4.3.0",
-                    "Error: queue file write error, try again later",
-                );
+                self.send(codes::STORAGE_FAILURE);
             }
         }
         Next::Continue
@@ -260,11 +248,7 @@ impl Session {
 
     /// A stage refused the message: log, count, reply.
     fn refuse(&mut self, r: pipeline::Refusal) {
-        tracing::info!(client = %self.peer, reason = r.reason, code = r.reply.code, "reject: {}: {} {} {}", r.detail, r.reply.code, r.reply.status, r.reply.text);
-        metrics::counter!(crate::metrics::REJECTED, "reason" => r.reason).increment(1);
-        let reply = Reply::error_from(r.reply.code, &r.reply.status, &r.reply.text)
-            .unwrap_or_else(|| Reply::new(554, "5.0.0", r.reply.text.clone()));
-        self.reply(reply);
+        self.reject(r.reason, r.reply, &r.detail);
     }
 
     /// The scanner refused the message (reject or tempfail).
@@ -273,13 +257,9 @@ impl Session {
         // A reply of the wrong shape still refuses the message, with a standard one.
         let reply = Reply::error_from(r.code, &r.status, &r.text).unwrap_or_else(|| {
             if tempfail {
-                Reply::new(
-                    451,
-                    "4.7.1",
-                    "Error: message deferred by policy, try again later",
-                )
+                codes::POLICY_DEFERRED.into()
             } else {
-                Reply::new(554, "5.7.1", "Error: message rejected by policy")
+                codes::POLICY_REJECTED.into()
             }
         });
         let action = if tempfail { "tempfail" } else { "reject" };
@@ -328,11 +308,8 @@ impl Session {
             }
             Err(e) => {
                 tracing::error!(qid, "{qid}: scanner unavailable: {e}");
-                Verdict::refuse(postcore_scanner::Reply::new(
-                    451,
-                    "4.3.0",
-                    "Error: content scanner unavailable, try again later",
-                ))
+                let c = codes::SCANNER_UNAVAILABLE;
+                Verdict::refuse(postcore_scanner::Reply::new(c.code, c.status, c.text))
             }
         }
     }

@@ -2,62 +2,47 @@
 
 use super::session::{Session, Transaction};
 use crate::context::ListenerKind;
+use postcore_protocol::smtp::codes;
 use postcore_protocol::smtp::{Address, BodyType, MailParams};
 
 impl Session {
     pub(super) fn mail(&mut self, from: Option<Address>, params: MailParams) {
         if self.helo.is_none() {
-            return self.reply_str(503, "5.5.1", "Error: send HELO/EHLO first");
+            return self.send(codes::NEED_HELO);
         }
         if self.tx.is_some() {
-            return self.reply_str(503, "5.5.1", "Error: nested MAIL command");
+            return self.send(codes::NESTED_MAIL);
         }
         if self.kind != ListenerKind::Smtp && self.auth.is_none() {
             // RFC 6409 §4.3 / RFC 4954 §6: submission requires authentication.
             if !self.is_tls() {
                 return self.reject(
                     "tls_required",
-                    530,
-                    "5.7.0",
-                    "Must issue a STARTTLS command first",
+                    codes::TLS_REQUIRED,
                     "MAIL before STARTTLS on submission",
                 );
             }
             return self.reject(
                 "auth_required",
-                530,
-                "5.7.0",
-                "Authentication required",
+                codes::AUTH_REQUIRED,
                 "MAIL before AUTH on submission",
             );
         }
         if params.body == BodyType::BinaryMime {
-            return self.reply_str(555, "5.5.4", "Error: BODY=BINARYMIME not supported");
+            return self.send(codes::BINARYMIME_UNSUPPORTED);
         }
         let dir = self.ctx.shared.directory.snapshot();
         let max = dir.settings.max_message_size;
         if params.size.is_some_and(|s| s > max) {
             let detail = format!("SIZE={} over {max}", params.size.unwrap_or(0));
-            return self.reject(
-                "size",
-                552,
-                "5.3.4",
-                "Error: message size exceeds fixed limit",
-                &detail,
-            );
+            return self.reject("size", codes::SIZE_EXCEEDS_LIMIT, &detail);
         }
         if let (Some(login), true) = (&self.auth, dir.settings.relay.enforce_sender_login_match)
             && let Some(f) = &from
             && !dir.sender_allowed(login, f)
         {
             let detail = format!("<{f}> not owned by user {login}");
-            return self.reject(
-                "sender_login_mismatch",
-                553,
-                "5.7.1",
-                "Sender address rejected: not owned by user",
-                &detail,
-            );
+            return self.reject("sender_login_mismatch", codes::SENDER_NOT_OWNED, &detail);
         }
         self.tx = Some(Transaction {
             from,
@@ -66,6 +51,6 @@ impl Session {
             bdat: None,
             dir,
         });
-        self.reply_str(250, "2.1.0", "Ok");
+        self.send(codes::SENDER_OK);
     }
 }

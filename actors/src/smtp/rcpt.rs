@@ -3,26 +3,25 @@
 
 use super::session::{AcceptedRcpt, Session};
 use postcore_protocol::smtp::Address;
+use postcore_protocol::smtp::codes;
 use postcore_storage::directory::{RcptResolution, Target};
 
 impl Session {
     pub(super) fn rcpt(&mut self, to: Address) {
         let Some(tx) = self.tx.as_ref() else {
-            return self.reply_str(503, "5.5.1", "Error: need MAIL command");
+            return self.send(codes::NEED_MAIL);
         };
         let dir = tx.dir.clone();
         if tx.rcpts.len() >= dir.settings.max_recipients {
             return self.reject(
                 "too_many_recipients",
-                452,
-                "4.5.3",
-                "Error: too many recipients",
+                codes::TOO_MANY_RECIPIENTS,
                 "recipient limit reached",
             );
         }
         if to.is_utf8() && !tx.params.smtputf8 {
             // RFC 6531 §3.5: non-ASCII address without SMTPUTF8.
-            return self.reply_str(553, "5.6.7", "Error: non-ASCII address requires SMTPUTF8");
+            return self.send(codes::NEEDS_SMTPUTF8);
         }
         let targets = match dir.resolve(&to) {
             RcptResolution::Accept { targets, internal } => {
@@ -30,9 +29,7 @@ impl Session {
                     let detail = format!("<{to}> is internal");
                     return self.reject(
                         "internal_address",
-                        550,
-                        "5.7.1",
-                        "Recipient address rejected: access denied",
+                        codes::RECIPIENT_ACCESS_DENIED,
                         &detail,
                     );
                 }
@@ -40,24 +37,12 @@ impl Session {
             }
             RcptResolution::Unknown => {
                 let detail = format!("<{to}>");
-                return self.reject(
-                    "unknown_recipient",
-                    550,
-                    "5.1.1",
-                    "Recipient address rejected: User unknown",
-                    &detail,
-                );
+                return self.reject("unknown_recipient", codes::USER_UNKNOWN, &detail);
             }
             RcptResolution::Foreign => {
                 if !self.may_relay(&dir) {
                     let detail = format!("<{to}> from unauthenticated client");
-                    return self.reject(
-                        "relay_denied",
-                        554,
-                        "5.7.1",
-                        "Relay access denied",
-                        &detail,
-                    );
+                    return self.reject("relay_denied", codes::RELAY_DENIED, &detail);
                 }
                 vec![Target::Remote(to.to_string())]
             }
@@ -68,6 +53,6 @@ impl Session {
                 targets,
             });
         }
-        self.reply_str(250, "2.1.5", "Ok");
+        self.send(codes::RECIPIENT_OK);
     }
 }

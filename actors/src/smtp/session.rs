@@ -5,9 +5,7 @@
 
 use crate::context::{ListenerKind, WorkerCtx};
 use crate::stream::Stream;
-use postcore_protocol::smtp::{
-    Address, Command, CommandError, LineEvent, LineReader, MailParams, Reply,
-};
+use postcore_protocol::smtp::{Address, Command, LineEvent, LineReader, MailParams, Reply, codes};
 use postcore_storage::directory::{Directory, Target};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -76,7 +74,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, ctx: Rc
         let mut s = Stream::Plain(tcp);
         if kind != ListenerKind::Submissions {
             let _ = s
-                .write_all(b"421 4.7.0 Error: too many connections from your IP address\r\n")
+                .write_all(&Reply::from(codes::TOO_MANY_CONNECTIONS).to_bytes())
                 .await;
         }
         s.shutdown().await;
@@ -151,22 +149,24 @@ impl Session {
         r.write_to(&mut self.out);
     }
 
-    pub(super) fn reply_str(&mut self, code: u16, status: &'static str, text: &str) {
-        self.reply(Reply::new(code, status, text));
+    /// Queues a named reply (see [`codes`]) or one built from it.
+    pub(super) fn send(&mut self, r: impl Into<Reply>) {
+        self.reply(r.into());
     }
 
-    /// Counts a rejection for metrics and logs it maillog-style.
-    pub(super) fn reject(
-        &mut self,
-        reason: &'static str,
-        code: u16,
-        status: &'static str,
-        text: &str,
-        detail: &str,
-    ) {
+    /// Counts a rejection for metrics, logs it maillog-style and queues the reply.
+    pub(super) fn reject(&mut self, reason: &'static str, code: codes::Code, detail: &str) {
+        self.reject_reply(reason, code.into(), detail);
+    }
+
+    /// [`Session::reject`] with a reply built at run time.
+    pub(super) fn reject_reply(&mut self, reason: &'static str, reply: Reply, detail: &str) {
+        let code = reply.code;
+        let status = reply.status.as_deref().unwrap_or("");
+        let text = reply.lines.join(" ");
         tracing::info!(client = %self.peer, reason, code, "reject: {detail}: {code} {status} {text}");
         metrics::counter!(crate::metrics::REJECTED, "reason" => reason).increment(1);
-        self.reply_str(code, status, text);
+        self.reply(reply);
     }
 
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {
@@ -226,16 +226,12 @@ impl Session {
             return false;
         }
         if *self.ctx.shared.shutdown.borrow() {
-            self.reply_str(
-                421,
-                "4.3.2",
-                &format!("{} Service shutting down", self.hostname()),
-            );
+            self.send(codes::SHUTTING_DOWN.from_host(self.hostname()));
             let _ = self.flush().await;
             return false;
         }
         let banner = format!("{} ESMTP postcore", self.hostname());
-        self.reply_str(220, "", &banner);
+        self.reply(Reply::new(220, "", banner));
         self.flush().await.is_ok()
     }
 
@@ -252,11 +248,9 @@ impl Session {
                             return;
                         }
                         if self.errors >= self.ctx.shared.config.limits.max_errors {
-                            self.reject(
+                            self.reject_reply(
                                 "too_many_errors",
-                                421,
-                                "4.7.0",
-                                &format!("{} Error: too many errors", self.hostname()),
+                                codes::TOO_MANY_ERRORS.from_host(self.hostname()),
                                 "error limit reached",
                             );
                             let _ = self.flush().await;
@@ -267,9 +261,7 @@ impl Session {
                         let max = self.ctx.shared.config.limits.max_line_length;
                         self.reject(
                             "line_too_long",
-                            500,
-                            "5.5.2",
-                            "Error: line too long",
+                            codes::LINE_TOO_LONG,
                             &format!("command line over {max} octets"),
                         );
                     }
@@ -288,11 +280,7 @@ impl Session {
                     return;
                 }
                 Err(ReadEnd::Timeout) => {
-                    self.reply_str(
-                        421,
-                        "4.4.2",
-                        &format!("{} Error: timeout exceeded", self.hostname()),
-                    );
+                    self.send(codes::TIMEOUT.from_host(self.hostname()));
                     tracing::info!(client = %self.peer, "timeout after {:?}", self.command_timeout());
                     let _ = self.flush().await;
                     return;
@@ -305,14 +293,7 @@ impl Session {
         let cmd = match Command::parse(&line) {
             Ok(c) => c,
             Err(e) => {
-                let (code, st) = match &e {
-                    CommandError::Unrecognized => (500, "5.5.2"),
-                    CommandError::Syntax(_) => (501, "5.5.4"),
-                    CommandError::Address(_) => (501, "5.1.3"),
-                    CommandError::Parameter(_) => (555, "5.5.4"),
-                };
-                let text = format!("Error: {e}");
-                self.reply_str(code, st, &text);
+                self.send(codes::for_command_error(&e).with_text(format!("Error: {e}")));
                 return Next::Continue;
             }
         };
@@ -323,11 +304,7 @@ impl Session {
                 Command::Bdat { .. } | Command::Rset | Command::Quit | Command::Noop
             )
         {
-            self.reply_str(
-                503,
-                "5.5.1",
-                "Error: BDAT transfer in progress, send BDAT, RSET or QUIT",
-            );
+            self.send(codes::BDAT_IN_PROGRESS);
             return Next::Continue;
         }
         match cmd {
@@ -339,19 +316,21 @@ impl Session {
             Command::Bdat { size, last } => return self.bdat(size, last).await,
             Command::Rset => {
                 self.tx = None;
-                self.reply_str(250, "2.0.0", "Ok");
+                self.send(codes::OK);
             }
-            Command::Noop => self.reply_str(250, "2.0.0", "Ok"),
+            Command::Noop => self.send(codes::OK),
             Command::Quit => {
-                self.reply_str(221, "2.0.0", "Bye");
+                self.send(codes::BYE);
                 return Next::Close;
             }
             // RFC 5321 §3.5.3: 252 when we will not verify; EXPN is not offered (§3.5.2).
-            Command::Vrfy(_) => self.reply_str(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery"),
-            Command::Expn(_) => self.reply_str(502, "5.5.1", "EXPN not available"),
-            Command::Help => self.reply_str(214, "2.0.0", "See RFC 5321; commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH"),
+            Command::Vrfy(_) => self.send(codes::CANNOT_VRFY),
+            Command::Expn(_) => self.send(codes::EXPN_UNAVAILABLE),
+            Command::Help => self.send(codes::HELP),
             Command::StartTls => return self.starttls().await,
-            Command::Auth { mechanism, initial } => return self.authenticate(mechanism, initial).await,
+            Command::Auth { mechanism, initial } => {
+                return self.authenticate(mechanism, initial).await;
+            }
         }
         Next::Continue
     }

@@ -2,15 +2,16 @@
 
 use super::session::{Next, Session};
 use crate::stream::Stream;
+use postcore_protocol::smtp::codes;
 use std::time::Duration;
 
 impl Session {
     pub(super) async fn starttls(&mut self) -> Next {
         if self.is_tls() {
-            self.reply_str(503, "5.5.1", "Error: TLS already active");
+            self.send(codes::TLS_ALREADY_ACTIVE);
             return Next::Continue;
         }
-        self.reply_str(220, "2.0.0", "Ready to start TLS");
+        self.send(codes::READY_FOR_TLS);
         if self.flush().await.is_err() {
             return Next::Close;
         }
