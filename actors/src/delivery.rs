@@ -346,7 +346,7 @@ mod tests {
         let Plan::Accept { deliveries, .. } = plan(&v, &rcpts, vec![], &|_| None) else {
             panic!("refused");
         };
-        let data = edit_headers(b"Subject: offer\r\n\r\nbuy now\r\n", &v.headers);
+        let data = edit_headers(b"Subject: offer\r\n\r\nbuy now\r\n".to_vec(), &v.headers);
         let s = shared.clone();
         tokio_uring::start(async move {
             let delivery = DeliveryActor::new(s.clone()).start().recipient();

@@ -185,9 +185,9 @@ fn valid_field_name(name: &str) -> bool {
 /// name (with its continuation lines); additions go on top, in order. A field value is put on
 /// one line: CR and LF in it become spaces, so a verdict can never inject a field or end the
 /// header section (header injection). Edits with an invalid field name are skipped.
-pub fn edit_headers(content: &[u8], edits: &[HeaderEdit]) -> Vec<u8> {
+pub fn edit_headers(content: Vec<u8>, edits: &[HeaderEdit]) -> Vec<u8> {
     if edits.is_empty() {
-        return content.to_vec();
+        return content;
     }
     let removed: Vec<&str> = edits
         .iter()
@@ -210,7 +210,7 @@ pub fn edit_headers(content: &[u8], edits: &[HeaderEdit]) -> Vec<u8> {
             out.extend_from_slice(format!("{name}: {}\r\n", clean.trim()).as_bytes());
         }
     }
-    let header_len = crate::util::header_section(content).len();
+    let header_len = crate::util::header_section(&content).len();
     let (head, body) = content.split_at(header_len.min(content.len()));
     let mut skipping = false;
     for line in head.split_inclusive(|&b| b == b'\n') {
@@ -397,7 +397,7 @@ mod tests {
                 value: "x".into(),
             },
         ];
-        let out = String::from_utf8(edit_headers(msg, &edits)).unwrap();
+        let out = String::from_utf8(edit_headers(msg.to_vec(), &edits)).unwrap();
         assert_eq!(
             out,
             "X-Spam: yes  Bcc: evil@example.test    body\r\nSubject: hi\r\n\r\nX-Spam: in body\r\n"

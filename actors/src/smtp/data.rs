@@ -200,8 +200,8 @@ impl Session {
                 "{qid}: to=<{d}>, relay=none, dsn=2.0.0, status=discarded (scanner verdict)"
             );
         }
-        let edited = pipeline::edit_headers(&data, &verdict.headers);
-        drop(data);
+        // The scanner has let go of its copy: no octet is copied here.
+        let edited = pipeline::edit_headers(Vec::from(data), &verdict.headers);
         let (data, message_id) = self.add_headers(&qid, &tx, arrival, view, edited);
         if !quarantined.is_empty() {
             match pipeline::quarantine(&self.ctx.shared.config.data_dir, &qid, &data, &quarantined)
