@@ -379,6 +379,9 @@ mod tests {
         assert_eq!(junk.uidnext, 2, "the filed message has UID 1");
         let (_, body) = only_file(&tmp.path().join("mail/users/bob/new"));
         assert!(body.starts_with(b"X-Spam-Flag: YES\r\n"));
+        // As the server does at exit: no thread closes the database while the process ends.
+        shared.store.db().cancel_all_background_work(true);
+        std::mem::forget(shared);
     }
 
     fn only_new_is_empty(dir: &std::path::Path) -> bool {

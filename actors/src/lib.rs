@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod conn;
 pub mod context;
 pub mod delivery;
 pub mod dkim;
@@ -20,7 +21,6 @@ pub mod queue;
 pub mod scanner;
 pub mod server;
 pub mod smtp;
-pub mod stream;
 pub mod tls;
 pub mod usage;
 pub mod util;

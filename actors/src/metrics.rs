@@ -2,10 +2,14 @@
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Counter: accepted connections, label `listener`.
+/// Counter: accepted connections (every protocol), label `listener`.
 pub const CONNECTIONS: &str = "postcore_smtp_connections_total";
 /// Gauge: open SMTP connections.
 pub const CONNECTIONS_OPEN: &str = "postcore_smtp_connections_open";
+/// Gauge: open POP3 connections.
+pub const POP3_OPEN: &str = "postcore_pop3_connections_open";
+/// Gauge: open IMAP connections.
+pub const IMAP_OPEN: &str = "postcore_imap_connections_open";
 /// Counter: messages accepted (250 after data).
 pub const MESSAGES_RECEIVED: &str = "postcore_messages_received_total";
 /// Counter: octets accepted.

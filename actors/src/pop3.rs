@@ -3,8 +3,8 @@
 //! connections" is on — UIDL, TOP; deletions happen at QUIT (the UPDATE state), the maildrop
 //! is locked for the session (RFC 1939 §8), and messages are read with memmap2.
 
-use crate::context::WorkerCtx;
-use crate::stream::{Stream, accept_tls};
+use crate::conn::{Conn, ReadEnd, Transport};
+use crate::context::{ListenerKind, WorkerCtx};
 use crate::usage::mailbox_path;
 use base64::Engine;
 use postcore_protocol::pop3::{self, Command, CommandError};
@@ -15,10 +15,6 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
-
-/// Gauge: open POP3 connections.
-pub const POP3_OPEN: &str = "postcore_pop3_connections_open";
 
 /// Failed logins in one session before it is closed.
 const MAX_FAILURES: u32 = 3;
@@ -49,8 +45,7 @@ impl Drop for Lock {
 struct Session {
     ctx: Rc<WorkerCtx>,
     peer: SocketAddr,
-    stream: Option<Stream>,
-    inbuf: Vec<u8>,
+    conn: Conn,
     lines: LineReader,
     user: Option<String>,
     login: Option<(String, Lock)>,
@@ -58,44 +53,34 @@ struct Session {
     failures: u32,
 }
 
-/// Entry point for an accepted POP3 connection.
-pub async fn serve(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, ctx: Rc<WorkerCtx>) {
+/// Entry point for an accepted POP3 connection (`io`: TCP, or a duplex stream in tests).
+pub async fn serve(
+    io: Box<dyn Transport>,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    ctx: Rc<WorkerCtx>,
+) {
     let shared = ctx.shared.clone();
-    let admitted = crate::stream::admit(
-        tcp,
-        peer,
-        implicit_tls,
-        &shared,
-        POP3_OPEN,
-        b"-ERR [SYS/TEMP] Too many connections from your IP address\r\n",
-    )
-    .await;
-    let (stream, _guard) = match admitted {
-        Some(a) => (Some(a.stream), Some(a.guard)),
-        None => (None, None),
+    let Some((conn, _admitted)) = crate::conn::admit(io, peer, kind, &shared).await else {
+        return;
     };
-    if let Some(stream) = stream {
-        let mut s = Session {
-            ctx,
-            peer,
-            stream: Some(stream),
-            inbuf: Vec::new(),
-            lines: LineReader::new(1024),
-            user: None,
-            login: None,
-            msgs: Vec::new(),
-            failures: 0,
-        };
-        s.run().await;
-        if let Some(mut st) = s.stream.take() {
-            st.shutdown().await;
-        }
-    }
+    let mut s = Session {
+        ctx,
+        peer,
+        conn,
+        lines: LineReader::new(1024),
+        user: None,
+        login: None,
+        msgs: Vec::new(),
+        failures: 0,
+    };
+    s.run().await;
+    s.conn.shutdown().await;
 }
 
 impl Session {
     fn is_tls(&self) -> bool {
-        self.stream.as_ref().is_some_and(Stream::is_tls)
+        self.conn.is_tls()
     }
 
     fn plaintext_allowed(&self) -> bool {
@@ -103,34 +88,28 @@ impl Session {
     }
 
     async fn send(&mut self, data: &[u8]) -> bool {
-        match self.stream.as_mut() {
-            Some(s) => s.write_all(data).await.is_ok(),
-            None => false,
-        }
+        self.conn.out.extend_from_slice(data);
+        self.conn.flush().await.is_ok()
     }
 
     async fn read_line(&mut self) -> Option<Vec<u8>> {
         let timeout = Duration::from_secs(self.ctx.shared.config.limits.command_timeout_secs);
         loop {
-            match self.lines.ingest(&mut self.inbuf) {
+            match self.lines.ingest(&mut self.conn.inbuf) {
                 LineEvent::Line(l) => return Some(l),
                 LineEvent::TooLong => {
                     if !self.send(&pop3::err("line too long")).await {
                         return None;
                     }
                 }
-                LineEvent::NeedMore => {
-                    let mut tmp = [0u8; 4096];
-                    let stream = self.stream.as_mut()?;
-                    match tokio::time::timeout(timeout, stream.read(&mut tmp)).await {
-                        Ok(Ok(n)) if n > 0 => self.inbuf.extend_from_slice(&tmp[..n]),
-                        Ok(_) => return None,
-                        Err(_) => {
-                            let _ = self.send(&pop3::err("autologout; idle for too long")).await;
-                            return None;
-                        }
+                LineEvent::NeedMore => match self.conn.fill(timeout).await {
+                    Ok(_) => {}
+                    Err(ReadEnd::Closed) => return None,
+                    Err(ReadEnd::Timeout) => {
+                        let _ = self.send(&pop3::err("autologout; idle for too long")).await;
+                        return None;
                     }
-                }
+                },
             }
         }
     }
@@ -201,14 +180,10 @@ impl Session {
                 if !self.send(&pop3::ok("Begin TLS negotiation")).await {
                     return None;
                 }
-                // RFC 2595 §4 / RFC 3207-style injection: drop anything pipelined in plain text.
-                self.inbuf.clear();
-                let Some(Stream::Plain(tcp)) = self.stream.take() else {
-                    return None;
-                };
-                match accept_tls(tcp, self.ctx.shared.tls.clone(), Duration::from_secs(60)).await {
-                    Ok(s) => {
-                        self.stream = Some(s);
+                // RFC 2595 §4 / RFC 3207-style injection: the connection core drops anything
+                // pipelined in plain text.
+                match self.conn.start_tls().await {
+                    Ok(()) => {
                         self.user = None;
                         Some(Vec::new())
                     }

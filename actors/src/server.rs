@@ -239,14 +239,15 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
+        let io: Box<dyn crate::conn::Transport> = Box::new(stream);
         match kind {
-            ListenerKind::Pop3 | ListenerKind::Pop3s => tokio::task::spawn_local(
-                crate::pop3::serve(stream, peer, kind == ListenerKind::Pop3s, ctx),
-            ),
-            ListenerKind::Imap | ListenerKind::Imaps => tokio::task::spawn_local(
-                crate::imap::serve(stream, peer, kind == ListenerKind::Imaps, ctx),
-            ),
-            _ => tokio::task::spawn_local(crate::smtp::session::serve(stream, peer, kind, ctx)),
+            ListenerKind::Pop3 | ListenerKind::Pop3s => {
+                tokio::task::spawn_local(crate::pop3::serve(io, peer, kind, ctx))
+            }
+            ListenerKind::Imap | ListenerKind::Imaps => {
+                tokio::task::spawn_local(crate::imap::serve(io, peer, kind, ctx))
+            }
+            _ => tokio::task::spawn_local(crate::smtp::session::serve(io, peer, kind, ctx)),
         };
     }
 }

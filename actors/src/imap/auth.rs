@@ -2,7 +2,6 @@
 //! SASL-IR (RFC 4959), master and migration logins, ENABLE (RFC 5161), ID (RFC 2971).
 
 use super::{Done, Login, Session, UserSlot};
-use crate::stream::{Stream, accept_tls};
 use base64::Engine;
 use std::time::Duration;
 
@@ -49,18 +48,14 @@ impl Session {
         }
         self.line(&format!("{tag} OK Begin TLS negotiation now"));
         if !self.flush().await {
-            self.stream = None;
+            self.conn.close();
             return Done::Silent;
         }
-        // RFC 9051 §6.2.1 / CVE-2011-0411 class: anything pipelined after STARTTLS in
-        // plain text is discarded, never executed inside the TLS session.
-        self.inbuf.clear();
-        let Some(Stream::Plain(tcp)) = self.stream.take() else {
-            return Done::Silent;
-        };
-        match accept_tls(tcp, self.ctx.shared.tls.clone(), Duration::from_secs(60)).await {
-            Ok(s) => self.stream = Some(s),
-            Err(e) => tracing::info!(client = %self.peer, "imap STARTTLS: {e}"),
+        // RFC 9051 §6.2.1 / CVE-2011-0411 class: the connection core discards anything
+        // pipelined after STARTTLS in plain text; it is never executed inside TLS.
+        if let Err(e) = self.conn.start_tls().await {
+            tracing::info!(client = %self.peer, "imap STARTTLS: {e}");
+            self.conn.close();
         }
         Done::Silent
     }
@@ -143,8 +138,8 @@ impl Session {
             return None;
         }
         loop {
-            if let Some(p) = memchr::memchr(b'\n', &self.inbuf) {
-                let mut l: Vec<u8> = self.inbuf.drain(..=p).collect();
+            if let Some(p) = memchr::memchr(b'\n', &self.conn.inbuf) {
+                let mut l: Vec<u8> = self.conn.inbuf.drain(..=p).collect();
                 l.pop();
                 if l.last() == Some(&b'\r') {
                     l.pop();
@@ -152,12 +147,12 @@ impl Session {
                 let s = String::from_utf8_lossy(&l).into_owned();
                 return (s != "*").then_some(s);
             }
-            if self.inbuf.len() > 16384 {
+            if self.conn.inbuf.len() > 16384 {
                 return None;
             }
             let t = self.timeout();
             if !self.fill(t).await {
-                self.stream = None;
+                self.conn.close();
                 return None;
             }
         }

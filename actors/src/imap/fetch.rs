@@ -282,8 +282,8 @@ impl Session {
             } else {
                 headers.get(vuid).unwrap_or_default()
             };
-            let mark = self.out.len();
-            let out = &mut self.out;
+            let mark = self.conn.out.len();
+            let out = &mut self.conn.out;
             let _ = write!(out, "* {} FETCH (", p + 1);
             for (i, a) in atts.iter().enumerate() {
                 if i > 0 {
@@ -395,7 +395,7 @@ impl Session {
             }
             out.extend_from_slice(b")\r\n");
             if !self.flush_if_big().await {
-                self.stream = None;
+                self.conn.close();
                 return Done::Silent;
             }
         }

@@ -293,8 +293,8 @@ impl Session {
             }
             let mut l = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
             encode::mailbox(&mut l, &m.display);
-            self.out.extend_from_slice(&l);
-            self.out.extend_from_slice(b"\r\n");
+            self.conn.out.extend_from_slice(&l);
+            self.conn.out.extend_from_slice(b"\r\n");
             // RFC 5819 §2: each STATUS right after its LIST line.
             if !o.status.is_empty() {
                 self.status_lines(m, &o.status);
@@ -578,7 +578,7 @@ impl Session {
         let mut l = b"* STATUS ".to_vec();
         encode::mailbox(&mut l, &m.display);
         l.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-        self.out.extend_from_slice(&l);
+        self.conn.out.extend_from_slice(&l);
     }
 
     pub(super) fn status(&mut self, name: &str, items: &[StatusItem]) -> Done {
@@ -641,7 +641,7 @@ impl Session {
             ),
             None => return,
         }
-        self.out.extend_from_slice(&l);
+        self.conn.out.extend_from_slice(&l);
     }
 
     pub(super) fn get_quota(&mut self, root: &str) -> Done {
@@ -678,7 +678,7 @@ impl Session {
             encode::string(&mut l, root.as_bytes());
         }
         l.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(&l);
+        self.conn.out.extend_from_slice(&l);
         if limited {
             self.quota_line(&m.owner.clone());
         }
@@ -706,7 +706,7 @@ impl Session {
             encode::string(&mut l, r.as_bytes());
         }
         l.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(&l);
+        self.conn.out.extend_from_slice(&l);
         Done::Ok("GETACL completed".into())
     }
 
@@ -719,7 +719,7 @@ impl Session {
         l.push(b' ');
         encode::string(&mut l, m.rights.as_bytes());
         l.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(&l);
+        self.conn.out.extend_from_slice(&l);
         Done::Ok("MYRIGHTS completed".into())
     }
 
@@ -738,7 +738,7 @@ impl Session {
         l.push(b' ');
         encode::string(&mut l, required.as_bytes());
         l.extend_from_slice(b" l r s w i p k x t e a\r\n");
-        self.out.extend_from_slice(&l);
+        self.conn.out.extend_from_slice(&l);
         Done::Ok("LISTRIGHTS completed".into())
     }
 

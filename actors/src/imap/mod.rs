@@ -16,16 +16,13 @@ mod search;
 mod seen;
 mod select;
 
-use crate::context::WorkerCtx;
-use crate::stream::Stream;
+use crate::conn::{Conn, ReadEnd, Transport};
+use crate::context::{ListenerKind, WorkerCtx};
 use postcore_protocol::imap::{self, CommandBody, CommandReader, ReadEvent};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 
-/// Gauge: open IMAP connections.
-pub const IMAP_OPEN: &str = "postcore_imap_connections_open";
 /// Counter: IMAP commands by name.
 pub const IMAP_COMMANDS: &str = "postcore_imap_commands_total";
 
@@ -80,9 +77,7 @@ struct Login {
 pub(crate) struct Session {
     ctx: Rc<WorkerCtx>,
     peer: SocketAddr,
-    stream: Option<Stream>,
-    inbuf: Vec<u8>,
-    out: Vec<u8>,
+    conn: Conn,
     reader: CommandReader,
     login: Option<Login>,
     sel: Option<select::Selected>,
@@ -97,31 +92,23 @@ pub(crate) struct Session {
     utf8: bool,
 }
 
-/// Entry point for an accepted IMAP connection.
-pub async fn serve(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, ctx: Rc<WorkerCtx>) {
+/// Entry point for an accepted IMAP connection (`io`: TCP, or a duplex stream in tests).
+pub async fn serve(
+    io: Box<dyn Transport>,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    ctx: Rc<WorkerCtx>,
+) {
     let shared = ctx.shared.clone();
-    let Some(crate::stream::Admitted {
-        stream,
-        guard: _guard,
-    }) = crate::stream::admit(
-        tcp,
-        peer,
-        implicit_tls,
-        &shared,
-        IMAP_OPEN,
-        b"* BYE [UNAVAILABLE] Too many connections from your IP address\r\n",
-    )
-    .await
-    else {
+    let Some((conn, _admitted)) = crate::conn::admit(io, peer, kind, &shared).await else {
         return;
     };
+    let implicit_tls = conn.is_tls();
     let max_msg = shared.directory.snapshot().settings.max_message_size as usize;
     let mut s = Session {
         ctx,
         peer,
-        stream: Some(stream),
-        inbuf: Vec::new(),
-        out: Vec::with_capacity(4096),
+        conn,
         reader: CommandReader::new(imap::Limits {
             max_line: 64 * 1024,
             max_append_literal: max_msg.max(1024),
@@ -140,9 +127,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, implicit_tls: bool, ctx: Rc
     if let Some(l) = &s.login {
         tracing::info!(client = %peer, user = %l.user, "imap logout: user=<{}>, rip={}", l.user, peer.ip());
     }
-    if let Some(mut st) = s.stream.take() {
-        st.shutdown().await;
-    }
+    s.conn.shutdown().await;
 }
 
 /// The outcome of a command, for the tagged response.
@@ -169,34 +154,21 @@ impl Session {
     }
 
     fn is_tls(&self) -> bool {
-        self.stream.as_ref().is_some_and(Stream::is_tls)
+        self.conn.is_tls()
     }
 
     /// Appends an untagged or continuation line (CRLF added).
     fn line(&mut self, s: &str) {
-        self.out.extend_from_slice(s.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+        self.conn.out.extend_from_slice(s.as_bytes());
+        self.conn.out.extend_from_slice(b"\r\n");
     }
 
     async fn flush(&mut self) -> bool {
-        if self.out.is_empty() {
-            return true;
-        }
-        let data = std::mem::take(&mut self.out);
-        let ok = match self.stream.as_mut() {
-            Some(s) => s.write_all(&data).await.is_ok(),
-            None => false,
-        };
-        self.out = data;
-        self.out.clear();
-        if self.out.capacity() > 1024 * 1024 {
-            self.out = Vec::with_capacity(4096);
-        }
-        ok
+        self.conn.flush().await.is_ok()
     }
 
     async fn flush_if_big(&mut self) -> bool {
-        if self.out.len() >= FLUSH_AT {
+        if self.conn.out.len() >= FLUSH_AT {
             self.flush().await
         } else {
             true
@@ -205,21 +177,13 @@ impl Session {
 
     /// Reads more bytes; `false` on EOF, error or timeout.
     async fn fill(&mut self, timeout: Duration) -> bool {
-        let mut tmp = [0u8; 16384];
-        let in_command = self.reader.in_command();
-        let Some(stream) = self.stream.as_mut() else {
-            return false;
-        };
-        if in_command {
-            stream.quickack();
+        if self.reader.in_command() {
+            self.conn.quickack();
         }
-        match tokio::time::timeout(timeout, stream.read(&mut tmp)).await {
-            Ok(Ok(n)) if n > 0 => {
-                self.inbuf.extend_from_slice(&tmp[..n]);
-                true
-            }
-            Ok(_) => false,
-            Err(_) => {
+        match self.conn.fill(timeout).await {
+            Ok(_) => true,
+            Err(ReadEnd::Closed) => false,
+            Err(ReadEnd::Timeout) => {
                 self.line("* BYE Autologout; idle for too long");
                 let _ = self.flush().await;
                 false
@@ -247,7 +211,7 @@ impl Session {
         }
         let mut shutdown = self.ctx.shared.shutdown.clone();
         loop {
-            let ev = self.reader.ingest(&mut self.inbuf);
+            let ev = self.reader.ingest(&mut self.conn.inbuf);
             match ev {
                 ReadEvent::NeedMore => {
                     let t = self.timeout();
@@ -339,7 +303,7 @@ impl Session {
             }
             Done::Silent => {}
         }
-        self.stream.is_some()
+        self.conn.is_open()
     }
 
     /// One value of the IMAP settings as they are now (the admin API changes them at run time).

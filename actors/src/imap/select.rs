@@ -657,15 +657,15 @@ impl Session {
     pub(super) async fn idle(&mut self) -> Done {
         self.line("+ idling");
         if !self.flush().await {
-            self.stream = None;
+            self.conn.close();
             return Done::Silent;
         }
         let started = std::time::Instant::now();
         let mut shutdown = self.ctx.shared.shutdown.clone();
         let mut watch = self.sel.as_ref().map(|s| s.watch.clone());
         loop {
-            if let Some(p) = memchr::memchr(b'\n', &self.inbuf) {
-                let line: Vec<u8> = self.inbuf.drain(..=p).collect();
+            if let Some(p) = memchr::memchr(b'\n', &self.conn.inbuf) {
+                let line: Vec<u8> = self.conn.inbuf.drain(..=p).collect();
                 let l = String::from_utf8_lossy(&line);
                 return if l.trim().eq_ignore_ascii_case("DONE") {
                     self.refresh(true).await;
@@ -674,24 +674,20 @@ impl Session {
                     Done::Bad("Expected DONE".into())
                 };
             }
-            if self.inbuf.len() > 1024 {
+            if self.conn.inbuf.len() > 1024 {
                 return Done::Bad("Expected DONE".into());
             }
-            let mut tmp = [0u8; 1024];
-            let Some(stream) = self.stream.as_mut() else {
-                return Done::Silent;
-            };
             enum Ev {
-                Data(usize),
+                Data,
                 Closed,
                 Changed,
                 Poll,
                 Stop(&'static str),
             }
             let ev = tokio::select! {
-                r = stream.read(&mut tmp) => match r {
-                    Ok(n) if n > 0 => Ev::Data(n),
-                    _ => Ev::Closed,
+                r = self.conn.read_some() => match r {
+                    Ok(_) => Ev::Data,
+                    Err(_) => Ev::Closed,
                 },
                 _ = async {
                     match watch.as_mut() {
@@ -703,28 +699,28 @@ impl Session {
                 _ = shutdown.wait_for(|v| *v) => Ev::Stop("* BYE [UNAVAILABLE] Server shutting down"),
             };
             match ev {
-                Ev::Data(n) => self.inbuf.extend_from_slice(&tmp[..n]),
+                Ev::Data => {}
                 Ev::Closed => {
-                    self.stream = None;
+                    self.conn.close();
                     return Done::Silent;
                 }
                 Ev::Changed | Ev::Poll => {
                     if started.elapsed() > IDLE_MAX {
                         self.line("* BYE Autologout; IDLE for too long");
                         let _ = self.flush().await;
-                        self.stream = None;
+                        self.conn.close();
                         return Done::Silent;
                     }
                     self.refresh(true).await;
                     if !self.flush().await {
-                        self.stream = None;
+                        self.conn.close();
                         return Done::Silent;
                     }
                 }
                 Ev::Stop(msg) => {
                     self.line(msg);
                     let _ = self.flush().await;
-                    self.stream = None;
+                    self.conn.close();
                     return Done::Silent;
                 }
             }

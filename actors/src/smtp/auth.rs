@@ -20,7 +20,7 @@ enum Step {
 impl Session {
     async fn sasl_step(&mut self, challenge: &str) -> Step {
         let line = format!("334 {challenge}\r\n");
-        self.out.extend_from_slice(line.as_bytes());
+        self.conn.out.extend_from_slice(line.as_bytes());
         let Some(resp) = self.read_line().await else {
             return Step::Gone;
         };

@@ -64,12 +64,12 @@ impl Session {
         }
         let mut rx = DataReceiver::for_data(max);
         loop {
-            match rx.ingest(&self.inbuf) {
+            match rx.ingest(&self.conn.inbuf) {
                 DataEvent::End { consumed } => {
-                    self.inbuf.drain(..consumed);
+                    self.conn.inbuf.drain(..consumed);
                     break;
                 }
-                DataEvent::NeedMore => self.inbuf.clear(),
+                DataEvent::NeedMore => self.conn.inbuf.clear(),
             }
             match self.fill(self.data_timeout()).await {
                 Ok(_) => {}
@@ -103,10 +103,10 @@ impl Session {
         };
         let mut remaining = size;
         loop {
-            let n = (remaining.min(self.inbuf.len() as u64)) as usize;
+            let n = (remaining.min(self.conn.inbuf.len() as u64)) as usize;
             if n > 0 {
-                rx.ingest(&self.inbuf[..n]);
-                self.inbuf.drain(..n);
+                rx.ingest(&self.conn.inbuf[..n]);
+                self.conn.inbuf.drain(..n);
                 remaining -= n as u64;
             }
             if remaining == 0 {
@@ -294,7 +294,7 @@ impl Session {
             listener: self.kind.name().to_string(),
             client_ip: self.peer.ip(),
             helo: self.helo.clone(),
-            tls: self.stream.as_ref().and_then(|s| s.tls_info()),
+            tls: self.conn.tls_info(),
             auth: self.auth.clone(),
             mail_from: from.to_string(),
             rcpts: rcpts.iter().map(|r| r.address.clone()).collect(),

@@ -3,15 +3,15 @@
 //! Replies to pipelined commands (RFC 2920) are collected and written when the input buffer
 //! holds no further complete command, so a pipelining client gets them in one write.
 
+pub(super) use crate::conn::ReadEnd;
+use crate::conn::{Conn, Transport};
 use crate::context::{ListenerKind, WorkerCtx};
-use crate::stream::Stream;
 use postcore_protocol::smtp::{Address, Command, LineEvent, LineReader, MailParams, Reply, codes};
 use postcore_storage::directory::{Directory, Target};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 /// An accepted recipient and what it expands to.
 pub struct AcceptedRcpt {
@@ -48,9 +48,7 @@ pub struct Session {
     pub(super) ctx: Rc<WorkerCtx>,
     pub(super) kind: ListenerKind,
     pub(super) peer: SocketAddr,
-    pub(super) stream: Option<Stream>,
-    pub(super) inbuf: Vec<u8>,
-    pub(super) out: Vec<u8>,
+    pub(super) conn: Conn,
     pub(super) lines: LineReader,
     pub(super) helo: Option<String>,
     pub(super) esmtp: bool,
@@ -61,35 +59,25 @@ pub struct Session {
     pub(super) started: Instant,
 }
 
-/// Entry point for an accepted connection.
-pub async fn serve(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, ctx: Rc<WorkerCtx>) {
+/// Entry point for an accepted connection on an SMTP listener (`io`: TCP, or a duplex
+/// stream in tests).
+pub async fn serve(
+    io: Box<dyn Transport>,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    ctx: Rc<WorkerCtx>,
+) {
     let shared = ctx.shared.clone();
-    metrics::counter!(crate::metrics::CONNECTIONS, "listener" => kind.name()).increment(1);
-    let Some(_slot) = shared
-        .limits
-        .connect(peer.ip(), shared.config.limits.max_connections_per_ip)
-    else {
-        tracing::warn!(client = %peer.ip(), listener = kind.name(), "reject: too many connections from this IP");
-        metrics::counter!(crate::metrics::REJECTED, "reason" => "connection_limit").increment(1);
-        let mut s = Stream::Plain(tcp);
-        if kind != ListenerKind::Submissions {
-            let _ = s
-                .write_all(&Reply::from(codes::TOO_MANY_CONNECTIONS).to_bytes())
-                .await;
-        }
-        s.shutdown().await;
+    let Some((conn, _admitted)) = crate::conn::admit(io, peer, kind, &shared).await else {
         return;
     };
-    let _counted = crate::context::SessionGuard::new(&shared, crate::metrics::CONNECTIONS_OPEN);
     tracing::info!(client = %peer, listener = kind.name(), "connect from [{}]", peer.ip());
     let max_line = shared.config.limits.max_line_length;
     let mut s = Session {
         ctx,
         kind,
         peer,
-        stream: Some(Stream::Plain(tcp)),
-        inbuf: Vec::with_capacity(4096),
-        out: Vec::with_capacity(1024),
+        conn,
         lines: LineReader::new(max_line),
         helo: None,
         esmtp: false,
@@ -100,16 +88,8 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, kind: ListenerKind, ctx: Rc
         started: Instant::now(),
     };
     s.run().await;
-    if let Some(mut st) = s.stream.take() {
-        st.shutdown().await;
-    }
+    s.conn.shutdown().await;
     tracing::info!(client = %peer, listener = kind.name(), duration_ms = s.started.elapsed().as_millis() as u64, "disconnect from [{}]", peer.ip());
-}
-
-/// Why reading stopped.
-pub(super) enum ReadEnd {
-    Closed,
-    Timeout,
 }
 
 impl Session {
@@ -118,7 +98,7 @@ impl Session {
     }
 
     pub(super) fn is_tls(&self) -> bool {
-        self.stream.as_ref().is_some_and(Stream::is_tls)
+        self.conn.is_tls()
     }
 
     /// True for clients that count as "inside": authenticated, or from trusted networks.
@@ -146,7 +126,7 @@ impl Session {
         if r.code >= 500 {
             self.errors += 1;
         }
-        r.write_to(&mut self.out);
+        r.write_to(&mut self.conn.out);
     }
 
     /// Queues a named reply (see [`codes`]) or one built from it.
@@ -170,33 +150,12 @@ impl Session {
     }
 
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let data = std::mem::take(&mut self.out);
-        let res = match self.stream.as_mut() {
-            Some(s) => s.write_all(&data).await,
-            None => Ok(()),
-        };
-        self.out = data;
-        self.out.clear();
-        res
+        self.conn.flush().await
     }
 
-    /// Reads more input into `inbuf`, waiting at most `timeout`.
+    /// Reads more input, waiting at most `timeout`.
     pub(super) async fn fill(&mut self, timeout: Duration) -> Result<usize, ReadEnd> {
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(ReadEnd::Closed);
-        };
-        let mut tmp = [0u8; 16 * 1024];
-        match tokio::time::timeout(timeout, stream.read(&mut tmp)).await {
-            Err(_) => Err(ReadEnd::Timeout),
-            Ok(Err(_)) | Ok(Ok(0)) => Err(ReadEnd::Closed),
-            Ok(Ok(n)) => {
-                self.inbuf.extend_from_slice(&tmp[..n]);
-                Ok(n)
-            }
-        }
+        self.conn.fill(timeout).await
     }
 
     fn command_timeout(&self) -> Duration {
@@ -209,7 +168,7 @@ impl Session {
             return None;
         }
         loop {
-            match self.lines.ingest(&mut self.inbuf) {
+            match self.lines.ingest(&mut self.conn.inbuf) {
                 LineEvent::Line(l) => return Some(l),
                 LineEvent::TooLong => return Some(Vec::new()),
                 LineEvent::NeedMore => {
@@ -222,8 +181,8 @@ impl Session {
     }
 
     async fn greet(&mut self) -> bool {
-        if self.kind == ListenerKind::Submissions && !self.start_tls().await {
-            return false;
+        if let (ListenerKind::Submissions, Some(info)) = (self.kind, self.conn.tls_info()) {
+            tracing::info!(client = %self.peer, "TLS established: {info}");
         }
         if *self.ctx.shared.shutdown.borrow() {
             self.send(codes::SHUTTING_DOWN.from_host(self.hostname()));
@@ -241,7 +200,7 @@ impl Session {
         }
         loop {
             loop {
-                match self.lines.ingest(&mut self.inbuf) {
+                match self.lines.ingest(&mut self.conn.inbuf) {
                     LineEvent::Line(line) => {
                         if let Next::Close = self.command(line).await {
                             let _ = self.flush().await;

@@ -2,8 +2,6 @@
 //! (RFC 2045 §6), RFC 2047 encoded words, HTML reduced to text, and the word tokens the
 //! full-text index stores.
 
-use super::mime;
-
 /// Removes a content transfer encoding (RFC 2045 §6); `None` for unknown encodings.
 pub fn decode_transfer(body: &[u8], enc: &str) -> Option<Vec<u8>> {
     match enc {
@@ -64,11 +62,21 @@ pub fn decode_qp(s: &[u8], q: bool) -> Vec<u8> {
     out
 }
 
+/// Text of `bytes` in `charset` (any charset the WHATWG encoding standard knows, through
+/// mail-parser: KOI8-R, Shift_JIS, ISO-2022-JP, GB2312/GBK, windows-125x, …). Unknown or
+/// missing charsets are read as UTF-8, invalid sequences replaced.
 pub fn to_text(bytes: &[u8], charset: &str) -> String {
-    match charset {
-        "iso-8859-1" | "latin1" | "windows-1252" | "us-ascii" if !bytes.is_ascii() => {
-            bytes.iter().map(|b| *b as char).collect()
-        }
+    let cs = charset.trim();
+    // ASCII reads the same in every charset except the 7-bit ones that shift into another
+    // character set with escapes (ISO-2022-*, UTF-7, HZ).
+    let seven_bit_shifting = ["iso-2022", "utf-7", "hz-"]
+        .iter()
+        .any(|p| cs.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)));
+    if bytes.is_ascii() && !seven_bit_shifting {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    match mail_parser::decoders::charsets::map::charset_decoder(cs.as_bytes()) {
+        Some(decode) if !cs.is_empty() => decode(bytes),
         _ => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
@@ -153,48 +161,37 @@ pub fn html_to_text(h: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// The searchable text of a message body: every text part, decoded.
+/// The searchable text of a message body: every text part, decoded from its transfer
+/// encoding and charset (mail-parser, the same decoding the scanner sees), HTML reduced to
+/// text, and the header section of each attached message.
 pub fn body_text(data: &[u8]) -> String {
-    let top = mime::parse(data);
     let mut out = String::new();
-    collect_text(&top, &mut out);
+    if let Some(m) = mail_parser::MessageParser::default().parse(data) {
+        collect_text(&m, &mut out);
+    }
     out
 }
 
-fn collect_text(p: &mime::Part, out: &mut String) {
-    if !p.children.is_empty() {
-        for c in &p.children {
-            collect_text(c, out);
+fn collect_text(m: &mail_parser::Message<'_>, out: &mut String) {
+    use mail_parser::PartType;
+    for part in &m.parts {
+        match &part.body {
+            PartType::Text(t) => out.push_str(t),
+            PartType::Html(h) => out.push_str(&html_to_text(h)),
+            PartType::Message(inner) => {
+                let raw = inner.raw_message();
+                let head = inner
+                    .parts
+                    .first()
+                    .map_or(0, |p| p.offset_body as usize)
+                    .min(raw.len());
+                out.push_str(&decode_words(&raw[..head]));
+                collect_text(inner, out);
+            }
+            PartType::Binary(_) | PartType::InlineBinary(_) | PartType::Multipart(_) => continue,
         }
-        return;
+        out.push('\n');
     }
-    if let Some(m) = &p.message {
-        out.push_str(&decode_words(p.header));
-        collect_text(m, out);
-        return;
-    }
-    if p.ctype.0 != "text" {
-        return;
-    }
-    let enc = mime::field(p.header, "Content-Transfer-Encoding")
-        .map(|v| String::from_utf8_lossy(&v).trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let Some(bytes) = decode_transfer(p.body, &enc) else {
-        return;
-    };
-    let cs = p
-        .params
-        .iter()
-        .find(|(k, _)| k == "charset")
-        .map(|(_, v)| v.to_ascii_lowercase())
-        .unwrap_or_default();
-    let text = to_text(&bytes, &cs);
-    if p.ctype.1 == "html" {
-        out.push_str(&html_to_text(&text));
-    } else {
-        out.push_str(&text);
-    }
-    out.push('\n');
 }
 
 /// Lower-case word tokens of `text` (letters and digits), 2 to 40 characters, each once.
@@ -238,6 +235,56 @@ Content-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p
         assert!(t.contains("hällo"), "{t}");
         assert!(t.contains("zanzibar & co"), "{t}");
         assert!(!t.contains("script"), "{t}");
+    }
+
+    /// (charset, encoded octets, text): the charsets the restructure issue names.
+    const SAMPLES: [(&str, &[u8], &str); 5] = [
+        ("koi8-r", b"\xf0\xd2\xc9\xd7\xc5\xd4", "Привет"),
+        (
+            "shift_jis",
+            b"\x83n\x83\x8D\x81[\x81E\x83\x8F\x81[\x83\x8B\x83h",
+            "ハロー・ワールド",
+        ),
+        (
+            "iso-2022-jp",
+            b"\x1b$B%O%m!<!&%o!<%k%I\x1b(B",
+            "ハロー・ワールド",
+        ),
+        (
+            "gb2312",
+            b"\xc4\xe3\xba\xc3\xa3\xac\xca\xc0\xbd\xe7",
+            "你好，世界",
+        ),
+        ("windows-1251", b"\xcf\xf0\xe8\xe2\xe5\xf2", "Привет"),
+    ];
+
+    #[test]
+    fn bodies_and_encoded_words_in_every_charset() {
+        use base64::Engine;
+        for (cs, octets, text) in SAMPLES {
+            let mut m = format!("Content-Type: text/plain; charset={cs}\r\n\r\n").into_bytes();
+            m.extend_from_slice(octets);
+            m.extend_from_slice(b"\r\n");
+            assert!(body_text(&m).contains(text), "{cs}: {:?}", body_text(&m));
+            let b64 = base64::engine::general_purpose::STANDARD.encode(octets);
+            let word = format!("=?{cs}?B?{b64}?=");
+            assert_eq!(decode_words(word.as_bytes()), text, "{cs}");
+            assert_eq!(to_text(octets, cs), text, "{cs}");
+        }
+        // Unknown charsets and plain UTF-8 still read as UTF-8.
+        assert_eq!(to_text("héllo".as_bytes(), "x-unknown"), "héllo");
+        assert_eq!(to_text("héllo".as_bytes(), ""), "héllo");
+    }
+
+    #[test]
+    fn attached_messages_count_with_their_headers() {
+        let m = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: message/rfc822\r\n\r\nSubject: =?koi8-r?B?8NLJ18XU?=\r\n\r\ninner words\r\n--b--\r\n";
+        let t = body_text(m);
+        assert!(
+            t.contains("Subject: Привет") && t.contains("inner words"),
+            "{t}"
+        );
     }
 
     #[test]
