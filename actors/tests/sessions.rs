@@ -382,3 +382,73 @@ fn pop3_idle_timeout_logs_out() {
         assert_eq!(c.line().await, "");
     });
 }
+
+/// Messages in the charsets the restructure issue names, each found by IMAP SEARCH on its
+/// body text and its RFC 2047 subject (UTF-8 search strings, RFC 9051 §6.4.4).
+#[test]
+fn imap_search_finds_text_in_every_charset() {
+    use base64::Engine;
+    let samples: [(&str, &[u8], &str); 5] = [
+        ("koi8-r", b"\xf0\xd2\xc9\xd7\xc5\xd4", "Привет"),
+        (
+            "shift_jis",
+            b"\x83n\x83\x8D\x81[\x81E\x83\x8F\x81[\x83\x8B\x83h",
+            "ワールド",
+        ),
+        ("iso-2022-jp", b"\x1b$B%O%m!<!&%o!<%k%I\x1b(B", "ワールド"),
+        (
+            "gb2312",
+            b"\xc4\xe3\xba\xc3\xa3\xac\xca\xc0\xbd\xe7",
+            "世界",
+        ),
+        ("windows-1251", b"\xcf\xf0\xe8\xe2\xe5\xf2", "Привет"),
+    ];
+    let h = harness(30);
+    let inbox = h.dir.join("mail/users/alice");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(inbox.join(sub)).unwrap();
+    }
+    for (i, (cs, octets, _)) in samples.iter().enumerate() {
+        let subject = base64::engine::general_purpose::STANDARD.encode(octets);
+        let mut m = format!(
+            "Subject: =?{cs}?B?{subject}?=\r\nContent-Type: text/plain; charset={cs}\r\n\r\n"
+        )
+        .into_bytes();
+        m.extend_from_slice(octets);
+        m.extend_from_slice(b"\r\n");
+        std::fs::write(inbox.join(format!("new/{i}.charset.host")), m).unwrap();
+    }
+    h.session(ListenerKind::Imaps, |io| async move {
+        let mut c = Client::new(tls_client(io).await);
+        c.line().await;
+        assert!(c.imap("a", "LOGIN alice alice-pw").await.contains("a OK"));
+        assert!(c.imap("b", "SELECT INBOX").await.contains("* 5 EXISTS"));
+        // UID order is the order the folder scan found the files in: map it back.
+        let order = c
+            .imap("c", "FETCH 1:5 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            .await;
+        for (key, want) in [
+            ("BODY", "Привет"),
+            ("SUBJECT", "Привет"),
+            ("BODY", "ワールド"),
+            ("BODY", "世界"),
+            ("SUBJECT", "世界"),
+        ] {
+            let n = want.len();
+            let r = c
+                .imap(
+                    "d",
+                    &format!("SEARCH CHARSET UTF-8 {key} {{{n}+}}\r\n{want}"),
+                )
+                .await;
+            let hits: Vec<&str> = r
+                .lines()
+                .find(|l| l.starts_with("* SEARCH"))
+                .map(|l| l.split_whitespace().skip(2).collect())
+                .unwrap_or_default();
+            let expected = samples.iter().filter(|s| s.2 == want).count();
+            assert_eq!(hits.len(), expected, "{key} {want}: {r}\n{order}");
+        }
+        c.imap("z", "LOGOUT").await;
+    });
+}
