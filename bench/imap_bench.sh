@@ -16,7 +16,7 @@ TOP=$(cd "$HERE/.." && pwd)
 ANCH=${ANCHORS:-$(cd "$TOP/../shared/bench/anchors" && pwd)}
 RUNS=${1:-3}
 IDLE=${2:-2000}
-BIN=$TOP/target/release/postcore
+BIN=${BIN:-$TOP/target/release/postcore}
 WORK=${WORK:-/tmp/postcore-imap-bench}
 CORPUS=/tmp/anchor-corpus-imap
 SMTP=3627; IMAP=3143; ADMIN=3667

@@ -11,7 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
 ANCH=${ANCHORS:-$(cd "$TOP/../shared/bench/anchors" && pwd)}
 RUNS=${1:-3}
-BIN=$TOP/target/release/postcore
+BIN=${BIN:-$TOP/target/release/postcore}
 WORK=${WORK:-/tmp/postcore-pop3-bench}
 CORPUS=/tmp/anchor-corpus-imap
 SMTP=3527; POP3=3110; ADMIN=3467

@@ -11,7 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
 ANCH=${ANCHORS:-$(cd "$TOP/../shared/bench/anchors" && pwd)}
 COUNT=${1:-5000}; RUNS=${2:-3}; SIZE=${3:-4096}
-BIN=$TOP/target/release/postcore
+BIN=${BIN:-$TOP/target/release/postcore}
 WORK=${WORK:-/tmp/postcore-relay-bench}
 PORT=3526; ADMIN=3466
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }

@@ -24,7 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
 ANCH=${ANCHORS:-$(cd "$TOP/../shared/bench/anchors" && pwd)}
 COUNT=${1:-5000}; RUNS=${2:-3}; SIZES=${3:-"4096 102400"}; MODES=${4:-"one many"}
-BIN=$TOP/target/release/postcore
+BIN=${BIN:-$TOP/target/release/postcore}
 WORK=${WORK:-/tmp/postcore-bench}
 PORT=3525; ADMIN=3465
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }

@@ -372,239 +372,288 @@ fn set_path(obj: &mut Map<String, Value>, key: &str, v: Value) {
 pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
     let c = Client::new(cfg)?;
     let out = match cmd {
-        AdminCmd::Domain { cmd } => match cmd {
-            DomainCmd::Add {
-                name,
-                relay_host,
-                legal_notice,
-                bcc,
-                catch_all,
-            } => {
-                let mut d = json!({"name": name});
-                if let Some(n) = legal_notice {
-                    d["legal_notice"] = json!(n);
-                }
-                if let Some(h) = relay_host {
-                    d["kind"] = json!("relay");
-                    d["relay_host"] = json!(h);
-                }
-                if let Some(b) = bcc {
-                    d["bcc"] = json!(b);
-                }
-                if let Some(ca) = catch_all {
-                    d["accept_unknown"] = json!(true);
-                    d["catch_all"] = json!(ca);
-                }
-                c.call("POST", "/domains", Some(d))?
-            }
-            DomainCmd::Set {
-                name,
-                bcc,
-                legal_notice,
-                catch_all,
-                relay_host,
-            } => {
-                let mut p = Map::new();
-                if let Some(v) = opt_str(legal_notice) {
-                    p.insert("legal_notice".into(), v);
-                }
-                if let Some(v) = opt_str(bcc) {
-                    p.insert("bcc".into(), v);
-                }
-                if let Some(v) = opt_str(catch_all) {
-                    p.insert("accept_unknown".into(), json!(!v.is_null()));
-                    p.insert("catch_all".into(), v);
-                }
-                if let Some(v) = opt_str(relay_host) {
-                    p.insert("relay_host".into(), v);
-                }
-                c.call("PATCH", &format!("/domains/{name}"), Some(Value::Object(p)))?
-            }
-            DomainCmd::Remove { name } => c.call("DELETE", &format!("/domains/{name}"), None)?,
-            DomainCmd::List => c.call("GET", "/domains", None)?,
-        },
-        AdminCmd::User { cmd } => match cmd {
-            UserCmd::Add {
-                login,
-                password_stdin: _,
-                quota_mb,
-            } => {
-                let password = read_password()?;
-                c.call(
-                    "POST",
-                    "/users",
-                    Some(json!({"login": login, "password": password, "quota_mb": quota_mb})),
-                )?
-            }
-            UserCmd::Set {
-                login,
-                password_stdin,
-                quota_mb,
-                mail_access,
-                forward,
-                keep_copy,
-                keep_spam_days,
-            } => {
-                let mut p = Map::new();
-                if let Some(d) = keep_spam_days {
-                    let v = if d == "default" {
-                        Value::Null
-                    } else {
-                        json!(d.parse::<u32>().with_context(|| format!(
-                            "--keep-spam-days {d:?}: a number of days or \"default\""
-                        ))?)
-                    };
-                    p.insert("keep_spam_days".into(), v);
-                }
-                if password_stdin {
-                    p.insert("password".into(), json!(read_password()?));
-                }
-                if let Some(q) = quota_mb {
-                    p.insert("quota_mb".into(), json!(q));
-                }
-                if let Some(m) = mail_access {
-                    p.insert("mail_access".into(), json!(m.b()));
-                }
-                if let Some(f) = forward {
-                    p.insert("forward".into(), json!(list_split(&f)));
-                }
-                if let Some(k) = keep_copy {
-                    p.insert("keep_copy".into(), json!(k.b()));
-                }
-                c.call("PATCH", &format!("/users/{login}"), Some(Value::Object(p)))?
-            }
-            UserCmd::Remove { login } => c.call("DELETE", &format!("/users/{login}"), None)?,
-            UserCmd::List => c.call("GET", "/users", None)?,
-            UserCmd::Mailboxes { login } => {
-                c.call("GET", &format!("/users/{login}/mailboxes"), None)?
-            }
-        },
-        AdminCmd::Group { cmd } => match cmd {
-            GroupCmd::Add { name, member } => c.call(
-                "POST",
-                "/groups",
-                Some(json!({"name": name, "members": member})),
-            )?,
-            GroupCmd::Set {
-                name,
-                members,
-                address,
-            } => {
-                let mut p = Map::new();
-                if let Some(m) = members {
-                    p.insert("members".into(), json!(m));
-                }
-                if let Some(a) = address {
-                    p.insert("address_enabled".into(), json!(a.b()));
-                }
-                c.call("PATCH", &format!("/groups/{name}"), Some(Value::Object(p)))?
-            }
-            GroupCmd::Remove { name } => c.call("DELETE", &format!("/groups/{name}"), None)?,
-            GroupCmd::List => c.call("GET", "/groups", None)?,
-        },
-        AdminCmd::Public { cmd } => match cmd {
-            PublicCmd::Add { name, owner } => c.call(
-                "POST",
-                "/public",
-                Some(json!({"name": name, "owners": owner})),
-            )?,
-            PublicCmd::Remove { name } => c.call("DELETE", &format!("/public/{name}"), None)?,
-            PublicCmd::List => c.call("GET", "/public", None)?,
-        },
-        AdminCmd::Address { cmd } => match cmd {
-            AddressCmd::Add {
-                address,
-                to,
-                internal,
-            } => {
-                let (local, domain) = address_key(&address);
-                c.call("POST", "/addresses", Some(json!({"local": local, "domain": domain, "destinations": to, "internal": internal})))?
-            }
-            AddressCmd::Set {
-                address,
-                to,
-                internal,
-            } => {
-                let (local, domain) = address_key(&address);
-                let mut p = Map::new();
-                if let Some(t) = to {
-                    p.insert("destinations".into(), json!(t));
-                }
-                if let Some(i) = internal {
-                    p.insert("internal".into(), json!(i.b()));
-                }
-                let key = format!("{local}@{}", domain.as_deref().unwrap_or("*"));
-                c.call(
-                    "PATCH",
-                    &format!("/addresses/{key}"),
-                    Some(Value::Object(p)),
-                )?
-            }
-            AddressCmd::Remove { address } => {
-                let (local, domain) = address_key(&address);
-                c.call(
-                    "DELETE",
-                    &format!("/addresses/{local}@{}", domain.as_deref().unwrap_or("*")),
-                    None,
-                )?
-            }
-            AddressCmd::List => c.call("GET", "/addresses", None)?,
-        },
-        AdminCmd::Settings { cmd } => match cmd {
-            SettingsCmd::Show => c.call("GET", "/settings", None)?,
-            SettingsCmd::Set { pairs } => {
-                let mut patch = Map::new();
-                for p in pairs {
-                    let (k, v) = p
-                        .split_once('=')
-                        .with_context(|| format!("{p:?}: expected KEY=VALUE"))?;
-                    let val =
-                        serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
-                    set_path(&mut patch, k, val);
-                }
-                c.call("PATCH", "/settings", Some(Value::Object(patch)))?
-            }
-        },
-        AdminCmd::Dkim { cmd } => match cmd {
-            DkimCmd::Enable {
-                domain,
-                algorithm,
-                selector,
-            } => c.call(
-                "POST",
-                &format!("/domains/{domain}/dkim"),
-                Some(json!({"algorithm": algorithm, "selector": selector})),
-            )?,
-            DkimCmd::Disable { domain } => {
-                c.call("DELETE", &format!("/domains/{domain}/dkim"), None)?
-            }
-            DkimCmd::Show { domain } => {
-                let v = c.call("GET", &format!("/domains/{domain}/dkim"), None)?;
-                let record = v["record"].as_str().unwrap_or_default();
-                // Zone-file form: TXT strings are at most 255 octets each (RFC 1035 §3.3.14).
-                let chunks: Vec<String> = record
-                    .as_bytes()
-                    .chunks(255)
-                    .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
-                    .collect();
-                println!(
-                    "{}. IN TXT {}",
-                    v["record_name"].as_str().unwrap_or_default(),
-                    chunks.join(" ")
-                );
-                return Ok(());
-            }
-        },
-        AdminCmd::Queue { cmd } => match cmd {
-            QueueCmd::List => c.call("GET", "/queue", None)?,
-            QueueCmd::Resend { qid: Some(q) } => {
-                c.call("POST", &format!("/queue/{q}/resend"), Some(json!({})))?
-            }
-            QueueCmd::Resend { qid: None } => c.call("POST", "/queue/resend", Some(json!({})))?,
-            QueueCmd::Delete { qid: Some(q) } => c.call("DELETE", &format!("/queue/{q}"), None)?,
-            QueueCmd::Delete { qid: None } => c.call("DELETE", "/queue", None)?,
-        },
+        AdminCmd::Domain { cmd } => domain_command(&c, cmd)?,
+        AdminCmd::User { cmd } => user_command(&c, cmd)?,
+        AdminCmd::Group { cmd } => group_command(&c, cmd)?,
+        AdminCmd::Public { cmd } => public_command(&c, cmd)?,
+        AdminCmd::Address { cmd } => address_command(&c, cmd)?,
+        AdminCmd::Settings { cmd } => settings_command(&c, cmd)?,
+        AdminCmd::Dkim { cmd } => dkim_command(&c, cmd)?,
+        AdminCmd::Queue { cmd } => queue_command(&c, cmd)?,
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    if !out.is_null() {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
     Ok(())
+}
+
+/// `postcore admin domain …`: the API call and its answer (`Null` when the command
+/// printed its own output).
+fn domain_command(c: &Client, cmd: DomainCmd) -> Result<Value> {
+    Ok(match cmd {
+        DomainCmd::Add {
+            name,
+            relay_host,
+            legal_notice,
+            bcc,
+            catch_all,
+        } => {
+            let mut d = json!({"name": name});
+            if let Some(n) = legal_notice {
+                d["legal_notice"] = json!(n);
+            }
+            if let Some(h) = relay_host {
+                d["kind"] = json!("relay");
+                d["relay_host"] = json!(h);
+            }
+            if let Some(b) = bcc {
+                d["bcc"] = json!(b);
+            }
+            if let Some(ca) = catch_all {
+                d["accept_unknown"] = json!(true);
+                d["catch_all"] = json!(ca);
+            }
+            c.call("POST", "/domains", Some(d))?
+        }
+        DomainCmd::Set {
+            name,
+            bcc,
+            legal_notice,
+            catch_all,
+            relay_host,
+        } => {
+            let mut p = Map::new();
+            if let Some(v) = opt_str(legal_notice) {
+                p.insert("legal_notice".into(), v);
+            }
+            if let Some(v) = opt_str(bcc) {
+                p.insert("bcc".into(), v);
+            }
+            if let Some(v) = opt_str(catch_all) {
+                p.insert("accept_unknown".into(), json!(!v.is_null()));
+                p.insert("catch_all".into(), v);
+            }
+            if let Some(v) = opt_str(relay_host) {
+                p.insert("relay_host".into(), v);
+            }
+            c.call("PATCH", &format!("/domains/{name}"), Some(Value::Object(p)))?
+        }
+        DomainCmd::Remove { name } => c.call("DELETE", &format!("/domains/{name}"), None)?,
+        DomainCmd::List => c.call("GET", "/domains", None)?,
+    })
+}
+
+/// `postcore admin user …`: the API call and its answer (`Null` when the command
+/// printed its own output).
+fn user_command(c: &Client, cmd: UserCmd) -> Result<Value> {
+    Ok(match cmd {
+        UserCmd::Add {
+            login,
+            password_stdin: _,
+            quota_mb,
+        } => {
+            let password = read_password()?;
+            c.call(
+                "POST",
+                "/users",
+                Some(json!({"login": login, "password": password, "quota_mb": quota_mb})),
+            )?
+        }
+        UserCmd::Set {
+            login,
+            password_stdin,
+            quota_mb,
+            mail_access,
+            forward,
+            keep_copy,
+            keep_spam_days,
+        } => {
+            let mut p = Map::new();
+            if let Some(d) = keep_spam_days {
+                let v = if d == "default" {
+                    Value::Null
+                } else {
+                    json!(d.parse::<u32>().with_context(|| format!(
+                        "--keep-spam-days {d:?}: a number of days or \"default\""
+                    ))?)
+                };
+                p.insert("keep_spam_days".into(), v);
+            }
+            if password_stdin {
+                p.insert("password".into(), json!(read_password()?));
+            }
+            if let Some(q) = quota_mb {
+                p.insert("quota_mb".into(), json!(q));
+            }
+            if let Some(m) = mail_access {
+                p.insert("mail_access".into(), json!(m.b()));
+            }
+            if let Some(f) = forward {
+                p.insert("forward".into(), json!(list_split(&f)));
+            }
+            if let Some(k) = keep_copy {
+                p.insert("keep_copy".into(), json!(k.b()));
+            }
+            c.call("PATCH", &format!("/users/{login}"), Some(Value::Object(p)))?
+        }
+        UserCmd::Remove { login } => c.call("DELETE", &format!("/users/{login}"), None)?,
+        UserCmd::List => c.call("GET", "/users", None)?,
+        UserCmd::Mailboxes { login } => {
+            c.call("GET", &format!("/users/{login}/mailboxes"), None)?
+        }
+    })
+}
+
+/// `postcore admin group …`: the API call and its answer (`Null` when the command
+/// printed its own output).
+fn group_command(c: &Client, cmd: GroupCmd) -> Result<Value> {
+    Ok(match cmd {
+        GroupCmd::Add { name, member } => c.call(
+            "POST",
+            "/groups",
+            Some(json!({"name": name, "members": member})),
+        )?,
+        GroupCmd::Set {
+            name,
+            members,
+            address,
+        } => {
+            let mut p = Map::new();
+            if let Some(m) = members {
+                p.insert("members".into(), json!(m));
+            }
+            if let Some(a) = address {
+                p.insert("address_enabled".into(), json!(a.b()));
+            }
+            c.call("PATCH", &format!("/groups/{name}"), Some(Value::Object(p)))?
+        }
+        GroupCmd::Remove { name } => c.call("DELETE", &format!("/groups/{name}"), None)?,
+        GroupCmd::List => c.call("GET", "/groups", None)?,
+    })
+}
+
+/// `postcore admin public …`: the API call and its answer (`Null` when the command
+/// printed its own output).
+fn public_command(c: &Client, cmd: PublicCmd) -> Result<Value> {
+    Ok(match cmd {
+        PublicCmd::Add { name, owner } => c.call(
+            "POST",
+            "/public",
+            Some(json!({"name": name, "owners": owner})),
+        )?,
+        PublicCmd::Remove { name } => c.call("DELETE", &format!("/public/{name}"), None)?,
+        PublicCmd::List => c.call("GET", "/public", None)?,
+    })
+}
+
+/// `postcore admin address …`: the API call and its answer (`Null` when the command
+/// printed its own output).
+fn address_command(c: &Client, cmd: AddressCmd) -> Result<Value> {
+    Ok(match cmd {
+        AddressCmd::Add {
+            address,
+            to,
+            internal,
+        } => {
+            let (local, domain) = address_key(&address);
+            c.call("POST", "/addresses", Some(json!({"local": local, "domain": domain, "destinations": to, "internal": internal})))?
+        }
+        AddressCmd::Set {
+            address,
+            to,
+            internal,
+        } => {
+            let (local, domain) = address_key(&address);
+            let mut p = Map::new();
+            if let Some(t) = to {
+                p.insert("destinations".into(), json!(t));
+            }
+            if let Some(i) = internal {
+                p.insert("internal".into(), json!(i.b()));
+            }
+            let key = format!("{local}@{}", domain.as_deref().unwrap_or("*"));
+            c.call(
+                "PATCH",
+                &format!("/addresses/{key}"),
+                Some(Value::Object(p)),
+            )?
+        }
+        AddressCmd::Remove { address } => {
+            let (local, domain) = address_key(&address);
+            c.call(
+                "DELETE",
+                &format!("/addresses/{local}@{}", domain.as_deref().unwrap_or("*")),
+                None,
+            )?
+        }
+        AddressCmd::List => c.call("GET", "/addresses", None)?,
+    })
+}
+
+/// `postcore admin settings …`: the API call and its answer (`Null` when the command
+/// printed its own output).
+fn settings_command(c: &Client, cmd: SettingsCmd) -> Result<Value> {
+    Ok(match cmd {
+        SettingsCmd::Show => c.call("GET", "/settings", None)?,
+        SettingsCmd::Set { pairs } => {
+            let mut patch = Map::new();
+            for p in pairs {
+                let (k, v) = p
+                    .split_once('=')
+                    .with_context(|| format!("{p:?}: expected KEY=VALUE"))?;
+                let val = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+                set_path(&mut patch, k, val);
+            }
+            c.call("PATCH", "/settings", Some(Value::Object(patch)))?
+        }
+    })
+}
+
+/// `postcore admin dkim …`: the API call and its answer (`Null` when the command
+/// printed its own output).
+fn dkim_command(c: &Client, cmd: DkimCmd) -> Result<Value> {
+    Ok(match cmd {
+        DkimCmd::Enable {
+            domain,
+            algorithm,
+            selector,
+        } => c.call(
+            "POST",
+            &format!("/domains/{domain}/dkim"),
+            Some(json!({"algorithm": algorithm, "selector": selector})),
+        )?,
+        DkimCmd::Disable { domain } => {
+            c.call("DELETE", &format!("/domains/{domain}/dkim"), None)?
+        }
+        DkimCmd::Show { domain } => {
+            let v = c.call("GET", &format!("/domains/{domain}/dkim"), None)?;
+            let record = v["record"].as_str().unwrap_or_default();
+            // Zone-file form: TXT strings are at most 255 octets each (RFC 1035 §3.3.14).
+            let chunks: Vec<String> = record
+                .as_bytes()
+                .chunks(255)
+                .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+                .collect();
+            println!(
+                "{}. IN TXT {}",
+                v["record_name"].as_str().unwrap_or_default(),
+                chunks.join(" ")
+            );
+            return Ok(Value::Null);
+        }
+    })
+}
+
+/// `postcore admin queue …`: the API call and its answer (`Null` when the command
+/// printed its own output).
+fn queue_command(c: &Client, cmd: QueueCmd) -> Result<Value> {
+    Ok(match cmd {
+        QueueCmd::List => c.call("GET", "/queue", None)?,
+        QueueCmd::Resend { qid: Some(q) } => {
+            c.call("POST", &format!("/queue/{q}/resend"), Some(json!({})))?
+        }
+        QueueCmd::Resend { qid: None } => c.call("POST", "/queue/resend", Some(json!({})))?,
+        QueueCmd::Delete { qid: Some(q) } => c.call("DELETE", &format!("/queue/{q}"), None)?,
+        QueueCmd::Delete { qid: None } => c.call("DELETE", "/queue", None)?,
+    })
 }

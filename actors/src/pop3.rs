@@ -167,34 +167,21 @@ impl Session {
     }
 
     /// Handles one command; `None` closes the connection.
+    /// One command; `None` closes the connection.
     async fn command(&mut self, c: Command) -> Option<Vec<u8>> {
-        let authorized = self.login.is_some();
         match c {
             Command::Capa => Some(self.capa()),
-            Command::Noop => Some(if authorized {
-                pop3::ok("")
-            } else {
-                pop3::err("not logged in")
-            }),
-            Command::Stls if !authorized && !self.is_tls() => {
-                if !self.send(&pop3::ok("Begin TLS negotiation")).await {
-                    return None;
-                }
-                // RFC 2595 §4 / RFC 3207-style injection: the connection core drops anything
-                // pipelined in plain text.
-                match self.conn.start_tls().await {
-                    Ok(()) => {
-                        self.user = None;
-                        Some(Vec::new())
-                    }
-                    Err(e) => {
-                        tracing::info!(client = %self.peer, "pop3 STLS: {e}");
-                        None
-                    }
-                }
-            }
+            c if self.login.is_none() => self.authorization(c).await,
+            c => Some(self.transaction(c)),
+        }
+    }
+
+    /// The AUTHORIZATION state (RFC 1939 §4): STLS, USER/PASS, AUTH.
+    async fn authorization(&mut self, c: Command) -> Option<Vec<u8>> {
+        match c {
+            Command::Stls if !self.is_tls() => self.stls().await,
             Command::Stls => Some(pop3::err("STLS not available now")),
-            Command::User(u) if !authorized => {
+            Command::User(u) => {
                 if !self.plaintext_allowed() {
                     return Some(pop3::err(
                         "[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS",
@@ -203,56 +190,87 @@ impl Session {
                 self.user = Some(u);
                 Some(pop3::ok("send PASS"))
             }
-            Command::Pass(p) if !authorized => {
+            Command::Pass(p) => {
                 let Some(u) = self.user.take() else {
                     return Some(pop3::err("send USER first"));
                 };
                 Some(self.authenticate(&u, p).await)
             }
-            Command::Auth(None, _) if !authorized => Some(b"+OK\r\nPLAIN\r\n.\r\n".to_vec()),
-            Command::Auth(Some(m), initial) if !authorized => {
-                if m != "PLAIN" {
-                    return Some(pop3::err("unsupported authentication mechanism"));
-                }
-                if !self.plaintext_allowed() {
-                    return Some(pop3::err(
-                        "[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS",
-                    ));
-                }
-                let resp = match initial {
-                    Some(i) => i,
-                    None => {
-                        if !self.send(b"+ \r\n").await {
-                            return None;
-                        }
-                        String::from_utf8_lossy(&self.read_line().await?).into_owned()
-                    }
-                };
-                if resp == "*" {
-                    return Some(pop3::err("authentication cancelled"));
-                }
-                let creds = base64::engine::general_purpose::STANDARD
-                    .decode(resp.trim())
-                    .ok()
-                    .and_then(|d| postcore_protocol::smtp::sasl::parse_plain(&d));
-                match creds {
-                    Some(c) if c.authzid.is_empty() || c.authzid == c.authcid => {
-                        Some(self.authenticate(&c.authcid, c.password).await)
-                    }
-                    _ => {
-                        self.failures += 1;
-                        Some(pop3::err("[AUTH] invalid response"))
-                    }
-                }
+            Command::Auth(None, _) => Some(b"+OK\r\nPLAIN\r\n.\r\n".to_vec()),
+            Command::Auth(Some(m), initial) => self.auth_plain(&m, initial).await,
+            _ => Some(pop3::err("not logged in")),
+        }
+    }
+
+    /// STLS (RFC 2595 §4).
+    async fn stls(&mut self) -> Option<Vec<u8>> {
+        if !self.send(&pop3::ok("Begin TLS negotiation")).await {
+            return None;
+        }
+        // RFC 2595 §4 / RFC 3207-style injection: the connection core drops anything
+        // pipelined in plain text.
+        match self.conn.start_tls().await {
+            Ok(()) => {
+                self.user = None;
+                Some(Vec::new())
             }
-            _ if !authorized => Some(pop3::err("not logged in")),
+            Err(e) => {
+                tracing::info!(client = %self.peer, "pop3 STLS: {e}");
+                None
+            }
+        }
+    }
+
+    /// AUTH PLAIN (RFC 5034), with or without an initial response.
+    async fn auth_plain(&mut self, m: &str, initial: Option<String>) -> Option<Vec<u8>> {
+        if m != "PLAIN" {
+            return Some(pop3::err("unsupported authentication mechanism"));
+        }
+        if !self.plaintext_allowed() {
+            return Some(pop3::err(
+                "[AUTH] Plaintext authentication disallowed on non-secure connections; use STLS",
+            ));
+        }
+        let resp = match initial {
+            Some(i) => i,
+            None => {
+                if !self.send(b"+ \r\n").await {
+                    return None;
+                }
+                String::from_utf8_lossy(&self.read_line().await?).into_owned()
+            }
+        };
+        if resp == "*" {
+            return Some(pop3::err("authentication cancelled"));
+        }
+        let creds = base64::engine::general_purpose::STANDARD
+            .decode(resp.trim())
+            .ok()
+            .and_then(|d| postcore_protocol::smtp::sasl::parse_plain(&d));
+        match creds {
+            Some(c) if c.authzid.is_empty() || c.authzid == c.authcid => {
+                Some(self.authenticate(&c.authcid, c.password).await)
+            }
+            _ => {
+                self.failures += 1;
+                Some(pop3::err("[AUTH] invalid response"))
+            }
+        }
+    }
+
+    /// The TRANSACTION state (RFC 1939 §5) and QUIT into UPDATE (§6).
+    fn transaction(&mut self, c: Command) -> Vec<u8> {
+        match c {
+            Command::Capa => self.capa(),
+            Command::Noop => pop3::ok(""),
+            Command::Stls => pop3::err("STLS not available now"),
             Command::User(_) | Command::Pass(_) | Command::Auth(..) => {
-                Some(pop3::err("already logged in"))
+                pop3::err("already logged in")
             }
             Command::Stat => {
                 let live = self.msgs.iter().filter(|m| !m.deleted);
                 let (n, size) = live.fold((0, 0), |(n, s), m| (n + 1, s + m.size));
-                Some(pop3::ok(&format!("{n} {size}")))
+                pop3::ok(&format!("{n} {size}"))
             }
             Command::List(None) | Command::Uidl(None) => {
                 let uidl = matches!(c, Command::Uidl(None));
@@ -270,16 +288,16 @@ impl Session {
                     out.extend_from_slice(format!("{} {v}\r\n", i + 1).as_bytes());
                 }
                 out.extend_from_slice(b".\r\n");
-                Some(out)
+                out
             }
-            Command::List(Some(n)) => Some(match self.msg(n) {
+            Command::List(Some(n)) => match self.msg(n) {
                 Ok(m) => pop3::ok(&format!("{n} {}", m.size)),
                 Err(e) => e,
-            }),
-            Command::Uidl(Some(n)) => Some(match self.msg(n) {
+            },
+            Command::Uidl(Some(n)) => match self.msg(n) {
                 Ok(m) => pop3::ok(&format!("{n} {}", m.uidl)),
                 Err(e) => e,
-            }),
+            },
             Command::Retr(n) | Command::Top(n, _) => {
                 let lines = if let Command::Top(_, l) = c {
                     Some(l)
@@ -288,29 +306,29 @@ impl Session {
                 };
                 let path = match self.msg(n) {
                     Ok(m) => m.path.clone(),
-                    Err(e) => return Some(e),
+                    Err(e) => return e,
                 };
-                Some(match read_message(&path, lines) {
+                match read_message(&path, lines) {
                     Ok(out) => out,
                     Err(e) => {
                         tracing::warn!(client = %self.peer, "pop3: reading {}: {e}", path.display());
                         pop3::err("[SYS/TEMP] message not readable")
                     }
-                })
+                }
             }
             Command::Dele(n) => {
                 let r = self.msg(n).err();
                 if let Some(e) = r {
-                    return Some(e);
+                    return e;
                 }
                 self.msgs[n - 1].deleted = true;
-                Some(pop3::ok(&format!("message {n} deleted")))
+                pop3::ok(&format!("message {n} deleted"))
             }
             Command::Rset => {
                 self.msgs.iter_mut().for_each(|m| m.deleted = false);
-                Some(pop3::ok(""))
+                pop3::ok("")
             }
-            Command::Quit => Some(self.quit()),
+            Command::Quit => self.quit(),
         }
     }
 

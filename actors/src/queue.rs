@@ -316,57 +316,8 @@ async fn run_queue(
         run.shared.store.commit(local_done).await?;
     }
     // Remote recipients, grouped by route so one connection carries several messages.
-    let mut by_route: HashMap<Route, Vec<Job>> = HashMap::new();
-    let mut routes_of: Vec<usize> = vec![0; due.len()];
-    let expired_after = dir.settings.queue_lifetime_secs;
-    for (ri, rec) in due.iter_mut().enumerate() {
-        let expired = now.saturating_sub(rec.arrival) > expired_after;
-        let mut per_route: HashMap<Route, Vec<(usize, String)>> = HashMap::new();
-        for (i, r) in rec.rcpts.iter_mut().enumerate() {
-            let QueuedTarget::Remote { address } = &r.target else {
-                continue;
-            };
-            if r.status != RcptStatus::Deferred {
-                continue;
-            }
-            if expired {
-                let to = address.clone();
-                expire(&rec.qid, r, &to, ri, i, &mut failures);
-                continue;
-            }
-            let route = route::route_for(&dir, &rec.from, address);
-            per_route
-                .entry(route)
-                .or_default()
-                .push((i, address.clone()));
-        }
-        if per_route.is_empty() || outbound.is_none() {
-            if !per_route.is_empty() {
-                tracing::warn!(
-                    "outbound delivery unavailable (no DNS resolver); remote mail stays queued"
-                );
-            }
-            continue;
-        }
-        let data = match run.shared.spool.read(&rec.qid) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(qid = %rec.qid, "{}: message body unreadable: {e}", rec.qid);
-                continue;
-            }
-        };
-        routes_of[ri] = per_route.len();
-        for (route, rcpts) in per_route {
-            let job = Job {
-                qid: rec.qid.clone(),
-                from: rec.from.clone(),
-                rcpts,
-                data: data.clone(),
-                arrival: rec.arrival,
-            };
-            by_route.entry(route).or_default().push(job);
-        }
-    }
+    let (by_route, routes_of) =
+        group_by_route(&run, &dir, &mut due, now, outbound.is_some(), &mut failures);
     // Records without remote work are finished now; the others wait for their routes.
     let mut finish_now = Vec::new();
     for (ri, rec) in due.into_iter().enumerate() {
@@ -415,6 +366,71 @@ async fn run_queue(
         });
     }
     Ok(())
+}
+
+/// The remote recipients of `due` that are waiting, grouped by route (one connection carries
+/// several messages); expired ones are failed into `failures`. Returns the jobs per route and,
+/// per record, how many routes it waits for.
+fn group_by_route(
+    run: &Runner,
+    dir: &postcore_storage::directory::Directory,
+    due: &mut [QueueRecord],
+    now: u64,
+    outbound: bool,
+    failures: &mut Vec<NewFailure>,
+) -> (HashMap<Route, Vec<Job>>, Vec<usize>) {
+    let mut by_route: HashMap<Route, Vec<Job>> = HashMap::new();
+    let mut routes_of: Vec<usize> = vec![0; due.len()];
+    let expired_after = dir.settings.queue_lifetime_secs;
+    for (ri, rec) in due.iter_mut().enumerate() {
+        let expired = now.saturating_sub(rec.arrival) > expired_after;
+        let mut per_route: HashMap<Route, Vec<(usize, String)>> = HashMap::new();
+        for (i, r) in rec.rcpts.iter_mut().enumerate() {
+            let QueuedTarget::Remote { address } = &r.target else {
+                continue;
+            };
+            if r.status != RcptStatus::Deferred {
+                continue;
+            }
+            if expired {
+                let to = address.clone();
+                expire(&rec.qid, r, &to, ri, i, failures);
+                continue;
+            }
+            let route = route::route_for(dir, &rec.from, address);
+            per_route
+                .entry(route)
+                .or_default()
+                .push((i, address.clone()));
+        }
+        if per_route.is_empty() || !outbound {
+            if !per_route.is_empty() {
+                tracing::warn!(
+                    "outbound delivery unavailable (no DNS resolver); remote mail stays queued"
+                );
+            }
+            continue;
+        }
+        let data = match run.shared.spool.read(&rec.qid) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(qid = %rec.qid, "{}: message body unreadable: {e}", rec.qid);
+                continue;
+            }
+        };
+        routes_of[ri] = per_route.len();
+        for (route, rcpts) in per_route {
+            let job = Job {
+                qid: rec.qid.clone(),
+                from: rec.from.clone(),
+                rcpts,
+                data: data.clone(),
+                arrival: rec.arrival,
+            };
+            by_route.entry(route).or_default().push(job);
+        }
+    }
+    (by_route, routes_of)
 }
 
 /// Writes one route's per-recipient outcomes into the in-flight records; returns the records

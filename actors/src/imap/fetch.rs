@@ -2,11 +2,12 @@
 //! and BINARY (RFC 3516). Header fields come from the index's header cache; bodies are read
 //! with memmap2.
 
+use super::select::ViewMsg;
 use super::{Done, Session};
 use postcore_protocol::imap::encode;
 use postcore_protocol::imap::mime;
 use postcore_protocol::imap::{FetchAtt, Section, SectionText, SeqSet, StoreMode};
-use postcore_storage::mailbox::{MessageRecord, flag};
+use postcore_storage::mailbox::{HeaderSet, MessageRecord, flag};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -160,90 +161,10 @@ impl Session {
         if changed_since.is_some() {
             self.condstore = true;
         }
-        if uid && !atts.contains(&FetchAtt::Uid) {
-            atts.insert(0, FetchAtt::Uid);
-        }
-        // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ in every FETCH response.
-        if changed_since.is_some() && !atts.contains(&FetchAtt::ModSeq) {
-            atts.push(FetchAtt::ModSeq);
-        }
-        let mut positions = sel.resolve(&set, uid);
-        let id = sel.id();
-        if let (true, Some(cs)) = (vanished, changed_since) {
-            // `*` covers UIDs beyond the current last one: they may be the expunged ones.
-            let max = u32::MAX;
-            let gone: Vec<u32> = self
-                .ctx
-                .shared
-                .mailboxes
-                .vanished_since(id, cs)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|u| set.contains(*u, max))
-                .collect();
-            if !gone.is_empty() {
-                self.line(&format!(
-                    "* VANISHED (EARLIER) {}",
-                    super::select::compress(&gone)
-                ));
-            }
-        }
-        let Some(sel) = self.sel.as_ref() else {
-            return Done::Bad("No mailbox selected".into());
-        };
-        positions.retain(|p| {
-            let m = &sel.msgs[*p];
-            !m.gone && changed_since.is_none_or(|cs| m.modseq > cs)
-        });
-        // RFC 9051 §6.4.5: a non-PEEK body fetch sets \Seen (only in read-write mode).
-        if atts.iter().any(sets_seen) && !sel.read_only && sel.mbox.may('s') {
-            let unseen: Vec<usize> = positions
-                .iter()
-                .copied()
-                .filter(|p| sel.msgs[*p].flags & flag::SEEN == 0)
-                .collect();
-            if !unseen.is_empty() {
-                let _ = self
-                    .apply_flags(&unseen, StoreMode::Add, &["\\Seen".to_string()], None)
-                    .await;
-                if !atts.contains(&FetchAtt::Flags) {
-                    atts.push(FetchAtt::Flags);
-                }
-            }
-        }
-        let full = atts.iter().any(needs_full);
-        let header_needed = atts.iter().any(needs_header);
-        // UID, FLAGS, MODSEQ, RFC822.SIZE and INTERNALDATE come from the view; the record
-        // (file name) is only needed to open the file.
-        let plain_only = !full && !header_needed;
-        let headers = if header_needed && !full {
-            let uids: Vec<u32> = match self.sel.as_ref() {
-                Some(sel) => positions.iter().map(|p| sel.msgs[*p].uid).collect(),
-                None => Vec::new(),
-            };
-            self.ctx
-                .shared
-                .mailboxes
-                .headers(id, &uids)
-                .unwrap_or_default()
-        } else {
-            Default::default()
-        };
-        let need_file = |uid: u32| full || (header_needed && !headers.contains(uid));
-        let file_positions: Vec<usize> = match self.sel.as_ref() {
-            Some(sel) if !plain_only => positions
-                .iter()
-                .copied()
-                .filter(|p| need_file(sel.msgs[*p].uid))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let records = if file_positions.is_empty() {
-            HashMap::new()
-        } else {
-            self.records(&file_positions)
-        };
-        let mut scratch = Vec::with_capacity(4096);
+        complete_atts(&mut atts, uid, changed_since.is_some());
+        let positions = self.fetch_positions(&set, uid, changed_since, vanished);
+        self.seen_by_fetch(&positions, &mut atts).await;
+        let src = self.sources(&positions, &atts);
         // Section names are the same for every message: render them once.
         let names: Vec<String> = atts
             .iter()
@@ -252,148 +173,17 @@ impl Session {
                 _ => String::new(),
             })
             .collect();
+        let mut scratch = Vec::with_capacity(4096);
         for p in positions {
-            let Some(sel) = self.sel.as_ref() else {
-                break;
+            let Some(body) = self.open_for_fetch(p, &src) else {
+                continue;
             };
-            let vm = &sel.msgs[p];
-            let (vuid, vmodseq, vsize, vdate) = (vm.uid, vm.modseq, vm.size, vm.date);
-            let path = &sel.path;
-            let mut body = None;
-            if need_file(vuid) && !plain_only {
-                let Some(rec) = records.get(&vuid) else {
-                    continue;
-                };
-                match open_body(&path.join(rec.relative_path())) {
-                    Ok(b) => body = Some(b),
-                    Err(_) => {
-                        // Renamed by another session since: look up its current name.
-                        let fresh = self.ctx.shared.mailboxes.message(id, vuid).ok().flatten();
-                        match fresh.and_then(|r| open_body(&path.join(r.relative_path())).ok()) {
-                            Some(b) => body = Some(b),
-                            None => continue,
-                        }
-                    }
-                }
+            if self
+                .write_fetch(p, &atts, &names, &src, body.as_ref(), &mut scratch)
+                .is_err()
+            {
+                return Done::No("[UNKNOWN-CTE] Unknown content transfer encoding".into());
             }
-            let data: &[u8] = body.as_ref().map(Body::bytes).unwrap_or_default();
-            let header: &[u8] = if body.is_some() {
-                mime::split(data).0
-            } else {
-                headers.get(vuid).unwrap_or_default()
-            };
-            let mark = self.conn.out.len();
-            let out = &mut self.conn.out;
-            let _ = write!(out, "* {} FETCH (", p + 1);
-            for (i, a) in atts.iter().enumerate() {
-                if i > 0 {
-                    out.push(b' ');
-                }
-                match a {
-                    FetchAtt::Uid => {
-                        let _ = write!(out, "UID {vuid}");
-                    }
-                    FetchAtt::Flags => {
-                        out.extend_from_slice(b"FLAGS ");
-                        vm.write_flags(out, !self.rev2 && sel.is_recent(vuid));
-                    }
-                    FetchAtt::ModSeq => {
-                        let _ = write!(out, "MODSEQ ({vmodseq})");
-                    }
-                    FetchAtt::InternalDate => out.extend_from_slice(
-                        format!("INTERNALDATE \"{}\"", crate::util::imap_date(vdate)).as_bytes(),
-                    ),
-                    FetchAtt::Size => {
-                        let _ = write!(out, "RFC822.SIZE {vsize}");
-                    }
-                    FetchAtt::Envelope => {
-                        out.extend_from_slice(b"ENVELOPE ");
-                        mime::write_envelope(out, header);
-                    }
-                    FetchAtt::Body | FetchAtt::BodyStructure => {
-                        let ext = *a == FetchAtt::BodyStructure;
-                        out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
-                        mime::parse(data).write_structure(out, ext);
-                    }
-                    FetchAtt::Rfc822 => {
-                        out.extend_from_slice(b"RFC822 ");
-                        encode::literal(out, data);
-                    }
-                    FetchAtt::Rfc822Header => {
-                        out.extend_from_slice(b"RFC822.HEADER ");
-                        encode::literal(out, header);
-                    }
-                    FetchAtt::Rfc822Text => {
-                        out.extend_from_slice(b"RFC822.TEXT ");
-                        encode::literal(out, data.get(header.len()..).unwrap_or_default());
-                    }
-                    FetchAtt::Section {
-                        section,
-                        partial,
-                        binary,
-                        size_only,
-                        ..
-                    } => {
-                        let name = &names[i];
-                        let fields_only = section.part.is_empty()
-                            && matches!(
-                                section.text,
-                                SectionText::HeaderFields(_) | SectionText::HeaderFieldsNot(_)
-                            );
-                        if fields_only && !*binary && partial.is_none() {
-                            // The common case (mail clients listing a mailbox): no allocation.
-                            scratch.clear();
-                            if let SectionText::HeaderFields(f) | SectionText::HeaderFieldsNot(f) =
-                                &section.text
-                            {
-                                let not = matches!(section.text, SectionText::HeaderFieldsNot(_));
-                                mime::select_fields_into(header, f, not, &mut scratch);
-                            }
-                            let _ = write!(out, "BODY[{name}] {{{}}}\r\n", scratch.len());
-                            out.extend_from_slice(&scratch);
-                            continue;
-                        }
-                        let bytes: Cow<[u8]> = if *binary {
-                            match binary_bytes(data, section) {
-                                Some(b) => Cow::Owned(b),
-                                None => {
-                                    out.truncate(mark);
-                                    return Done::No(
-                                        "[UNKNOWN-CTE] Unknown content transfer encoding".into(),
-                                    );
-                                }
-                            }
-                        } else {
-                            section_bytes(data, header, section)
-                        };
-                        if *size_only {
-                            out.extend_from_slice(
-                                format!("BINARY.SIZE[{name}] {}", bytes.len()).as_bytes(),
-                            );
-                            continue;
-                        }
-                        let kw = if *binary { "BINARY" } else { "BODY" };
-                        let slice: &[u8] = match partial {
-                            Some((o, n)) => {
-                                let o = (*o as usize).min(bytes.len());
-                                let e = o.saturating_add(*n as usize).min(bytes.len());
-                                out.extend_from_slice(format!("{kw}[{name}]<{o}> ").as_bytes());
-                                &bytes[o..e]
-                            }
-                            None => {
-                                out.extend_from_slice(format!("{kw}[{name}] ").as_bytes());
-                                &bytes
-                            }
-                        };
-                        if *binary && slice.contains(&0) {
-                            // RFC 3516 literal8.
-                            out.push(b'~');
-                        }
-                        encode::literal(out, slice);
-                    }
-                }
-            }
-            out.extend_from_slice(b")\r\n");
             if !self.flush_if_big().await {
                 self.conn.close();
                 return Done::Silent;
@@ -405,4 +195,345 @@ impl Session {
             "FETCH completed".into()
         })
     }
+
+    /// The view positions a FETCH answers (changed since `changed_since`, not expunged), after
+    /// announcing `VANISHED (EARLIER)` for QRESYNC (RFC 7162 §3.2.6).
+    fn fetch_positions(
+        &mut self,
+        set: &SeqSet,
+        uid: bool,
+        changed_since: Option<u64>,
+        vanished: bool,
+    ) -> Vec<usize> {
+        let Some(sel) = self.sel.as_ref() else {
+            return Vec::new();
+        };
+        let mut positions = sel.resolve(set, uid);
+        let id = sel.id();
+        if let (true, Some(cs)) = (vanished, changed_since) {
+            // `*` covers UIDs beyond the current last one: they may be the expunged ones.
+            let gone: Vec<u32> = self
+                .ctx
+                .shared
+                .mailboxes
+                .vanished_since(id, cs)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|u| set.contains(*u, u32::MAX))
+                .collect();
+            if !gone.is_empty() {
+                self.line(&format!(
+                    "* VANISHED (EARLIER) {}",
+                    super::select::compress(&gone)
+                ));
+            }
+        }
+        let Some(sel) = self.sel.as_ref() else {
+            return Vec::new();
+        };
+        positions.retain(|p| {
+            let m = &sel.msgs[*p];
+            !m.gone && changed_since.is_none_or(|cs| m.modseq > cs)
+        });
+        positions
+    }
+
+    /// RFC 9051 §6.4.5: a non-PEEK body fetch sets \Seen (only in read-write mode), and the
+    /// response then carries FLAGS.
+    async fn seen_by_fetch(&mut self, positions: &[usize], atts: &mut Vec<FetchAtt>) {
+        let Some(sel) = self.sel.as_ref() else {
+            return;
+        };
+        if !atts.iter().any(sets_seen) || sel.read_only || !sel.mbox.may('s') {
+            return;
+        }
+        let unseen: Vec<usize> = positions
+            .iter()
+            .copied()
+            .filter(|p| sel.msgs[*p].flags & flag::SEEN == 0)
+            .collect();
+        if unseen.is_empty() {
+            return;
+        }
+        let _ = self
+            .apply_flags(&unseen, StoreMode::Add, &["\\Seen".to_string()], None)
+            .await;
+        if !atts.contains(&FetchAtt::Flags) {
+            atts.push(FetchAtt::Flags);
+        }
+    }
+
+    /// What the FETCH reads besides the view: UID, FLAGS, MODSEQ, RFC822.SIZE and
+    /// INTERNALDATE come from the view; header fields from the header cache; the records
+    /// (file names) only of the messages whose files must be opened.
+    fn sources(&self, positions: &[usize], atts: &[FetchAtt]) -> Sources {
+        let full = atts.iter().any(needs_full);
+        let header_needed = atts.iter().any(needs_header);
+        let mut src = Sources {
+            full,
+            header_needed,
+            headers: HeaderSet::default(),
+            records: HashMap::new(),
+        };
+        let Some(sel) = self.sel.as_ref() else {
+            return src;
+        };
+        if header_needed && !full {
+            let uids: Vec<u32> = positions.iter().map(|p| sel.msgs[*p].uid).collect();
+            src.headers = self
+                .ctx
+                .shared
+                .mailboxes
+                .headers(sel.id(), &uids)
+                .unwrap_or_default();
+        }
+        if full || header_needed {
+            let file_positions: Vec<usize> = positions
+                .iter()
+                .copied()
+                .filter(|p| src.need_file(sel.msgs[*p].uid))
+                .collect();
+            if !file_positions.is_empty() {
+                src.records = self.records(&file_positions);
+            }
+        }
+        src
+    }
+
+    /// The message file at view position `p` when the FETCH needs it: `Some(None)` when it
+    /// does not, `None` when the message is gone (it is left out of the response).
+    fn open_for_fetch(&self, p: usize, src: &Sources) -> Option<Option<Body>> {
+        let sel = self.sel.as_ref()?;
+        let uid = sel.msgs[p].uid;
+        if !src.need_file(uid) {
+            return Some(None);
+        }
+        let rec = src.records.get(&uid)?;
+        match open_body(&sel.path.join(rec.relative_path())) {
+            Ok(b) => Some(Some(b)),
+            Err(_) => {
+                // Renamed by another session since: look up its current name.
+                let fresh = self
+                    .ctx
+                    .shared
+                    .mailboxes
+                    .message(sel.id(), uid)
+                    .ok()
+                    .flatten()?;
+                open_body(&sel.path.join(fresh.relative_path()))
+                    .ok()
+                    .map(Some)
+            }
+        }
+    }
+
+    /// Writes one `* n FETCH (…)` response; `Err` (nothing written) for BINARY of a part
+    /// with an unknown transfer encoding.
+    fn write_fetch(
+        &mut self,
+        p: usize,
+        atts: &[FetchAtt],
+        names: &[String],
+        src: &Sources,
+        body: Option<&Body>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), ()> {
+        let Some(sel) = self.sel.as_ref() else {
+            return Ok(());
+        };
+        let vm = &sel.msgs[p];
+        let data: &[u8] = body.map(Body::bytes).unwrap_or_default();
+        let header: &[u8] = if body.is_some() {
+            mime::split(data).0
+        } else {
+            src.headers.get(vm.uid).unwrap_or_default()
+        };
+        let msg = Item {
+            vm,
+            recent: !self.rev2 && sel.is_recent(vm.uid),
+            header,
+            data,
+        };
+        let out = &mut self.conn.out;
+        let mark = out.len();
+        let _ = write!(out, "* {} FETCH (", p + 1);
+        for (i, a) in atts.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            if write_att(out, a, &names[i], &msg, scratch).is_err() {
+                out.truncate(mark);
+                return Err(());
+            }
+        }
+        out.extend_from_slice(b")\r\n");
+        Ok(())
+    }
+}
+
+/// What one FETCH reads besides the view.
+struct Sources {
+    /// Some attribute needs the whole message.
+    full: bool,
+    /// Some attribute needs the header block.
+    header_needed: bool,
+    /// Cached header blocks (when no attribute needs the whole message).
+    headers: HeaderSet,
+    /// Records of the messages whose files are opened, by UID.
+    records: HashMap<u32, MessageRecord>,
+}
+
+impl Sources {
+    /// True if the message with `uid` must be read from its file.
+    fn need_file(&self, uid: u32) -> bool {
+        self.full || (self.header_needed && !self.headers.contains(uid))
+    }
+}
+
+/// One message being answered.
+struct Item<'a> {
+    vm: &'a ViewMsg,
+    recent: bool,
+    header: &'a [u8],
+    data: &'a [u8],
+}
+
+/// UID is always returned by UID FETCH; RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+fn complete_atts(atts: &mut Vec<FetchAtt>, uid: bool, changed_since: bool) {
+    if uid && !atts.contains(&FetchAtt::Uid) {
+        atts.insert(0, FetchAtt::Uid);
+    }
+    if changed_since && !atts.contains(&FetchAtt::ModSeq) {
+        atts.push(FetchAtt::ModSeq);
+    }
+}
+
+/// Writes one FETCH data item (RFC 9051 §7.5.2); `Err` for an unknown transfer encoding.
+fn write_att(
+    out: &mut Vec<u8>,
+    a: &FetchAtt,
+    name: &str,
+    m: &Item<'_>,
+    scratch: &mut Vec<u8>,
+) -> Result<(), ()> {
+    let vm = m.vm;
+    match a {
+        FetchAtt::Uid => {
+            let _ = write!(out, "UID {}", vm.uid);
+        }
+        FetchAtt::Flags => {
+            out.extend_from_slice(b"FLAGS ");
+            vm.write_flags(out, m.recent);
+        }
+        FetchAtt::ModSeq => {
+            let _ = write!(out, "MODSEQ ({})", vm.modseq);
+        }
+        FetchAtt::InternalDate => out.extend_from_slice(
+            format!("INTERNALDATE \"{}\"", crate::util::imap_date(vm.date)).as_bytes(),
+        ),
+        FetchAtt::Size => {
+            let _ = write!(out, "RFC822.SIZE {}", vm.size);
+        }
+        FetchAtt::Envelope => {
+            out.extend_from_slice(b"ENVELOPE ");
+            mime::write_envelope(out, m.header);
+        }
+        FetchAtt::Body | FetchAtt::BodyStructure => {
+            let ext = *a == FetchAtt::BodyStructure;
+            out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
+            mime::parse(m.data).write_structure(out, ext);
+        }
+        FetchAtt::Rfc822 => {
+            out.extend_from_slice(b"RFC822 ");
+            encode::literal(out, m.data);
+        }
+        FetchAtt::Rfc822Header => {
+            out.extend_from_slice(b"RFC822.HEADER ");
+            encode::literal(out, m.header);
+        }
+        FetchAtt::Rfc822Text => {
+            out.extend_from_slice(b"RFC822.TEXT ");
+            encode::literal(out, m.data.get(m.header.len()..).unwrap_or_default());
+        }
+        FetchAtt::Section {
+            section,
+            partial,
+            binary,
+            size_only,
+            ..
+        } => {
+            let want = SectionWant {
+                name,
+                section,
+                partial: *partial,
+                binary: *binary,
+                size_only: *size_only,
+            };
+            return write_section(out, &want, m, scratch);
+        }
+    }
+    Ok(())
+}
+
+/// A `BODY[…]`, `BINARY[…]` or `BINARY.SIZE[…]` item as asked.
+struct SectionWant<'a> {
+    name: &'a str,
+    section: &'a Section,
+    partial: Option<(u32, u32)>,
+    binary: bool,
+    size_only: bool,
+}
+
+/// Writes a body section (RFC 9051 §6.4.5) or its RFC 3516 BINARY form.
+fn write_section(
+    out: &mut Vec<u8>,
+    w: &SectionWant<'_>,
+    m: &Item<'_>,
+    scratch: &mut Vec<u8>,
+) -> Result<(), ()> {
+    let (name, section) = (w.name, w.section);
+    let fields_only = section.part.is_empty()
+        && matches!(
+            section.text,
+            SectionText::HeaderFields(_) | SectionText::HeaderFieldsNot(_)
+        );
+    if fields_only && !w.binary && w.partial.is_none() {
+        // The common case (mail clients listing a mailbox): no allocation.
+        scratch.clear();
+        if let SectionText::HeaderFields(f) | SectionText::HeaderFieldsNot(f) = &section.text {
+            let not = matches!(section.text, SectionText::HeaderFieldsNot(_));
+            mime::select_fields_into(m.header, f, not, scratch);
+        }
+        let _ = write!(out, "BODY[{name}] {{{}}}\r\n", scratch.len());
+        out.extend_from_slice(scratch);
+        return Ok(());
+    }
+    let bytes: Cow<[u8]> = if w.binary {
+        Cow::Owned(binary_bytes(m.data, section).ok_or(())?)
+    } else {
+        section_bytes(m.data, m.header, section)
+    };
+    if w.size_only {
+        out.extend_from_slice(format!("BINARY.SIZE[{name}] {}", bytes.len()).as_bytes());
+        return Ok(());
+    }
+    let kw = if w.binary { "BINARY" } else { "BODY" };
+    let slice: &[u8] = match w.partial {
+        Some((o, n)) => {
+            let o = (o as usize).min(bytes.len());
+            let e = o.saturating_add(n as usize).min(bytes.len());
+            out.extend_from_slice(format!("{kw}[{name}]<{o}> ").as_bytes());
+            &bytes[o..e]
+        }
+        None => {
+            out.extend_from_slice(format!("{kw}[{name}] ").as_bytes());
+            &bytes
+        }
+    };
+    if w.binary && slice.contains(&0) {
+        // RFC 3516 literal8.
+        out.push(b'~');
+    }
+    encode::literal(out, slice);
+    Ok(())
 }

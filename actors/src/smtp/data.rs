@@ -3,7 +3,7 @@
 
 use super::session::{Next, ReadEnd, Session, Transaction};
 use crate::context::ListenerKind;
-use crate::delivery::{IncomingMessage, accept_message};
+use crate::delivery::{Delivery, IncomingMessage, accept_message};
 use crate::messages::Scan;
 use crate::pipeline::{self, EnvelopeRcpt, HeaderView, Plan};
 use crate::util::{header_section, rfc5322_date};
@@ -13,6 +13,9 @@ use postcore_scanner::{ScanContext, Verdict};
 use postcore_storage::directory::{Directory, RcptResolution, Target};
 use postcore_storage::queue::{new_qid, now_secs};
 use std::time::{Duration, Instant};
+
+/// Copies held in quarantine: (RCPT TO address, reason).
+type Held = Vec<(String, String)>;
 
 /// Where a redirect address delivers: resolved like RCPT TO (local mailboxes, aliases), or
 /// onward to another server for a foreign domain. `None` for an unknown local address.
@@ -141,22 +144,8 @@ impl Session {
             self.send(codes::NO_TRANSACTION);
             return Next::Continue;
         };
-        let settings = &tx.dir.settings;
-        let content = match pipeline::check_transfer(
-            rx,
-            settings.max_message_size,
-            settings.bare_newline,
-        ) {
-            Ok((content, bare)) => {
-                if bare {
-                    tracing::info!(client = %self.peer, "bare CR/LF in message data normalised to CRLF");
-                }
-                content
-            }
-            Err(r) => {
-                self.refuse(r);
-                return Next::Continue;
-            }
+        let Some(content) = self.transfer_checks(&tx, rx) else {
+            return Next::Continue;
         };
         let arrival = now_secs();
         let qid = new_qid(self.ctx.id);
@@ -170,67 +159,109 @@ impl Session {
             })
             .collect();
         let from = tx.from.as_ref().map(|a| a.to_string()).unwrap_or_default();
-        self.log_arrival(
-            &qid,
-            view.message_id.as_deref(),
-            &from,
-            content.len(),
-            rcpts.len(),
-        );
+        let mid = view.message_id.as_deref();
+        self.log_arrival(&qid, mid, &from, content.len(), rcpts.len());
         let data = Bytes::from(content);
         let verdict = self.scan(&qid, &from, &rcpts, data.clone()).await;
-        let rcpt_domains: Vec<&str> = tx.rcpts.iter().map(|r| r.address.domain.as_str()).collect();
-        let hidden = tx.dir.hidden_copies(&rcpt_domains);
-        let resolve = |a: &str| resolve_redirect(&tx.dir, a);
-        let (deliveries, quarantined, discarded) =
-            match pipeline::plan(&verdict, &rcpts, hidden, &resolve) {
-                Plan::Refuse(r) => {
-                    self.refuse_verdict(&qid, r);
-                    return Next::Continue;
-                }
-                Plan::Accept {
-                    deliveries,
-                    quarantined,
-                    discarded,
-                } => (deliveries, quarantined, discarded),
-            };
-        for d in &discarded {
-            tracing::info!(
-                qid,
-                "{qid}: to=<{d}>, relay=none, dsn=2.0.0, status=discarded (scanner verdict)"
-            );
-        }
+        let Some((deliveries, quarantined)) = self.judge(&qid, &tx, &verdict, &rcpts) else {
+            return Next::Continue;
+        };
         // The scanner has let go of its copy: no octet is copied here.
         let edited = pipeline::edit_headers(Vec::from(data), &verdict.headers);
         let (data, message_id) = self.add_headers(&qid, &tx, arrival, view, edited);
-        if !quarantined.is_empty() {
-            match pipeline::quarantine(&self.ctx.shared.config.data_dir, &qid, &data, &quarantined)
-            {
-                Ok(path) => {
-                    for (rcpt, why) in &quarantined {
-                        tracing::info!(
-                            qid,
-                            "{qid}: to=<{rcpt}>, relay=quarantine, dsn=2.0.0, status=quarantined ({why}) {}",
-                            path.display()
-                        );
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(qid, "{qid}: not accepted, quarantine write failed: {e:#}");
-                    self.send(codes::STORAGE_FAILURE);
-                    return Next::Continue;
-                }
-            }
+        if !self.hold_quarantined(&qid, &data, &quarantined) {
+            return Next::Continue;
         }
-        let size = data.len();
         let msg = IncomingMessage {
-            qid: qid.clone(),
+            qid,
             from,
             message_id,
             data: Bytes::from(data),
             arrival,
             deliveries,
         };
+        self.commit(msg, started).await;
+        Next::Continue
+    }
+
+    /// Stage 1: size and bare CR/LF; `None` when refused (the reply is queued).
+    fn transfer_checks(&mut self, tx: &Transaction, rx: DataReceiver) -> Option<Vec<u8>> {
+        let settings = &tx.dir.settings;
+        match pipeline::check_transfer(rx, settings.max_message_size, settings.bare_newline) {
+            Ok((content, bare)) => {
+                if bare {
+                    tracing::info!(client = %self.peer, "bare CR/LF in message data normalised to CRLF");
+                }
+                Some(content)
+            }
+            Err(r) => {
+                self.refuse(r);
+                None
+            }
+        }
+    }
+
+    /// Stage 4: the verdict as deliveries and quarantined copies; `None` when the verdict
+    /// refuses the message (the reply is queued). Dropped copies are logged here.
+    fn judge(
+        &mut self,
+        qid: &str,
+        tx: &Transaction,
+        verdict: &Verdict,
+        rcpts: &[EnvelopeRcpt],
+    ) -> Option<(Vec<Delivery>, Held)> {
+        let rcpt_domains: Vec<&str> = tx.rcpts.iter().map(|r| r.address.domain.as_str()).collect();
+        let hidden = tx.dir.hidden_copies(&rcpt_domains);
+        let resolve = |a: &str| resolve_redirect(&tx.dir, a);
+        match pipeline::plan(verdict, rcpts, hidden, &resolve) {
+            Plan::Refuse(r) => {
+                self.refuse_verdict(qid, r);
+                None
+            }
+            Plan::Accept {
+                deliveries,
+                quarantined,
+                discarded,
+            } => {
+                for d in &discarded {
+                    tracing::info!(
+                        qid,
+                        "{qid}: to=<{d}>, relay=none, dsn=2.0.0, status=discarded (scanner verdict)"
+                    );
+                }
+                Some((deliveries, quarantined))
+            }
+        }
+    }
+
+    /// Stage 6, quarantine: stores quarantined copies durably; false (and a 451 queued)
+    /// when that fails.
+    fn hold_quarantined(&mut self, qid: &str, data: &[u8], held: &[(String, String)]) -> bool {
+        if held.is_empty() {
+            return true;
+        }
+        match pipeline::quarantine(&self.ctx.shared.config.data_dir, qid, data, held) {
+            Ok(path) => {
+                for (rcpt, why) in held {
+                    tracing::info!(
+                        qid,
+                        "{qid}: to=<{rcpt}>, relay=quarantine, dsn=2.0.0, status=quarantined ({why}) {}",
+                        path.display()
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(qid, "{qid}: not accepted, quarantine write failed: {e:#}");
+                self.send(codes::STORAGE_FAILURE);
+                false
+            }
+        }
+    }
+
+    /// Stage 6, durable commit: local deliveries and the queue record, then the reply.
+    async fn commit(&mut self, msg: IncomingMessage, started: Instant) {
+        let (qid, size) = (msg.qid.clone(), msg.data.len());
         match accept_message(&self.ctx.shared, &self.ctx.delivery, msg, started).await {
             Ok(()) => {
                 metrics::counter!(crate::metrics::MESSAGES_RECEIVED).increment(1);
@@ -243,7 +274,6 @@ impl Session {
                 self.send(codes::STORAGE_FAILURE);
             }
         }
-        Next::Continue
     }
 
     /// A stage refused the message: log, count, reply.

@@ -1,0 +1,170 @@
+//! Mailbox commands with arguments of their own: LIST/LSUB (RFC 9051 §6.3.9, RFC 5258),
+//! SELECT/EXAMINE with CONDSTORE/QRESYNC (RFC 7162), STATUS items, APPEND (§6.3.12).
+
+use super::*;
+
+impl<'a> Cur<'a> {
+    pub(super) fn status_items(&mut self) -> R<Vec<StatusItem>> {
+        self.expect(b'(')?;
+        let mut v = Vec::new();
+        loop {
+            let k = self.keyword()?;
+            v.push(match k.as_str() {
+                "MESSAGES" => StatusItem::Messages,
+                "UIDNEXT" => StatusItem::UidNext,
+                "UIDVALIDITY" => StatusItem::UidValidity,
+                "UNSEEN" => StatusItem::Unseen,
+                "DELETED" => StatusItem::Deleted,
+                "SIZE" => StatusItem::Size,
+                "RECENT" => StatusItem::Recent,
+                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                _ => return Err(format!("unknown STATUS item {k}")),
+            });
+            if self.eat(b')') {
+                return Ok(v);
+            }
+            self.sp()?;
+        }
+    }
+
+    pub(super) fn list(&mut self, lsub: bool) -> R<CommandBody> {
+        let mut options = ListOptions {
+            lsub,
+            subscribed: lsub,
+            ..Default::default()
+        };
+        self.sp()?;
+        if !lsub && self.eat(b'(') {
+            // RFC 5258 §3: list-select-opts.
+            while !self.eat(b')') {
+                match self.keyword()?.as_str() {
+                    "SUBSCRIBED" => options.subscribed = true,
+                    "RECURSIVEMATCH" => options.recursive_match = true,
+                    "SPECIAL-USE" => options.special_use_only = true,
+                    "REMOTE" => {}
+                    o => return Err(format!("unknown LIST selection option {o}")),
+                }
+                let _ = self.eat(b' ');
+            }
+            if options.recursive_match && !options.subscribed {
+                return Err("RECURSIVEMATCH needs another selection option".into());
+            }
+            self.sp()?;
+        }
+        let reference = self.mailbox()?;
+        self.sp()?;
+        let mut patterns = Vec::new();
+        if !lsub && self.eat(b'(') {
+            patterns.push(self.list_mailbox()?);
+            while self.eat(b' ') {
+                patterns.push(self.list_mailbox()?);
+            }
+            self.expect(b')')?;
+        } else {
+            patterns.push(self.list_mailbox()?);
+        }
+        if !lsub && self.eat(b' ') {
+            if self.keyword()? != "RETURN" {
+                return Err("expected RETURN".into());
+            }
+            self.sp()?;
+            self.expect(b'(')?;
+            while !self.eat(b')') {
+                match self.keyword()?.as_str() {
+                    "CHILDREN" => options.return_children = true,
+                    "SUBSCRIBED" => options.return_subscribed = true,
+                    "SPECIAL-USE" => options.return_special_use = true,
+                    "STATUS" => {
+                        self.sp()?;
+                        options.status = self.status_items()?;
+                    }
+                    o => return Err(format!("unknown LIST return option {o}")),
+                }
+                let _ = self.eat(b' ');
+            }
+        }
+        self.end()?;
+        Ok(CommandBody::List {
+            reference,
+            patterns,
+            options,
+        })
+    }
+
+    pub(super) fn select(&mut self, read_only: bool) -> R<CommandBody> {
+        self.sp()?;
+        let mailbox = self.mailbox()?;
+        let mut condstore = false;
+        let mut qresync = None;
+        if self.eat(b' ') {
+            self.expect(b'(')?;
+            while !self.eat(b')') {
+                match self.keyword()?.as_str() {
+                    "CONDSTORE" => condstore = true,
+                    "QRESYNC" => {
+                        self.sp()?;
+                        self.expect(b'(')?;
+                        let uidvalidity = self.nz_number()?;
+                        self.sp()?;
+                        let modseq = self.number()?;
+                        let mut known_uids = None;
+                        if self.eat(b' ') {
+                            if self.peek() != Some(b'(') {
+                                known_uids = Some(self.seq_set()?);
+                                let _ = self.eat(b' ');
+                            }
+                            if self.eat(b'(') {
+                                // Sequence match data: accepted, not needed for correctness.
+                                self.seq_set()?;
+                                self.sp()?;
+                                self.seq_set()?;
+                                self.expect(b')')?;
+                            }
+                        }
+                        self.expect(b')')?;
+                        qresync = Some(QResync {
+                            uidvalidity,
+                            modseq,
+                            known_uids,
+                        });
+                    }
+                    o => return Err(format!("unknown SELECT parameter {o}")),
+                }
+                let _ = self.eat(b' ');
+            }
+        }
+        self.end()?;
+        Ok(CommandBody::Select {
+            mailbox,
+            read_only,
+            condstore,
+            qresync,
+        })
+    }
+
+    pub(super) fn append(&mut self) -> R<CommandBody> {
+        self.sp()?;
+        let mailbox = self.mailbox()?;
+        self.sp()?;
+        let mut flags = Vec::new();
+        let mut date = None;
+        if self.peek() == Some(b'(') {
+            flags = self.flag_list()?;
+            self.sp()?;
+        }
+        if self.peek() == Some(b'"') {
+            date = Some(self.date_time()?);
+            self.sp()?;
+        }
+        // RFC 3516 / RFC 9051: literal8 `~{N}` is accepted too.
+        let _ = self.eat(b'~');
+        let data = self.literal()?;
+        if !self.done() {
+            return Err("MULTIAPPEND is not supported".into());
+        }
+        Ok(CommandBody::Append {
+            mailbox,
+            message: AppendMessage { flags, date, data },
+        })
+    }
+}

@@ -1,0 +1,275 @@
+//! IMAP command parser (RFC 9051 §6 and §9, RFC 3501, and the extensions postcore announces).
+//!
+//! Input is one whole command as assembled by [`super::reader::CommandReader`]: literals are
+//! inline as `{N}` CRLF followed by N octets. Nesting (search keys, parenthesised lists) is
+//! bounded, so hostile input costs bounded stack.
+
+mod cursor;
+mod dispatch;
+mod fetch;
+mod mailbox;
+mod search;
+
+use super::types::*;
+use cursor::{Cur, is_atom_char};
+
+/// Deepest nesting of parentheses accepted in a command.
+pub const MAX_DEPTH: usize = 32;
+
+/// One parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The client's tag.
+    pub tag: String,
+    /// What to do.
+    pub body: CommandBody,
+}
+
+/// A message given to APPEND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    /// Flags to set.
+    pub flags: Vec<String>,
+    /// INTERNALDATE as Unix seconds, if given.
+    pub date: Option<i64>,
+    /// The message.
+    pub data: Vec<u8>,
+}
+
+/// QRESYNC parameters of SELECT (RFC 7162 §3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QResync {
+    /// The client's last known UIDVALIDITY.
+    pub uidvalidity: u32,
+    /// The client's last known HIGHESTMODSEQ.
+    pub modseq: u64,
+    /// UIDs the client knows (optional).
+    pub known_uids: Option<SeqSet>,
+}
+
+/// The commands postcore understands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandBody {
+    /// CAPABILITY.
+    Capability,
+    /// NOOP.
+    Noop,
+    /// LOGOUT.
+    Logout,
+    /// STARTTLS.
+    StartTls,
+    /// AUTHENTICATE mechanism [initial-response] (SASL-IR, RFC 4959).
+    Authenticate {
+        /// Mechanism name, upper case.
+        mechanism: String,
+        /// Initial response (base64, or `=` for empty).
+        initial: Option<String>,
+    },
+    /// LOGIN user password.
+    Login {
+        /// User name.
+        user: String,
+        /// Password.
+        password: String,
+    },
+    /// ENABLE capabilities (RFC 5161).
+    Enable(Vec<String>),
+    /// SELECT / EXAMINE.
+    Select {
+        /// Mailbox name.
+        mailbox: String,
+        /// EXAMINE.
+        read_only: bool,
+        /// (CONDSTORE) parameter.
+        condstore: bool,
+        /// (QRESYNC (...)) parameter.
+        qresync: Option<QResync>,
+    },
+    /// CREATE mailbox [(USE (\Special))].
+    Create {
+        /// Mailbox name.
+        mailbox: String,
+        /// RFC 6154 §3 special-use attributes.
+        special_use: Vec<String>,
+    },
+    /// DELETE.
+    Delete(String),
+    /// RENAME.
+    Rename {
+        /// Old name.
+        from: String,
+        /// New name.
+        to: String,
+    },
+    /// SUBSCRIBE.
+    Subscribe(String),
+    /// UNSUBSCRIBE.
+    Unsubscribe(String),
+    /// LIST / LSUB (with LIST-EXTENDED options).
+    List {
+        /// Reference name.
+        reference: String,
+        /// Patterns.
+        patterns: Vec<String>,
+        /// Selection and return options.
+        options: ListOptions,
+    },
+    /// NAMESPACE (RFC 2342).
+    Namespace,
+    /// STATUS mailbox (items).
+    Status {
+        /// Mailbox name.
+        mailbox: String,
+        /// Items asked for.
+        items: Vec<StatusItem>,
+    },
+    /// APPEND (one message).
+    Append {
+        /// Target mailbox.
+        mailbox: String,
+        /// The message.
+        message: AppendMessage,
+    },
+    /// IDLE (RFC 2177).
+    Idle,
+    /// CHECK.
+    Check,
+    /// CLOSE.
+    Close,
+    /// UNSELECT (RFC 3691).
+    Unselect,
+    /// EXPUNGE, or UID EXPUNGE set (UIDPLUS).
+    Expunge(Option<SeqSet>),
+    /// SEARCH / UID SEARCH.
+    Search {
+        /// UID SEARCH.
+        uid: bool,
+        /// RETURN options (ESEARCH).
+        ret: SearchReturn,
+        /// Criteria (all must match).
+        key: SearchKey,
+    },
+    /// SORT / UID SORT (RFC 5256).
+    Sort {
+        /// UID SORT.
+        uid: bool,
+        /// Criteria: (reverse, key).
+        criteria: Vec<(bool, SortKey)>,
+        /// Search criteria.
+        key: SearchKey,
+    },
+    /// FETCH / UID FETCH.
+    Fetch {
+        /// UID FETCH.
+        uid: bool,
+        /// Messages.
+        set: SeqSet,
+        /// Items.
+        atts: Vec<FetchAtt>,
+        /// CHANGEDSINCE modifier (RFC 7162).
+        changed_since: Option<u64>,
+        /// VANISHED modifier (RFC 7162 §3.2.6).
+        vanished: bool,
+    },
+    /// STORE / UID STORE.
+    Store {
+        /// UID STORE.
+        uid: bool,
+        /// Messages.
+        set: SeqSet,
+        /// UNCHANGEDSINCE modifier.
+        unchanged_since: Option<u64>,
+        /// Replace / add / remove.
+        mode: StoreMode,
+        /// .SILENT.
+        silent: bool,
+        /// Flags.
+        flags: Vec<String>,
+    },
+    /// COPY / UID COPY.
+    Copy {
+        /// UID COPY.
+        uid: bool,
+        /// Messages.
+        set: SeqSet,
+        /// Target.
+        mailbox: String,
+    },
+    /// MOVE / UID MOVE (RFC 6851).
+    Move {
+        /// UID MOVE.
+        uid: bool,
+        /// Messages.
+        set: SeqSet,
+        /// Target.
+        mailbox: String,
+    },
+    /// ID (RFC 2971).
+    Id(Vec<(String, Option<String>)>),
+    /// GETQUOTA root (RFC 9208).
+    GetQuota(String),
+    /// GETQUOTAROOT mailbox.
+    GetQuotaRoot(String),
+    /// SETQUOTA root (...) — only administrators set quotas.
+    SetQuota(String),
+    /// GETACL mailbox (RFC 4314).
+    GetAcl(String),
+    /// SETACL mailbox identifier rights.
+    SetAcl {
+        /// Mailbox.
+        mailbox: String,
+        /// User the rights are for.
+        identifier: String,
+        /// Rights, with an optional leading `+` or `-`.
+        rights: String,
+    },
+    /// DELETEACL mailbox identifier.
+    DeleteAcl {
+        /// Mailbox.
+        mailbox: String,
+        /// User.
+        identifier: String,
+    },
+    /// LISTRIGHTS mailbox identifier.
+    ListRights {
+        /// Mailbox.
+        mailbox: String,
+        /// User.
+        identifier: String,
+    },
+    /// MYRIGHTS mailbox.
+    MyRights(String),
+}
+
+/// Why a command could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The tag, if one was read (`*` otherwise).
+    pub tag: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// What the parser's steps return: the value, or why the command is malformed.
+type R<T> = Result<T, String>;
+
+/// Parses one command (as returned by the reader).
+pub fn parse(input: &[u8]) -> Result<Command, ParseError> {
+    let mut c = Cur { d: input, p: 0 };
+    let tag = c.take_while(|b| (is_atom_char(b) || b == b']') && b != b'+');
+    if tag.is_empty() {
+        return Err(ParseError {
+            tag: "*".into(),
+            message: "missing tag".into(),
+        });
+    }
+    let tag = String::from_utf8_lossy(tag).into_owned();
+    let body = c.sp().and_then(|_| c.body());
+    match body {
+        Ok(body) => Ok(Command { tag, body }),
+        Err(message) => Err(ParseError { tag, message }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

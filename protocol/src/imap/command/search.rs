@@ -1,0 +1,228 @@
+//! SEARCH keys and programs (RFC 9051 §6.4.4), ESEARCH return options (RFC 4731).
+
+use super::*;
+
+impl<'a> Cur<'a> {
+    pub(super) fn search_key(&mut self, depth: usize) -> R<SearchKey> {
+        if depth > MAX_DEPTH {
+            return Err("search criteria nested too deeply".into());
+        }
+        if self.eat(b'(') {
+            let mut v = vec![self.search_key(depth + 1)?];
+            while self.eat(b' ') {
+                v.push(self.search_key(depth + 1)?);
+            }
+            self.expect(b')')?;
+            return Ok(SearchKey::And(v));
+        }
+        if matches!(self.peek(), Some(b'0'..=b'9') | Some(b'*')) {
+            return Ok(SearchKey::Seq(self.seq_set()?));
+        }
+        let k = self.keyword()?;
+        let flag = |f: &str| Ok(SearchKey::Flag(f.into()));
+        let noflag = |f: &str| Ok(SearchKey::NoFlag(f.into()));
+        match k.as_str() {
+            "ALL" => Ok(SearchKey::All),
+            "ANSWERED" => flag("\\Answered"),
+            "DELETED" => flag("\\Deleted"),
+            "DRAFT" => flag("\\Draft"),
+            "FLAGGED" => flag("\\Flagged"),
+            "SEEN" => flag("\\Seen"),
+            "UNANSWERED" => noflag("\\Answered"),
+            "UNDELETED" => noflag("\\Deleted"),
+            "UNDRAFT" => noflag("\\Draft"),
+            "UNFLAGGED" => noflag("\\Flagged"),
+            "UNSEEN" => noflag("\\Seen"),
+            "NEW" => Ok(SearchKey::New),
+            "OLD" => Ok(SearchKey::Old),
+            "RECENT" => Ok(SearchKey::Recent),
+            "KEYWORD" | "UNKEYWORD" => {
+                self.sp()?;
+                let f = self.flag()?;
+                Ok(if k == "KEYWORD" {
+                    SearchKey::Flag(f)
+                } else {
+                    SearchKey::NoFlag(f)
+                })
+            }
+            "FROM" | "TO" | "CC" | "BCC" | "SUBJECT" => {
+                self.sp()?;
+                let v = self.astring()?;
+                let name = match k.as_str() {
+                    "FROM" => "From",
+                    "TO" => "To",
+                    "CC" => "Cc",
+                    "BCC" => "Bcc",
+                    _ => "Subject",
+                };
+                Ok(SearchKey::Header(name.into(), v))
+            }
+            "HEADER" => {
+                self.sp()?;
+                let h = self.astring()?;
+                self.sp()?;
+                Ok(SearchKey::Header(h, self.astring()?))
+            }
+            "BODY" => {
+                self.sp()?;
+                Ok(SearchKey::Body(self.astring()?))
+            }
+            "TEXT" => {
+                self.sp()?;
+                Ok(SearchKey::Text(self.astring()?))
+            }
+            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+                self.sp()?;
+                let d = self.date()?;
+                Ok(match k.as_str() {
+                    "BEFORE" => SearchKey::Before(d),
+                    "ON" => SearchKey::On(d),
+                    "SINCE" => SearchKey::Since(d),
+                    "SENTBEFORE" => SearchKey::SentBefore(d),
+                    "SENTON" => SearchKey::SentOn(d),
+                    _ => SearchKey::SentSince(d),
+                })
+            }
+            "LARGER" | "SMALLER" | "OLDER" | "YOUNGER" => {
+                self.sp()?;
+                let n = self.number()?;
+                Ok(match k.as_str() {
+                    "LARGER" => SearchKey::Larger(n),
+                    "SMALLER" => SearchKey::Smaller(n),
+                    "OLDER" => SearchKey::Older(n),
+                    _ => SearchKey::Younger(n),
+                })
+            }
+            "MODSEQ" => {
+                // RFC 7162 §3.1.5: MODSEQ [entry-name entry-type] mod-sequence-valzer
+                self.sp()?;
+                if self.peek() == Some(b'"') {
+                    self.quoted()?;
+                    self.sp()?;
+                    self.keyword()?;
+                    self.sp()?;
+                }
+                Ok(SearchKey::ModSeq(self.number()?))
+            }
+            "UID" => {
+                self.sp()?;
+                Ok(SearchKey::Uid(self.seq_set()?))
+            }
+            "NOT" => {
+                self.sp()?;
+                Ok(SearchKey::Not(Box::new(self.search_key(depth + 1)?)))
+            }
+            "OR" => {
+                self.sp()?;
+                let a = self.search_key(depth + 1)?;
+                self.sp()?;
+                let b = self.search_key(depth + 1)?;
+                Ok(SearchKey::Or(Box::new(a), Box::new(b)))
+            }
+            _ => Err(format!("unknown search criterion {k}")),
+        }
+    }
+
+    /// The criteria of SEARCH/SORT after the optional CHARSET: one or more keys.
+    pub(super) fn search_program(&mut self) -> R<SearchKey> {
+        let mut v = vec![self.search_key(0)?];
+        while self.eat(b' ') {
+            v.push(self.search_key(0)?);
+        }
+        self.end()?;
+        Ok(if v.len() == 1 {
+            v.remove(0)
+        } else {
+            SearchKey::And(v)
+        })
+    }
+
+    pub(super) fn charset(&mut self) -> R<()> {
+        let save = self.p;
+        if let Ok(k) = self.keyword()
+            && k == "CHARSET"
+        {
+            self.sp()?;
+            let cs = self.astring()?.to_ascii_uppercase();
+            if cs != "UTF-8" && cs != "US-ASCII" {
+                return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+            }
+            self.sp()?;
+            return Ok(());
+        }
+        self.p = save;
+        Ok(())
+    }
+
+    /// SEARCH and UID SEARCH, with ESEARCH RETURN options (RFC 4731).
+    pub(super) fn search_command(&mut self, uid: bool) -> R<CommandBody> {
+        let mut ret = SearchReturn::default();
+        self.sp()?;
+        let save = self.p;
+        if self.keyword().ok().as_deref() == Some("RETURN") {
+            ret.extended = true;
+            self.sp()?;
+            self.expect(b'(')?;
+            while !self.eat(b')') {
+                match self.keyword()?.as_str() {
+                    "MIN" => ret.min = true,
+                    "MAX" => ret.max = true,
+                    "ALL" => ret.all = true,
+                    "COUNT" => ret.count = true,
+                    "SAVE" => {}
+                    o => return Err(format!("unknown RETURN option {o}")),
+                }
+                let _ = self.eat(b' ');
+            }
+            if !(ret.min || ret.max || ret.count) {
+                ret.all = true;
+            }
+            self.sp()?;
+        } else {
+            self.p = save;
+        }
+        self.charset()?;
+        let key = self.search_program()?;
+        Ok(CommandBody::Search { uid, ret, key })
+    }
+
+    /// SORT and UID SORT (RFC 5256 §3).
+    pub(super) fn sort_command(&mut self, uid: bool) -> R<CommandBody> {
+        self.sp()?;
+        self.expect(b'(')?;
+        let mut criteria = Vec::new();
+        let mut reverse = false;
+        loop {
+            let k = self.keyword()?;
+            let key = match k.as_str() {
+                "REVERSE" => {
+                    reverse = true;
+                    self.sp()?;
+                    continue;
+                }
+                "ARRIVAL" => SortKey::Arrival,
+                "CC" => SortKey::Cc,
+                "DATE" => SortKey::Date,
+                "FROM" => SortKey::From,
+                "SIZE" => SortKey::Size,
+                "SUBJECT" => SortKey::Subject,
+                "TO" => SortKey::To,
+                o => return Err(format!("unknown sort key {o}")),
+            };
+            criteria.push((reverse, key));
+            reverse = false;
+            if self.eat(b')') {
+                break;
+            }
+            self.sp()?;
+        }
+        self.sp()?;
+        let cs = self.astring()?.to_ascii_uppercase();
+        if cs != "UTF-8" && cs != "US-ASCII" {
+            return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+        }
+        self.sp()?;
+        let key = self.search_program()?;
+        Ok(CommandBody::Sort { uid, criteria, key })
+    }
+}

@@ -1,0 +1,159 @@
+//! Unit tests of the command parser.
+
+use super::*;
+
+fn p(s: &str) -> CommandBody {
+    parse(s.as_bytes())
+        .unwrap_or_else(|e| panic!("{s}: {e:?}"))
+        .body
+}
+
+fn bad(s: &str) -> String {
+    parse(s.as_bytes()).unwrap_err().message
+}
+
+#[test]
+fn login_forms() {
+    assert_eq!(
+        p("a LOGIN alice \"p\\\"w\""),
+        CommandBody::Login {
+            user: "alice".into(),
+            password: "p\"w".into()
+        }
+    );
+    assert_eq!(
+        p("a LOGIN {5}\r\nalice {2+}\r\npw"),
+        CommandBody::Login {
+            user: "alice".into(),
+            password: "pw".into()
+        }
+    );
+    assert!(bad("a LOGIN alice").contains("expected"));
+}
+
+#[test]
+fn sequence_sets() {
+    let CommandBody::Fetch { set, atts, .. } = p("1 FETCH 1:3,5,7:* (FLAGS UID)") else {
+        panic!()
+    };
+    assert_eq!(set.resolve_seq(8), vec![1, 2, 3, 5, 7, 8]);
+    assert_eq!(atts, vec![FetchAtt::Flags, FetchAtt::Uid]);
+    let CommandBody::Fetch { set, .. } = p("1 UID FETCH *:4 FLAGS") else {
+        panic!()
+    };
+    assert!(set.contains(9, 9) && set.contains(4, 9) && !set.contains(3, 9));
+    assert!(bad("1 FETCH 0 FLAGS").contains("sequence"));
+    assert!(bad("1 FETCH 1:x FLAGS").contains("sequence"));
+    assert!(bad("1 FETCH , FLAGS").contains("sequence"));
+}
+
+#[test]
+fn fetch_sections() {
+    let CommandBody::Fetch { atts, .. } =
+        p("1 FETCH 1 (BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] BODY[1.2.MIME] BODY[]<0.100>)")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        atts[0],
+        FetchAtt::Section {
+            section: Section {
+                part: vec![],
+                text: SectionText::HeaderFields(vec!["FROM".into(), "SUBJECT".into()])
+            },
+            partial: None,
+            peek: true,
+            binary: false,
+            size_only: false
+        }
+    );
+    assert!(
+        matches!(&atts[1], FetchAtt::Section { section, .. } if section.part == vec![1,2] && section.text == SectionText::Mime)
+    );
+    assert!(matches!(
+        &atts[2],
+        FetchAtt::Section {
+            partial: Some((0, 100)),
+            ..
+        }
+    ));
+    assert_eq!(p("1 FETCH 1 FAST"), {
+        let CommandBody::Fetch { set, .. } = p("1 FETCH 1 FLAGS") else {
+            panic!()
+        };
+        CommandBody::Fetch {
+            uid: false,
+            set,
+            atts: vec![FetchAtt::Flags, FetchAtt::InternalDate, FetchAtt::Size],
+            changed_since: None,
+            vanished: false,
+        }
+    });
+    assert!(bad("1 FETCH 1 BODY[MIME]").contains("section"));
+}
+
+#[test]
+fn search_nesting_is_bounded() {
+    let deep = format!("a SEARCH {}ALL{}", "(".repeat(40), ")".repeat(40));
+    assert!(bad(&deep).contains("deeply"));
+    let CommandBody::Search { key, ret, .. } = p(
+        "a UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 OR FROM x (SUBJECT \"y z\") SINCE 1-Feb-2024",
+    ) else {
+        panic!()
+    };
+    assert!(ret.extended && ret.min && ret.count && !ret.all);
+    let SearchKey::And(v) = key else { panic!() };
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[1], SearchKey::Since(days_from_civil(2024, 2, 1)));
+}
+
+#[test]
+fn store_append_select() {
+    assert_eq!(
+        p("a UID STORE 1:* (UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Seen foo)"),
+        CommandBody::Store {
+            uid: true,
+            set: SeqSet(vec![(SeqNum::Value(1), SeqNum::Star)]),
+            unchanged_since: Some(5),
+            mode: StoreMode::Add,
+            silent: true,
+            flags: vec!["\\Seen".into(), "foo".into()]
+        }
+    );
+    let CommandBody::Append { mailbox, message } =
+        p("a APPEND inbox (\\Seen) \"05-Jan-2024 10:00:00 +0100\" {3}\r\nabc")
+    else {
+        panic!()
+    };
+    assert_eq!(mailbox, "INBOX");
+    assert_eq!(message.data, b"abc");
+    assert_eq!(
+        message.date,
+        Some(days_from_civil(2024, 1, 5) * 86400 + 9 * 3600)
+    );
+    assert!(matches!(
+        p("a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))"),
+        CommandBody::Select {
+            qresync: Some(QResync {
+                uidvalidity: 67890007,
+                ..
+            }),
+            ..
+        }
+    ));
+    assert!(bad("a STORE 1 FLAGS (\\Recent)").contains("Recent"));
+}
+
+#[test]
+fn list_extended() {
+    let CommandBody::List {
+        patterns, options, ..
+    } = p("a LIST (SUBSCRIBED) \"\" (INBOX \"Sent*\") RETURN (CHILDREN STATUS (MESSAGES SIZE))")
+    else {
+        panic!()
+    };
+    assert_eq!(patterns, vec!["INBOX", "Sent*"]);
+    assert!(options.subscribed && options.return_children);
+    assert_eq!(options.status, vec![StatusItem::Messages, StatusItem::Size]);
+    assert!(matches!(p("a LSUB \"\" *"), CommandBody::List { options, .. } if options.lsub));
+}

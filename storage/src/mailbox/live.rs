@@ -1,0 +1,90 @@
+//! Live state of the index: per-mailbox locks, watch channels that wake IDLE sessions, and
+//! the inotify reader that reports changes other programs make to a Maildir.
+
+use super::*;
+
+#[derive(Default)]
+pub(super) struct Live {
+    pub(super) locks: HashMap<u64, Arc<Mutex<()>>>,
+    pub(super) scanned: HashMap<u64, (Option<SystemTime>, Option<SystemTime>)>,
+    pub(super) watchers: HashMap<u64, tokio::sync::watch::Sender<u64>>,
+    pub(super) paths: HashMap<PathBuf, u64>,
+    /// Per mailbox, the `fts_dead` count at which pruning is considered next.
+    pub(super) fts_check: HashMap<u64, u32>,
+    /// Per (mailbox, user), how many times that user's private \Seen set has changed since
+    /// start-up: sessions compare it to know when to re-read the set.
+    pub(super) seen_gen: HashMap<(u64, String), u64>,
+}
+
+impl Live {
+    /// Wakes the sessions watching mailbox `id`, if any.
+    pub(super) fn wake(&self, id: u64) {
+        if let Some(w) = self.watchers.get(&id) {
+            w.send_modify(|v| *v += 1);
+        }
+    }
+}
+
+impl MailboxIndex {
+    pub(super) fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock that serialises changes to mailbox `id` (UID assignment, expunge, flags).
+    pub fn lock(&self, id: u64) -> Arc<Mutex<()>> {
+        self.live().locks.entry(id).or_default().clone()
+    }
+
+    /// A receiver that changes whenever mailbox `id` changes; `path` is its folder, so that
+    /// deliveries into it ([`MailboxIndex::touch_path`]) wake the watchers too.
+    /// Other programs' changes to the folder's `new/` and `cur/` wake them too (inotify; where
+    /// that is unavailable, IDLE's periodic check finds them).
+    pub fn watch(&self, id: u64, path: &Path) -> tokio::sync::watch::Receiver<u64> {
+        let rx = {
+            let mut live = self.live();
+            live.paths.insert(path.to_path_buf(), id);
+            live.watchers
+                .entry(id)
+                .or_insert_with(|| tokio::sync::watch::channel(0).0)
+                .subscribe()
+        };
+        if let Some(dw) = self.dirwatch()
+            && let Err(e) = dw.add(id, path)
+        {
+            tracing::debug!(path = %path.display(), "no inotify watch, IDLE polls: {e}");
+        }
+        rx
+    }
+
+    /// The inotify watcher, started on first use; it wakes a mailbox's watchers as
+    /// [`Self::notify`] does, and stops once this index is dropped.
+    pub(super) fn dirwatch(&self) -> Option<&crate::dirwatch::DirWatch> {
+        self.dirwatch
+            .get_or_init(|| {
+                let live = Arc::downgrade(&self.live);
+                crate::dirwatch::DirWatch::start(move |id| {
+                    let Some(live) = live.upgrade() else {
+                        return false;
+                    };
+                    live.lock().unwrap_or_else(|p| p.into_inner()).wake(id);
+                    true
+                })
+                .map_err(|e| tracing::warn!("inotify unavailable, IDLE polls instead: {e}"))
+                .ok()
+            })
+            .as_ref()
+    }
+
+    /// Wakes the sessions watching mailbox `id`.
+    pub fn notify(&self, id: u64) {
+        self.live().wake(id);
+    }
+
+    /// Called after a delivery into the Maildir folder `path`: wakes its watchers, if any.
+    pub fn touch_path(&self, path: &Path) {
+        let live = self.live();
+        if let Some(id) = live.paths.get(path) {
+            live.wake(*id);
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Unit tests of the mailbox index.
+
+use super::*;
+
+/// A fresh index over a temporary store, and mailbox `name` of user `u` in `<tmp>/mail`.
+fn fixture(name: &str) -> (tempfile::TempDir, Store, MailboxIndex, PathBuf, MailboxMeta) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let idx = MailboxIndex::new(store.clone()).unwrap();
+    let root = dir.path().join("mail");
+    let meta = idx.create("u", name, &root, None).unwrap();
+    (dir, store, idx, root, meta)
+}
+
+#[test]
+fn record_roundtrip_and_names() {
+    let r = MessageRecord {
+        name: "1700000000.ABC_0.host".into(),
+        flags: flag::SEEN | flag::FLAGGED,
+        keywords: vec!["$Junk".into()],
+        size: 1234,
+        internal_date: 1_700_000_000,
+        modseq: 7,
+        in_new: false,
+    };
+    assert_eq!(MessageRecord::decode(&r.encode()), Some(r.clone()));
+    assert_eq!(r.relative_path(), "cur/1700000000.ABC_0.host:2,FS");
+    assert_eq!(split_name("x.y:2,RS"), ("x.y", flag::ANSWERED | flag::SEEN));
+    assert_eq!(
+        folder_path(Path::new("/m"), "Archive/2024.1"),
+        Path::new("/m/.Archive.2024%2E1")
+    );
+}
+
+#[test]
+fn sync_picks_up_outside_changes() {
+    let (_dir, _store, idx, root, mut meta) = fixture("INBOX");
+    std::fs::write(root.join("new/100.a.h"), b"Subject: a\r\n\r\nbody").unwrap();
+    std::fs::write(root.join("cur/200.b.h:2,S"), b"Subject: b\r\n\r\nbody").unwrap();
+    let r = idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    assert_eq!(r.added, 2);
+    let msgs = idx.messages(meta.id).unwrap();
+    assert_eq!(msgs[0].0, 1);
+    assert_eq!(msgs[1].1.flags, flag::SEEN);
+    assert_eq!(
+        idx.header(meta.id, 1).unwrap().unwrap(),
+        b"Subject: a\r\n\r\n"
+    );
+    // Another tool marks b answered and deletes a.
+    std::fs::rename(root.join("cur/200.b.h:2,S"), root.join("cur/200.b.h:2,RS")).unwrap();
+    std::fs::remove_file(root.join("new/100.a.h")).unwrap();
+    let r = idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    assert_eq!((r.expunged, r.flag_changes), (1, 1));
+    assert_eq!(idx.vanished_since(meta.id, 0).unwrap(), vec![1]);
+    assert_eq!(meta.uidnext, 3);
+    // Full-text index: words by prefix.
+    assert_eq!(
+        idx.fts_lookup(meta.id, "bod").unwrap(),
+        [1, 2].into_iter().collect()
+    );
+    assert_eq!(idx.uid_by_name(meta.id, "200.b.h").unwrap(), Some(2));
+    assert_eq!(idx.uid_by_name(meta.id, "100.a.h").unwrap(), None);
+}
+
+#[test]
+fn recent_is_claimed_once() {
+    let (_dir, store, idx, _root, meta) = fixture("INBOX");
+    assert_eq!(idx.first_recent(meta.id).unwrap(), 1);
+    // The first session gets UIDs 1..4, the second none, a later one the new 4..6.
+    assert_eq!(idx.claim_recent(meta.id, 4).unwrap(), 1);
+    assert_eq!(idx.claim_recent(meta.id, 4).unwrap(), 4);
+    assert_eq!(idx.claim_recent(meta.id, 6).unwrap(), 4);
+    assert_eq!(idx.first_recent(meta.id).unwrap(), 6);
+    // Kept across a restart; removed with the mailbox.
+    drop(idx);
+    let idx = MailboxIndex::new(store).unwrap();
+    assert_eq!(idx.first_recent(meta.id).unwrap(), 6);
+    idx.delete("u", "INBOX").unwrap();
+    assert_eq!(idx.first_recent(meta.id).unwrap(), 1);
+}
+
+#[test]
+fn expunged_postings_are_pruned_and_deleted_mailboxes_leave_nothing() {
+    let (_dir, store, idx, root, mut meta) = fixture("INBOX");
+    for (n, body) in ["alpha common", "beta common", "gamma common"]
+        .iter()
+        .enumerate()
+    {
+        let file = format!("10{n}.x.h");
+        let data = format!("Subject: s\r\n\r\n{body}\r\n");
+        std::fs::write(root.join("new").join(&file), &data).unwrap();
+    }
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    let id = meta.id;
+    let postings = |word: &str| -> Vec<u8> {
+        let mut k = id.to_be_bytes().to_vec();
+        k.extend_from_slice(word.as_bytes());
+        store.get(CF_FTS, &k).unwrap().unwrap_or_default()
+    };
+    assert_eq!(postings("common").len(), 12);
+    idx.expunge("u", "INBOX", &mut meta, &[1, 2]).unwrap();
+    assert_eq!(meta.fts_dead, 2);
+    // Two dead of one live is worth a pass even unforced.
+    assert_eq!(idx.prune_fts("u", "INBOX", false).unwrap(), 4);
+    assert_eq!(postings("common"), 3u32.to_be_bytes());
+    assert!(postings("alpha").is_empty() && postings("beta").is_empty());
+    assert_eq!(idx.get("u", "INBOX").unwrap().unwrap().fts_dead, 0);
+    assert_eq!(
+        idx.fts_lookup(meta.id, "gamma").unwrap(),
+        [3].into_iter().collect()
+    );
+    // Deleting the mailbox removes its postings and records; its id is never reused,
+    // not even after a restart.
+    idx.delete("u", "INBOX").unwrap();
+    assert!(postings("common").is_empty());
+    assert!(idx.messages(meta.id).unwrap().is_empty());
+    assert_eq!(idx.uid_by_name(meta.id, "102.x.h").unwrap(), None);
+    drop(idx);
+    let idx = MailboxIndex::new(store).unwrap();
+    let again = idx.create("u", "INBOX", &root, None).unwrap();
+    assert!(again.id > meta.id, "{} reused", again.id);
+}
+
+#[test]
+fn prune_runs_by_itself_once_enough_messages_are_expunged() {
+    let (_dir, store, idx, root, mut meta) = fixture("Trash");
+    let n = FTS_PRUNE_MIN + 10;
+    for i in 0..n {
+        let data = format!("Subject: s\r\n\r\nword{i} shared\r\n");
+        std::fs::write(root.join("new").join(format!("{i}.x.h")), data).unwrap();
+    }
+    idx.sync("u", "Trash", &mut meta, &root).unwrap();
+    // Below the threshold nothing happens; at it, a background pass prunes.
+    let uids: Vec<u32> = (1..FTS_PRUNE_MIN).collect();
+    idx.expunge("u", "Trash", &mut meta, &uids).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(meta.fts_dead, FTS_PRUNE_MIN - 1);
+    assert_eq!(
+        idx.get("u", "Trash").unwrap().unwrap().fts_dead,
+        FTS_PRUNE_MIN - 1
+    );
+    idx.expunge("u", "Trash", &mut meta, &[FTS_PRUNE_MIN])
+        .unwrap();
+    let mut k = meta.id.to_be_bytes().to_vec();
+    k.extend_from_slice(b"shared");
+    for _ in 0..100 {
+        if idx.get("u", "Trash").unwrap().unwrap().fts_dead == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(idx.get("u", "Trash").unwrap().unwrap().fts_dead, 0);
+    let left = store.get(CF_FTS, &k).unwrap().unwrap();
+    assert_eq!(
+        left.len(),
+        10 * 4,
+        "postings of the 10 live messages remain"
+    );
+}
+
+#[test]
+fn private_seen_is_kept_per_uid_and_per_user() {
+    let (_d, store, idx, _root, meta) = fixture("INBOX");
+    idx.set_private_seen(meta.id, "al", &[1, 2, 3], true)
+        .unwrap();
+    idx.set_private_seen(meta.id, "alice", &[7], true).unwrap();
+    idx.set_private_seen(meta.id, "al", &[2], false).unwrap();
+    let al = idx.private_seen(meta.id, "al").unwrap();
+    assert_eq!(al, [1, 3].into_iter().collect());
+    // Each change moves the user's generation on; an empty one does not.
+    assert_eq!(idx.private_seen_generation(meta.id, "al"), 2);
+    assert_eq!(idx.set_private_seen(meta.id, "al", &[], true).unwrap(), 2);
+    assert_eq!(idx.private_seen_generation(meta.id, "alice"), 1);
+    // A login that starts another's does not see its keys.
+    assert_eq!(
+        idx.private_seen(meta.id, "alice").unwrap(),
+        [7].into_iter().collect()
+    );
+    assert!(idx.private_seen(meta.id, "bob").unwrap().is_empty());
+    // A set written whole by an earlier version is read, then converted to per-UID keys.
+    let legacy: Vec<u8> = [4u32, 9].iter().flat_map(|u| u.to_be_bytes()).collect();
+    store
+        .write_relaxed(vec![Op::Put(
+            CF_MAILBOX,
+            seen_user_prefix(meta.id, "bob"),
+            legacy,
+        )])
+        .unwrap();
+    assert_eq!(
+        idx.private_seen(meta.id, "bob").unwrap(),
+        [4, 9].into_iter().collect()
+    );
+    assert!(
+        store
+            .get(CF_MAILBOX, &seen_user_prefix(meta.id, "bob"))
+            .unwrap()
+            .is_none()
+    );
+    idx.set_private_seen(meta.id, "bob", &[4], false).unwrap();
+    assert_eq!(
+        idx.private_seen(meta.id, "bob").unwrap(),
+        [9].into_iter().collect()
+    );
+    // Deleting the mailbox removes every user's set.
+    idx.delete("u", "INBOX").unwrap();
+    let mut left = 0;
+    store
+        .for_each_prefix(CF_MAILBOX, &id_prefix(b's', meta.id), |_, _| {
+            left += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(left, 0);
+}
