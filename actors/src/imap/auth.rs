@@ -3,6 +3,7 @@
 
 use super::{Done, Login, Session, UserSlot};
 use base64::Engine;
+use postcore_protocol::imap::Code;
 use std::time::Duration;
 
 /// Special-use folders created on first login (RFC 6154).
@@ -44,7 +45,7 @@ impl Session {
 
     pub(super) async fn starttls(&mut self, tag: &str) -> Done {
         if self.is_tls() {
-            return Done::Bad("TLS is already active".into());
+            return Done::bad("TLS is already active");
         }
         self.line(&format!("{tag} OK Begin TLS negotiation now"));
         if !self.flush().await {
@@ -62,9 +63,9 @@ impl Session {
 
     pub(super) async fn login_command(&mut self, user: &str, password: String) -> Done {
         if !self.plaintext_allowed() {
-            return Done::No(
-                "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure connections; use STARTTLS"
-                    .into(),
+            return Done::no_with(
+                Code::PrivacyRequired,
+                "Plaintext authentication disallowed on non-secure connections; use STARTTLS",
             );
         }
         self.authenticate_user(user, password).await
@@ -72,9 +73,9 @@ impl Session {
 
     pub(super) async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> Done {
         if !self.plaintext_allowed() {
-            return Done::No(
-                "[PRIVACYREQUIRED] Authentication disallowed on non-secure connections; use STARTTLS"
-                    .into(),
+            return Done::no_with(
+                Code::PrivacyRequired,
+                "Authentication disallowed on non-secure connections; use STARTTLS",
             );
         }
         let b64 = base64::engine::general_purpose::STANDARD;
@@ -84,7 +85,7 @@ impl Session {
                     Some(i) => i,
                     None => match self.sasl_step("").await {
                         Some(r) => r,
-                        None => return Done::Bad("Authentication cancelled".into()),
+                        None => return Done::bad("Authentication cancelled"),
                     },
                 };
                 let data = if resp == "=" {
@@ -104,7 +105,7 @@ impl Session {
                     }
                     None => {
                         self.failures += 1;
-                        Done::Bad("Invalid SASL PLAIN response".into())
+                        Done::bad("Invalid SASL PLAIN response")
                     }
                 }
             }
@@ -114,20 +115,20 @@ impl Session {
                     None => self.sasl_step("VXNlcm5hbWU6").await,
                 };
                 let Some(user) = user.and_then(|u| b64.decode(u.trim()).ok()) else {
-                    return Done::Bad("Authentication cancelled".into());
+                    return Done::bad("Authentication cancelled");
                 };
                 let Some(pass) = self
                     .sasl_step("UGFzc3dvcmQ6")
                     .await
                     .and_then(|p| b64.decode(p.trim()).ok())
                 else {
-                    return Done::Bad("Authentication cancelled".into());
+                    return Done::bad("Authentication cancelled");
                 };
                 let user = String::from_utf8_lossy(&user).into_owned();
                 let pass = String::from_utf8_lossy(&pass).into_owned();
                 self.authenticate_user(&user, pass).await
             }
-            _ => Done::No("Unsupported authentication mechanism".into()),
+            _ => Done::no("Unsupported authentication mechanism"),
         }
     }
 
@@ -165,7 +166,7 @@ impl Session {
         if crate::login::blocked(&shared, self.peer.ip()) {
             tracing::info!(client = %self.peer, "imap login refused: failure limit for this IP");
             self.failures = super::MAX_FAILURES;
-            return Done::No("[UNAVAILABLE] Too many failed logins, try later".into());
+            return Done::no_with(Code::Unavailable, "Too many failed logins, try later");
         }
         let (target, master) = match user.split_once('*') {
             Some((t, m)) => (t.to_lowercase(), Some(m.to_lowercase())),
@@ -181,7 +182,7 @@ impl Session {
             tracing::info!(client = %self.peer, user, result = "failed", "imap login: user=<{user}>, rip={}, result=failed", self.peer.ip());
             // Slow down guessing a little (RFC 9051 §11.3 suggests delays).
             tokio::time::sleep(Duration::from_millis(200)).await;
-            return Done::No("[AUTHENTICATIONFAILED] Authentication failed".into());
+            return Done::no_with(Code::AuthenticationFailed, "Authentication failed");
         };
         let max = shared
             .directory
@@ -198,9 +199,12 @@ impl Session {
             let n = m.entry(key.clone()).or_insert(0);
             if max > 0 && *n >= max {
                 tracing::info!(client = %self.peer, user = %login, "imap login refused: {max} connections for this user from this IP");
-                return Done::No(format!(
-                    "[LIMIT] Maximum number of connections ({max}) from this IP for this user exceeded"
-                ));
+                return Done::no_with(
+                    Code::Limit,
+                    format!(
+                        "Maximum number of connections ({max}) from this IP for this user exceeded"
+                    ),
+                );
             }
             *n += 1;
         }
@@ -210,7 +214,7 @@ impl Session {
         };
         if let Err(e) = self.ensure_folders(&login) {
             tracing::warn!(user = %login, "imap: creating default folders: {e:#}");
-            return Done::No("[SERVERBUG] Mailbox not available".into());
+            return Done::no_with(Code::ServerBug, "Mailbox not available");
         }
         self.expire_spam(&login);
         tracing::info!(client = %self.peer, user = %login, master = master.as_deref().unwrap_or(""), result = "ok", "imap login: user=<{login}>, rip={}, result=ok{}", self.peer.ip(), master.as_deref().map(|m| format!(", master=<{m}>")).unwrap_or_default());
@@ -220,7 +224,7 @@ impl Session {
             _slot: slot,
         });
         let caps = self.capabilities();
-        Done::Ok(format!("[CAPABILITY {caps}] Logged in"))
+        Done::ok_with(Code::Capability(caps), "Logged in")
     }
 
     /// `alice*root` with the master password, or `alice*<migration user>` with its secret.
@@ -284,7 +288,7 @@ impl Session {
             }
         }
         self.line(format!("* ENABLED {}", on.join(" ")).trim_end());
-        Done::Ok("ENABLE completed".into())
+        Done::ok("ENABLE completed")
     }
 
     pub(super) fn id(&mut self, fields: Vec<(String, Option<String>)>) -> Done {
@@ -296,7 +300,7 @@ impl Session {
             tracing::info!(client = %self.peer, "imap client id: {}", s.join(", "));
         }
         self.line("* ID (\"name\" \"postcore\" \"vendor\" \"postcore\")");
-        Done::Ok("ID completed".into())
+        Done::ok("ID completed")
     }
 
     /// The personal Maildir of `user`.

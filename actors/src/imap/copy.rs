@@ -8,6 +8,7 @@
 
 use super::{Done, Session};
 use postcore_protocol::imap::{AppendMessage, SeqSet};
+use postcore_protocol::imap::{Code, Status, StatusText};
 use postcore_storage::mailbox::{MessageRecord, flag, info_letters};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,19 +60,19 @@ impl Session {
             self.refresh(uid).await;
         }
         let Some(sel) = self.sel.as_ref() else {
-            return Done::Bad("No mailbox selected".into());
+            return Done::bad("No mailbox selected");
         };
         if !uid && set.out_of_range(sel.msgs.len() as u32) {
-            return Done::Bad("Invalid message sequence number".into());
+            return Done::bad("Invalid message sequence number");
         }
         let Some(dst) = self.resolve(target) else {
-            return Done::No("[TRYCREATE] Mailbox does not exist".into());
+            return Done::no_with(Code::TryCreate, "Mailbox does not exist");
         };
         if !dst.may('i') {
-            return Done::No("[NOPERM] Permission denied".into());
+            return Done::no_with(Code::NoPerm, "Permission denied");
         }
         if mv && (sel.read_only || !sel.mbox.may('t') || !sel.mbox.may('e')) {
-            return Done::No("[READ-ONLY] Mailbox is read-only".into());
+            return Done::no_with(Code::ReadOnly, "Mailbox is read-only");
         }
         let positions: Vec<usize> = sel
             .resolve(&set, uid)
@@ -79,14 +80,11 @@ impl Session {
             .filter(|p| !sel.msgs[*p].gone)
             .collect();
         if positions.is_empty() {
-            return Done::Ok(
-                if mv {
-                    "MOVE completed"
-                } else {
-                    "COPY completed"
-                }
-                .into(),
-            );
+            return Done::ok(if mv {
+                "MOVE completed"
+            } else {
+                "COPY completed"
+            });
         }
         let src_path = sel.path.clone();
         let records = self.records(&positions);
@@ -104,7 +102,7 @@ impl Session {
         if !(mv && dst.owner == sel.mbox.owner)
             && self.ctx.shared.usage.would_exceed(&qbox, total, quota)
         {
-            return Done::No("[OVERQUOTA] Quota exceeded".into());
+            return Done::no_with(Code::OverQuota, "Quota exceeded");
         }
         let host = self.ctx.shared.config.hostname.clone();
         let idx = self.ctx.shared.mailboxes.clone();
@@ -114,7 +112,7 @@ impl Session {
             let lock = idx.lock(dst.meta.id);
             let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
             let Ok(Some(mut meta)) = idx.get(&dst.owner, &dst.name) else {
-                return Done::No("[TRYCREATE] Mailbox does not exist".into());
+                return Done::no_with(Code::TryCreate, "Mailbox does not exist");
             };
             uidvalidity = meta.uidvalidity;
             for (u, rec) in &items {
@@ -139,7 +137,7 @@ impl Session {
                 };
                 let to = dst.path.join(new.relative_path());
                 if std::fs::create_dir_all(dst.path.join("cur")).is_err() {
-                    return Done::No("[SERVERBUG] Target mailbox not writable".into());
+                    return Done::no_with(Code::ServerBug, "Target mailbox not writable");
                 }
                 let linked = std::fs::hard_link(&from, &to)
                     .or_else(|_| std::fs::copy(&from, &to).map(|_| ()));
@@ -148,21 +146,21 @@ impl Session {
                         continue;
                     }
                     tracing::warn!(user = %self.user(), "imap copy {}: {e}", from.display());
-                    return Done::No("[SERVERBUG] Copy failed".into());
+                    return Done::no_with(Code::ServerBug, "Copy failed");
                 }
                 // The full text goes into the target's full-text index.
                 let data = match super::fetch::open_body(&to) {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::warn!("imap copy read {}: {e}", to.display());
-                        return Done::No("[SERVERBUG] Copy failed".into());
+                        return Done::no_with(Code::ServerBug, "Copy failed");
                     }
                 };
                 match idx.add(&dst.owner, &dst.name, &mut meta, new, data.bytes()) {
                     Ok(nu) => pairs.push((*u, nu)),
                     Err(e) => {
                         tracing::warn!("imap copy index: {e:#}");
-                        return Done::No("[SERVERBUG] Copy failed".into());
+                        return Done::no_with(Code::ServerBug, "Copy failed");
                     }
                 }
                 self.ctx.shared.usage.add(&qbox, rec.size);
@@ -171,56 +169,55 @@ impl Session {
         let cur = dst.path.join("cur");
         if let Err(e) = blocking(move || fsync_dir(&cur)).await {
             tracing::warn!("imap copy fsync: {e}");
-            return Done::No("[SERVERBUG] Copy not durable".into());
+            return Done::no_with(Code::ServerBug, "Copy not durable");
         }
         idx.notify(dst.meta.id);
         let src: Vec<u32> = pairs.iter().map(|p| p.0).collect();
         let dstu: Vec<u32> = pairs.iter().map(|p| p.1).collect();
-        let code = if pairs.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "[COPYUID {uidvalidity} {} {}] ",
-                super::select::compress(&src),
-                super::select::compress(&dstu)
-            )
-        };
+        let code = (!pairs.is_empty()).then(|| Code::CopyUid {
+            uidvalidity,
+            from: super::select::compress(&src),
+            to: super::select::compress(&dstu),
+        });
         if mv {
             let Some(sel) = self.sel.as_ref() else {
-                return Done::Bad("No mailbox selected".into());
+                return Done::bad("No mailbox selected");
             };
             let moved: Vec<usize> = src.iter().filter_map(|u| sel.pos_of_uid(*u)).collect();
             if let Err(e) = self.expunge_positions(&moved) {
                 tracing::warn!("imap move expunge: {e:#}");
-                return Done::No("[SERVERBUG] Move incomplete".into());
+                return Done::no_with(Code::ServerBug, "Move incomplete");
             }
             // RFC 6851 §4.3: COPYUID in an untagged OK before the expunges.
-            if !code.is_empty() && !clear_deleted {
-                self.line(&format!("* OK {code}Moved"));
+            if let (Some(c), false) = (&code, clear_deleted) {
+                self.respond("*", Status::Ok, &StatusText::with(c.clone(), "Moved"));
             }
             if !clear_deleted {
                 self.refresh(true).await;
             }
-            return Done::Ok("MOVE completed".into());
+            return Done::ok("MOVE completed");
         }
-        Done::Ok(format!("{code}COPY completed"))
+        Done::Ok(StatusText {
+            code,
+            text: "COPY completed".into(),
+        })
     }
 
     pub(super) async fn append(&mut self, target: &str, m: AppendMessage) -> Done {
         let Some(dst) = self.resolve(target) else {
-            return Done::No("[TRYCREATE] Mailbox does not exist".into());
+            return Done::no_with(Code::TryCreate, "Mailbox does not exist");
         };
         if !dst.may('i') {
-            return Done::No("[NOPERM] Permission denied".into());
+            return Done::no_with(Code::NoPerm, "Permission denied");
         }
         if m.data.is_empty() {
-            return Done::No("Empty message".into());
+            return Done::no("Empty message");
         }
         let qbox = Self::quota_box(&dst.owner);
         let quota = self.ctx.shared.directory.snapshot().quota_bytes(&qbox);
         let size = m.data.len() as u64;
         if self.ctx.shared.usage.would_exceed(&qbox, size, quota) {
-            return Done::No("[OVERQUOTA] Quota exceeded".into());
+            return Done::no_with(Code::OverQuota, "Quota exceeded");
         }
         let mut flags = 0u8;
         let mut keywords = Vec::new();
@@ -258,7 +255,7 @@ impl Session {
         if let Err(e) = written {
             tracing::warn!(user = %self.user(), "imap append write: {e}");
             let _ = std::fs::remove_file(&tmp);
-            return Done::No("[SERVERBUG] Cannot store message".into());
+            return Done::no_with(Code::ServerBug, "Cannot store message");
         }
         let rec = MessageRecord {
             name,
@@ -275,7 +272,7 @@ impl Session {
             let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
             let Ok(Some(mut meta)) = idx.get(&dst.owner, &dst.name) else {
                 let _ = std::fs::remove_file(&tmp);
-                return Done::No("[TRYCREATE] Mailbox does not exist".into());
+                return Done::no_with(Code::TryCreate, "Mailbox does not exist");
             };
             let _ = std::fs::create_dir_all(dst.path.join("cur"));
             let target = dst
@@ -284,13 +281,13 @@ impl Session {
             if let Err(e) = std::fs::rename(&tmp, &target) {
                 tracing::warn!("imap append rename: {e}");
                 let _ = std::fs::remove_file(&tmp);
-                return Done::No("[SERVERBUG] Cannot store message".into());
+                return Done::no_with(Code::ServerBug, "Cannot store message");
             }
             match idx.add(&dst.owner, &dst.name, &mut meta, rec, &message) {
                 Ok(u) => (meta.uidvalidity, u),
                 Err(e) => {
                     tracing::warn!("imap append index: {e:#}");
-                    return Done::No("[SERVERBUG] Cannot index message".into());
+                    return Done::no_with(Code::ServerBug, "Cannot index message");
                 }
             }
         };
@@ -298,12 +295,12 @@ impl Session {
         let cur = dst.path.join("cur");
         if let Err(e) = blocking(move || fsync_dir(&cur)).await {
             tracing::warn!("imap append fsync: {e}");
-            return Done::No("[SERVERBUG] Message not durable".into());
+            return Done::no_with(Code::ServerBug, "Message not durable");
         }
         idx.notify(dst.meta.id);
         if self.sel.as_ref().is_some_and(|s| s.id() == dst.meta.id) {
             self.refresh(true).await;
         }
-        Done::Ok(format!("[APPENDUID {uidvalidity} {uid}] APPEND completed"))
+        Done::ok_with(Code::AppendUid { uidvalidity, uid }, "APPEND completed")
     }
 }

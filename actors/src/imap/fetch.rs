@@ -4,6 +4,7 @@
 
 use super::select::ViewMsg;
 use super::{Done, Session};
+use postcore_protocol::imap::Code;
 use postcore_protocol::imap::encode;
 use postcore_protocol::imap::mime;
 use postcore_protocol::imap::{FetchAtt, Section, SectionText, SeqSet, StoreMode};
@@ -149,14 +150,14 @@ impl Session {
         vanished: bool,
     ) -> Done {
         if vanished && !self.qresync {
-            return Done::Bad("VANISHED needs QRESYNC to be enabled".into());
+            return Done::bad("VANISHED needs QRESYNC to be enabled");
         }
         self.refresh(uid).await;
         let Some(sel) = self.sel.as_ref() else {
-            return Done::Bad("No mailbox selected".into());
+            return Done::bad("No mailbox selected");
         };
         if !uid && set.out_of_range(sel.msgs.len() as u32) {
-            return Done::Bad("Invalid message sequence number".into());
+            return Done::bad("Invalid message sequence number");
         }
         if changed_since.is_some() {
             self.condstore = true;
@@ -182,17 +183,17 @@ impl Session {
                 .write_fetch(p, &atts, &names, &src, body.as_ref(), &mut scratch)
                 .is_err()
             {
-                return Done::No("[UNKNOWN-CTE] Unknown content transfer encoding".into());
+                return Done::no_with(Code::UnknownCte, "Unknown content transfer encoding");
             }
             if !self.flush_if_big().await {
                 self.conn.close();
                 return Done::Silent;
             }
         }
-        Done::Ok(if uid {
-            "UID FETCH completed".into()
+        Done::ok(if uid {
+            "UID FETCH completed"
         } else {
-            "FETCH completed".into()
+            "FETCH completed"
         })
     }
 

@@ -2,6 +2,7 @@
 //! flags (RFC 4314 §4), and "move deleted email to trash".
 
 use super::{Done, Session};
+use postcore_protocol::imap::Code;
 use postcore_protocol::imap::{SeqSet, StoreMode};
 use postcore_storage::mailbox::flag;
 
@@ -184,17 +185,17 @@ impl Session {
     ) -> Done {
         self.refresh(uid).await;
         let Some(sel) = self.sel.as_ref() else {
-            return Done::Bad("No mailbox selected".into());
+            return Done::bad("No mailbox selected");
         };
         if sel.read_only {
-            return Done::No("[READ-ONLY] Mailbox is read-only".into());
+            return Done::no_with(Code::ReadOnly, "Mailbox is read-only");
         }
         if !uid && set.out_of_range(sel.msgs.len() as u32) {
-            return Done::Bad("Invalid message sequence number".into());
+            return Done::bad("Invalid message sequence number");
         }
         let r = &sel.mbox;
         if !(r.may('s') || r.may('w') || r.may('t')) {
-            return Done::No("[NOPERM] Permission denied".into());
+            return Done::no_with(Code::NoPerm, "Permission denied");
         }
         if unchanged_since.is_some() {
             self.condstore = true;
@@ -207,7 +208,7 @@ impl Session {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(user = %self.user(), "imap store: {e:#}");
-                return Done::No("[SERVERBUG] Cannot change flags".into());
+                return Done::no_with(Code::ServerBug, "Cannot change flags");
             }
         };
         let condstore = self.condstore;
@@ -255,12 +256,12 @@ impl Session {
                 seqs.sort_unstable();
                 super::select::compress(&seqs)
             };
-            return Done::Ok(format!("[MODIFIED {set}] Conditional STORE failed"));
+            return Done::ok_with(Code::Modified(set), "Conditional STORE failed");
         }
-        Done::Ok(if uid {
-            "UID STORE completed".into()
+        Done::ok(if uid {
+            "UID STORE completed"
         } else {
-            "STORE completed".into()
+            "STORE completed"
         })
     }
 

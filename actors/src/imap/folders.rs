@@ -7,6 +7,7 @@
 //! `Public/<name>[/<sub>]` are the public mailboxes of the groups the user belongs to.
 
 use super::{Done, Session};
+use postcore_protocol::imap::Code;
 use postcore_protocol::imap::encode;
 use postcore_protocol::imap::{ListOptions, StatusItem};
 use postcore_storage::mailbox::{MailboxMeta, flag, folder_path};
@@ -250,7 +251,7 @@ impl Session {
         if patterns.len() == 1 && patterns[0].is_empty() {
             // RFC 9051 §6.3.9: the hierarchy delimiter and root.
             self.line(&format!("* {verb} (\\Noselect) \"/\" \"\""));
-            return Done::Ok(format!("{verb} completed"));
+            return Done::ok(format!("{verb} completed"));
         }
         let all = self.visible();
         let names: Vec<&str> = all.iter().map(|m| m.display.as_str()).collect();
@@ -300,24 +301,24 @@ impl Session {
                 self.status_lines(m, &o.status);
             }
         }
-        Done::Ok(format!("{verb} completed"))
+        Done::ok(format!("{verb} completed"))
     }
 
     pub(super) fn namespace(&mut self) -> Done {
         self.line(&format!(
             "* NAMESPACE ((\"\" \"/\")) ((\"{SHARED}\" \"/\")) ((\"{PUBLIC}\" \"/\"))"
         ));
-        Done::Ok("NAMESPACE completed".into())
+        Done::ok("NAMESPACE completed")
     }
 
     pub(super) fn create(&mut self, name: &str, special_use: Vec<String>) -> Done {
         if name == "INBOX" {
-            return Done::No("[ALREADYEXISTS] Mailbox already exists".into());
+            return Done::no_with(Code::AlreadyExists, "Mailbox already exists");
         }
         let display = name.trim_end_matches(SEP);
         // In another namespace (Shared/…, Public/…) the parent needs the `k` right.
         let Some((owner, name, root)) = self.locate(display) else {
-            return Done::No("[NONEXISTENT] No such namespace owner".into());
+            return Done::no_with(Code::NonExistent, "No such namespace owner");
         };
         let name = name.as_str();
         if owner != self.user() {
@@ -327,10 +328,10 @@ impl Session {
             };
             let may = self.resolve(&parent).is_some_and(|p| p.may('k'));
             if !may || name == "INBOX" {
-                return Done::No("[NOPERM] Permission denied".into());
+                return Done::no_with(Code::NoPerm, "Permission denied");
             }
         } else if !valid_new_name(name) {
-            return Done::No("[CANNOT] Invalid mailbox name".into());
+            return Done::no_with(Code::Cannot, "Invalid mailbox name");
         }
         if name.is_empty()
             || name
@@ -338,7 +339,7 @@ impl Session {
                 .any(|p| p.is_empty() || p == "." || p == "..")
             || name.contains(['*', '%', '\r', '\n', '\0'])
         {
-            return Done::No("[CANNOT] Invalid mailbox name".into());
+            return Done::no_with(Code::Cannot, "Invalid mailbox name");
         }
         const ALLOWED: [&str; 7] = [
             "\\All",
@@ -350,7 +351,7 @@ impl Session {
             "\\Trash",
         ];
         if special_use.len() > 1 || special_use.iter().any(|s| !ALLOWED.contains(&s.as_str())) {
-            return Done::No("[USEATTR] Unsupported special-use attribute".into());
+            return Done::no_with(Code::UseAttr, "Unsupported special-use attribute");
         }
         let user = owner;
         let idx = self.ctx.shared.mailboxes.clone();
@@ -361,7 +362,7 @@ impl Session {
             let exists = idx.get(&user, &n).ok().flatten().is_some();
             if exists {
                 if i == parts.len() {
-                    return Done::No("[ALREADYEXISTS] Mailbox already exists".into());
+                    return Done::no_with(Code::AlreadyExists, "Mailbox already exists");
                 }
                 continue;
             }
@@ -370,21 +371,21 @@ impl Session {
                 .flatten();
             if let Err(e) = idx.create(&user, &n, &folder_path(&root, &n), su) {
                 tracing::warn!(user = %user, "imap CREATE {n}: {e:#}");
-                return Done::No("[SERVERBUG] Cannot create mailbox".into());
+                return Done::no_with(Code::ServerBug, "Cannot create mailbox");
             }
         }
-        Done::Ok("CREATE completed".into())
+        Done::ok("CREATE completed")
     }
 
     pub(super) fn delete(&mut self, name: &str) -> Done {
         if name == "INBOX" {
-            return Done::No("[CANNOT] INBOX cannot be deleted".into());
+            return Done::no_with(Code::Cannot, "INBOX cannot be deleted");
         }
         let Some(m) = self.resolve(name) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         if !m.may('x') {
-            return Done::No("[NOPERM] Permission denied".into());
+            return Done::no_with(Code::NoPerm, "Permission denied");
         }
         if self.sel.as_ref().is_some_and(|s| s.id() == m.meta.id) {
             self.sel = None;
@@ -401,7 +402,7 @@ impl Session {
         let idx = &self.ctx.shared.mailboxes;
         if let Err(e) = idx.delete(&m.owner, &m.name) {
             tracing::warn!("imap DELETE {name}: {e:#}");
-            return Done::No("[SERVERBUG] Cannot delete mailbox".into());
+            return Done::no_with(Code::ServerBug, "Cannot delete mailbox");
         }
         // The folder's messages go; subfolders (separate Maildir++ directories) stay.
         for sub in ["cur", "new", "tmp"] {
@@ -412,24 +413,24 @@ impl Session {
         }
         self.refresh_usage(&m.owner);
         idx.notify(m.meta.id);
-        Done::Ok("DELETE completed".into())
+        Done::ok("DELETE completed")
     }
 
     pub(super) fn rename(&mut self, from: &str, to: &str) -> Done {
         let Some(src) = self.resolve(from) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         let to = to.trim_end_matches(SEP);
         if src.is_shared(self.user()) || to.starts_with(SHARED) || to.starts_with(PUBLIC) {
-            return Done::No("[CANNOT] Only personal mailboxes can be renamed".into());
+            return Done::no_with(Code::Cannot, "Only personal mailboxes can be renamed");
         }
         if !valid_new_name(to) || to == "INBOX" {
-            return Done::No("[CANNOT] Invalid mailbox name".into());
+            return Done::no_with(Code::Cannot, "Invalid mailbox name");
         }
         let user = self.user().to_string();
         let idx = self.ctx.shared.mailboxes.clone();
         if idx.get(&user, to).ok().flatten().is_some() {
-            return Done::No("[ALREADYEXISTS] Mailbox already exists".into());
+            return Done::no_with(Code::AlreadyExists, "Mailbox already exists");
         }
         let root = self.user_root(&user);
         if from == "INBOX" {
@@ -438,7 +439,7 @@ impl Session {
             let target = folder_path(&root, to);
             if let Err(e) = idx.create(&user, to, &target, None) {
                 tracing::warn!("imap RENAME INBOX: {e:#}");
-                return Done::No("[SERVERBUG] Cannot rename".into());
+                return Done::no_with(Code::ServerBug, "Cannot rename");
             }
             for sub in ["new", "cur"] {
                 if let Ok(rd) = std::fs::read_dir(src.path.join(sub)) {
@@ -448,7 +449,7 @@ impl Session {
                 }
             }
             idx.notify(src.meta.id);
-            return Done::Ok("RENAME completed".into());
+            return Done::ok("RENAME completed");
         }
         let prefix = format!("{from}{SEP}");
         let mut moves = vec![(from.to_string(), to.to_string())];
@@ -466,7 +467,7 @@ impl Session {
                 .and_then(|_| idx.rename(&user, a, b, &meta))
             {
                 tracing::warn!("imap RENAME {a} -> {b}: {e:#}");
-                return Done::No("[SERVERBUG] Cannot rename".into());
+                return Done::no_with(Code::ServerBug, "Cannot rename");
             }
             if let Some(s) = self.sel.as_mut()
                 && s.id() == meta.id
@@ -483,12 +484,12 @@ impl Session {
                 let _ = idx.create(&user, &n, &folder_path(&root, &n), None);
             }
         }
-        Done::Ok("RENAME completed".into())
+        Done::ok("RENAME completed")
     }
 
     pub(super) fn subscribe(&mut self, name: &str, on: bool) -> Done {
         let Some(mut m) = self.resolve(name) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         m.meta.subscribed = on;
         let idx = &self.ctx.shared.mailboxes;
@@ -498,13 +499,13 @@ impl Session {
         if let Some(mut cur) = cur {
             cur.subscribed = on;
             if idx.put_meta(&m.owner, &m.name, &cur).is_err() {
-                return Done::No("[SERVERBUG] Cannot save subscription".into());
+                return Done::no_with(Code::ServerBug, "Cannot save subscription");
             }
         }
-        Done::Ok(if on {
-            "SUBSCRIBE completed".into()
+        Done::ok(if on {
+            "SUBSCRIBE completed"
         } else {
-            "UNSUBSCRIBE completed".into()
+            "UNSUBSCRIBE completed"
         })
     }
 
@@ -583,16 +584,16 @@ impl Session {
 
     pub(super) fn status(&mut self, name: &str, items: &[StatusItem]) -> Done {
         let Some(m) = self.resolve(name) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         if !m.may('r') {
-            return Done::No("[NOPERM] Permission denied".into());
+            return Done::no_with(Code::NoPerm, "Permission denied");
         }
         if items.contains(&StatusItem::HighestModSeq) {
             self.condstore = true;
         }
         self.status_lines(&m, items);
-        Done::Ok("STATUS completed".into())
+        Done::ok("STATUS completed")
     }
 
     /// Recomputes a user's usage after mailboxes were removed.
@@ -654,15 +655,15 @@ impl Session {
         let own = owner == self.user();
         let visible = own || self.visible().iter().any(|m| m.owner == owner);
         if !visible || self.quota_limit(&owner).is_none() {
-            return Done::No("[NONEXISTENT] No such quota root".into());
+            return Done::no_with(Code::NonExistent, "No such quota root");
         }
         self.quota_line(&owner);
-        Done::Ok("GETQUOTA completed".into())
+        Done::ok("GETQUOTA completed")
     }
 
     pub(super) fn get_quota_root(&mut self, name: &str) -> Done {
         let Some(m) = self.resolve(name) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         let root = if m.owner == self.user() {
             String::new()
@@ -682,15 +683,15 @@ impl Session {
         if limited {
             self.quota_line(&m.owner.clone());
         }
-        Done::Ok("GETQUOTAROOT completed".into())
+        Done::ok("GETQUOTAROOT completed")
     }
 
     pub(super) fn get_acl(&mut self, name: &str) -> Done {
         let Some(m) = self.resolve(name) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         if !m.may('a') {
-            return Done::No("[NOPERM] Permission denied".into());
+            return Done::no_with(Code::NoPerm, "Permission denied");
         }
         let mut l = b"* ACL ".to_vec();
         encode::mailbox(&mut l, &m.display);
@@ -707,12 +708,12 @@ impl Session {
         }
         l.extend_from_slice(b"\r\n");
         self.conn.out.extend_from_slice(&l);
-        Done::Ok("GETACL completed".into())
+        Done::ok("GETACL completed")
     }
 
     pub(super) fn my_rights(&mut self, name: &str) -> Done {
         let Some(m) = self.resolve(name) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         let mut l = b"* MYRIGHTS ".to_vec();
         encode::mailbox(&mut l, &m.display);
@@ -720,15 +721,15 @@ impl Session {
         encode::string(&mut l, m.rights.as_bytes());
         l.extend_from_slice(b"\r\n");
         self.conn.out.extend_from_slice(&l);
-        Done::Ok("MYRIGHTS completed".into())
+        Done::ok("MYRIGHTS completed")
     }
 
     pub(super) fn list_rights(&mut self, name: &str, who: &str) -> Done {
         let Some(m) = self.resolve(name) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         if !m.may('a') {
-            return Done::No("[NOPERM] Permission denied".into());
+            return Done::no_with(Code::NoPerm, "Permission denied");
         }
         let mut l = b"* LISTRIGHTS ".to_vec();
         encode::mailbox(&mut l, &m.display);
@@ -739,20 +740,20 @@ impl Session {
         encode::string(&mut l, required.as_bytes());
         l.extend_from_slice(b" l r s w i p k x t e a\r\n");
         self.conn.out.extend_from_slice(&l);
-        Done::Ok("LISTRIGHTS completed".into())
+        Done::ok("LISTRIGHTS completed")
     }
 
     /// SETACL (rights `Some`) and DELETEACL (`None`), RFC 4314 §3.1–3.2.
     pub(super) fn set_acl(&mut self, name: &str, who: &str, rights: Option<&str>) -> Done {
         let Some(m) = self.resolve(name) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         if !m.may('a') {
-            return Done::No("[NOPERM] Permission denied".into());
+            return Done::no_with(Code::NoPerm, "Permission denied");
         }
         let who = who.to_lowercase();
         if who == m.owner {
-            return Done::No("[CANNOT] The owner always has every right".into());
+            return Done::no_with(Code::Cannot, "The owner always has every right");
         }
         if who != "anyone"
             && !self
@@ -763,13 +764,13 @@ impl Session {
                 .users
                 .contains_key(&who)
         {
-            return Done::No("[NONEXISTENT] No such user".into());
+            return Done::no_with(Code::NonExistent, "No such user");
         }
         let idx = self.ctx.shared.mailboxes.clone();
         let lock = idx.lock(m.meta.id);
         let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
         let Ok(Some(mut meta)) = idx.get(&m.owner, &m.name) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         match rights {
             None => {
@@ -782,7 +783,7 @@ impl Session {
                     _ => (0, r),
                 };
                 if let Some(bad) = letters.chars().find(|c| !"lrswipkxteacd".contains(*c)) {
-                    return Done::Bad(format!("Unknown right '{bad}'"));
+                    return Done::bad(format!("Unknown right '{bad}'"));
                 }
                 // Obsolete c/d map to k/x and t/e (RFC 4314 §2.1.1).
                 let letters: String = letters
@@ -811,13 +812,13 @@ impl Session {
             }
         }
         if idx.put_meta(&m.owner, &m.name, &meta).is_err() {
-            return Done::No("[SERVERBUG] Cannot save ACL".into());
+            return Done::no_with(Code::ServerBug, "Cannot save ACL");
         }
         tracing::info!(user = %self.user(), mailbox = %m.display, identifier = %who, rights = rights.unwrap_or("(deleted)"), "imap acl change");
-        Done::Ok(if rights.is_some() {
-            "SETACL completed".into()
+        Done::ok(if rights.is_some() {
+            "SETACL completed"
         } else {
-            "DELETEACL completed".into()
+            "DELETEACL completed"
         })
     }
 }

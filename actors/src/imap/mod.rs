@@ -18,7 +18,10 @@ mod select;
 
 use crate::conn::{Conn, ReadEnd, Transport};
 use crate::context::{ListenerKind, WorkerCtx};
-use postcore_protocol::imap::{self, CommandBody, CommandReader, ReadEvent};
+use postcore_protocol::imap::{
+    self, Code, CommandBody, CommandReader, ReadEvent, Status, StatusText,
+};
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -130,18 +133,50 @@ pub async fn serve(
     s.conn.shutdown().await;
 }
 
-/// The outcome of a command, for the tagged response.
+/// The outcome of a command, for the tagged response (RFC 9051 §7.1).
 pub(crate) enum Done {
-    /// `tag OK text`.
-    Ok(String),
-    /// `tag NO text`.
-    No(String),
-    /// `tag BAD text`.
-    Bad(String),
-    /// Close the connection after sending the tagged line (`BYE` already sent).
-    Close(String),
+    /// `tag OK …`.
+    Ok(StatusText),
+    /// `tag NO …`.
+    No(StatusText),
+    /// `tag BAD …`.
+    Bad(StatusText),
+    /// `tag OK …`, then close the connection (`BYE` already sent).
+    Close(StatusText),
     /// Nothing to send (the command wrote its own ending, e.g. a failed STARTTLS).
     Silent,
+}
+
+impl Done {
+    /// `OK text`.
+    pub(crate) fn ok(text: impl Into<Cow<'static, str>>) -> Done {
+        Done::Ok(StatusText::new(text))
+    }
+
+    /// `OK [code] text`.
+    pub(crate) fn ok_with(code: Code, text: impl Into<Cow<'static, str>>) -> Done {
+        Done::Ok(StatusText::with(code, text))
+    }
+
+    /// `NO text`.
+    pub(crate) fn no(text: impl Into<Cow<'static, str>>) -> Done {
+        Done::No(StatusText::new(text))
+    }
+
+    /// `NO [code] text`.
+    pub(crate) fn no_with(code: Code, text: impl Into<Cow<'static, str>>) -> Done {
+        Done::No(StatusText::with(code, text))
+    }
+
+    /// `BAD text`.
+    pub(crate) fn bad(text: impl Into<Cow<'static, str>>) -> Done {
+        Done::Bad(StatusText::new(text))
+    }
+
+    /// `OK text`, then the connection closes.
+    pub(crate) fn close(text: impl Into<Cow<'static, str>>) -> Done {
+        Done::Close(StatusText::new(text))
+    }
 }
 
 impl Session {
@@ -155,6 +190,25 @@ impl Session {
 
     fn is_tls(&self) -> bool {
         self.conn.is_tls()
+    }
+
+    /// Appends a status response (`tag` `*` for untagged).
+    fn respond(&mut self, tag: &str, status: Status, text: &StatusText) {
+        imap::response::write_status(&mut self.conn.out, tag, status, text);
+    }
+
+    /// Appends `* OK [code] text`.
+    fn untagged_ok(&mut self, code: Code, text: &'static str) {
+        self.respond("*", Status::Ok, &StatusText::with(code, text));
+    }
+
+    /// Appends `* BYE [code] text`.
+    fn bye(&mut self, code: Option<Code>, text: &'static str) {
+        let t = StatusText {
+            code,
+            text: text.into(),
+        };
+        self.respond("*", Status::Bye, &t);
     }
 
     /// Appends an untagged or continuation line (CRLF added).
@@ -184,7 +238,7 @@ impl Session {
             Ok(_) => true,
             Err(ReadEnd::Closed) => false,
             Err(ReadEnd::Timeout) => {
-                self.line("* BYE Autologout; idle for too long");
+                self.bye(None, "Autologout; idle for too long");
                 let _ = self.flush().await;
                 false
             }
@@ -200,12 +254,14 @@ impl Session {
     }
 
     async fn run(&mut self) {
-        let greeting = format!(
-            "* OK [CAPABILITY {}] {} IMAP4rev2 server ready (postcore)",
-            self.capabilities(),
-            self.ctx.shared.config.hostname
+        let greeting = StatusText::with(
+            Code::Capability(self.capabilities()),
+            format!(
+                "{} IMAP4rev2 server ready (postcore)",
+                self.ctx.shared.config.hostname
+            ),
         );
-        self.line(&greeting);
+        self.respond("*", Status::Ok, &greeting);
         if !self.flush().await {
             return;
         }
@@ -218,7 +274,7 @@ impl Session {
                     tokio::select! {
                         ok = self.fill(t) => if !ok { return },
                         _ = shutdown.wait_for(|v| *v) => {
-                            self.line("* BYE [UNAVAILABLE] Server shutting down");
+                            self.bye(Some(Code::Unavailable), "Server shutting down");
                             let _ = self.flush().await;
                             return;
                         }
@@ -233,11 +289,12 @@ impl Session {
                 ReadEvent::TooBig { tag, fatal } => {
                     let tag = tag.unwrap_or_else(|| "*".into());
                     if fatal {
-                        self.line("* BYE [TOOBIG] Literal too big");
+                        self.bye(Some(Code::TooBig), "Literal too big");
                         let _ = self.flush().await;
                         return;
                     }
-                    self.line(&format!("{tag} BAD [TOOBIG] Command or literal too long"));
+                    let t = StatusText::with(Code::TooBig, "Command or literal too long");
+                    self.respond(&tag, Status::Bad, &t);
                     if !self.flush().await {
                         return;
                     }
@@ -248,7 +305,7 @@ impl Session {
                         return;
                     }
                     if self.failures >= MAX_FAILURES {
-                        self.line("* BYE Too many failed logins");
+                        self.bye(None, "Too many failed logins");
                         let _ = self.flush().await;
                         return;
                     }
@@ -263,13 +320,12 @@ impl Session {
             Ok(c) => c,
             Err(e) => {
                 metrics::counter!(IMAP_COMMANDS, "command" => "invalid").increment(1);
-                let text = if e.message.starts_with('[') {
-                    e.message
-                } else {
-                    format!("Error in IMAP command: {}", e.message)
+                let text = match e.code {
+                    Some(code) => StatusText::with(code, e.message),
+                    None => StatusText::new(format!("Error in IMAP command: {}", e.message)),
                 };
                 // RFC 9051 §7.1.5: BAD for syntax errors; the session goes on.
-                self.line(&format!("{} BAD {text}", e.tag));
+                self.respond(&e.tag, Status::Bad, &text);
                 return true;
             }
         };
@@ -294,11 +350,11 @@ impl Session {
             tracing::info!(user = %l.user, client = %self.peer.ip(), command = name, mailbox = mbox, result = outcome, "imap({}): {name} mailbox={mbox:?} result={outcome}", l.user);
         }
         match done {
-            Done::Ok(t) => self.line(&format!("{tag} OK {t}")),
-            Done::No(t) => self.line(&format!("{tag} NO {t}")),
-            Done::Bad(t) => self.line(&format!("{tag} BAD {t}")),
+            Done::Ok(t) => self.respond(&tag, Status::Ok, &t),
+            Done::No(t) => self.respond(&tag, Status::No, &t),
+            Done::Bad(t) => self.respond(&tag, Status::Bad, &t),
             Done::Close(t) => {
-                self.line(&format!("{tag} OK {t}"));
+                self.respond(&tag, Status::Ok, &t);
                 return false;
             }
             Done::Silent => {}
@@ -326,17 +382,17 @@ impl Session {
             C::Capability => {
                 let c = self.capabilities();
                 self.line(&format!("* CAPABILITY {c}"));
-                return Done::Ok("CAPABILITY completed".into());
+                return Done::ok("CAPABILITY completed");
             }
             C::Noop => {
                 if state == State::Selected {
                     self.refresh(true).await;
                 }
-                return Done::Ok("NOOP completed".into());
+                return Done::ok("NOOP completed");
             }
             C::Logout => {
-                self.line("* BYE Logging out");
-                return Done::Close("LOGOUT completed".into());
+                self.bye(None, "Logging out");
+                return Done::close("LOGOUT completed");
             }
             C::Id(fields) => return self.id(fields),
             _ => {}
@@ -348,12 +404,12 @@ impl Session {
                 C::Authenticate { mechanism, initial } => {
                     self.authenticate(&mechanism, initial).await
                 }
-                _ => Done::Bad("Command not valid in this state; log in first".into()),
+                _ => Done::bad("Command not valid in this state; log in first"),
             };
         }
         match body {
             C::StartTls | C::Login { .. } | C::Authenticate { .. } => {
-                return Done::Bad("Already authenticated".into());
+                return Done::bad("Already authenticated");
             }
             C::Enable(caps) => return self.enable(caps),
             C::Select {
@@ -382,7 +438,7 @@ impl Session {
             C::GetQuota(root) => return self.get_quota(&root),
             C::GetQuotaRoot(m) => return self.get_quota_root(&m),
             C::SetQuota(_) => {
-                return Done::No("[NOPERM] Quotas are set by the administrator".into());
+                return Done::no_with(Code::NoPerm, "Quotas are set by the administrator");
             }
             C::GetAcl(m) => return self.get_acl(&m),
             C::MyRights(m) => return self.my_rights(&m),
@@ -402,12 +458,12 @@ impl Session {
             _ => {}
         }
         if state != State::Selected {
-            return Done::Bad("No mailbox selected".into());
+            return Done::bad("No mailbox selected");
         }
         match body {
             C::Check => {
                 self.refresh(true).await;
-                Done::Ok("CHECK completed".into())
+                Done::ok("CHECK completed")
             }
             C::Close => self.close(true).await,
             C::Unselect => self.close(false).await,
@@ -434,7 +490,7 @@ impl Session {
             }
             C::Copy { uid, set, mailbox } => self.copy(uid, set, &mailbox, false).await,
             C::Move { uid, set, mailbox } => self.copy(uid, set, &mailbox, true).await,
-            _ => Done::Bad("Command not valid in this state".into()),
+            _ => Done::bad("Command not valid in this state"),
         }
     }
 }

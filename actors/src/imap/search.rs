@@ -310,7 +310,7 @@ impl Session {
         }
         let hits = self.matching(&key).await;
         let Some(sel) = self.sel.as_ref() else {
-            return Done::Bad("No mailbox selected".into());
+            return Done::bad("No mailbox selected");
         };
         let nums: Vec<u32> = hits
             .iter()
@@ -354,10 +354,10 @@ impl Session {
             }
             self.line(&l);
         }
-        Done::Ok(if uid {
-            "UID SEARCH completed".into()
+        Done::ok(if uid {
+            "UID SEARCH completed"
         } else {
-            "SEARCH completed".into()
+            "SEARCH completed"
         })
     }
 
@@ -370,7 +370,7 @@ impl Session {
         self.refresh(uid).await;
         let hits = self.matching(&key).await;
         let Some(sel) = self.sel.as_ref() else {
-            return Done::Bad("No mailbox selected".into());
+            return Done::bad("No mailbox selected");
         };
         let uids: Vec<u32> = hits.iter().map(|p| sel.msgs[*p].uid).collect();
         let headers = self
@@ -430,10 +430,10 @@ impl Session {
             l.push_str(&format!(" {n}"));
         }
         self.line(&l);
-        Done::Ok(if uid {
-            "UID SORT completed".into()
+        Done::ok(if uid {
+            "UID SORT completed"
         } else {
-            "SORT completed".into()
+            "SORT completed"
         })
     }
 }

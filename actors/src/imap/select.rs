@@ -5,6 +5,7 @@
 
 use super::folders::MailboxRef;
 use super::{Done, Session};
+use postcore_protocol::imap::Code;
 use postcore_protocol::imap::{QResync, SeqSet};
 use postcore_storage::mailbox::{MessageRecord, flag};
 use std::path::PathBuf;
@@ -309,16 +310,16 @@ impl Session {
     ) -> Done {
         if self.sel.take().is_some() && (self.qresync || self.rev2) {
             // RFC 7162 §3.2.11 / RFC 9051 §6.3.2: the old mailbox is closed.
-            self.line("* OK [CLOSED] Previous mailbox closed");
+            self.untagged_ok(Code::Closed, "Previous mailbox closed");
         }
         if qresync.is_some() && !self.qresync {
-            return Done::Bad("QRESYNC must be enabled first".into());
+            return Done::bad("QRESYNC must be enabled first");
         }
         let Some(m) = self.resolve(name) else {
-            return Done::No("[NONEXISTENT] Mailbox does not exist".into());
+            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
         };
         if !m.may('r') {
-            return Done::No("[NOPERM] Permission denied".into());
+            return Done::no_with(Code::NoPerm, "Permission denied");
         }
         if condstore {
             self.condstore = true;
@@ -333,7 +334,7 @@ impl Session {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(user = %self.user(), mailbox = name, "imap select: {e:#}");
-                return Done::No("[SERVERBUG] Mailbox not available".into());
+                return Done::no_with(Code::ServerBug, "Mailbox not available");
             }
         };
         let mut keywords: Vec<&str> = msgs
@@ -349,9 +350,11 @@ impl Session {
         ));
         let read_only = examine || !(m.may('s') || m.may('w') || m.may('t'));
         if read_only {
-            self.line("* OK [PERMANENTFLAGS ()] Read-only mailbox");
+            self.untagged_ok(Code::PermanentFlags(String::new()), "Read-only mailbox");
         } else {
-            self.line(&format!("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw} \\*)] Flags permitted"));
+            let flags =
+                format!("\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw} \\*");
+            self.untagged_ok(Code::PermanentFlags(flags), "Flags permitted");
         }
         let recent: Vec<(u32, u32)> = self
             .recent_range(meta.id, meta.uidnext, read_only)
@@ -363,24 +366,15 @@ impl Session {
             let n = msgs.iter().filter(|m| is_recent(m.uid)).count();
             self.line(&format!("* {n} RECENT"));
             if let Some(p) = msgs.iter().position(|m| m.flags & flag::SEEN == 0) {
-                self.line(&format!("* OK [UNSEEN {}] First unseen", p + 1));
+                self.untagged_ok(Code::Unseen(p as u32 + 1), "First unseen");
             }
         }
-        self.line(&format!(
-            "* OK [UIDVALIDITY {}] UIDs valid",
-            meta.uidvalidity
-        ));
-        self.line(&format!(
-            "* OK [UIDNEXT {}] Predicted next UID",
-            meta.uidnext
-        ));
+        self.untagged_ok(Code::UidValidity(meta.uidvalidity), "UIDs valid");
+        self.untagged_ok(Code::UidNext(meta.uidnext), "Predicted next UID");
         if self.condstore {
-            self.line(&format!(
-                "* OK [HIGHESTMODSEQ {}] Highest",
-                meta.highestmodseq
-            ));
+            self.untagged_ok(Code::HighestModSeq(meta.highestmodseq), "Highest");
         } else {
-            self.line("* OK [NOMODSEQ] No permanent modsequences");
+            self.untagged_ok(Code::NoModSeq, "No permanent modsequences");
         }
         if let Some(q) = qresync
             && q.uidvalidity == meta.uidvalidity
@@ -427,11 +421,12 @@ impl Session {
             recent,
         });
         let verb = if examine { "EXAMINE" } else { "SELECT" };
-        Done::Ok(if read_only {
-            format!("[READ-ONLY] {verb} completed")
+        let code = if read_only {
+            Code::ReadOnly
         } else {
-            format!("[READ-WRITE] {verb} completed")
-        })
+            Code::ReadWrite
+        };
+        Done::ok_with(code, format!("{verb} completed"))
     }
 
     /// Brings the view up to date and queues the untagged responses. Expunges are only
@@ -603,10 +598,10 @@ impl Session {
 
     pub(super) async fn expunge(&mut self, uids: Option<SeqSet>) -> Done {
         let Some(sel) = self.sel.as_ref() else {
-            return Done::Bad("No mailbox selected".into());
+            return Done::bad("No mailbox selected");
         };
         if sel.read_only || !sel.mbox.may('e') {
-            return Done::No("[READ-ONLY] Mailbox is read-only".into());
+            return Done::no_with(Code::ReadOnly, "Mailbox is read-only");
         }
         let allowed: Option<Vec<usize>> = uids.as_ref().map(|s| sel.resolve(s, true));
         let targets: Vec<usize> = sel
@@ -622,10 +617,10 @@ impl Session {
             .collect();
         if let Err(e) = self.expunge_positions(&targets) {
             tracing::warn!(user = %self.user(), "imap expunge: {e:#}");
-            return Done::No("[SERVERBUG] Expunge failed".into());
+            return Done::no_with(Code::ServerBug, "Expunge failed");
         }
         self.refresh(true).await;
-        Done::Ok("EXPUNGE completed".into())
+        Done::ok("EXPUNGE completed")
     }
 
     pub(super) async fn close(&mut self, expunge: bool) -> Done {
@@ -646,10 +641,10 @@ impl Session {
             }
         }
         self.sel = None;
-        Done::Ok(if expunge {
-            "CLOSE completed".into()
+        Done::ok(if expunge {
+            "CLOSE completed"
         } else {
-            "UNSELECT completed".into()
+            "UNSELECT completed"
         })
     }
 
@@ -669,20 +664,20 @@ impl Session {
                 let l = String::from_utf8_lossy(&line);
                 return if l.trim().eq_ignore_ascii_case("DONE") {
                     self.refresh(true).await;
-                    Done::Ok("IDLE terminated".into())
+                    Done::ok("IDLE terminated")
                 } else {
-                    Done::Bad("Expected DONE".into())
+                    Done::bad("Expected DONE")
                 };
             }
             if self.conn.inbuf.len() > 1024 {
-                return Done::Bad("Expected DONE".into());
+                return Done::bad("Expected DONE");
             }
             enum Ev {
                 Data,
                 Closed,
                 Changed,
                 Poll,
-                Stop(&'static str),
+                Stop,
             }
             let ev = tokio::select! {
                 r = self.conn.read_some() => match r {
@@ -696,7 +691,7 @@ impl Session {
                     }
                 } => Ev::Changed,
                 _ = tokio::time::sleep(IDLE_POLL) => Ev::Poll,
-                _ = shutdown.wait_for(|v| *v) => Ev::Stop("* BYE [UNAVAILABLE] Server shutting down"),
+                _ = shutdown.wait_for(|v| *v) => Ev::Stop,
             };
             match ev {
                 Ev::Data => {}
@@ -706,7 +701,7 @@ impl Session {
                 }
                 Ev::Changed | Ev::Poll => {
                     if started.elapsed() > IDLE_MAX {
-                        self.line("* BYE Autologout; IDLE for too long");
+                        self.bye(None, "Autologout; IDLE for too long");
                         let _ = self.flush().await;
                         self.conn.close();
                         return Done::Silent;
@@ -717,8 +712,8 @@ impl Session {
                         return Done::Silent;
                     }
                 }
-                Ev::Stop(msg) => {
-                    self.line(msg);
+                Ev::Stop => {
+                    self.bye(Some(Code::Unavailable), "Server shutting down");
                     let _ = self.flush().await;
                     self.conn.close();
                     return Done::Silent;

@@ -5,9 +5,11 @@ pub mod command;
 pub mod encode;
 pub mod mime;
 pub mod reader;
+pub mod response;
 pub mod text;
 pub mod types;
 
 pub use command::{AppendMessage, Command, CommandBody, ParseError, QResync, parse};
 pub use reader::{CommandReader, Limits, ReadEvent};
+pub use response::{Code, Status, StatusText};
 pub use types::*;

@@ -49,7 +49,7 @@ impl<'a> Cur<'a> {
         if self.eat(b) {
             Ok(())
         } else {
-            Err(format!("expected '{}'", b as char))
+            Err(format!("expected '{}'", b as char).into())
         }
     }
 

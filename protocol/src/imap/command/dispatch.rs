@@ -28,7 +28,7 @@ impl<'a> Cur<'a> {
                 self.end()?;
                 Ok(CommandBody::Expunge(Some(set)))
             }
-            _ => Err(format!("unknown command UID {verb}")),
+            _ => Err(format!("unknown command UID {verb}").into()),
         }
     }
 
@@ -87,7 +87,7 @@ impl<'a> Cur<'a> {
             "GETACL" => Ok(C::GetAcl(one_mailbox(self)?)),
             "MYRIGHTS" => Ok(C::MyRights(one_mailbox(self)?)),
             "SETACL" | "DELETEACL" | "LISTRIGHTS" => self.acl_args(verb.as_str()),
-            _ => Err(format!("unknown command {verb}")),
+            _ => Err(format!("unknown command {verb}").into()),
         }
     }
 

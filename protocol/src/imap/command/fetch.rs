@@ -140,7 +140,7 @@ impl<'a> Cur<'a> {
                         changed_since = Some(self.number()?);
                     }
                     "VANISHED" if uid => vanished = true,
-                    o => return Err(format!("unknown FETCH modifier {o}")),
+                    o => return Err(format!("unknown FETCH modifier {o}").into()),
                 }
                 let _ = self.eat(b' ');
             }

@@ -18,7 +18,7 @@ impl<'a> Cur<'a> {
                 "SIZE" => StatusItem::Size,
                 "RECENT" => StatusItem::Recent,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
-                _ => return Err(format!("unknown STATUS item {k}")),
+                _ => return Err(format!("unknown STATUS item {k}").into()),
             });
             if self.eat(b')') {
                 return Ok(v);
@@ -42,7 +42,7 @@ impl<'a> Cur<'a> {
                     "RECURSIVEMATCH" => options.recursive_match = true,
                     "SPECIAL-USE" => options.special_use_only = true,
                     "REMOTE" => {}
-                    o => return Err(format!("unknown LIST selection option {o}")),
+                    o => return Err(format!("unknown LIST selection option {o}").into()),
                 }
                 let _ = self.eat(b' ');
             }
@@ -78,7 +78,7 @@ impl<'a> Cur<'a> {
                         self.sp()?;
                         options.status = self.status_items()?;
                     }
-                    o => return Err(format!("unknown LIST return option {o}")),
+                    o => return Err(format!("unknown LIST return option {o}").into()),
                 }
                 let _ = self.eat(b' ');
             }
@@ -128,7 +128,7 @@ impl<'a> Cur<'a> {
                             known_uids,
                         });
                     }
-                    o => return Err(format!("unknown SELECT parameter {o}")),
+                    o => return Err(format!("unknown SELECT parameter {o}").into()),
                 }
                 let _ = self.eat(b' ');
             }

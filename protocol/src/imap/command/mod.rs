@@ -10,6 +10,7 @@ mod fetch;
 mod mailbox;
 mod search;
 
+use super::response::Code;
 use super::types::*;
 use cursor::{Cur, is_atom_char};
 
@@ -246,12 +247,46 @@ pub enum CommandBody {
 pub struct ParseError {
     /// The tag, if one was read (`*` otherwise).
     pub tag: String,
+    /// The response code the `BAD` carries, when the failure has one (`BADCHARSET`).
+    pub code: Option<Code>,
     /// What was wrong.
     pub message: String,
 }
 
+/// Why a parser step failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fail {
+    code: Option<Code>,
+    text: String,
+}
+
+impl Fail {
+    /// A search charset other than UTF-8 or US-ASCII (RFC 9051 §6.4.4, §7.1 BADCHARSET).
+    fn bad_charset() -> Fail {
+        Fail {
+            code: Some(Code::BadCharset("UTF-8 US-ASCII".into())),
+            text: "unsupported charset".into(),
+        }
+    }
+}
+
+impl From<String> for Fail {
+    fn from(text: String) -> Fail {
+        Fail { code: None, text }
+    }
+}
+
+impl From<&str> for Fail {
+    fn from(text: &str) -> Fail {
+        Fail {
+            code: None,
+            text: text.into(),
+        }
+    }
+}
+
 /// What the parser's steps return: the value, or why the command is malformed.
-type R<T> = Result<T, String>;
+type R<T> = Result<T, Fail>;
 
 /// Parses one command (as returned by the reader).
 pub fn parse(input: &[u8]) -> Result<Command, ParseError> {
@@ -260,6 +295,7 @@ pub fn parse(input: &[u8]) -> Result<Command, ParseError> {
     if tag.is_empty() {
         return Err(ParseError {
             tag: "*".into(),
+            code: None,
             message: "missing tag".into(),
         });
     }
@@ -267,7 +303,11 @@ pub fn parse(input: &[u8]) -> Result<Command, ParseError> {
     let body = c.sp().and_then(|_| c.body());
     match body {
         Ok(body) => Ok(Command { tag, body }),
-        Err(message) => Err(ParseError { tag, message }),
+        Err(f) => Err(ParseError {
+            tag,
+            code: f.code,
+            message: f.text,
+        }),
     }
 }
 

@@ -119,7 +119,7 @@ impl<'a> Cur<'a> {
                 let b = self.search_key(depth + 1)?;
                 Ok(SearchKey::Or(Box::new(a), Box::new(b)))
             }
-            _ => Err(format!("unknown search criterion {k}")),
+            _ => Err(format!("unknown search criterion {k}").into()),
         }
     }
 
@@ -145,7 +145,7 @@ impl<'a> Cur<'a> {
             self.sp()?;
             let cs = self.astring()?.to_ascii_uppercase();
             if cs != "UTF-8" && cs != "US-ASCII" {
-                return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+                return Err(Fail::bad_charset());
             }
             self.sp()?;
             return Ok(());
@@ -170,7 +170,7 @@ impl<'a> Cur<'a> {
                     "ALL" => ret.all = true,
                     "COUNT" => ret.count = true,
                     "SAVE" => {}
-                    o => return Err(format!("unknown RETURN option {o}")),
+                    o => return Err(format!("unknown RETURN option {o}").into()),
                 }
                 let _ = self.eat(b' ');
             }
@@ -207,7 +207,7 @@ impl<'a> Cur<'a> {
                 "SIZE" => SortKey::Size,
                 "SUBJECT" => SortKey::Subject,
                 "TO" => SortKey::To,
-                o => return Err(format!("unknown sort key {o}")),
+                o => return Err(format!("unknown sort key {o}").into()),
             };
             criteria.push((reverse, key));
             reverse = false;
@@ -219,7 +219,7 @@ impl<'a> Cur<'a> {
         self.sp()?;
         let cs = self.astring()?.to_ascii_uppercase();
         if cs != "UTF-8" && cs != "US-ASCII" {
-            return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+            return Err(Fail::bad_charset());
         }
         self.sp()?;
         let key = self.search_program()?;
