@@ -3,7 +3,8 @@
 //! other message becomes the first part of a new `multipart/mixed` whose second part is the
 //! notice. Signed or alternative bodies are kept whole inside the wrapper.
 
-use crate::util::{header_section, header_value};
+use crate::headers::Headers;
+use crate::util::header_section;
 
 /// Headers that describe the body and move into the wrapped first part.
 const CONTENT_HEADERS: [&str; 5] = [
@@ -23,22 +24,14 @@ fn notice_part(notice: &str) -> String {
     )
 }
 
-fn boundary_of(content_type: &str) -> Option<String> {
-    content_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').to_string())
-    })
-}
-
 /// Returns `message` with `notice` attached.
 pub fn append(message: &[u8], notice: &str, unique: &str) -> Vec<u8> {
     let headers = header_section(message);
     let body = &message[headers.len()..];
-    let ctype = header_value(headers, "Content-Type").unwrap_or_else(|| "text/plain".into());
-    if ctype.to_ascii_lowercase().starts_with("multipart/mixed")
-        && let Some(b) = boundary_of(&ctype)
+    let parsed = Headers::parse(message);
+    let (ctype, boundary) = parsed.content_type();
+    if ctype == "multipart/mixed"
+        && let Some(b) = boundary
     {
         let close = format!("\r\n--{b}--");
         if let Some(pos) = find_last(message, close.as_bytes()) {
@@ -69,7 +62,7 @@ pub fn append(message: &[u8], notice: &str, unique: &str) -> Vec<u8> {
             outer.push_str(line)
         }
     }
-    if header_value(headers, "MIME-Version").is_none() {
+    if !parsed.has(mail_parser::HeaderName::MimeVersion) {
         outer.push_str("MIME-Version: 1.0\r\n");
     }
     let b = format!("=_postcore_notice_{unique}");

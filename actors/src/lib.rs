@@ -7,6 +7,7 @@ pub mod conn;
 pub mod context;
 pub mod delivery;
 pub mod dkim;
+pub mod headers;
 pub mod imap;
 pub mod legal_notice;
 pub mod limits;

@@ -69,10 +69,10 @@ pub struct HeaderView {
 impl HeaderView {
     /// Reads the fields from `content`'s header section.
     pub fn parse(content: &[u8]) -> HeaderView {
-        let headers = crate::util::header_section(content);
+        let h = crate::headers::Headers::parse(content);
         HeaderView {
-            message_id: crate::util::header_value(headers, "Message-ID"),
-            has_date: crate::util::header_value(headers, "Date").is_some(),
+            message_id: h.message_id(),
+            has_date: h.has(mail_parser::HeaderName::Date),
         }
     }
 }

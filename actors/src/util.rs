@@ -1,4 +1,4 @@
-//! Small helpers: dates (RFC 5322 §3.3) and header inspection.
+//! Small helpers: dates (RFC 5322 §3.3), the header/body split, log-safe tokens.
 
 /// Formats a Unix time as an RFC 5322 §3.3 date-time in UTC.
 pub fn rfc5322_date(secs: u64) -> String {
@@ -69,43 +69,6 @@ fn memfind(h: &[u8], n: &[u8]) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
 }
 
-/// The unfolded value of the first header field called `name` (case-insensitive).
-pub fn header_value(headers: &[u8], name: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(headers);
-    let mut lines = text.split("\r\n").peekable();
-    while let Some(line) = lines.next() {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        if k.eq_ignore_ascii_case(name) {
-            let mut value = v.trim().to_string();
-            while let Some(next) = lines.peek() {
-                if next.starts_with([' ', '\t']) {
-                    value.push(' ');
-                    value.push_str(next.trim());
-                    lines.next();
-                } else {
-                    break;
-                }
-            }
-            return Some(value.trim().to_string());
-        }
-    }
-    None
-}
-
-/// The domain of the address in the `From:` header field (lower case).
-pub fn from_domain(headers: &[u8]) -> Option<String> {
-    let from = header_value(headers, "From")?;
-    let addr = match (from.rfind('<'), from.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &from[a + 1..b],
-        _ => from.as_str(),
-    };
-    let (_, d) = addr.trim().rsplit_once('@')?;
-    let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
-    (!d.is_empty()).then_some(d)
-}
-
 /// Keeps only characters that are safe inside a header comment or log field.
 pub fn sanitize_token(s: &str, max: usize) -> String {
     s.chars()
@@ -129,25 +92,13 @@ mod tests {
     }
 
     #[test]
-    fn headers() {
+    fn header_sections() {
         let m = b"Subject: a\r\nMessage-ID:\r\n <x@y>\r\n\r\nMessage-ID: <body@z>\r\n";
-        let h = header_section(m);
-        assert_eq!(header_value(h, "message-id").as_deref(), Some("<x@y>"));
-        assert_eq!(header_value(h, "date"), None);
+        assert_eq!(
+            header_section(m),
+            b"Subject: a\r\nMessage-ID:\r\n <x@y>\r\n"
+        );
         assert_eq!(header_section(b"\r\nbody"), b"");
-    }
-
-    #[test]
-    fn from_domains() {
-        assert_eq!(
-            from_domain(b"From: \"A, B\" <a@Example.TEST>\r\n").as_deref(),
-            Some("example.test")
-        );
-        assert_eq!(
-            from_domain(b"From: a@x.test\r\n").as_deref(),
-            Some("x.test")
-        );
-        assert_eq!(from_domain(b"Subject: none\r\n"), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! concurrent folder scan can never index them twice; the directory is fsynced before the
 //! tagged OK.
 
+use super::folders::MailboxRef;
 use super::{Done, Session};
 use postcore_protocol::imap::{AppendMessage, SeqSet};
 use postcore_protocol::imap::{Code, Status, StatusText};
@@ -104,68 +105,12 @@ impl Session {
         {
             return Done::no_with(Code::OverQuota, "Quota exceeded");
         }
-        let host = self.ctx.shared.config.hostname.clone();
-        let idx = self.ctx.shared.mailboxes.clone();
-        let mut pairs = Vec::new();
-        let uidvalidity;
-        {
-            let lock = idx.lock(dst.meta.id);
-            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let Ok(Some(mut meta)) = idx.get(&dst.owner, &dst.name) else {
-                return Done::no_with(Code::TryCreate, "Mailbox does not exist");
+        let (uidvalidity, pairs) =
+            match self.copy_files(&dst, &src_path, &items, clear_deleted, &qbox) {
+                Ok(x) => x,
+                Err(done) => return done,
             };
-            uidvalidity = meta.uidvalidity;
-            for (u, rec) in &items {
-                let from = src_path.join(rec.relative_path());
-                let mut flags = rec.flags;
-                if clear_deleted {
-                    flags &= !flag::DELETED;
-                }
-                // RFC 4314: flags the user may not set on the target are dropped.
-                if !dst.may('s') {
-                    flags &= !flag::SEEN;
-                }
-                let name = unique_name(&host);
-                let new = MessageRecord {
-                    name: name.clone(),
-                    flags,
-                    keywords: rec.keywords.clone(),
-                    size: rec.size,
-                    internal_date: rec.internal_date,
-                    modseq: 0,
-                    in_new: false,
-                };
-                let to = dst.path.join(new.relative_path());
-                if std::fs::create_dir_all(dst.path.join("cur")).is_err() {
-                    return Done::no_with(Code::ServerBug, "Target mailbox not writable");
-                }
-                let linked = std::fs::hard_link(&from, &to)
-                    .or_else(|_| std::fs::copy(&from, &to).map(|_| ()));
-                if let Err(e) = linked {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        continue;
-                    }
-                    tracing::warn!(user = %self.user(), "imap copy {}: {e}", from.display());
-                    return Done::no_with(Code::ServerBug, "Copy failed");
-                }
-                // The full text goes into the target's full-text index.
-                let data = match super::fetch::open_body(&to) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!("imap copy read {}: {e}", to.display());
-                        return Done::no_with(Code::ServerBug, "Copy failed");
-                    }
-                };
-                match idx.add(&dst.owner, &dst.name, &mut meta, new, data.bytes()) {
-                    Ok(nu) => pairs.push((*u, nu)),
-                    Err(e) => {
-                        tracing::warn!("imap copy index: {e:#}");
-                        return Done::no_with(Code::ServerBug, "Copy failed");
-                    }
-                }
-                self.ctx.shared.usage.add(&qbox, rec.size);
-            }
-        }
+        let idx = self.ctx.shared.mailboxes.clone();
         let cur = dst.path.join("cur");
         if let Err(e) = blocking(move || fsync_dir(&cur)).await {
             tracing::warn!("imap copy fsync: {e}");
@@ -201,6 +146,81 @@ impl Session {
             code,
             text: "COPY completed".into(),
         })
+    }
+
+    /// Links (or copies) the messages of `items` into `dst` under the target's lock and
+    /// indexes them (their text too); returns the target's UIDVALIDITY and the
+    /// (source, destination) UID pairs for COPYUID (RFC 4315).
+    fn copy_files(
+        &self,
+        dst: &MailboxRef,
+        src_path: &std::path::Path,
+        items: &[(u32, MessageRecord)],
+        clear_deleted: bool,
+        qbox: &postcore_storage::directory::Mailbox,
+    ) -> Result<(u32, Vec<(u32, u32)>), Done> {
+        let host = &self.ctx.shared.config.hostname;
+        let idx = &self.ctx.shared.mailboxes;
+        let mut pairs = Vec::new();
+        let lock = idx.lock(dst.meta.id);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Ok(Some(mut meta)) = idx.get(&dst.owner, &dst.name) else {
+            return Err(Done::no_with(Code::TryCreate, "Mailbox does not exist"));
+        };
+        for (u, rec) in items {
+            let from = src_path.join(rec.relative_path());
+            let mut flags = rec.flags;
+            if clear_deleted {
+                flags &= !flag::DELETED;
+            }
+            // RFC 4314: flags the user may not set on the target are dropped.
+            if !dst.may('s') {
+                flags &= !flag::SEEN;
+            }
+            let name = unique_name(host);
+            let new = MessageRecord {
+                name: name.clone(),
+                flags,
+                keywords: rec.keywords.clone(),
+                size: rec.size,
+                internal_date: rec.internal_date,
+                modseq: 0,
+                in_new: false,
+            };
+            let to = dst.path.join(new.relative_path());
+            if std::fs::create_dir_all(dst.path.join("cur")).is_err() {
+                return Err(Done::no_with(
+                    Code::ServerBug,
+                    "Target mailbox not writable",
+                ));
+            }
+            let linked =
+                std::fs::hard_link(&from, &to).or_else(|_| std::fs::copy(&from, &to).map(|_| ()));
+            if let Err(e) = linked {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    continue;
+                }
+                tracing::warn!(user = %self.user(), "imap copy {}: {e}", from.display());
+                return Err(Done::no_with(Code::ServerBug, "Copy failed"));
+            }
+            // The full text goes into the target's full-text index.
+            let data = match super::fetch::open_body(&to) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!("imap copy read {}: {e}", to.display());
+                    return Err(Done::no_with(Code::ServerBug, "Copy failed"));
+                }
+            };
+            match idx.add(&dst.owner, &dst.name, &mut meta, new, data.bytes()) {
+                Ok(nu) => pairs.push((*u, nu)),
+                Err(e) => {
+                    tracing::warn!("imap copy index: {e:#}");
+                    return Err(Done::no_with(Code::ServerBug, "Copy failed"));
+                }
+            }
+            self.ctx.shared.usage.add(qbox, rec.size);
+        }
+        Ok((meta.uidvalidity, pairs))
     }
 
     pub(super) async fn append(&mut self, target: &str, m: AppendMessage) -> Done {

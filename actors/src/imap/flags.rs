@@ -4,7 +4,7 @@
 use super::{Done, Session};
 use postcore_protocol::imap::Code;
 use postcore_protocol::imap::{SeqSet, StoreMode};
-use postcore_storage::mailbox::flag;
+use postcore_storage::mailbox::{MessageRecord, flag};
 
 impl Session {
     /// Changes flags of messages at `positions`; returns (changed positions, UIDs refused
@@ -20,81 +20,98 @@ impl Session {
         let Some(sel) = self.sel.as_ref() else {
             return Ok((Vec::new(), Vec::new()));
         };
-        let mut bits = 0u8;
-        let mut kws: Vec<String> = Vec::new();
-        for n in names {
-            match flag::bit(n) {
-                Some(b) => bits |= b,
-                None if n.starts_with('\\') => {}
-                None => {
-                    if !kws.iter().any(|k| k.eq_ignore_ascii_case(n)) {
-                        kws.push(n.clone());
-                    }
-                }
-            }
-        }
-        // RFC 4314 §4: \Seen needs `s`, \Deleted needs `t`, other flags need `w`.
-        let r = &sel.mbox;
-        let allowed = (if r.may('s') { flag::SEEN } else { 0 })
-            | (if r.may('t') { flag::DELETED } else { 0 })
-            | (if r.may('w') {
-                !(flag::SEEN | flag::DELETED)
-            } else {
-                0
-            });
-        let keywords_ok = r.may('w');
-        // \Seen kept per user: handled in the private set, never in the shared files.
         let private = sel.private_seen.is_some();
-        let allowed = if private {
-            allowed & !flag::SEEN
-        } else {
-            allowed
-        };
-        let seen_named = bits & flag::SEEN != 0;
-        let idx = self.ctx.shared.mailboxes.clone();
-        let mref = sel.mbox.clone();
-        let path = sel.path.clone();
+        let change = FlagChange::new(names, mode, &sel.mbox, private);
         let targets: Vec<(usize, u32)> = positions
             .iter()
             .filter(|p| !sel.msgs[**p].gone)
             .map(|p| (*p, sel.msgs[*p].uid))
             .collect();
-        let mut changes = Vec::new();
-        let mut modified = Vec::new();
+        let seen_named = change.bits & flag::SEEN != 0;
         let mut touched = Vec::new();
-        if private && r.may('s') && (seen_named || mode == StoreMode::Replace) {
-            let id = sel.id();
-            let user = self.user().to_string();
-            if let Some(sel) = self.sel.as_mut()
-                && let Some(set) = sel.private_seen.as_mut()
-            {
-                let want = match mode {
-                    StoreMode::Add => true,
-                    StoreMode::Remove => false,
-                    StoreMode::Replace => seen_named,
-                };
-                let mut changed_uids = Vec::new();
-                for (pos, uid) in &targets {
-                    let changed = if want {
-                        set.insert(*uid)
-                    } else {
-                        set.remove(uid)
-                    };
-                    if changed {
-                        let m = &mut std::sync::Arc::make_mut(&mut sel.msgs)[*pos];
-                        m.flags = super::seen::overlay(*uid, m.flags, Some(set));
-                        touched.push(*pos);
-                        changed_uids.push(*uid);
-                    }
-                }
-                let before = idx.private_seen_generation(id, &user);
-                let after = idx.set_private_seen(id, &user, &changed_uids, want)?;
-                // This session's set is current unless another session changed it meanwhile.
-                if sel.private_gen == before && after <= before + 1 {
-                    sel.private_gen = after;
+        if private && sel.mbox.may('s') && (seen_named || mode == StoreMode::Replace) {
+            let want = match mode {
+                StoreMode::Add => true,
+                StoreMode::Remove => false,
+                StoreMode::Replace => seen_named,
+            };
+            self.store_private_seen(&targets, want, &mut touched)?;
+        }
+        let (changes, modified) =
+            self.store_shared(targets, &change, unchanged_since, &mut touched)?;
+        if let Some(sel) = self.sel.as_mut() {
+            for (uid, rec) in &changes {
+                if let Some(p) = sel.pos_of_uid(*uid) {
+                    let m = &mut std::sync::Arc::make_mut(&mut sel.msgs)[p];
+                    m.flags = super::seen::overlay(*uid, rec.flags, sel.private_seen.as_ref());
+                    m.keywords = rec.keywords.clone();
+                    m.modseq = rec.modseq;
                 }
             }
         }
+        touched.sort_unstable();
+        touched.dedup();
+        Ok((touched, modified))
+    }
+
+    /// Sets or clears this user's private \Seen (shared mailbox, `imap.shared_seen` off) on
+    /// `targets` (view position, UID); the positions that changed go to `touched`.
+    fn store_private_seen(
+        &mut self,
+        targets: &[(usize, u32)],
+        want: bool,
+        touched: &mut Vec<usize>,
+    ) -> anyhow::Result<()> {
+        let idx = self.ctx.shared.mailboxes.clone();
+        let user = self.user().to_string();
+        let Some(sel) = self.sel.as_mut() else {
+            return Ok(());
+        };
+        let id = sel.id();
+        let Some(set) = sel.private_seen.as_mut() else {
+            return Ok(());
+        };
+        let mut changed_uids = Vec::new();
+        for (pos, uid) in targets {
+            let changed = if want {
+                set.insert(*uid)
+            } else {
+                set.remove(uid)
+            };
+            if changed {
+                let m = &mut std::sync::Arc::make_mut(&mut sel.msgs)[*pos];
+                m.flags = super::seen::overlay(*uid, m.flags, Some(set));
+                touched.push(*pos);
+                changed_uids.push(*uid);
+            }
+        }
+        let before = idx.private_seen_generation(id, &user);
+        let after = idx.set_private_seen(id, &user, &changed_uids, want)?;
+        // This session's set is current unless another session changed it meanwhile.
+        if sel.private_gen == before && after <= before + 1 {
+            sel.private_gen = after;
+        }
+        Ok(())
+    }
+
+    /// Changes the flags kept in the Maildir names and the index for `targets`, under the
+    /// mailbox lock. Returns the changed records and the UIDs an UNCHANGEDSINCE condition
+    /// kept from changing (RFC 7162 §3.1.3); changed or unchanged-but-matched positions go
+    /// to `touched`.
+    fn store_shared(
+        &self,
+        targets: Vec<(usize, u32)>,
+        change: &FlagChange,
+        unchanged_since: Option<u64>,
+        touched: &mut Vec<usize>,
+    ) -> anyhow::Result<(Changed, Vec<u32>)> {
+        let Some(sel) = self.sel.as_ref() else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let idx = &self.ctx.shared.mailboxes;
+        let (mref, path) = (&sel.mbox, &sel.path);
+        let mut changes = Vec::new();
+        let mut modified = Vec::new();
         {
             let lock = idx.lock(mref.meta.id);
             let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -111,31 +128,7 @@ impl Session {
                 }
                 let old_path = path.join(rec.relative_path());
                 let (old_flags, old_kws) = (rec.flags, rec.keywords.clone());
-                match mode {
-                    StoreMode::Replace => {
-                        rec.flags = (rec.flags & !allowed) | (bits & allowed);
-                        if keywords_ok {
-                            rec.keywords = kws.clone();
-                        }
-                    }
-                    StoreMode::Add => {
-                        rec.flags |= bits & allowed;
-                        if keywords_ok {
-                            for k in &kws {
-                                if !rec.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                                    rec.keywords.push(k.clone());
-                                }
-                            }
-                        }
-                    }
-                    StoreMode::Remove => {
-                        rec.flags &= !(bits & allowed);
-                        if keywords_ok {
-                            rec.keywords
-                                .retain(|x| !kws.iter().any(|k| k.eq_ignore_ascii_case(x)));
-                        }
-                    }
-                }
+                change.apply(&mut rec);
                 if rec.flags == old_flags && rec.keywords == old_kws {
                     touched.push(pos);
                     continue;
@@ -159,19 +152,7 @@ impl Session {
         if !changes.is_empty() {
             idx.notify(mref.meta.id);
         }
-        if let Some(sel) = self.sel.as_mut() {
-            for (uid, rec) in &changes {
-                if let Some(p) = sel.pos_of_uid(*uid) {
-                    let m = &mut std::sync::Arc::make_mut(&mut sel.msgs)[p];
-                    m.flags = super::seen::overlay(*uid, rec.flags, sel.private_seen.as_ref());
-                    m.keywords = rec.keywords.clone();
-                    m.modseq = rec.modseq;
-                }
-            }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        Ok((touched, modified))
+        Ok((changes, modified))
     }
 
     pub(super) async fn store(
@@ -303,6 +284,95 @@ impl Session {
         let done = self.copy_inner(true, set, "Trash", true, true).await;
         if let Done::No(t) = done {
             tracing::warn!(user = %self.user(), "move deleted to trash: {t}");
+        }
+    }
+}
+
+/// Records a STORE changed, by UID.
+type Changed = Vec<(u32, MessageRecord)>;
+
+/// A STORE's change to one message's flags, limited to what the user's rights allow.
+struct FlagChange {
+    mode: StoreMode,
+    /// System flags named.
+    bits: u8,
+    /// Keywords named.
+    keywords: Vec<String>,
+    /// System flags the user may change.
+    allowed: u8,
+    /// The user may change keywords (`w`).
+    keywords_ok: bool,
+}
+
+impl FlagChange {
+    fn new(
+        names: &[String],
+        mode: StoreMode,
+        mbox: &super::folders::MailboxRef,
+        private: bool,
+    ) -> FlagChange {
+        let mut bits = 0u8;
+        let mut keywords: Vec<String> = Vec::new();
+        for n in names {
+            match flag::bit(n) {
+                Some(b) => bits |= b,
+                None if n.starts_with('\\') => {}
+                None => {
+                    if !keywords.iter().any(|k| k.eq_ignore_ascii_case(n)) {
+                        keywords.push(n.clone());
+                    }
+                }
+            }
+        }
+        // RFC 4314 §4: \Seen needs `s`, \Deleted needs `t`, other flags need `w`.
+        let mut allowed = (if mbox.may('s') { flag::SEEN } else { 0 })
+            | (if mbox.may('t') { flag::DELETED } else { 0 })
+            | (if mbox.may('w') {
+                !(flag::SEEN | flag::DELETED)
+            } else {
+                0
+            });
+        // \Seen kept per user: handled in the private set, never in the shared files.
+        if private {
+            allowed &= !flag::SEEN;
+        }
+        FlagChange {
+            mode,
+            bits,
+            keywords,
+            allowed,
+            keywords_ok: mbox.may('w'),
+        }
+    }
+
+    /// Applies the change to a record (RFC 9051 §6.4.6: FLAGS replaces, +FLAGS adds,
+    /// -FLAGS removes).
+    fn apply(&self, rec: &mut MessageRecord) {
+        let (bits, allowed) = (self.bits, self.allowed);
+        match self.mode {
+            StoreMode::Replace => {
+                rec.flags = (rec.flags & !allowed) | (bits & allowed);
+                if self.keywords_ok {
+                    rec.keywords = self.keywords.clone();
+                }
+            }
+            StoreMode::Add => {
+                rec.flags |= bits & allowed;
+                if self.keywords_ok {
+                    for k in &self.keywords {
+                        if !rec.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                            rec.keywords.push(k.clone());
+                        }
+                    }
+                }
+            }
+            StoreMode::Remove => {
+                rec.flags &= !(bits & allowed);
+                if self.keywords_ok {
+                    rec.keywords
+                        .retain(|x| !self.keywords.iter().any(|k| k.eq_ignore_ascii_case(x)));
+                }
+            }
         }
     }
 }

@@ -7,14 +7,18 @@
 //! EXPUNGE, CLOSE), [`fetch`], [`flags`] (STORE), [`copy`] (COPY, MOVE, APPEND) and
 //! [`search`] (SEARCH, SORT, ESEARCH).
 
+mod acl;
 mod auth;
 mod copy;
 mod fetch;
 mod flags;
 mod folders;
+mod namespace;
+mod quota;
 mod search;
 mod seen;
 mod select;
+mod status;
 
 use crate::conn::{Conn, ReadEnd, Transport};
 use crate::context::{ListenerKind, WorkerCtx};
@@ -375,91 +379,118 @@ impl Session {
     }
 
     async fn dispatch(&mut self, tag: &str, body: CommandBody) -> Done {
-        use CommandBody as C;
         let state = self.state();
-        // Commands valid in any state (RFC 9051 §6.1).
+        let body = match self.any_state(body, state).await {
+            Ok(done) => return done,
+            Err(body) => body,
+        };
+        if state == State::NotAuthenticated {
+            return self.not_authenticated(tag, body).await;
+        }
+        let body = match self.authenticated(body).await {
+            Ok(done) => return done,
+            Err(body) => body,
+        };
+        if state != State::Selected {
+            return Done::bad("No mailbox selected");
+        }
+        self.selected(tag, body).await
+    }
+
+    /// Commands valid in any state (RFC 9051 §6.1); others are handed back.
+    async fn any_state(&mut self, body: CommandBody, state: State) -> Result<Done, CommandBody> {
+        use CommandBody as C;
         match body {
             C::Capability => {
                 let c = self.capabilities();
                 self.line(&format!("* CAPABILITY {c}"));
-                return Done::ok("CAPABILITY completed");
+                Ok(Done::ok("CAPABILITY completed"))
             }
             C::Noop => {
                 if state == State::Selected {
                     self.refresh(true).await;
                 }
-                return Done::ok("NOOP completed");
+                Ok(Done::ok("NOOP completed"))
             }
             C::Logout => {
                 self.bye(None, "Logging out");
-                return Done::close("LOGOUT completed");
+                Ok(Done::close("LOGOUT completed"))
             }
-            C::Id(fields) => return self.id(fields),
-            _ => {}
+            C::Id(fields) => Ok(self.id(fields)),
+            other => Err(other),
         }
-        if state == State::NotAuthenticated {
-            return match body {
-                C::StartTls => self.starttls(tag).await,
-                C::Login { user, password } => self.login_command(&user, password).await,
-                C::Authenticate { mechanism, initial } => {
-                    self.authenticate(&mechanism, initial).await
-                }
-                _ => Done::bad("Command not valid in this state; log in first"),
-            };
+    }
+
+    /// The not-authenticated state (RFC 9051 §6.2).
+    async fn not_authenticated(&mut self, tag: &str, body: CommandBody) -> Done {
+        use CommandBody as C;
+        match body {
+            C::StartTls => self.starttls(tag).await,
+            C::Login { user, password } => self.login_command(&user, password).await,
+            C::Authenticate { mechanism, initial } => self.authenticate(&mechanism, initial).await,
+            _ => Done::bad("Command not valid in this state; log in first"),
         }
+    }
+
+    /// The authenticated state (RFC 9051 §6.3; QUOTA, ACL); others are handed back.
+    async fn authenticated(&mut self, body: CommandBody) -> Result<Done, CommandBody> {
+        use CommandBody as C;
         match body {
             C::StartTls | C::Login { .. } | C::Authenticate { .. } => {
-                return Done::bad("Already authenticated");
+                Ok(Done::bad("Already authenticated"))
             }
-            C::Enable(caps) => return self.enable(caps),
+            C::Enable(caps) => Ok(self.enable(caps)),
             C::Select {
                 mailbox,
                 read_only,
                 condstore,
                 qresync,
-            } => return self.select(&mailbox, read_only, condstore, qresync).await,
+            } => Ok(self.select(&mailbox, read_only, condstore, qresync).await),
             C::Create {
                 mailbox,
                 special_use,
-            } => return self.create(&mailbox, special_use),
-            C::Delete(m) => return self.delete(&m),
-            C::Rename { from, to } => return self.rename(&from, &to),
-            C::Subscribe(m) => return self.subscribe(&m, true),
-            C::Unsubscribe(m) => return self.subscribe(&m, false),
+            } => Ok(self.create(&mailbox, special_use)),
+            C::Delete(m) => Ok(self.delete(&m)),
+            C::Rename { from, to } => Ok(self.rename(&from, &to)),
+            C::Subscribe(m) => Ok(self.subscribe(&m, true)),
+            C::Unsubscribe(m) => Ok(self.subscribe(&m, false)),
             C::List {
                 reference,
                 patterns,
                 options,
-            } => return self.list(&reference, &patterns, &options),
-            C::Namespace => return self.namespace(),
-            C::Status { mailbox, items } => return self.status(&mailbox, &items),
-            C::Append { mailbox, message } => return self.append(&mailbox, message).await,
-            C::Idle => return self.idle().await,
-            C::GetQuota(root) => return self.get_quota(&root),
-            C::GetQuotaRoot(m) => return self.get_quota_root(&m),
-            C::SetQuota(_) => {
-                return Done::no_with(Code::NoPerm, "Quotas are set by the administrator");
-            }
-            C::GetAcl(m) => return self.get_acl(&m),
-            C::MyRights(m) => return self.my_rights(&m),
+            } => Ok(self.list(&reference, &patterns, &options)),
+            C::Namespace => Ok(self.namespace()),
+            C::Status { mailbox, items } => Ok(self.status(&mailbox, &items)),
+            C::Append { mailbox, message } => Ok(self.append(&mailbox, message).await),
+            C::Idle => Ok(self.idle().await),
+            C::GetQuota(root) => Ok(self.get_quota(&root)),
+            C::GetQuotaRoot(m) => Ok(self.get_quota_root(&m)),
+            C::SetQuota(_) => Ok(Done::no_with(
+                Code::NoPerm,
+                "Quotas are set by the administrator",
+            )),
+            C::GetAcl(m) => Ok(self.get_acl(&m)),
+            C::MyRights(m) => Ok(self.my_rights(&m)),
             C::ListRights {
                 mailbox,
                 identifier,
-            } => return self.list_rights(&mailbox, &identifier),
+            } => Ok(self.list_rights(&mailbox, &identifier)),
             C::SetAcl {
                 mailbox,
                 identifier,
                 rights,
-            } => return self.set_acl(&mailbox, &identifier, Some(&rights)),
+            } => Ok(self.set_acl(&mailbox, &identifier, Some(&rights))),
             C::DeleteAcl {
                 mailbox,
                 identifier,
-            } => return self.set_acl(&mailbox, &identifier, None),
-            _ => {}
+            } => Ok(self.set_acl(&mailbox, &identifier, None)),
+            other => Err(other),
         }
-        if state != State::Selected {
-            return Done::bad("No mailbox selected");
-        }
+    }
+
+    /// The selected state (RFC 9051 §6.4).
+    async fn selected(&mut self, tag: &str, body: CommandBody) -> Done {
+        use CommandBody as C;
         match body {
             C::Check => {
                 self.refresh(true).await;

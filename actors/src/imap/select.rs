@@ -7,7 +7,7 @@ use super::folders::MailboxRef;
 use super::{Done, Session};
 use postcore_protocol::imap::Code;
 use postcore_protocol::imap::{QResync, SeqSet};
-use postcore_storage::mailbox::{MessageRecord, flag};
+use postcore_storage::mailbox::{MailboxMeta, MessageRecord, flag};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -337,72 +337,17 @@ impl Session {
                 return Done::no_with(Code::ServerBug, "Mailbox not available");
             }
         };
-        let mut keywords: Vec<&str> = msgs
-            .iter()
-            .flat_map(|m| m.keywords.iter().map(String::as_str))
-            .collect();
-        keywords.sort_unstable();
-        keywords.dedup();
-        let kw = keywords.join(" ");
-        let sp = if kw.is_empty() { "" } else { " " };
-        self.line(&format!(
-            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw})"
-        ));
         let read_only = examine || !(m.may('s') || m.may('w') || m.may('t'));
-        if read_only {
-            self.untagged_ok(Code::PermanentFlags(String::new()), "Read-only mailbox");
-        } else {
-            let flags =
-                format!("\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw} \\*");
-            self.untagged_ok(Code::PermanentFlags(flags), "Flags permitted");
-        }
+        self.announce_flags(&msgs, read_only);
         let recent: Vec<(u32, u32)> = self
             .recent_range(meta.id, meta.uidnext, read_only)
             .into_iter()
             .collect();
-        let is_recent = |uid: u32| in_ranges(&recent, uid);
-        self.line(&format!("* {} EXISTS", msgs.len()));
-        if !self.rev2 {
-            let n = msgs.iter().filter(|m| is_recent(m.uid)).count();
-            self.line(&format!("* {n} RECENT"));
-            if let Some(p) = msgs.iter().position(|m| m.flags & flag::SEEN == 0) {
-                self.untagged_ok(Code::Unseen(p as u32 + 1), "First unseen");
-            }
-        }
-        self.untagged_ok(Code::UidValidity(meta.uidvalidity), "UIDs valid");
-        self.untagged_ok(Code::UidNext(meta.uidnext), "Predicted next UID");
-        if self.condstore {
-            self.untagged_ok(Code::HighestModSeq(meta.highestmodseq), "Highest");
-        } else {
-            self.untagged_ok(Code::NoModSeq, "No permanent modsequences");
-        }
+        self.announce_state(&meta, &msgs, &recent);
         if let Some(q) = qresync
             && q.uidvalidity == meta.uidvalidity
         {
-            // RFC 7162 §3.2.5.2: what changed since the client's modseq.
-            let mut vanished = self
-                .ctx
-                .shared
-                .mailboxes
-                .vanished_since(meta.id, q.modseq)
-                .unwrap_or_default();
-            if let Some(k) = &q.known_uids {
-                vanished.retain(|u| k.contains(*u, u32::MAX));
-            }
-            if !vanished.is_empty() {
-                self.line(&format!("* VANISHED (EARLIER) {}", compress(&vanished)));
-            }
-            for (i, v) in msgs.iter().enumerate() {
-                if v.modseq > q.modseq {
-                    self.line(&format!(
-                        "* {} FETCH (UID {} FLAGS {} MODSEQ ({}))",
-                        i + 1,
-                        v.uid,
-                        v.flag_list(!self.rev2 && is_recent(v.uid)),
-                        v.modseq
-                    ));
-                }
-            }
+            self.announce_changes_since(&meta, &msgs, &recent, &q);
         }
         let watch = self.ctx.shared.mailboxes.watch(meta.id, &m.path);
         self.sel = Some(Selected {
@@ -427,6 +372,81 @@ impl Session {
             Code::ReadWrite
         };
         Done::ok_with(code, format!("{verb} completed"))
+    }
+
+    /// FLAGS and PERMANENTFLAGS of a mailbox being selected (RFC 9051 §7.3.5, §7.1).
+    fn announce_flags(&mut self, msgs: &[ViewMsg], read_only: bool) {
+        let mut keywords: Vec<&str> = msgs
+            .iter()
+            .flat_map(|m| m.keywords.iter().map(String::as_str))
+            .collect();
+        keywords.sort_unstable();
+        keywords.dedup();
+        let kw = keywords.join(" ");
+        let sp = if kw.is_empty() { "" } else { " " };
+        self.line(&format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw})"
+        ));
+        if read_only {
+            self.untagged_ok(Code::PermanentFlags(String::new()), "Read-only mailbox");
+        } else {
+            let flags =
+                format!("\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw} \\*");
+            self.untagged_ok(Code::PermanentFlags(flags), "Flags permitted");
+        }
+    }
+
+    /// EXISTS, RECENT and UNSEEN (IMAP4rev1 only), UIDVALIDITY, UIDNEXT, and HIGHESTMODSEQ
+    /// or NOMODSEQ (RFC 9051 §6.3.2, RFC 3501 §6.3.1, RFC 7162 §3.1.2).
+    fn announce_state(&mut self, meta: &MailboxMeta, msgs: &[ViewMsg], recent: &[(u32, u32)]) {
+        self.line(&format!("* {} EXISTS", msgs.len()));
+        if !self.rev2 {
+            let n = msgs.iter().filter(|m| in_ranges(recent, m.uid)).count();
+            self.line(&format!("* {n} RECENT"));
+            if let Some(p) = msgs.iter().position(|m| m.flags & flag::SEEN == 0) {
+                self.untagged_ok(Code::Unseen(p as u32 + 1), "First unseen");
+            }
+        }
+        self.untagged_ok(Code::UidValidity(meta.uidvalidity), "UIDs valid");
+        self.untagged_ok(Code::UidNext(meta.uidnext), "Predicted next UID");
+        if self.condstore {
+            self.untagged_ok(Code::HighestModSeq(meta.highestmodseq), "Highest");
+        } else {
+            self.untagged_ok(Code::NoModSeq, "No permanent modsequences");
+        }
+    }
+
+    /// RFC 7162 §3.2.5.2: what changed since the client's modseq (SELECT … QRESYNC).
+    fn announce_changes_since(
+        &mut self,
+        meta: &MailboxMeta,
+        msgs: &[ViewMsg],
+        recent: &[(u32, u32)],
+        q: &QResync,
+    ) {
+        let mut vanished = self
+            .ctx
+            .shared
+            .mailboxes
+            .vanished_since(meta.id, q.modseq)
+            .unwrap_or_default();
+        if let Some(k) = &q.known_uids {
+            vanished.retain(|u| k.contains(*u, u32::MAX));
+        }
+        if !vanished.is_empty() {
+            self.line(&format!("* VANISHED (EARLIER) {}", compress(&vanished)));
+        }
+        for (i, v) in msgs.iter().enumerate() {
+            if v.modseq > q.modseq {
+                self.line(&format!(
+                    "* {} FETCH (UID {} FLAGS {} MODSEQ ({}))",
+                    i + 1,
+                    v.uid,
+                    v.flag_list(!self.rev2 && in_ranges(recent, v.uid)),
+                    v.modseq
+                ));
+            }
+        }
     }
 
     /// Brings the view up to date and queues the untagged responses. Expunges are only
@@ -473,46 +493,8 @@ impl Session {
             sel.private_gen = gen_now;
         }
         let old = std::mem::take(&mut sel.msgs);
-        let old: &[ViewMsg] = &old;
-        let mut view = Vec::with_capacity(fresh.len());
-        let mut expunged_seqs = Vec::new();
-        let mut vanished = Vec::new();
-        let mut updates = Vec::new();
-        let mut j = 0;
-        for (i, v) in old.iter().enumerate() {
-            while j < fresh.len() && fresh[j].uid < v.uid {
-                j += 1;
-            }
-            if j < fresh.len() && fresh[j].uid == v.uid {
-                let f = &fresh[j];
-                if f.flags != v.flags || f.keywords != v.keywords {
-                    updates.push(view.len());
-                }
-                view.push(f.clone());
-                j += 1;
-            } else if expunge_ok {
-                expunged_seqs.push(i + 1);
-                vanished.push(v.uid);
-            } else {
-                let mut nv = v.clone();
-                nv.gone = true;
-                view.push(nv);
-            }
-        }
-        let last = old.last().map(|m| m.uid).unwrap_or(0);
-        let before = view.len();
-        for f in &fresh[j.min(fresh.len())..] {
-            if f.uid > last {
-                view.push(f.clone());
-            }
-        }
-        let added = view.len() > before;
-        // Usually the new view is exactly the fresh one: keep sharing it.
-        sel.msgs = if view.len() == fresh.len() && !view.iter().any(|m| m.gone) {
-            fresh
-        } else {
-            std::sync::Arc::new(view)
-        };
+        let merged = merge_views(&old, fresh, expunge_ok);
+        sel.msgs = merged.view.clone();
         sel.highestmodseq = meta.highestmodseq;
         if let Some(r) = new_recent {
             add_range(&mut sel.recent, r);
@@ -521,38 +503,7 @@ impl Session {
             // Remember that expunges are pending: a later refresh must look again.
             sel.highestmodseq = 0;
         }
-        let lines: Vec<String> = {
-            let mut l = Vec::new();
-            if qresync && !vanished.is_empty() {
-                l.push(format!("* VANISHED {}", compress(&vanished)));
-            } else {
-                for s in expunged_seqs.iter().rev() {
-                    l.push(format!("* {s} EXPUNGE"));
-                }
-            }
-            if added {
-                l.push(format!("* {} EXISTS", sel.msgs.len()));
-                if rev1 {
-                    // RFC 3501 §7.3.2: RECENT follows a change of the mailbox size.
-                    l.push(format!("* {} RECENT", sel.recent_count()));
-                }
-            }
-            for p in updates {
-                let m = &sel.msgs[p];
-                let ms = if condstore {
-                    format!(" MODSEQ ({})", m.modseq)
-                } else {
-                    String::new()
-                };
-                l.push(format!(
-                    "* {} FETCH (UID {} FLAGS {}{ms})",
-                    p + 1,
-                    m.uid,
-                    m.flag_list(rev1 && sel.is_recent(m.uid))
-                ));
-            }
-            l
-        };
+        let lines = changes_lines(sel, &merged, qresync, condstore, rev1);
         for l in lines {
             self.line(&l);
         }
@@ -775,6 +726,113 @@ impl Session {
             Err(e) => tracing::warn!(user, "junk expiry: {e:#}"),
         }
     }
+}
+
+/// The view after a refresh, and what changed from the old one.
+struct Merged {
+    /// The new view.
+    view: std::sync::Arc<Vec<ViewMsg>>,
+    /// Sequence numbers expunged (in the old view).
+    expunged_seqs: Vec<usize>,
+    /// UIDs expunged.
+    vanished: Vec<u32>,
+    /// Positions (in the new view) whose flags changed.
+    updates: Vec<usize>,
+    /// New messages were appended.
+    added: bool,
+}
+
+/// Merges the session's `old` view with the index's `fresh` one: messages gone are removed
+/// when `expunge_ok`, else kept marked `gone` (RFC 9051 §7.4.1: no EXPUNGE during FETCH,
+/// STORE, SEARCH); flag changes and new messages are noted.
+fn merge_views(old: &[ViewMsg], fresh: std::sync::Arc<Vec<ViewMsg>>, expunge_ok: bool) -> Merged {
+    let mut view = Vec::with_capacity(fresh.len());
+    let mut expunged_seqs = Vec::new();
+    let mut vanished = Vec::new();
+    let mut updates = Vec::new();
+    let mut j = 0;
+    for (i, v) in old.iter().enumerate() {
+        while j < fresh.len() && fresh[j].uid < v.uid {
+            j += 1;
+        }
+        if j < fresh.len() && fresh[j].uid == v.uid {
+            let f = &fresh[j];
+            if f.flags != v.flags || f.keywords != v.keywords {
+                updates.push(view.len());
+            }
+            view.push(f.clone());
+            j += 1;
+        } else if expunge_ok {
+            expunged_seqs.push(i + 1);
+            vanished.push(v.uid);
+        } else {
+            let mut nv = v.clone();
+            nv.gone = true;
+            view.push(nv);
+        }
+    }
+    let last = old.last().map(|m| m.uid).unwrap_or(0);
+    let before = view.len();
+    for f in &fresh[j.min(fresh.len())..] {
+        if f.uid > last {
+            view.push(f.clone());
+        }
+    }
+    let added = view.len() > before;
+    // Usually the new view is exactly the fresh one: keep sharing it.
+    let view = if view.len() == fresh.len() && !view.iter().any(|m| m.gone) {
+        fresh
+    } else {
+        std::sync::Arc::new(view)
+    };
+    Merged {
+        view,
+        expunged_seqs,
+        vanished,
+        updates,
+        added,
+    }
+}
+
+/// The untagged responses that report a refresh: EXPUNGE or VANISHED (QRESYNC), EXISTS and
+/// RECENT, and FETCH for flag changes (with MODSEQ under CONDSTORE).
+fn changes_lines(
+    sel: &Selected,
+    m: &Merged,
+    qresync: bool,
+    condstore: bool,
+    rev1: bool,
+) -> Vec<String> {
+    let mut l = Vec::new();
+    if qresync && !m.vanished.is_empty() {
+        l.push(format!("* VANISHED {}", compress(&m.vanished)));
+    } else {
+        for s in m.expunged_seqs.iter().rev() {
+            l.push(format!("* {s} EXPUNGE"));
+        }
+    }
+    if m.added {
+        l.push(format!("* {} EXISTS", sel.msgs.len()));
+        if rev1 {
+            // RFC 3501 §7.3.2: RECENT follows a change of the mailbox size.
+            l.push(format!("* {} RECENT", sel.recent_count()));
+        }
+    }
+    for p in &m.updates {
+        let v = &sel.msgs[*p];
+        let ms = if condstore {
+            format!(" MODSEQ ({})", v.modseq)
+        } else {
+            String::new()
+        };
+        l.push(format!(
+            "* {} FETCH (UID {} FLAGS {}{ms})",
+            p + 1,
+            v.uid,
+            v.flag_list(rev1 && sel.is_recent(v.uid))
+        ));
+    }
+    l
 }
 
 #[cfg(test)]

@@ -35,88 +35,12 @@ impl Session {
         mechanism: String,
         initial: Option<String>,
     ) -> Next {
-        if self.auth.is_some() {
-            self.send(codes::ALREADY_AUTHENTICATED);
-            return Next::Continue;
+        if let Some(next) = self.auth_refused() {
+            return next;
         }
-        if self.tx.is_some() {
-            self.send(codes::AUTH_IN_TRANSACTION);
-            return Next::Continue;
-        }
-        if self.helo.is_none() {
-            self.send(codes::NEED_EHLO);
-            return Next::Continue;
-        }
-        if !self.is_tls() {
-            // RFC 4954 §4 / RFC 3207: no plaintext passwords on the wire.
-            self.reject(
-                "auth_without_tls",
-                codes::ENCRYPTION_REQUIRED,
-                "AUTH before STARTTLS",
-            );
-            return Next::Continue;
-        }
-        if !self.auth_offered() {
-            self.reject(
-                "auth_not_offered",
-                codes::AUTH_NOT_ENABLED,
-                "AUTH on port 25 while disabled",
-            );
-            return Next::Continue;
-        }
-        if crate::login::blocked(&self.ctx.shared, self.peer.ip()) {
-            self.reject(
-                "auth_rate_limit",
-                codes::AUTH_RATE_LIMITED,
-                "AUTH failure limit for this IP",
-            );
-            return Next::Close;
-        }
-        let creds: Option<(String, String)> = match mechanism.as_str() {
-            "PLAIN" => {
-                let step = match initial.as_deref() {
-                    Some("=") => Step::Response(Vec::new()),
-                    Some(s) => decode(s.as_bytes()),
-                    None => self.sasl_step("").await,
-                };
-                match step {
-                    Step::Response(r) => match sasl::parse_plain(&r) {
-                        Some(c) if c.authzid.is_empty() || c.authzid == c.authcid => {
-                            Some((c.authcid, c.password))
-                        }
-                        _ => None,
-                    },
-                    Step::Cancelled => return self.auth_cancelled(),
-                    Step::Malformed => return self.auth_malformed(),
-                    Step::Gone => return Next::Close,
-                }
-            }
-            "LOGIN" => {
-                let user = match initial.as_deref() {
-                    Some(s) => decode(s.as_bytes()),
-                    None => self.sasl_step("VXNlcm5hbWU6").await,
-                };
-                let user = match user {
-                    Step::Response(u) => u,
-                    Step::Cancelled => return self.auth_cancelled(),
-                    Step::Malformed => return self.auth_malformed(),
-                    Step::Gone => return Next::Close,
-                };
-                let pass = match self.sasl_step("UGFzc3dvcmQ6").await {
-                    Step::Response(p) => p,
-                    Step::Cancelled => return self.auth_cancelled(),
-                    Step::Malformed => return self.auth_malformed(),
-                    Step::Gone => return Next::Close,
-                };
-                match (String::from_utf8(user), String::from_utf8(pass)) {
-                    (Ok(u), Ok(p)) => Some((u, p)),
-                    _ => None,
-                }
-            }
-            _ => {
-                self.send(codes::UNSUPPORTED_MECHANISM);
-                return Next::Continue;
-            }
+        let creds = match self.read_credentials(&mechanism, initial).await {
+            Ok(c) => c,
+            Err(next) => return next,
         };
         let ok_login = match creds {
             // Argon2 runs on the blocking pool, never on this event loop.
@@ -147,6 +71,105 @@ impl Session {
                 Next::Continue
             }
         }
+    }
+
+    /// RFC 4954 §4: AUTH is refused once authenticated, inside a transaction, before EHLO,
+    /// before TLS, where not offered, and while this address is over its failure limit.
+    fn auth_refused(&mut self) -> Option<Next> {
+        if self.auth.is_some() {
+            self.send(codes::ALREADY_AUTHENTICATED);
+            return Some(Next::Continue);
+        }
+        if self.tx.is_some() {
+            self.send(codes::AUTH_IN_TRANSACTION);
+            return Some(Next::Continue);
+        }
+        if self.helo.is_none() {
+            self.send(codes::NEED_EHLO);
+            return Some(Next::Continue);
+        }
+        if !self.is_tls() {
+            // RFC 4954 §4 / RFC 3207: no plaintext passwords on the wire.
+            self.reject(
+                "auth_without_tls",
+                codes::ENCRYPTION_REQUIRED,
+                "AUTH before STARTTLS",
+            );
+            return Some(Next::Continue);
+        }
+        if !self.auth_offered() {
+            self.reject(
+                "auth_not_offered",
+                codes::AUTH_NOT_ENABLED,
+                "AUTH on port 25 while disabled",
+            );
+            return Some(Next::Continue);
+        }
+        if crate::login::blocked(&self.ctx.shared, self.peer.ip()) {
+            self.reject(
+                "auth_rate_limit",
+                codes::AUTH_RATE_LIMITED,
+                "AUTH failure limit for this IP",
+            );
+            return Some(Next::Close);
+        }
+        None
+    }
+
+    /// Runs the SASL exchange of `mechanism` (PLAIN, RFC 4616; LOGIN) and returns the
+    /// credentials (`None` when malformed), or how the session goes on when it ends early.
+    async fn read_credentials(
+        &mut self,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> Result<Option<(String, String)>, Next> {
+        let creds = match mechanism {
+            "PLAIN" => {
+                let step = match initial.as_deref() {
+                    Some("=") => Step::Response(Vec::new()),
+                    Some(s) => decode(s.as_bytes()),
+                    None => self.sasl_step("").await,
+                };
+                match step {
+                    Step::Response(r) => match sasl::parse_plain(&r) {
+                        Some(c) if c.authzid.is_empty() || c.authzid == c.authcid => {
+                            Some((c.authcid, c.password))
+                        }
+                        _ => None,
+                    },
+                    Step::Cancelled => return Err(self.auth_cancelled()),
+                    Step::Malformed => return Err(self.auth_malformed()),
+                    Step::Gone => return Err(Next::Close),
+                }
+            }
+            "LOGIN" => {
+                let user = match initial.as_deref() {
+                    Some(s) => decode(s.as_bytes()),
+                    None => self.sasl_step("VXNlcm5hbWU6").await,
+                };
+                let user = match user {
+                    Step::Response(u) => u,
+                    Step::Cancelled => return Err(self.auth_cancelled()),
+                    Step::Malformed => return Err(self.auth_malformed()),
+                    Step::Gone => return Err(Next::Close),
+                };
+                let pass = match self.sasl_step("UGFzc3dvcmQ6").await {
+                    Step::Response(p) => p,
+                    Step::Cancelled => return Err(self.auth_cancelled()),
+                    Step::Malformed => return Err(self.auth_malformed()),
+                    Step::Gone => return Err(Next::Close),
+                };
+                match (String::from_utf8(user), String::from_utf8(pass)) {
+                    (Ok(u), Ok(p)) => Some((u, p)),
+                    _ => None,
+                }
+            }
+            _ => {
+                self.send(codes::UNSUPPORTED_MECHANISM);
+                return Err(Next::Continue);
+            }
+        };
+        Ok(creds)
     }
 
     fn auth_cancelled(&mut self) -> Next {

@@ -6,7 +6,7 @@ use crate::context::ListenerKind;
 use crate::delivery::{Delivery, IncomingMessage, accept_message};
 use crate::messages::Scan;
 use crate::pipeline::{self, EnvelopeRcpt, HeaderView, Plan};
-use crate::util::{header_section, rfc5322_date};
+use crate::util::rfc5322_date;
 use bytes::Bytes;
 use postcore_protocol::smtp::{Address, DataEvent, DataReceiver, Reply, codes};
 use postcore_scanner::{ScanContext, Verdict};
@@ -374,7 +374,8 @@ impl Session {
         drop(content);
         let mut signature = String::new();
         if self.auth.is_some()
-            && let Some(dom) = crate::util::from_domain(header_section(&body))
+            && let Some(dom) = crate::headers::Headers::parse(&body)
+                .from_domain()
                 .and_then(|d| tx.dir.domains.get(&d).cloned())
         {
             if let Some(notice) = &dom.legal_notice {

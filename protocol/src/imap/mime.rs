@@ -447,10 +447,10 @@ pub type Address = (
 );
 
 /// Parses an RFC 5322 address list (lenient: comments dropped, groups kept).
-pub fn addresses(v: &[u8]) -> Vec<Address> {
-    let s = String::from_utf8_lossy(v);
-    let mut out = Vec::new();
-    let mut tokens: Vec<(char, String)> = Vec::new(); // kind: 'w' word, 'q' quoted, or special
+/// RFC 5322 §3.4 address-list tokens: words ('w'), quoted strings ('q', unescaped) and the
+/// specials `<>,:;@`; comments and white space are dropped.
+fn address_tokens(s: &str) -> Vec<(char, String)> {
+    let mut tokens: Vec<(char, String)> = Vec::new();
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -499,6 +499,13 @@ pub fn addresses(v: &[u8]) -> Vec<Address> {
             }
         }
     }
+    tokens
+}
+
+pub fn addresses(v: &[u8]) -> Vec<Address> {
+    let s = String::from_utf8_lossy(v);
+    let mut out = Vec::new();
+    let tokens = address_tokens(&s);
     // Walk the tokens one mailbox (or group marker) at a time.
     let mut i = 0;
     let mut in_group = false;

@@ -19,9 +19,14 @@ impl<'a> Cur<'a> {
             return Ok(SearchKey::Seq(self.seq_set()?));
         }
         let k = self.keyword()?;
+        self.named_search_key(&k, depth)
+    }
+
+    /// A search key that starts with its name (RFC 9051 §6.4.4 `search-key`).
+    fn named_search_key(&mut self, k: &str, depth: usize) -> R<SearchKey> {
         let flag = |f: &str| Ok(SearchKey::Flag(f.into()));
         let noflag = |f: &str| Ok(SearchKey::NoFlag(f.into()));
-        match k.as_str() {
+        match k {
             "ALL" => Ok(SearchKey::All),
             "ANSWERED" => flag("\\Answered"),
             "DELETED" => flag("\\Deleted"),
@@ -48,7 +53,7 @@ impl<'a> Cur<'a> {
             "FROM" | "TO" | "CC" | "BCC" | "SUBJECT" => {
                 self.sp()?;
                 let v = self.astring()?;
-                let name = match k.as_str() {
+                let name = match k {
                     "FROM" => "From",
                     "TO" => "To",
                     "CC" => "Cc",
@@ -74,7 +79,7 @@ impl<'a> Cur<'a> {
             "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
                 self.sp()?;
                 let d = self.date()?;
-                Ok(match k.as_str() {
+                Ok(match k {
                     "BEFORE" => SearchKey::Before(d),
                     "ON" => SearchKey::On(d),
                     "SINCE" => SearchKey::Since(d),
@@ -86,7 +91,7 @@ impl<'a> Cur<'a> {
             "LARGER" | "SMALLER" | "OLDER" | "YOUNGER" => {
                 self.sp()?;
                 let n = self.number()?;
-                Ok(match k.as_str() {
+                Ok(match k {
                     "LARGER" => SearchKey::Larger(n),
                     "SMALLER" => SearchKey::Smaller(n),
                     "OLDER" => SearchKey::Older(n),
