@@ -79,6 +79,8 @@ pub struct Shared {
     pub dkim: crate::dkim::DkimKeys,
     /// IMAP mailbox index.
     pub mailboxes: postcore_storage::mailbox::MailboxIndex,
+    /// IMAP views shared by sessions that see the same mailbox state.
+    pub imap_views: crate::imap::view::ViewCache,
     /// Open IMAP sessions per (user, client IP).
     pub imap_sessions:
         std::sync::Mutex<std::collections::HashMap<(String, std::net::IpAddr), usize>>,
@@ -119,6 +121,7 @@ impl Shared {
             shutdown,
             active_sessions: AtomicUsize::new(0),
             pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
+            imap_views: Default::default(),
             imap_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }

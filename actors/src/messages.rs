@@ -7,12 +7,14 @@
 //!                     │
 //!                     └──Enqueued──▶ QueueActor (one per process, on worker 0)
 //!   admin API ──Resend / Delete──▶ QueueActor ──DeliverLocal──▶ DeliveryActor
-//!                                      └──▶ outbound routes ──(per-recipient outcomes)
+//!                                      └──SendRoute──▶ OutboundActor ──▶ Vec<Outcome>
 //! ```
 //!
 //! This module is a leaf: it names no actor type, only messages, so a component holds the
 //! address of another as a [`Recipient`] of the messages it sends.
 
+use crate::outbound::route::Route;
+use crate::outbound::{Job, Outcome};
 use actix::{Message, Recipient};
 use bytes::Bytes;
 use postcore_scanner::{Flag, ScanContext, Verdict};
@@ -79,6 +81,41 @@ pub struct Delete {
 
 impl Message for Delete {
     type Result = Result<usize, String>;
+}
+
+/// One recipient's outcome of a [`SendRoute`]: (job index, recipient index in the queue
+/// record, outcome).
+pub type RouteOutcome = (usize, usize, Outcome);
+
+/// Send these queued messages to one destination (several per connection); answers every
+/// recipient's outcome.
+pub struct SendRoute {
+    /// Where: the MX of a domain, or a relay host.
+    pub route: Route,
+    /// Our HELO name.
+    pub helo: String,
+    /// The messages and their recipients on this route.
+    pub jobs: Vec<Job>,
+}
+
+impl Message for SendRoute {
+    type Result = Vec<RouteOutcome>;
+}
+
+/// Close cached connections that have been idle too long (QUIT).
+pub struct CloseIdle;
+
+impl Message for CloseIdle {
+    type Result = ();
+}
+
+/// The outbound actor's addresses.
+#[derive(Clone)]
+pub struct OutboundAddrs {
+    /// Sends to one destination.
+    pub send: Recipient<SendRoute>,
+    /// Closes idle cached connections.
+    pub close_idle: Recipient<CloseIdle>,
 }
 
 /// The queue actor's addresses, set once when it starts (on worker 0).

@@ -121,8 +121,8 @@ impl Session {
         let dstu: Vec<u32> = pairs.iter().map(|p| p.1).collect();
         let code = (!pairs.is_empty()).then(|| Code::CopyUid {
             uidvalidity,
-            from: super::select::compress(&src),
-            to: super::select::compress(&dstu),
+            from: super::view::compress(&src),
+            to: super::view::compress(&dstu),
         });
         if mv {
             let Some(sel) = self.sel.as_ref() else {

@@ -2,7 +2,7 @@
 //! and BINARY (RFC 3516). Header fields come from the index's header cache; bodies are read
 //! with memmap2.
 
-use super::select::ViewMsg;
+use super::view::ViewMsg;
 use super::{Done, Session};
 use postcore_protocol::imap::Code;
 use postcore_protocol::imap::encode;
@@ -225,7 +225,7 @@ impl Session {
             if !gone.is_empty() {
                 self.line(&format!(
                     "* VANISHED (EARLIER) {}",
-                    super::select::compress(&gone)
+                    super::view::compress(&gone)
                 ));
             }
         }

@@ -227,7 +227,7 @@ impl Session {
         self.trash_deleted(&touched, mode, &flags).await;
         if !modified.is_empty() {
             let set = if uid {
-                super::select::compress(&modified)
+                super::view::compress(&modified)
             } else {
                 let sel = self.sel.as_ref();
                 let mut seqs: Vec<u32> = modified
@@ -235,7 +235,7 @@ impl Session {
                     .filter_map(|u| sel.and_then(|s| s.pos_of_uid(*u)).map(|p| p as u32 + 1))
                     .collect();
                 seqs.sort_unstable();
-                super::select::compress(&seqs)
+                super::view::compress(&seqs)
             };
             return Done::ok_with(Code::Modified(set), "Conditional STORE failed");
         }

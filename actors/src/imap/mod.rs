@@ -10,15 +10,18 @@
 mod acl;
 mod auth;
 mod copy;
+mod expunge;
 mod fetch;
 mod flags;
 mod folders;
+mod idle;
 mod namespace;
 mod quota;
 mod search;
 mod seen;
 mod select;
 mod status;
+pub(crate) mod view;
 
 use crate::conn::{Conn, ReadEnd, Transport};
 use crate::context::{ListenerKind, WorkerCtx};

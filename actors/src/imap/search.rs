@@ -333,7 +333,7 @@ impl Session {
                     l.push_str(&format!(" MAX {}", nums[nums.len() - 1]));
                 }
                 if ret.all {
-                    l.push_str(&format!(" ALL {}", super::select::compress(&nums)));
+                    l.push_str(&format!(" ALL {}", super::view::compress(&nums)));
                 }
             }
             if ret.count {

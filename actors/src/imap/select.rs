@@ -1,137 +1,15 @@
-//! SELECT / EXAMINE (RFC 9051 §6.3.2–3, RFC 7162 CONDSTORE/QRESYNC), the session's view of
-//! the selected mailbox and the untagged updates that keep it current (§7.4.1 EXPUNGE,
-//! §7.3.1 EXISTS, FETCH FLAGS; RFC 7162 §3.2.10 VANISHED), IDLE (RFC 2177), EXPUNGE and
-//! UID EXPUNGE (RFC 4315), CLOSE and UNSELECT (RFC 3691), and Junk expiry.
+//! SELECT / EXAMINE (RFC 9051 §6.3.2–3, RFC 7162 CONDSTORE/QRESYNC), the selected mailbox,
+//! and the untagged updates that keep the session's view current (§7.4.1 EXPUNGE, §7.3.1
+//! EXISTS, FETCH FLAGS; RFC 7162 §3.2.10 VANISHED). IDLE and EXPUNGE/CLOSE have their own
+//! files; the view itself is in `view.rs`.
 
 use super::folders::MailboxRef;
+use super::view::{Merged, ViewMsg, add_range, compress, in_ranges, merge_views};
 use super::{Done, Session};
 use postcore_protocol::imap::Code;
 use postcore_protocol::imap::{QResync, SeqSet};
-use postcore_storage::mailbox::{MailboxMeta, MessageRecord, flag};
+use postcore_storage::mailbox::{MailboxMeta, flag};
 use std::path::PathBuf;
-use std::time::Duration;
-
-/// How often an IDLE session looks at the folder anyway: changes made outside postcore wake
-/// it at once through inotify (`postcore_storage::dirwatch`); this covers folders it cannot
-/// watch (the kernel's watch limit reached).
-const IDLE_POLL: Duration = Duration::from_secs(30);
-/// RFC 9051 §5.4 / RFC 2177: IDLE is ended by the server after this long.
-const IDLE_MAX: Duration = Duration::from_secs(29 * 60);
-
-/// One shared view: the modseq it reflects, the view, and when it was last handed out.
-type SharedView = (u64, std::sync::Arc<Vec<ViewMsg>>, std::time::Instant);
-
-/// Views shared by sessions that see the same mailbox state: 2,000 IDLE sessions on one
-/// INBOX hold one copy of its message list, not 2,000 (copy-on-write when one diverges).
-/// Recently used views stay cached for a while after their last session let go, so a
-/// client that re-selects or reconnects does not rebuild it.
-static SHARED_VIEWS: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<u64, SharedView>>,
-> = std::sync::LazyLock::new(Default::default);
-
-/// Unused views are dropped after this long.
-const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// The shared copy of a view of mailbox `id` at `modseq`, or `view` itself (registered for
-/// the next session).
-fn share_view(id: u64, modseq: u64, view: Vec<ViewMsg>) -> std::sync::Arc<Vec<ViewMsg>> {
-    let mut m = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((ms, a, used)) = m.get_mut(&id)
-        && *ms == modseq
-        && a.len() == view.len()
-    {
-        *used = std::time::Instant::now();
-        return a.clone();
-    }
-    if m.len() > 64 {
-        m.retain(|_, (_, a, used)| {
-            std::sync::Arc::strong_count(a) > 1 || used.elapsed() < VIEW_TTL
-        });
-    }
-    let a = std::sync::Arc::new(view);
-    m.insert(id, (modseq, a.clone(), std::time::Instant::now()));
-    a
-}
-
-/// The shared view of mailbox `id` at `modseq`, if there is one.
-fn cached_view(id: u64, modseq: u64) -> Option<std::sync::Arc<Vec<ViewMsg>>> {
-    let mut m = SHARED_VIEWS.lock().unwrap_or_else(|p| p.into_inner());
-    m.get_mut(&id)
-        .filter(|(ms, _, _)| *ms == modseq)
-        .map(|(_, a, used)| {
-            *used = std::time::Instant::now();
-            a.clone()
-        })
-}
-
-/// A message as the session knows it (sequence number = position + 1).
-#[derive(Debug, Clone)]
-pub(super) struct ViewMsg {
-    pub uid: u32,
-    pub flags: u8,
-    pub keywords: Vec<String>,
-    pub modseq: u64,
-    /// RFC822.SIZE.
-    pub size: u64,
-    /// INTERNALDATE (Unix seconds).
-    pub date: i64,
-    /// Expunged by another session, not yet announced to this one.
-    pub gone: bool,
-}
-
-impl ViewMsg {
-    fn from_record(
-        uid: u32,
-        r: &MessageRecord,
-        private: Option<&std::collections::HashSet<u32>>,
-    ) -> ViewMsg {
-        ViewMsg {
-            uid,
-            flags: super::seen::overlay(uid, r.flags, private),
-            keywords: r.keywords.clone(),
-            modseq: r.modseq,
-            size: r.size,
-            date: r.internal_date,
-            gone: false,
-        }
-    }
-
-    /// Appends the FLAGS list to `out`, with `\Recent` when `recent` (RFC 3501 §2.3.2).
-    pub fn write_flags(&self, out: &mut Vec<u8>, recent: bool) {
-        out.push(b'(');
-        let mut first = true;
-        for (n, b) in flag::NAMES.iter() {
-            if self.flags & b != 0 {
-                if !first {
-                    out.push(b' ');
-                }
-                out.extend_from_slice(n.as_bytes());
-                first = false;
-            }
-        }
-        for k in &self.keywords {
-            if !first {
-                out.push(b' ');
-            }
-            out.extend_from_slice(k.as_bytes());
-            first = false;
-        }
-        if recent {
-            if !first {
-                out.push(b' ');
-            }
-            out.extend_from_slice(b"\\Recent");
-        }
-        out.push(b')');
-    }
-
-    /// The FLAGS list (see [`ViewMsg::write_flags`]).
-    pub fn flag_list(&self, recent: bool) -> String {
-        let mut v = Vec::with_capacity(32);
-        self.write_flags(&mut v, recent);
-        String::from_utf8_lossy(&v).into_owned()
-    }
-}
 
 /// The selected mailbox.
 pub(super) struct Selected {
@@ -198,44 +76,6 @@ impl Selected {
     }
 }
 
-/// Whether `uid` lies in one of the half-open `ranges`.
-fn in_ranges(ranges: &[(u32, u32)], uid: u32) -> bool {
-    ranges.iter().any(|(lo, hi)| (*lo..*hi).contains(&uid))
-}
-
-/// Adds the UIDs `lo..hi` to `ranges`, merged with the last range when they meet
-/// (successive \Recent claims of one session usually do), so the list stays short.
-fn add_range(ranges: &mut Vec<(u32, u32)>, (lo, hi): (u32, u32)) {
-    match ranges.last_mut() {
-        Some(last) if lo <= last.1 && hi >= last.0 => *last = (last.0.min(lo), last.1.max(hi)),
-        _ => ranges.push((lo, hi)),
-    }
-}
-
-/// Compact `1:3,5` form of ascending numbers.
-pub(super) fn compress(nums: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < nums.len() {
-        let start = nums[i];
-        let mut end = start;
-        while i + 1 < nums.len() && nums[i + 1] == end + 1 {
-            i += 1;
-            end = nums[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
-}
-
 impl Session {
     /// The user's own \Seen set for `m` when \Seen is per user there (a shared or public
     /// mailbox while "shared seen" is off); `None` when the mailbox's \Seen flags apply.
@@ -264,7 +104,11 @@ impl Session {
         let idx = &self.ctx.shared.mailboxes;
         let meta = self.synced_meta(m)?;
         if private.is_none()
-            && let Some(v) = cached_view(meta.id, meta.highestmodseq)
+            && let Some(v) = self
+                .ctx
+                .shared
+                .imap_views
+                .cached(meta.id, meta.highestmodseq)
         {
             return Ok((meta, v));
         }
@@ -274,7 +118,10 @@ impl Session {
             .map(|(u, r)| ViewMsg::from_record(*u, r, private))
             .collect();
         let view = if private.is_none() {
-            share_view(meta.id, meta.highestmodseq, view)
+            self.ctx
+                .shared
+                .imap_views
+                .share(meta.id, meta.highestmodseq, view)
         } else {
             std::sync::Arc::new(view)
         };
@@ -508,290 +355,6 @@ impl Session {
             self.line(&l);
         }
     }
-
-    /// Removes the files of messages at `positions` and their index entries. Returns the
-    /// UIDs expunged.
-    pub(super) fn expunge_positions(&mut self, positions: &[usize]) -> anyhow::Result<Vec<u32>> {
-        let Some(sel) = self.sel.as_ref() else {
-            return Ok(Vec::new());
-        };
-        let mref = sel.mbox.clone();
-        let uids: Vec<u32> = positions.iter().map(|p| sel.msgs[*p].uid).collect();
-        self.expunge_uids(&mref, &uids)
-    }
-
-    /// Expunges `uids` of mailbox `m` (files and index), under the mailbox lock.
-    pub(super) fn expunge_uids(&self, m: &MailboxRef, uids: &[u32]) -> anyhow::Result<Vec<u32>> {
-        let idx = &self.ctx.shared.mailboxes;
-        let lock = idx.lock(m.meta.id);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut meta = idx
-            .get(&m.owner, &m.name)?
-            .ok_or_else(|| anyhow::anyhow!("mailbox vanished"))?;
-        let qbox = Self::quota_box(&m.owner);
-        let mut done = Vec::new();
-        for uid in uids {
-            let Some(rec) = idx.message(meta.id, *uid)? else {
-                continue;
-            };
-            match std::fs::remove_file(m.path.join(rec.relative_path())) {
-                Ok(()) => self.ctx.shared.usage.remove(&qbox, rec.size),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-            done.push(*uid);
-        }
-        idx.expunge(&m.owner, &m.name, &mut meta, &done)?;
-        drop(_g);
-        idx.notify(meta.id);
-        Ok(done)
-    }
-
-    pub(super) async fn expunge(&mut self, uids: Option<SeqSet>) -> Done {
-        let Some(sel) = self.sel.as_ref() else {
-            return Done::bad("No mailbox selected");
-        };
-        if sel.read_only || !sel.mbox.may('e') {
-            return Done::no_with(Code::ReadOnly, "Mailbox is read-only");
-        }
-        let allowed: Option<Vec<usize>> = uids.as_ref().map(|s| sel.resolve(s, true));
-        let targets: Vec<usize> = sel
-            .msgs
-            .iter()
-            .enumerate()
-            .filter(|(i, m)| {
-                m.flags & flag::DELETED != 0
-                    && !m.gone
-                    && allowed.as_ref().is_none_or(|a| a.binary_search(i).is_ok())
-            })
-            .map(|(i, _)| i)
-            .collect();
-        if let Err(e) = self.expunge_positions(&targets) {
-            tracing::warn!(user = %self.user(), "imap expunge: {e:#}");
-            return Done::no_with(Code::ServerBug, "Expunge failed");
-        }
-        self.refresh(true).await;
-        Done::ok("EXPUNGE completed")
-    }
-
-    pub(super) async fn close(&mut self, expunge: bool) -> Done {
-        if expunge
-            && let Some(sel) = self.sel.as_ref()
-            && !sel.read_only
-            && sel.mbox.may('e')
-        {
-            let targets: Vec<usize> = sel
-                .msgs
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.flags & flag::DELETED != 0 && !m.gone)
-                .map(|(i, _)| i)
-                .collect();
-            if let Err(e) = self.expunge_positions(&targets) {
-                tracing::warn!(user = %self.user(), "imap close: {e:#}");
-            }
-        }
-        self.sel = None;
-        Done::ok(if expunge {
-            "CLOSE completed"
-        } else {
-            "UNSELECT completed"
-        })
-    }
-
-    /// RFC 2177 IDLE: pushes changes until the client sends DONE.
-    pub(super) async fn idle(&mut self) -> Done {
-        self.line("+ idling");
-        if !self.flush().await {
-            self.conn.close();
-            return Done::Silent;
-        }
-        let started = std::time::Instant::now();
-        let mut shutdown = self.ctx.shared.shutdown.clone();
-        let mut watch = self.sel.as_ref().map(|s| s.watch.clone());
-        loop {
-            if let Some(p) = memchr::memchr(b'\n', &self.conn.inbuf) {
-                let line: Vec<u8> = self.conn.inbuf.drain(..=p).collect();
-                let l = String::from_utf8_lossy(&line);
-                return if l.trim().eq_ignore_ascii_case("DONE") {
-                    self.refresh(true).await;
-                    Done::ok("IDLE terminated")
-                } else {
-                    Done::bad("Expected DONE")
-                };
-            }
-            if self.conn.inbuf.len() > 1024 {
-                return Done::bad("Expected DONE");
-            }
-            enum Ev {
-                Data,
-                Closed,
-                Changed,
-                Poll,
-                Stop,
-            }
-            let ev = tokio::select! {
-                r = self.conn.read_some() => match r {
-                    Ok(_) => Ev::Data,
-                    Err(_) => Ev::Closed,
-                },
-                _ = async {
-                    match watch.as_mut() {
-                        Some(w) => { let _ = w.changed().await; }
-                        None => std::future::pending::<()>().await,
-                    }
-                } => Ev::Changed,
-                _ = tokio::time::sleep(IDLE_POLL) => Ev::Poll,
-                _ = shutdown.wait_for(|v| *v) => Ev::Stop,
-            };
-            match ev {
-                Ev::Data => {}
-                Ev::Closed => {
-                    self.conn.close();
-                    return Done::Silent;
-                }
-                Ev::Changed | Ev::Poll => {
-                    if started.elapsed() > IDLE_MAX {
-                        self.bye(None, "Autologout; IDLE for too long");
-                        let _ = self.flush().await;
-                        self.conn.close();
-                        return Done::Silent;
-                    }
-                    self.refresh(true).await;
-                    if !self.flush().await {
-                        self.conn.close();
-                        return Done::Silent;
-                    }
-                }
-                Ev::Stop => {
-                    self.bye(Some(Code::Unavailable), "Server shutting down");
-                    let _ = self.flush().await;
-                    self.conn.close();
-                    return Done::Silent;
-                }
-            }
-        }
-    }
-
-    /// "Keep spam for N days": expunges messages older than that from the user's Junk.
-    pub(super) fn expire_spam(&self, user: &str) {
-        let dir = self.ctx.shared.directory.snapshot();
-        let days = dir
-            .users
-            .get(user)
-            .and_then(|u| u.keep_spam_days)
-            .unwrap_or(dir.settings.imap.keep_spam_days);
-        if days == 0 {
-            return;
-        }
-        let idx = &self.ctx.shared.mailboxes;
-        let Ok(Some(meta)) = idx.get(user, "Junk") else {
-            return;
-        };
-        let root = self.user_root(user);
-        let m = MailboxRef {
-            owner: user.to_string(),
-            name: "Junk".into(),
-            display: "Junk".into(),
-            path: postcore_storage::mailbox::folder_path(&root, "Junk"),
-            meta,
-            rights: super::folders::ALL_RIGHTS.into(),
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        let cutoff = now - days as i64 * 86400;
-        let Ok((_, recs)) = self.load(&m) else {
-            return;
-        };
-        let old: Vec<u32> = recs
-            .iter()
-            .filter(|(_, r)| r.internal_date < cutoff)
-            .map(|(u, _)| *u)
-            .collect();
-        if old.is_empty() {
-            return;
-        }
-        match self.expunge_uids(&m, &old) {
-            Ok(done) => {
-                tracing::info!(
-                    user,
-                    expunged = done.len(),
-                    days,
-                    "junk expiry: {} messages older than {days} days expunged from Junk",
-                    done.len()
-                )
-            }
-            Err(e) => tracing::warn!(user, "junk expiry: {e:#}"),
-        }
-    }
-}
-
-/// The view after a refresh, and what changed from the old one.
-struct Merged {
-    /// The new view.
-    view: std::sync::Arc<Vec<ViewMsg>>,
-    /// Sequence numbers expunged (in the old view).
-    expunged_seqs: Vec<usize>,
-    /// UIDs expunged.
-    vanished: Vec<u32>,
-    /// Positions (in the new view) whose flags changed.
-    updates: Vec<usize>,
-    /// New messages were appended.
-    added: bool,
-}
-
-/// Merges the session's `old` view with the index's `fresh` one: messages gone are removed
-/// when `expunge_ok`, else kept marked `gone` (RFC 9051 §7.4.1: no EXPUNGE during FETCH,
-/// STORE, SEARCH); flag changes and new messages are noted.
-fn merge_views(old: &[ViewMsg], fresh: std::sync::Arc<Vec<ViewMsg>>, expunge_ok: bool) -> Merged {
-    let mut view = Vec::with_capacity(fresh.len());
-    let mut expunged_seqs = Vec::new();
-    let mut vanished = Vec::new();
-    let mut updates = Vec::new();
-    let mut j = 0;
-    for (i, v) in old.iter().enumerate() {
-        while j < fresh.len() && fresh[j].uid < v.uid {
-            j += 1;
-        }
-        if j < fresh.len() && fresh[j].uid == v.uid {
-            let f = &fresh[j];
-            if f.flags != v.flags || f.keywords != v.keywords {
-                updates.push(view.len());
-            }
-            view.push(f.clone());
-            j += 1;
-        } else if expunge_ok {
-            expunged_seqs.push(i + 1);
-            vanished.push(v.uid);
-        } else {
-            let mut nv = v.clone();
-            nv.gone = true;
-            view.push(nv);
-        }
-    }
-    let last = old.last().map(|m| m.uid).unwrap_or(0);
-    let before = view.len();
-    for f in &fresh[j.min(fresh.len())..] {
-        if f.uid > last {
-            view.push(f.clone());
-        }
-    }
-    let added = view.len() > before;
-    // Usually the new view is exactly the fresh one: keep sharing it.
-    let view = if view.len() == fresh.len() && !view.iter().any(|m| m.gone) {
-        fresh
-    } else {
-        std::sync::Arc::new(view)
-    };
-    Merged {
-        view,
-        expunged_seqs,
-        vanished,
-        updates,
-        added,
-    }
 }
 
 /// The untagged responses that report a refresh: EXPUNGE or VANISHED (QRESYNC), EXISTS and
@@ -833,24 +396,4 @@ fn changes_lines(
         ));
     }
     l
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn compress_ranges() {
-        assert_eq!(super::compress(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
-        assert_eq!(super::compress(&[]), "");
-    }
-
-    #[test]
-    fn recent_ranges_merge_when_they_meet() {
-        let mut r = vec![(1, 5)];
-        super::add_range(&mut r, (5, 7)); // this session's next claim
-        super::add_range(&mut r, (3, 9)); // read-only: overlaps
-        assert_eq!(r, vec![(1, 9)]);
-        super::add_range(&mut r, (12, 14)); // another session claimed 9..12 meanwhile
-        assert_eq!(r, vec![(1, 9), (12, 14)]);
-        assert!(super::in_ranges(&r, 8) && !super::in_ranges(&r, 9) && super::in_ranges(&r, 13));
-    }
 }

@@ -2,6 +2,7 @@
 //! servers, several messages per connection and up to `max_per_destination` connections per
 //! destination.
 
+pub mod actor;
 pub mod client;
 pub mod dsn;
 pub mod route;
