@@ -33,6 +33,35 @@ enum Stream {
     Tls(Box<TlsStream<Box<dyn Transport>>>),
 }
 
+/// A protocol's sans-IO framer (its line or command reader): takes one frame out of the input
+/// buffer, or `None` when more input is needed.
+pub trait Framer {
+    /// What it yields: a line, a command with its literals, or a framing error.
+    type Frame;
+    /// The next frame in `buf` (consumed from it), if a whole one is there.
+    fn frame(&mut self, buf: &mut Vec<u8>) -> Option<Self::Frame>;
+}
+
+impl Framer for postcore_protocol::smtp::LineReader {
+    type Frame = postcore_protocol::smtp::LineEvent;
+    fn frame(&mut self, buf: &mut Vec<u8>) -> Option<Self::Frame> {
+        match self.ingest(buf) {
+            postcore_protocol::smtp::LineEvent::NeedMore => None,
+            e => Some(e),
+        }
+    }
+}
+
+impl Framer for postcore_protocol::imap::CommandReader {
+    type Frame = postcore_protocol::imap::ReadEvent;
+    fn frame(&mut self, buf: &mut Vec<u8>) -> Option<Self::Frame> {
+        match self.ingest(buf) {
+            postcore_protocol::imap::ReadEvent::NeedMore => None,
+            e => Some(e),
+        }
+    }
+}
+
 /// Why a read ended without data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadEnd {
@@ -166,6 +195,20 @@ impl Conn {
         match tokio::time::timeout(timeout, self.read_some()).await {
             Ok(r) => r,
             Err(_) => Err(ReadEnd::Timeout),
+        }
+    }
+
+    /// The next frame of `framer`, reading more input as needed (each read within `timeout`).
+    pub async fn next_frame<F: Framer>(
+        &mut self,
+        framer: &mut F,
+        timeout: Duration,
+    ) -> Result<F::Frame, ReadEnd> {
+        loop {
+            if let Some(f) = framer.frame(&mut self.inbuf) {
+                return Ok(f);
+            }
+            self.fill(timeout).await?;
         }
     }
 

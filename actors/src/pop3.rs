@@ -95,21 +95,19 @@ impl Session {
     async fn read_line(&mut self) -> Option<Vec<u8>> {
         let timeout = Duration::from_secs(self.ctx.shared.config.limits.command_timeout_secs);
         loop {
-            match self.lines.ingest(&mut self.conn.inbuf) {
-                LineEvent::Line(l) => return Some(l),
-                LineEvent::TooLong => {
+            match self.conn.next_frame(&mut self.lines, timeout).await {
+                Ok(LineEvent::Line(l)) => return Some(l),
+                Ok(LineEvent::TooLong) => {
                     if !self.send(&pop3::err("line too long")).await {
                         return None;
                     }
                 }
-                LineEvent::NeedMore => match self.conn.fill(timeout).await {
-                    Ok(_) => {}
-                    Err(ReadEnd::Closed) => return None,
-                    Err(ReadEnd::Timeout) => {
-                        let _ = self.send(&pop3::err("autologout; idle for too long")).await;
-                        return None;
-                    }
-                },
+                Ok(LineEvent::NeedMore) => {}
+                Err(ReadEnd::Closed) => return None,
+                Err(ReadEnd::Timeout) => {
+                    let _ = self.send(&pop3::err("autologout; idle for too long")).await;
+                    return None;
+                }
             }
         }
     }

@@ -138,23 +138,18 @@ impl Session {
         if !self.flush().await {
             return None;
         }
-        loop {
-            if let Some(p) = memchr::memchr(b'\n', &self.conn.inbuf) {
-                let mut l: Vec<u8> = self.conn.inbuf.drain(..=p).collect();
-                l.pop();
-                if l.last() == Some(&b'\r') {
-                    l.pop();
-                }
+        // RFC 9051 §6.2.2: one line per response; 16 KiB is far above any SASL step here.
+        let mut lines = postcore_protocol::smtp::LineReader::new(16 * 1024);
+        let t = self.timeout();
+        match self.conn.next_frame(&mut lines, t).await {
+            Ok(postcore_protocol::smtp::LineEvent::Line(l)) => {
                 let s = String::from_utf8_lossy(&l).into_owned();
-                return (s != "*").then_some(s);
+                (s != "*").then_some(s)
             }
-            if self.conn.inbuf.len() > 16384 {
-                return None;
-            }
-            let t = self.timeout();
-            if !self.fill(t).await {
+            Ok(_) => None,
+            Err(_) => {
                 self.conn.close();
-                return None;
+                None
             }
         }
     }

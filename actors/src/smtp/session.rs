@@ -167,16 +167,11 @@ impl Session {
         if self.flush().await.is_err() {
             return None;
         }
-        loop {
-            match self.lines.ingest(&mut self.conn.inbuf) {
-                LineEvent::Line(l) => return Some(l),
-                LineEvent::TooLong => return Some(Vec::new()),
-                LineEvent::NeedMore => {
-                    if self.fill(self.command_timeout()).await.is_err() {
-                        return None;
-                    }
-                }
-            }
+        let timeout = self.command_timeout();
+        match self.conn.next_frame(&mut self.lines, timeout).await {
+            Ok(LineEvent::Line(l)) => Some(l),
+            Ok(_) => Some(Vec::new()),
+            Err(_) => None,
         }
     }
 
