@@ -16,7 +16,9 @@ use bytes::Bytes;
 use postcore_scanner::Flag;
 use postcore_storage::directory::{Mailbox, Target};
 use postcore_storage::maildir::{self, MaildirWriter};
-use postcore_storage::queue::{Failure, QueueRecord, QueuedRcpt, QueuedTarget, RcptStatus};
+use postcore_storage::queue::{
+    Failure, QueueRecord, QueuedRcpt, QueuedTarget, RcptStatus, ScanNote,
+};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -126,6 +128,8 @@ pub struct IncomingMessage {
     pub arrival: u64,
     /// Where it goes.
     pub deliveries: Vec<Delivery>,
+    /// The scan verdict's score and symbols (kept in the queue record if it is queued).
+    pub scan: Option<ScanNote>,
 }
 
 /// One delivery of an accepted message, as the scan verdict left it.
@@ -273,6 +277,7 @@ pub async fn accept_message(
         next_attempt: msg.arrival,
         rcpts: later,
         warned: false,
+        scan: msg.scan,
     };
     enqueue(shared, &record, &msg.data).await?;
     tracing::info!(qid = %msg.qid, "{}: queued, {} deliveries waiting", msg.qid, record.rcpts.len());
@@ -357,6 +362,7 @@ mod tests {
                 data: Bytes::from(data),
                 arrival: 1_700_000_000,
                 deliveries,
+                scan: None,
             };
             accept_message(&s, &delivery, msg, Instant::now())
                 .await
@@ -380,6 +386,43 @@ mod tests {
         let (_, body) = only_file(&tmp.path().join("mail/users/bob/new"));
         assert!(body.starts_with(b"X-Spam-Flag: YES\r\n"));
         // As the server does at exit: no thread closes the database while the process ends.
+        shared.store.db().cancel_all_background_work(true);
+        std::mem::forget(shared);
+    }
+
+    /// A message that is queued (here: for a remote recipient) keeps its verdict's score and
+    /// symbols in the queue record, and a filed-into folder with its flags.
+    #[test]
+    fn a_queued_message_keeps_its_verdict() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = shared(tmp.path());
+        let note = ScanNote {
+            score: 7.5,
+            symbols: vec!["BAYES_SPAM(7.50)".into()],
+        };
+        let s = shared.clone();
+        let n = note.clone();
+        tokio_uring::start(async move {
+            let delivery = DeliveryActor::new(s.clone()).start().recipient();
+            let msg = IncomingMessage {
+                qid: "QVERDICT2".into(),
+                from: "sender@remote.test".into(),
+                message_id: None,
+                data: Bytes::from_static(b"Subject: x\r\n\r\ny\r\n"),
+                arrival: 1_700_000_000,
+                deliveries: vec![Delivery::plain(
+                    Target::Remote("far@remote.test".into()),
+                    "far@remote.test",
+                )],
+                scan: Some(n),
+            };
+            accept_message(&s, &delivery, msg, Instant::now())
+                .await
+                .expect("durable");
+        });
+        let recs = QueueRecord::load_all(&shared.store).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].scan.as_ref(), Some(&note));
         shared.store.db().cancel_all_background_work(true);
         std::mem::forget(shared);
     }

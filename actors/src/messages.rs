@@ -10,8 +10,8 @@
 //!                                      └──SendRoute──▶ OutboundActor ──▶ Vec<Outcome>
 //! ```
 //!
-//! This module is a leaf: it names no actor type, only messages, so a component holds the
-//! address of another as a [`Recipient`] of the messages it sends.
+//! This module names no actor type, only messages and the data they carry, so a component
+//! holds the address of another as a [`Recipient`] of the messages it sends.
 
 use crate::outbound::route::Route;
 use crate::outbound::{Job, Outcome};

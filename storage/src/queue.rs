@@ -113,8 +113,18 @@ impl From<FailureRepr> for Failure {
     }
 }
 
+/// The explanation of a message's scan verdict, kept with it while it is queued: a retry or
+/// an administrator looking at the queue still sees why it went where it goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ScanNote {
+    /// Total score.
+    pub score: f64,
+    /// Symbols as `NAME(score)`.
+    pub symbols: Vec<String>,
+}
+
 /// A queued message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueRecord {
     /// Queue id.
     pub qid: String,
@@ -136,6 +146,9 @@ pub struct QueueRecord {
     /// A delay warning was sent to the sender.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warned: bool,
+    /// The scan verdict's score and symbols, when the scanner gave any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanNote>,
 }
 
 impl QueueRecord {

@@ -112,6 +112,7 @@ pub(super) async fn send_bounce(
         data: Bytes::from(data),
         arrival: now,
         deliveries,
+        scan: None,
     };
     if let Err(e) = accept_message(shared, &run.delivery, msg, std::time::Instant::now()).await {
         tracing::error!(qid = %rec.qid, "{}: bounce not queued: {e:#}", rec.qid);

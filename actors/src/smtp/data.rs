@@ -11,8 +11,20 @@ use bytes::Bytes;
 use postcore_protocol::smtp::{Address, DataEvent, DataReceiver, Reply, codes};
 use postcore_scanner::{ScanContext, Verdict};
 use postcore_storage::directory::{Directory, RcptResolution, Target};
-use postcore_storage::queue::{new_qid, now_secs};
+use postcore_storage::queue::{ScanNote, new_qid, now_secs};
 use std::time::{Duration, Instant};
+
+/// The verdict's score and symbols for the queue record; `None` when it has neither.
+fn scan_note(v: &Verdict) -> Option<ScanNote> {
+    (v.score != 0.0 || !v.symbols.is_empty()).then(|| ScanNote {
+        score: v.score,
+        symbols: v
+            .symbols
+            .iter()
+            .map(|s| format!("{}({:.2})", s.name, s.score))
+            .collect(),
+    })
+}
 
 /// Copies held in quarantine: (RCPT TO address, reason).
 type Held = Vec<(String, String)>;
@@ -179,6 +191,7 @@ impl Session {
             data: Bytes::from(data),
             arrival,
             deliveries,
+            scan: scan_note(&verdict),
         };
         self.commit(msg, started).await;
         Next::Continue
