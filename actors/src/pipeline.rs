@@ -15,6 +15,7 @@
 //! The stages are plain functions over values, so each is tested without a connection.
 
 use crate::delivery::Delivery;
+use postcore_protocol::message;
 use postcore_protocol::smtp::{DataReceiver, codes};
 use postcore_scanner::{Disposition, HeaderEdit, MessageAction, Reply, Verdict};
 use postcore_storage::directory::{BareNewline, Target};
@@ -176,57 +177,25 @@ pub fn plan(
     }
 }
 
-/// True for a header field name: printable US-ASCII except `:` (RFC 5322 §2.2).
-fn valid_field_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
-}
-
-/// Stage 5: applies a scanner's header edits to `content`. Removals drop every field of that
-/// name (with its continuation lines); additions go on top, in order. A field value is put on
-/// one line: CR and LF in it become spaces, so a verdict can never inject a field or end the
-/// header section (header injection). Edits with an invalid field name are skipped.
+/// Stage 5: applies a scanner's header edits to `content` (see
+/// [`postcore_protocol::message::edit_header_section`]: removals drop every field of that
+/// name, additions go on top, no edit can inject a field or end the header section).
 pub fn edit_headers(content: Vec<u8>, edits: &[HeaderEdit]) -> Vec<u8> {
     if edits.is_empty() {
         return content;
     }
-    let removed: Vec<&str> = edits
-        .iter()
-        .filter_map(|e| match e {
-            HeaderEdit::Remove { name } => Some(name.as_str()),
-            HeaderEdit::Add { .. } => None,
-        })
-        .collect();
-    let mut out = Vec::with_capacity(content.len() + 256);
+    let mut remove = Vec::new();
+    let mut add = Vec::new();
     for e in edits {
-        if let HeaderEdit::Add { name, value } = e {
-            if !valid_field_name(name) {
+        match e {
+            HeaderEdit::Remove { name } => remove.push(name.as_str()),
+            HeaderEdit::Add { name, .. } if !message::valid_field_name(name) => {
                 tracing::warn!(field = %name, "scanner header edit with an invalid name skipped");
-                continue;
             }
-            let clean: String = value
-                .chars()
-                .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-                .collect();
-            out.extend_from_slice(format!("{name}: {}\r\n", clean.trim()).as_bytes());
+            HeaderEdit::Add { name, value } => add.push((name.as_str(), value.as_str())),
         }
     }
-    let header_len = crate::util::header_section(&content).len();
-    let (head, body) = content.split_at(header_len.min(content.len()));
-    let mut skipping = false;
-    for line in head.split_inclusive(|&b| b == b'\n') {
-        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-        if !continuation {
-            let name = line.split(|&b| b == b':').next().unwrap_or(&[]);
-            skipping = removed
-                .iter()
-                .any(|r| name.trim_ascii().eq_ignore_ascii_case(r.as_bytes()));
-        }
-        if !skipping {
-            out.extend_from_slice(line);
-        }
-    }
-    out.extend_from_slice(body);
-    out
+    message::edit_header_section(content, &remove, &add)
 }
 
 /// Stage 6, for quarantined copies: stores the message durably under

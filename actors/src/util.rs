@@ -54,20 +54,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// The header section of a message (up to the first empty line).
-pub fn header_section(msg: &[u8]) -> &[u8] {
-    if msg.starts_with(b"\r\n") {
-        return &[];
-    }
-    match memfind(msg, b"\r\n\r\n") {
-        Some(p) => &msg[..p + 2],
-        None => msg,
-    }
-}
-
-fn memfind(h: &[u8], n: &[u8]) -> Option<usize> {
-    h.windows(n.len()).position(|w| w == n)
-}
+pub use postcore_protocol::message::header_section;
 
 /// Keeps only characters that are safe inside a header comment or log field.
 pub fn sanitize_token(s: &str, max: usize) -> String {
@@ -89,16 +76,6 @@ mod tests {
             "Wed, 18 Nov 2026 11:06:40 +0000"
         );
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
-    }
-
-    #[test]
-    fn header_sections() {
-        let m = b"Subject: a\r\nMessage-ID:\r\n <x@y>\r\n\r\nMessage-ID: <body@z>\r\n";
-        assert_eq!(
-            header_section(m),
-            b"Subject: a\r\nMessage-ID:\r\n <x@y>\r\n"
-        );
-        assert_eq!(header_section(b"\r\nbody"), b"");
     }
 
     #[test]

@@ -5,5 +5,6 @@
 //! The running server (`postcore-actors`) owns the I/O and feeds bytes in.
 
 pub mod imap;
+pub mod message;
 pub mod pop3;
 pub mod smtp;
