@@ -11,9 +11,20 @@ fuzz_target!(|input: (&[u8], &str, &str)| {
     let out = edit_header_section(msg.to_vec(), &[name], &[(name, value)]);
     assert!(out.ends_with(&body), "the body changed");
     let valid = postcore_protocol::message::valid_field_name(name);
+    let mut lines = header_section(&out).split_inclusive(|&b| b == b'\n');
     if valid {
-        let first = out.split(|&b| b == b'\n').next().unwrap_or_default();
+        let first = lines.next().unwrap_or_default();
         assert!(first.starts_with(name.as_bytes()), "the added field is first");
-        assert!(!first[..first.len().saturating_sub(1)].contains(&b'\r'));
+        assert!(!first[..first.len().saturating_sub(2)].contains(&b'\r'), "one line");
+    }
+    for line in lines {
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            continue;
+        }
+        let field = line.split(|&b| b == b':').next().unwrap_or_default();
+        assert!(
+            !field.trim_ascii().eq_ignore_ascii_case(name.as_bytes()),
+            "a removed field survived"
+        );
     }
 });
