@@ -20,8 +20,10 @@ pub fn valid_field_name(name: &str) -> bool {
 
 /// Removes every field named in `remove` (case-insensitive, with its continuation lines) and
 /// puts the `add` fields on top, in order. A value is put on one line (CR and LF become
-/// spaces), so no edit can add a second field or end the header section; fields with an
-/// invalid name are not added. The body is not touched.
+/// spaces), so no edit can add a second field or end the header section; invalid names are
+/// ignored on both sides (an empty name would otherwise match the line that ends the header
+/// section). The body is not touched. `content` has CRLF line ends, as the DATA/BDAT receiver
+/// delivers it (bare CR and LF are normalised there, RFC 5321 §2.3.8).
 pub fn edit_header_section(content: Vec<u8>, remove: &[&str], add: &[(&str, &str)]) -> Vec<u8> {
     if remove.is_empty() && add.is_empty() {
         return content;
@@ -37,6 +39,11 @@ pub fn edit_header_section(content: Vec<u8>, remove: &[&str], add: &[(&str, &str
             .collect();
         out.extend_from_slice(format!("{name}: {}\r\n", clean.trim()).as_bytes());
     }
+    let remove: Vec<&str> = remove
+        .iter()
+        .copied()
+        .filter(|n| valid_field_name(n))
+        .collect();
     let header_len = header_section(&content).len();
     let (head, body) = content.split_at(header_len.min(content.len()));
     let mut skipping = false;
@@ -71,12 +78,20 @@ mod tests {
         assert_eq!(header_section(b"no end"), b"no end");
     }
 
+    /// Found by the `header_edit` fuzz target: an empty name removed the line that ended the
+    /// header section, so the body became part of it.
+    #[test]
+    fn invalid_names_change_nothing() {
+        let msg = b"\x08\n\n\r\n\r\n)\xff".to_vec();
+        assert_eq!(edit_header_section(msg.clone(), &[""], &[("", "")]), msg);
+    }
+
     #[test]
     fn edits_remove_folded_fields_add_on_top_and_never_inject() {
         let msg = b"X-Spam: old\r\n\tcontinued\r\nSubject: hi\r\nx-spam: again\r\n\r\nX-Spam: in body\r\n";
         let out = edit_header_section(
             msg.to_vec(),
-            &["X-Spam"],
+            &["X-Spam", ""],
             &[
                 ("X-Spam", "yes\r\nBcc: evil@example.test\r\n\r\nbody"),
                 ("Bad Name", "x"),
