@@ -58,13 +58,16 @@ pub fn check_transfer(
     Ok((rx.into_content(), bare_found))
 }
 
-/// Stage 2: the header fields the pipeline reads, taken from the header section once.
+/// Stage 2: the header fields the pipeline reads, taken from the header section once (and
+/// once more only when the verdict edited the header).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderView {
     /// `Message-ID`, as written.
     pub message_id: Option<String>,
     /// True if the message has a `Date` field.
     pub has_date: bool,
+    /// The domain of the `From:` address (DKIM signing and legal notices go by it).
+    pub from_domain: Option<String>,
 }
 
 impl HeaderView {
@@ -74,6 +77,7 @@ impl HeaderView {
         HeaderView {
             message_id: h.message_id(),
             has_date: h.has(mail_parser::HeaderName::Date),
+            from_domain: h.from_domain(),
         }
     }
 }

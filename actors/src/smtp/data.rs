@@ -180,6 +180,12 @@ impl Session {
         };
         // The scanner has let go of its copy: no octet is copied here.
         let edited = pipeline::edit_headers(Vec::from(data), &verdict.headers);
+        // Our own additions go by the header as the verdict left it.
+        let view = if verdict.headers.is_empty() {
+            view
+        } else {
+            HeaderView::parse(&edited)
+        };
         let (data, message_id) = self.add_headers(&qid, &tx, arrival, view, edited);
         if !self.hold_quarantined(&qid, &data, &quarantined) {
             return Next::Continue;
@@ -367,7 +373,7 @@ impl Session {
         view: HeaderView,
         content: Vec<u8>,
     ) -> (Vec<u8>, Option<String>) {
-        let mut message_id = view.message_id;
+        let mut message_id = view.message_id.clone();
         let received = self.received_header(qid, tx, arrival);
         let mut added = String::new();
         if self.kind != ListenerKind::Smtp && self.auth.is_some() {
@@ -387,9 +393,10 @@ impl Session {
         drop(content);
         let mut signature = String::new();
         if self.auth.is_some()
-            && let Some(dom) = crate::headers::Headers::parse(&body)
-                .from_domain()
-                .and_then(|d| tx.dir.domains.get(&d).cloned())
+            && let Some(dom) = view
+                .from_domain
+                .as_ref()
+                .and_then(|d| tx.dir.domains.get(d).cloned())
         {
             if let Some(notice) = &dom.legal_notice {
                 body = crate::legal_notice::append(&body, notice, qid);
