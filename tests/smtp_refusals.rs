@@ -235,8 +235,10 @@ fn recipient_limit_line_length_and_error_limit() {
     let (code, text) = c.cmd(&long);
     assert_eq!((code, text.as_str()), (500, "5.5.2 Error: line too long"));
     c.ok("NOOP", 250);
-    // Errors: the overlong line was one; four more close the session with 421.
-    for _ in 0..3 {
+    // Errors: the 452 over the recipient limit and the overlong line were two (issue 12: a
+    // refused RCPT counts, so a flood of them ends at max_errors); three more close the
+    // session with 421.
+    for _ in 0..2 {
         assert_eq!(c.cmd("BOGUS").0, 500);
     }
     let (code, text) = c.cmd("BOGUS");
@@ -636,4 +638,43 @@ fn header_injection_through_helo_or_addresses_is_impossible() {
         headers.starts_with("Received: from evil.testX-Injected: ([127.0.0.1])\r\n"),
         "{headers}"
     );
+}
+
+/// A client pipelining RCPTs past the recipient limit is cut at `max_errors`, and the
+/// refusals are logged once, not once per RCPT (issue 12).
+#[test]
+fn a_flood_of_rcpts_past_the_limit_is_cut_and_logged_once() {
+    let s = TestServer::start_with("[limits]\nmax_errors = 10\n");
+    s.setup_basic();
+    s.api_ok("PATCH", "/settings", Some(json!({"max_recipients": 2})));
+    let mut c = s.smtp();
+    c.ok("EHLO c.test", 250);
+    c.ok("MAIL FROM:<x@remote.test>", 250);
+    let flood: String = (0..200)
+        .map(|i| {
+            format!(
+                "RCPT TO:<{}@example.test>\r\n",
+                ["alice", "bob", "carol"][i % 3]
+            )
+        })
+        .collect();
+    c.send(flood.as_bytes());
+    let mut codes = Vec::new();
+    loop {
+        let (code, _) = c.reply();
+        if code == 0 {
+            break;
+        }
+        codes.push(code);
+        if code == 421 {
+            break;
+        }
+    }
+    let accepted = codes.iter().filter(|c| **c == 250).count();
+    let refused = codes.iter().filter(|c| **c == 452).count();
+    assert_eq!(accepted, 2, "{codes:?}");
+    assert_eq!(refused, 10, "cut at max_errors: {codes:?}");
+    assert_eq!(codes.last(), Some(&421), "{codes:?}");
+    let log = s.log();
+    assert_eq!(log.matches("recipient limit reached").count(), 1, "{log}");
 }

@@ -104,7 +104,8 @@ pub struct Limits {
     pub max_line_length: usize,
     /// Simultaneous connections from one IP address.
     pub max_connections_per_ip: usize,
-    /// Protocol errors before the session is closed with 421.
+    /// Protocol errors before the session is closed: SMTP 5xx replies (then 421), IMAP `BAD`
+    /// responses (then `BYE`), POP3 unknown or malformed commands (then `-ERR` and close).
     pub max_errors: u32,
     /// Seconds to wait for a command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
     pub command_timeout_secs: u64,

@@ -51,6 +51,8 @@ struct Session {
     login: Option<(String, Lock)>,
     msgs: Vec<Msg>,
     failures: u32,
+    /// Unknown or malformed commands so far (`limits.max_errors` of them close the session).
+    errors: u32,
 }
 
 /// Entry point for an accepted POP3 connection (`io`: TCP, or a duplex stream in tests).
@@ -73,6 +75,7 @@ pub async fn serve(
         login: None,
         msgs: Vec::new(),
         failures: 0,
+        errors: 0,
     };
     s.run().await;
     s.conn.shutdown().await;
@@ -130,8 +133,20 @@ impl Session {
                     return;
                 }
                 Ok(c) => self.command(c).await,
-                Err(CommandError::Unknown) => Some(pop3::err("unknown command")),
-                Err(CommandError::Syntax(e)) => Some(pop3::err(e)),
+                Err(e) => {
+                    self.errors += 1;
+                    if self.errors >= self.ctx.shared.config.limits.max_errors {
+                        tracing::info!(client = %self.peer, errors = self.errors, "pop3: too many invalid commands, closing");
+                        let _ = self
+                            .send(&pop3::err("[SYS/TEMP] too many invalid commands"))
+                            .await;
+                        return;
+                    }
+                    Some(match e {
+                        CommandError::Unknown => pop3::err("unknown command"),
+                        CommandError::Syntax(e) => pop3::err(e),
+                    })
+                }
             };
             match reply {
                 Some(r) => {

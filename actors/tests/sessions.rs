@@ -28,6 +28,11 @@ struct Harness {
 }
 
 fn harness(command_timeout_secs: u64) -> Harness {
+    harness_with(|cfg| cfg.limits.command_timeout_secs = command_timeout_secs)
+}
+
+/// A harness whose configuration `tune` adjusts.
+fn harness_with(tune: impl FnOnce(&mut Config)) -> Harness {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let mut cfg = Config {
@@ -35,7 +40,7 @@ fn harness(command_timeout_secs: u64) -> Harness {
         hostname: "mx.example.test".into(),
         ..Config::default()
     };
-    cfg.limits.command_timeout_secs = command_timeout_secs;
+    tune(&mut cfg);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let shared = Arc::new(Shared::open(cfg, rx).unwrap());
     let d = &shared.directory;
@@ -450,5 +455,45 @@ fn imap_search_finds_text_in_every_charset() {
             assert_eq!(hits.len(), expected, "{key} {want}: {r}\n{order}");
         }
         c.imap("z", "LOGOUT").await;
+    });
+}
+
+/// IMAP closes a session after `limits.max_errors` BAD responses (issue 12); IDLE garbage
+/// counts too.
+#[test]
+fn imap_bad_command_limit_closes_the_session() {
+    let h = harness_with(|cfg| cfg.limits.max_errors = 5);
+    h.session(ListenerKind::Imaps, |io| async move {
+        let mut c = Client::new(tls_client(io).await);
+        c.line().await;
+        for i in 0..4 {
+            assert!(c.imap(&format!("a{i}"), "JUNK").await.contains(" BAD "));
+        }
+        c.send(b"a5 JUNK\r\n").await;
+        assert!(c.line().await.starts_with("a5 BAD"));
+        let bye = c.line().await;
+        assert!(bye.starts_with("* BYE Too many invalid commands"), "{bye}");
+        assert_eq!(c.line().await, "", "closed");
+    });
+}
+
+/// POP3 closes a session after `limits.max_errors` unknown or malformed commands.
+#[test]
+fn pop3_bad_command_limit_closes_the_session() {
+    let h = harness_with(|cfg| cfg.limits.max_errors = 3);
+    h.session(ListenerKind::Pop3s, |io| async move {
+        let mut c = Client::new(tls_client(io).await);
+        c.line().await;
+        for _ in 0..2 {
+            c.send(b"JUNK\r\n").await;
+            assert!(c.line().await.starts_with("-ERR unknown command"));
+        }
+        c.send(b"JUNK\r\n").await;
+        let last = c.line().await;
+        assert!(
+            last.starts_with("-ERR [SYS/TEMP] too many invalid commands"),
+            "{last}"
+        );
+        assert_eq!(c.line().await, "", "closed");
     });
 }

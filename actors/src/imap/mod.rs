@@ -92,6 +92,8 @@ pub(crate) struct Session {
     login: Option<Login>,
     sel: Option<select::Selected>,
     failures: u32,
+    /// `BAD` responses so far (`limits.max_errors` of them close the session).
+    bad_commands: u32,
     /// ENABLE CONDSTORE (or a CONDSTORE-enabling command) was seen.
     condstore: bool,
     /// ENABLE QRESYNC.
@@ -127,6 +129,7 @@ pub async fn serve(
         login: None,
         sel: None,
         failures: 0,
+        bad_commands: 0,
         condstore: false,
         qresync: false,
         rev2: false,
@@ -199,8 +202,11 @@ impl Session {
         self.conn.is_tls()
     }
 
-    /// Appends a status response (`tag` `*` for untagged).
+    /// Appends a status response (`tag` `*` for untagged); tagged `BAD`s are counted.
     fn respond(&mut self, tag: &str, status: Status, text: &StatusText) {
+        if status == Status::Bad && tag != "*" {
+            self.bad_commands += 1;
+        }
         imap::response::write_status(&mut self.conn.out, tag, status, text);
     }
 
@@ -313,6 +319,12 @@ impl Session {
                     }
                     if self.failures >= MAX_FAILURES {
                         self.bye(None, "Too many failed logins");
+                        let _ = self.flush().await;
+                        return;
+                    }
+                    if self.bad_commands >= self.ctx.shared.config.limits.max_errors {
+                        tracing::info!(client = %self.peer, bad = self.bad_commands, "imap: too many invalid commands, closing");
+                        self.bye(None, "Too many invalid commands");
                         let _ = self.flush().await;
                         return;
                     }

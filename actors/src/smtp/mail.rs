@@ -50,6 +50,7 @@ impl Session {
             rcpts: Vec::new(),
             bdat: None,
             dir,
+            over_limit: 0,
         });
         self.send(codes::SENDER_OK);
     }

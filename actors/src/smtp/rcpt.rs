@@ -7,17 +7,34 @@ use postcore_protocol::smtp::codes;
 use postcore_storage::directory::{RcptResolution, Target};
 
 impl Session {
+    /// RFC 5321 §4.5.3.1.8: `452` past the limit. Each counts as a protocol error (so a flood
+    /// of RCPTs ends at `max_errors`), and only the first of a transaction is logged.
+    fn over_recipient_limit(&mut self) {
+        let n = self.tx.as_mut().map_or(1, |t| {
+            t.over_limit += 1;
+            t.over_limit
+        });
+        self.errors += 1;
+        if n == 1 {
+            self.reject(
+                "too_many_recipients",
+                codes::TOO_MANY_RECIPIENTS,
+                "recipient limit reached (further ones in this transaction are not logged)",
+            );
+        } else {
+            metrics::counter!(crate::metrics::REJECTED, "reason" => "too_many_recipients")
+                .increment(1);
+            self.send(codes::TOO_MANY_RECIPIENTS);
+        }
+    }
+
     pub(super) fn rcpt(&mut self, to: Address) {
         let Some(tx) = self.tx.as_ref() else {
             return self.send(codes::NEED_MAIL);
         };
         let dir = tx.dir.clone();
         if tx.rcpts.len() >= dir.settings.max_recipients {
-            return self.reject(
-                "too_many_recipients",
-                codes::TOO_MANY_RECIPIENTS,
-                "recipient limit reached",
-            );
+            return self.over_recipient_limit();
         }
         if to.is_utf8() && !tx.params.smtputf8 {
             // RFC 6531 §3.5: non-ASCII address without SMTPUTF8.

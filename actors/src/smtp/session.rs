@@ -33,6 +33,8 @@ pub struct Transaction {
     pub bdat: Option<postcore_protocol::smtp::DataReceiver>,
     /// Directory snapshot the transaction was checked against.
     pub dir: Arc<Directory>,
+    /// RCPTs refused because the recipient limit was reached.
+    pub over_limit: u32,
 }
 
 /// What the loop does after a command.
