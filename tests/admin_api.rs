@@ -41,8 +41,38 @@ fn domains_users_groups_public_addresses_bad_input_changes_nothing() {
     };
     s.setup_basic();
     let snapshot = before(&s);
+    // 254 characters: one more than a domain name can have (RFC 1035 §2.3.4).
+    let long_domain = [
+        &"a".repeat(63)[..],
+        &"b".repeat(63),
+        &"c".repeat(63),
+        &"d".repeat(62),
+    ]
+    .join(".");
+    assert_eq!(long_domain.len(), 254);
     let bad: Vec<(&str, &str, Value, u16)> = vec![
         ("POST", "/domains", json!({"name": "not a domain"}), 400),
+        ("POST", "/domains", json!({"name": "127.0.0.1"}), 400),
+        ("POST", "/domains", json!({"name": "[127.0.0.1]"}), 400),
+        ("POST", "/domains", json!({"name": long_domain}), 400),
+        (
+            "POST",
+            "/domains/example.test/dkim",
+            json!({"selector": "s".repeat(300)}),
+            400,
+        ),
+        (
+            "POST",
+            "/domains/example.test/dkim",
+            json!({"selector": "-bad"}),
+            400,
+        ),
+        (
+            "POST",
+            "/domains/example.test/dkim",
+            json!({"selector": "a..b"}),
+            400,
+        ),
         ("POST", "/domains", json!({"name": "localhost"}), 400),
         ("POST", "/domains", json!({"name": "example.test"}), 409),
         (
@@ -178,6 +208,18 @@ fn domains_users_groups_public_addresses_bad_input_changes_nothing() {
         ),
         ("DELETE", "/addresses/ghost@*", Value::Null, 404),
         ("PATCH", "/settings", json!({"max_message_size": 10}), 400),
+        (
+            "PATCH",
+            "/settings",
+            json!({"max_message_size": 18_446_744_073_709_551_615u64}),
+            400,
+        ),
+        (
+            "PATCH",
+            "/settings",
+            json!({"max_recipients": 1_000_000}),
+            400,
+        ),
         ("PATCH", "/settings", json!({"max_recipients": 0}), 400),
         (
             "PATCH",

@@ -589,12 +589,16 @@ async fn enable_dkim(
         body(&b)?
     };
     let selector = req.selector.unwrap_or_else(|| "default".into());
-    if selector.is_empty()
-        || !selector
-            .split('.')
-            .all(|l| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
-    {
-        return Err(bad(format!("selector {selector:?}")));
+    // RFC 6376 §3.1: a selector is one or more DNS labels (RFC 1035 §2.3.1: letters, digits
+    // and inner hyphens, 63 octets at most each).
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    };
+    if selector.len() > 63 * 4 || !selector.split('.').all(label_ok) {
+        return Err(bad(format!("selector {selector:?}: not a DNS label")));
     }
     let snap = st.shared.directory.snapshot();
     let mut d = snap

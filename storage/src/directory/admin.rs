@@ -11,6 +11,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, Mutex};
 
+/// Longest domain name as text (RFC 1035 §2.3.4: 255 octets in wire format).
+pub const MAX_DOMAIN_NAME: usize = 253;
+/// Largest `max_message_size` accepted (1 GiB): messages are held in memory while they
+/// arrive, so the bound keeps one session from claiming more.
+pub const MAX_MESSAGE_SIZE: u64 = 1 << 30;
+/// Largest `max_recipients` accepted (RFC 5321 §4.5.3.1.8 asks for at least 100).
+pub const MAX_RECIPIENTS: usize = 100_000;
 /// Why an administrative change was refused.
 #[derive(Debug)]
 pub enum AdminError {
@@ -105,9 +112,22 @@ impl DirectoryHandle {
         let _g = self.lock();
         d.name = parse_domain(&d.name, false)
             .map_err(|e| AdminError::Invalid(format!("domain {:?}: {e}", d.name)))?;
-        if d.name.starts_with('[') || !d.name.contains('.') {
+        // RFC 1035 §2.3.4: 255 octets on the wire, so at most 253 characters as text; RFC 3696
+        // §2: a top-level label is never all digits, so `127.0.0.1` is an address, not a domain.
+        let tld_numeric = d
+            .name
+            .rsplit('.')
+            .next()
+            .is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()));
+        if d.name.starts_with('[') || !d.name.contains('.') || tld_numeric {
             return invalid(format!(
-                "domain {:?}: need a fully qualified domain name",
+                "domain {:?}: need a fully qualified domain name, not an address",
+                d.name
+            ));
+        }
+        if d.name.len() > MAX_DOMAIN_NAME {
+            return invalid(format!(
+                "domain {:?}: longer than {MAX_DOMAIN_NAME} characters",
                 d.name
             ));
         }
@@ -399,11 +419,15 @@ impl DirectoryHandle {
         merge(&mut cur, patch);
         let s: Settings = serde_json::from_value(cur)
             .map_err(|e| AdminError::Invalid(format!("settings: {e}")))?;
-        if s.max_message_size < 1024 {
-            return invalid("max_message_size must be at least 1024");
+        if !(1024..=MAX_MESSAGE_SIZE).contains(&s.max_message_size) {
+            return invalid(format!(
+                "max_message_size must be between 1024 and {MAX_MESSAGE_SIZE}"
+            ));
         }
-        if s.max_recipients == 0 {
-            return invalid("max_recipients must be at least 1");
+        if !(1..=MAX_RECIPIENTS).contains(&s.max_recipients) {
+            return invalid(format!(
+                "max_recipients must be between 1 and {MAX_RECIPIENTS}"
+            ));
         }
         for a in s.always_bcc.iter() {
             Address::parse(a, true)
