@@ -497,3 +497,29 @@ fn pop3_bad_command_limit_closes_the_session() {
         assert_eq!(c.line().await, "", "closed");
     });
 }
+
+/// CREATE refuses names with control characters, blank levels or broken modified UTF-7, and
+/// stops at the per-user mailbox limit with `[LIMIT]` (issue 12).
+#[test]
+fn imap_create_checks_names_and_the_mailbox_limit() {
+    let h = harness_with(|_| {});
+    h.shared
+        .directory
+        .patch_settings(json!({"imap": {"max_mailboxes": 8}}))
+        .unwrap();
+    h.session(ListenerKind::Imaps, |io| async move {
+        let mut c = Client::new(tls_client(io).await);
+        c.line().await;
+        assert!(c.imap("a", "LOGIN alice alice-pw").await.contains("a OK"));
+        // INBOX and the five special-use folders made at first login: 6 of 8.
+        for (tag, name) in [("b", "\"a\tb\""), ("c", "\"   \""), ("d", "&Jjo")] {
+            let r = c.imap(tag, &format!("CREATE {name}")).await;
+            assert!(r.contains(&format!("{tag} NO [CANNOT]")), "{name}: {r}");
+        }
+        assert!(c.imap("e", "CREATE &Jjo-").await.contains("e OK"));
+        assert!(c.imap("f", "CREATE two").await.contains("f OK"));
+        let r = c.imap("g", "CREATE three").await;
+        assert!(r.contains("g NO [LIMIT]"), "{r}");
+        c.imap("z", "LOGOUT").await;
+    });
+}

@@ -72,16 +72,46 @@ pub(super) fn pattern_match(pat: &[u8], name: &[u8]) -> bool {
     }
 }
 
-pub(super) fn valid_new_name(name: &str) -> bool {
+/// A name a user may give a new mailbox: no control characters, wildcards or empty,
+/// blank, `.` or `..` levels; for clients that speak modified UTF-7 (RFC 3501 §5.1.3, no
+/// `UTF8=ACCEPT`), every `&` starts a well-formed shift sequence.
+pub(super) fn valid_new_name(name: &str, utf8: bool) -> bool {
     !name.is_empty()
         && name.len() <= 200
         && !name.starts_with(SEP)
         && !name.ends_with(SEP)
         && !name.contains("//")
-        && !name.contains(['*', '%', '\r', '\n', '\0'])
-        && name.split(SEP).all(|p| p != "." && p != "..")
+        && !name.contains(['*', '%'])
+        && !name.chars().any(char::is_control)
+        && name
+            .split(SEP)
+            .all(|p| p != "." && p != ".." && !p.trim().is_empty())
+        && (utf8 || valid_modified_utf7(name))
         && !name.starts_with(SHARED)
         && !name.starts_with(PUBLIC)
+}
+
+/// RFC 3501 §5.1.3: `&-` is `&`; otherwise `&` opens modified BASE64 (`A-Z a-z 0-9 + ,`)
+/// that a `-` closes, holding whole UTF-16 code units (the leftover bits are zero-padding).
+pub(super) fn valid_modified_utf7(name: &str) -> bool {
+    let mut rest = name;
+    while let Some(p) = rest.find('&') {
+        let after = &rest[p + 1..];
+        let Some(end) = after.find('-') else {
+            return false;
+        };
+        let b64 = &after[..end];
+        let chars_ok = b64
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b',');
+        // 6 bits a character; what is left over after the last 16-bit unit is padding.
+        let units_ok = b64.is_empty() || (b64.len() * 6 / 16 >= 1 && b64.len() * 6 % 16 < 6);
+        if !chars_ok || !units_ok {
+            return false;
+        }
+        rest = &after[end + 1..];
+    }
+    true
 }
 
 impl Session {
@@ -169,7 +199,7 @@ impl Session {
             if !may || name == "INBOX" {
                 return Done::no_with(Code::NoPerm, "Permission denied");
             }
-        } else if !valid_new_name(name) {
+        } else if !valid_new_name(name, self.utf8 || self.rev2) {
             return Done::no_with(Code::Cannot, "Invalid mailbox name");
         }
         if name.is_empty()
@@ -196,6 +226,21 @@ impl Session {
         let idx = self.ctx.shared.mailboxes.clone();
         // Parents are created as real mailboxes so the hierarchy is always selectable.
         let parts: Vec<&str> = name.split(SEP).collect();
+        let max = self.imap_setting(|s| s.max_mailboxes);
+        if max > 0 {
+            let have = idx.list(&user).map(|l| l.len()).unwrap_or(0);
+            let new = (1..=parts.len())
+                .filter(|i| {
+                    idx.get(&user, &parts[..*i].join("/"))
+                        .ok()
+                        .flatten()
+                        .is_none()
+                })
+                .count();
+            if have + new > max {
+                return Done::no_with(Code::Limit, format!("At most {max} mailboxes per user"));
+            }
+        }
         for i in 1..=parts.len() {
             let n = parts[..i].join("/");
             let exists = idx.get(&user, &n).ok().flatten().is_some();
@@ -263,7 +308,7 @@ impl Session {
         if src.is_shared(self.user()) || to.starts_with(SHARED) || to.starts_with(PUBLIC) {
             return Done::no_with(Code::Cannot, "Only personal mailboxes can be renamed");
         }
-        if !valid_new_name(to) || to == "INBOX" {
+        if !valid_new_name(to, self.utf8 || self.rev2) || to == "INBOX" {
             return Done::no_with(Code::Cannot, "Invalid mailbox name");
         }
         let user = self.user().to_string();
@@ -354,7 +399,30 @@ mod tests {
     use super::pattern_match;
 
     #[test]
-    pub(super) fn list_patterns() {
+    fn new_mailbox_names() {
+        use super::{valid_modified_utf7, valid_new_name};
+        assert!(valid_new_name("Projects/2026", false));
+        assert!(valid_new_name("caf&AOk-", false), "modified UTF-7 for café");
+        assert!(valid_new_name("a &- b", false), "&- is a literal &");
+        assert!(!valid_new_name("a\tb", true), "control characters");
+        assert!(!valid_new_name("   ", true), "blank");
+        assert!(!valid_new_name("a/  /b", true), "blank level");
+        assert!(!valid_new_name("&Jjo", false), "unterminated shift");
+        assert!(
+            valid_new_name("&Jjo", true),
+            "UTF-8 clients send & as itself"
+        );
+        assert!(valid_modified_utf7("&Jjo-"));
+        assert!(!valid_modified_utf7("&J-"), "6 bits are not a UTF-16 unit");
+        assert!(!valid_modified_utf7("&Jjo!-"), "not modified BASE64");
+        assert!(
+            !valid_modified_utf7("&Jjoa-"),
+            "24 bits leave 8, not padding"
+        );
+    }
+
+    #[test]
+    fn list_patterns() {
         assert!(pattern_match(b"*", b"a/b/c"));
         assert!(pattern_match(b"%", b"Sent"));
         assert!(!pattern_match(b"%", b"a/b"));

@@ -287,6 +287,8 @@ pub struct ImapSettings {
     pub keep_spam_days: u32,
     /// Maximum IMAP connections per user from one IP address.
     pub max_connections_per_user_ip: usize,
+    /// Maximum mailboxes (folders, INBOX included) a user may have; 0 = no limit.
+    pub max_mailboxes: usize,
     /// "Root can log in as another user": Argon2 hash of the master password
     /// (`alice*root` + this password logs in as alice with full rights).
     pub master_password_hash: Option<String>,
@@ -304,6 +306,7 @@ impl Default for ImapSettings {
             shared_seen: false,
             keep_spam_days: 0,
             max_connections_per_user_ip: 20,
+            max_mailboxes: 1000,
             master_password_hash: None,
             migration_user: None,
             migration_password_hash: None,
