@@ -104,6 +104,9 @@ pub struct Limits {
     pub max_line_length: usize,
     /// Simultaneous connections from one IP address.
     pub max_connections_per_ip: usize,
+    /// Simultaneous sessions of every protocol together; 0 = derived at start-up from the
+    /// descriptor limit (which start-up raises to its hard limit): three quarters of it.
+    pub max_connections: usize,
     /// Protocol errors before the session is closed: SMTP 5xx replies (then 421), IMAP `BAD`
     /// responses (then `BYE`), POP3 unknown or malformed commands (then `-ERR` and close).
     pub max_errors: u32,
@@ -178,6 +181,7 @@ impl Default for Limits {
         Limits {
             max_line_length: 2048,
             max_connections_per_ip: 50,
+            max_connections: 0,
             max_errors: 20,
             command_timeout_secs: 300,
             data_timeout_secs: 300,

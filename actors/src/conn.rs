@@ -309,12 +309,25 @@ pub async fn admit(
     if gauge == crate::metrics::CONNECTIONS_OPEN {
         metrics::counter!(crate::metrics::CONNECTIONS, "listener" => kind.name()).increment(1);
     }
-    let Some(slot) = shared
-        .limits
-        .connect(peer.ip(), limits.max_connections_per_ip)
-    else {
-        tracing::warn!(client = %peer.ip(), listener = kind.name(), "reject: too many connections from this IP");
-        metrics::counter!(crate::metrics::REJECTED, "reason" => "connection_limit").increment(1);
+    let over_total = shared
+        .active_sessions
+        .load(std::sync::atomic::Ordering::Relaxed)
+        >= shared.max_connections;
+    let slot = if over_total {
+        None
+    } else {
+        shared
+            .limits
+            .connect(peer.ip(), limits.max_connections_per_ip)
+    };
+    let Some(slot) = slot else {
+        let (reason, what) = if over_total {
+            ("connection_limit_total", "too many connections in all")
+        } else {
+            ("connection_limit", "too many connections from this IP")
+        };
+        tracing::warn!(client = %peer.ip(), listener = kind.name(), "reject: {what}");
+        metrics::counter!(crate::metrics::REJECTED, "reason" => reason).increment(1);
         if !implicit_tls(kind) {
             conn.out.extend_from_slice(refusal);
         }

@@ -73,6 +73,9 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Sessions in progress (all workers).
     pub active_sessions: AtomicUsize,
+    /// The cap on `active_sessions` (`limits.max_connections`, or derived from the
+    /// descriptor limit).
+    pub max_connections: usize,
     /// Logins holding a POP3 maildrop lock (RFC 1939 §8).
     pub pop3_locks: std::sync::Mutex<std::collections::HashSet<String>>,
     /// DKIM signing keys.
@@ -106,6 +109,7 @@ impl Shared {
             &config.data_dir,
             &config.hostname,
         )?;
+        let config_max = config.limits.max_connections;
         Ok(Shared {
             usage: UsageTracker::new(store.clone(), mail_root.clone()),
             dkim: crate::dkim::DkimKeys::new(&config.data_dir),
@@ -120,6 +124,7 @@ impl Shared {
             queue: QueueHandle::default(),
             shutdown,
             active_sessions: AtomicUsize::new(0),
+            max_connections: crate::limits::connection_cap(config_max),
             pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
             imap_views: Default::default(),
             imap_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),

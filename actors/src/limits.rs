@@ -66,6 +66,37 @@ impl IpLimits {
     }
 }
 
+/// The cap on simultaneous sessions: `configured`, or, when 0, three quarters of the
+/// descriptor limit after raising the soft limit to the hard one (each session holds one
+/// descriptor; the rest stay for Maildir files, the store and the listeners).
+pub fn connection_cap(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass, nothing else.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 768;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        lim.rlim_cur
+    };
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX / 4).min(1 << 24);
+    (soft * 3 / 4).max(16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

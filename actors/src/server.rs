@@ -225,13 +225,23 @@ async fn accept_loop(
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(l)?;
     let mut sd = ctx.shared.shutdown.clone();
+    let mut warned: Option<std::time::Instant> = None;
+    let mut suppressed = 0u64;
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!(listener = kind.name(), "accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of descriptors (EMFILE/ENFILE) or memory: back off instead of
+                    // spinning, and say so at most once a second.
+                    if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        tracing::warn!(listener = kind.name(), suppressed, "accept: {e}");
+                        warned = Some(std::time::Instant::now());
+                        suppressed = 0;
+                    } else {
+                        suppressed += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },

@@ -523,3 +523,33 @@ fn imap_create_checks_names_and_the_mailbox_limit() {
         c.imap("z", "LOGOUT").await;
     });
 }
+
+/// The global connection cap (`limits.max_connections`): past it a new connection gets its
+/// protocol's temporary refusal, whatever its address (issue 12).
+#[test]
+fn connections_over_the_global_cap_are_refused() {
+    let h = harness_with(|cfg| cfg.limits.max_connections = 2);
+    // Two sessions are open (counted as the server counts them).
+    h.shared
+        .active_sessions
+        .fetch_add(2, std::sync::atomic::Ordering::SeqCst);
+    h.session(ListenerKind::Smtp, |io| async move {
+        let mut c = Client::new(io);
+        let r = c.reply().await;
+        assert!(r.starts_with("421 4.7.0"), "{r}");
+        assert_eq!(c.line().await, "");
+    });
+    h.session(ListenerKind::Imap, |io| async move {
+        let mut c = Client::new(io);
+        let r = c.line().await;
+        assert!(r.starts_with("* BYE [UNAVAILABLE]"), "{r}");
+    });
+    h.shared
+        .active_sessions
+        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    h.session(ListenerKind::Smtp, |io| async move {
+        let mut c = Client::new(io);
+        assert!(c.reply().await.starts_with("220 "), "below the cap again");
+        c.cmd("QUIT").await;
+    });
+}
