@@ -22,27 +22,24 @@ impl Session {
     /// Expunges `uids` of mailbox `m` (files and index), under the mailbox lock.
     pub(super) fn expunge_uids(&self, m: &MailboxRef, uids: &[u32]) -> anyhow::Result<Vec<u32>> {
         let idx = &self.ctx.shared.mailboxes;
-        let lock = idx.lock(m.meta.id);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut meta = idx
-            .get(&m.owner, &m.name)?
-            .ok_or_else(|| anyhow::anyhow!("mailbox vanished"))?;
         let qbox = Self::quota_box(&m.owner);
-        let mut done = Vec::new();
-        for uid in uids {
-            let Some(rec) = idx.message(meta.id, *uid)? else {
-                continue;
-            };
-            match std::fs::remove_file(m.path.join(rec.relative_path())) {
-                Ok(()) => self.ctx.shared.usage.remove(&qbox, rec.size),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
+        let done = idx.with_locked_meta(m.meta.id, &m.owner, &m.name, |meta| {
+            let mut done = Vec::new();
+            for uid in uids {
+                let Some(rec) = idx.message(meta.id, *uid)? else {
+                    continue;
+                };
+                match std::fs::remove_file(m.path.join(rec.relative_path())) {
+                    Ok(()) => self.ctx.shared.usage.remove(&qbox, rec.size),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+                done.push(*uid);
             }
-            done.push(*uid);
-        }
-        idx.expunge(&m.owner, &m.name, &mut meta, &done)?;
-        drop(_g);
-        idx.notify(meta.id);
+            idx.expunge(&m.owner, &m.name, meta, &done)?;
+            Ok(done)
+        })?;
+        idx.notify(m.meta.id);
         Ok(done)
     }
 

@@ -112,12 +112,7 @@ impl Session {
         let (mref, path) = (&sel.mbox, &sel.path);
         let mut changes = Vec::new();
         let mut modified = Vec::new();
-        {
-            let lock = idx.lock(mref.meta.id);
-            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let mut meta = idx
-                .get(&mref.owner, &mref.name)?
-                .ok_or_else(|| anyhow::anyhow!("mailbox vanished"))?;
+        idx.with_locked_meta(mref.meta.id, &mref.owner, &mref.name, |meta| {
             for (pos, uid) in targets {
                 let Some(mut rec) = idx.message(meta.id, uid)? else {
                     continue;
@@ -146,9 +141,10 @@ impl Session {
                 touched.push(pos);
             }
             if !changes.is_empty() {
-                idx.update(&mref.owner, &mref.name, &mut meta, &mut changes)?;
+                idx.update(&mref.owner, &mref.name, meta, &mut changes)?;
             }
-        }
+            Ok(())
+        })?;
         if !changes.is_empty() {
             idx.notify(mref.meta.id);
         }

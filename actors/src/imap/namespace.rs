@@ -187,15 +187,12 @@ impl Session {
     /// wakes the mailbox's watchers when the folder had changed.
     pub(super) fn synced_meta(&self, m: &MailboxRef) -> anyhow::Result<MailboxMeta> {
         let idx = &self.ctx.shared.mailboxes;
-        let lock = idx.lock(m.meta.id);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut meta = idx
-            .get(&m.owner, &m.name)?
-            .ok_or_else(|| anyhow::anyhow!("mailbox vanished"))?;
-        let r = idx.sync(&m.owner, &m.name, &mut meta, &m.path)?;
-        if r.added + r.expunged + r.flag_changes > 0 {
-            idx.notify(meta.id);
-        }
-        Ok(meta)
+        idx.with_locked_meta(m.meta.id, &m.owner, &m.name, |meta| {
+            let r = idx.sync(&m.owner, &m.name, meta, &m.path)?;
+            if r.added + r.expunged + r.flag_changes > 0 {
+                idx.notify(meta.id);
+            }
+            Ok(meta.clone())
+        })
     }
 }

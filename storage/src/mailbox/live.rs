@@ -35,6 +35,23 @@ impl MailboxIndex {
         self.live().locks.entry(id).or_default().clone()
     }
 
+    /// Runs `f` under mailbox `id`'s lock with the mailbox's current meta, read after the lock
+    /// was taken; an error when the mailbox no longer exists.
+    pub fn with_locked_meta<T>(
+        &self,
+        id: u64,
+        user: &str,
+        name: &str,
+        f: impl FnOnce(&mut MailboxMeta) -> Result<T>,
+    ) -> Result<T> {
+        let lock = self.lock(id);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut meta = self
+            .get(user, name)?
+            .ok_or_else(|| anyhow::anyhow!("mailbox vanished"))?;
+        f(&mut meta)
+    }
+
     /// A receiver that changes whenever mailbox `id` changes; `path` is its folder, so that
     /// deliveries into it ([`MailboxIndex::touch_path`]) wake the watchers too.
     /// Other programs' changes to the folder's `new/` and `cur/` wake them too (inotify; where
