@@ -113,8 +113,10 @@ impl TestServer {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// Starts the binary and waits until every listener answers.
+    /// Starts the binary and waits until it is ready (every listener bound).
     pub fn spawn(&mut self) {
+        // The log is appended to across restarts: only what this start writes counts.
+        let logged_before = self.log().len();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -130,55 +132,28 @@ impl TestServer {
             .expect("starting postcore");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        for port in [
-            self.admin,
-            self.smtp,
-            self.submission,
-            self.submissions,
-            self.pop3,
-            self.pop3s,
-            self.imap,
-            self.imaps,
-        ] {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                    panic!("postcore exited early ({st}):\n{}", self.log());
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "postcore did not start:\n{}",
-                    self.log()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        // The probes above are sessions too (and hold per-IP connection slots) until the
-        // server has seen them close: wait until none is open, so every test starts from a
-        // quiet server.
-        let url = format!("http://127.0.0.1:{}/metrics", self.admin);
-        let mut quiet_polls = 0;
-        // Bounded: under a test's own load (clients connecting all the time) it never gets
-        // quiet, and that is fine.
-        let deadline = Instant::now() + Duration::from_secs(1);
+        // Ready when the admin API answers and the server has logged "postcore ready", which
+        // it does after every listener is bound (connections queue in the backlog until the
+        // workers accept them). No session listener is probed: a probe would be a session
+        // holding a per-IP slot while the test starts.
         loop {
-            let text = ureq::get(&url)
-                .call()
-                .ok()
-                .and_then(|r| r.into_string().ok())
-                .unwrap_or_default();
-            let busy = text.lines().any(|l| {
-                l.starts_with("postcore_") && l.contains("_connections_open ") && {
-                    let v = l.rsplit(' ').next().unwrap_or("0");
-                    v.parse::<f64>().unwrap_or(0.0) > 0.0
-                }
-            });
-            // Twice in a row, 25 ms apart: a probe the kernel accepted may not have reached
-            // the server's accept loop at the first look.
-            quiet_polls = if busy { 0 } else { quiet_polls + 1 };
-            if quiet_polls >= 2 || Instant::now() > deadline {
+            let up = TcpStream::connect(("127.0.0.1", self.admin)).is_ok()
+                && self
+                    .log()
+                    .get(logged_before..)
+                    .is_some_and(|l| l.contains("postcore ready"));
+            if up {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(25));
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("postcore exited early ({st}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postcore did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
