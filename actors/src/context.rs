@@ -61,6 +61,10 @@ pub struct Shared {
     pub spool: Spool,
     /// Root of all Maildirs.
     pub mail_root: PathBuf,
+    /// Makes journaled Maildir copies durable in shared `syncfs` rounds.
+    pub syncer: postcore_storage::journal::Syncer,
+    /// The syncer's counts.
+    pub sync_stats: Arc<postcore_storage::journal::SyncStats>,
     /// TLS server configuration.
     pub tls: Arc<rustls::ServerConfig>,
     /// Per-IP limits.
@@ -103,6 +107,12 @@ impl Shared {
         let mail_root = config.data_dir.join("mail");
         std::fs::create_dir_all(&mail_root)
             .with_context(|| format!("creating {}", mail_root.display()))?;
+        // Every file system a journaled copy can be on: the Maildirs, and the data directory
+        // (where the journal itself is) in case they differ.
+        let (syncer, sync_stats) = postcore_storage::journal::Syncer::start(
+            store.clone(),
+            vec![mail_root.clone(), config.data_dir.clone()],
+        )?;
         let tls = crate::tls::server_config(
             config.tls.cert.as_deref(),
             config.tls.key.as_deref(),
@@ -119,6 +129,8 @@ impl Shared {
             store,
             spool,
             mail_root,
+            syncer,
+            sync_stats,
             tls,
             limits: Arc::new(IpLimits::default()),
             queue: QueueHandle::default(),

@@ -2,11 +2,17 @@
 //! [`accept_message`], which decides per delivery between "now" and "queued" and makes the
 //! message durable before the session may answer 250.
 //!
-//! Fast path: when every delivery is to a local mailbox with room, the message is written
-//! straight into the Maildirs (each file and directory entry fsynced) and no spool file or
-//! queue record is written at all. Anything that cannot complete now (remote recipients,
-//! mailboxes over quota, I/O errors) is spooled and recorded durably, in one write after the
-//! local deliveries, before the 250.
+//! Local copies are written straight into the Maildirs, then the message is made durable in
+//! one group-committed database write before the session may answer 250:
+//! - bodies up to [`INLINE_MAX`]: the Maildir files are written without a flush and the
+//!   intake journal ([`postcore_storage::journal`]) records the body and where each copy is;
+//!   the `maildir-sync` thread makes the files durable in shared `syncfs` rounds and then
+//!   drops the entry, and start-up replays what is left. One WAL fsync, shared by every
+//!   session committing at that moment, is all a 250 waits for.
+//! - larger bodies: each Maildir copy is fsynced (file after it has its name, then directory).
+//!
+//! Anything that cannot complete now (remote recipients, mailboxes over quota, I/O errors) is
+//! spooled and recorded as a queue record in the same write.
 
 use crate::context::Shared;
 use crate::messages::DeliverLocal;
@@ -15,10 +21,12 @@ use actix::{Actor, Context, Handler, Recipient, ResponseFuture};
 use bytes::Bytes;
 use postcore_scanner::Flag;
 use postcore_storage::directory::{Mailbox, Target};
-use postcore_storage::maildir::{self, MaildirWriter};
+use postcore_storage::journal::{self, JournalEntry, JournalFile};
+use postcore_storage::maildir::{self, Durability, MaildirWriter};
 use postcore_storage::queue::{
     Failure, QueueRecord, QueuedRcpt, QueuedTarget, RcptStatus, ScanNote,
 };
+use postcore_storage::spool::INLINE_MAX;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,23 +58,21 @@ impl Handler<DeliverLocal> for DeliveryActor {
         let writer = self.writer.clone();
         let shared = self.shared.clone();
         Box::pin(async move {
-            let root = mailbox_path(&shared.mail_root, &m.mailbox);
             // IMAP's name of the mailbox's owner: a user's login, or the public mailbox.
             let owner = match &m.mailbox {
                 Mailbox::User(u) => u.clone(),
                 Mailbox::Public(p) => format!("#public/{p}"),
             };
             let folder = m.folder.as_deref().unwrap_or("INBOX");
-            let dir = postcore_storage::mailbox::folder_path(&root, folder);
+            let (dir, info) = place(&shared, &m.mailbox, m.folder.as_deref(), &m.flags);
             if folder != "INBOX" {
                 ensure_folder(&shared, &owner, folder, &dir);
             }
-            let info = (!m.flags.is_empty()).then(|| Flag::maildir_info(&m.flags));
             // Load (or scan) the usage before the file exists, so it is counted exactly once.
             shared.usage.get(&m.mailbox);
             let data = m.data.clone();
             match writer
-                .deliver_with(&dir, &m.file, info.as_deref(), m.data)
+                .deliver_with(&dir, &m.file, info.as_deref(), m.data, m.durability)
                 .await
             {
                 Ok(n) => {
@@ -91,6 +97,19 @@ impl Handler<DeliverLocal> for DeliveryActor {
             }
         })
     }
+}
+
+/// Where a copy goes: the Maildir folder's directory, and the info part (`2,FS`) when it
+/// carries flags (then it goes to `cur/`).
+fn place(
+    shared: &Shared,
+    mailbox: &Mailbox,
+    folder: Option<&str>,
+    flags: &[Flag],
+) -> (std::path::PathBuf, Option<String>) {
+    let root = mailbox_path(&shared.mail_root, mailbox);
+    let dir = postcore_storage::mailbox::folder_path(&root, folder.unwrap_or("INBOX"));
+    (dir, (!flags.is_empty()).then(|| Flag::maildir_info(flags)))
 }
 
 /// Makes sure folder `name` of `owner` exists (Maildir++ directory and IMAP index entry) before
@@ -234,40 +253,8 @@ pub async fn accept_message(
             }),
         }
     }
-    // Local deliveries run concurrently; each is durable when its future completes.
-    let sends = immediate.iter().map(|l| {
-        delivery.send(DeliverLocal {
-            mailbox: l.mailbox.clone(),
-            folder: l.folder.clone(),
-            flags: l.flags.clone(),
-            file: l.file.clone(),
-            data: msg.data.clone(),
-        })
-    });
-    let results = futures_util::future::join_all(sends).await;
-    for (l, res) in immediate.into_iter().zip(results) {
-        match res.map_err(|e| e.to_string()).and_then(|r| r) {
-            Ok(_) => log_delivered(
-                &msg.qid,
-                &l.mailbox,
-                &l.orig_to,
-                l.folder.as_deref(),
-                started,
-            ),
-            Err(e) => {
-                let f = Failure::new("4.3.0", e);
-                log_deferred(&msg.qid, &l.mailbox, &l.orig_to, &f);
-                later.push(l.queued(f));
-            }
-        }
-    }
-    // What is left is recorded once, after the local deliveries: the queue runner never sees
-    // a record that this function would still change (and overwrite its results).
-    if later.is_empty() {
-        tracing::info!(qid = %msg.qid, "{}: removed", msg.qid);
-        return Ok(());
-    }
-    let record = QueueRecord {
+    let journaled = msg.data.len() <= INLINE_MAX && !immediate.is_empty();
+    let mut record = QueueRecord {
         qid: msg.qid.clone(),
         from: msg.from.clone(),
         message_id: msg.message_id.clone(),
@@ -277,12 +264,101 @@ pub async fn accept_message(
         next_attempt: msg.arrival,
         rcpts: later,
         warned: false,
-        scan: msg.scan,
+        scan: msg.scan.clone(),
     };
-    enqueue(shared, &record, &msg.data).await?;
-    tracing::info!(qid = %msg.qid, "{}: queued, {} deliveries waiting", msg.qid, record.rcpts.len());
-    shared.queue.enqueued(&msg.qid);
+    if journaled {
+        // Journal first: once this write is durable, every copy below is too (replay
+        // rewrites whatever a power cut leaves missing or partial), so they need no flush.
+        let entry = journal_entry(shared, &msg.qid, &immediate);
+        shared
+            .store
+            .commit(vec![journal::put_op(&entry, &msg.data)?])
+            .await?;
+    }
+    let durability = if journaled {
+        Durability::Deferred
+    } else {
+        Durability::Now
+    };
+    let written = deliver_now(delivery, &msg, immediate, durability, &mut record.rcpts).await;
+    // What is left is queued, after the local copies: the queue runner never sees a record
+    // that this function would still change.
+    if !record.rcpts.is_empty() {
+        enqueue(shared, &record, &msg.data).await?;
+    }
+    if journaled {
+        shared.syncer.release(&msg.qid);
+    }
+    for l in &written {
+        log_delivered(
+            &msg.qid,
+            &l.mailbox,
+            &l.orig_to,
+            l.folder.as_deref(),
+            started,
+        );
+    }
+    if record.rcpts.is_empty() {
+        tracing::info!(qid = %msg.qid, "{}: removed", msg.qid);
+    } else {
+        tracing::info!(qid = %msg.qid, "{}: queued, {} deliveries waiting", msg.qid, record.rcpts.len());
+        shared.queue.enqueued(&msg.qid);
+    }
     Ok(())
+}
+
+/// The journal entry of `copies`: each one's folder (relative to the Maildir root) and name.
+fn journal_entry(shared: &Shared, qid: &str, copies: &[LocalNow]) -> JournalEntry {
+    JournalEntry {
+        qid: qid.to_string(),
+        files: copies
+            .iter()
+            .map(|l| {
+                let (dir, info) = place(shared, &l.mailbox, l.folder.as_deref(), &l.flags);
+                JournalFile {
+                    dir: dir
+                        .strip_prefix(&shared.mail_root)
+                        .unwrap_or(&dir)
+                        .to_path_buf(),
+                    name: l.file.clone(),
+                    info,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Writes the local copies concurrently; those that fail join `queued`. Returns the written.
+async fn deliver_now(
+    delivery: &Recipient<DeliverLocal>,
+    msg: &IncomingMessage,
+    copies: Vec<LocalNow>,
+    durability: Durability,
+    queued: &mut Vec<QueuedRcpt>,
+) -> Vec<LocalNow> {
+    let sends = copies.iter().map(|l| {
+        delivery.send(DeliverLocal {
+            mailbox: l.mailbox.clone(),
+            folder: l.folder.clone(),
+            flags: l.flags.clone(),
+            file: l.file.clone(),
+            data: msg.data.clone(),
+            durability,
+        })
+    });
+    let results = futures_util::future::join_all(sends).await;
+    let mut written = Vec::new();
+    for (l, res) in copies.into_iter().zip(results) {
+        match res.map_err(|e| e.to_string()).and_then(|r| r) {
+            Ok(_) => written.push(l),
+            Err(e) => {
+                let f = Failure::new("4.3.0", e);
+                log_deferred(&msg.qid, &l.mailbox, &l.orig_to, &f);
+                queued.push(l.queued(f));
+            }
+        }
+    }
+    written
 }
 
 /// Body and queue record, durably (one group-committed batch for small bodies).

@@ -112,9 +112,14 @@ impl DkimKeys {
             DkimAlgorithm::Rsa => rsa_spki(pair.public_key()),
             DkimAlgorithm::Ed25519 => pair.public_key().to_vec(),
         };
-        write_private(&p, pair.private_key())?;
-        std::fs::write(self.public_path(domain, a), B64.encode(public))
-            .context("writing DKIM public key")?;
+        postcore_storage::durable_file::write(&p, pair.private_key(), 0o600)
+            .with_context(|| format!("writing {}", p.display()))?;
+        postcore_storage::durable_file::write(
+            &self.public_path(domain, a),
+            B64.encode(public).as_bytes(),
+            0o644,
+        )
+        .context("writing DKIM public key")?;
         tracing::info!(domain, algorithm = ext(a), "generated DKIM key");
         Ok(())
     }
@@ -184,20 +189,6 @@ fn configure<T: mail_auth::common::crypto::SigningKey>(
         .headers(SIGNED_HEADERS)
         .header_canonicalization(Canonicalization::Relaxed)
         .body_canonicalization(Canonicalization::Relaxed)
-}
-
-fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 #[cfg(test)]

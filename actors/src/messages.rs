@@ -19,10 +19,10 @@ use actix::{Message, Recipient};
 use bytes::Bytes;
 use postcore_scanner::{Flag, ScanContext, Verdict};
 use postcore_storage::directory::Mailbox;
+use postcore_storage::maildir::Durability;
 use std::sync::OnceLock;
 
-/// Store one message durably into one mailbox under a given file name; answers the size
-/// written.
+/// Store one message into one mailbox under a given file name; answers the size written.
 pub struct DeliverLocal {
     /// Target mailbox.
     pub mailbox: Mailbox,
@@ -34,6 +34,9 @@ pub struct DeliverLocal {
     pub file: String,
     /// Message octets.
     pub data: Bytes,
+    /// Flushed before the reply ([`Durability::Now`]), or left to a later `syncfs` round
+    /// while the intake journal holds the message ([`Durability::Deferred`]).
+    pub durability: Durability,
 }
 
 impl Message for DeliverLocal {

@@ -38,7 +38,10 @@ fn load_admin_token(cfg: &Config) -> Result<String> {
         return Ok(t.clone());
     }
     let p = cfg.admin_token_path();
-    if let Ok(t) = std::fs::read_to_string(&p) {
+    // An empty file (a power cut right after it was created, by an older version) is replaced.
+    if let Ok(t) = std::fs::read_to_string(&p)
+        && !t.trim().is_empty()
+    {
         return Ok(t.trim().to_string());
     }
     use rand::Rng;
@@ -47,17 +50,8 @@ fn load_admin_token(cfg: &Config) -> Result<String> {
         .take(32)
         .map(char::from)
         .collect();
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&p)
-            .with_context(|| format!("creating {}", p.display()))?;
-        writeln!(f, "{token}")?;
-    }
+    postcore_storage::durable_file::write(&p, format!("{token}\n").as_bytes(), 0o600)
+        .with_context(|| format!("creating {}", p.display()))?;
     Ok(token)
 }
 
@@ -67,6 +61,21 @@ pub fn run(config: Config) -> Result<()> {
     let prometheus = crate::metrics::install()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared::open(config, shutdown_rx)?);
+    // Before any listener exists: messages acknowledged before a crash or power cut whose
+    // Maildir copies were not yet known to be durable are put back (journal.rs).
+    let replayed = postcore_storage::journal::replay(&shared.store, &shared.mail_root)
+        .context("journal replay")?;
+    if replayed.entries > 0 {
+        tracing::warn!(
+            entries = replayed.entries,
+            rewritten = replayed.rewritten,
+            intact = replayed.intact,
+            "journal replayed: {} messages, {} copies restored, {} intact",
+            replayed.entries,
+            replayed.rewritten,
+            replayed.intact
+        );
+    }
     // Before any listener exists: a body being accepted must never look like an orphan.
     crate::queue::remove_orphans(&shared.store, &shared.spool);
     let config = &shared.config;

@@ -2,6 +2,7 @@
 //! generated on first start when none is configured.
 
 use anyhow::{Context, Result};
+use postcore_storage::durable_file;
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
@@ -27,9 +28,11 @@ pub fn server_config(
                     "localhost".into(),
                 ])
                 .context("generating self-signed certificate")?;
-                std::fs::write(&c, ck.cert.pem())
+                // Key first: a certificate on disk means its key is too.
+                durable_file::write(&k, ck.signing_key.serialize_pem().as_bytes(), 0o600)
+                    .with_context(|| format!("writing {}", k.display()))?;
+                durable_file::write(&c, ck.cert.pem().as_bytes(), 0o644)
                     .with_context(|| format!("writing {}", c.display()))?;
-                write_private(&k, ck.signing_key.serialize_pem().as_bytes())?;
                 tracing::info!(cert = %c.display(), "generated self-signed TLS certificate for {hostname}");
             }
             (c, k)
@@ -56,18 +59,4 @@ pub fn server_config(
         .with_single_cert(certs, key)
         .context("TLS certificate and key do not match")?;
     Ok(Arc::new(cfg))
-}
-
-fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(data)
-        .with_context(|| format!("writing {}", path.display()))
 }

@@ -3,6 +3,8 @@
 
 pub mod directory;
 pub mod dirwatch;
+pub mod durable_file;
+pub mod journal;
 pub mod mailbox;
 pub mod maildir;
 pub mod password;

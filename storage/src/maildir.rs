@@ -1,10 +1,22 @@
 //! Maildir++ delivery on io_uring (<https://cr.yp.to/proto/maildir.html>).
 //!
-//! A message is created in `tmp/`, written, fsynced, renamed into `new/`, and the `new/`
-//! directory is fsynced so the rename itself is durable. Directory fsyncs are coalesced: when
-//! several deliveries into the same directory finish together, one fsync covers them all.
+//! A message gets its name in `new/` (or `cur/`, with flags) in one step, so readers only ever
+//! see complete files. How it is made durable is the caller's choice ([`Durability`]):
+//! - [`Durability::Now`]: the classic path. Created in `tmp/`, written, fsynced, renamed into
+//!   `new/`, and `new/` fsynced. A power cut leaves either nothing in `new/` or the whole
+//!   file: never an empty or partial message a reader would see. (An `O_TMPFILE` fsynced
+//!   before `linkat` is not durable after the link on ext4 without a journal — the link count
+//!   of 0 is what was written — and one linked before its fsync can be seen half-written
+//!   after a power cut.) Directory fsyncs are coalesced: deliveries into one directory that
+//!   finish together share one.
+//! - [`Durability::Deferred`]: created unnamed (`O_TMPFILE`) in `new/`, written and linked,
+//!   with no flush at all (`tmp/` and rename where the file system lacks `O_TMPFILE`). Only
+//!   for a caller that has already made the message durable elsewhere, with the file's name:
+//!   the intake journal ([`crate::journal`]), which rewrites the file after a power cut and
+//!   keeps its entry until a shared `syncfs` round has covered the file.
+//!
 //! File names are `<secs>.<QID>_<n>.<host>`: unique because the QID is, and deterministic so
-//! that queue recovery can tell whether a delivery already happened before a crash.
+//! that recovery can tell whether a delivery already happened before a crash.
 
 use bytes::Bytes;
 use std::cell::RefCell;
@@ -21,11 +33,24 @@ pub struct MaildirWriter {
     no_tmpfile: std::cell::Cell<bool>,
 }
 
-async fn write_sync_close(file: tokio_uring::fs::File, data: Bytes) -> io::Result<()> {
+/// Whether a delivery is flushed before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// File (after it has its name) and directory fsynced before `deliver` returns.
+    Now,
+    /// Written to the page cache only; a later `syncfs` makes it durable.
+    Deferred,
+}
+
+async fn write_sync_close(
+    file: tokio_uring::fs::File,
+    data: Bytes,
+    durability: Durability,
+) -> io::Result<()> {
     let (res, _) = file.write_all_at(data, 0).await;
     let synced = match res {
-        Ok(()) => file.sync_all().await,
-        Err(e) => Err(e),
+        Ok(()) if durability == Durability::Now => file.sync_all().await,
+        other => other,
     };
     let closed = file.close().await;
     synced.and(closed)
@@ -97,14 +122,9 @@ impl MaildirWriter {
     }
 
     /// Durably stores `data` as `<root>/new/<name>`; returns the size written.
-    ///
-    /// Where the file system supports it (ext4, XFS, btrfs, tmpfs), the file is created
-    /// unnamed with `O_TMPFILE` in `new/`, written, fsynced and then linked under its name:
-    /// readers still only ever see complete files (the Maildir guarantee), but the inode is
-    /// allocated outside the directory lock and one directory operation replaces the
-    /// create-in-`tmp/` + rename pair. Elsewhere the classic `tmp/` + rename path is used.
     pub async fn deliver(&self, root: &Path, name: &str, data: Bytes) -> io::Result<u64> {
-        self.deliver_with(root, name, None, data).await
+        self.deliver_with(root, name, None, data, Durability::Now)
+            .await
     }
 
     /// Like [`MaildirWriter::deliver`], with flags: when `info` (`2,FS`) is given the message
@@ -116,6 +136,7 @@ impl MaildirWriter {
         name: &str,
         info: Option<&str>,
         data: Bytes,
+        durability: Durability,
     ) -> io::Result<u64> {
         if let Err(e) = self.ensure_dirs(root).await {
             // The cache may be stale (directory removed meanwhile): retry once from scratch.
@@ -130,12 +151,9 @@ impl MaildirWriter {
             None => (root.join("new"), root.join("new").join(name)),
         };
         let len = data.len() as u64;
-        if !self.no_tmpfile.get() {
-            match self.deliver_tmpfile(&new_dir, &new, data.clone()).await {
-                Ok(()) => {
-                    self.sync_dir(&new_dir).await?;
-                    return Ok(len);
-                }
+        if durability == Durability::Deferred && !self.no_tmpfile.get() {
+            match self.deliver_tmpfile(&new, data.clone()).await {
+                Ok(()) => return Ok(len),
                 Err(e)
                     if matches!(
                         e.raw_os_error(),
@@ -151,8 +169,7 @@ impl MaildirWriter {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     self.forget(root);
                     self.ensure_dirs(root).await?;
-                    self.deliver_tmpfile(&new_dir, &new, data).await?;
-                    self.sync_dir(&new_dir).await?;
+                    self.deliver_tmpfile(&new, data).await?;
                     return Ok(len);
                 }
                 Err(e) => return Err(e),
@@ -168,18 +185,31 @@ impl MaildirWriter {
             }
             Err(e) => return Err(e),
         };
-        if let Err(e) = write_sync_close(file, data).await {
+        // fsynced before the rename, which does not change its link count (1).
+        if let Err(e) = write_sync_close(file, data, durability).await {
             let _ = tokio_uring::fs::remove_file(&tmp).await;
             return Err(e);
         }
         tokio_uring::fs::rename(&tmp, &new).await?;
-        self.sync_dir(&new_dir).await?;
+        self.sync_dir_if(&new_dir, durability).await?;
         Ok(len)
     }
 
-    async fn deliver_tmpfile(&self, dir: &Path, target: &Path, data: Bytes) -> io::Result<()> {
+    async fn sync_dir_if(&self, dir: &Path, durability: Durability) -> io::Result<()> {
+        match durability {
+            Durability::Now => self.sync_dir(dir).await,
+            Durability::Deferred => Ok(()),
+        }
+    }
+
+    /// Writes `data` to an unnamed file in `target`'s directory and links it as `target`,
+    /// without a flush (see [`Durability::Deferred`]).
+    async fn deliver_tmpfile(&self, target: &Path, data: Bytes) -> io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         use std::os::unix::io::AsRawFd;
+        let dir = target
+            .parent()
+            .ok_or_else(|| io::Error::other("target has no directory"))?;
         let file = tokio_uring::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_TMPFILE)
@@ -188,15 +218,12 @@ impl MaildirWriter {
             .await?;
         let fd = file.as_raw_fd();
         let (res, _) = file.write_all_at(data, 0).await;
-        let res = match res {
-            Ok(()) => file.sync_all().await,
-            Err(e) => Err(e),
-        };
         // Linking needs the descriptor open; an unlinked file vanishes when it is closed.
         let res = res.and_then(|()| link_fd(fd, target));
         let closed = file.close().await;
         res.and(closed)
     }
+
     /// fsyncs a directory, sharing the call with concurrent requests for the same directory:
     /// a request is satisfied by any fsync that *started* after the request was made.
     pub async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -236,18 +263,25 @@ impl MaildirWriter {
 
 /// True if a delivery with base name `name` exists in `new/` or `cur/` (any flags).
 pub fn delivered(root: &Path, name: &str) -> bool {
-    if root.join("new").join(name).exists() {
-        return true;
+    locate(root, name).is_some()
+}
+
+/// Where the delivery with base name `name` is now: `new/<name>`, or `cur/<name>` with
+/// whatever info part (flags) a reader gave it.
+pub fn locate(root: &Path, name: &str) -> Option<PathBuf> {
+    let new = root.join("new").join(name);
+    if new.exists() {
+        return Some(new);
     }
     let prefix = format!("{name}:");
-    match std::fs::read_dir(root.join("cur")) {
-        Ok(rd) => rd.flatten().any(|e| {
+    std::fs::read_dir(root.join("cur"))
+        .ok()?
+        .flatten()
+        .find_map(|e| {
             let n = e.file_name();
             let n = n.to_string_lossy();
-            n == name || n.starts_with(&prefix)
-        }),
-        Err(_) => false,
-    }
+            (n == name || n.starts_with(&prefix)).then(|| e.path())
+        })
 }
 
 #[cfg(test)]
@@ -298,7 +332,13 @@ mod tests {
         tokio_uring::start(async {
             let w = MaildirWriter::new();
             let n = w
-                .deliver_with(&root, "1.Q_0.h", Some("2,S"), Bytes::from_static(b"x\r\n"))
+                .deliver_with(
+                    &root,
+                    "1.Q_0.h",
+                    Some("2,S"),
+                    Bytes::from_static(b"x\r\n"),
+                    Durability::Deferred,
+                )
                 .await
                 .unwrap();
             assert_eq!(n, 3);

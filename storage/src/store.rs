@@ -25,14 +25,17 @@ pub const CF_SPOOL: &str = "spool";
 pub const CF_FTS: &str = "fts";
 /// Column family of the IMAP mailbox index.
 pub const CF_MAILBOX: &str = "mailbox";
+/// Column family of the intake journal (see `journal.rs`), key = QID.
+pub const CF_JOURNAL: &str = "journal";
 
-const ALL_CFS: [&str; 6] = [
+const ALL_CFS: [&str; 7] = [
     CF_DIRECTORY,
     CF_QUEUE,
     CF_USAGE,
     CF_SPOOL,
     CF_MAILBOX,
     CF_FTS,
+    CF_JOURNAL,
 ];
 
 /// Merge operator of [`CF_FTS`]: posting lists are concatenated.

@@ -52,7 +52,12 @@ impl TestServer {
 
     /// Starts a server; `extra` is TOML appended to the configuration (sections allowed).
     pub fn start_with(extra: &str) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// Starts a server in `dir`, whose `data` (the data directory) may already exist: a mount
+    /// point, or a data directory recovered from an image.
+    pub fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
         let [
             smtp,
             submission,
@@ -155,6 +160,11 @@ impl TestServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     /// SIGKILL, as in a crash or power loss of the process.

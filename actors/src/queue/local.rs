@@ -102,6 +102,8 @@ pub(super) async fn process_local(
                 flags: flags_of(flags),
                 file: file.clone(),
                 data: d,
+                // The queue record says "delivered" right after: the file must be durable.
+                durability: postcore_storage::maildir::Durability::Now,
             })
             .await;
         match res.map_err(|e| e.to_string()).and_then(|x| x) {
