@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Accept-and-deliver throughput, postcore vs Postfix (virtual(8) to Maildir), alternating in one
 # run, both fsyncing, 20 concurrent sessions, one message per connection (smtp-source).
-# Prints each run, the medians, the ratio, and peak memory of both (RSS and PSS summed over
+# Prints each run, the medians, the ratio with its per-run spread, postcore's share of the no-disk
+# ceiling (smtp-source -> smtp-sink, same invocation), and peak memory of both (RSS and PSS summed over
 # processes, sampled every 0.5 s by the anchors' mem_sample.py).
 #
 # usage: bench/smtp_throughput.sh [COUNT] [RUNS] [SIZES] [MODES]
@@ -26,15 +27,16 @@ ANCH=${ANCHORS:-$(cd "$TOP/../shared/bench/anchors" && pwd)}
 COUNT=${1:-5000}; RUNS=${2:-3}; SIZES=${3:-"4096 102400"}; MODES=${4:-"one many"}
 BIN=${BIN:-$TOP/target/release/postcore}
 WORK=${WORK:-/tmp/postcore-bench}
-PORT=3525; ADMIN=3465
+PORT=3525; ADMIN=3465; IMAP=3143
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 ss -ltn | grep -q '127.0.0.1:2525 ' || { echo "Postfix anchor not running: sudo $ANCH/setup.sh all" >&2; exit 1; }
 
 mkdir -p "$WORK"
 . "$HERE/lib.sh"
-postcore_start $ADMIN "smtp=$PORT" '[limits]\nmax_connections_per_ip = 1000'
+postcore_start $ADMIN "smtp=$PORT imap=$IMAP" '[limits]\nmax_connections_per_ip = 1000'
 trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null; kill $MS 2>/dev/null || true' EXIT
-python3 "$HERE/setup_postcore.py" "127.0.0.1:$ADMIN" "$(cat "$WORK/data/admin.token")" "$COUNT"
+# The recipients' mailboxes are known to IMAP (opened once), as every active user's is.
+python3 "$HERE/setup_postcore.py" "127.0.0.1:$ADMIN" "$(cat "$WORK/data/admin.token")" "$COUNT" "$IMAP"
 
 EXTRA_GROUP=postcore:$BIN "$ANCH/mem_sample.py" watch "$WORK/mempeak.txt" 0.5 & MS=$!
 echo "### $(date -u +%FT%TZ) $(nproc) cores, loadavg $(cat /proc/loadavg)"
@@ -56,17 +58,32 @@ one_run() {
 }
 [ -n "${ASIDE:-}" ] && echo "### ASIDE=1: Maildirs moved aside (not deleted) before each run"
 [ -n "${SETTLE:-}" ] && echo "### SETTLE=$SETTLE: Maildirs wiped, synced and left $SETTLE s before each run"
+# The no-disk ceiling: smtp-source into smtp-sink (answers 250, stores nothing), same
+# sessions and sizes, in this invocation.
+ceiling() {
+  /usr/sbin/smtp-sink -u nobody -c 127.0.0.1:2627 1024 > "$WORK/sink.out" 2>&1 & local sk=$!
+  sleep 0.5
+  local t0 t1; t0=$(date +%s.%N)
+  /usr/sbin/smtp-source -s 20 -m "$COUNT" -l "$1" -f bench@example.test -M client.example.test -t u@example.test 127.0.0.1:2627
+  t1=$(date +%s.%N); kill $sk; wait $sk 2>/dev/null || true
+  python3 -c "print(f'{$COUNT/($t1-$t0):.1f}')"
+}
 for size in $SIZES; do
+  cl=(); for r in $(seq "$RUNS"); do cl+=("$(ceiling "$size")"); done
+  c=$(med "${cl[@]}")
+  echo "ceiling size=$size: smtp-source -> smtp-sink ${cl[*]} msg/s, median $c"
   for mode in $MODES; do
-    pf=(); pc=()
+    pf=(); pc=(); ratios=()
     for r in $(seq "$RUNS"); do
       out=$(one_run 2525 /tmp/anchor-vmail/example.test "$size" "$mode")
       echo "postfix  $out"; pf+=("$(echo "$out" | rate)")
       out=$(one_run $PORT "$WORK/data/mail/users" "$size" "$mode")
       echo "postcore $out"; pc+=("$(echo "$out" | rate)")
+      ratios+=("$(python3 -c "print(f'{${pc[-1]}/${pf[-1]}:.2f}')")")
     done
     a=$(med "${pf[@]}"); b=$(med "${pc[@]}")
-    echo "RESULT size=$size rcpt=$mode: postfix $a msg/s, postcore $b msg/s, ratio $(python3 -c "print(f'{$b/$a:.2f}')")x (median of $RUNS, delivered)"
+    lo=$(printf '%s\n' "${ratios[@]}" | sort -n | head -1); hi=$(printf '%s\n' "${ratios[@]}" | sort -n | tail -1)
+    echo "RESULT size=$size rcpt=$mode: postfix $a msg/s, postcore $b msg/s, ratio $(python3 -c "print(f'{$b/$a:.2f}')")x (median of $RUNS, delivered; per-run ratios ${ratios[*]}: $lo-$hi), postcore at $(python3 -c "print(f'{100*$b/$c:.0f}')") % of the no-disk ceiling"
   done
 done
 kill $MS; wait $MS 2>/dev/null || true

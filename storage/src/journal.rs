@@ -28,8 +28,10 @@ pub use crate::store::CF_JOURNAL;
 
 /// How long a round waits for more files to release when nobody is waiting on it: with many
 /// sessions one `syncfs` then covers many messages; a lone message is durable in its Maildir
-/// this long after its 250 at most (it already was, in the journal).
-pub const RELEASE_LINGER: Duration = Duration::from_millis(10);
+/// about this long after its 250 (it already was, in the journal). Measured with 20 sessions
+/// of 4 KiB messages: 10 ms gave 0.39 device flushes per message, 50 ms 0.31 and 10 % more
+/// messages a second, 200 ms no better than 50 (the kernel's own writeback then runs first).
+pub const RELEASE_LINGER: Duration = Duration::from_millis(50);
 
 /// One Maildir copy of a journaled message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +169,11 @@ pub fn syncfs(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Counter: `syncfs` rounds of the maildir-sync thread.
+pub const SYNC_ROUNDS: &str = "postcore_journal_sync_rounds_total";
+/// Counter: journal entries released after a round made their Maildir copies durable.
+pub const RELEASED: &str = "postcore_journal_released_total";
+
 enum Request {
     /// Delete this message's journal entry once a round has covered its files.
     Release(String),
@@ -267,6 +274,7 @@ fn sync_loop(
             .iter()
             .try_for_each(|r| syncfs(r).map_err(|e| format!("{}: {e}", r.display())));
         stats.rounds.fetch_add(1, Relaxed);
+        metrics::counter!(SYNC_ROUNDS).increment(1);
         if result.is_ok() && !pending.is_empty() {
             // Not synced itself: if this deletion is lost, replay finds the files intact.
             let ops = pending
@@ -277,6 +285,7 @@ fn sync_loop(
             match store.write_relaxed(ops) {
                 Ok(()) => {
                     stats.released.fetch_add(n, Relaxed);
+                    metrics::counter!(RELEASED).increment(n);
                 }
                 Err(e) => tracing::warn!("releasing journal entries: {e:#} (replayed at start)"),
             }

@@ -265,11 +265,17 @@ pub(super) async fn finalize(
     let dir = shared.directory.snapshot();
     let mut ops = Vec::new();
     let mut finished = Vec::new();
+    // Removing the record of a message delivered to every recipient needs no flush: if a
+    // power cut loses the removal, the message is sent once more (SMTP delivers at least
+    // once; Postfix, too, unlinks its queue file without a flush). Anything else is synced.
+    let mut sync = false;
     for (mut rec, failures) in recs {
+        sync |= !failures.is_empty() || !rec.is_final();
         if !failures.is_empty() {
             send_bounce(run, &rec, &failures, Action::Failed).await;
         }
         let waiting = delay_warning(&dir, &rec, now);
+        sync |= !waiting.is_empty();
         if !waiting.is_empty() {
             send_bounce(run, &rec, &waiting, Action::Delayed).await;
             rec.warned = true;
@@ -289,8 +295,10 @@ pub(super) async fn finalize(
             ops.push(rec.put_op()?);
         }
     }
-    if !ops.is_empty() {
+    if sync {
         shared.store.commit(ops).await?;
+    } else if !ops.is_empty() {
+        shared.store.write_relaxed(ops)?;
     }
     let removed = finished.len() as u64;
     for (qid, size) in finished {
