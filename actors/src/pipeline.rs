@@ -32,13 +32,13 @@ pub struct Refusal {
     pub detail: String,
 }
 
-/// Stage 1: the size limit and the bare CR/LF policy (RFC 5321 §2.3.8). Returns the content
-/// (bare line ends already normalised to CRLF by the receiver) or why it is refused.
+/// Stage 1: the size limit and the bare CR/LF policy (RFC 5321 §2.3.8). Returns whether bare
+/// line ends were found (already normalised to CRLF by the receiver), or why it is refused.
 pub fn check_transfer(
-    rx: DataReceiver,
+    rx: &DataReceiver,
     max_size: u64,
     bare: BareNewline,
-) -> Result<(Vec<u8>, bool), Refusal> {
+) -> Result<bool, Refusal> {
     if rx.overflowed() {
         return Err(Refusal {
             reason: "size",
@@ -55,7 +55,7 @@ pub fn check_transfer(
             detail: format!("bare_lf={} bare_cr={}", issue.bare_lf, issue.bare_cr),
         });
     }
-    Ok((rx.into_content(), bare_found))
+    Ok(bare_found)
 }
 
 /// Stage 2: the header fields the pipeline reads, taken from the header section once (and

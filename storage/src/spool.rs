@@ -62,11 +62,21 @@ impl Spool {
         d.close().await
     }
 
-    /// Reads a queued message body.
+    /// Reads a queued message body: from the database, or, for a large one, through a memory
+    /// map of its file (never read whole onto the heap).
     pub fn read(&self, qid: &str) -> io::Result<Bytes> {
         match self.store.get(CF_SPOOL, qid.as_bytes()) {
             Ok(Some(v)) => Ok(Bytes::from(v)),
-            Ok(None) => std::fs::read(self.path(qid)).map(Bytes::from),
+            Ok(None) => {
+                let f = std::fs::File::open(self.path(qid))?;
+                if f.metadata()?.len() == 0 {
+                    return Ok(Bytes::new());
+                }
+                // SAFETY: spool files are written once, before their record exists, and
+                // never changed; a removal leaves the mapping valid.
+                let m = unsafe { memmap2::Mmap::map(&f)? };
+                Ok(Bytes::from_owner(m))
+            }
             Err(e) => Err(io::Error::other(e)),
         }
     }

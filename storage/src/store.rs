@@ -89,6 +89,12 @@ impl Store {
             if *n == CF_FTS {
                 o.set_merge_operator_associative("concat", concat_merge);
             }
+            if *n == CF_JOURNAL {
+                // Entries hold whole bodies and live for tens of milliseconds: a small
+                // memtable keeps them from holding 64 MiB (the default) of memory; its flushes
+                // write little more than tombstones.
+                o.set_write_buffer_size(8 << 20);
+            }
             ColumnFamilyDescriptor::new(*n, o)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)

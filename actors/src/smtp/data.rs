@@ -2,11 +2,12 @@
 //! newline checks, the Received header (RFC 5321 §4.4, RFC 3848), durable acceptance.
 
 use super::session::{Next, ReadEnd, Session, Transaction};
+use crate::body::{BodySpool, Content};
 use crate::context::ListenerKind;
 use crate::delivery::{Delivery, IncomingMessage, accept_message};
 use crate::messages::Scan;
 use crate::pipeline::{self, EnvelopeRcpt, HeaderView, Plan};
-use crate::util::rfc5322_date;
+use crate::util::{header_section, rfc5322_date};
 use bytes::Bytes;
 use postcore_protocol::smtp::{Address, DataEvent, DataReceiver, Reply, codes};
 use postcore_scanner::{ScanContext, Verdict};
@@ -78,6 +79,7 @@ impl Session {
             return Next::Close;
         }
         let mut rx = DataReceiver::for_data(max);
+        let mut spool = self.body_spool();
         loop {
             match rx.ingest(&self.conn.inbuf) {
                 DataEvent::End { consumed } => {
@@ -86,6 +88,7 @@ impl Session {
                 }
                 DataEvent::NeedMore => self.conn.inbuf.clear(),
             }
+            spool.absorb(&mut rx).await;
             match self.fill(self.data_timeout()).await {
                 Ok(_) => {}
                 Err(ReadEnd::Closed) => {
@@ -95,7 +98,11 @@ impl Session {
                 Err(ReadEnd::Timeout) => return self.read_timeout_close().await,
             }
         }
-        self.finish(rx).await
+        self.finish(rx, spool).await
+    }
+
+    fn body_spool(&self) -> BodySpool {
+        BodySpool::new(Content::incoming_dir(&self.ctx.shared.config.data_dir))
     }
 
     pub(super) async fn bdat(&mut self, size: u64, last: bool) -> Next {
@@ -110,11 +117,13 @@ impl Session {
             .tx
             .as_ref()
             .map_or(0, |t| t.dir.settings.max_message_size) as usize;
-        let mut rx = match self.tx.as_mut() {
-            Some(t) if refusal.is_none() => {
-                t.bdat.take().unwrap_or_else(|| DataReceiver::for_bdat(max))
-            }
-            _ => DataReceiver::for_bdat(0),
+        let fresh = self.body_spool();
+        let (mut rx, mut spool) = match self.tx.as_mut() {
+            Some(t) if refusal.is_none() => t
+                .bdat
+                .take()
+                .unwrap_or_else(|| (DataReceiver::for_bdat(max), fresh)),
+            _ => (DataReceiver::for_bdat(0), fresh),
         };
         let mut remaining = size;
         loop {
@@ -123,6 +132,7 @@ impl Session {
                 rx.ingest(&self.conn.inbuf[..n]);
                 self.conn.inbuf.drain(..n);
                 remaining -= n as u64;
+                spool.absorb(&mut rx).await;
             }
             if remaining == 0 {
                 break;
@@ -139,29 +149,38 @@ impl Session {
         }
         if !last {
             if let Some(t) = self.tx.as_mut() {
-                t.bdat = Some(rx);
+                t.bdat = Some((rx, spool));
             }
             self.send(codes::CHUNK_RECEIVED.with_text(format!("{size} octets received")));
             return Next::Continue;
         }
         rx.finish_chunks();
-        self.finish(rx).await
+        self.finish(rx, spool).await
     }
 
     /// Ends the transaction by running the end-of-data pipeline (see [`crate::pipeline`]):
     /// transfer checks, parse, scan, verdict, header additions, durable commit, reply.
-    async fn finish(&mut self, rx: DataReceiver) -> Next {
+    async fn finish(&mut self, rx: DataReceiver, spool: BodySpool) -> Next {
         let started = Instant::now();
         let Some(tx) = self.tx.take() else {
             self.send(codes::NO_TRANSACTION);
             return Next::Continue;
         };
-        let Some(content) = self.transfer_checks(&tx, rx) else {
+        if !self.transfer_checks(&tx, &rx) {
             return Next::Continue;
+        }
+        let content = match spool.finish(rx).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(client = %self.peer, "message content not stored: {e}");
+                metrics::counter!(crate::metrics::REJECTED, "reason" => "storage").increment(1);
+                self.send(codes::INSUFFICIENT_STORAGE);
+                return Next::Continue;
+            }
         };
         let arrival = now_secs();
         let qid = new_qid(self.ctx.id);
-        let view = HeaderView::parse(&content);
+        let view = HeaderView::parse(&content.bytes);
         let rcpts: Vec<EnvelopeRcpt> = tx
             .rcpts
             .iter()
@@ -172,21 +191,30 @@ impl Session {
             .collect();
         let from = tx.from.as_ref().map(|a| a.to_string()).unwrap_or_default();
         let mid = view.message_id.as_deref();
-        self.log_arrival(&qid, mid, &from, content.len(), rcpts.len());
-        let data = Bytes::from(content);
-        let verdict = self.scan(&qid, &from, &rcpts, data.clone()).await;
+        self.log_arrival(&qid, mid, &from, content.bytes.len(), rcpts.len());
+        let verdict = self.scan(&qid, &from, &rcpts, content.bytes.clone()).await;
         let Some((deliveries, quarantined)) = self.judge(&qid, &tx, &verdict, &rcpts) else {
             return Next::Continue;
         };
-        // The scanner has let go of its copy: no octet is copied here.
-        let edited = pipeline::edit_headers(Vec::from(data), &verdict.headers);
+        // Only the header section is edited and copied; the body stays where it is.
+        let header_len = header_section(&content.bytes).len();
+        let head = pipeline::edit_headers(content.bytes[..header_len].to_vec(), &verdict.headers);
         // Our own additions go by the header as the verdict left it.
         let view = if verdict.headers.is_empty() {
             view
         } else {
-            HeaderView::parse(&edited)
+            HeaderView::parse(&head)
         };
-        let (data, message_id) = self.add_headers(&qid, &tx, arrival, view, edited);
+        let (data, message_id) =
+            match self.add_headers(&qid, &tx, arrival, view, &head, &content, header_len) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(qid, "{qid}: not accepted, message not assembled: {e}");
+                    self.send(codes::INSUFFICIENT_STORAGE);
+                    return Next::Continue;
+                }
+            };
+        drop(content);
         if !self.hold_quarantined(&qid, &data, &quarantined) {
             return Next::Continue;
         }
@@ -194,7 +222,7 @@ impl Session {
             qid,
             from,
             message_id,
-            data: Bytes::from(data),
+            data,
             arrival,
             deliveries,
             scan: scan_note(&verdict),
@@ -203,19 +231,19 @@ impl Session {
         Next::Continue
     }
 
-    /// Stage 1: size and bare CR/LF; `None` when refused (the reply is queued).
-    fn transfer_checks(&mut self, tx: &Transaction, rx: DataReceiver) -> Option<Vec<u8>> {
+    /// Stage 1: size and bare CR/LF; false when refused (the reply is queued).
+    fn transfer_checks(&mut self, tx: &Transaction, rx: &DataReceiver) -> bool {
         let settings = &tx.dir.settings;
         match pipeline::check_transfer(rx, settings.max_message_size, settings.bare_newline) {
-            Ok((content, bare)) => {
+            Ok(bare) => {
                 if bare {
                     tracing::info!(client = %self.peer, "bare CR/LF in message data normalised to CRLF");
                 }
-                Some(content)
+                true
             }
             Err(r) => {
                 self.refuse(r);
-                None
+                false
             }
         }
     }
@@ -364,15 +392,20 @@ impl Session {
     }
 
     /// Stage 5's own additions: Date and Message-ID for submissions, the legal notice, the
-    /// DKIM signature and the Received field. Returns the message and its Message-ID.
+    /// DKIM signature and the Received field, on top of `head` (the header section as the
+    /// verdict left it) and the content's body from `header_len` on. Returns the message and
+    /// its Message-ID.
+    #[allow(clippy::too_many_arguments)]
     fn add_headers(
         &self,
         qid: &str,
         tx: &Transaction,
         arrival: u64,
         view: HeaderView,
-        content: Vec<u8>,
-    ) -> (Vec<u8>, Option<String>) {
+        head: &[u8],
+        content: &Content,
+        header_len: usize,
+    ) -> std::io::Result<(Bytes, Option<String>)> {
         let mut message_id = view.message_id.clone();
         let received = self.received_header(qid, tx, arrival);
         let mut added = String::new();
@@ -387,32 +420,35 @@ impl Session {
                 message_id = Some(id);
             }
         }
-        let mut body = Vec::with_capacity(added.len() + content.len());
-        body.extend_from_slice(added.as_bytes());
-        body.extend_from_slice(&content);
-        drop(content);
+        let domain = view
+            .from_domain
+            .as_ref()
+            .filter(|_| self.auth.is_some())
+            .and_then(|d| tx.dir.domains.get(d).cloned())
+            .filter(|d| d.legal_notice.is_some() || d.dkim.is_some());
+        let Some(dom) = domain else {
+            let msg =
+                content.assemble(&[received.as_bytes(), added.as_bytes(), head], header_len)?;
+            return Ok((msg.bytes, message_id));
+        };
+        // Signed or with a notice: the message as it will be signed, then our fields on top.
+        let mut signed = content.assemble(&[added.as_bytes(), head], header_len)?;
+        if let Some(notice) = &dom.legal_notice {
+            signed = Content::in_memory(Bytes::from(crate::legal_notice::append(
+                &signed.bytes,
+                notice,
+                qid,
+            )));
+        }
         let mut signature = String::new();
-        if self.auth.is_some()
-            && let Some(dom) = view
-                .from_domain
-                .as_ref()
-                .and_then(|d| tx.dir.domains.get(d).cloned())
-        {
-            if let Some(notice) = &dom.legal_notice {
-                body = crate::legal_notice::append(&body, notice, qid);
-            }
-            if let Some(setting) = &dom.dkim {
-                match self.ctx.shared.dkim.sign(&dom.name, setting, &body) {
-                    Ok(h) => signature = h,
-                    Err(e) => tracing::error!(qid, "{qid}: not DKIM-signed: {e:#}"),
-                }
+        if let Some(setting) = &dom.dkim {
+            match self.ctx.shared.dkim.sign(&dom.name, setting, &signed.bytes) {
+                Ok(h) => signature = h,
+                Err(e) => tracing::error!(qid, "{qid}: not DKIM-signed: {e:#}"),
             }
         }
-        let mut data = Vec::with_capacity(received.len() + signature.len() + body.len());
-        data.extend_from_slice(received.as_bytes());
-        data.extend_from_slice(signature.as_bytes());
-        data.extend_from_slice(&body);
-        (data, message_id)
+        let msg = signed.assemble(&[received.as_bytes(), signature.as_bytes()], 0)?;
+        Ok((msg.bytes, message_id))
     }
 
     fn received_header(&self, qid: &str, tx: &Transaction, arrival: u64) -> String {

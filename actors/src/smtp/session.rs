@@ -29,8 +29,11 @@ pub struct Transaction {
     pub params: MailParams,
     /// Accepted recipients.
     pub rcpts: Vec<AcceptedRcpt>,
-    /// BDAT content received so far.
-    pub bdat: Option<postcore_protocol::smtp::DataReceiver>,
+    /// BDAT content received so far (large content already on disk).
+    pub bdat: Option<(
+        postcore_protocol::smtp::DataReceiver,
+        crate::body::BodySpool,
+    )>,
     /// Directory snapshot the transaction was checked against.
     pub dir: Arc<Directory>,
     /// RCPTs refused because the recipient limit was reached.

@@ -98,6 +98,12 @@ pub const STORAGE_FAILURE: Code = Code::new(
     "4.3.0",
     "Error: queue file write error, try again later",
 );
+/// No room to hold the message (RFC 3463 X.3.1: mail system full).
+pub const INSUFFICIENT_STORAGE: Code = Code::new(
+    452,
+    "4.3.1",
+    "Error: insufficient system storage, try again later",
+);
 /// The content scanner did not answer.
 pub const SCANNER_UNAVAILABLE: Code = Code::new(
     451,

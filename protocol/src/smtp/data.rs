@@ -8,7 +8,9 @@
 //! Dot-unstuffing (RFC 5321 §4.5.2) applies only to lines that began after a real CRLF.
 //!
 //! The receiver never holds more than `max_size` octets of output: once the limit is passed it
-//! keeps parsing (to find the real end) but stores nothing more.
+//! keeps parsing (to find the real end) but stores nothing more. A session may move the output
+//! out as it grows ([`DataReceiver::take_output`], to stream a large body to disk); the limit
+//! counts every octet emitted, taken or not.
 
 /// A bare CR or bare LF was seen in the content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,6 +55,8 @@ pub struct DataReceiver {
     dot_transparency: bool,
     max_size: usize,
     out: Vec<u8>,
+    /// Octets emitted in all, including those already taken out.
+    emitted: usize,
     overflow: bool,
     issue: NewlineIssue,
 }
@@ -74,6 +78,7 @@ impl DataReceiver {
             dot_transparency,
             max_size,
             out: Vec::with_capacity(max_size.min(64 * 1024)),
+            emitted: 0,
             overflow: false,
             issue: NewlineIssue::default(),
         }
@@ -87,6 +92,22 @@ impl DataReceiver {
     /// Takes the content out of the receiver.
     pub fn into_content(self) -> Vec<u8> {
         self.out
+    }
+
+    /// Takes the output held so far (the session writes it elsewhere); later output starts a
+    /// new buffer.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Octets held in the output buffer now.
+    pub fn buffered(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Octets of content in all (taken out or still held).
+    pub fn size(&self) -> usize {
+        self.emitted
     }
 
     /// True if the content passed `max_size` (the message must be refused with 552).
@@ -103,11 +124,12 @@ impl DataReceiver {
         if self.overflow {
             return;
         }
-        if self.out.len() + b.len() > self.max_size {
+        if self.emitted + b.len() > self.max_size {
             self.overflow = true;
             self.out = Vec::new();
             return;
         }
+        self.emitted += b.len();
         self.out.extend_from_slice(b);
     }
 
@@ -194,6 +216,21 @@ impl DataReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Output taken out part by part adds up to the content, and the size limit counts it.
+    #[test]
+    fn taken_output_counts_towards_the_limit() {
+        let mut r = DataReceiver::for_data(20);
+        assert_eq!(r.ingest(b"0123456789\r\n"), DataEvent::NeedMore);
+        let first = r.take_output();
+        assert_eq!(first, b"0123456789\r\n");
+        assert_eq!((r.buffered(), r.size()), (0, 12));
+        assert_eq!(r.ingest(b"..ab\r\n"), DataEvent::NeedMore);
+        assert_eq!(r.content(), b".ab\r\n");
+        assert!(!r.overflowed());
+        r.ingest(b"0123456789\r\n.\r\n");
+        assert!(r.overflowed(), "12 + 5 + 12 octets is over 20");
+    }
 
     fn run(input: &[u8]) -> (Vec<u8>, Option<usize>, NewlineIssue) {
         let mut r = DataReceiver::for_data(1 << 20);
