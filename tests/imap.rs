@@ -504,7 +504,7 @@ fn abuse_is_answered_and_others_keep_being_served() {
     let mut c = Imap::connect(port);
     let (_, t) = c.cmd("LOGIN alice alice-pw");
     assert!(t.starts_with("NO [UNAVAILABLE]"), "rate limited: {t}");
-    let mut other = Imap::over(socket_from("127.0.0.2", port));
+    let mut other = Imap::over(connect_from("127.0.0.2", port));
     let (_, t) = other.cmd("LOGIN alice alice-pw");
     assert!(t.starts_with("OK"), "{t}");
     // A non-synchronizing literal beyond the limit closes the session cleanly.
@@ -522,16 +522,6 @@ fn abuse_is_answered_and_others_keep_being_served() {
     assert!(t.starts_with("OK"), "{t}");
     // SMTP is unaffected.
     assert!(s.smtp().banner.starts_with("220"));
-}
-
-/// A connection from a chosen loopback source address.
-fn socket_from(src: &str, port: u16) -> std::net::TcpStream {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let src: std::net::SocketAddr = format!("{src}:0").parse().unwrap();
-    sock.bind(&src.into()).unwrap();
-    let dst: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    sock.connect(&dst.into()).unwrap();
-    sock.into()
 }
 
 #[test]

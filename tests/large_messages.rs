@@ -8,16 +8,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// The server's resident memory, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 fn body(tag: usize, size: usize) -> Vec<u8> {
     let mut m = format!("Subject: large {tag}\r\nX-Tag: {tag}\r\n\r\n").into_bytes();
     let line = format!("{tag:04} {}\r\n", "b".repeat(70));

@@ -142,9 +142,16 @@ fn mx_delivery_to_a_second_postcore_is_byte_exact() {
         .smtp()
         .send_mail("alice@example.test", &["bob@remote.test"], body);
     assert_eq!(code, 250, "{text}");
-    wait_until("delivery at the receiver", || {
-        receiver.messages("users/bob").len() == 1
-    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.messages("users/bob").len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for delivery at the receiver\nsender log:\n{}\nreceiver log:\n{}",
+            s.log(),
+            receiver.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let got = String::from_utf8(receiver.messages("users/bob")[0].clone()).unwrap();
     // Two Received headers were added (ours and the receiver's); the rest is identical.
     let original = got

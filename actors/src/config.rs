@@ -114,12 +114,22 @@ pub struct Limits {
     pub command_timeout_secs: u64,
     /// Seconds to wait for each block of message data.
     pub data_timeout_secs: u64,
+    /// The slowest average rate, in octets per second, at which a DATA transfer or a BDAT
+    /// chunk may arrive once [`Limits::data_grace_secs`] have passed; slower ones are cut
+    /// (`421 4.4.2`). 0 turns the check off.
+    pub data_min_rate: u64,
+    /// Seconds a transfer may take before [`Limits::data_min_rate`] applies.
+    pub data_grace_secs: u64,
     /// Failed AUTH attempts per IP within the window before AUTH is refused.
     pub max_auth_failures_per_ip: u32,
     /// The AUTH failure window in seconds.
     pub auth_failure_window_secs: u64,
     /// Seconds sessions get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Memory for mail in flight, in MiB; 0 = an eighth of the machine's memory, at most
+    /// 1024. Each SMTP transaction reserves 576 KiB of it (bodies stream to disk past
+    /// 256 KiB); when it is spent, MAIL FROM gets `452 4.3.1`.
+    pub memory_budget_mb: u64,
 }
 
 /// Queue timing.
@@ -185,9 +195,12 @@ impl Default for Limits {
             max_errors: 20,
             command_timeout_secs: 300,
             data_timeout_secs: 300,
+            data_min_rate: 1024,
+            data_grace_secs: 30,
             max_auth_failures_per_ip: 10,
             auth_failure_window_secs: 600,
             shutdown_grace_secs: 10,
+            memory_budget_mb: 0,
         }
     }
 }

@@ -8,7 +8,7 @@
 use crate::context::{ListenerKind, SessionGuard, Shared};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::server::TlsStream;
 
@@ -198,17 +198,30 @@ impl Conn {
         }
     }
 
-    /// The next frame of `framer`, reading more input as needed (each read within `timeout`).
+    /// Reads more input, waiting until `deadline` at most: a total for a whole command,
+    /// which a client sending one octet at a time cannot stretch (each octet would restart
+    /// a plain idle timeout).
+    pub async fn fill_until(&mut self, deadline: Instant) -> Result<usize, ReadEnd> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadEnd::Timeout);
+        }
+        self.fill(left).await
+    }
+
+    /// The next frame of `framer`, reading more input as needed; the whole frame must arrive
+    /// within `timeout`.
     pub async fn next_frame<F: Framer>(
         &mut self,
         framer: &mut F,
         timeout: Duration,
     ) -> Result<F::Frame, ReadEnd> {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(f) = framer.frame(&mut self.inbuf) {
                 return Ok(f);
             }
-            self.fill(timeout).await?;
+            self.fill_until(deadline).await?;
         }
     }
 

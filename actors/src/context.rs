@@ -69,6 +69,8 @@ pub struct Shared {
     pub tls: Arc<rustls::ServerConfig>,
     /// Per-IP limits.
     pub limits: Arc<IpLimits>,
+    /// The memory budget for mail in flight (and the free-space check).
+    pub budget: Arc<crate::budget::MemoryBudget>,
     /// Mailbox usage for quotas.
     pub usage: UsageTracker,
     /// The queue actor's address (one per process).
@@ -120,6 +122,8 @@ impl Shared {
             &config.hostname,
         )?;
         let config_max = config.limits.max_connections;
+        let budget =
+            crate::budget::MemoryBudget::new(config.limits.memory_budget_mb, &config.data_dir);
         Ok(Shared {
             usage: UsageTracker::new(store.clone(), mail_root.clone()),
             dkim: crate::dkim::DkimKeys::new(&config.data_dir),
@@ -133,6 +137,7 @@ impl Shared {
             sync_stats,
             tls,
             limits: Arc::new(IpLimits::default()),
+            budget,
             queue: QueueHandle::default(),
             shutdown,
             active_sessions: AtomicUsize::new(0),

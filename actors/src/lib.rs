@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod context;

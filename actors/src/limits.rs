@@ -1,4 +1,5 @@
-//! Per-IP limits shared by every worker: concurrent connections and AUTH failures.
+//! Per-IP limits shared by every worker: concurrent connections, AUTH failures, and the
+//! rate of log lines about one client's refusals.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -64,6 +65,40 @@ impl IpLimits {
         }
         e.0 += 1;
     }
+}
+
+/// Log lines one client may cause per [`LOG_WINDOW`] through [`log_limited`].
+pub const LOG_LINES_PER_WINDOW: u32 = 10;
+/// The window of [`log_limited`].
+pub const LOG_WINDOW: Duration = Duration::from_secs(10);
+
+/// Runs `log` (which writes one line) unless client `ip` has already had
+/// [`LOG_LINES_PER_WINDOW`] such lines in this [`LOG_WINDOW`]; the first line of the next
+/// window says how many were left out. Repeated refusals of one client cannot flood the log.
+pub fn log_limited(ip: IpAddr, log: impl FnOnce()) {
+    static SEEN: Mutex<Option<HashMap<IpAddr, (Instant, u32)>>> = Mutex::new(None);
+    let suppressed = {
+        let mut g = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+        let m = g.get_or_insert_with(HashMap::new);
+        if m.len() > 100_000 {
+            m.retain(|_, (since, _)| since.elapsed() < LOG_WINDOW);
+        }
+        let e = m.entry(ip).or_insert((Instant::now(), 0));
+        let mut left_out = 0;
+        if e.0.elapsed() >= LOG_WINDOW {
+            left_out = e.1.saturating_sub(LOG_LINES_PER_WINDOW);
+            *e = (Instant::now(), 0);
+        }
+        e.1 += 1;
+        if e.1 > LOG_LINES_PER_WINDOW {
+            return;
+        }
+        left_out
+    };
+    if suppressed > 0 {
+        tracing::warn!(client = %ip, suppressed, "{suppressed} similar lines about {ip} left out");
+    }
+    log();
 }
 
 /// The cap on simultaneous sessions: `configured`, or, when 0, three quarters of the

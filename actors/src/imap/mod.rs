@@ -31,7 +31,7 @@ use postcore_protocol::imap::{
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Counter: IMAP commands by name.
 pub const IMAP_COMMANDS: &str = "postcore_imap_commands_total";
@@ -242,12 +242,12 @@ impl Session {
         }
     }
 
-    /// Reads more bytes; `false` on EOF, error or timeout.
-    async fn fill(&mut self, timeout: Duration) -> bool {
+    /// Reads more bytes until `deadline` at most; `false` on EOF, error or timeout.
+    async fn fill(&mut self, deadline: Instant) -> bool {
         if self.reader.in_command() {
             self.conn.quickack();
         }
-        match self.conn.fill(timeout).await {
+        match self.conn.fill_until(deadline).await {
             Ok(_) => true,
             Err(ReadEnd::Closed) => false,
             Err(ReadEnd::Timeout) => {
@@ -279,13 +279,15 @@ impl Session {
             return;
         }
         let mut shutdown = self.ctx.shared.shutdown.clone();
+        // The timeout is a total for each command, literals included: a client sending one
+        // octet at a time cannot stretch it (RFC 9051 §5.4's autologout timer).
+        let mut deadline = Instant::now() + self.timeout();
         loop {
             let ev = self.reader.ingest(&mut self.conn.inbuf);
             match ev {
                 ReadEvent::NeedMore => {
-                    let t = self.timeout();
                     tokio::select! {
-                        ok = self.fill(t) => if !ok { return },
+                        ok = self.fill(deadline) => if !ok { return },
                         _ = shutdown.wait_for(|v| *v) => {
                             self.bye(Some(Code::Unavailable), "Server shutting down");
                             let _ = self.flush().await;
@@ -311,12 +313,14 @@ impl Session {
                     if !self.flush().await {
                         return;
                     }
+                    deadline = Instant::now() + self.timeout();
                 }
                 ReadEvent::Command(raw) => {
                     let keep_going = self.handle(&raw).await;
                     if !self.flush().await || !keep_going {
                         return;
                     }
+                    deadline = Instant::now() + self.timeout();
                     if self.failures >= MAX_FAILURES {
                         self.bye(None, "Too many failed logins");
                         let _ = self.flush().await;

@@ -59,6 +59,17 @@ impl Session {
         }
     }
 
+    /// True once a transfer that began at `started` is past its grace period and has
+    /// averaged less than the configured minimum rate (`received` octets so far): a client
+    /// sending a few octets at a time cannot hold a transaction open for ever.
+    fn too_slow(&self, started: Instant, received: usize) -> bool {
+        let l = &self.ctx.shared.config.limits;
+        let elapsed = started.elapsed().as_secs_f64();
+        l.data_min_rate > 0
+            && elapsed > l.data_grace_secs as f64
+            && (received as f64) < l.data_min_rate as f64 * elapsed
+    }
+
     async fn read_timeout_close(&mut self) -> Next {
         self.send(codes::TIMEOUT.from_host(self.hostname()));
         tracing::info!(client = %self.peer, "timeout while receiving message data");
@@ -80,15 +91,24 @@ impl Session {
         }
         let mut rx = DataReceiver::for_data(max);
         let mut spool = self.body_spool();
+        let started = Instant::now();
+        let mut received = 0;
         loop {
             match rx.ingest(&self.conn.inbuf) {
                 DataEvent::End { consumed } => {
                     self.conn.inbuf.drain(..consumed);
                     break;
                 }
-                DataEvent::NeedMore => self.conn.inbuf.clear(),
+                DataEvent::NeedMore => {
+                    received += self.conn.inbuf.len();
+                    self.conn.inbuf.clear();
+                }
             }
             spool.absorb(&mut rx).await;
+            if self.too_slow(started, received) {
+                tracing::info!(client = %self.peer, received, "DATA slower than limits.data_min_rate");
+                return self.read_timeout_close().await;
+            }
             match self.fill(self.data_timeout()).await {
                 Ok(_) => {}
                 Err(ReadEnd::Closed) => {
@@ -126,6 +146,7 @@ impl Session {
             _ => (DataReceiver::for_bdat(0), fresh),
         };
         let mut remaining = size;
+        let started = Instant::now();
         loop {
             let n = (remaining.min(self.conn.inbuf.len() as u64)) as usize;
             if n > 0 {
@@ -136,6 +157,10 @@ impl Session {
             }
             if remaining == 0 {
                 break;
+            }
+            if self.too_slow(started, (size - remaining) as usize) {
+                tracing::info!(client = %self.peer, "BDAT chunk slower than limits.data_min_rate");
+                return self.read_timeout_close().await;
             }
             match self.fill(self.data_timeout()).await {
                 Ok(_) => {}

@@ -1,6 +1,7 @@
 //! MAIL FROM (RFC 5321 §4.1.1.2) with SIZE (RFC 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531).
 
 use super::session::{Session, Transaction};
+use crate::budget::Shortage;
 use crate::context::ListenerKind;
 use postcore_protocol::smtp::codes;
 use postcore_protocol::smtp::{Address, BodyType, MailParams};
@@ -44,6 +45,21 @@ impl Session {
             let detail = format!("<{f}> not owned by user {login}");
             return self.reject("sender_login_mismatch", codes::SENDER_NOT_OWNED, &detail);
         }
+        let reservation = match self.ctx.shared.budget.start_transaction(max) {
+            Ok(r) => r,
+            Err(short) => {
+                let detail = match short {
+                    Shortage::Memory => "memory budget for mail in flight spent",
+                    Shortage::Disk => "too little free disk space",
+                };
+                self.send(codes::INSUFFICIENT_STORAGE);
+                metrics::counter!(crate::metrics::REJECTED, "reason" => "resources").increment(1);
+                crate::limits::log_limited(self.peer.ip(), || {
+                    tracing::warn!(client = %self.peer, "MAIL refused, 452 4.3.1: {detail}");
+                });
+                return;
+            }
+        };
         self.tx = Some(Transaction {
             from,
             params,
@@ -51,6 +67,7 @@ impl Session {
             bdat: None,
             dir,
             over_limit: 0,
+            _reservation: reservation,
         });
         self.send(codes::SENDER_OK);
     }

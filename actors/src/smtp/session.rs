@@ -38,6 +38,8 @@ pub struct Transaction {
     pub dir: Arc<Directory>,
     /// RCPTs refused because the recipient limit was reached.
     pub over_limit: u32,
+    /// This transaction's share of the memory budget (given back when it ends).
+    pub _reservation: crate::budget::Reservation,
 }
 
 /// What the loop does after a command.
@@ -149,7 +151,11 @@ impl Session {
         let code = reply.code;
         let status = reply.status.as_deref().unwrap_or("");
         let text = reply.lines.join(" ");
-        tracing::info!(client = %self.peer, reason, code, "reject: {detail}: {code} {status} {text}");
+        // At most LOG_LINES_PER_WINDOW lines per client address and window: a client that
+        // repeats a refused command cannot flood the log (the metric counts every one).
+        crate::limits::log_limited(self.peer.ip(), || {
+            tracing::info!(client = %self.peer, reason, code, "reject: {detail}: {code} {status} {text}");
+        });
         metrics::counter!(crate::metrics::REJECTED, "reason" => reason).increment(1);
         self.reply(reply);
     }
@@ -198,6 +204,9 @@ impl Session {
         if !self.greet().await {
             return;
         }
+        // RFC 5321 §4.5.3.2.7's command timeout, as a total for each command line: it
+        // starts when the server waits for a command and is not restarted by each octet.
+        let mut deadline = Instant::now() + self.command_timeout();
         loop {
             loop {
                 match self.lines.ingest(&mut self.conn.inbuf) {
@@ -215,6 +224,8 @@ impl Session {
                             let _ = self.flush().await;
                             return;
                         }
+                        // The next command's time starts when this one is done.
+                        deadline = Instant::now() + self.command_timeout();
                     }
                     LineEvent::TooLong => {
                         let max = self.ctx.shared.config.limits.max_line_length;
@@ -230,7 +241,7 @@ impl Session {
             if self.flush().await.is_err() {
                 return;
             }
-            match self.fill(self.command_timeout()).await {
+            match self.conn.fill_until(deadline).await {
                 Ok(_) => {}
                 Err(ReadEnd::Closed) => {
                     if self.tx.is_some() {
