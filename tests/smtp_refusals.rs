@@ -679,3 +679,72 @@ fn a_flood_of_rcpts_past_the_limit_is_cut_and_logged_once() {
     let log = s.log();
     assert_eq!(log.matches("recipient limit reached").count(), 1, "{log}");
 }
+
+/// Password guessing spread over many addresses: after `max_auth_failures_per_account`
+/// failures for one account (here over IMAP, from four addresses), even the right password
+/// is refused for that account, from a fresh address; other accounts are unaffected.
+#[test]
+fn failed_logins_are_limited_per_account_across_addresses() {
+    let s = TestServer::start_with(
+        "[limits]\nmax_auth_failures_per_account = 3\nmax_auth_failures_per_ip = 100\n",
+    );
+    s.setup_basic();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"allow_unencrypted": true})),
+    );
+    for src in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let mut c = Imap::over(connect_from(src, s.imap));
+        let (_, t) = c.cmd("LOGIN alice wrong");
+        assert!(t.starts_with("NO"), "{t}");
+    }
+    let mut c = Imap::over(connect_from("127.0.0.5", s.imap));
+    let (_, t) = c.cmd("LOGIN alice alice-pw");
+    assert!(
+        t.starts_with("NO"),
+        "the account is locked for the window: {t}"
+    );
+    let (_, t) = c.cmd("LOGIN bob bob-pw");
+    assert!(t.starts_with("OK"), "{t}");
+    assert!(s.log().contains("account failure limit reached"));
+}
+
+/// An authenticated sender gets `451 4.7.1` at MAIL FROM once it has sent
+/// `max_messages_per_hour_per_user` messages this hour; another user still sends.
+#[test]
+fn authenticated_senders_have_an_hourly_message_limit() {
+    if python().is_none() {
+        return;
+    }
+    let s = TestServer::start_with("[limits]\nmax_messages_per_hour_per_user = 3\n");
+    s.setup_basic();
+    let p = s.submission.to_string();
+    let send = |user: &str, from: &str| {
+        run_py(
+            "tls_client.py",
+            &[
+                "send",
+                &p,
+                "starttls",
+                user,
+                &format!("{user}-pw"),
+                from,
+                "carol@example.test",
+            ]
+            .map(String::from),
+        )
+    };
+    for _ in 0..3 {
+        let (ok, out) = send("alice", "alice@example.test");
+        assert!(ok && out.contains("OK 250"), "{out}");
+    }
+    let (ok, out) = send("alice", "alice@example.test");
+    assert!(
+        !ok && out.contains("ERR mail 451") && out.contains("4.7.1"),
+        "{out}"
+    );
+    let (ok, out) = send("bob", "bob@example.test");
+    assert!(ok && out.contains("OK 250"), "{out}");
+    assert_eq!(s.wait_messages("users/carol", 4).len(), 4);
+}

@@ -124,6 +124,13 @@ pub struct Limits {
     pub max_auth_failures_per_ip: u32,
     /// The AUTH failure window in seconds.
     pub auth_failure_window_secs: u64,
+    /// Failed logins of one account (every protocol, from any address) within the window
+    /// after which its logins are refused until the window ends; 0 = no limit. Guards
+    /// against password guessing spread over many addresses.
+    pub max_auth_failures_per_account: u32,
+    /// Messages one authenticated user may send per hour (submission); past it MAIL FROM
+    /// gets `451 4.7.1`; 0 = no limit. A compromised account cannot become a spam cannon.
+    pub max_messages_per_hour_per_user: u32,
     /// Seconds sessions get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
     /// Memory for mail in flight, in MiB; 0 = an eighth of the machine's memory, at most
@@ -199,6 +206,8 @@ impl Default for Limits {
             data_grace_secs: 30,
             max_auth_failures_per_ip: 10,
             auth_failure_window_secs: 600,
+            max_auth_failures_per_account: 30,
+            max_messages_per_hour_per_user: 1000,
             shutdown_grace_secs: 10,
             memory_budget_mb: 0,
         }

@@ -11,6 +11,30 @@ use std::time::{Duration, Instant};
 pub struct IpLimits {
     conns: Mutex<HashMap<IpAddr, usize>>,
     auth_failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Failed logins per existing account, from any address.
+    account_failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Messages accepted per authenticated user in the current hour.
+    sent: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+/// A counter in fixed windows: `(count, window start)`; true when it is at `max` inside the
+/// window.
+fn at_limit(m: &HashMap<String, (u32, Instant)>, key: &str, max: u32, window: Duration) -> bool {
+    max > 0
+        && m.get(key)
+            .is_some_and(|(n, since)| *n >= max && since.elapsed() < window)
+}
+
+/// Adds one to `key`'s count, starting a new window when the old one is over.
+fn count(m: &mut HashMap<String, (u32, Instant)>, key: &str, window: Duration) {
+    if m.len() > 100_000 {
+        m.retain(|_, (_, since)| since.elapsed() < window);
+    }
+    let e = m.entry(key.to_string()).or_insert((0, Instant::now()));
+    if e.1.elapsed() >= window {
+        *e = (0, Instant::now());
+    }
+    e.0 += 1;
 }
 
 /// Held while a connection is open; releases its slot on drop.
@@ -53,6 +77,37 @@ impl IpLimits {
             .is_some_and(|(n, since)| *n >= max && since.elapsed() < window)
     }
 
+    /// True if the account `login` has had `max` failed logins (from any address) within
+    /// `window`; 0 = no limit.
+    pub fn account_blocked(&self, login: &str, max: u32, window: Duration) -> bool {
+        let m = self
+            .account_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        at_limit(&m, login, max, window)
+    }
+
+    /// Records a failed login for the existing account `login`.
+    pub fn account_failed(&self, login: &str, window: Duration) {
+        let mut m = self
+            .account_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        count(&mut m, login, window);
+    }
+
+    /// True if `login` has sent `max` messages in the current hour; 0 = no limit.
+    pub fn send_limited(&self, login: &str, max: u32) -> bool {
+        let m = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        at_limit(&m, login, max, HOUR)
+    }
+
+    /// Counts one message accepted from `login`.
+    pub fn sent_one(&self, login: &str) {
+        let mut m = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        count(&mut m, login, HOUR);
+    }
+
     /// Records a failed AUTH from `ip`.
     pub fn auth_failed(&self, ip: IpAddr, window: Duration) {
         let mut m = self.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -67,6 +122,9 @@ impl IpLimits {
     }
 }
 
+/// The window of the per-user message rate.
+const HOUR: Duration = Duration::from_secs(3600);
+
 /// Log lines one client may cause per [`LOG_WINDOW`] through [`log_limited`].
 pub const LOG_LINES_PER_WINDOW: u32 = 10;
 /// The window of [`log_limited`].
@@ -76,14 +134,19 @@ pub const LOG_WINDOW: Duration = Duration::from_secs(10);
 /// [`LOG_LINES_PER_WINDOW`] such lines in this [`LOG_WINDOW`]; the first line of the next
 /// window says how many were left out. Repeated refusals of one client cannot flood the log.
 pub fn log_limited(ip: IpAddr, log: impl FnOnce()) {
-    static SEEN: Mutex<Option<HashMap<IpAddr, (Instant, u32)>>> = Mutex::new(None);
+    log_limited_by(&ip.to_string(), log);
+}
+
+/// [`log_limited`] keyed by any name (an account, say) instead of a client address.
+pub fn log_limited_by(key: &str, log: impl FnOnce()) {
+    static SEEN: Mutex<Option<HashMap<String, (Instant, u32)>>> = Mutex::new(None);
     let suppressed = {
         let mut g = SEEN.lock().unwrap_or_else(|p| p.into_inner());
         let m = g.get_or_insert_with(HashMap::new);
         if m.len() > 100_000 {
             m.retain(|_, (since, _)| since.elapsed() < LOG_WINDOW);
         }
-        let e = m.entry(ip).or_insert((Instant::now(), 0));
+        let e = m.entry(key.to_string()).or_insert((Instant::now(), 0));
         let mut left_out = 0;
         if e.0.elapsed() >= LOG_WINDOW {
             left_out = e.1.saturating_sub(LOG_LINES_PER_WINDOW);
@@ -96,7 +159,11 @@ pub fn log_limited(ip: IpAddr, log: impl FnOnce()) {
         left_out
     };
     if suppressed > 0 {
-        tracing::warn!(client = %ip, suppressed, "{suppressed} similar lines about {ip} left out");
+        tracing::warn!(
+            key,
+            suppressed,
+            "{suppressed} similar lines about {key} left out"
+        );
     }
     log();
 }

@@ -86,6 +86,16 @@ pub async fn verify(shared: &Shared, login: &str, password: String) -> Option<St
         tracing::info!(user = %login, "login refused: mail access disabled");
         return None;
     }
+    let limits = &shared.config.limits;
+    if shared
+        .limits
+        .account_blocked(&login, limits.max_auth_failures_per_account, window(shared))
+    {
+        crate::limits::log_limited_by(&login, || {
+            tracing::warn!(user = %login, "login refused: account failure limit reached (limits.max_auth_failures_per_account)");
+        });
+        return None;
+    }
     let hash = user.password_hash.clone();
     let key = cache_key(&login, &password, &hash);
     {
@@ -105,6 +115,8 @@ pub async fn verify(shared: &Shared, login: &str, password: String) -> Option<St
             c.retain(|_, t| t.elapsed() < AUTH_CACHE_TTL);
         }
         c.insert(key, std::time::Instant::now());
+    } else {
+        shared.limits.account_failed(&login, window(shared));
     }
     ok.then_some(login)
 }

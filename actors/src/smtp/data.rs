@@ -338,6 +338,9 @@ impl Session {
             Ok(()) => {
                 metrics::counter!(crate::metrics::MESSAGES_RECEIVED).increment(1);
                 metrics::counter!(crate::metrics::BYTES_RECEIVED).increment(size as u64);
+                if let Some(login) = &self.auth {
+                    self.ctx.shared.limits.sent_one(login);
+                }
                 self.send(codes::QUEUED.with_text(format!("Ok: queued as {qid}")));
             }
             Err(e) => {

@@ -45,6 +45,15 @@ impl Session {
             let detail = format!("<{f}> not owned by user {login}");
             return self.reject("sender_login_mismatch", codes::SENDER_NOT_OWNED, &detail);
         }
+        if let Some(login) = &self.auth
+            && self.ctx.shared.limits.send_limited(
+                login,
+                self.ctx.shared.config.limits.max_messages_per_hour_per_user,
+            )
+        {
+            let detail = format!("{login} reached limits.max_messages_per_hour_per_user");
+            return self.reject_reply("send_rate", codes::SEND_RATE_LIMITED.into(), &detail);
+        }
         let reservation = match self.ctx.shared.budget.start_transaction(max) {
             Ok(r) => r,
             Err(short) => {

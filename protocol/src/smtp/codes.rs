@@ -104,6 +104,12 @@ pub const INSUFFICIENT_STORAGE: Code = Code::new(
     "4.3.1",
     "Error: insufficient system storage, try again later",
 );
+/// An authenticated user reached the hourly message limit (X.7.1: delivery not authorized).
+pub const SEND_RATE_LIMITED: Code = Code::new(
+    451,
+    "4.7.1",
+    "Error: too many messages from this account, try again later",
+);
 /// The content scanner did not answer.
 pub const SCANNER_UNAVAILABLE: Code = Code::new(
     451,
