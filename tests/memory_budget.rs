@@ -172,3 +172,43 @@ fn repeated_refusals_from_one_address_are_logged_a_bounded_number_of_times() {
         "{lines} log lines for 200 refusals"
     );
 }
+
+/// Memory goes back to the system after a flood: 300 sessions each holding 200 KB of DATA,
+/// then all gone; within a few seconds the server's RSS is back near where it started
+/// (glibc keeps freed pages in its arenas unless asked to trim them).
+#[test]
+fn memory_is_given_back_after_a_flood() {
+    let s = TestServer::start_with(
+        "[limits]\nmax_connections_per_ip = 400\nmax_connections_per_network = 400\n",
+    );
+    s.setup_basic();
+    let pid = s.pid().unwrap();
+    let before = rss_kib(pid);
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        let mut c = Session::open("127.0.0.1", s.smtp);
+        for cmd in [
+            "EHLO flood.test",
+            "MAIL FROM:<f@remote.test>",
+            "RCPT TO:<alice@example.test>",
+        ] {
+            assert!(c.cmd(cmd).starts_with('2'));
+        }
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.w.write_all(&body("flood", 200 * 1024)).unwrap();
+        flood.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let during = rss_kib(pid);
+    drop(flood);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut after = rss_kib(pid);
+    while after > before + 20 * 1024 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        after = rss_kib(pid);
+    }
+    assert!(
+        after <= before + 20 * 1024,
+        "RSS {before} KiB before, {during} KiB during, still {after} KiB 15 s after the flood"
+    );
+}

@@ -748,3 +748,32 @@ fn authenticated_senders_have_an_hourly_message_limit() {
     assert!(ok && out.contains("OK 250"), "{out}");
     assert_eq!(s.wait_messages("users/carol", 4).len(), 4);
 }
+
+/// Connections are also capped per network (/24): addresses of one network share the cap,
+/// another network is still served.
+#[test]
+fn connections_per_network_limit() {
+    let s = TestServer::start_with(
+        "[limits]\nmax_connections_per_ip = 2\nmax_connections_per_network = 3\n",
+    );
+    let mut held = Vec::new();
+    for src in ["127.0.5.1", "127.0.5.2", "127.0.5.3"] {
+        let mut c = Smtp::over(connect_from(src, s.smtp));
+        assert!(c.banner.starts_with("220"), "{}", c.banner);
+        c.ok("NOOP", 250);
+        held.push(c);
+    }
+    let mut refused = Smtp::over(connect_from("127.0.5.4", s.smtp));
+    assert!(
+        refused.banner.starts_with("421 4.7.0"),
+        "{}",
+        refused.banner
+    );
+    assert!(refused.closed());
+    let other = Smtp::over(connect_from("127.0.6.1", s.smtp));
+    assert!(other.banner.starts_with("220"), "{}", other.banner);
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let again = Smtp::over(connect_from("127.0.5.4", s.smtp));
+    assert!(again.banner.starts_with("220"), "{}", again.banner);
+}

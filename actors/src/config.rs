@@ -104,6 +104,9 @@ pub struct Limits {
     pub max_line_length: usize,
     /// Simultaneous connections from one IP address.
     pub max_connections_per_ip: usize,
+    /// Simultaneous connections from one network (/24 for IPv4, /64 for IPv6), never less
+    /// than `max_connections_per_ip`; 0 = no network limit.
+    pub max_connections_per_network: usize,
     /// Simultaneous sessions of every protocol together; 0 = derived at start-up from the
     /// descriptor limit (which start-up raises to its hard limit): three quarters of it.
     pub max_connections: usize,
@@ -198,6 +201,7 @@ impl Default for Limits {
         Limits {
             max_line_length: 2048,
             max_connections_per_ip: 50,
+            max_connections_per_network: 200,
             max_connections: 0,
             max_errors: 20,
             command_timeout_secs: 300,

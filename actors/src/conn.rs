@@ -302,7 +302,7 @@ pub fn implicit_tls(kind: ListenerKind) -> bool {
     )
 }
 
-/// Admits a connection on listener `kind`: the per-IP connection limit (the protocol's
+/// Admits a connection on listener `kind`: the per-IP and per-network connection limits (the protocol's
 /// refusal is written on plain ports when it is reached), the open-connection gauge, and the
 /// TLS handshake on implicit-TLS ports. `None` when refused or when the handshake fails.
 pub async fn admit(
@@ -329,15 +329,22 @@ pub async fn admit(
     let slot = if over_total {
         None
     } else {
+        let per_net = match limits.max_connections_per_network {
+            0 => 0,
+            n => n.max(limits.max_connections_per_ip),
+        };
         shared
             .limits
-            .connect(peer.ip(), limits.max_connections_per_ip)
+            .connect(peer.ip(), limits.max_connections_per_ip, per_net)
     };
     let Some(slot) = slot else {
         let (reason, what) = if over_total {
             ("connection_limit_total", "too many connections in all")
         } else {
-            ("connection_limit", "too many connections from this IP")
+            (
+                "connection_limit",
+                "too many connections from this IP or its network (/24, /64)",
+            )
         };
         tracing::warn!(client = %peer.ip(), listener = kind.name(), "reject: {what}");
         metrics::counter!(crate::metrics::REJECTED, "reason" => reason).increment(1);

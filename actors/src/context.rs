@@ -79,6 +79,9 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Sessions in progress (all workers).
     pub active_sessions: AtomicUsize,
+    /// The most sessions open at once since the memory was last trimmed
+    /// (`server.rs` trims after floods).
+    pub sessions_high: AtomicUsize,
     /// The cap on `active_sessions` (`limits.max_connections`, or derived from the
     /// descriptor limit).
     pub max_connections: usize,
@@ -141,6 +144,7 @@ impl Shared {
             queue: QueueHandle::default(),
             shutdown,
             active_sessions: AtomicUsize::new(0),
+            sessions_high: AtomicUsize::new(0),
             max_connections: crate::limits::connection_cap(config_max),
             pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
             imap_views: Default::default(),
@@ -159,7 +163,8 @@ pub struct SessionGuard {
 impl SessionGuard {
     /// Starts counting a session.
     pub fn new(shared: &Arc<Shared>, gauge: &'static str) -> SessionGuard {
-        shared.active_sessions.fetch_add(1, Ordering::SeqCst);
+        let now = shared.active_sessions.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.sessions_high.fetch_max(now, Ordering::Relaxed);
         metrics::gauge!(gauge).increment(1.0);
         SessionGuard {
             shared: shared.clone(),

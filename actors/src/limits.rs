@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct IpLimits {
     conns: Mutex<HashMap<IpAddr, usize>>,
+    /// Open connections per network (/24 for IPv4, /64 for IPv6).
+    nets: Mutex<HashMap<IpAddr, usize>>,
     auth_failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     /// Failed logins per existing account, from any address.
     account_failures: Mutex<HashMap<String, (u32, Instant)>>,
@@ -43,27 +45,55 @@ pub struct ConnSlot {
     ip: IpAddr,
 }
 
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        let mut m = self.limits.conns.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
+fn release(m: &Mutex<HashMap<IpAddr, usize>>, key: IpAddr) {
+    let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = m.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            m.remove(&key);
         }
     }
 }
 
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        release(&self.limits.conns, self.ip);
+        release(&self.limits.nets, network_of(self.ip));
+    }
+}
+
+/// The network a client address is counted in: its /24 (IPv4, and IPv4-mapped IPv6) or its
+/// /64 (IPv6) — what one customer or one attacker's host usually has.
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            IpAddr::from([o[0], o[1], o[2], 0])
+        }
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => network_of(IpAddr::V4(v4)),
+            None => {
+                let s = a.segments();
+                IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+            }
+        },
+    }
+}
+
 impl IpLimits {
-    /// Takes a connection slot for `ip`, or `None` if it already has `max`.
-    pub fn connect(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ConnSlot> {
+    /// Takes a connection slot for `ip`, or `None` if it already has `max`, or its network
+    /// ([`network_of`]) already has `max_net` (0 = no network limit).
+    pub fn connect(self: &Arc<Self>, ip: IpAddr, max: usize, max_net: usize) -> Option<ConnSlot> {
         let mut m = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if *n >= max {
+        let mut nets = self.nets.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.get(&ip).copied().unwrap_or(0);
+        let net = network_of(ip);
+        let nn = nets.get(&net).copied().unwrap_or(0);
+        if n >= max || (max_net > 0 && nn >= max_net) {
             return None;
         }
-        *n += 1;
+        m.insert(ip, n + 1);
+        nets.insert(net, nn + 1);
         Some(ConnSlot {
             limits: self.clone(),
             ip,
@@ -207,11 +237,25 @@ mod tests {
     fn slots_are_released() {
         let l = Arc::new(IpLimits::default());
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let a = l.connect(ip, 2).unwrap();
-        let _b = l.connect(ip, 2).unwrap();
-        assert!(l.connect(ip, 2).is_none());
+        let a = l.connect(ip, 2, 0).unwrap();
+        let _b = l.connect(ip, 2, 0).unwrap();
+        assert!(l.connect(ip, 2, 0).is_none());
         drop(a);
-        assert!(l.connect(ip, 2).is_some());
+        assert!(l.connect(ip, 2, 0).is_some());
+    }
+
+    #[test]
+    fn networks_are_capped_as_a_whole() {
+        let l = Arc::new(IpLimits::default());
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let _a = l.connect(ip("192.0.2.1"), 5, 2).unwrap();
+        let b = l.connect(ip("192.0.2.2"), 5, 2).unwrap();
+        assert!(l.connect(ip("192.0.2.3"), 5, 2).is_none(), "same /24");
+        assert!(l.connect(ip("192.0.3.3"), 5, 2).is_some(), "another /24");
+        drop(b);
+        assert!(l.connect(ip("192.0.2.3"), 5, 2).is_some());
+        assert_eq!(network_of(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_eq!(network_of(ip("::ffff:192.0.2.9")), ip("192.0.2.0"));
     }
 
     #[test]

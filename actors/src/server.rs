@@ -55,6 +55,36 @@ fn load_admin_token(cfg: &Config) -> Result<String> {
     Ok(token)
 }
 
+/// Sessions that must have ended since the last trim before memory is trimmed again.
+const TRIM_AFTER_ENDED: usize = 50;
+
+/// Gives freed memory back to the system after a flood: every 5 s, when at least
+/// [`TRIM_AFTER_ENDED`] fewer sessions are open than at the high point since the last trim,
+/// `malloc_trim` returns the free pages of every malloc arena (glibc keeps them otherwise:
+/// measured 24 MiB before 800 sessions of 200 KB each, 251 MiB during, 95 MiB after them
+/// without a trim). Runs on its own thread until the process ends.
+fn trim_after_floods(shared: Arc<Shared>) {
+    use std::sync::atomic::Ordering;
+    let spawned = std::thread::Builder::new()
+        .name("mem-trim".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                let now = shared.active_sessions.load(Ordering::Relaxed);
+                let high = shared.sessions_high.load(Ordering::Relaxed);
+                if high >= now + TRIM_AFTER_ENDED {
+                    shared.sessions_high.store(now, Ordering::Relaxed);
+                    // SAFETY: malloc_trim only releases free memory of the allocator.
+                    unsafe { libc::malloc_trim(0) };
+                    tracing::debug!(sessions = now, high, "memory trimmed after sessions ended");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the mem-trim thread: {e}");
+    }
+}
+
 /// Runs the server until SIGTERM/SIGINT.
 pub fn run(config: Config) -> Result<()> {
     // First, so that start-up (the queue gauges) is already recorded.
@@ -128,6 +158,7 @@ pub fn run(config: Config) -> Result<()> {
         );
     }
 
+    trim_after_floods(shared.clone());
     let admin_shared = shared.clone();
     let admin = std::thread::Builder::new()
         .name("admin".into())

@@ -326,7 +326,11 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn connect(port: u16) -> Smtp {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        Smtp::over(TcpStream::connect(("127.0.0.1", port)).unwrap())
+    }
+
+    /// A client over an open connection (see [`connect_from`]); reads the greeting.
+    pub fn over(s: TcpStream) -> Smtp {
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let w = s.try_clone().unwrap();
         let mut c = Smtp {
