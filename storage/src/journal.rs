@@ -169,22 +169,10 @@ pub fn syncfs(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Counter: `syncfs` rounds of the maildir-sync thread.
-pub const SYNC_ROUNDS: &str = "postcore_journal_sync_rounds_total";
-/// Counter: journal entries released after a round made their Maildir copies durable.
-pub const RELEASED: &str = "postcore_journal_released_total";
-
-enum Request {
-    /// Delete this message's journal entry once a round has covered its files.
-    Release(String),
-    /// Answer once a round that started after the request has finished.
-    Wait(tokio::sync::oneshot::Sender<Result<(), String>>),
-}
-
 /// The thread that makes deferred Maildir writes durable in shared rounds.
 #[derive(Clone)]
 pub struct Syncer {
-    tx: crossbeam_channel::Sender<Request>,
+    tx: crossbeam_channel::Sender<String>,
 }
 
 /// Counts kept by the syncer thread, for metrics and tests.
@@ -212,89 +200,62 @@ impl Syncer {
     /// Hands over a journaled message whose Maildir files are written: its entry goes once
     /// they are durable.
     pub fn release(&self, qid: &str) {
-        if self.tx.send(Request::Release(qid.to_string())).is_err() {
+        if self.tx.send(qid.to_string()).is_err() {
             tracing::warn!(
                 qid,
                 "maildir-sync thread has stopped: entry stays for replay"
             );
         }
     }
-
-    /// Waits until a `syncfs` round that started after this call has finished.
-    pub async fn wait(&self) -> Result<()> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        self.tx
-            .send(Request::Wait(done))
-            .map_err(|_| anyhow::anyhow!("maildir-sync thread has stopped"))?;
-        match wait.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(anyhow::anyhow!("syncfs: {e}")),
-            Err(_) => Err(anyhow::anyhow!("maildir-sync thread dropped the request")),
-        }
-    }
 }
 
-/// Gathers requests for one round: all that are queued, and, when none of them is a waiter,
-/// those arriving within [`RELEASE_LINGER`].
-fn gather(first: Request, rx: &crossbeam_channel::Receiver<Request>) -> Vec<Request> {
-    let mut reqs = vec![first];
+/// Gathers the messages released within [`RELEASE_LINGER`] of `first` into one round.
+fn gather(first: String, rx: &crossbeam_channel::Receiver<String>) -> Vec<String> {
+    let mut qids = vec![first];
     let until = Instant::now() + RELEASE_LINGER;
-    loop {
-        while let Ok(r) = rx.try_recv() {
-            reqs.push(r);
-        }
-        if reqs.iter().any(|r| matches!(r, Request::Wait(_))) {
-            return reqs;
-        }
-        match rx.recv_deadline(until) {
-            Ok(r) => reqs.push(r),
-            Err(_) => return reqs,
-        }
+    while let Ok(q) = rx.recv_deadline(until) {
+        qids.push(q);
     }
+    qids
 }
+
+/// Counter: `syncfs` rounds of the maildir-sync thread.
+pub const SYNC_ROUNDS: &str = "postcore_journal_sync_rounds_total";
+/// Counter: journal entries released after a round made their Maildir copies durable.
+pub const RELEASED: &str = "postcore_journal_released_total";
 
 fn sync_loop(
     store: &Store,
     roots: &[PathBuf],
-    rx: &crossbeam_channel::Receiver<Request>,
+    rx: &crossbeam_channel::Receiver<String>,
     stats: &SyncStats,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut pending: Vec<String> = Vec::new();
     while let Ok(first) = rx.recv() {
-        let reqs = gather(first, rx);
-        let mut waiters = Vec::new();
-        for r in reqs {
-            match r {
-                Request::Release(q) => pending.push(q),
-                Request::Wait(w) => waiters.push(w),
-            }
-        }
+        pending.extend(gather(first, rx));
         let result = roots
             .iter()
             .try_for_each(|r| syncfs(r).map_err(|e| format!("{}: {e}", r.display())));
         stats.rounds.fetch_add(1, Relaxed);
         metrics::counter!(SYNC_ROUNDS).increment(1);
-        if result.is_ok() && !pending.is_empty() {
-            // Not synced itself: if this deletion is lost, replay finds the files intact.
-            let ops = pending
-                .drain(..)
-                .map(|q| Op::Delete(CF_JOURNAL, q.into_bytes()))
-                .collect::<Vec<_>>();
-            let n = ops.len() as u64;
-            match store.write_relaxed(ops) {
-                Ok(()) => {
-                    stats.released.fetch_add(n, Relaxed);
-                    metrics::counter!(RELEASED).increment(n);
-                }
-                Err(e) => tracing::warn!("releasing journal entries: {e:#} (replayed at start)"),
-            }
-        }
         if let Err(e) = &result {
+            // Kept for the next round (and for replay at start-up if none succeeds).
             tracing::error!("syncfs failed: {e}; journal entries kept");
+            continue;
         }
-        for w in waiters {
-            let _ = w.send(result.clone());
+        // Not synced itself: if this deletion is lost, replay finds the files intact.
+        let ops: Vec<Op> = pending
+            .drain(..)
+            .map(|q| Op::Delete(CF_JOURNAL, q.into_bytes()))
+            .collect();
+        let n = ops.len() as u64;
+        match store.write_relaxed(ops) {
+            Ok(()) => {
+                stats.released.fetch_add(n, Relaxed);
+                metrics::counter!(RELEASED).increment(n);
+            }
+            Err(e) => tracing::warn!("releasing journal entries: {e:#} (replayed at start)"),
         }
     }
 }
@@ -373,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn released_entries_go_after_a_round_and_waiters_are_answered() {
+    fn released_entries_go_after_a_round() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("db")).unwrap();
         let e = entry();
@@ -382,12 +343,12 @@ mod tests {
             .unwrap();
         let (syncer, stats) = Syncer::start(store.clone(), vec![tmp.path().to_path_buf()]).unwrap();
         syncer.release("Q1");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(syncer.wait()).unwrap();
-        // The release was queued before the wait, so the round that answered covered it.
-        assert_eq!(stats.released.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stats.released.load(std::sync::atomic::Ordering::Relaxed) < 1 {
+            assert!(Instant::now() < deadline, "no round released the entry");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(stats.rounds.load(std::sync::atomic::Ordering::Relaxed) >= 1);
         assert!(store.scan_prefix(CF_JOURNAL, b"").unwrap().is_empty());
     }
 }
