@@ -112,3 +112,34 @@ fn prompt_clients_are_served_under_the_same_limits() {
     let (code, text) = c.send_mail("a@remote.test", &["alice@example.test"], &message("quick"));
     assert_eq!(code, 250, "{text}");
 }
+
+/// A login exchange has one deadline in all: an IMAP AUTHENTICATE LOGIN whose two answers
+/// each come 2 s after their challenge (under the 3 s command timeout) is cut, because the
+/// exchange as a whole takes longer than the timeout.
+#[test]
+fn an_authentication_exchange_has_one_total_deadline() {
+    let s = TestServer::start_with(CONFIG);
+    s.setup_basic();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(serde_json::json!({"allow_unencrypted": true})),
+    );
+    let mut c = Imap::connect(s.imap);
+    c.send_raw(b"a1 AUTHENTICATE LOGIN\r\n");
+    let started = Instant::now();
+    let challenge = c.read_line();
+    assert!(challenge.starts_with('+'), "{challenge}");
+    std::thread::sleep(Duration::from_secs(2));
+    c.send_raw(b"YWxpY2U=\r\n"); // alice
+    let challenge = c.read_line();
+    assert!(challenge.starts_with('+'), "{challenge}");
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = c.try_send_raw(b"YWxpY2UtcHc=\r\n"); // alice-pw, too late
+    let rest = c.read_rest();
+    assert!(
+        !rest.contains("a1 OK"),
+        "logged in after {:?}: {rest}",
+        started.elapsed()
+    );
+}

@@ -583,6 +583,24 @@ impl Imap {
         self.w.write_all(data).unwrap();
     }
 
+    /// Sends without asserting: false if the server has already closed the connection.
+    pub fn try_send_raw(&mut self, data: &[u8]) -> bool {
+        self.w.write_all(data).is_ok()
+    }
+
+    /// Every line until the server closes the connection (or the read times out).
+    pub fn read_rest(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let l = self.read_line();
+            if l.is_empty() {
+                return all;
+            }
+            all.push_str(&l);
+            all.push('\n');
+        }
+    }
+
     /// Runs `cmd` with a fresh tag: (untagged and continuation lines, tagged line without tag).
     pub fn cmd(&mut self, cmd: &str) -> (Vec<String>, String) {
         self.n += 1;

@@ -4,7 +4,7 @@
 use super::{Done, Login, Session, UserSlot};
 use base64::Engine;
 use postcore_protocol::imap::Code;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Special-use folders created on first login (RFC 6154).
 pub(super) const SPECIAL_FOLDERS: [(&str, &str); 5] = [
@@ -71,7 +71,15 @@ impl Session {
         self.authenticate_user(user, password).await
     }
 
+    /// AUTHENTICATE (RFC 9051 §6.2.2): the whole exchange, every step, within one timeout.
     pub(super) async fn authenticate(&mut self, mechanism: &str, initial: Option<String>) -> Done {
+        self.sasl_deadline = Some(Instant::now() + self.timeout());
+        let done = self.authenticate_steps(mechanism, initial).await;
+        self.sasl_deadline = None;
+        done
+    }
+
+    async fn authenticate_steps(&mut self, mechanism: &str, initial: Option<String>) -> Done {
         if !self.plaintext_allowed() {
             return Done::no_with(
                 Code::PrivacyRequired,
@@ -140,7 +148,10 @@ impl Session {
         }
         // RFC 9051 §6.2.2: one line per response; 16 KiB is far above any SASL step here.
         let mut lines = postcore_protocol::smtp::LineReader::new(16 * 1024);
-        let t = self.timeout();
+        let t = self.sasl_deadline.map_or_else(
+            || self.timeout(),
+            |d| d.saturating_duration_since(Instant::now()),
+        );
         match self.conn.next_frame(&mut lines, t).await {
             Ok(postcore_protocol::smtp::LineEvent::Line(l)) => {
                 let s = String::from_utf8_lossy(&l).into_owned();

@@ -94,6 +94,8 @@ pub(crate) struct Session {
     failures: u32,
     /// `BAD` responses so far (`limits.max_errors` of them close the session).
     bad_commands: u32,
+    /// End of the AUTHENTICATE exchange in progress: all its steps share one deadline.
+    sasl_deadline: Option<Instant>,
     /// ENABLE CONDSTORE (or a CONDSTORE-enabling command) was seen.
     condstore: bool,
     /// ENABLE QRESYNC.
@@ -130,6 +132,7 @@ pub async fn serve(
         sel: None,
         failures: 0,
         bad_commands: 0,
+        sasl_deadline: None,
         condstore: false,
         qresync: false,
         rev2: false,

@@ -30,11 +30,24 @@ impl Session {
         decode(&resp)
     }
 
+    /// AUTH (RFC 4954): the whole exchange, every step, within one command timeout.
     pub(super) async fn authenticate(
         &mut self,
         mechanism: String,
         initial: Option<String>,
     ) -> Next {
+        self.sasl_deadline = Some(
+            std::time::Instant::now()
+                + std::time::Duration::from_secs(
+                    self.ctx.shared.config.limits.command_timeout_secs,
+                ),
+        );
+        let next = self.authenticate_steps(mechanism, initial).await;
+        self.sasl_deadline = None;
+        next
+    }
+
+    async fn authenticate_steps(&mut self, mechanism: String, initial: Option<String>) -> Next {
         if let Some(next) = self.auth_refused() {
             return next;
         }

@@ -62,6 +62,8 @@ pub struct Session {
     pub(super) auth: Option<String>,
     pub(super) auth_failures: u32,
     pub(super) errors: u32,
+    /// End of the AUTH exchange in progress: all its steps share one deadline.
+    pub(super) sasl_deadline: Option<Instant>,
     pub(super) tx: Option<Transaction>,
     pub(super) started: Instant,
 }
@@ -91,6 +93,7 @@ pub async fn serve(
         auth: None,
         auth_failures: 0,
         errors: 0,
+        sasl_deadline: None,
         tx: None,
         started: Instant::now(),
     };
@@ -178,7 +181,10 @@ impl Session {
         if self.flush().await.is_err() {
             return None;
         }
-        let timeout = self.command_timeout();
+        let timeout = self.sasl_deadline.map_or_else(
+            || self.command_timeout(),
+            |d| d.saturating_duration_since(Instant::now()),
+        );
         match self.conn.next_frame(&mut self.lines, timeout).await {
             Ok(LineEvent::Line(l)) => Some(l),
             Ok(_) => Some(Vec::new()),
