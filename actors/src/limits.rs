@@ -1,7 +1,9 @@
 //! Per-IP limits shared by every worker: concurrent connections, AUTH failures, and the
 //! rate of log lines about one client's refusals.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,27 +14,37 @@ pub struct IpLimits {
     conns: Mutex<HashMap<IpAddr, usize>>,
     /// Open connections per network (/24 for IPv4, /64 for IPv6).
     nets: Mutex<HashMap<IpAddr, usize>>,
-    auth_failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    auth_failures: Mutex<Windows<IpAddr>>,
     /// Failed logins per existing account, from any address.
-    account_failures: Mutex<HashMap<String, (u32, Instant)>>,
+    account_failures: Mutex<Windows<String>>,
     /// Messages accepted per authenticated user in the current hour.
-    sent: Mutex<HashMap<String, (u32, Instant)>>,
+    sent: Mutex<Windows<String>>,
 }
 
-/// A counter in fixed windows: `(count, window start)`; true when it is at `max` inside the
-/// window.
-fn at_limit(m: &HashMap<String, (u32, Instant)>, key: &str, max: u32, window: Duration) -> bool {
-    max > 0
-        && m.get(key)
-            .is_some_and(|(n, since)| *n >= max && since.elapsed() < window)
+/// Counts per key in fixed windows: `key → (count, window start)`.
+type Windows<K> = HashMap<K, (u32, Instant)>;
+
+/// True when `key` has reached `max` inside its current window.
+fn at_limit<K, Q>(m: &Windows<K>, key: &Q, max: u32, window: Duration) -> bool
+where
+    K: Eq + Hash + Borrow<Q>,
+    Q: Eq + Hash + ?Sized,
+{
+    m.get(key)
+        .is_some_and(|(n, since)| *n >= max && since.elapsed() < window)
 }
 
-/// Adds one to `key`'s count, starting a new window when the old one is over.
-fn count(m: &mut HashMap<String, (u32, Instant)>, key: &str, window: Duration) {
+/// Adds one to `key`'s count, starting a new window when the old one is over (and dropping
+/// expired keys when the map has grown large).
+fn count<K, Q>(m: &mut Windows<K>, key: &Q, window: Duration)
+where
+    K: Eq + Hash + Borrow<Q>,
+    Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
+{
     if m.len() > 100_000 {
         m.retain(|_, (_, since)| since.elapsed() < window);
     }
-    let e = m.entry(key.to_string()).or_insert((0, Instant::now()));
+    let e = m.entry(key.to_owned()).or_insert((0, Instant::now()));
     if e.1.elapsed() >= window {
         *e = (0, Instant::now());
     }
@@ -103,8 +115,7 @@ impl IpLimits {
     /// True if `ip` has reached `max` AUTH failures within `window`.
     pub fn auth_blocked(&self, ip: IpAddr, max: u32, window: Duration) -> bool {
         let m = self.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(&ip)
-            .is_some_and(|(n, since)| *n >= max && since.elapsed() < window)
+        at_limit(&m, &ip, max, window)
     }
 
     /// True if the account `login` has had `max` failed logins (from any address) within
@@ -114,7 +125,7 @@ impl IpLimits {
             .account_failures
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        at_limit(&m, login, max, window)
+        max > 0 && at_limit(&m, login, max, window)
     }
 
     /// Records a failed login for the existing account `login`.
@@ -129,7 +140,7 @@ impl IpLimits {
     /// True if `login` has sent `max` messages in the current hour; 0 = no limit.
     pub fn send_limited(&self, login: &str, max: u32) -> bool {
         let m = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        at_limit(&m, login, max, HOUR)
+        max > 0 && at_limit(&m, login, max, HOUR)
     }
 
     /// Counts one message accepted from `login`.
@@ -141,14 +152,7 @@ impl IpLimits {
     /// Records a failed AUTH from `ip`.
     pub fn auth_failed(&self, ip: IpAddr, window: Duration) {
         let mut m = self.auth_failures.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() > 100_000 {
-            m.retain(|_, (_, since)| since.elapsed() < window);
-        }
-        let e = m.entry(ip).or_insert((0, Instant::now()));
-        if e.1.elapsed() >= window {
-            *e = (0, Instant::now());
-        }
-        e.0 += 1;
+        count(&mut m, &ip, window);
     }
 }
 
