@@ -6,9 +6,9 @@
 # Rust 1.95 (cargo) must already be installed: Debian's own rustc is too old.
 set -euo pipefail
 mode=${1:-test}
-pkgs=(librocksdb-dev libclang-dev pkg-config)
+pkgs=(librocksdb-dev libhyperscan-dev libclang-dev pkg-config)
 if [ "$mode" = test ]; then
-  pkgs+=(swaks python3 python3-dkim python3-nacl procps bc dnsmasq-base curl fetchmail isync mutt e2fsprogs xfsprogs mount)
+  pkgs+=(swaks python3 python3-dkim python3-nacl procps bc dnsmasq-base curl fetchmail isync mutt e2fsprogs xfsprogs mount clamav-testfiles)
 fi
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

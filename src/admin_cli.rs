@@ -50,6 +50,19 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: QueueCmd,
     },
+    /// The antivirus signature database.
+    Av {
+        #[command(subcommand)]
+        cmd: AvCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AvCmd {
+    /// Signatures loaded by kind, skipped and why, database version, last reload.
+    Status,
+    /// Read the signature directory now (the old database stays if it fails).
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -380,6 +393,8 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
         AdminCmd::Settings { cmd } => settings_command(&c, cmd)?,
         AdminCmd::Dkim { cmd } => dkim_command(&c, cmd)?,
         AdminCmd::Queue { cmd } => queue_command(&c, cmd)?,
+        AdminCmd::Av { cmd: AvCmd::Status } => c.call("GET", "/av/status", None)?,
+        AdminCmd::Av { cmd: AvCmd::Reload } => c.call("POST", "/av/reload", Some(json!({})))?,
     };
     if !out.is_null() {
         println!("{}", serde_json::to_string_pretty(&out)?);

@@ -71,6 +71,8 @@ pub fn router(shared: Arc<Shared>, token: String, prometheus: PrometheusHandle) 
         .route("/queue/resend", axum::routing::post(resend_all))
         .route("/queue/{qid}", axum::routing::delete(delete_queue_one))
         .route("/queue/{qid}/resend", axum::routing::post(resend_one))
+        .route("/av/status", get(av_status))
+        .route("/av/reload", axum::routing::post(av_reload))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .nest("/api", api)
@@ -519,6 +521,23 @@ async fn delete_queue_all(State(st): State<AppState>) -> ApiResult {
 
 async fn delete_queue_one(State(st): State<AppState>, Path(qid): Path<String>) -> ApiResult {
     delete_queued(&st, Some(&qid)).await
+}
+
+/// `GET /api/av/status`: the signature database (signatures by kind, skipped and why,
+/// version, load time, the last reload's outcome).
+async fn av_status(State(st): State<AppState>) -> ApiResult {
+    json_ok(&st.shared.scanner.filter.status())
+}
+
+/// `POST /api/av/reload`: reads the signature directory now (off the event loop); a broken
+/// file answers 400 with the reason and the loaded database stays.
+async fn av_reload(State(st): State<AppState>) -> ApiResult {
+    let pool = st.shared.scanner.clone();
+    tokio::task::spawn_blocking(move || pool.reload())
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("reload failed: {e}")))?;
+    json_ok(&st.shared.scanner.filter.status())
 }
 
 async fn resend_all(State(st): State<AppState>) -> ApiResult {

@@ -27,6 +27,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// DNS resolution for outbound delivery.
     pub dns: DnsConfig,
+    /// The content scanner's threads, time limit and signature directory.
+    pub scanner: ScannerConfig,
     /// Outbound SMTP client.
     pub outbound: OutboundConfig,
 }
@@ -241,6 +243,77 @@ impl Default for Config {
             admin: AdminConfig::default(),
             dns: DnsConfig::default(),
             outbound: OutboundConfig::default(),
+            scanner: ScannerConfig::default(),
+        }
+    }
+}
+
+/// What a message gets when its scan runs past the time limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    /// `451 4.3.2`: the client tries again later.
+    #[default]
+    Tempfail,
+    /// Accept it unscanned (logged).
+    Accept,
+}
+
+/// The scanner pool (content checks run off the SMTP event loops).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScannerConfig {
+    /// Scanner threads; 0 = one per core.
+    pub threads: usize,
+    /// Time limit per message in milliseconds.
+    pub timeout_ms: u64,
+    /// What a message that ran out of time gets.
+    pub on_timeout: OnTimeout,
+    /// Messages waiting for or in a scan at once; past it, `451 4.3.2` (back-pressure).
+    /// 0 = 16 per thread.
+    pub max_in_flight: usize,
+    /// ClamAV signature directory (`.cvd`, `.ndb`, `.ldb`, `.hdb`, …); empty = `<data_dir>/clamav`.
+    pub signature_dir: Option<PathBuf>,
+    /// How often the signature directory is checked for changes, in seconds.
+    pub reload_check_secs: u64,
+}
+
+impl Default for ScannerConfig {
+    fn default() -> Self {
+        ScannerConfig {
+            threads: 0,
+            timeout_ms: 30_000,
+            on_timeout: OnTimeout::Tempfail,
+            max_in_flight: 0,
+            signature_dir: None,
+            reload_check_secs: 5,
+        }
+    }
+}
+
+impl ScannerConfig {
+    /// The signature directory for a data directory.
+    pub fn signature_dir(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.signature_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("clamav"))
+    }
+
+    /// Scanner threads (at least one).
+    pub fn threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// The back-pressure bound.
+    pub fn max_in_flight(&self) -> usize {
+        if self.max_in_flight > 0 {
+            self.max_in_flight
+        } else {
+            16 * self.threads()
         }
     }
 }

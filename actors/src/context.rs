@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::limits::IpLimits;
-use crate::messages::{DeliverLocal, QueueHandle, Scan};
+use crate::messages::{DeliverLocal, QueueHandle};
 use crate::usage::UsageTracker;
 use actix::Recipient;
 use postcore_storage::Store;
@@ -96,6 +96,8 @@ pub struct Shared {
     /// Open IMAP sessions per (user, client IP).
     pub imap_sessions:
         std::sync::Mutex<std::collections::HashMap<(String, std::net::IpAddr), usize>>,
+    /// The content scanner pool and its signature database.
+    pub scanner: crate::scanner::ScannerPool,
 }
 
 impl Shared {
@@ -127,6 +129,7 @@ impl Shared {
         let config_max = config.limits.max_connections;
         let budget =
             crate::budget::MemoryBudget::new(config.limits.memory_budget_mb, &config.data_dir);
+        let scanner = crate::scanner::ScannerPool::start(&config.scanner, &config.data_dir);
         Ok(Shared {
             usage: UsageTracker::new(store.clone(), mail_root.clone()),
             dkim: crate::dkim::DkimKeys::new(&config.data_dir),
@@ -149,6 +152,7 @@ impl Shared {
             pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
             imap_views: Default::default(),
             imap_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
+            scanner,
         })
     }
 }
@@ -189,6 +193,4 @@ pub struct WorkerCtx {
     pub shared: Arc<Shared>,
     /// This core's delivery actor.
     pub delivery: Recipient<DeliverLocal>,
-    /// This core's scanner actor (the end-of-data pipeline's scan stage).
-    pub scanner: Recipient<Scan>,
 }

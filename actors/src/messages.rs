@@ -1,7 +1,7 @@
 //! The messages the actors exchange, and the handles that send them.
 //!
 //! ```text
-//!   SMTP session ──Scan──▶ ScannerActor (per core)        ──▶ Verdict
+//!   SMTP session ──Scan──▶ scanner pool (threads off the event loops) ──▶ Verdict
 //!        │
 //!        └─ end-of-data pipeline ──DeliverLocal──▶ DeliveryActor (per core) ──▶ Maildir + index
 //!                     │
@@ -17,7 +17,7 @@ use crate::outbound::route::Route;
 use crate::outbound::{Job, Outcome};
 use actix::{Message, Recipient};
 use bytes::Bytes;
-use postcore_scanner::{Flag, ScanContext, Verdict};
+use postcore_scanner::{Flag, ScanContext};
 use postcore_storage::directory::Mailbox;
 use postcore_storage::maildir::Durability;
 use std::sync::OnceLock;
@@ -49,10 +49,6 @@ pub struct Scan {
     pub context: ScanContext,
     /// The message octets.
     pub data: Bytes,
-}
-
-impl Message for Scan {
-    type Result = Verdict;
 }
 
 /// A message was queued durably: look at the queue soon.

@@ -25,6 +25,17 @@ pub const QUEUE_LENGTH: &str = "postcore_queue_messages";
 /// Gauge: octets in the queue.
 pub const QUEUE_BYTES: &str = "postcore_queue_bytes";
 
+/// Counter: scans by `result` (clean, infected, blocked, busy, timeout).
+pub const SCANS: &str = "postcore_scans_total";
+/// Histogram: seconds one message's content scan took.
+pub const SCAN_SECONDS: &str = "postcore_scan_seconds";
+/// Counter: octets decoded and unpacked by the content walk.
+pub const SCAN_BYTES: &str = "postcore_scan_unpacked_bytes_total";
+/// Counter: content-walk limits reached, label `limit` (depth, size, files, ratio, encrypted).
+pub const SCAN_LIMITS: &str = "postcore_scan_limits_total";
+/// Counter: signature database reloads, label `result` (ok, failed).
+pub const AV_RELOADS: &str = "postcore_av_reloads_total";
+
 /// Installs the global recorder and returns the handle that renders `/metrics`.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let recorder = PrometheusBuilder::new()
@@ -33,6 +44,13 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
             &[
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0,
                 3600.0,
+            ],
+        )
+        .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?
+        .set_buckets_for_metric(
+            Matcher::Full(SCAN_SECONDS.into()),
+            &[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.0, 10.0,
             ],
         )
         .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?

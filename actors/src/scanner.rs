@@ -1,37 +1,250 @@
-//! The scanner actor: the end-of-data pipeline's scan stage sends it a [`Scan`] and gets a
-//! [`postcore_scanner::Verdict`] back. One per core, holding the process's scanner.
+//! The scanner actors: a pool of threads off the SMTP event loops (one per core unless set),
+//! each taking [`Scan`] messages from one shared mailbox and answering with a
+//! [`postcore_scanner::Verdict`]. The session waits for the answer with a time limit, and a
+//! bound on messages in flight pushes back (`451 4.3.2`) instead of queueing without end.
+//!
+//! The pool also owns the signature database's life: a watcher thread reloads it when the
+//! signature directory changes (compiled on that thread, swapped atomically; scans in
+//! progress finish on the database they started with).
 
+use crate::config::ScannerConfig;
 use crate::messages::Scan;
-use actix::{Actor, Context, Handler, MessageResult};
-use postcore_scanner::{AcceptAll, ScanInput, Scanner};
-use std::sync::Arc;
+use postcore_scanner::filter::Filter;
+use postcore_scanner::{ScanInput, Verdict};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
-/// Per-core actor that runs the configured [`Scanner`].
-pub struct ScannerActor {
-    scanner: Arc<dyn Scanner>,
+/// Why a scan did not produce a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanError {
+    /// More messages in flight than the bound.
+    Busy,
+    /// The time limit passed.
+    Timeout,
+    /// The pool is gone (shutting down).
+    Unavailable,
 }
 
-impl ScannerActor {
-    /// An actor running `scanner`.
-    pub fn new(scanner: Arc<dyn Scanner>) -> ScannerActor {
-        ScannerActor { scanner }
+struct Job {
+    scan: Scan,
+    reply: tokio::sync::oneshot::Sender<Verdict>,
+    _slot: Slot,
+}
+
+/// One message in flight; frees its place when dropped (after the scan, even if the session
+/// stopped waiting).
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// The scanner this build runs: no filter is configured yet, so every message is accepted.
-pub fn configured() -> Arc<dyn Scanner> {
-    Arc::new(AcceptAll)
+/// A handle on the pool, cheap to clone into every worker.
+#[derive(Clone)]
+pub struct ScannerPool {
+    tx: SyncSender<Job>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
+    timeout: Duration,
+    /// The filter the threads run (also read by `av status`).
+    pub filter: Arc<Filter>,
+    signature_dir: PathBuf,
 }
 
-impl Actor for ScannerActor {
-    type Context = Context<Self>;
+impl ScannerPool {
+    /// Loads the signatures and starts the threads and the directory watcher.
+    pub fn start(config: &ScannerConfig, data_dir: &Path) -> ScannerPool {
+        let dir = config.signature_dir(data_dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let started = Instant::now();
+        let filter = Arc::new(Filter::new(&dir));
+        log_status(&filter, started.elapsed());
+        let max = config.max_in_flight();
+        let (tx, rx) = sync_channel::<Job>(max);
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..config.threads() {
+            let (rx, filter) = (rx.clone(), filter.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("scanner-{n}"))
+                .spawn(move || scanner_thread(rx, filter));
+            if let Err(e) = spawned {
+                tracing::error!("cannot start scanner thread: {e}");
+            }
+        }
+        let pool = ScannerPool {
+            tx,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_in_flight: max,
+            timeout: Duration::from_millis(config.timeout_ms.max(1)),
+            filter,
+            signature_dir: dir,
+        };
+        pool.watch(Duration::from_secs(config.reload_check_secs.max(1)));
+        pool
+    }
+
+    /// Scans one message: `Busy` at once when the bound is reached, `Timeout` when no verdict
+    /// came in time.
+    pub async fn scan(&self, scan: Scan) -> Result<Verdict, ScanError> {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!(crate::metrics::SCANS, "result" => "busy").increment(1);
+            return Err(ScanError::Busy);
+        }
+        let slot = Slot(self.in_flight.clone());
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = Job {
+            scan,
+            reply,
+            _slot: slot,
+        };
+        if self.tx.try_send(job).is_err() {
+            metrics::counter!(crate::metrics::SCANS, "result" => "busy").increment(1);
+            return Err(ScanError::Busy);
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(ScanError::Unavailable),
+            Err(_) => {
+                metrics::counter!(crate::metrics::SCANS, "result" => "timeout").increment(1);
+                Err(ScanError::Timeout)
+            }
+        }
+    }
+
+    /// Reloads the signature directory now (`av reload`); the old database stays on failure.
+    pub fn reload(&self) -> Result<(), String> {
+        reload(&self.filter, &self.signature_dir)
+    }
+
+    /// Starts the thread that reloads the signatures when the directory changes.
+    fn watch(&self, every: Duration) {
+        let (filter, dir) = (self.filter.clone(), self.signature_dir.clone());
+        let spawned = std::thread::Builder::new()
+            .name("av-reload".into())
+            .spawn(move || {
+                let mut seen = fingerprint(&dir);
+                loop {
+                    std::thread::sleep(every);
+                    let now = fingerprint(&dir);
+                    if now != seen {
+                        // Let a copy in progress finish before reading it.
+                        std::thread::sleep(Duration::from_millis(200));
+                        seen = fingerprint(&dir);
+                        let _ = reload(&filter, &dir);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the signature watcher: {e}");
+        }
+    }
 }
 
-impl Handler<Scan> for ScannerActor {
-    type Result = MessageResult<Scan>;
+fn reload(filter: &Filter, dir: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    match filter.reload(dir) {
+        Ok(_) => {
+            metrics::counter!(crate::metrics::AV_RELOADS, "result" => "ok").increment(1);
+            log_status(filter, started.elapsed());
+            Ok(())
+        }
+        Err(e) => {
+            metrics::counter!(crate::metrics::AV_RELOADS, "result" => "failed").increment(1);
+            tracing::error!(dir = %dir.display(), "antivirus: reload failed, keeping the loaded database: {e}");
+            Err(e)
+        }
+    }
+}
 
-    fn handle(&mut self, m: Scan, _: &mut Self::Context) -> Self::Result {
-        let input = ScanInput::new(&m.context, &m.data);
-        MessageResult(self.scanner.scan(&input))
+fn log_status(filter: &Filter, took: Duration) {
+    let s = filter.status();
+    let loaded: Vec<String> = s
+        .stats
+        .loaded
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let skipped: Vec<String> = s
+        .stats
+        .skipped
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    if s.last_reload != "ok" {
+        tracing::error!(dir = %s.directory, "antivirus: signatures not loaded ({}); built-in EICAR signature only", s.last_reload);
+        return;
+    }
+    tracing::info!(
+        dir = %s.directory,
+        "antivirus: database loaded in {} ms: {} (plus the built-in EICAR signature); skipped: {}; hyperscan {} bytes",
+        took.as_millis(),
+        if loaded.is_empty() { "no signatures".to_string() } else { loaded.join(", ") },
+        if skipped.is_empty() { "none".to_string() } else { skipped.join(", ") },
+        s.hyperscan_bytes,
+    );
+}
+
+/// Names, sizes and modification times of the directory's files: a change means a reload.
+fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    Some((
+                        e.file_name().to_string_lossy().into_owned(),
+                        m.len(),
+                        m.modified().ok(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn scanner_thread(rx: Arc<Mutex<Receiver<Job>>>, filter: Arc<Filter>) {
+    loop {
+        let job = match rx.lock() {
+            Ok(r) => r.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let started = Instant::now();
+        let input = ScanInput::new(&job.scan.context, &job.scan.data);
+        let (verdict, report) = filter.scan_report(&input);
+        let secs = started.elapsed().as_secs_f64();
+        let result = if report.virus.is_some() {
+            "infected"
+        } else if report.blocked.is_some() {
+            "blocked"
+        } else {
+            "clean"
+        };
+        metrics::counter!(crate::metrics::SCANS, "result" => result).increment(1);
+        metrics::histogram!(crate::metrics::SCAN_SECONDS).record(secs);
+        metrics::counter!(crate::metrics::SCAN_BYTES).increment(report.bytes);
+        for hit in &report.limits {
+            metrics::counter!(crate::metrics::SCAN_LIMITS, "limit" => hit.name()).increment(1);
+        }
+        let qid = &job.scan.context.qid;
+        if let Some(v) = &report.virus {
+            tracing::info!(qid, virus = %v, "{qid}: antivirus: infected: {v}");
+        }
+        if let Some(b) = &report.blocked {
+            tracing::info!(qid, blocked = %b, "{qid}: attachment blocked: {b}");
+        }
+        if !report.limits.is_empty() {
+            let names: Vec<&str> = report.limits.iter().map(|h| h.name()).collect();
+            tracing::info!(qid, "{qid}: scan limits reached: {}", names.join(","));
+        }
+        let _ = job.reply.send(verdict);
     }
 }

@@ -11,7 +11,6 @@ use crate::context::{ListenerKind, Shared, WorkerCtx};
 use crate::delivery::DeliveryActor;
 use crate::messages::QueueAddrs;
 use crate::queue::QueueActor;
-use crate::scanner::ScannerActor;
 use actix::Actor;
 use anyhow::{Context, Result};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -232,12 +231,10 @@ async fn worker_main(
             delete: queue.recipient(),
         });
     }
-    let scanner = ScannerActor::new(crate::scanner::configured()).start();
     let ctx = Rc::new(WorkerCtx {
         id,
         shared: shared.clone(),
         delivery,
-        scanner: scanner.recipient(),
     });
     for (kind, l) in listeners {
         let ctx = ctx.clone();

@@ -1,6 +1,6 @@
 //! In-process session tests: SMTP, IMAP and POP3 sessions driven over an in-memory duplex
 //! stream through the same connection core and admission as real sockets, with the real
-//! store, delivery actor and scanner actor of a temporary data directory. No sockets; each
+//! store, delivery actor and scanner pool of a temporary data directory. No sockets; each
 //! test takes milliseconds (the real-socket and real-client tests are in the top-level
 //! `tests/`).
 
@@ -8,7 +8,6 @@ use actix::Actor;
 use postcore_actors::config::Config;
 use postcore_actors::context::{ListenerKind, Shared, WorkerCtx};
 use postcore_actors::delivery::DeliveryActor;
-use postcore_actors::scanner::{ScannerActor, configured};
 use serde_json::json;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -81,7 +80,6 @@ impl Harness {
                 id: 0,
                 shared: shared.clone(),
                 delivery: DeliveryActor::new(shared.clone()).start().recipient(),
-                scanner: ScannerActor::new(configured()).start().recipient(),
             });
             let (ours, theirs) = tokio::io::duplex(256 * 1024);
             let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();

@@ -23,6 +23,11 @@ pub struct ScanContext {
     pub mail_from: String,
     /// Envelope recipients in RCPT order; a [`crate::RecipientVerdict`] refers to them by index.
     pub rcpts: Vec<String>,
+    /// The client is in the "Allow relay from IP addresses" networks, which the filter
+    /// leaves alone (the reference excludes them from all checks).
+    pub exempt: bool,
+    /// The filter's settings at the time the message arrived.
+    pub policy: crate::filter::FilterPolicy,
 }
 
 impl ScanContext {
@@ -37,6 +42,8 @@ impl ScanContext {
             auth: None,
             mail_from: "sender@example.test".into(),
             rcpts: rcpts.iter().map(|r| r.to_string()).collect(),
+            exempt: false,
+            policy: crate::filter::FilterPolicy::default(),
         }
     }
 }

@@ -7,6 +7,10 @@
 //! antivirus, antispam, Bayes) and Sieve produce the same [`Verdict`] types, and the
 //! pipeline in `postcore-actors` carries them out.
 
+pub mod clamav;
+pub mod content;
+pub mod filetype;
+pub mod filter;
 pub mod input;
 pub mod verdict;
 

@@ -3,10 +3,12 @@
 
 use super::session::{Next, ReadEnd, Session, Transaction};
 use crate::body::{BodySpool, Content};
+use crate::config::OnTimeout;
 use crate::context::ListenerKind;
 use crate::delivery::{Delivery, IncomingMessage, accept_message};
 use crate::messages::Scan;
 use crate::pipeline::{self, EnvelopeRcpt, HeaderView, Plan};
+use crate::scanner::ScanError;
 use crate::util::{header_section, rfc5322_date};
 use bytes::Bytes;
 use postcore_protocol::smtp::{Address, DataEvent, DataReceiver, Reply, codes};
@@ -394,6 +396,8 @@ impl Session {
     /// The scan stage: asks this core's scanner actor for a verdict and logs it. A scanner
     /// that cannot answer tempfails the message (mail is never accepted unscanned).
     async fn scan(&self, qid: &str, from: &str, rcpts: &[EnvelopeRcpt], data: Bytes) -> Verdict {
+        let dir = self.ctx.shared.directory.snapshot();
+        let settings = &dir.settings;
         let context = ScanContext {
             qid: qid.to_string(),
             listener: self.kind.name().to_string(),
@@ -403,18 +407,40 @@ impl Session {
             auth: self.auth.clone(),
             mail_from: from.to_string(),
             rcpts: rcpts.iter().map(|r| r.address.clone()).collect(),
+            // "Allow relay from IP addresses" is excluded from all checks (the reference).
+            exempt: settings
+                .relay
+                .allow_relay_from
+                .iter()
+                .any(|n| n.contains(&self.peer.ip())),
+            policy: settings.filter.clone(),
         };
-        match self.ctx.scanner.send(Scan { context, data }).await {
+        let tempfail = |c: codes::Code| {
+            Verdict::refuse(postcore_scanner::Reply::new(c.code, c.status, c.text))
+        };
+        match self.ctx.shared.scanner.scan(Scan { context, data }).await {
             Ok(v) => {
                 if !v.symbols.is_empty() || v.action != postcore_scanner::MessageAction::Accept {
                     tracing::info!(qid, score = v.score, symbols = %v.symbols_text(), "{qid}: scan: score={:.2} symbols=[{}]", v.score, v.symbols_text());
                 }
                 v
             }
-            Err(e) => {
-                tracing::error!(qid, "{qid}: scanner unavailable: {e}");
-                let c = codes::SCANNER_UNAVAILABLE;
-                Verdict::refuse(postcore_scanner::Reply::new(c.code, c.status, c.text))
+            Err(ScanError::Timeout)
+                if self.ctx.shared.config.scanner.on_timeout == OnTimeout::Accept =>
+            {
+                tracing::warn!(
+                    qid,
+                    "{qid}: scan: time limit passed, accepted unscanned (scanner.on_timeout = accept)"
+                );
+                Verdict::accept()
+            }
+            Err(e @ (ScanError::Timeout | ScanError::Busy)) => {
+                tracing::warn!(qid, "{qid}: scan: {e:?}: tempfail");
+                tempfail(codes::SCANNER_BUSY)
+            }
+            Err(ScanError::Unavailable) => {
+                tracing::error!(qid, "{qid}: scanner unavailable");
+                tempfail(codes::SCANNER_UNAVAILABLE)
             }
         }
     }

@@ -116,6 +116,10 @@ pub const SCANNER_UNAVAILABLE: Code = Code::new(
     "4.3.0",
     "Error: content scanner unavailable, try again later",
 );
+/// Too many messages are waiting for the content scanner, or one ran out of time (RFC 3463
+/// X.3.2: system not accepting network messages).
+pub const SCANNER_BUSY: Code =
+    Code::new(451, "4.3.2", "Error: content scanner busy, try again later");
 /// A scanner tempfail whose own reply was unusable (X.7.1: delivery not authorized).
 pub const POLICY_DEFERRED: Code = Code::new(
     451,

@@ -433,6 +433,9 @@ impl DirectoryHandle {
             Address::parse(a, true)
                 .map_err(|e| AdminError::Invalid(format!("always_bcc {a:?}: {e}")))?;
         }
+        s.filter
+            .validate()
+            .map_err(|e| AdminError::Invalid(format!("filter: {e}")))?;
         self.apply(vec![Self::put("settings".into(), &s)?])?;
         Ok(s)
     }

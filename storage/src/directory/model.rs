@@ -271,6 +271,8 @@ pub struct Settings {
     pub allow_unencrypted: bool,
     /// IMAP settings (Email > Mailboxes > General).
     pub imap: ImapSettings,
+    /// Email > Filter: attachment blocking and antivirus.
+    pub filter: postcore_scanner::filter::FilterPolicy,
 }
 
 /// IMAP behaviour set by the administrator.
@@ -405,6 +407,7 @@ impl Default for Settings {
             outbound: Outbound::default(),
             allow_unencrypted: false,
             imap: ImapSettings::default(),
+            filter: Default::default(),
         }
     }
 }

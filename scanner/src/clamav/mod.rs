@@ -1,0 +1,15 @@
+//! An antivirus engine for ClamAV's signature formats, matching with Hyperscan.
+//!
+//! [`signatures`] reads the files, [`hexsig`] and [`logical`] parse the pattern languages,
+//! [`container`] opens `.cvd` archives and [`engine`] compiles it all into one database that
+//! scans an object in memory.
+
+pub mod container;
+pub mod engine;
+pub mod hexsig;
+pub mod logical;
+pub mod offset;
+pub mod signatures;
+
+pub use engine::{Detection, EICAR, EICAR_NAME, Engine, Targets};
+pub use signatures::{LoadError, LoadStats, SignatureSet};

@@ -1,0 +1,544 @@
+//! The content walk: every object a message carries, decoded, handed to a visitor one at a
+//! time — the raw message, each MIME part (base64 and quoted-printable decoded by
+//! mail-parser, uuencoded blocks in text decoded here), nested `message/rfc822` parts, and
+//! the members of archives (zip and the formats built on it, gzip, bzip2, xz, tar). rar, 7z,
+//! cab, iso and the rest are recognised by type, not opened.
+//!
+//! Limits in the manner of ClamAV's (`MaxRecursion`, `MaxScanSize`, `MaxFiles`) plus a
+//! compression-ratio cap bound the work a zip bomb can cause; hitting one is reported to the
+//! visitor's caller as a [`LimitHit`], never an error or a stall.
+
+use crate::filetype::{self, FileType};
+use mail_parser::{Encoding, Message, MessageParser, MimeHeaders, PartType};
+use std::borrow::Cow;
+use std::io::{Read, Write};
+use std::ops::ControlFlow;
+
+/// Bounds on the walk (ClamAV's names in brackets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Nesting of messages and archives [MaxRecursion].
+    pub max_depth: u32,
+    /// Bytes decoded and unpacked per message, in all [MaxScanSize].
+    pub max_bytes: u64,
+    /// Members opened per message [MaxFiles].
+    pub max_files: u32,
+    /// Largest ratio of unpacked to packed size of one member before it counts as a bomb.
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 16,
+            max_bytes: 100 << 20,
+            max_files: 10_000,
+            max_ratio: 200,
+        }
+    }
+}
+
+/// A limit the walk reached (what was past it is not looked at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitHit {
+    /// Nested deeper than `max_depth`.
+    Depth,
+    /// More than `max_bytes` decoded.
+    Bytes,
+    /// More than `max_files` members.
+    Files,
+    /// A member unpacks past `max_ratio` times its packed size.
+    Ratio,
+    /// An encrypted member that cannot be read.
+    Encrypted,
+}
+
+impl LimitHit {
+    /// Name for logs, metrics and replies.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitHit::Depth => "depth",
+            LimitHit::Bytes => "size",
+            LimitHit::Files => "files",
+            LimitHit::Ratio => "ratio",
+            LimitHit::Encrypted => "encrypted",
+        }
+    }
+}
+
+/// One object of the message.
+#[derive(Debug)]
+pub struct Object<'a> {
+    /// The decoded bytes.
+    pub data: Cow<'a, [u8]>,
+    /// Its type from content.
+    pub kind: FileType,
+    /// Where it sits: `message`, `part 2`, `part 2/a.zip/b.exe`.
+    pub path: String,
+    /// The file name it was given (attachment or archive member), if any.
+    pub name: Option<String>,
+    /// Nesting depth (0 for the message itself).
+    pub depth: u32,
+    /// Whether it is a text part (ClamAV's text normalisation applies).
+    pub text: bool,
+    /// Whether it is the raw message (ClamAV target type 4).
+    pub mail: bool,
+}
+
+/// What the walk saw beyond its objects.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Objects visited.
+    pub objects: u32,
+    /// Bytes decoded and unpacked.
+    pub bytes: u64,
+    /// Limits reached, with the object where each was.
+    pub limits: Vec<(LimitHit, String)>,
+}
+
+struct Walker<'v> {
+    limits: Limits,
+    summary: Summary,
+    files: u32,
+    visit: &'v mut dyn FnMut(&Object<'_>) -> ControlFlow<()>,
+}
+
+/// Walks one file (an attachment saved to disk, a sample): the file and, for an archive,
+/// its members.
+pub fn walk_file(
+    data: &[u8],
+    name: &str,
+    limits: Limits,
+    visit: &mut dyn FnMut(&Object<'_>) -> ControlFlow<()>,
+) -> Summary {
+    let mut w = Walker::new(limits, visit);
+    let _ = w.object(data, name.to_string(), Some(name.to_string()), 0, false);
+    w.summary
+}
+
+/// Walks `raw` (a whole message), calling `visit` for each object until it breaks.
+pub fn walk(
+    raw: &[u8],
+    limits: Limits,
+    visit: &mut dyn FnMut(&Object<'_>) -> ControlFlow<()>,
+) -> Summary {
+    let mut w = Walker::new(limits, visit);
+    let top = Object {
+        data: Cow::Borrowed(raw),
+        kind: FileType::Other,
+        path: "message".into(),
+        name: None,
+        depth: 0,
+        text: false,
+        mail: true,
+    };
+    if w.emit(top).is_continue()
+        && let Some(m) = MessageParser::default().parse(raw)
+    {
+        let _ = w.message(&m, "", 0);
+    }
+    w.summary
+}
+
+impl<'v> Walker<'v> {
+    fn new(limits: Limits, visit: &'v mut dyn FnMut(&Object<'_>) -> ControlFlow<()>) -> Self {
+        Walker {
+            limits,
+            summary: Summary::default(),
+            files: 0,
+            visit,
+        }
+    }
+
+    fn emit(&mut self, o: Object<'_>) -> ControlFlow<()> {
+        self.summary.objects += 1;
+        (self.visit)(&o)
+    }
+
+    fn limit(&mut self, hit: LimitHit, at: &str) {
+        self.summary.limits.push((hit, at.to_string()));
+    }
+
+    /// Counts `n` more decoded bytes; false once past the budget.
+    fn spend(&mut self, n: u64, at: &str) -> bool {
+        self.summary.bytes += n;
+        if self.summary.bytes > self.limits.max_bytes {
+            self.limit(LimitHit::Bytes, at);
+            return false;
+        }
+        true
+    }
+
+    fn message(&mut self, m: &Message<'_>, prefix: &str, depth: u32) -> ControlFlow<()> {
+        if depth > self.limits.max_depth {
+            self.limit(LimitHit::Depth, prefix);
+            return ControlFlow::Continue(());
+        }
+        let raw = m.raw_message.as_ref();
+        for (i, part) in m.parts.iter().enumerate() {
+            let path = format!("{prefix}part {}", i + 1);
+            let name = part.attachment_name().map(str::to_string);
+            match &part.body {
+                PartType::Multipart(_) => {}
+                PartType::Message(inner) => self.message(inner, &format!("{path}/"), depth + 1)?,
+                PartType::Binary(b) | PartType::InlineBinary(b) => {
+                    // `Content-Transfer-Encoding: x-uuencode` is left as it is by the parser.
+                    for (k, (uname, data)) in uudecode(b).into_iter().enumerate() {
+                        let upath = format!("{path}/uuencoded {}", k + 1);
+                        self.object(&data, upath, Some(uname), depth + 2, false)?;
+                    }
+                    self.object(b.as_ref(), path, name, depth + 1, false)?
+                }
+                PartType::Text(_) | PartType::Html(_) => {
+                    let html = matches!(part.body, PartType::Html(_));
+                    let body = raw
+                        .get(part.offset_body as usize..part.offset_end as usize)
+                        .unwrap_or(&[]);
+                    let decoded = match part.encoding {
+                        Encoding::Base64 => {
+                            mail_parser::decoders::base64::base64_decode(body).map(Cow::Owned)
+                        }
+                        Encoding::QuotedPrintable => {
+                            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+                                .map(Cow::Owned)
+                        }
+                        Encoding::None => Some(Cow::Borrowed(body)),
+                    }
+                    .unwrap_or(Cow::Borrowed(body));
+                    for (k, (uname, data)) in uudecode(&decoded).into_iter().enumerate() {
+                        let upath = format!("{path}/uuencoded {}", k + 1);
+                        self.object(&data, upath, Some(uname), depth + 2, false)?;
+                    }
+                    self.object(&decoded, path, name, depth + 1, !html)?;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Visits one decoded object and, for an archive, its members.
+    fn object(
+        &mut self,
+        data: &[u8],
+        path: String,
+        name: Option<String>,
+        depth: u32,
+        text: bool,
+    ) -> ControlFlow<()> {
+        if !self.spend(data.len() as u64, &path) {
+            return ControlFlow::Continue(());
+        }
+        let kind = filetype::detect(data);
+        let o = Object {
+            data: Cow::Borrowed(data),
+            kind,
+            path: path.clone(),
+            name,
+            depth,
+            text: text && kind == FileType::Other,
+            mail: false,
+        };
+        self.emit(o)?;
+        match kind {
+            FileType::Zip | FileType::Gzip | FileType::Bzip2 | FileType::Xz | FileType::Tar => {
+                if depth >= self.limits.max_depth {
+                    self.limit(LimitHit::Depth, &path);
+                    return ControlFlow::Continue(());
+                }
+                self.archive(kind, data, &path, depth)
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    }
+
+    /// Room left in the byte budget, for reading one member.
+    fn room(&self) -> u64 {
+        self.limits.max_bytes.saturating_sub(self.summary.bytes)
+    }
+
+    fn member(&mut self, at: &str) -> bool {
+        self.files += 1;
+        if self.files > self.limits.max_files {
+            self.limit(LimitHit::Files, at);
+            return false;
+        }
+        true
+    }
+
+    /// Reads at most `cap` bytes from `r` into a buffer; `Err(true)` when there were more.
+    fn bounded(r: &mut dyn Read, cap: u64) -> Result<Vec<u8>, bool> {
+        let mut out = Vec::new();
+        match r.take(cap.saturating_add(1)).read_to_end(&mut out) {
+            Ok(_) if out.len() as u64 > cap => Err(true),
+            Ok(_) => Ok(out),
+            Err(_) => Err(false),
+        }
+    }
+
+    /// Reads one packed stream, capped by the byte budget and the ratio; visits the result.
+    fn unpack_one(
+        &mut self,
+        r: &mut dyn Read,
+        packed: u64,
+        path: String,
+        name: Option<String>,
+        depth: u32,
+    ) -> ControlFlow<()> {
+        let ratio_cap = packed
+            .max(1)
+            .saturating_mul(self.limits.max_ratio)
+            .max(1 << 20);
+        let cap = self.room().min(ratio_cap);
+        match Self::bounded(r, cap) {
+            Ok(data) => self.object(&data, path, name, depth + 1, false),
+            Err(true) => {
+                let hit = if cap == ratio_cap {
+                    LimitHit::Ratio
+                } else {
+                    LimitHit::Bytes
+                };
+                self.limit(hit, &path);
+                ControlFlow::Continue(())
+            }
+            Err(false) => ControlFlow::Continue(()),
+        }
+    }
+
+    fn archive(&mut self, kind: FileType, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        let packed = data.len() as u64;
+        match kind {
+            FileType::Zip => self.zip(data, path, depth),
+            FileType::Tar => self.tar(data, path, depth),
+            FileType::Gzip => {
+                let mut r = flate2::read::MultiGzDecoder::new(data);
+                self.unpack_one(&mut r, packed, format!("{path}/gunzip"), None, depth)
+            }
+            FileType::Bzip2 => {
+                let mut r = bzip2::read::BzDecoder::new(data);
+                self.unpack_one(&mut r, packed, format!("{path}/bunzip2"), None, depth)
+            }
+            FileType::Xz => {
+                let cap = self
+                    .room()
+                    .min(packed.saturating_mul(self.limits.max_ratio).max(1 << 20));
+                let mut out = CappedWriter {
+                    buf: Vec::new(),
+                    cap,
+                };
+                let at = format!("{path}/unxz");
+                match lzma_rs::xz_decompress(&mut std::io::Cursor::new(data), &mut out) {
+                    Ok(()) => self.object(&out.buf, at, None, depth + 1, false),
+                    Err(_) if out.buf.len() as u64 >= cap => {
+                        self.limit(LimitHit::Ratio, &at);
+                        ControlFlow::Continue(())
+                    }
+                    Err(_) => ControlFlow::Continue(()),
+                }
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    }
+
+    fn zip(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        let Ok(mut z) = zip::ZipArchive::new(std::io::Cursor::new(data)) else {
+            return ControlFlow::Continue(());
+        };
+        for i in 0..z.len() {
+            let (name, encrypted, packed, dir) = match z.by_index_raw(i) {
+                Ok(f) => (
+                    f.name().map(|n| n.into_owned()).unwrap_or_default(),
+                    f.encrypted(),
+                    f.compressed_size(),
+                    f.is_dir(),
+                ),
+                Err(_) => continue,
+            };
+            if dir {
+                continue;
+            }
+            let at = format!("{path}/{name}");
+            if !self.member(&at) {
+                break;
+            }
+            if encrypted {
+                self.limit(LimitHit::Encrypted, &at);
+                continue;
+            }
+            let Ok(mut f) = z.by_index(i) else { continue };
+            self.unpack_one(&mut f, packed, at, Some(name), depth)?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn tar(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        let mut a = tar::Archive::new(data);
+        let Ok(entries) = a.entries() else {
+            return ControlFlow::Continue(());
+        };
+        for entry in entries {
+            let Ok(mut e) = entry else { break };
+            if !e.header().entry_type().is_file() {
+                continue;
+            }
+            let name = e
+                .path()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let at = format!("{path}/{name}");
+            if !self.member(&at) {
+                break;
+            }
+            let size = e.size();
+            self.unpack_one(&mut e, size, at, Some(name), depth)?;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A writer that refuses bytes past `cap` (bounds xz output).
+struct CappedWriter {
+    buf: Vec<u8>,
+    cap: u64,
+}
+
+impl Write for CappedWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() as u64 + b.len() as u64 > self.cap {
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decodes uuencoded blocks (`begin <mode> <name>` … `end`) in a text body.
+pub fn uudecode(text: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if !text.starts_with(b"begin ") && !text.windows(7).any(|w| w == b"\nbegin ") {
+        return out;
+    }
+    let mut lines = text
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix(b"begin ") else {
+            continue;
+        };
+        let mut fields = rest.splitn(2, |&b| b == b' ');
+        let mode_ok = fields
+            .next()
+            .is_some_and(|m| !m.is_empty() && m.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let Some(name) = fields.next().filter(|_| mode_ok) else {
+            continue;
+        };
+        let mut data = Vec::new();
+        for l in lines.by_ref() {
+            if l == b"end" || l.is_empty() {
+                break;
+            }
+            let n = usize::from(l[0].wrapping_sub(b' ') & 0x3f);
+            if n == 0 {
+                continue;
+            }
+            let quad = |i: usize| l.get(i).map_or(0, |c| c.wrapping_sub(b' ') & 0x3f);
+            let mut line_out = Vec::with_capacity(n + 2);
+            let mut i = 1;
+            while line_out.len() < n {
+                let (a, b, c, d) = (quad(i), quad(i + 1), quad(i + 2), quad(i + 3));
+                line_out.extend_from_slice(&[a << 2 | b >> 4, b << 4 | c >> 2, c << 6 | d]);
+                i += 4;
+            }
+            line_out.truncate(n);
+            data.extend_from_slice(&line_out);
+        }
+        out.push((String::from_utf8_lossy(name).trim().to_string(), data));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(raw: &[u8], limits: Limits) -> (Vec<(String, FileType, Vec<u8>)>, Summary) {
+        let mut seen = Vec::new();
+        let s = walk_file(raw, "f", limits, &mut |o| {
+            seen.push((o.path.clone(), o.kind, o.data.to_vec()));
+            ControlFlow::Continue(())
+        });
+        (seen, s)
+    }
+
+    fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (n, d) in files {
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            w.start_file(*n, opts).expect("start");
+            w.write_all(d).expect("write");
+        }
+        w.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn decodes_parts_nested_messages_and_uuencode() {
+        let raw = b"Subject: t\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nhello=3Dworld\r\nbegin 644 x.bin\r\n#86)C\r\n`\r\nend\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAA==\r\n--b--\r\n";
+        let mut seen = Vec::new();
+        walk(raw, Limits::default(), &mut |o| {
+            seen.push((o.path.clone(), o.kind, o.data.to_vec()));
+            ControlFlow::Continue(())
+        });
+        assert!(seen.iter().any(|(_, _, d)| d.starts_with(b"hello=world")));
+        assert!(
+            seen.iter()
+                .any(|(p, _, d)| p.ends_with("uuencoded 1") && d == b"abc")
+        );
+        assert!(
+            seen.iter()
+                .any(|(p, k, _)| p == "part 3/part 1" && *k == FileType::Pe)
+        );
+    }
+
+    #[test]
+    fn opens_zip_in_zip_and_tar_gz() {
+        let inner = zip_of(&[("e.txt", b"payload-in-inner")]);
+        let outer = zip_of(&[("inner.zip", &inner)]);
+        let (seen, _) = objects(&outer, Limits::default());
+        assert!(
+            seen.iter()
+                .any(|(p, _, d)| p.ends_with("inner.zip/e.txt") && d == b"payload-in-inner")
+        );
+        let mut t = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(7);
+        h.set_cksum();
+        t.append_data(&mut h, "a.txt", &b"tarred!"[..])
+            .expect("append");
+        let tar = t.into_inner().expect("tar");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&tar).expect("gz");
+        let (seen, _) = objects(&gz.finish().expect("gz"), Limits::default());
+        assert!(
+            seen.iter()
+                .any(|(p, _, d)| p.ends_with("gunzip/a.txt") && d == b"tarred!")
+        );
+    }
+
+    #[test]
+    fn bombs_hit_limits() {
+        let zeros = vec![0u8; 8 << 20];
+        let bomb = zip_of(&[("z.bin", &zeros)]);
+        let (_, s) = objects(&bomb, Limits::default());
+        assert!(s.limits.iter().any(|(h, _)| *h == LimitHit::Ratio), "{s:?}");
+        let mut nested = zip_of(&[("x", b"x")]);
+        for _ in 0..20 {
+            nested = zip_of(&[("n.zip", &nested)]);
+        }
+        let (_, s) = objects(&nested, Limits::default());
+        assert!(s.limits.iter().any(|(h, _)| *h == LimitHit::Depth), "{s:?}");
+    }
+}

@@ -1,0 +1,424 @@
+//! The filter's first two checks (Email > Filter): attachment blocking by type from content,
+//! and the antivirus. One walk over the message's objects feeds both; the first object that
+//! is blocked or infected decides.
+
+use crate::clamav::{Detection, Engine, LoadStats, SignatureSet, Targets};
+use crate::content::{self, LimitHit, Limits, Object};
+use crate::filetype::{Class, FileType};
+use crate::verdict::{MessageAction, Reply, Symbol, Verdict};
+use crate::{ScanInput, Scanner};
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// What the administrator set for this check (taken from the settings for each message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FilterPolicy {
+    /// Block programs (PE, MSI/OLE2, ELF, Mach-O, scripts with `#!`, Java classes).
+    pub block_executables: bool,
+    /// Block archives (zip and docx/xlsx/odt/jar, gzip, bzip2, xz, tar, rar, 7z, cab, iso …).
+    pub block_archives: bool,
+    /// Further types to block, by name (`pdf`, `html`, `image`, … as [`FileType::name`]).
+    pub block_types: Vec<String>,
+    /// File-name extensions to block (secondary to content; without the dot).
+    pub block_extensions: Vec<String>,
+    /// Scan for viruses.
+    pub antivirus: bool,
+    /// An infected message is accepted and discarded (the reference's behaviour) instead of
+    /// refused with 554.
+    pub discard_infected: bool,
+    /// A message past a walk limit (depth, size, files, ratio) is blocked.
+    pub block_over_limit: bool,
+    /// A message with an encrypted archive member is blocked.
+    pub block_encrypted: bool,
+    /// Recursion depth of messages and archives.
+    pub max_depth: u32,
+    /// MiB decoded and unpacked per message.
+    pub max_unpacked_mb: u64,
+    /// Archive members per message.
+    pub max_files: u32,
+    /// Unpacked-to-packed ratio of one member.
+    pub max_ratio: u64,
+}
+
+impl Default for FilterPolicy {
+    fn default() -> Self {
+        let l = Limits::default();
+        FilterPolicy {
+            block_executables: false,
+            block_archives: false,
+            block_types: Vec::new(),
+            block_extensions: Vec::new(),
+            antivirus: true,
+            discard_infected: true,
+            block_over_limit: false,
+            block_encrypted: false,
+            max_depth: l.max_depth,
+            max_unpacked_mb: l.max_bytes >> 20,
+            max_files: l.max_files,
+            max_ratio: l.max_ratio,
+        }
+    }
+}
+
+impl FilterPolicy {
+    /// Checks values an administrator gives (names of types, extensions, limits).
+    pub fn validate(&self) -> Result<(), String> {
+        for t in &self.block_types {
+            if type_by_name(t).is_none() {
+                return Err(format!("unknown file type {t:?}"));
+            }
+        }
+        for e in &self.block_extensions {
+            if e.is_empty()
+                || !e
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(format!("bad extension {e:?} (letters and digits, no dot)"));
+            }
+        }
+        if self.max_depth == 0
+            || self.max_files == 0
+            || self.max_unpacked_mb == 0
+            || self.max_ratio == 0
+        {
+            return Err("filter limits must be above 0".into());
+        }
+        Ok(())
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_depth: self.max_depth,
+            max_bytes: self.max_unpacked_mb << 20,
+            max_files: self.max_files,
+            max_ratio: self.max_ratio,
+        }
+    }
+
+    /// Why `o` is blocked as an attachment, if it is (`executable`, `archive`, the type's
+    /// name, or `extension .x`).
+    fn blocked(&self, o: &Object<'_>) -> Option<String> {
+        if o.mail {
+            return None;
+        }
+        match o.kind.class() {
+            Class::Executable if self.block_executables => return Some("executable".into()),
+            Class::Archive if self.block_archives => return Some("archive".into()),
+            _ => {}
+        }
+        if self.block_types.iter().any(|t| t == o.kind.name()) {
+            return Some(o.kind.name().into());
+        }
+        let ext = o.name.as_deref()?.rsplit_once('.')?.1.to_ascii_lowercase();
+        self.block_extensions
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(&ext))
+            .then(|| format!("extension .{ext}"))
+    }
+}
+
+fn type_by_name(n: &str) -> Option<FileType> {
+    use FileType::*;
+    [
+        Pe, Ole2, Elf, MachO, Script, JavaClass, Zip, Gzip, Bzip2, Xz, Tar, Rar, SevenZip, Cab,
+        Iso, Arj, Zstd, Cpio, Pdf, Html, Image, Flash,
+    ]
+    .into_iter()
+    .find(|t| t.name() == n)
+}
+
+/// The state of the signature database, for `av status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AvStatus {
+    /// Directory the signatures are read from.
+    pub directory: String,
+    /// What the loaded database holds.
+    pub stats: LoadStats,
+    /// When it was loaded (Unix seconds).
+    pub loaded_at: u64,
+    /// Milliseconds to read and compile it.
+    pub compile_ms: u64,
+    /// Size of the Hyperscan database.
+    pub hyperscan_bytes: usize,
+    /// Patterns confirmed without Hyperscan (it refused them).
+    pub unfiltered_patterns: usize,
+    /// The last reload attempt: `ok`, or why it failed (the old database stayed).
+    pub last_reload: String,
+    /// When it was attempted (Unix seconds).
+    pub last_reload_at: u64,
+}
+
+/// What one scan found, for logs and metrics.
+#[derive(Debug, Default, Clone)]
+pub struct ScanReport {
+    /// Objects looked at.
+    pub objects: u32,
+    /// Bytes decoded and unpacked.
+    pub bytes: u64,
+    /// Limits reached.
+    pub limits: Vec<LimitHit>,
+    /// The signature that fired, if any.
+    pub virus: Option<String>,
+    /// The attachment rule that fired, if any.
+    pub blocked: Option<String>,
+}
+
+/// Attachment blocking and antivirus over a swappable signature database.
+pub struct Filter {
+    engine: ArcSwap<Engine>,
+    status: ArcSwap<AvStatus>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Filter {
+    /// A filter with the signatures of `dir` (the built-in EICAR signature only, if `dir`
+    /// is empty or missing). A directory that does not load leaves the built-in signature
+    /// alone and says why in the status.
+    pub fn new(dir: &Path) -> Filter {
+        let f = Filter {
+            engine: ArcSwap::from_pointee(Engine::compile(SignatureSet::default())),
+            status: ArcSwap::from_pointee(AvStatus {
+                directory: dir.display().to_string(),
+                ..AvStatus::default()
+            }),
+        };
+        let _ = f.reload(dir);
+        f
+    }
+
+    /// Reads and compiles the signatures of `dir` and swaps them in; scans in progress finish
+    /// on the database they started with. On failure the current database stays.
+    pub fn reload(&self, dir: &Path) -> Result<LoadStats, String> {
+        let started = Instant::now();
+        let result = SignatureSet::load_dir(dir).map_err(|e| e.to_string());
+        let mut status = (**self.status.load()).clone();
+        status.directory = dir.display().to_string();
+        status.last_reload_at = now();
+        match result {
+            Ok(set) => {
+                let mut stats = set.stats.clone();
+                let engine = Engine::compile(set);
+                if engine.refused > 0 {
+                    stats.skipped.insert(
+                        "refused by hyperscan (confirmed by regex on every object)".into(),
+                        engine.refused,
+                    );
+                }
+                status.stats = stats.clone();
+                status.loaded_at = now();
+                status.compile_ms = started.elapsed().as_millis() as u64;
+                status.hyperscan_bytes = engine.hyperscan_bytes();
+                status.unfiltered_patterns = engine.pattern_counts().1;
+                status.last_reload = "ok".into();
+                self.engine.store(Arc::new(engine));
+                self.status.store(Arc::new(status));
+                Ok(stats)
+            }
+            Err(e) => {
+                status.last_reload = format!("failed: {e}");
+                self.status.store(Arc::new(status));
+                Err(e)
+            }
+        }
+    }
+
+    /// The database's state.
+    pub fn status(&self) -> AvStatus {
+        (**self.status.load()).clone()
+    }
+
+    /// Scans a message and reports what was found.
+    pub fn scan_report(&self, input: &ScanInput<'_>) -> (Verdict, ScanReport) {
+        let policy = &input.context.policy;
+        let mut report = ScanReport::default();
+        if input.context.exempt || (!policy.antivirus && !attachments_on(policy)) {
+            return (Verdict::accept(), report);
+        }
+        let engine = self.engine.load();
+        let mut found: Option<(Symbol, Reply, bool)> = None;
+        let summary = content::walk(input.raw, policy.limits(), &mut |o| {
+            if let Some(why) = policy.blocked(o) {
+                let what = o.name.clone().unwrap_or_else(|| o.path.clone());
+                found = Some(blocked_verdict(&why, &what));
+                report.blocked = Some(format!("{why} ({what})"));
+                return ControlFlow::Break(());
+            }
+            if policy.antivirus
+                && let Some(Detection { name }) = engine.scan(&o.data, targets(o))
+            {
+                found = Some(virus_verdict(&name, &o.path, policy.discard_infected));
+                report.virus = Some(name);
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        report.objects = summary.objects;
+        report.bytes = summary.bytes;
+        report.limits = summary.limits.iter().map(|(h, _)| *h).collect();
+        if found.is_none()
+            && let Some((hit, at)) = summary.limits.iter().find(|(h, _)| match h {
+                LimitHit::Encrypted => policy.block_encrypted,
+                _ => policy.block_over_limit,
+            })
+        {
+            found = Some(limit_verdict(*hit, at));
+        }
+        let verdict = match found {
+            None => Verdict::accept(),
+            Some((symbol, reply, discard)) => {
+                let mut v = if discard {
+                    Verdict {
+                        action: MessageAction::Discard,
+                        ..Verdict::accept()
+                    }
+                } else {
+                    Verdict::refuse(reply)
+                };
+                v.score = symbol.score;
+                v.symbols.push(symbol);
+                v
+            }
+        };
+        (verdict, report)
+    }
+}
+
+fn attachments_on(p: &FilterPolicy) -> bool {
+    p.block_executables
+        || p.block_archives
+        || !p.block_types.is_empty()
+        || !p.block_extensions.is_empty()
+}
+
+/// ClamAV target types of an object.
+fn targets(o: &Object<'_>) -> Targets {
+    let mut t = Targets::default().with(o.kind.clamav_target());
+    if o.mail {
+        t = t.with(4);
+    }
+    if o.text {
+        t = t.with(7);
+    }
+    t
+}
+
+fn blocked_verdict(why: &str, what: &str) -> (Symbol, Reply, bool) {
+    let symbol = Symbol {
+        name: "ATTACHMENT_BLOCKED".into(),
+        score: 100.0,
+        detail: Some(format!("{why}: {what}")),
+    };
+    let text = format!("Error: attachment blocked: {why} ({})", printable(what));
+    (symbol, Reply::new(554, "5.7.1", &text), false)
+}
+
+fn virus_verdict(name: &str, at: &str, discard: bool) -> (Symbol, Reply, bool) {
+    let symbol = Symbol {
+        name: "VIRUS_FOUND".into(),
+        score: 100.0,
+        detail: Some(format!("{name} in {at}")),
+    };
+    let text = format!("Error: message infected: {}", printable(name));
+    (symbol, Reply::new(554, "5.7.1", &text), discard)
+}
+
+fn limit_verdict(hit: LimitHit, at: &str) -> (Symbol, Reply, bool) {
+    let symbol = Symbol {
+        name: "SCAN_LIMIT".into(),
+        score: 100.0,
+        detail: Some(format!("{} at {at}", hit.name())),
+    };
+    let text = match hit {
+        LimitHit::Encrypted => "Error: encrypted archive refused".to_string(),
+        _ => format!("Error: content over the scan limit ({})", hit.name()),
+    };
+    (symbol, Reply::new(554, "5.7.1", &text), false)
+}
+
+/// Text safe for a reply line: printable ASCII only, at most 100 characters (a name comes
+/// from the message and must not inject a line).
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(100)
+        .collect()
+}
+
+impl Scanner for Filter {
+    fn name(&self) -> &'static str {
+        "filter"
+    }
+
+    fn scan(&self, input: &ScanInput<'_>) -> Verdict {
+        self.scan_report(input).0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ScanContext;
+
+    fn scan(policy: FilterPolicy, raw: &[u8]) -> Verdict {
+        let f = Filter::new(Path::new("/nonexistent"));
+        let mut ctx = ScanContext::for_test(&["a@example.test"]);
+        ctx.policy = policy;
+        f.scan(&ScanInput::new(&ctx, raw))
+    }
+
+    #[test]
+    fn eicar_discarded_by_default_or_refused() {
+        let mut raw = b"Subject: t\r\n\r\n".to_vec();
+        raw.extend_from_slice(crate::clamav::EICAR);
+        raw.extend_from_slice(b"\r\n");
+        let v = scan(FilterPolicy::default(), &raw);
+        assert_eq!(v.action, MessageAction::Discard);
+        let reject = FilterPolicy {
+            discard_infected: false,
+            ..FilterPolicy::default()
+        };
+        match scan(reject, &raw).action {
+            MessageAction::Reject(r) => assert!(r.text.contains("Eicar-Test-Signature"), "{r:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn attachment_classes_from_content() {
+        let raw = b"Subject: t\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; name=\"notes.txt\"\r\nContent-Disposition: attachment; filename=\"notes.txt\"\r\nContent-Transfer-Encoding: base64\r\n\r\nf0VMRgIBAQA=\r\n--b--\r\n";
+        assert_eq!(
+            scan(FilterPolicy::default(), raw).action,
+            MessageAction::Accept
+        );
+        let exe = FilterPolicy {
+            block_executables: true,
+            ..FilterPolicy::default()
+        };
+        match scan(exe, raw).action {
+            MessageAction::Reject(r) => assert!(r.text.contains("executable"), "{r:?}"),
+            other => panic!("{other:?}"),
+        }
+        let ext = FilterPolicy {
+            block_extensions: vec!["txt".into()],
+            ..FilterPolicy::default()
+        };
+        assert!(matches!(scan(ext, raw).action, MessageAction::Reject(_)));
+    }
+}
