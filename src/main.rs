@@ -3,6 +3,7 @@
 
 mod admin_cli;
 mod config;
+mod scan_cli;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: admin_cli::AdminCmd,
     },
+    /// Scan files or messages with the antivirus, as the server would (exit 1 if infected).
+    Scan(scan_cli::ScanArgs),
 }
 
 /// glibc: serve allocations of 4 MiB and more from their own mappings, always. By default
@@ -76,6 +79,11 @@ fn main() {
         Cmd::Admin { config, cmd } => {
             config::load(config.as_deref()).and_then(|c| admin_cli::run(&c, cmd))
         }
+        Cmd::Scan(args) => match scan_cli::run(args) {
+            Ok(true) => std::process::exit(1),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = res {
         eprintln!("postcore: {e:#}");

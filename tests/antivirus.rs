@@ -340,14 +340,24 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
     );
     assert_eq!(code, 554, "{text}");
     assert!(text.contains("Test.ClamExe.Body"), "{text}");
-    // The uuencoded sample, as the message it is (an mbox; its From_ line dropped): its
-    // program carries five more zero bytes (549, not 544), so only the body signature
-    // catches it.
+    // The uuencoded sample, as the message it is (an mbox; its From_ line dropped): decoded
+    // up to its zero-length line, it is clam.exe again.
     let mbox = std::fs::read_to_string(Path::new(TESTFILES).join("clam.exe.mbox.uu")).unwrap();
     let msg = mbox.split_once('\n').map(|x| x.1).unwrap_or(&mbox);
     let (code, text) = send(&s, msg);
     assert_eq!(code, 554, "uuencoded: {text}");
-    assert!(text.contains("Test.ClamExe.Body"), "{text}");
+    assert!(text.contains("Test.ClamExe.Hash"), "{text}");
+    // The same mbox as an attachment: recognised as mail by content and walked as one.
+    let (code, text) = send(
+        &s,
+        &with_attachment(
+            "m",
+            "saved.mbox",
+            "application/octet-stream",
+            mbox.as_bytes(),
+        ),
+    );
+    assert_eq!(code, 554, "mbox attachment: {text}");
     let status = s.api_ok("GET", "/av/status", None);
     assert_eq!(status["stats"]["loaded"]["md5"], 1, "{status}");
     assert_eq!(status["stats"]["loaded"]["body"], 1, "{status}");
@@ -446,4 +456,48 @@ fn cvd_container_is_unpacked_and_checked() {
     let (status, answer) = s.api("POST", "/av/reload", None);
     assert_eq!(status, 400, "{answer}");
     assert!(answer.to_string().contains("MD5"), "{answer}");
+}
+
+#[test]
+fn scan_command_reports_like_clamscan() {
+    let dir = tempfile::tempdir().unwrap();
+    let sigs = dir.path().join("sigs");
+    write_sig(
+        &sigs,
+        "local.ndb",
+        &format!("Local.Marker:0:*:{}\n", hex(b"POSTCORE-SCAN-CLI")),
+    );
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("a.txt"), b"nothing here").unwrap();
+    std::fs::write(
+        files.join("b.zip"),
+        zip_of(&[("x.bin", b"..POSTCORE-SCAN-CLI..")]),
+    )
+    .unwrap();
+    std::fs::write(
+        files.join("c.eml"),
+        format!("Subject: e\r\n\r\n{}\r\n", eicar_text()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcore"))
+        .args(["scan", "-d"])
+        .arg(&sigs)
+        .arg(&files)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "infected files exit 1: {text}");
+    assert!(text.contains("a.txt: OK"), "{text}");
+    assert!(text.contains("b.zip: Local.Marker FOUND"), "{text}");
+    assert!(text.contains("c.eml: Eicar-Test-Signature FOUND"), "{text}");
+    std::fs::write(sigs.join("bad.ndb"), "Bad:0:*:zz\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcore"))
+        .args(["scan", "-d"])
+        .arg(&sigs)
+        .arg(&files)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.ndb:1"));
 }

@@ -79,8 +79,9 @@ pub struct Object<'a> {
     pub name: Option<String>,
     /// Nesting depth (0 for the message itself).
     pub depth: u32,
-    /// Whether it is a text part (ClamAV's text normalisation applies).
-    pub text: bool,
+    /// The kind of container it came out of, as ClamAV names it (`CL_TYPE_MAIL` for a
+    /// message's parts, `CL_TYPE_ZIP`, `CL_TYPE_POSIX_TAR`, `CL_TYPE_GZ` …).
+    pub container: Option<&'static str>,
     /// Whether it is the raw message (ClamAV target type 4).
     pub mail: bool,
 }
@@ -112,7 +113,7 @@ pub fn walk_file(
     visit: &mut dyn FnMut(&Object<'_>) -> ControlFlow<()>,
 ) -> Summary {
     let mut w = Walker::new(limits, visit);
-    let _ = w.object(data, name.to_string(), Some(name.to_string()), 0, false);
+    let _ = w.object(data, name.to_string(), Some(name.to_string()), 0, None);
     w.summary
 }
 
@@ -129,7 +130,7 @@ pub fn walk(
         path: "message".into(),
         name: None,
         depth: 0,
-        text: false,
+        container: None,
         mail: true,
     };
     if w.emit(top).is_continue()
@@ -185,12 +186,11 @@ impl<'v> Walker<'v> {
                     // `Content-Transfer-Encoding: x-uuencode` is left as it is by the parser.
                     for (k, (uname, data)) in uudecode(b).into_iter().enumerate() {
                         let upath = format!("{path}/uuencoded {}", k + 1);
-                        self.object(&data, upath, Some(uname), depth + 2, false)?;
+                        self.object(&data, upath, Some(uname), depth + 2, Some("CL_TYPE_MAIL"))?;
                     }
-                    self.object(b.as_ref(), path, name, depth + 1, false)?
+                    self.object(b.as_ref(), path, name, depth + 1, Some("CL_TYPE_MAIL"))?
                 }
                 PartType::Text(_) | PartType::Html(_) => {
-                    let html = matches!(part.body, PartType::Html(_));
                     let body = raw
                         .get(part.offset_body as usize..part.offset_end as usize)
                         .unwrap_or(&[]);
@@ -207,9 +207,9 @@ impl<'v> Walker<'v> {
                     .unwrap_or(Cow::Borrowed(body));
                     for (k, (uname, data)) in uudecode(&decoded).into_iter().enumerate() {
                         let upath = format!("{path}/uuencoded {}", k + 1);
-                        self.object(&data, upath, Some(uname), depth + 2, false)?;
+                        self.object(&data, upath, Some(uname), depth + 2, Some("CL_TYPE_MAIL"))?;
                     }
-                    self.object(&decoded, path, name, depth + 1, !html)?;
+                    self.object(&decoded, path, name, depth + 1, Some("CL_TYPE_MAIL"))?;
                 }
             }
         }
@@ -223,7 +223,7 @@ impl<'v> Walker<'v> {
         path: String,
         name: Option<String>,
         depth: u32,
-        text: bool,
+        container: Option<&'static str>,
     ) -> ControlFlow<()> {
         if !self.spend(data.len() as u64, &path) {
             return ControlFlow::Continue(());
@@ -235,10 +235,28 @@ impl<'v> Walker<'v> {
             path: path.clone(),
             name,
             depth,
-            text: text && kind == FileType::Other,
+            container,
             mail: false,
         };
         self.emit(o)?;
+        if kind == FileType::Mail {
+            // A message carried as a file (a saved .eml, an mbox): walked as a message.
+            if depth >= self.limits.max_depth {
+                self.limit(LimitHit::Depth, &path);
+                return ControlFlow::Continue(());
+            }
+            let body = match data.strip_prefix(b"From ") {
+                Some(rest) => rest
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(&[][..], |i| &rest[i + 1..]),
+                None => data,
+            };
+            if let Some(m) = MessageParser::default().parse(body) {
+                return self.message(&m, &format!("{path}/"), depth + 1);
+            }
+            return ControlFlow::Continue(());
+        }
         match kind {
             FileType::Zip | FileType::Gzip | FileType::Bzip2 | FileType::Xz | FileType::Tar => {
                 if depth >= self.limits.max_depth {
@@ -283,6 +301,7 @@ impl<'v> Walker<'v> {
         path: String,
         name: Option<String>,
         depth: u32,
+        container: Option<&'static str>,
     ) -> ControlFlow<()> {
         let ratio_cap = packed
             .max(1)
@@ -290,7 +309,7 @@ impl<'v> Walker<'v> {
             .max(1 << 20);
         let cap = self.room().min(ratio_cap);
         match Self::bounded(r, cap) {
-            Ok(data) => self.object(&data, path, name, depth + 1, false),
+            Ok(data) => self.object(&data, path, name, depth + 1, container),
             Err(true) => {
                 let hit = if cap == ratio_cap {
                     LimitHit::Ratio
@@ -311,11 +330,25 @@ impl<'v> Walker<'v> {
             FileType::Tar => self.tar(data, path, depth),
             FileType::Gzip => {
                 let mut r = flate2::read::MultiGzDecoder::new(data);
-                self.unpack_one(&mut r, packed, format!("{path}/gunzip"), None, depth)
+                self.unpack_one(
+                    &mut r,
+                    packed,
+                    format!("{path}/gunzip"),
+                    None,
+                    depth,
+                    Some("CL_TYPE_GZ"),
+                )
             }
             FileType::Bzip2 => {
                 let mut r = bzip2::read::BzDecoder::new(data);
-                self.unpack_one(&mut r, packed, format!("{path}/bunzip2"), None, depth)
+                self.unpack_one(
+                    &mut r,
+                    packed,
+                    format!("{path}/bunzip2"),
+                    None,
+                    depth,
+                    Some("CL_TYPE_BZ"),
+                )
             }
             FileType::Xz => {
                 let cap = self
@@ -327,7 +360,7 @@ impl<'v> Walker<'v> {
                 };
                 let at = format!("{path}/unxz");
                 match lzma_rs::xz_decompress(&mut std::io::Cursor::new(data), &mut out) {
-                    Ok(()) => self.object(&out.buf, at, None, depth + 1, false),
+                    Ok(()) => self.object(&out.buf, at, None, depth + 1, Some("CL_TYPE_XZ")),
                     Err(_) if out.buf.len() as u64 >= cap => {
                         self.limit(LimitHit::Ratio, &at);
                         ControlFlow::Continue(())
@@ -365,7 +398,7 @@ impl<'v> Walker<'v> {
                 continue;
             }
             let Ok(mut f) = z.by_index(i) else { continue };
-            self.unpack_one(&mut f, packed, at, Some(name), depth)?;
+            self.unpack_one(&mut f, packed, at, Some(name), depth, Some("CL_TYPE_ZIP"))?;
         }
         ControlFlow::Continue(())
     }
@@ -389,7 +422,14 @@ impl<'v> Walker<'v> {
                 break;
             }
             let size = e.size();
-            self.unpack_one(&mut e, size, at, Some(name), depth)?;
+            self.unpack_one(
+                &mut e,
+                size,
+                at,
+                Some(name),
+                depth,
+                Some("CL_TYPE_POSIX_TAR"),
+            )?;
         }
         ControlFlow::Continue(())
     }
@@ -440,9 +480,10 @@ pub fn uudecode(text: &[u8]) -> Vec<(String, Vec<u8>)> {
             if l == b"end" || l.is_empty() {
                 break;
             }
+            // A zero-length line (`` ` `` or a space) ends the data.
             let n = usize::from(l[0].wrapping_sub(b' ') & 0x3f);
             if n == 0 {
-                continue;
+                break;
             }
             let quad = |i: usize| l.get(i).map_or(0, |c| c.wrapping_sub(b' ') & 0x3f);
             let mut line_out = Vec::with_capacity(n + 2);

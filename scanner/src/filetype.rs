@@ -54,6 +54,8 @@ pub enum FileType {
     Image,
     /// Flash movie.
     Flash,
+    /// An Internet message or mbox (walked as a message).
+    Mail,
     /// Anything else.
     Other,
 }
@@ -110,6 +112,7 @@ impl FileType {
             Html => "html",
             Image => "image",
             Flash => "flash",
+            Mail => "mail",
             Other => "other",
         }
     }
@@ -126,6 +129,7 @@ impl FileType {
             FileType::Pdf => 10,
             FileType::Flash => 11,
             FileType::JavaClass => 12,
+            FileType::Mail => 4,
             _ => 0,
         }
     }
@@ -161,6 +165,10 @@ const MAGIC: &[(&str, FileType)] = &[
         FileType::Image,
     ),
     (r"^[FCZ]WS[\x01-\x30]", FileType::Flash),
+    (
+        r"^(From [^\r\n]*\r?\n)?(Received|Return-Path|Delivered-To|Message-ID|MIME-Version|X-Mailer|From|Subject|Date|To): ",
+        FileType::Mail,
+    ),
     (
         r"^.{0,1024}<(html|head|body|script|iframe|img|a\s|meta|div|p>|!doctype html)",
         FileType::Html,
@@ -251,6 +259,14 @@ mod tests {
     fn types_from_content() {
         assert_eq!(detect(b"\x7fELF\x02\x01\x01"), FileType::Elf);
         assert_eq!(detect(b"MZ\x90\x00"), FileType::Pe);
+        assert_eq!(
+            detect(b"From a@b Thu Jul 31 2008\nFrom: a@b\n\nhi"),
+            FileType::Mail
+        );
+        assert_eq!(
+            detect(b"Received: from x\r\nSubject: y\r\n\r\nz"),
+            FileType::Mail
+        );
         assert_eq!(detect(b"PK\x03\x04\x14\x00"), FileType::Zip);
         assert_eq!(detect(b"\x1f\x8b\x08\x00"), FileType::Gzip);
         assert_eq!(detect(b"\xca\xfe\xba\xbe\x00\x00\x00\x02"), FileType::MachO);

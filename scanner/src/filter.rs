@@ -5,6 +5,7 @@
 use crate::clamav::{Detection, Engine, LoadStats, SignatureSet, Targets};
 use crate::content::{self, LimitHit, Limits, Object};
 use crate::filetype::{Class, FileType};
+use crate::normalize;
 use crate::verdict::{MessageAction, Reply, Symbol, Verdict};
 use crate::{ScanInput, Scanner};
 use arc_swap::ArcSwap;
@@ -127,7 +128,7 @@ fn type_by_name(n: &str) -> Option<FileType> {
     use FileType::*;
     [
         Pe, Ole2, Elf, MachO, Script, JavaClass, Zip, Gzip, Bzip2, Xz, Tar, Rar, SevenZip, Cab,
-        Iso, Arj, Zstd, Cpio, Pdf, Html, Image, Flash,
+        Iso, Arj, Zstd, Cpio, Pdf, Html, Image, Flash, Mail,
     ]
     .into_iter()
     .find(|t| t.name() == n)
@@ -238,6 +239,11 @@ impl Filter {
         (**self.status.load()).clone()
     }
 
+    /// The signature that fires in one object, if any (the antivirus alone).
+    pub fn scan_object(&self, o: &Object<'_>) -> Option<String> {
+        av_scan(&self.engine.load(), o).map(|d| d.name)
+    }
+
     /// Scans a message and reports what was found.
     pub fn scan_report(&self, input: &ScanInput<'_>) -> (Verdict, ScanReport) {
         let policy = &input.context.policy;
@@ -255,7 +261,7 @@ impl Filter {
                 return ControlFlow::Break(());
             }
             if policy.antivirus
-                && let Some(Detection { name }) = engine.scan(&o.data, targets(o))
+                && let Some(Detection { name }) = av_scan(&engine, o)
             {
                 found = Some(virus_verdict(&name, &o.path, policy.discard_infected));
                 report.virus = Some(name);
@@ -301,16 +307,33 @@ fn attachments_on(p: &FilterPolicy) -> bool {
         || !p.block_extensions.is_empty()
 }
 
-/// ClamAV target types of an object.
-fn targets(o: &Object<'_>) -> Targets {
-    let mut t = Targets::default().with(o.kind.clamav_target());
+/// Runs the antivirus over an object as ClamAV would: the raw bytes (hashes, and body and
+/// logical signatures for its own type), then its normalised HTML form (target types 0 and
+/// 3) when it is HTML, or its normalised text form (0 and 7) when it is text.
+fn av_scan(engine: &Engine, o: &Object<'_>) -> Option<Detection> {
+    let mut raw = Targets::default().with(o.kind.clamav_target());
     if o.mail {
-        t = t.with(4);
+        raw = raw.with(4);
     }
-    if o.text {
-        t = t.with(7);
+    let raw = raw.inside(o.container);
+    if engine.allowed(&o.data) {
+        return None;
     }
-    t
+    if let Some(d) = engine.scan(&o.data, raw) {
+        return Some(d);
+    }
+    if o.mail {
+        return None;
+    }
+    if o.kind == FileType::Html {
+        let t = Targets::default().with(3).inside(o.container);
+        return engine.scan_patterns(&normalize::html(&o.data), t);
+    }
+    if o.kind == FileType::Other && normalize::is_text(&o.data) {
+        let t = Targets::default().with(7).inside(o.container);
+        return engine.scan_patterns(&normalize::text(&o.data), t);
+    }
+    None
 }
 
 fn blocked_verdict(why: &str, what: &str) -> (Symbol, Reply, bool) {
@@ -375,6 +398,7 @@ impl Scanner for Filter {
 mod tests {
     use super::*;
     use crate::ScanContext;
+    use md5::Digest;
 
     fn scan(policy: FilterPolicy, raw: &[u8]) -> Verdict {
         let f = Filter::new(Path::new("/nonexistent"));
@@ -398,6 +422,106 @@ mod tests {
             MessageAction::Reject(r) => assert!(r.text.contains("Eicar-Test-Signature"), "{r:?}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn object<'a>(data: &'a [u8], kind: FileType, container: Option<&'static str>) -> Object<'a> {
+        Object {
+            data: std::borrow::Cow::Borrowed(data),
+            kind,
+            path: "t".into(),
+            name: None,
+            depth: 1,
+            container,
+            mail: false,
+        }
+    }
+
+    fn engine(files: &[(&str, &str)]) -> Engine {
+        let mut set = SignatureSet::default();
+        for (n, t) in files {
+            set.add_file(n, t).expect("valid");
+        }
+        Engine::compile(set)
+    }
+
+    fn h(s: &str) -> String {
+        s.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn normalised_text_and_html_layers_and_containers() {
+        let e = engine(&[
+            (
+                "t.ndb",
+                &format!(
+                    "T.Text:7:*:{}\nT.Html:3:*:{}\nT.Any:0:*:{}",
+                    h("mxc text norm"),
+                    h("<iframe src=\"http://x.test/"),
+                    h("any norm phrase")
+                ),
+            ),
+            (
+                "t.ldb",
+                &format!(
+                    "T.Zip;Engine:81-255,Container:CL_TYPE_ZIP,Target:0;0&1;{};{}",
+                    h("CZ-ONE"),
+                    h("CZ-TWO")
+                ),
+            ),
+        ]);
+        let hit = |o: &Object<'_>| av_scan(&e, o).map(|d| d.name);
+        assert_eq!(
+            hit(&object(b"MXC  Text\n\tNORM", FileType::Other, None)),
+            Some("T.Text".into())
+        );
+        assert_eq!(
+            hit(&object(b"\x00MXC TEXT NORM", FileType::Other, None)),
+            None,
+            "binary is not text"
+        );
+        let html = b"<p>hi</p><IFRAME   SRC=\"http://X.test/a\">";
+        assert_eq!(
+            hit(&object(html, FileType::Html, None)),
+            Some("T.Html".into())
+        );
+        assert_eq!(
+            hit(&object(b"ANY   Norm\nPhrase", FileType::Other, None)),
+            Some("T.Any".into())
+        );
+        let zipped = b"\x01CZ-ONE\x00CZ-TWO\x02";
+        assert_eq!(
+            hit(&object(zipped, FileType::Other, Some("CL_TYPE_ZIP"))),
+            Some("T.Zip".into())
+        );
+        assert_eq!(
+            hit(&object(zipped, FileType::Other, Some("CL_TYPE_POSIX_TAR"))),
+            None
+        );
+    }
+
+    #[test]
+    fn ign2_entries_with_a_digest_name_one_exact_line() {
+        let line = format!("T.Kept:0:*:{}", h("IGN-STALE"));
+        let exact = format!("T.Gone:0:*:{}", h("IGN-EXACT"));
+        let md5: String = md5::Md5::digest(exact.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let e = engine(&[
+            (
+                "a.ign2",
+                &format!("T.Kept:{}\nT.Gone:{md5}\n", "0".repeat(32)),
+            ),
+            ("b.ndb", &format!("{line}\n{exact}\n")),
+        ]);
+        assert!(
+            e.scan(b"IGN-STALE", Targets::default()).is_some(),
+            "digest mismatch: kept"
+        );
+        assert!(
+            e.scan(b"IGN-EXACT", Targets::default()).is_none(),
+            "digest matches: ignored"
+        );
     }
 
     #[test]

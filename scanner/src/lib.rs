@@ -12,6 +12,7 @@ pub mod content;
 pub mod filetype;
 pub mod filter;
 pub mod input;
+pub mod normalize;
 pub mod verdict;
 
 pub use input::{ScanContext, ScanInput};

@@ -24,19 +24,32 @@ const MAX_COUNT: u32 = 256;
 /// Most candidate positions tried for one pattern in one object.
 const MAX_TRIES: usize = 10_000;
 
-/// Kinds of content an object is, for signature target types (ClamAV's numbering).
+/// Kinds of content an object is, for signature target types (ClamAV's numbering), and
+/// the container it came out of (ClamAV's `CL_TYPE_…` name, for `Container:`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Targets(pub u16);
+pub struct Targets {
+    bits: u16,
+    /// `CL_TYPE_ZIP`, `CL_TYPE_MAIL`, … of the enclosing archive or message.
+    pub container: Option<&'static str>,
+}
 
 impl Targets {
     /// With target type `t` added.
     pub fn with(self, t: u8) -> Targets {
-        Targets(self.0 | (1 << t.min(15)))
+        Targets {
+            bits: self.bits | (1 << t.min(15)),
+            ..self
+        }
+    }
+
+    /// Inside `container`.
+    pub fn inside(self, container: Option<&'static str>) -> Targets {
+        Targets { container, ..self }
     }
 
     /// Whether a signature for target `t` applies (0 applies to everything).
     pub fn admits(self, t: u8) -> bool {
-        t == 0 || self.0 & (1 << t.min(15)) != 0
+        t == 0 || self.bits & (1 << t.min(15)) != 0
     }
 }
 
@@ -203,6 +216,7 @@ impl Engine {
         let mut names = Names::default();
         let mut owners = Vec::new();
         let mut texts: Vec<Box<str>> = Vec::new();
+        let mut filters = Vec::new();
         let mut body = Vec::new();
         let eicar: String = EICAR.iter().map(|b| format!("{b:02x}")).collect();
         let builtin = super::signatures::BodySig {
@@ -213,6 +227,7 @@ impl Engine {
         };
         for b in std::iter::once(builtin).chain(set.body) {
             owners.push(Owner::Body(body.len() as u32));
+            filters.push(HexSig::parse(&b.hex).ok().map(|h| filter_of(&h)));
             texts.push(b.hex.into_boxed_str());
             body.push((names.push(&b.name), b.target, b.offset));
         }
@@ -221,6 +236,7 @@ impl Engine {
                 if let Sub::Body(b) = s {
                     for p in &b.patterns {
                         owners.push(Owner::Logical(li as u32));
+                        filters.push(Some(filter_of(p)));
                         texts.push(encode_pattern(p).into_boxed_str());
                     }
                 }
@@ -234,7 +250,7 @@ impl Engine {
         for h in &set.allow {
             allow.insert(h, names.push(&h.name));
         }
-        let (hs, unfiltered) = compile_hyperscan(&texts);
+        let (hs, unfiltered) = compile_hyperscan(filters);
         let refused = unfiltered.len();
         Engine {
             hs,
@@ -255,12 +271,23 @@ impl Engine {
     /// Scans one object (a decoded part, an archive member, the raw message) of the given
     /// kinds. The first signature that fires wins (ClamAV's default, without --allmatch).
     pub fn scan(&self, data: &[u8], targets: Targets) -> Option<Detection> {
-        if self.allow.find(data).is_some() {
+        if self.allowed(data) {
             return None;
         }
         if let Some(n) = self.hashes.find(data) {
             return Some(self.detection(n));
         }
+        self.scan_patterns(data, targets)
+    }
+
+    /// Whether `data` is on the allow list (`.fp`, `.sfp`).
+    pub fn allowed(&self, data: &[u8]) -> bool {
+        self.allow.find(data).is_some()
+    }
+
+    /// Body and logical signatures only: for a normalised form of an object, whose hashes
+    /// mean nothing.
+    pub fn scan_patterns(&self, data: &[u8], targets: Targets) -> Option<Detection> {
         let candidates = self.candidates(data);
         let mut logical = BTreeSet::new();
         for id in candidates {
@@ -397,6 +424,11 @@ impl Engine {
         if !targets.admits(sig.target) {
             return false;
         }
+        if let Some(c) = &sig.container
+            && targets.container != Some(c.as_str())
+        {
+            return false;
+        }
         if let Some((lo, hi)) = sig.file_size
             && !(lo..=hi).contains(&(data.len() as u64))
         {
@@ -478,17 +510,26 @@ fn decode_pattern(text: &str) -> Option<(Option<Boundary>, String)> {
     Some((lead, encoded[1..].to_string()))
 }
 
+/// What Hyperscan scans for on behalf of one pattern: its literal anchor, or the whole
+/// pattern (in prefilter mode) when it has none.
+fn filter_of(p: &HexSig) -> (String, bool) {
+    match p.anchor() {
+        Some(a) => (a, true),
+        None => (p.regex(), false),
+    }
+}
+
 /// Compiles the filter database. Returns it and the pattern ids it could not take.
-fn compile_hyperscan(texts: &[Box<str>]) -> (Option<BlockDatabase>, Vec<u32>) {
-    let mut exprs: Vec<(u32, String)> = texts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| decode_pattern(t).map(|(_, e)| (i as u32, e)))
-        .collect();
-    let mut refused: Vec<u32> = (0..texts.len() as u32)
-        .filter(|i| !exprs.iter().any(|(j, _)| j == i))
-        .collect();
-    let flags = CompileFlags::DOTALL | CompileFlags::SINGLEMATCH | CompileFlags::PREFILTER;
+fn compile_hyperscan(filters: Vec<Option<(String, bool)>>) -> (Option<BlockDatabase>, Vec<u32>) {
+    let mut refused = Vec::new();
+    let mut exprs: Vec<(u32, String, bool)> = Vec::with_capacity(filters.len());
+    for (i, f) in filters.into_iter().enumerate() {
+        match f {
+            Some((e, literal)) => exprs.push((i as u32, e, literal)),
+            None => refused.push(i as u32),
+        }
+    }
+    let whole = CompileFlags::DOTALL | CompileFlags::SINGLEMATCH | CompileFlags::PREFILTER;
     for _ in 0..1000 {
         if exprs.is_empty() {
             return (None, refused);
@@ -496,9 +537,13 @@ fn compile_hyperscan(texts: &[Box<str>]) -> (Option<BlockDatabase>, Vec<u32>) {
         let patterns = Patterns(
             exprs
                 .iter()
-                .map(|(id, e)| Pattern {
+                .map(|(id, e, literal)| Pattern {
                     expression: e.clone(),
-                    flags,
+                    flags: if *literal {
+                        CompileFlags::SINGLEMATCH
+                    } else {
+                        whole
+                    },
                     id: Some(*id as usize),
                     ext: Default::default(),
                     som: None,
@@ -520,7 +565,7 @@ fn compile_hyperscan(texts: &[Box<str>]) -> (Option<BlockDatabase>, Vec<u32>) {
             }
         }
     }
-    refused.extend(exprs.iter().map(|(id, _)| *id));
+    refused.extend(exprs.iter().map(|(id, ..)| *id));
     refused.sort_unstable();
     (None, refused)
 }

@@ -307,6 +307,50 @@ impl HexSig {
         out
     }
 
+    /// What Hyperscan looks for to find candidates: the pattern's longest run of fixed bytes
+    /// (a byte, or a letter in either case), like ClamAV's static part for its Aho-Corasick
+    /// matcher. `None` when no run of at least 3 bytes exists: the whole pattern is used.
+    /// Literal runs compile fast and in little memory even by the hundred thousand; whole
+    /// patterns with gaps do not.
+    pub fn anchor(&self) -> Option<String> {
+        let fixed = |n: &Node| match n {
+            Node::Set(s) => {
+                s.len() == 1
+                    || (s.len() == 2
+                        && (0..=255u8).any(|b| {
+                            b.is_ascii_alphabetic() && s.contains(b) && s.contains(b ^ 0x20)
+                        }))
+            }
+            _ => false,
+        };
+        let (mut best, mut start) = ((0, 0), None);
+        for (i, n) in self.nodes.iter().enumerate() {
+            match (fixed(n), start) {
+                (true, None) => start = Some(i),
+                (false, Some(st)) => {
+                    if i - st > best.1 - best.0 {
+                        best = (st, i);
+                    }
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(st) = start
+            && self.nodes.len() - st > best.1 - best.0
+        {
+            best = (st, self.nodes.len());
+        }
+        if best.1 - best.0 < 3 {
+            return None;
+        }
+        let mut out = String::new();
+        self.nodes[best.0..best.1]
+            .iter()
+            .for_each(|n| render_node(n, &mut out));
+        Some(out)
+    }
+
     /// The signature rewritten for UTF-16LE text (`::w`): every byte position is followed by
     /// a zero byte; gaps stay as they are (ClamAV's "wide" rewrite).
     pub fn wide(&self) -> HexSig {

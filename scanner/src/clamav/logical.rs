@@ -222,6 +222,8 @@ pub struct LogicalSig {
     pub target: u8,
     /// `FileSize:x-y`.
     pub file_size: Option<(u64, u64)>,
+    /// `Container:CL_TYPE_…`: only inside that kind of container.
+    pub container: Option<String>,
     /// The expression.
     pub expr: Expr,
     /// Subsignatures in order.
@@ -323,7 +325,8 @@ fn parse_pcre_sub(s: &str) -> Result<PcreSub, String> {
     let flags = &rest[close + 1..];
     if pattern.contains("(?=")
         || pattern.contains("(?!")
-        || pattern.contains("(?<")
+        || pattern.contains("(?<=")
+        || pattern.contains("(?<!")
         || pattern
             .bytes()
             .zip(pattern.bytes().skip(1))
@@ -331,19 +334,15 @@ fn parse_pcre_sub(s: &str) -> Result<PcreSub, String> {
     {
         return Err("PCRE construct without a regex equivalent".into());
     }
-    let mut inline = String::from("(?-u");
+    let mut inline = String::from("(?");
     for f in flags.chars() {
         match f {
-            'i' => inline.push('i'),
-            's' => inline.push('s'),
-            'm' => inline.push('m'),
-            'x' => inline.push('x'),
-            'U' => inline.push('U'),
+            'i' | 's' | 'm' | 'x' | 'U' => inline.push(f),
             'g' | 'r' | 'e' | 'E' | 'A' => {}
             other => return Err(format!("unknown PCRE flag {other:?}")),
         }
     }
-    inline.push(')');
+    inline.push_str("-u)");
     let anchored = if flags.contains('A') { "\\A" } else { "" };
     let regex = format!("{inline}{anchored}(?:{pattern})");
     regex::bytes::Regex::new(&regex).map_err(|e| format!("PCRE: {e}"))?;
@@ -366,6 +365,7 @@ impl LogicalSig {
             name: f[0].to_string(),
             target: 0,
             file_size: None,
+            container: None,
             expr: Expr::parse(f[2])?,
             subs: Vec::new(),
         };
@@ -382,6 +382,7 @@ impl LogicalSig {
                 }
                 "Target" => sig.target = v.parse().map_err(|_| format!("bad target {v:?}"))?,
                 "FileSize" => sig.file_size = Some(range(v)?),
+                "Container" => sig.container = Some(v.to_string()),
                 _ => return Ok(Err("target condition not evaluated")),
             }
         }
@@ -456,7 +457,11 @@ mod tests {
             .expect("valid")
             .expect("loaded");
         assert_eq!(l.subs.len(), 2);
-        assert!(matches!(&l.subs[1], Sub::Pcre(p) if p.regex.starts_with("(?-ui)")));
+        assert!(matches!(&l.subs[1], Sub::Pcre(p) if p.regex.starts_with("(?i-u)")));
+        let named =
+            LogicalSig::parse(r"S;Engine:81-255,Target:0;0&1;41424344;0/x(?<num>[0-9]{2})/g")
+                .expect("valid");
+        assert!(named.is_ok(), "named groups are not look-behind");
         let skipped = LogicalSig::parse("S;Engine:51-255,Target:1,EntryPoint:1;0;41424344");
         assert_eq!(skipped, Ok(Err("target condition not evaluated")));
         assert!(LogicalSig::parse("S;Target:0;0&2;41424344;45464748").is_err());

@@ -5,7 +5,8 @@
 
 use super::hexsig::HexSig;
 use super::logical::LogicalSig;
-use std::collections::{BTreeMap, HashSet};
+use md5::{Digest, Md5};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub use super::offset::{FLEVEL, Offset};
@@ -83,8 +84,9 @@ pub struct SignatureSet {
     pub logical: Vec<LogicalSig>,
     /// Allow-listed digests (`.fp`, `.sfp`): a file with one of these is clean.
     pub allow: Vec<HashSig>,
-    /// Signature names never reported (`.ign2`, `.ign`).
-    pub ignored: HashSet<String>,
+    /// Signatures not loaded (`.ign2`, `.ign`): by name, each with the MD5 of the one
+    /// signature line it names, or `None` for every line of that name.
+    pub ignored: HashMap<String, Vec<Option<String>>>,
     /// Counts.
     pub stats: LoadStats,
 }
@@ -211,6 +213,10 @@ impl SignatureSet {
                 continue;
             }
             let n = i + 1;
+            if !self.ignored.is_empty() && self.is_ignored(&ext, line) {
+                self.stats.skip("ignored by .ign2");
+                continue;
+            }
             match ext.as_str() {
                 "hdb" | "hsb" | "hdu" | "hsu" => {
                     match parse_hash_line(line).map_err(|e| err(n, e))? {
@@ -228,11 +234,13 @@ impl SignatureSet {
                     }
                 }
                 "ign" | "ign2" => {
-                    // `Name` or `Name:md5` (the digest pins one version of the line; the
-                    // name alone is what is ignored here).
-                    let sig = line.split(':').next().unwrap_or(line).trim();
+                    // `Name`, or `Name:md5` where md5 is that of the whole signature line:
+                    // a line changed since the entry was written is not ignored.
+                    let mut f = line.splitn(3, ':');
+                    let sig = f.next().unwrap_or(line).trim();
+                    let md5 = f.next().map(|m| m.trim().to_ascii_lowercase());
                     self.stats.load("ignore");
-                    self.ignored.insert(sig.to_string());
+                    self.ignored.entry(sig.to_string()).or_default().push(md5);
                 }
                 "ndb" | "ndu" => match parse_ndb_line(line).map_err(|e| err(n, e))? {
                     Ok(b) => {
@@ -265,6 +273,29 @@ impl SignatureSet {
         Ok(())
     }
 
+    /// Whether a signature line is named by an ignore entry (and, if the entry has a digest,
+    /// is exactly the line it was written for).
+    fn is_ignored(&self, ext: &str, line: &str) -> bool {
+        let name = match ext {
+            "hdb" | "hsb" | "hdu" | "hsu" => line.split(':').nth(2),
+            "ndb" | "ndu" => line.split(':').next(),
+            "ldb" | "ldu" => line.split(';').next(),
+            _ => None,
+        };
+        let Some(entries) = name.and_then(|n| self.ignored.get(n)) else {
+            return false;
+        };
+        let digest = || -> String {
+            Md5::digest(line.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        entries
+            .iter()
+            .any(|e| e.as_ref().is_none_or(|m| *m == digest()))
+    }
+
     /// Reads every signature file of `dir` (sorted by name; containers unpacked). A file that
     /// cannot be read or parsed fails the load.
     pub fn load_dir(dir: &Path) -> Result<SignatureSet, LoadError> {
@@ -285,6 +316,9 @@ impl SignatureSet {
             Err(e) => return Err(io(&dir.display().to_string(), e)),
         };
         names.sort();
+        // Every file's text first (containers unpacked), so that the ignore lists apply to
+        // the files named before them too.
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         for name in names {
             let bytes = std::fs::read(dir.join(&name)).map_err(|e| io(&name, e))?;
             let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
@@ -295,24 +329,15 @@ impl SignatureSet {
                     reason,
                 })?;
                 set.stats.version = set.stats.version.max(Some(c.version));
-                for (member, body) in c.files {
-                    set.add_file(&format!("{name}/{member}"), &String::from_utf8_lossy(&body))?;
-                }
+                files.extend(c.files.into_iter().map(|(m, b)| (format!("{name}/{m}"), b)));
             } else {
-                set.add_file(&name, &String::from_utf8_lossy(&bytes))?;
+                files.push((name, bytes));
             }
         }
-        let ignored = &set.ignored;
-        if !ignored.is_empty() {
-            let before = set.body.len() + set.hashes.len() + set.logical.len();
-            set.body.retain(|b| !ignored.contains(&b.name));
-            set.hashes.retain(|h| !ignored.contains(&h.name));
-            set.logical.retain(|l| !ignored.contains(&l.name));
-            let gone = before - (set.body.len() + set.hashes.len() + set.logical.len());
-            *set.stats
-                .skipped
-                .entry("ignored by .ign2".into())
-                .or_default() += gone;
+        let is_ignore = |n: &str| n.ends_with(".ign") || n.ends_with(".ign2");
+        let (ign, rest): (Vec<_>, Vec<_>) = files.into_iter().partition(|(n, _)| is_ignore(n));
+        for (name, bytes) in ign.into_iter().chain(rest) {
+            set.add_file(&name, &String::from_utf8_lossy(&bytes))?;
         }
         Ok(set)
     }
