@@ -27,6 +27,10 @@ pub struct ScanArgs {
     /// `.msg` files are messages, anything else a file).
     #[arg(long)]
     pub files: bool,
+    /// Keep compiled databases here between runs (a later load with the same signatures
+    /// reads them back instead of compiling).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
     /// Print only infected files.
     #[arg(long)]
     pub infected: bool,
@@ -89,7 +93,7 @@ fn scan_one(
 /// Runs the command; exit status 1 when something was found (as clamscan).
 pub fn run(a: ScanArgs) -> Result<bool> {
     let started = Instant::now();
-    let filter = Filter::new(&a.signatures);
+    let filter = Filter::with_cache(&a.signatures, a.cache.as_deref());
     let status = filter.status();
     if status.last_reload != "ok" {
         anyhow::bail!("signatures: {}", status.last_reload);

@@ -62,7 +62,8 @@ impl ScannerPool {
         let dir = config.signature_dir(data_dir);
         let _ = std::fs::create_dir_all(&dir);
         let started = Instant::now();
-        let filter = Arc::new(Filter::new(&dir));
+        let cache = data_dir.join("av-cache");
+        let filter = Arc::new(Filter::with_cache(&dir, Some(&cache)));
         log_status(&filter, started.elapsed());
         let max = config.max_in_flight();
         let (tx, rx) = sync_channel::<Job>(max);

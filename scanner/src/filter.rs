@@ -174,6 +174,7 @@ pub struct ScanReport {
 pub struct Filter {
     engine: ArcSwap<Engine>,
     status: ArcSwap<AvStatus>,
+    cache: Option<std::path::PathBuf>,
 }
 
 fn now() -> u64 {
@@ -187,7 +188,13 @@ impl Filter {
     /// is empty or missing). A directory that does not load leaves the built-in signature
     /// alone and says why in the status.
     pub fn new(dir: &Path) -> Filter {
+        Self::with_cache(dir, None)
+    }
+
+    /// As [`Filter::new`], keeping compiled databases in `cache` between loads.
+    pub fn with_cache(dir: &Path, cache: Option<&Path>) -> Filter {
         let f = Filter {
+            cache: cache.map(Path::to_path_buf),
             engine: ArcSwap::from_pointee(Engine::compile(SignatureSet::default())),
             status: ArcSwap::from_pointee(AvStatus {
                 directory: dir.display().to_string(),
@@ -209,7 +216,11 @@ impl Filter {
         match result {
             Ok(set) => {
                 let mut stats = set.stats.clone();
-                let engine = Engine::compile(set);
+                let since = SystemTime::now();
+                let engine = Engine::compile_cached(set, self.cache.as_deref());
+                if let Some(c) = &self.cache {
+                    crate::clamav::engine::prune_cache(c, since);
+                }
                 if engine.refused > 0 {
                     stats.skipped.insert(
                         "refused by hyperscan (confirmed by regex on every object)".into(),

@@ -2,15 +2,18 @@
 //! (prefilter mode: a candidate, never a verdict), each candidate confirmed exactly with
 //! Rust's `regex` (offsets, boundaries, fullword, counts), and hash signatures in hash tables.
 
+use super::hashes::{Hashes, Names};
 use super::hexsig::{Boundary, HexSig};
+use super::literal_db;
 #[cfg(test)]
 use super::logical::Expr;
 use super::logical::{self, LogicalSig, Sub};
-use super::signatures::{HashKind, HashSig, Offset, SignatureSet};
+use super::signatures::{Offset, SignatureSet};
 use hyperscan::prelude::*;
 use hyperscan::{BlockMode, HsError};
-use md5::{Digest, Md5};
-use std::collections::{BTreeSet, HashMap};
+
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 /// EICAR's standard test file (eicar.org): the built-in signature needs no database.
@@ -74,107 +77,9 @@ struct Verifier {
     leading: Option<Boundary>,
 }
 
-/// Names stored end to end (a million hash signatures cost their bytes, not a `String` each).
-#[derive(Default)]
-struct Names {
-    text: String,
-    ends: Vec<u32>,
-}
-
-impl Names {
-    fn push(&mut self, n: &str) -> u32 {
-        self.text.push_str(n);
-        self.ends.push(self.text.len() as u32);
-        (self.ends.len() - 1) as u32
-    }
-
-    fn get(&self, i: u32) -> &str {
-        let i = i as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        self.text.get(start..self.ends[i] as usize).unwrap_or("")
-    }
-}
-
-/// Hash signatures of one digest length: exact size, or any size.
-struct HashTable<const N: usize> {
-    sized: HashMap<([u8; N], u64), u32>,
-    any: HashMap<[u8; N], u32>,
-}
-
-impl<const N: usize> Default for HashTable<N> {
-    fn default() -> Self {
-        HashTable {
-            sized: HashMap::new(),
-            any: HashMap::new(),
-        }
-    }
-}
-
-impl<const N: usize> HashTable<N> {
-    fn insert(&mut self, h: &HashSig, name: u32) {
-        let Ok(d) = <[u8; N]>::try_from(h.digest.as_slice()) else {
-            return;
-        };
-        match h.size {
-            Some(s) => self.sized.insert((d, s), name),
-            None => self.any.insert(d, name),
-        };
-    }
-
-    fn find(&self, d: &[u8], size: u64) -> Option<u32> {
-        let d = <[u8; N]>::try_from(d).ok()?;
-        self.sized
-            .get(&(d, size))
-            .or_else(|| self.any.get(&d))
-            .copied()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.sized.is_empty() && self.any.is_empty()
-    }
-}
-
-#[derive(Default)]
-struct Hashes {
-    md5: HashTable<16>,
-    sha1: HashTable<20>,
-    sha256: HashTable<32>,
-}
-
-impl Hashes {
-    fn insert(&mut self, h: &HashSig, name: u32) {
-        match h.kind {
-            HashKind::Md5 => self.md5.insert(h, name),
-            HashKind::Sha1 => self.sha1.insert(h, name),
-            HashKind::Sha256 => self.sha256.insert(h, name),
-        }
-    }
-
-    /// The first entry naming this data.
-    fn find(&self, data: &[u8]) -> Option<u32> {
-        let size = data.len() as u64;
-        if !self.md5.is_empty()
-            && let Some(n) = self.md5.find(&Md5::digest(data), size)
-        {
-            return Some(n);
-        }
-        if !self.sha1.is_empty()
-            && let Some(n) = self.sha1.find(&sha1::Sha1::digest(data), size)
-        {
-            return Some(n);
-        }
-        if !self.sha256.is_empty()
-            && let Some(n) = self.sha256.find(&sha2::Sha256::digest(data), size)
-        {
-            return Some(n);
-        }
-        None
-    }
-}
-
 /// A compiled database, shared by every scanning thread.
 pub struct Engine {
-    hs: Option<BlockDatabase>,
+    hs: Vec<BlockDatabase>,
     scratch: Mutex<Vec<Scratch>>,
     owners: Vec<Owner>,
     /// Pattern text per pattern id (hex signature), parsed again on first confirmation.
@@ -213,6 +118,13 @@ impl Engine {
     /// Compiles `set` (plus the built-in EICAR signature). Patterns Hyperscan cannot take
     /// are confirmed by `regex` alone on every object (slower, never missed).
     pub fn compile(set: SignatureSet) -> Engine {
+        Self::compile_cached(set, None)
+    }
+
+    /// As [`Engine::compile`], keeping compiled Hyperscan databases in `cache` (a directory):
+    /// a database whose literals are unchanged since it was last built is read back instead
+    /// of compiled, so a restart or a reload that changes one file costs little.
+    pub fn compile_cached(set: SignatureSet, cache: Option<&Path>) -> Engine {
         let mut names = Names::default();
         let mut owners = Vec::new();
         let mut texts: Vec<Box<str>> = Vec::new();
@@ -242,15 +154,10 @@ impl Engine {
                 }
             }
         }
-        let mut hashes = Hashes::default();
-        for h in &set.hashes {
-            hashes.insert(h, names.push(&h.name));
-        }
-        let mut allow = Hashes::default();
-        for h in &set.allow {
-            allow.insert(h, names.push(&h.name));
-        }
-        let (hs, unfiltered) = compile_hyperscan(filters);
+        let (mut hashes, mut allow) = (set.hashes, set.allow);
+        hashes.finish();
+        allow.finish();
+        let (hs, unfiltered) = compile_hyperscan(filters, cache);
         let refused = unfiltered.len();
         Engine {
             hs,
@@ -274,8 +181,10 @@ impl Engine {
         if self.allowed(data) {
             return None;
         }
-        if let Some(n) = self.hashes.find(data) {
-            return Some(self.detection(n));
+        if let Some(name) = self.hashes.find(data) {
+            return Some(Detection {
+                name: name.to_string(),
+            });
         }
         self.scan_patterns(data, targets)
     }
@@ -320,25 +229,33 @@ impl Engine {
     /// Pattern ids that may match `data`, in id order.
     fn candidates(&self, data: &[u8]) -> BTreeSet<u32> {
         let mut ids: BTreeSet<u32> = self.unfiltered.iter().copied().collect();
-        let Some(db) = &self.hs else {
+        if self.hs.is_empty() {
             return ids;
-        };
+        }
         let scratch = self
             .scratch
             .lock()
             .ok()
             .and_then(|mut pool| pool.pop())
-            .or_else(|| db.alloc_scratch().ok());
+            .or_else(|| {
+                // One scratch space serves every database it was sized for.
+                let mut s = self.hs[0].alloc_scratch().ok()?;
+                for db in &self.hs[1..] {
+                    db.realloc_scratch(&mut s).ok()?;
+                }
+                Some(s)
+            });
         let Some(scratch) = scratch else {
-            // No scratch space: confirm everything (correct, slow; logged by the caller's
-            // scan time).
+            // No scratch space: confirm everything (correct, slow).
             ids.extend(0..self.owners.len() as u32);
             return ids;
         };
-        let _ = db.scan(data, &scratch, |id, _, _, _| {
-            ids.insert(id);
-            Matching::Continue
-        });
+        for db in &self.hs {
+            let _ = db.scan(data, &scratch, |id, _, _, _| {
+                ids.insert(id);
+                Matching::Continue
+            });
+        }
         if let Ok(mut pool) = self.scratch.lock() {
             pool.push(scratch);
         }
@@ -469,7 +386,7 @@ impl Engine {
 
     /// Bytes of the compiled Hyperscan database.
     pub fn hyperscan_bytes(&self) -> usize {
-        self.hs.as_ref().and_then(|d| d.size().ok()).unwrap_or(0)
+        self.hs.iter().filter_map(|d| d.size().ok()).sum()
     }
 }
 
@@ -510,40 +427,175 @@ fn decode_pattern(text: &str) -> Option<(Option<Boundary>, String)> {
     Some((lead, encoded[1..].to_string()))
 }
 
-/// What Hyperscan scans for on behalf of one pattern: its literal anchor, or the whole
-/// pattern (in prefilter mode) when it has none.
-fn filter_of(p: &HexSig) -> (String, bool) {
+/// What Hyperscan scans for on behalf of one pattern.
+pub enum Filter {
+    /// Its literal anchor (bytes, caseless).
+    Literal(Vec<u8>, bool),
+    /// The whole pattern, in prefilter mode (it has no anchor).
+    Whole(String),
+}
+
+fn filter_of(p: &HexSig) -> Filter {
     match p.anchor() {
-        Some(a) => (a, true),
-        None => (p.regex(), false),
+        Some((bytes, caseless)) => Filter::Literal(bytes, caseless),
+        None => Filter::Whole(p.regex()),
     }
 }
 
-/// Compiles the filter database. Returns it and the pattern ids it could not take.
-fn compile_hyperscan(filters: Vec<Option<(String, bool)>>) -> (Option<BlockDatabase>, Vec<u32>) {
+/// Literals per Hyperscan database: compile memory grows faster than the set, so a large
+/// database is built as several (each one more pass over the data when scanning).
+const LITERALS_PER_DB: usize = 25_000;
+
+/// A cache key for one set of literals: SHA-256 over each literal's id, case flag and bytes,
+/// and the Hyperscan version (a database from another version is compiled again).
+fn literal_key(lits: &[literal_db::Lit]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(hyperscan::version_str().to_bytes());
+    for l in lits {
+        h.update(l.id.to_le_bytes());
+        h.update([u8::from(l.caseless)]);
+        h.update((l.bytes.len() as u32).to_le_bytes());
+        h.update(&l.bytes);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// [`compile_literals`] through the cache directory: read back when present and valid,
+/// written (temporary name, then renamed) after a compile that refused nothing.
+fn compile_literals_cached(
+    lits: Vec<literal_db::Lit>,
+    cache: Option<&Path>,
+) -> (Option<BlockDatabase>, Vec<u32>) {
+    use hyperscan::SerializedDatabase;
+    let Some(dir) = cache else {
+        return compile_literals(lits);
+    };
+    let path = dir.join(format!("{}.hsdb", literal_key(&lits)));
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(db) = bytes.deserialize::<BlockMode>()
+    {
+        touch(&path);
+        return (Some(db), Vec::new());
+    }
+    let (db, refused) = compile_literals(lits);
+    if let Some(db) = &db
+        && refused.is_empty()
+        && let Ok(bytes) = db.serialize()
+    {
+        let tmp = path.with_extension("tmp");
+        let _ = std::fs::create_dir_all(dir);
+        if std::fs::write(&tmp, &bytes[..]).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
+        }
+    }
+    (db, refused)
+}
+
+/// Marks a cache file as used now (its modification time), so that stale ones can be told
+/// apart and removed.
+fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Removes cache files not used by the load that started at `since`.
+pub fn prune_cache(dir: &Path, since: std::time::SystemTime) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.filter_map(Result::ok) {
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < since);
+        if stale && e.file_name().to_string_lossy().ends_with(".hsdb") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Compiles one set of literals; drops (and returns) any Hyperscan refuses.
+fn compile_literals(mut lits: Vec<literal_db::Lit>) -> (Option<BlockDatabase>, Vec<u32>) {
     let mut refused = Vec::new();
-    let mut exprs: Vec<(u32, String, bool)> = Vec::with_capacity(filters.len());
+    while !lits.is_empty() {
+        match literal_db::compile(&lits) {
+            Ok(db) => return (Some(db), refused),
+            Err(e) => match e.index {
+                Some(i) if i < lits.len() => {
+                    tracing::debug!("hyperscan refused a literal: {}", e.message);
+                    refused.push(lits.remove(i).id);
+                }
+                _ => {
+                    tracing::warn!("hyperscan literal compile failed: {}", e.message);
+                    refused.extend(lits.iter().map(|l| l.id));
+                    return (None, refused);
+                }
+            },
+        }
+    }
+    (None, refused)
+}
+
+/// Compiles the filter databases: the anchors with Hyperscan's literal compiler, the rest as
+/// prefilter expressions. Returns them and the pattern ids neither could take (those are
+/// confirmed on every object).
+fn compile_hyperscan(
+    filters: Vec<Option<Filter>>,
+    cache: Option<&Path>,
+) -> (Vec<BlockDatabase>, Vec<u32>) {
+    let mut refused = Vec::new();
+    let mut lits = Vec::new();
+    let mut exprs: Vec<(u32, String)> = Vec::new();
     for (i, f) in filters.into_iter().enumerate() {
         match f {
-            Some((e, literal)) => exprs.push((i as u32, e, literal)),
+            Some(Filter::Literal(bytes, caseless)) => lits.push(literal_db::Lit {
+                bytes,
+                caseless,
+                id: i as u32,
+            }),
+            Some(Filter::Whole(e)) => exprs.push((i as u32, e)),
             None => refused.push(i as u32),
         }
     }
-    let whole = CompileFlags::DOTALL | CompileFlags::SINGLEMATCH | CompileFlags::PREFILTER;
-    for _ in 0..1000 {
-        if exprs.is_empty() {
-            return (None, refused);
-        }
+    // The literal compile is the slow part of a load: one chunk per core, compiled side by
+    // side (each chunk is one more pass over the data when scanning, a small price).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut chunks: Vec<Vec<literal_db::Lit>> = Vec::new();
+    while !lits.is_empty() {
+        let rest = lits.split_off(lits.len().min(LITERALS_PER_DB));
+        chunks.push(std::mem::replace(&mut lits, rest));
+    }
+    // Compiled `cores` at a time: side by side for speed, not all at once for memory.
+    let mut results: Vec<(Option<BlockDatabase>, Vec<u32>)> = Vec::new();
+    let mut chunks = chunks.into_iter().peekable();
+    while chunks.peek().is_some() {
+        let wave: Vec<_> = chunks.by_ref().take(cores).collect();
+        results.extend(std::thread::scope(|s| {
+            let handles: Vec<_> = wave
+                .into_iter()
+                .map(|c| s.spawn(move || compile_literals_cached(c, cache)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or((None, Vec::new())))
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut dbs = Vec::new();
+    for (db, r) in results {
+        dbs.extend(db);
+        refused.extend(r);
+    }
+    let flags = CompileFlags::DOTALL | CompileFlags::SINGLEMATCH | CompileFlags::PREFILTER;
+    while !exprs.is_empty() {
         let patterns = Patterns(
             exprs
                 .iter()
-                .map(|(id, e, literal)| Pattern {
+                .map(|(id, e)| Pattern {
                     expression: e.clone(),
-                    flags: if *literal {
-                        CompileFlags::SINGLEMATCH
-                    } else {
-                        whole
-                    },
+                    flags,
                     id: Some(*id as usize),
                     ext: Default::default(),
                     som: None,
@@ -551,23 +603,29 @@ fn compile_hyperscan(filters: Vec<Option<(String, bool)>>) -> (Option<BlockDatab
                 .collect(),
         );
         match patterns.build::<BlockMode>() {
-            Ok(db) => return (Some(db), refused),
+            Ok(db) => {
+                dbs.push(db);
+                break;
+            }
             Err(hyperscan::Error::Hyperscan(HsError::CompileError(e))) => match e.expression() {
                 Some(i) if i < exprs.len() => {
                     tracing::debug!(pattern = %exprs[i].1, "hyperscan refused a pattern: {}", e.message());
                     refused.push(exprs.remove(i).0);
                 }
-                _ => break,
+                _ => {
+                    refused.extend(exprs.iter().map(|(id, _)| *id));
+                    break;
+                }
             },
             Err(e) => {
                 tracing::warn!("hyperscan compile failed: {e}");
+                refused.extend(exprs.iter().map(|(id, _)| *id));
                 break;
             }
         }
     }
-    refused.extend(exprs.iter().map(|(id, ..)| *id));
     refused.sort_unstable();
-    (None, refused)
+    (dbs, refused)
 }
 
 /// Whether expression `e` names only subsignatures that hold nothing (helper for tests).
@@ -581,6 +639,7 @@ fn subs_of(e: &Expr) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use md5::{Digest, Md5};
 
     fn engine(files: &[(&str, &str)]) -> Engine {
         let mut set = SignatureSet::default();
@@ -592,6 +651,46 @@ mod tests {
 
     fn h(s: &str) -> String {
         s.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn compiled_databases_are_cached_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("postcore-hs-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sigs = format!("T.Cached:0:*:{}", h("CACHED-SIGNATURE"));
+        let load = || {
+            let mut set = SignatureSet::default();
+            set.add_file("t.ndb", &sigs).expect("valid");
+            Engine::compile_cached(set, Some(&dir))
+        };
+        let first = load();
+        let files = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(files, 1, "one literal database written");
+        let second = load();
+        for e in [&first, &second] {
+            assert_eq!(
+                e.scan(b"xx CACHED-SIGNATURE xx", Targets::default())
+                    .map(|d| d.name),
+                Some("T.Cached".into())
+            );
+        }
+        std::fs::write(
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path(),
+            b"junk",
+        )
+        .unwrap();
+        assert!(
+            load()
+                .scan(b"CACHED-SIGNATURE", Targets::default())
+                .is_some(),
+            "a broken cache file is compiled again"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

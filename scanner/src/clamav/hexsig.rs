@@ -8,6 +8,9 @@
 
 use std::fmt::Write as _;
 
+/// Longest literal anchor handed to Hyperscan.
+const ANCHOR_MAX: usize = 12;
+
 /// A set of byte values (a 256-bit map).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ByteSet([u64; 4]);
@@ -312,7 +315,7 @@ impl HexSig {
     /// matcher. `None` when no run of at least 3 bytes exists: the whole pattern is used.
     /// Literal runs compile fast and in little memory even by the hundred thousand; whole
     /// patterns with gaps do not.
-    pub fn anchor(&self) -> Option<String> {
+    pub fn anchor(&self) -> Option<(Vec<u8>, bool)> {
         let fixed = |n: &Node| match n {
             Node::Set(s) => {
                 s.len() == 1
@@ -344,11 +347,18 @@ impl HexSig {
         if best.1 - best.0 < 3 {
             return None;
         }
-        let mut out = String::new();
-        self.nodes[best.0..best.1]
-            .iter()
-            .for_each(|n| render_node(n, &mut out));
-        Some(out)
+        // A dozen bytes select as well as the whole run and compile faster.
+        let end = best.1.min(best.0 + ANCHOR_MAX);
+        let mut bytes = Vec::with_capacity(end - best.0);
+        let mut caseless = false;
+        for n in &self.nodes[best.0..end] {
+            if let Node::Set(s) = n {
+                let b = (0..=255u8).find(|&b| s.contains(b)).unwrap_or(0);
+                caseless |= s.len() == 2;
+                bytes.push(b);
+            }
+        }
+        Some((bytes, caseless))
     }
 
     /// The signature rewritten for UTF-16LE text (`::w`): every byte position is followed by

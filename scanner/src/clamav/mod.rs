@@ -6,7 +6,9 @@
 
 pub mod container;
 pub mod engine;
+pub mod hashes;
 pub mod hexsig;
+pub mod literal_db;
 pub mod logical;
 pub mod offset;
 pub mod signatures;

@@ -3,6 +3,7 @@
 //! (`.ldb`), allow lists (`.fp`, `.sfp`, `.ign2`) and the signed containers (`.cvd`, `.cld`,
 //! `.cud`) that hold them. Parsing is free of I/O apart from [`SignatureSet::load_dir`].
 
+use super::hashes::Hashes;
 use super::hexsig::HexSig;
 use super::logical::LogicalSig;
 use md5::{Digest, Md5};
@@ -74,16 +75,16 @@ impl LoadStats {
 }
 
 /// Every signature read from a directory, before compilation.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SignatureSet {
     /// Hash signatures.
-    pub hashes: Vec<HashSig>,
+    pub hashes: Hashes,
     /// Body signatures.
     pub body: Vec<BodySig>,
     /// Logical signatures.
     pub logical: Vec<LogicalSig>,
     /// Allow-listed digests (`.fp`, `.sfp`): a file with one of these is clean.
-    pub allow: Vec<HashSig>,
+    pub allow: Hashes,
     /// Signatures not loaded (`.ign2`, `.ign`): by name, each with the MD5 of the one
     /// signature line it names, or `None` for every line of that name.
     pub ignored: HashMap<String, Vec<Option<String>>>,
@@ -222,7 +223,7 @@ impl SignatureSet {
                     match parse_hash_line(line).map_err(|e| err(n, e))? {
                         Some(h) => {
                             self.stats.load(kind_name(h.kind));
-                            self.hashes.push(h);
+                            self.hashes.insert(&h);
                         }
                         None => self.stats.skip("functionality level out of range"),
                     }
@@ -230,7 +231,7 @@ impl SignatureSet {
                 "fp" | "sfp" => {
                     if let Some(h) = parse_hash_line(line).map_err(|e| err(n, e))? {
                         self.stats.load("allow");
-                        self.allow.push(h);
+                        self.allow.insert(&h);
                     }
                 }
                 "ign" | "ign2" => {
@@ -316,27 +317,35 @@ impl SignatureSet {
             Err(e) => return Err(io(&dir.display().to_string(), e)),
         };
         names.sort();
-        // Every file's text first (containers unpacked), so that the ignore lists apply to
-        // the files named before them too.
-        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        // Ignore lists first, so that they apply to the files named before them too; plain
+        // files are read one at a time, container members kept until their turn.
+        let is_ignore = |n: &str| n.ends_with(".ign") || n.ends_with(".ign2");
+        let mut pending: Vec<(String, Option<Vec<u8>>)> = Vec::new();
         for name in names {
-            let bytes = std::fs::read(dir.join(&name)).map_err(|e| io(&name, e))?;
             let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
             if matches!(ext.as_str(), "cvd" | "cld" | "cud") {
+                let bytes = std::fs::read(dir.join(&name)).map_err(|e| io(&name, e))?;
                 let c = super::container::unpack(&bytes).map_err(|reason| LoadError {
                     file: name.clone(),
                     line: 0,
                     reason,
                 })?;
                 set.stats.version = set.stats.version.max(Some(c.version));
-                files.extend(c.files.into_iter().map(|(m, b)| (format!("{name}/{m}"), b)));
+                pending.extend(
+                    c.files
+                        .into_iter()
+                        .map(|(m, b)| (format!("{name}/{m}"), Some(b))),
+                );
             } else {
-                files.push((name, bytes));
+                pending.push((name, None));
             }
         }
-        let is_ignore = |n: &str| n.ends_with(".ign") || n.ends_with(".ign2");
-        let (ign, rest): (Vec<_>, Vec<_>) = files.into_iter().partition(|(n, _)| is_ignore(n));
-        for (name, bytes) in ign.into_iter().chain(rest) {
+        pending.sort_by_key(|(n, _)| !is_ignore(n));
+        for (name, bytes) in pending {
+            let bytes = match bytes {
+                Some(b) => b,
+                None => std::fs::read(dir.join(&name)).map_err(|e| io(&name, e))?,
+            };
             set.add_file(&name, &String::from_utf8_lossy(&bytes))?;
         }
         Ok(set)

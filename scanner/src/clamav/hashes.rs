@@ -1,0 +1,141 @@
+//! Hash signatures in tables keyed by digest (`.hdb`, `.hsb`, and the `.fp`/`.sfp` allow
+//! lists), filled line by line as the files are read: a million MD5 signatures cost their
+//! digests and names, with no intermediate list.
+
+use super::signatures::{HashKind, HashSig};
+use md5::{Digest, Md5};
+
+/// Names stored end to end (a million hash signatures cost their bytes, not a `String` each).
+#[derive(Default)]
+pub struct Names {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Names {
+    /// Stores a name; returns its index.
+    pub fn push(&mut self, n: &str) -> u32 {
+        self.text.push_str(n);
+        self.ends.push(self.text.len() as u32);
+        (self.ends.len() - 1) as u32
+    }
+
+    /// The name at `index`.
+    pub fn get(&self, i: u32) -> &str {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..self.ends[i] as usize).unwrap_or("")
+    }
+}
+
+/// Hash signatures of one digest length: exact size, or any size.
+struct HashTable<const N: usize> {
+    /// (digest, size or `ANY`, name), sorted by digest once loading ends: 32 bytes an MD5
+    /// entry, no hash-map slack.
+    entries: Vec<([u8; N], u64, u32)>,
+    sorted: bool,
+}
+
+/// The size field of a `*` entry.
+const ANY: u64 = u64::MAX;
+
+impl<const N: usize> Default for HashTable<N> {
+    fn default() -> Self {
+        HashTable {
+            entries: Vec::new(),
+            sorted: true,
+        }
+    }
+}
+
+impl<const N: usize> HashTable<N> {
+    fn insert(&mut self, h: &HashSig, name: u32) {
+        let Ok(d) = <[u8; N]>::try_from(h.digest.as_slice()) else {
+            return;
+        };
+        self.entries.push((d, h.size.unwrap_or(ANY), name));
+        self.sorted = false;
+    }
+
+    fn finish(&mut self) {
+        if !self.sorted {
+            self.entries.sort_unstable_by_key(|e| e.0);
+            self.entries.shrink_to_fit();
+            self.sorted = true;
+        }
+    }
+
+    fn find(&self, d: &[u8], size: u64) -> Option<u32> {
+        let d = <[u8; N]>::try_from(d).ok()?;
+        let start = self.entries.partition_point(|e| e.0 < d);
+        let same = self.entries[start..].iter().take_while(|e| e.0 == d);
+        let mut any = None;
+        for e in same {
+            if e.1 == size {
+                return Some(e.2);
+            }
+            if e.1 == ANY {
+                any = Some(e.2);
+            }
+        }
+        any
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Hash signatures (or allow-list entries) by digest, with their names.
+#[derive(Default)]
+pub struct Hashes {
+    md5: HashTable<16>,
+    sha1: HashTable<20>,
+    sha256: HashTable<32>,
+    names: Names,
+}
+
+impl Hashes {
+    /// Sorts the tables for lookup (call once loading is over; `find` on an unsorted table
+    /// sorts nothing and may miss).
+    pub fn finish(&mut self) {
+        self.md5.finish();
+        self.sha1.finish();
+        self.sha256.finish();
+    }
+
+    /// Adds a signature.
+    pub fn insert(&mut self, h: &HashSig) {
+        let name = self.names.push(&h.name);
+        match h.kind {
+            HashKind::Md5 => self.md5.insert(h, name),
+            HashKind::Sha1 => self.sha1.insert(h, name),
+            HashKind::Sha256 => self.sha256.insert(h, name),
+        }
+    }
+
+    /// The name of the first entry matching `data`.
+    pub fn find(&self, data: &[u8]) -> Option<&str> {
+        self.find_index(data).map(|i| self.names.get(i))
+    }
+
+    fn find_index(&self, data: &[u8]) -> Option<u32> {
+        let size = data.len() as u64;
+        if !self.md5.is_empty()
+            && let Some(n) = self.md5.find(&Md5::digest(data), size)
+        {
+            return Some(n);
+        }
+        if !self.sha1.is_empty()
+            && let Some(n) = self.sha1.find(&sha1::Sha1::digest(data), size)
+        {
+            return Some(n);
+        }
+        if !self.sha256.is_empty()
+            && let Some(n) = self.sha256.find(&sha2::Sha256::digest(data), size)
+        {
+            return Some(n);
+        }
+        None
+    }
+}
