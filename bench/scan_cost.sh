@@ -25,6 +25,7 @@ python3 "$HERE/setup_postcore.py" "127.0.0.1:$ADMIN" "$TOKEN" "$COUNT" "$IMAP"
 # Wait for the signature database (the log says when it is loaded).
 for _ in $(seq 600); do grep -q 'antivirus: database loaded' "$WORK/server.log" && break; sleep 0.2; done
 grep 'antivirus: database loaded' "$WORK/server.log" | tail -1
+echo "server after the load: $(grep -E 'VmRSS|VmHWM' /proc/$PC/status | tr -s ' \t' ' ' | tr '\n' ' ')"
 filter() {
   curl -sf -X PATCH -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
     -d "{\"filter\": $1}" "http://127.0.0.1:$ADMIN/api/settings" >/dev/null

@@ -64,6 +64,7 @@ impl ScannerPool {
         let started = Instant::now();
         let cache = data_dir.join("av-cache");
         let filter = Arc::new(Filter::with_cache(&dir, Some(&cache)));
+        trim();
         log_status(&filter, started.elapsed());
         let max = config.max_in_flight();
         let (tx, rx) = sync_channel::<Job>(max);
@@ -149,7 +150,10 @@ impl ScannerPool {
 
 fn reload(filter: &Filter, dir: &Path) -> Result<(), String> {
     let started = Instant::now();
-    match filter.reload(dir) {
+    let result = filter.reload(dir);
+    // A compile's working memory is free now; give it back (glibc keeps freed pages).
+    trim();
+    match result {
         Ok(_) => {
             metrics::counter!(crate::metrics::AV_RELOADS, "result" => "ok").increment(1);
             log_status(filter, started.elapsed());
@@ -160,6 +164,15 @@ fn reload(filter: &Filter, dir: &Path) -> Result<(), String> {
             tracing::error!(dir = %dir.display(), "antivirus: reload failed, keeping the loaded database: {e}");
             Err(e)
         }
+    }
+}
+
+/// Returns the allocator's free pages to the system.
+fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

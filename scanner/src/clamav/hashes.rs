@@ -34,6 +34,10 @@ struct HashTable<const N: usize> {
     /// entry, no hash-map slack.
     entries: Vec<([u8; N], u64, u32)>,
     sorted: bool,
+    /// Distinct sizes with an entry (sorted), and whether any entry is for every size: a
+    /// digest is computed only for data whose size some entry names.
+    sizes: Vec<u64>,
+    any_size: bool,
 }
 
 /// The size field of a `*` entry.
@@ -44,6 +48,8 @@ impl<const N: usize> Default for HashTable<N> {
         HashTable {
             entries: Vec::new(),
             sorted: true,
+            sizes: Vec::new(),
+            any_size: false,
         }
     }
 }
@@ -62,7 +68,22 @@ impl<const N: usize> HashTable<N> {
             self.entries.sort_unstable_by_key(|e| e.0);
             self.entries.shrink_to_fit();
             self.sorted = true;
+            self.any_size = self.entries.iter().any(|e| e.1 == ANY);
+            self.sizes = self
+                .entries
+                .iter()
+                .map(|e| e.1)
+                .filter(|&s| s != ANY)
+                .collect();
+            self.sizes.sort_unstable();
+            self.sizes.dedup();
+            self.sizes.shrink_to_fit();
         }
+    }
+
+    /// Whether data of `size` bytes could match an entry (worth its digest).
+    fn wants(&self, size: u64) -> bool {
+        self.any_size || self.sizes.binary_search(&size).is_ok()
     }
 
     fn find(&self, d: &[u8], size: u64) -> Option<u32> {
@@ -79,10 +100,6 @@ impl<const N: usize> HashTable<N> {
             }
         }
         any
-    }
-
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
@@ -121,17 +138,17 @@ impl Hashes {
 
     fn find_index(&self, data: &[u8]) -> Option<u32> {
         let size = data.len() as u64;
-        if !self.md5.is_empty()
+        if self.md5.wants(size)
             && let Some(n) = self.md5.find(&Md5::digest(data), size)
         {
             return Some(n);
         }
-        if !self.sha1.is_empty()
+        if self.sha1.wants(size)
             && let Some(n) = self.sha1.find(&sha1::Sha1::digest(data), size)
         {
             return Some(n);
         }
-        if !self.sha256.is_empty()
+        if self.sha256.wants(size)
             && let Some(n) = self.sha256.find(&sha2::Sha256::digest(data), size)
         {
             return Some(n);

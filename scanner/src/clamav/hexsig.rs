@@ -50,6 +50,23 @@ impl ByteSet {
         ByteSet(self.0.map(|w| !w))
     }
 
+    /// The smallest byte in the set, if any.
+    pub fn first(&self) -> Option<u8> {
+        self.0
+            .iter()
+            .enumerate()
+            .find(|(_, w)| **w != 0)
+            .map(|(i, w)| (i as u32 * 64 + w.trailing_zeros()) as u8)
+    }
+
+    /// Whether the set is exactly one ASCII letter in both cases.
+    pub fn is_case_pair(&self) -> bool {
+        self.len() == 2
+            && self
+                .first()
+                .is_some_and(|b| b.is_ascii_uppercase() && self.contains(b ^ 0x20))
+    }
+
     /// Number of bytes in the set.
     pub fn len(&self) -> u32 {
         self.0.iter().map(|w| w.count_ones()).sum()
@@ -65,7 +82,7 @@ impl ByteSet {
         match self.len() {
             256 => out.push('.'),
             1 => {
-                let b = (0..=255u8).find(|&b| self.contains(b)).unwrap_or(0);
+                let b = self.first().unwrap_or(0);
                 let _ = write!(out, "\\x{b:02x}");
             }
             _ => {
@@ -353,7 +370,7 @@ impl HexSig {
         let mut caseless = false;
         for n in &self.nodes[best.0..end] {
             if let Node::Set(s) = n {
-                let b = (0..=255u8).find(|&b| s.contains(b)).unwrap_or(0);
+                let b = s.first().unwrap_or(0);
                 caseless |= s.len() == 2;
                 bytes.push(b);
             }
@@ -408,11 +425,7 @@ fn alternation(alts: Vec<Vec<ByteSet>>, negated: bool) -> Result<Node, ParseErro
         if a.len() != len || a.iter().any(|s| s.len() != 1) {
             return Err("negated alternatives must be literal bytes of one length".into());
         }
-        literal.push(
-            a.iter()
-                .map(|s| (0..=255u8).find(|&b| s.contains(b)).unwrap_or(0))
-                .collect(),
-        );
+        literal.push(a.iter().map(|s| s.first().unwrap_or(0)).collect());
     }
     Ok(Node::NotAlt(literal))
 }
