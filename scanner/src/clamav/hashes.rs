@@ -2,8 +2,31 @@
 //! lists), filled line by line as the files are read: a million MD5 signatures cost their
 //! digests and names, with no intermediate list.
 
-use super::signatures::{HashKind, HashSig};
 use md5::{Digest, Md5};
+
+/// The digest algorithm of a hash signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HashKind {
+    /// MD5 (32 hex digits).
+    Md5,
+    /// SHA-1 (40 hex digits).
+    Sha1,
+    /// SHA-256 (64 hex digits).
+    Sha256,
+}
+
+/// A hash signature: a whole file with this digest (and size, unless `None` for `*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashSig {
+    /// Digest algorithm.
+    pub kind: HashKind,
+    /// The digest.
+    pub digest: Vec<u8>,
+    /// File size, or `None` for any size (`*`, FLEVEL 73 and later).
+    pub size: Option<u64>,
+    /// Signature name.
+    pub name: String,
+}
 
 /// Names stored end to end (a million hash signatures cost their bytes, not a `String` each).
 #[derive(Default)]

@@ -12,29 +12,7 @@ use std::path::Path;
 
 pub use super::offset::{FLEVEL, Offset};
 
-/// The digest algorithm of a hash signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum HashKind {
-    /// MD5 (32 hex digits).
-    Md5,
-    /// SHA-1 (40 hex digits).
-    Sha1,
-    /// SHA-256 (64 hex digits).
-    Sha256,
-}
-
-/// A hash signature: a whole file with this digest (and size, unless `None` for `*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HashSig {
-    /// Digest algorithm.
-    pub kind: HashKind,
-    /// The digest.
-    pub digest: Vec<u8>,
-    /// File size, or `None` for any size (`*`, FLEVEL 73 and later).
-    pub size: Option<u64>,
-    /// Signature name.
-    pub name: String,
-}
+pub use super::hashes::{HashKind, HashSig};
 
 /// An extended body signature (`.ndb`): `Name:TargetType:Offset:HexSig[:min[:max]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
