@@ -458,7 +458,7 @@ impl Write for CappedWriter {
 /// Decodes uuencoded blocks (`begin <mode> <name>` … `end`) in a text body.
 pub fn uudecode(text: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
-    if !text.starts_with(b"begin ") && !text.windows(7).any(|w| w == b"\nbegin ") {
+    if !text.starts_with(b"begin ") && memchr::memmem::find(text, b"\nbegin ").is_none() {
         return out;
     }
     let mut lines = text

@@ -327,14 +327,16 @@ fn av_scan(engine: &Engine, o: &Object<'_>) -> Option<Detection> {
         raw = raw.with(4);
     }
     let raw = raw.inside(o.container);
+    if o.mail {
+        // The message as it arrived: patterns only. A hash of a whole message in transit
+        // cannot name it (every hop adds trace fields); its parts and attachments are hashed.
+        return engine.scan_patterns(&o.data, raw);
+    }
     if engine.allowed(&o.data) {
         return None;
     }
     if let Some(d) = engine.scan(&o.data, raw) {
         return Some(d);
-    }
-    if o.mail {
-        return None;
     }
     if o.kind == FileType::Html {
         let t = Targets::default().with(3).inside(o.container);

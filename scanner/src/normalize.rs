@@ -32,21 +32,51 @@ pub fn is_text(data: &[u8]) -> bool {
     !valid.is_empty() && valid.bytes().all(|b| b >= 0x80 || text_byte(b))
 }
 
+/// What the text rules do with each byte value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Copy,
+    Skip,
+    Space,
+    Lower,
+}
+
+const ACTIONS: [Action; 256] = {
+    let mut t = [Action::Skip; 256];
+    let mut b = 0x21;
+    while b < 0x80 {
+        t[b] = Action::Copy;
+        b += 1;
+    }
+    let mut u = b'A' as usize;
+    while u <= b'Z' as usize {
+        t[u] = Action::Lower;
+        u += 1;
+    }
+    t[b'\t' as usize] = Action::Space;
+    t[b'\n' as usize] = Action::Space;
+    t[0x0b] = Action::Space;
+    t[0x0c] = Action::Space;
+    t[b'\r' as usize] = Action::Space;
+    t[b' ' as usize] = Action::Space;
+    t
+};
+
 /// Appends `b` to `out` under the text rules; `space` tracks a pending run of white space.
+#[inline]
 fn push_text(out: &mut Vec<u8>, b: u8, space: &mut bool) {
-    match b {
-        b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' if !*space => {
-            out.push(b' ');
-            *space = true;
+    match ACTIONS[usize::from(b)] {
+        Action::Copy => {
+            out.push(b);
+            *space = false;
         }
-        b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ' => {}
-        b'A'..=b'Z' => {
+        Action::Lower => {
             out.push(b + 32);
             *space = false;
         }
-        0x21..=0x7f => {
-            out.push(b);
-            *space = false;
+        Action::Space if !*space => {
+            out.push(b' ');
+            *space = true;
         }
         _ => {}
     }
