@@ -411,6 +411,7 @@ impl Scanner for Filter {
 mod tests {
     use super::*;
     use crate::ScanContext;
+    use crate::clamav::engine::tests::{engine, h};
     use md5::Digest;
 
     fn scan(policy: FilterPolicy, raw: &[u8]) -> Verdict {
@@ -447,18 +448,6 @@ mod tests {
             container,
             mail: false,
         }
-    }
-
-    fn engine(files: &[(&str, &str)]) -> Engine {
-        let mut set = SignatureSet::default();
-        for (n, t) in files {
-            set.add_file(n, t).expect("valid");
-        }
-        Engine::compile(set)
-    }
-
-    fn h(s: &str) -> String {
-        s.bytes().map(|b| format!("{b:02x}")).collect()
     }
 
     #[test]

@@ -637,11 +637,13 @@ fn subs_of(e: &Expr) -> Vec<usize> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use md5::{Digest, Md5};
 
-    fn engine(files: &[(&str, &str)]) -> Engine {
+    /// An engine compiled from signature files given as (name, text) (test helper, also used
+    /// by the filter's tests).
+    pub(crate) fn engine(files: &[(&str, &str)]) -> Engine {
         let mut set = SignatureSet::default();
         for (n, t) in files {
             set.add_file(n, t).expect("valid");
@@ -649,7 +651,8 @@ mod tests {
         Engine::compile(set)
     }
 
-    fn h(s: &str) -> String {
+    /// `s` in hex, as signatures write it.
+    pub(crate) fn h(s: &str) -> String {
         s.bytes().map(|b| format!("{b:02x}")).collect()
     }
 
