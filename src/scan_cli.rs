@@ -148,15 +148,9 @@ pub fn run(a: ScanArgs) -> Result<bool> {
             Err(e) => writeln!(out, "{p}: ERROR {e:#}")?,
         }
     }
-    let loaded: Vec<String> = status
-        .stats
-        .loaded
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
     eprintln!(
         "postcore scan: signatures {} (load+compile {:.3} s), {} files, {} infected, scan {:.3} s ({:.1} files/s, {} threads)",
-        loaded.join(" "),
+        status.stats.loaded_text(),
         load.as_secs_f64(),
         files.len(),
         infected,

@@ -178,18 +178,7 @@ fn trim() {
 
 fn log_status(filter: &Filter, took: Duration) {
     let s = filter.status();
-    let loaded: Vec<String> = s
-        .stats
-        .loaded
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let skipped: Vec<String> = s
-        .stats
-        .skipped
-        .iter()
-        .map(|(k, v)| format!("{v} {k}"))
-        .collect();
+    let (loaded, skipped) = (s.stats.loaded_text(), s.stats.skipped_text());
     if s.last_reload != "ok" {
         tracing::error!(dir = %s.directory, "antivirus: signatures not loaded ({}); built-in EICAR signature only", s.last_reload);
         return;
@@ -198,8 +187,8 @@ fn log_status(filter: &Filter, took: Duration) {
         dir = %s.directory,
         "antivirus: database loaded in {} ms: {} (plus the built-in EICAR signature); skipped: {}; hyperscan {} bytes",
         took.as_millis(),
-        if loaded.is_empty() { "no signatures".to_string() } else { loaded.join(", ") },
-        if skipped.is_empty() { "none".to_string() } else { skipped.join(", ") },
+        if loaded.is_empty() { "no signatures" } else { &loaded },
+        if skipped.is_empty() { "none" } else { &skipped },
         s.hyperscan_bytes,
     );
 }

@@ -2,9 +2,10 @@
 //! file name. The attachment rules block by [`Class`]; the antivirus uses the type for
 //! signature target types.
 
+use crate::scratch::ScratchPool;
 use hyperscan::BlockMode;
 use hyperscan::prelude::*;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// A file type recognised from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -183,7 +184,7 @@ const ISO_MAGIC_AT: usize = 32769;
 
 struct Matcher {
     db: BlockDatabase,
-    scratch: Mutex<Vec<Scratch>>,
+    scratch: ScratchPool,
 }
 
 fn matcher() -> Option<&'static Matcher> {
@@ -211,7 +212,7 @@ fn matcher() -> Option<&'static Matcher> {
         match patterns.build::<BlockMode>() {
             Ok(db) => Some(Matcher {
                 db,
-                scratch: Mutex::new(Vec::new()),
+                scratch: ScratchPool::default(),
             }),
             Err(e) => {
                 tracing::error!("file type patterns failed to compile: {e}");
@@ -231,23 +232,13 @@ pub fn detect(data: &[u8]) -> FileType {
         return FileType::Other;
     };
     let window = &data[..data.len().min(WINDOW)];
-    let scratch = m
-        .scratch
-        .lock()
-        .ok()
-        .and_then(|mut p| p.pop())
-        .or_else(|| m.db.alloc_scratch().ok());
-    let Some(scratch) = scratch else {
-        return FileType::Other;
-    };
     let mut best = usize::MAX;
-    let _ = m.db.scan(window, &scratch, |id, _, _, _| {
-        best = best.min(id as usize);
-        Matching::Continue
+    m.scratch.with(std::slice::from_ref(&m.db), |scratch| {
+        let _ = m.db.scan(window, scratch, |id, _, _, _| {
+            best = best.min(id as usize);
+            Matching::Continue
+        });
     });
-    if let Ok(mut p) = m.scratch.lock() {
-        p.push(scratch);
-    }
     MAGIC.get(best).map_or(FileType::Other, |(_, t)| *t)
 }
 

@@ -13,6 +13,7 @@ pub mod filetype;
 pub mod filter;
 pub mod input;
 pub mod normalize;
+pub mod scratch;
 pub mod verdict;
 
 pub use input::{ScanContext, ScanInput};

@@ -9,12 +9,13 @@ use super::literal_db;
 use super::logical::Expr;
 use super::logical::{self, LogicalSig, Sub};
 use super::signatures::{Offset, SignatureSet};
+use crate::scratch::ScratchPool;
 use hyperscan::prelude::*;
 use hyperscan::{BlockMode, HsError};
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// EICAR's standard test file (eicar.org): the built-in signature needs no database.
 pub const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
@@ -80,7 +81,7 @@ struct Verifier {
 /// A compiled database, shared by every scanning thread.
 pub struct Engine {
     hs: Vec<BlockDatabase>,
-    scratch: Mutex<Vec<Scratch>>,
+    scratch: ScratchPool,
     owners: Vec<Owner>,
     /// Pattern text per pattern id (hex signature), parsed again on first confirmation.
     texts: Vec<Box<str>>,
@@ -161,7 +162,7 @@ impl Engine {
         let refused = unfiltered.len();
         Engine {
             hs,
-            scratch: Mutex::new(Vec::new()),
+            scratch: ScratchPool::default(),
             verifiers: (0..owners.len()).map(|_| OnceLock::new()).collect(),
             owners,
             texts,
@@ -232,32 +233,17 @@ impl Engine {
         if self.hs.is_empty() {
             return ids;
         }
-        let scratch = self
-            .scratch
-            .lock()
-            .ok()
-            .and_then(|mut pool| pool.pop())
-            .or_else(|| {
-                // One scratch space serves every database it was sized for.
-                let mut s = self.hs[0].alloc_scratch().ok()?;
-                for db in &self.hs[1..] {
-                    db.realloc_scratch(&mut s).ok()?;
-                }
-                Some(s)
-            });
-        let Some(scratch) = scratch else {
+        let scanned = self.scratch.with(&self.hs, |scratch| {
+            for db in &self.hs {
+                let _ = db.scan(data, scratch, |id, _, _, _| {
+                    ids.insert(id);
+                    Matching::Continue
+                });
+            }
+        });
+        if scanned.is_none() {
             // No scratch space: confirm everything (correct, slow).
             ids.extend(0..self.owners.len() as u32);
-            return ids;
-        };
-        for db in &self.hs {
-            let _ = db.scan(data, &scratch, |id, _, _, _| {
-                ids.insert(id);
-                Matching::Continue
-            });
-        }
-        if let Ok(mut pool) = self.scratch.lock() {
-            pool.push(scratch);
         }
         ids
     }

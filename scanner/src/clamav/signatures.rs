@@ -47,6 +47,26 @@ impl LoadStats {
         *self.loaded.entry(kind.to_string()).or_default() += 1;
     }
 
+    /// `kind=count` per loaded kind, space-separated (for logs).
+    pub fn loaded_text(&self) -> String {
+        let v: Vec<String> = self
+            .loaded
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        v.join(" ")
+    }
+
+    /// `count reason` per skip reason, comma-separated (for logs).
+    pub fn skipped_text(&self) -> String {
+        let v: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        v.join(", ")
+    }
+
     fn skip(&mut self, reason: &str) {
         *self.skipped.entry(reason.to_string()).or_default() += 1;
     }
