@@ -3,6 +3,7 @@
 
 mod admin_cli;
 mod config;
+mod filter_cli;
 mod scan_cli;
 
 use anyhow::Result;
@@ -42,6 +43,11 @@ enum Cmd {
     },
     /// Scan files or messages with the antivirus, as the server would (exit 1 if infected).
     Scan(scan_cli::ScanArgs),
+    /// The antispam filter offline: `filter check FILE…` prints each message's verdict.
+    Filter {
+        #[command(subcommand)]
+        cmd: filter_cli::FilterCmd,
+    },
 }
 
 /// glibc: serve allocations of 4 MiB and more from their own mappings, always. By default
@@ -79,6 +85,11 @@ fn main() {
         Cmd::Admin { config, cmd } => {
             config::load(config.as_deref()).and_then(|c| admin_cli::run(&c, cmd))
         }
+        Cmd::Filter { cmd } => match filter_cli::run(cmd) {
+            Ok(true) => std::process::exit(1),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        },
         Cmd::Scan(args) => match scan_cli::run(args) {
             Ok(true) => std::process::exit(1),
             Ok(false) => Ok(()),

@@ -276,6 +276,9 @@ pub struct ScannerConfig {
     pub signature_dir: Option<PathBuf>,
     /// How often the signature directory is checked for changes, in seconds.
     pub reload_check_secs: u64,
+    /// Antispam rule directories or files in SpamAssassin's syntax, read after postcore's
+    /// built-in rules (e.g. Debian's `/usr/share/spamassassin`); empty = built-in rules only.
+    pub spam_rules: Vec<PathBuf>,
 }
 
 impl Default for ScannerConfig {
@@ -287,6 +290,7 @@ impl Default for ScannerConfig {
             max_in_flight: 0,
             signature_dir: None,
             reload_check_secs: 5,
+            spam_rules: Vec::new(),
         }
     }
 }

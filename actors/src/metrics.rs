@@ -35,6 +35,12 @@ pub const SCAN_BYTES: &str = "postcore_scan_unpacked_bytes_total";
 pub const SCAN_LIMITS: &str = "postcore_scan_limits_total";
 /// Counter: signature database reloads, label `result` (ok, failed).
 pub const AV_RELOADS: &str = "postcore_av_reloads_total";
+/// Counter: antispam judgements by `action` (no action, greylist, add header, reject).
+pub const SPAM_ACTIONS: &str = "postcore_spam_actions_total";
+/// Counter: antispam rule hits by `symbol`.
+pub const SPAM_SYMBOLS: &str = "postcore_spam_symbol_hits_total";
+/// Histogram: seconds the antispam rules took on one message.
+pub const SPAM_SECONDS: &str = "postcore_spam_seconds";
 
 /// Installs the global recorder and returns the handle that renders `/metrics`.
 pub fn install() -> anyhow::Result<PrometheusHandle> {

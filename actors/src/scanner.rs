@@ -87,7 +87,35 @@ impl ScannerPool {
             signature_dir: dir,
         };
         pool.watch(Duration::from_secs(config.reload_check_secs.max(1)));
+        pool.load_spam_rules(config.spam_rules.clone(), data_dir.join("spam-cache"));
         pool
+    }
+
+    /// Compiles the antispam rule directories on a thread of their own (the first compile of
+    /// a large set takes a while; compiled databases are cached under the data directory).
+    /// Until it is done, the built-in rules judge.
+    fn load_spam_rules(&self, dirs: Vec<PathBuf>, cache: PathBuf) {
+        if dirs.is_empty() {
+            log_spam_status(&self.filter, Duration::ZERO);
+            return;
+        }
+        let filter = self.filter.clone();
+        let spawned = std::thread::Builder::new()
+            .name("spam-rules".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let result = filter.antispam.load(&dirs, Some(&cache));
+                trim();
+                match result {
+                    Ok(_) => log_spam_status(&filter, started.elapsed()),
+                    Err(e) => {
+                        tracing::error!("antispam: rules not loaded ({e}); built-in rules only")
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the antispam rule loader: {e}");
+        }
     }
 
     /// Scans one message: `Busy` at once when the bound is reached, `Timeout` when no verdict
@@ -167,6 +195,39 @@ fn reload(filter: &Filter, dir: &Path) -> Result<(), String> {
     }
 }
 
+/// One line per judged message, as Rspamd's: action, score/threshold, every symbol with its
+/// score, scan time; and the metrics for actions, symbols and time.
+fn spam_metrics_and_log(
+    qid: &str,
+    ctx: &postcore_scanner::ScanContext,
+    j: &postcore_scanner::spam::Judgement,
+) {
+    let acted = postcore_scanner::spam::acts_on(ctx);
+    metrics::counter!(crate::metrics::SPAM_ACTIONS, "action" => j.action.name()).increment(1);
+    metrics::histogram!(crate::metrics::SPAM_SECONDS).record(j.micros as f64 / 1e6);
+    for h in &j.symbols {
+        metrics::counter!(crate::metrics::SPAM_SYMBOLS, "symbol" => h.name.clone()).increment(1);
+    }
+    tracing::info!(
+        qid,
+        action = j.action.name(),
+        score = j.score,
+        "{qid}: antispam: ({}{}) [{:.2}/{}] [{}] client={} from=<{}> time={} us",
+        j.action.name(),
+        if acted {
+            ""
+        } else {
+            ", not acted on: authenticated"
+        },
+        j.score,
+        j.threshold.map_or("-".to_string(), |t| format!("{t:.2}")),
+        j.symbols_text(),
+        ctx.client_ip,
+        ctx.mail_from,
+        j.micros,
+    );
+}
+
 /// Returns the allocator's free pages to the system.
 fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -190,6 +251,28 @@ fn log_status(filter: &Filter, took: Duration) {
         if loaded.is_empty() { "no signatures" } else { &loaded },
         if skipped.is_empty() { "none" } else { &skipped },
         s.hyperscan_bytes,
+    );
+}
+
+fn log_spam_status(filter: &Filter, took: Duration) {
+    let s = filter.antispam.status();
+    let r = &s.report;
+    let skipped: Vec<String> = r.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    tracing::info!(
+        "antispam: rules loaded in {} ms from [{}]: {} rules ({:?}); regexes: {} on hyperscan, {} prefiltered, {} on fancy-regex; {} built-in checks; skipped: {}",
+        took.as_millis(),
+        s.directories.join(", "),
+        r.total_loaded(),
+        r.loaded,
+        r.hyperscan,
+        r.prefiltered,
+        r.fallback,
+        r.evals,
+        if skipped.is_empty() {
+            "none".to_string()
+        } else {
+            skipped.join(", ")
+        },
     );
 }
 
@@ -247,6 +330,9 @@ fn scanner_thread(rx: Arc<Mutex<Receiver<Job>>>, filter: Arc<Filter>) {
         if !report.limits.is_empty() {
             let names: Vec<&str> = report.limits.iter().map(|h| h.name()).collect();
             tracing::info!(qid, "{qid}: scan limits reached: {}", names.join(","));
+        }
+        if let Some(j) = &report.spam {
+            spam_metrics_and_log(qid, &job.scan.context, j);
         }
         let _ = job.reply.send(verdict);
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// What the administrator set for this check (taken from the settings for each message).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FilterPolicy {
     /// Block programs (PE, MSI/OLE2, ELF, Mach-O, scripts with `#!`, Java classes).
@@ -44,6 +44,8 @@ pub struct FilterPolicy {
     pub max_files: u32,
     /// Unpacked-to-packed ratio of one member.
     pub max_ratio: u64,
+    /// The antispam check.
+    pub spam: crate::spam::SpamPolicy,
 }
 
 impl Default for FilterPolicy {
@@ -62,6 +64,7 @@ impl Default for FilterPolicy {
             max_unpacked_mb: l.max_bytes >> 20,
             max_files: l.max_files,
             max_ratio: l.max_ratio,
+            spam: crate::spam::SpamPolicy::default(),
         }
     }
 }
@@ -83,6 +86,7 @@ impl FilterPolicy {
                 return Err(format!("bad extension {e:?} (letters and digits, no dot)"));
             }
         }
+        self.spam.validate()?;
         if self.max_depth == 0
             || self.max_files == 0
             || self.max_unpacked_mb == 0
@@ -168,10 +172,14 @@ pub struct ScanReport {
     pub virus: Option<String>,
     /// The attachment rule that fired, if any.
     pub blocked: Option<String>,
+    /// The antispam judgement, when the message was judged.
+    pub spam: Option<crate::spam::Judgement>,
 }
 
 /// Attachment blocking and antivirus over a swappable signature database.
 pub struct Filter {
+    /// The antispam check (its rules load apart from the signatures).
+    pub antispam: crate::spam::Antispam,
     engine: ArcSwap<Engine>,
     status: ArcSwap<AvStatus>,
     cache: Option<std::path::PathBuf>,
@@ -194,6 +202,7 @@ impl Filter {
     /// As [`Filter::new`], keeping compiled databases in `cache` between loads.
     pub fn with_cache(dir: &Path, cache: Option<&Path>) -> Filter {
         let f = Filter {
+            antispam: crate::spam::Antispam::new(),
             cache: cache.map(Path::to_path_buf),
             engine: ArcSwap::from_pointee(Engine::compile(SignatureSet::default())),
             status: ArcSwap::from_pointee(AvStatus {
@@ -219,7 +228,7 @@ impl Filter {
                 let since = SystemTime::now();
                 let engine = Engine::compile_cached(set, self.cache.as_deref());
                 if let Some(c) = &self.cache {
-                    crate::clamav::engine::prune_cache(c, since);
+                    crate::hs_cache::prune(c, since);
                 }
                 if engine.refused > 0 {
                     stats.skipped.insert(
@@ -259,8 +268,24 @@ impl Filter {
     pub fn scan_report(&self, input: &ScanInput<'_>) -> (Verdict, ScanReport) {
         let policy = &input.context.policy;
         let mut report = ScanReport::default();
-        if input.context.exempt || (!policy.antivirus && !attachments_on(policy)) {
+        if input.context.exempt {
             return (Verdict::accept(), report);
+        }
+        let verdict = self.av_and_attachments(input, &mut report);
+        if verdict.action != MessageAction::Accept || !policy.spam.enabled {
+            return (verdict, report);
+        }
+        let j = self.antispam.judge(input);
+        let verdict = crate::spam::apply(verdict, &j, input);
+        report.spam = Some(j);
+        (verdict, report)
+    }
+
+    /// The attachment rules and the antivirus: the first object blocked or infected decides.
+    fn av_and_attachments(&self, input: &ScanInput<'_>, report: &mut ScanReport) -> Verdict {
+        let policy = &input.context.policy;
+        if !policy.antivirus && !attachments_on(policy) {
+            return Verdict::accept();
         }
         let engine = self.engine.load();
         let mut found: Option<(Symbol, Reply, bool)> = None;
@@ -291,7 +316,7 @@ impl Filter {
         {
             found = Some(limit_verdict(*hit, at));
         }
-        let verdict = match found {
+        match found {
             None => Verdict::accept(),
             Some((symbol, reply, discard)) => {
                 let mut v = if discard {
@@ -306,8 +331,7 @@ impl Filter {
                 v.symbols.push(symbol);
                 v
             }
-        };
-        (verdict, report)
+        }
     }
 }
 

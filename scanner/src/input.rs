@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 use std::net::IpAddr;
 
 /// Where and how a message arrived: the SMTP session's facts at end of data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScanContext {
     /// Queue id given to the message, for logs.
     pub qid: String,

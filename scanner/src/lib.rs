@@ -11,9 +11,11 @@ pub mod clamav;
 pub mod content;
 pub mod filetype;
 pub mod filter;
+pub mod hs_cache;
 pub mod input;
 pub mod normalize;
 pub mod scratch;
+pub mod spam;
 pub mod verdict;
 
 pub use input::{ScanContext, ScanInput};

@@ -447,59 +447,13 @@ fn literal_key(lits: &[literal_db::Lit]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// [`compile_literals`] through the cache directory: read back when present and valid,
-/// written (temporary name, then renamed) after a compile that refused nothing.
+/// [`compile_literals`] through the cache directory.
 fn compile_literals_cached(
     lits: Vec<literal_db::Lit>,
     cache: Option<&Path>,
 ) -> (Option<BlockDatabase>, Vec<u32>) {
-    use hyperscan::SerializedDatabase;
-    let Some(dir) = cache else {
-        return compile_literals(lits);
-    };
-    let path = dir.join(format!("{}.hsdb", literal_key(&lits)));
-    if let Ok(bytes) = std::fs::read(&path)
-        && let Ok(db) = bytes.deserialize::<BlockMode>()
-    {
-        touch(&path);
-        return (Some(db), Vec::new());
-    }
-    let (db, refused) = compile_literals(lits);
-    if let Some(db) = &db
-        && refused.is_empty()
-        && let Ok(bytes) = db.serialize()
-    {
-        let tmp = path.with_extension("tmp");
-        let _ = std::fs::create_dir_all(dir);
-        if std::fs::write(&tmp, &bytes[..]).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
-        }
-    }
-    (db, refused)
-}
-
-/// Marks a cache file as used now (its modification time), so that stale ones can be told
-/// apart and removed.
-fn touch(path: &Path) {
-    if let Ok(f) = std::fs::File::options().append(true).open(path) {
-        let _ = f.set_modified(std::time::SystemTime::now());
-    }
-}
-
-/// Removes cache files not used by the load that started at `since`.
-pub fn prune_cache(dir: &Path, since: std::time::SystemTime) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.filter_map(Result::ok) {
-        let stale = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t < since);
-        if stale && e.file_name().to_string_lossy().ends_with(".hsdb") {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
+    let key = literal_key(&lits);
+    crate::hs_cache::load_or_build(cache, &key, || compile_literals(lits))
 }
 
 /// Compiles one set of literals; drops (and returns) any Hyperscan refuses.

@@ -243,7 +243,7 @@ pub enum BareNewline {
 }
 
 /// Server-wide settings changed at run time (Email > Settings, Email > Mailboxes > General).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// Maximum message size in octets (SIZE and DATA).

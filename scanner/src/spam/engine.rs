@@ -1,0 +1,667 @@
+//! A rule set compiled for matching: the regular expressions of each rule type (and, for
+//! header rules, of each header they read) in one Hyperscan database; patterns Hyperscan
+//! cannot express exactly run in its prefilter mode and are confirmed by fancy-regex, and
+//! those it cannot take at all run on fancy-regex alone. Meta rules are evaluated in
+//! dependency order after every other rule.
+
+use super::evals::{self, Eval};
+use super::message::{self, View};
+use super::meta::{self, Expr};
+use super::perl_re::{PerlRegex, latin1};
+use super::rules::{HeaderTarget, Kind, RuleSet, Test};
+use crate::scratch::ScratchPool;
+use hyperscan::prelude::*;
+use hyperscan::{BlockMode, HsError};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Pseudo-headers SpamAssassin derives from the Received chain, which postcore does not
+/// build: rules reading them are skipped (counted), not run against nothing.
+const PSEUDO_HEADERS: &[&str] = &[
+    "x-spam-relays-external",
+    "x-spam-relays-untrusted",
+    "x-spam-relays-trusted",
+    "x-spam-relays-internal",
+];
+
+/// How a rule set loaded: every rule accounted for.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadReport {
+    /// Rules compiled, by type.
+    pub loaded: BTreeMap<String, usize>,
+    /// Regular expressions Hyperscan matches exactly.
+    pub hyperscan: usize,
+    /// Regular expressions Hyperscan prefilters and fancy-regex confirms.
+    pub prefiltered: usize,
+    /// Regular expressions only fancy-regex runs.
+    pub fallback: usize,
+    /// Built-in checks (`eval:`) run.
+    pub evals: usize,
+    /// Rule lines not run, by reason.
+    pub skipped: BTreeMap<String, usize>,
+    /// Meta rules that read rules postcore does not have (those read as 0).
+    pub metas_with_missing: usize,
+    /// Milliseconds to compile.
+    pub compile_ms: u64,
+}
+
+impl LoadReport {
+    /// Rules compiled in all.
+    pub fn total_loaded(&self) -> usize {
+        self.loaded.values().sum()
+    }
+
+    /// Rule lines skipped in all.
+    pub fn total_skipped(&self) -> usize {
+        self.skipped.values().sum()
+    }
+
+    fn skip(&mut self, why: &str) {
+        *self.skipped.entry(why.to_string()).or_default() += 1;
+    }
+}
+
+/// Which text a group of rules reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Source {
+    Header(HeaderTarget),
+    MimeHeader(HeaderTarget),
+    Body,
+    RawBody,
+    Full,
+    Uri,
+}
+
+/// A pattern whose bounded repeats weigh more than this ([`PerlRegex::repeat_cost`]) is
+/// prefiltered in its relaxed form (bounded repeats unbounded) and confirmed by
+/// fancy-regex: compiled exactly, a handful of SpamAssassin's rules (`[^>]{0,2048}`, groups
+/// repeated `{0,99}`) take Hyperscan tens of seconds each.
+const HEAVY_REPEATS: u64 = 200;
+
+/// Patterns per Hyperscan database: compile time grows faster than the number of patterns,
+/// so a large group is split (each part one more pass over the text).
+const PATTERNS_PER_DB: usize = 32;
+
+/// How one regex rule of a group runs.
+struct Runner {
+    rule: usize,
+    negate: bool,
+    /// Hyperscan alone decides (no `multiple` count needed, expressed exactly).
+    exact: bool,
+    /// In a Hyperscan database (exactly or as a prefilter).
+    in_hyperscan: bool,
+    fancy: Option<fancy_regex::Regex>,
+}
+
+struct Group {
+    source: Source,
+    /// Indexes into [`Engine::dbs`].
+    dbs: Vec<usize>,
+    runners: Vec<Runner>,
+}
+
+/// A compiled rule set.
+pub struct Engine {
+    names: Vec<String>,
+    scores: Vec<[f64; 4]>,
+    maxhits: Vec<u32>,
+    groups: Vec<Group>,
+    exists: Vec<(usize, String)>,
+    evals: Vec<(usize, Eval)>,
+    metas: Vec<(usize, Expr)>,
+    describe: HashMap<String, String>,
+    dbs: Vec<BlockDatabase>,
+    scratch: ScratchPool,
+    /// How the set loaded.
+    pub report: LoadReport,
+}
+
+/// One rule that hit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// Rule name.
+    pub name: String,
+    /// Score in the chosen score set.
+    pub score: f64,
+    /// Times it matched (1 unless `tflags multiple`).
+    pub count: u32,
+}
+
+impl Engine {
+    /// Compiles `set`.
+    pub fn compile(set: RuleSet) -> Engine {
+        Self::compile_cached(set, None)
+    }
+
+    /// Compiles `set`, keeping compiled databases in `cache` (a directory) between loads:
+    /// the first compile of SpamAssassin's rules takes Hyperscan about a minute, a load from
+    /// the cache well under a second.
+    pub fn compile_cached(set: RuleSet, cache: Option<&Path>) -> Engine {
+        let started = std::time::Instant::now();
+        let mut report = LoadReport {
+            skipped: set.skipped.clone(),
+            ..LoadReport::default()
+        };
+        let mut names = Vec::new();
+        let mut scores = Vec::new();
+        let mut maxhits = Vec::new();
+        let mut index = HashMap::new();
+        let mut grouped: BTreeMap<Source, Vec<(usize, PerlRegex, bool, bool)>> = BTreeMap::new();
+        let mut exists = Vec::new();
+        let mut evals_run = Vec::new();
+        let mut meta_src = Vec::new();
+        for rule in set.rules.values() {
+            if let Some(t) = &rule.target
+                && PSEUDO_HEADERS.contains(&t.name.as_str())
+            {
+                report.skip("reads a Received-chain pseudo-header postcore does not build");
+                continue;
+            }
+            let eval = match &rule.test {
+                Test::Eval { func, args } => match evals::resolve(rule.kind, func, args) {
+                    Some(e) => Some(e),
+                    None => {
+                        report.skip(&format!("eval:{func} not built in"));
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            let i = names.len();
+            names.push(rule.name.clone());
+            scores.push([0, 1, 2, 3].map(|s| set.score(&rule.name, s)));
+            maxhits.push(if rule.multiple {
+                if rule.maxhits == 0 {
+                    u32::MAX
+                } else {
+                    rule.maxhits
+                }
+            } else {
+                1
+            });
+            index.insert(rule.name.clone(), i);
+            *report
+                .loaded
+                .entry(rule.kind.name().to_string())
+                .or_default() += 1;
+            match &rule.test {
+                Test::Regex { re, negate } => {
+                    let source = match (rule.kind, &rule.target) {
+                        (Kind::Header, Some(t)) => Source::Header(t.clone()),
+                        (Kind::MimeHeader, Some(t)) => Source::MimeHeader(t.clone()),
+                        (Kind::Body, _) => Source::Body,
+                        (Kind::RawBody, _) => Source::RawBody,
+                        (Kind::Full, _) => Source::Full,
+                        _ => Source::Uri,
+                    };
+                    grouped.entry(source).or_default().push((
+                        i,
+                        re.clone(),
+                        *negate,
+                        rule.multiple,
+                    ));
+                }
+                Test::Exists(h) => exists.push((i, h.clone())),
+                Test::Eval { .. } => {
+                    if let Some(e) = eval {
+                        evals_run.push((i, e));
+                    }
+                }
+                Test::Meta(src) => meta_src.push((i, src.clone())),
+            }
+        }
+        report.evals = evals_run.len();
+        let mut groups = Vec::new();
+        let mut pending = Vec::new();
+        for (source, rules) in grouped {
+            let (g, chunks) = compile_group(source, rules, &mut report);
+            pending.extend(chunks.into_iter().map(|c| (groups.len(), c)));
+            groups.push(g);
+        }
+        let dbs = build_all(&mut groups, pending, cache, &mut report);
+        let metas = order_metas(meta_src, &index, &names, &mut report);
+        report.compile_ms = started.elapsed().as_millis() as u64;
+        Engine {
+            names,
+            scores,
+            maxhits,
+            groups,
+            exists,
+            evals: evals_run,
+            metas,
+            describe: set.describe,
+            dbs,
+            scratch: ScratchPool::default(),
+            report,
+        }
+    }
+
+    /// The description of rule `name`.
+    pub fn describe(&self, name: &str) -> Option<&str> {
+        self.describe.get(name).map(String::as_str)
+    }
+
+    /// Runs every rule over `view` and `full` (the message as received); returns the rules
+    /// that hit with their scores in score set `set` (sub-rules and zero scores left out).
+    pub fn run(&self, view: &View, full: &[u8], set: usize) -> Vec<Hit> {
+        let mut hits = vec![0u32; self.names.len()];
+        let mut scan_all = |scratch: Option<&Scratch>| {
+            for g in &self.groups {
+                let units = units(&g.source, view, full);
+                self.scan_group(g, &units, scratch, &mut hits);
+            }
+        };
+        if self.dbs.is_empty() {
+            scan_all(None);
+        } else if self
+            .scratch
+            .with(&self.dbs, |s| scan_all(Some(s)))
+            .is_none()
+        {
+            tracing::warn!("no Hyperscan scratch space: antispam patterns run on fancy-regex");
+            scan_all(None);
+        }
+        for (i, h) in &self.exists {
+            hits[*i] = u32::from(view.exists(h));
+        }
+        for (i, e) in &self.evals {
+            hits[*i] = u32::from(e.check(view, full));
+        }
+        for (i, e) in &self.metas {
+            hits[*i] = u32::from(e.eval(&hits) != 0.0);
+        }
+        let set = set.min(3);
+        hits.iter()
+            .enumerate()
+            .filter(|(i, c)| **c > 0 && !self.names[*i].starts_with("__"))
+            .filter_map(|(i, c)| {
+                let score = self.scores[i][set];
+                (score != 0.0).then(|| Hit {
+                    name: self.names[i].clone(),
+                    score: score * f64::from((*c).min(self.maxhits[i])),
+                    count: *c,
+                })
+            })
+            .collect()
+    }
+
+    fn scan_group(
+        &self,
+        g: &Group,
+        units: &[Vec<u8>],
+        scratch: Option<&Scratch>,
+        hits: &mut [u32],
+    ) {
+        let mut flagged = vec![false; g.runners.len()];
+        let hs = scratch.is_some();
+        if let Some(s) = scratch {
+            for &d in &g.dbs {
+                for u in units {
+                    scan_db(&self.dbs[d], u, s, &mut flagged);
+                }
+            }
+        }
+        let latin: Vec<OnceLock<String>> = units.iter().map(|_| OnceLock::new()).collect();
+        for (k, r) in g.runners.iter().enumerate() {
+            let count = if hs && r.exact {
+                u32::from(flagged[k])
+            } else if hs && r.in_hyperscan && !flagged[k] {
+                0
+            } else {
+                let re = r.fancy.as_ref();
+                let mut n = 0u32;
+                for (u, l) in units.iter().zip(&latin) {
+                    let text = l.get_or_init(|| latin1(u));
+                    n = n.saturating_add(count_matches(re, text, self.maxhits[r.rule]));
+                    if n >= self.maxhits[r.rule] {
+                        break;
+                    }
+                }
+                n
+            };
+            hits[r.rule] = if r.negate {
+                u32::from(count == 0)
+            } else {
+                count
+            };
+        }
+    }
+}
+
+/// Scans `data` with `db`, marking the patterns that match (ids are runner indexes).
+fn scan_db(db: &BlockDatabase, data: &[u8], scratch: &Scratch, flagged: &mut [bool]) {
+    let _ = db.scan(data, scratch, |id, _, _, _| {
+        if let Some(f) = flagged.get_mut(id as usize) {
+            *f = true;
+        }
+        Matching::Continue
+    });
+}
+
+fn count_matches(re: Option<&fancy_regex::Regex>, text: &str, max: u32) -> u32 {
+    let Some(re) = re else {
+        return 0;
+    };
+    if max <= 1 {
+        return u32::from(re.is_match(text).unwrap_or(false));
+    }
+    let mut n = 0;
+    for m in re.find_iter(text) {
+        if m.is_err() {
+            break;
+        }
+        n += 1;
+        if n >= max {
+            break;
+        }
+    }
+    n
+}
+
+/// The texts a group's rules read, one scan each.
+fn units(source: &Source, view: &View, full: &[u8]) -> Vec<Vec<u8>> {
+    match source {
+        Source::Header(t) => vec![view.header_text(t).unwrap_or_default()],
+        Source::MimeHeader(t) => view
+            .part_fields
+            .iter()
+            .filter_map(|f| message::header_text_of(f, t, &view.envelope_from))
+            .collect(),
+        Source::Body => view.paragraphs.clone(),
+        Source::RawBody => view.raw_chunks.clone(),
+        // SpamAssassin reads messages with LF line ends (its `full` rules write `$` for the
+        // end of a line).
+        Source::Full => vec![crlf_to_lf(full)],
+        Source::Uri => view.uris.clone(),
+    }
+}
+
+fn crlf_to_lf(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+fn hs_flags(re: &PerlRegex) -> CompileFlags {
+    let mut f = CompileFlags::empty();
+    if re.caseless {
+        f |= CompileFlags::CASELESS;
+    }
+    if re.multiline {
+        f |= CompileFlags::MULTILINE;
+    }
+    if re.dotall {
+        f |= CompileFlags::DOTALL;
+    }
+    f
+}
+
+fn hs_pattern(re: &PerlRegex, flags: CompileFlags, id: usize) -> Pattern {
+    Pattern {
+        expression: re.hyperscan_expression(),
+        flags,
+        id: Some(id),
+        ext: Default::default(),
+        som: None,
+    }
+}
+
+/// Compiles the regex rules reading one text.
+fn compile_group(
+    source: Source,
+    rules: Vec<(usize, PerlRegex, bool, bool)>,
+    report: &mut LoadReport,
+) -> (Group, Vec<Vec<Pattern>>) {
+    let mut runners = Vec::new();
+    let mut exact = Vec::new();
+    let mut prefilter = Vec::new();
+    for (rule, re, negate, multiple) in rules {
+        let fancy = fancy_regex::Regex::new(&re.fancy_expression()).ok();
+        let k = runners.len();
+        let base = hs_flags(&re) | CompileFlags::SINGLEMATCH;
+        let heavy = re.repeat_cost() > HEAVY_REPEATS;
+        let p = hs_pattern(&re, base, k);
+        let pre = if heavy {
+            hs_pattern(&re.relaxed(), base | CompileFlags::PREFILTER, k)
+        } else {
+            hs_pattern(&re, base | CompileFlags::PREFILTER, k)
+        };
+        let (in_hs, is_exact) = if !heavy && p.info().is_ok() {
+            exact.push(p);
+            (true, !multiple || fancy.is_none())
+        } else if pre.info().is_ok() && fancy.is_some() {
+            prefilter.push(pre);
+            (true, false)
+        } else {
+            (false, false)
+        };
+        if !in_hs && fancy.is_none() {
+            report.skip("regex neither Hyperscan nor fancy-regex can compile");
+            continue;
+        }
+        match (in_hs, is_exact) {
+            (true, true) => report.hyperscan += 1,
+            (true, false) => report.prefiltered += 1,
+            _ => report.fallback += 1,
+        }
+        runners.push(Runner {
+            rule,
+            negate,
+            exact: is_exact,
+            in_hyperscan: in_hs,
+            fancy,
+        });
+    }
+    let mut chunks = Vec::new();
+    for set in [exact, prefilter] {
+        chunks.extend(set.chunks(PATTERNS_PER_DB).map(<[Pattern]>::to_vec));
+    }
+    (
+        Group {
+            source,
+            dbs: Vec::new(),
+            runners,
+        },
+        chunks,
+    )
+}
+
+/// Builds the databases of every group: a core's worth at a time, each read from the cache
+/// directory when it holds one compiled from the same patterns by the same Hyperscan.
+fn build_all(
+    groups: &mut [Group],
+    pending: Vec<(usize, Vec<Pattern>)>,
+    cache: Option<&Path>,
+    report: &mut LoadReport,
+) -> Vec<BlockDatabase> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut built: Vec<(usize, Option<BlockDatabase>, Vec<usize>)> = Vec::new();
+    let mut queue = pending.into_iter().peekable();
+    while queue.peek().is_some() {
+        let wave: Vec<_> = queue.by_ref().take(cores).collect();
+        built.extend(std::thread::scope(|s| {
+            let handles: Vec<_> = wave
+                .into_iter()
+                .map(|(g, pats)| s.spawn(move || (g, build_cached(pats, cache))))
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok())
+                .map(|(g, (db, refused))| (g, db, refused))
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut dbs = Vec::new();
+    for (g, db, refused) in built {
+        let group = &mut groups[g];
+        for k in refused {
+            demote(&mut group.runners, k, report);
+        }
+        if let Some(db) = db {
+            group.dbs.push(dbs.len());
+            dbs.push(db);
+        }
+    }
+    dbs
+}
+
+/// A cache key for a set of patterns: SHA-256 over the Hyperscan version and each
+/// pattern's id, flags and expression.
+fn cache_key(patterns: &[Pattern]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(hyperscan::version_str().to_bytes());
+    for p in patterns {
+        h.update((p.id.unwrap_or(0) as u64).to_le_bytes());
+        h.update(p.flags.bits().to_le_bytes());
+        h.update((p.expression.len() as u64).to_le_bytes());
+        h.update(p.expression.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// [`build`] through the cache directory.
+fn build_cached(
+    patterns: Vec<Pattern>,
+    cache: Option<&Path>,
+) -> (Option<BlockDatabase>, Vec<usize>) {
+    let key = cache_key(&patterns);
+    crate::hs_cache::load_or_build(cache, &key, || build(patterns))
+}
+
+/// Builds one database; returns it and the runner indexes of the patterns the compiler
+/// refused (those move to fancy-regex alone).
+fn build(mut patterns: Vec<Pattern>) -> (Option<BlockDatabase>, Vec<usize>) {
+    let mut refused = Vec::new();
+    let all = |ps: &[Pattern]| ps.iter().filter_map(|p| p.id).collect::<Vec<_>>();
+    while !patterns.is_empty() {
+        match Patterns(patterns.clone()).build::<BlockMode>() {
+            Ok(db) => return (Some(db), refused),
+            Err(hyperscan::Error::Hyperscan(HsError::CompileError(e))) => {
+                let Some(i) = e.expression().filter(|i| *i < patterns.len()) else {
+                    tracing::warn!("hyperscan compile failed: {}", e.message());
+                    refused.extend(all(&patterns));
+                    return (None, refused);
+                };
+                refused.extend(patterns.remove(i).id);
+            }
+            Err(e) => {
+                tracing::warn!("hyperscan compile failed: {e}");
+                refused.extend(all(&patterns));
+                return (None, refused);
+            }
+        }
+    }
+    (None, refused)
+}
+
+fn demote(runners: &mut [Runner], k: usize, report: &mut LoadReport) {
+    if let Some(r) = runners.get_mut(k) {
+        if r.exact {
+            report.hyperscan -= 1;
+        } else {
+            report.prefiltered -= 1;
+        }
+        r.exact = false;
+        r.in_hyperscan = false;
+        if r.fancy.is_some() {
+            report.fallback += 1;
+        } else {
+            report.skip("regex neither Hyperscan nor fancy-regex can compile");
+        }
+    }
+}
+
+/// Parses meta rules and orders them so that each follows the metas it reads; a meta in a
+/// cycle is skipped.
+fn order_metas(
+    src: Vec<(usize, String)>,
+    index: &HashMap<String, usize>,
+    names: &[String],
+    report: &mut LoadReport,
+) -> Vec<(usize, Expr)> {
+    let mut parsed: HashMap<usize, Expr> = HashMap::new();
+    for (i, s) in src {
+        let mut missing = Vec::new();
+        match meta::parse(&s, &mut |n| index.get(n).copied(), &mut missing) {
+            Ok(e) => {
+                if !missing.is_empty() {
+                    report.metas_with_missing += 1;
+                }
+                parsed.insert(i, e);
+            }
+            Err(e) => {
+                tracing::debug!(rule = %names[i], "meta rule not parsed: {e}");
+                report.skip("meta expression postcore cannot parse");
+            }
+        }
+    }
+    // Depth-first topological order.
+    let mut state: HashMap<usize, u8> = HashMap::new();
+    let mut order = Vec::new();
+    let mut keys: Vec<usize> = parsed.keys().copied().collect();
+    keys.sort_unstable();
+    for k in keys {
+        visit(k, &parsed, &mut state, &mut order);
+    }
+    let mut out = Vec::new();
+    for i in order {
+        if state.get(&i) == Some(&3) {
+            report.skip("meta rule in a dependency cycle");
+            continue;
+        }
+        if let Some(e) = parsed.remove(&i) {
+            out.push((i, e));
+        }
+    }
+    out
+}
+
+/// 1 = in progress, 2 = done, 3 = part of a cycle.
+fn visit(
+    i: usize,
+    parsed: &HashMap<usize, Expr>,
+    state: &mut HashMap<usize, u8>,
+    order: &mut Vec<usize>,
+) {
+    match state.get(&i) {
+        Some(2) | Some(3) => return,
+        Some(1) => {
+            state.insert(i, 3);
+            return;
+        }
+        _ => {}
+    }
+    let Some(e) = parsed.get(&i) else {
+        return;
+    };
+    state.insert(i, 1);
+    let mut deps = Vec::new();
+    e.rules(&mut deps);
+    let mut cyclic = false;
+    for d in deps {
+        if parsed.contains_key(&d) {
+            visit(d, parsed, state, order);
+            cyclic |= state.get(&d) == Some(&3);
+        }
+    }
+    state.insert(
+        i,
+        if cyclic || state.get(&i) == Some(&3) {
+            3
+        } else {
+            2
+        },
+    );
+    order.push(i);
+}

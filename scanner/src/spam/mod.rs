@@ -1,0 +1,386 @@
+//! The antispam check (Email > Filter > Antispam): SpamAssassin-syntax rules compiled to
+//! Hyperscan, built-in checks, symbols with scores, and the three thresholds (greylist,
+//! spam flag, deny). Pure analysis: message and context in, symbols and an action out.
+
+pub mod engine;
+pub mod evals;
+pub mod message;
+pub mod meta;
+pub mod perl_re;
+pub mod rules;
+
+use crate::verdict::{Disposition, HeaderEdit, Reply, Symbol, Verdict};
+use crate::{ScanContext, ScanInput};
+use arc_swap::ArcSwap;
+use engine::{Engine, Hit, LoadReport};
+use rules::RuleSet;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The rules postcore writes itself and always loads first: GTUBE and header and MIME
+/// heuristics. A directory's rule of the same name replaces one of these.
+pub const DEFAULT_RULES: &str = include_str!("default_rules.cf");
+
+/// What the administrator set for the antispam check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpamPolicy {
+    /// Judge mail at all.
+    pub enabled: bool,
+    /// At or above this score a first delivery attempt is greylisted (`None`: never).
+    pub greylist_score: Option<f64>,
+    /// At or above this score the message is flagged (`X-Spam: Yes`) and filed into Junk
+    /// when `move_to_junk` is on (`None`: never).
+    pub flag_score: Option<f64>,
+    /// At or above this score the message is refused with `554 5.7.1` (`None`: never).
+    pub deny_score: Option<f64>,
+    /// Put in front of the Subject of flagged mail (empty: leave the Subject alone).
+    pub subject_prefix: String,
+    /// File flagged mail into the recipient's Junk folder.
+    pub move_to_junk: bool,
+    /// Act on mail from authenticated clients (otherwise it is judged and logged only).
+    pub act_on_authenticated: bool,
+}
+
+impl Default for SpamPolicy {
+    fn default() -> Self {
+        SpamPolicy {
+            enabled: true,
+            greylist_score: Some(4.0),
+            flag_score: Some(6.0),
+            deny_score: Some(15.0),
+            subject_prefix: String::new(),
+            move_to_junk: true,
+            act_on_authenticated: false,
+        }
+    }
+}
+
+impl SpamPolicy {
+    /// Checks values an administrator gives.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("greylist_score", self.greylist_score),
+            ("flag_score", self.flag_score),
+            ("deny_score", self.deny_score),
+        ] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                return Err(format!("{name} must be a number"));
+            }
+        }
+        if self.subject_prefix.chars().any(char::is_control) {
+            return Err("subject_prefix must not hold control characters".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the thresholds make of a score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpamAction {
+    /// Below every threshold.
+    NoAction,
+    /// Greylist (a temporary reject unless the triplet has waited long enough).
+    Greylist,
+    /// Flag as spam.
+    AddHeader,
+    /// Refuse.
+    Reject,
+}
+
+impl SpamAction {
+    /// The name, as in logs (`no action`, `greylist`, `add header`, `reject`, as Rspamd).
+    pub fn name(self) -> &'static str {
+        match self {
+            SpamAction::NoAction => "no action",
+            SpamAction::Greylist => "greylist",
+            SpamAction::AddHeader => "add header",
+            SpamAction::Reject => "reject",
+        }
+    }
+}
+
+/// The antispam judgement of one message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judgement {
+    /// The sum of the symbols' scores.
+    pub score: f64,
+    /// The action the thresholds give (before any exemption for authenticated mail).
+    pub action: SpamAction,
+    /// The threshold the action came from (or the flag threshold for no action).
+    pub threshold: Option<f64>,
+    /// Rules that hit.
+    pub symbols: Vec<Hit>,
+    /// Microseconds spent.
+    pub micros: u64,
+}
+
+impl Judgement {
+    /// Symbols in the verdict's form.
+    pub fn verdict_symbols(&self) -> Vec<Symbol> {
+        self.symbols
+            .iter()
+            .map(|h| Symbol {
+                name: h.name.clone(),
+                score: h.score,
+                detail: (h.count > 1).then(|| format!("{} hits", h.count)),
+            })
+            .collect()
+    }
+
+    /// `NAME(score)` list, for headers and logs.
+    pub fn symbols_text(&self) -> String {
+        let v: Vec<String> = self
+            .symbols
+            .iter()
+            .map(|h| format!("{}({:.2})", h.name, h.score))
+            .collect();
+        v.join(" ")
+    }
+}
+
+/// The header fields postcore writes, removed from incoming mail first so that a sender
+/// cannot pre-flag its own message (RFC 8601 §5 for the same reason on A-R).
+pub const OWN_HEADERS: &[&str] = &[
+    "X-Spam",
+    "X-Spam-Flag",
+    "X-Spam-Score",
+    "X-Spam-Symbols",
+    "X-Spam-Status",
+    "X-Spam-Level",
+];
+
+/// The state of the rule set, for `spam status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SpamStatus {
+    /// Rule directories read after the built-in rules.
+    pub directories: Vec<String>,
+    /// How the rules loaded.
+    pub report: LoadReport,
+    /// The last load: `ok`, or why it failed (the previous rules stayed).
+    pub last_load: String,
+}
+
+/// The antispam check over a swappable rule set.
+pub struct Antispam {
+    engine: ArcSwap<Engine>,
+    status: ArcSwap<SpamStatus>,
+}
+
+impl Default for Antispam {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Antispam {
+    /// The built-in rules only.
+    pub fn new() -> Antispam {
+        let mut set = builtin_set();
+        set.finish();
+        let engine = Engine::compile(set);
+        let status = SpamStatus {
+            report: engine.report.clone(),
+            last_load: "ok".into(),
+            ..SpamStatus::default()
+        };
+        Antispam {
+            engine: ArcSwap::from_pointee(engine),
+            status: ArcSwap::from_pointee(status),
+        }
+    }
+
+    /// Reads the built-in rules and then every `*.cf` of `dirs` (or the file itself), compiles
+    /// them (compiled databases kept in `cache`) and swaps them in. On failure the current
+    /// rules stay.
+    pub fn load(&self, dirs: &[PathBuf], cache: Option<&Path>) -> Result<LoadReport, String> {
+        let result = load_set(dirs);
+        let mut status = (**self.status.load()).clone();
+        status.directories = dirs.iter().map(|d| d.display().to_string()).collect();
+        match result {
+            Ok(set) => {
+                let engine = Engine::compile_cached(set, cache);
+                let report = engine.report.clone();
+                status.report = report.clone();
+                status.last_load = "ok".into();
+                self.engine.store(Arc::new(engine));
+                self.status.store(Arc::new(status));
+                Ok(report)
+            }
+            Err(e) => {
+                status.last_load = format!("failed: {e}");
+                self.status.store(Arc::new(status));
+                Err(e)
+            }
+        }
+    }
+
+    /// The rule set's state.
+    pub fn status(&self) -> SpamStatus {
+        (**self.status.load()).clone()
+    }
+
+    /// Judges one message (score set 0: no Bayes, no network rules).
+    pub fn judge(&self, input: &ScanInput<'_>) -> Judgement {
+        let started = Instant::now();
+        let engine = self.engine.load();
+        let view = message::View::new(input.raw, input.parsed(), &input.context.mail_from);
+        let mut symbols = engine.run(&view, input.raw, 0);
+        symbols.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.name.cmp(&b.name)));
+        let score = symbols.iter().map(|h| h.score).sum::<f64>();
+        let policy = &input.context.policy.spam;
+        let (action, threshold) = action_for(score, policy);
+        Judgement {
+            score: (score * 100.0).round() / 100.0,
+            action,
+            threshold,
+            symbols,
+            micros: started.elapsed().as_micros() as u64,
+        }
+    }
+}
+
+/// The action for `score` under `policy`'s thresholds (a score at or above a threshold
+/// triggers it; the highest one wins).
+pub fn action_for(score: f64, policy: &SpamPolicy) -> (SpamAction, Option<f64>) {
+    let reached = |t: Option<f64>| t.filter(|t| score >= *t);
+    if let Some(t) = reached(policy.deny_score) {
+        (SpamAction::Reject, Some(t))
+    } else if let Some(t) = reached(policy.flag_score) {
+        (SpamAction::AddHeader, Some(t))
+    } else if let Some(t) = reached(policy.greylist_score) {
+        (SpamAction::Greylist, Some(t))
+    } else {
+        (SpamAction::NoAction, policy.flag_score)
+    }
+}
+
+/// Whether the thresholds apply to mail in `ctx` (authenticated mail is judged and logged
+/// only, unless the administrator says otherwise).
+pub fn acts_on(ctx: &ScanContext) -> bool {
+    ctx.auth.is_none() || ctx.policy.spam.act_on_authenticated
+}
+
+/// The header edits for a flagged message: our own headers removed from what arrived,
+/// `X-Spam: Yes` with the score and the symbols, and the Subject prefix.
+pub fn flag_headers(j: &Judgement, policy: &SpamPolicy, subject: Option<&str>) -> Vec<HeaderEdit> {
+    let mut edits = remove_own_headers();
+    edits.push(HeaderEdit::Add {
+        name: "X-Spam-Symbols".into(),
+        value: j.symbols_text(),
+    });
+    edits.push(HeaderEdit::Add {
+        name: "X-Spam-Score".into(),
+        value: format!("{:.2} / {:.2}", j.score, j.threshold.unwrap_or(0.0)),
+    });
+    edits.push(HeaderEdit::Add {
+        name: "X-Spam".into(),
+        value: "Yes".into(),
+    });
+    if !policy.subject_prefix.is_empty() {
+        let old = subject.unwrap_or("");
+        if !old.starts_with(&policy.subject_prefix) {
+            edits.push(HeaderEdit::Remove {
+                name: "Subject".into(),
+            });
+            edits.push(HeaderEdit::Add {
+                name: "Subject".into(),
+                value: format!("{} {}", policy.subject_prefix, old.trim())
+                    .trim_end()
+                    .to_string(),
+            });
+        }
+    }
+    edits
+}
+
+/// Removes every header postcore writes, whatever the sender put there.
+pub fn remove_own_headers() -> Vec<HeaderEdit> {
+    OWN_HEADERS
+        .iter()
+        .map(|n| HeaderEdit::Remove {
+            name: (*n).to_string(),
+        })
+        .collect()
+}
+
+/// Carries a judgement into the verdict of a message the antivirus accepted: symbols and
+/// score always, our own headers stripped from what arrived; under the thresholds (unless
+/// the mail is authenticated and the policy says to leave it alone) a reject with
+/// `554 5.7.1`, or the spam headers and filing into Junk.
+pub fn apply(mut v: Verdict, j: &Judgement, input: &ScanInput<'_>) -> Verdict {
+    let ctx = input.context;
+    let policy = &ctx.policy.spam;
+    v.symbols.extend(j.verdict_symbols());
+    v.score += j.score;
+    let has_own = input.parsed().is_some_and(|m| {
+        m.headers().iter().any(|h| {
+            OWN_HEADERS
+                .iter()
+                .any(|o| h.name.as_str().eq_ignore_ascii_case(o))
+        })
+    });
+    if has_own {
+        v.headers.extend(remove_own_headers());
+    }
+    if !acts_on(ctx) {
+        return v;
+    }
+    match j.action {
+        SpamAction::Reject => {
+            let text = format!("Rejected as spam (score {:.1})", j.score);
+            let mut r = Verdict::refuse(Reply::new(554, "5.7.1", &text));
+            r.symbols = v.symbols;
+            r.score = v.score;
+            r
+        }
+        SpamAction::AddHeader => {
+            let subject = input.parsed().and_then(|m| m.subject());
+            let edits = flag_headers(j, policy, subject);
+            v.headers.extend(
+                edits
+                    .into_iter()
+                    .skip(if has_own { OWN_HEADERS.len() } else { 0 }),
+            );
+            if policy.move_to_junk {
+                for i in 0..ctx.rcpts.len() {
+                    v.set_disposition(
+                        i,
+                        Disposition::FileInto {
+                            mailbox: "Junk".into(),
+                            flags: Vec::new(),
+                        },
+                    );
+                }
+            }
+            v
+        }
+        SpamAction::Greylist | SpamAction::NoAction => v,
+    }
+}
+
+fn builtin_set() -> RuleSet {
+    let mut set = RuleSet::default();
+    // The built-in text is part of the binary and tested; it always parses.
+    let _ = set.add_text("built-in", DEFAULT_RULES, None);
+    set
+}
+
+fn load_set(dirs: &[PathBuf]) -> Result<RuleSet, String> {
+    let mut set = builtin_set();
+    for d in dirs {
+        if d.is_dir() {
+            set.load_dir(d).map_err(|e| e.to_string())?;
+        } else {
+            set.load_file(d).map_err(|e| e.to_string())?;
+        }
+    }
+    set.finish();
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests;

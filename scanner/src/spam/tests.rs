@@ -1,0 +1,253 @@
+//! The antispam check over rule files written for the test, and over Debian's SpamAssassin
+//! rules when they are installed.
+
+use super::*;
+use crate::ScanContext;
+
+/// An engine of the built-in rules plus `text`.
+fn engine_with(text: &str) -> Engine {
+    let mut set = builtin_set();
+    set.add_text("test.cf", text, None).expect("loads");
+    set.finish();
+    Engine::compile(set)
+}
+
+fn hits(e: &Engine, raw: &[u8]) -> Vec<String> {
+    let msg = mail_parser::MessageParser::default().parse(raw);
+    let view = message::View::new(raw, msg.as_ref(), "sender@example.test");
+    let mut v: Vec<String> = e.run(&view, raw, 0).into_iter().map(|h| h.name).collect();
+    v.sort();
+    v
+}
+
+const RULES: &str = r#"
+header   T_SUBJ      Subject =~ /\bcheap\b/i
+header   T_NOT_XM    X-Mailer !~ /^Mutt/
+header   T_XM_EXISTS exists:X-Mailer
+header   T_FROM_ADDR From:addr =~ /\@bulk\.test$/
+body     T_BODY      /limited offer/i
+rawbody  T_RAW       /<font\s+size="?7/i
+full     T_FULL      /^X-Campaign-Id: \d+$/m
+uri      T_URI       m{^https?://[^/]*\.example\.ru\b}i
+mimeheader T_MIME    Content-Type =~ /name="?invoice\.zip/i
+body     __T_A       /alpha/
+body     __T_B       /beta/
+meta     T_META      __T_A && !__T_B
+body     T_MULTI     /buy/i
+tflags   T_MULTI     multiple maxhits=3
+body     T_LOOK      /(?!viagra)v[i1]agra/i
+body     T_BACKREF   /\b(\w+) \1\b/
+score    T_SUBJ      1.5
+score    T_MULTI     0.5
+score    T_META      2
+"#;
+
+#[test]
+fn each_rule_type_hits_what_it_reads() {
+    let e = engine_with(RULES);
+    let spam = b"From: Deals <offers@bulk.test>\r\nTo: a@example.test\r\n\
+        Subject: Cheap watches\r\nX-Campaign-Id: 4711\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\
+        Message-ID: <1@bulk.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+        --b\r\nContent-Type: text/html\r\n\r\n<p><font size=7>Limited offer</font> alpha \
+        <a href=\"http://shop.example.ru/x\">buy buy buy buy</a> v1agra the the</p>\r\n\
+        --b\r\nContent-Type: application/zip; name=\"invoice.zip\"\r\n\r\nUEsDBA==\r\n--b--\r\n";
+    let got = hits(&e, spam);
+    for want in [
+        "T_SUBJ",
+        "T_NOT_XM",
+        "T_FROM_ADDR",
+        "T_BODY",
+        "T_RAW",
+        "T_FULL",
+        "T_URI",
+        "T_MIME",
+        "T_META",
+        "T_MULTI",
+        "T_LOOK",
+        "T_BACKREF",
+    ] {
+        assert!(
+            got.contains(&want.to_string()),
+            "{want} missing from {got:?}"
+        );
+    }
+    assert!(!got.contains(&"T_XM_EXISTS".to_string()));
+    assert!(
+        !got.iter().any(|n| n.starts_with("__")),
+        "sub-rules are not reported"
+    );
+    // `multiple` counts matches up to maxhits: 3 × 0.5.
+    let msg = mail_parser::MessageParser::default().parse(&spam[..]);
+    let view = message::View::new(spam, msg.as_ref(), "s@x.test");
+    let multi = e
+        .run(&view, spam, 0)
+        .into_iter()
+        .find(|h| h.name == "T_MULTI")
+        .expect("hit");
+    assert_eq!(multi.count, 3);
+    assert!((multi.score - 1.5).abs() < 1e-9);
+
+    let ham = b"From: Bob <bob@example.test>\r\nTo: a@example.test\r\nSubject: lunch\r\n\
+        X-Mailer: Mutt 2.2\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\nMessage-ID: <2@example.test>\r\n\r\n\
+        alpha and beta at noon? viagra is not here.\r\n";
+    let got = hits(&e, ham);
+    assert_eq!(got, vec!["T_XM_EXISTS".to_string()], "ham: {got:?}");
+}
+
+#[test]
+fn regexes_run_on_hyperscan_prefilter_or_fallback() {
+    let e = engine_with(RULES);
+    let r = &e.report;
+    assert!(r.hyperscan >= 8, "{r:?}");
+    // The look-ahead runs as a prefilter confirmed by fancy-regex; the back-reference on
+    // fancy-regex alone (Hyperscan's prefilter mode cannot take it either) or prefiltered.
+    assert!(r.prefiltered + r.fallback >= 2, "{r:?}");
+    assert_eq!(r.loaded.get("meta"), Some(&(1 + 7)), "{r:?}");
+}
+
+#[test]
+fn gtube_scores_above_deny_and_thresholds_pick_actions() {
+    let a = Antispam::new();
+    let ctx = ScanContext::for_test(&["a@example.test"]);
+    let raw = b"From: a@example.test\r\nSubject: test\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\
+        Message-ID: <g@example.test>\r\n\r\n\
+        XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n";
+    let j = a.judge(&ScanInput::new(&ctx, raw));
+    assert!(j.score >= 1000.0, "{j:?}");
+    assert_eq!(j.action, SpamAction::Reject);
+    assert_eq!(j.threshold, Some(15.0));
+    let p = SpamPolicy::default();
+    assert_eq!(action_for(3.99, &p).0, SpamAction::NoAction);
+    assert_eq!(action_for(4.0, &p).0, SpamAction::Greylist);
+    assert_eq!(action_for(6.0, &p).0, SpamAction::AddHeader);
+    assert_eq!(action_for(15.0, &p).0, SpamAction::Reject);
+    let off = SpamPolicy {
+        deny_score: None,
+        ..SpamPolicy::default()
+    };
+    assert_eq!(action_for(100.0, &off).0, SpamAction::AddHeader);
+}
+
+#[test]
+fn built_in_heuristics_fire() {
+    let a = Antispam::new();
+    let ctx = ScanContext::for_test(&["a@example.test"]);
+    let raw = b"From: \"service@bank.test\" <x@phish.test>\r\nSubject: =?utf-8?B?VVJHRU5UIEFDQ09VTlQgTk9USUNF?=\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<b>hi</b>\r\n\
+        --b\r\nContent-Type: application/octet-stream; name=\"invoice.pdf.exe\"\r\n\r\nTVqQ\r\n--b--\r\n";
+    let j = a.judge(&ScanInput::new(&ctx, raw));
+    let names: Vec<&str> = j.symbols.iter().map(|h| h.name.as_str()).collect();
+    for want in [
+        "PC_MISSING_DATE",
+        "PC_MISSING_MID",
+        "PC_FROM_NAME_SPOOF",
+        "PC_SUBJ_EXCESS_B64",
+        "PC_SUBJ_ALL_CAPS",
+        "PC_HTML_ONLY",
+        "PC_ATTACH_DOUBLE_EXT",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(j.score >= 6.0, "{j:?}");
+}
+
+#[test]
+fn flag_headers_remove_ours_and_prefix_the_subject() {
+    let j = Judgement {
+        score: 7.5,
+        action: SpamAction::AddHeader,
+        threshold: Some(6.0),
+        symbols: vec![Hit {
+            name: "A".into(),
+            score: 7.5,
+            count: 1,
+        }],
+        micros: 1,
+    };
+    let p = SpamPolicy {
+        subject_prefix: "[SPAM]".into(),
+        ..SpamPolicy::default()
+    };
+    let edits = flag_headers(&j, &p, Some("hello"));
+    assert!(edits.contains(&HeaderEdit::Remove {
+        name: "X-Spam".into()
+    }));
+    assert!(edits.contains(&HeaderEdit::Add {
+        name: "X-Spam".into(),
+        value: "Yes".into()
+    }));
+    assert!(edits.contains(&HeaderEdit::Add {
+        name: "X-Spam-Score".into(),
+        value: "7.50 / 6.00".into()
+    }));
+    assert!(edits.contains(&HeaderEdit::Add {
+        name: "Subject".into(),
+        value: "[SPAM] hello".into()
+    }));
+}
+
+/// Debian's SpamAssassin rules (package `spamassassin`), compiled once for every test that
+/// needs them.
+pub(crate) fn debian_engine() -> &'static Engine {
+    static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let dir = std::path::Path::new("/usr/share/spamassassin");
+        assert!(
+            dir.is_dir(),
+            "install Debian's spamassassin package (scripts/deps.sh test)"
+        );
+        let set = load_set(&[dir.to_path_buf()]).expect("Debian's rules load");
+        let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/spam-cache");
+        Engine::compile_cached(set, Some(&cache))
+    })
+}
+
+#[test]
+fn debian_rules_load_and_every_rule_is_accounted_for() {
+    let dir = std::path::Path::new("/usr/share/spamassassin");
+    let mut set = RuleSet::default();
+    set.load_dir(dir).expect("loads");
+    set.finish();
+    let mut names: std::collections::BTreeSet<String> = set.rules.keys().cloned().collect();
+    let mut b = builtin_set();
+    b.finish();
+    names.extend(b.rules.keys().cloned());
+    let e = debian_engine();
+    let r = &e.report;
+    // Every rule read (Debian's and the built-in ones, a name counted once) is compiled or
+    // skipped with a reason, none silently dropped.
+    let skipped_after_read: usize = r
+        .skipped
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("eval:")
+                || k.starts_with("reads a")
+                || k.starts_with("regex neither")
+                || k.starts_with("meta ")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(r.total_loaded() + skipped_after_read, names.len(), "{r:?}");
+    // Nearly every regex rule runs on Hyperscan (exactly, or as a prefilter confirmed by
+    // fancy-regex), most of them exactly.
+    let regexes = r.hyperscan + r.prefiltered + r.fallback;
+    assert!((r.hyperscan + r.prefiltered) * 100 >= regexes * 95, "{r:?}");
+    assert!(r.hyperscan * 100 >= regexes * 70, "{r:?}");
+    assert!(r.total_loaded() > 1500, "{r:?}");
+    assert!(r.loaded.get("header").is_some_and(|n| *n > 300), "{r:?}");
+    assert!(r.loaded.get("body").is_some_and(|n| *n > 300), "{r:?}");
+    assert!(r.loaded.get("meta").is_some_and(|n| *n > 300), "{r:?}");
+}
+
+#[test]
+fn debian_rules_judge_gtube_and_plain_mail() {
+    let e = debian_engine();
+    let gtube = b"Subject: test\r\n\r\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n";
+    assert!(hits(e, gtube).contains(&"GTUBE".to_string()));
+    let spam = b"From: \"Pharmacy\" <sales@pills.test>\r\nSubject: V1AGRA 80% OFF!!!\r\n\
+        Date: Tue, 1 Dec 2026 10:00:00 +0000\r\nMessage-ID: <x@pills.test>\r\n\r\n\
+        Dear friend, buy VIAGRA online now! 100% satisfaction guaranteed. \
+        Click here to be removed from our mailing list.\r\n";
+    let got = hits(e, spam);
+    assert!(got.len() >= 2, "{got:?}");
+}

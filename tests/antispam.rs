@@ -1,0 +1,186 @@
+//! The antispam check over real SMTP sessions: GTUBE refused at the deny threshold, a rule
+//! file from the configuration flagging a message (`X-Spam: Yes`, score and symbols headers,
+//! subject prefix, filed into Junk), a sender's own `X-Spam` headers stripped, thresholds
+//! changed at run time, and `postcore filter check` on message files.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+fn message(subject: &str, body: &str, extra: &str) -> String {
+    format!(
+        "From: s@remote.test\r\nTo: alice@example.test\r\nSubject: {subject}\r\n\
+         Date: Tue, 1 Dec 2026 10:00:00 +0000\r\nMessage-ID: <{}@remote.test>\r\n{extra}\r\n{body}\r\n",
+        subject.len()
+    )
+}
+
+fn send(s: &TestServer, body: &str) -> (u16, String) {
+    s.smtp()
+        .send_mail("s@remote.test", &["alice@example.test"], body)
+}
+
+fn wait_log(s: &TestServer, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = s.log();
+        if log.contains(needle) || Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A rule file in SpamAssassin's syntax, one rule per type the issue names.
+const RULES: &str = r#"
+header   TEST_SUBJ_WIN   Subject =~ /\byou have won\b/i
+body     TEST_BODY_PRIZE /claim your prize/i
+rawbody  TEST_RAW_FONT   /<font\s+size="?7/i
+uri      TEST_URI_RU     m{^https?://[^/]*\.example\.ru\b}i
+meta     TEST_META_BOTH  TEST_SUBJ_WIN && TEST_BODY_PRIZE
+score    TEST_SUBJ_WIN   2.0
+score    TEST_BODY_PRIZE 2.0
+score    TEST_RAW_FONT   0.5
+score    TEST_URI_RU     0.5
+score    TEST_META_BOTH  3.0
+"#;
+
+fn start_with_rules() -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("local.cf");
+    std::fs::write(&rules, RULES).unwrap();
+    let s = TestServer::start_with(&format!(
+        "[scanner]\nspam_rules = [\"{}\"]\n",
+        rules.display()
+    ));
+    s.setup_basic();
+    // The rules compile on a thread of their own; wait for the load line.
+    let log = wait_log(&s, "antispam: rules loaded");
+    assert!(log.contains("antispam: rules loaded"), "{log}");
+    (s, dir)
+}
+
+#[test]
+fn gtube_is_refused_at_the_deny_threshold_and_logged() {
+    let s = TestServer::start();
+    s.setup_basic();
+    let (code, text) = send(&s, &message("test", GTUBE, ""));
+    assert_eq!(code, 554, "{text}");
+    assert!(text.contains("5.7.1") && text.contains("spam"), "{text}");
+    let log = wait_log(&s, "antispam: (reject)");
+    assert!(log.contains("antispam: (reject) [1000."), "{log}");
+    assert!(log.contains("GTUBE(1000.00)"), "{log}");
+    assert!(s.messages("users/alice").is_empty());
+    // A plain message passes untouched.
+    let (code, _) = send(&s, &message("lunch", "at noon?", ""));
+    assert_eq!(code, 250);
+    let got = s.wait_messages("users/alice", 1);
+    assert_eq!(got.len(), 1);
+    assert!(!String::from_utf8_lossy(&got[0]).contains("X-Spam"));
+}
+
+#[test]
+fn rules_from_the_configuration_flag_and_file_into_junk() {
+    let (s, _rules) = start_with_rules();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"spam": {"subject_prefix": "[SPAM]"}}})),
+    );
+    // A sender cannot pre-flag its own mail: its X-Spam headers go.
+    let body = message(
+        "You have won",
+        "<html><font size=7>Claim your prize</font> at <a href=\"http://win.example.ru/x\">here</a></html>",
+        "X-Spam: No\r\nX-Spam-Score: -100\r\nContent-Type: text/html\r\n",
+    );
+    let (code, text) = send(&s, &body);
+    assert_eq!(code, 250, "{text}");
+    let junk = s.wait_messages("users/alice/.Junk", 1);
+    assert_eq!(junk.len(), 1, "flagged mail is filed into Junk");
+    let m = String::from_utf8_lossy(&junk[0]).into_owned();
+    assert!(m.contains("X-Spam: Yes\r\n"), "{m}");
+    assert!(!m.contains("X-Spam: No"), "{m}");
+    assert!(!m.contains("-100"), "{m}");
+    assert!(m.contains("X-Spam-Score: 8.70 / 6.00"), "{m}");
+    for sym in [
+        "TEST_SUBJ_WIN(2.00)",
+        "TEST_BODY_PRIZE(2.00)",
+        "TEST_META_BOTH(3.00)",
+        "TEST_RAW_FONT(0.50)",
+        "TEST_URI_RU(0.50)",
+    ] {
+        assert!(m.contains(sym), "{sym} in {m}");
+    }
+    assert!(m.contains("Subject: [SPAM] You have won"), "{m}");
+    assert!(s.messages("users/alice").is_empty(), "nothing in INBOX");
+    let log = wait_log(&s, "antispam: (add header)");
+    assert!(log.contains("antispam: (add header) [8.70/6.00]"), "{log}");
+
+    // Thresholds are settings: with the flag threshold raised the same mail is kept in
+    // INBOX without the headers; with deny lowered it is refused.
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"spam": {"flag_score": 9.0}}})),
+    );
+    let (code, _) = send(&s, &body);
+    assert_eq!(code, 250);
+    let inbox = s.wait_messages("users/alice", 1);
+    assert_eq!(inbox.len(), 1);
+    assert!(!String::from_utf8_lossy(&inbox[0]).contains("X-Spam"));
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"spam": {"deny_score": 7.5}}})),
+    );
+    let (code, text) = send(&s, &body);
+    assert_eq!(code, 554, "{text}");
+}
+
+#[test]
+fn filter_check_prints_the_verdict_of_message_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let gtube = dir.path().join("gtube.eml");
+    std::fs::write(&gtube, message("test", GTUBE, "")).unwrap();
+    let ham = dir.path().join("ham.eml");
+    std::fs::write(&ham, message("lunch", "at noon?", "")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcore"))
+        .args(["filter", "check", "--json"])
+        .arg(&gtube)
+        .arg(&ham)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "exit 1 when a message is spam");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let g = lines
+        .iter()
+        .find(|v| v["file"].as_str().unwrap().ends_with("gtube.eml"))
+        .unwrap();
+    assert_eq!(g["action"], "reject");
+    assert_eq!(g["spam"], true);
+    assert_eq!(g["symbols"][0]["name"], "GTUBE");
+    let h = lines
+        .iter()
+        .find(|v| v["file"].as_str().unwrap().ends_with("ham.eml"))
+        .unwrap();
+    assert_eq!(h["action"], "no action");
+    assert_eq!(h["spam"], false);
+    // Text form, as rspamc prints it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcore"))
+        .args(["filter", "check"])
+        .arg(&gtube)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Action: reject\n"), "{text}");
+    assert!(text.contains("Score: 1000.00 / 6.00"), "{text}");
+    assert!(text.contains("Symbol: GTUBE (1000.00)"), "{text}");
+}
