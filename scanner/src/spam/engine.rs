@@ -160,7 +160,7 @@ impl Engine {
                 continue;
             }
             let eval = match &rule.test {
-                Test::Eval { func, args } => match evals::resolve(rule.kind, func, args) {
+                Test::Eval { func, args } => match evals::resolve(func, args) {
                     Some(e) => Some(e),
                     None => {
                         report.skip(&format!("eval:{func} not built in"));

@@ -3,7 +3,6 @@
 //! and counted at load.
 
 use super::message::View;
-use super::rules::Kind;
 
 /// A built-in check with its arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,10 +31,9 @@ pub enum Eval {
     FromNameSpoof,
 }
 
-/// The check for `func(args)` in a rule of `kind`, if postcore has it.
-pub fn resolve(kind: Kind, func: &str, args: &[String]) -> Option<Eval> {
+/// The check for `func(args)`, if postcore has it.
+pub fn resolve(func: &str, args: &[String]) -> Option<Eval> {
     let num = |i: usize| args.get(i).and_then(|a| a.parse::<f64>().ok());
-    let _ = kind;
     Some(match func {
         "check_for_shifted_date" => {
             let bound = |i: usize| match args.get(i).map(String::as_str) {
@@ -194,7 +192,7 @@ mod tests {
 
     fn eval(func: &str, args: &[&str]) -> Eval {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        resolve(Kind::Header, func, &args).expect("built in")
+        resolve(func, &args).expect("built in")
     }
 
     #[test]
@@ -221,7 +219,7 @@ mod tests {
         assert!(!eval("html_tag_exists", &["script"]).check(&v, raw));
         assert!(eval("check_body_length", &["100"]).check(&v, raw));
         assert!(!eval("check_msg_parse_flags", &["missing_head_body_separator"]).check(&v, raw));
-        assert!(resolve(Kind::Header, "check_rbl", &[]).is_none());
+        assert!(resolve("check_rbl", &[]).is_none());
         let spoof = b"From: \"paypal@paypal.com\" <x@evil.test>\r\n\r\nhi\r\n";
         let v = view(spoof, "x@evil.test");
         assert!(eval("check_fromname_spoof", &[]).check(&v, spoof));
