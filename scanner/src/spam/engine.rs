@@ -294,26 +294,33 @@ impl Engine {
         scratch: Option<&Scratch>,
         hits: &mut [u32],
     ) {
-        let mut flagged = vec![false; g.runners.len()];
+        // For each runner, the units Hyperscan flagged (in order, once each): a prefiltered
+        // pattern is confirmed on those alone.
+        let mut flagged: Vec<Vec<u32>> = vec![Vec::new(); g.runners.len()];
         let hs = scratch.is_some();
         if let Some(s) = scratch {
-            for &d in &g.dbs {
-                for u in units {
-                    scan_db(&self.dbs[d], u, s, &mut flagged);
+            for (ui, u) in units.iter().enumerate() {
+                for &d in &g.dbs {
+                    scan_db(&self.dbs[d], u, ui as u32, s, &mut flagged);
                 }
             }
         }
         let latin: Vec<OnceLock<String>> = units.iter().map(|_| OnceLock::new()).collect();
+        let all: Vec<u32> = (0..units.len() as u32).collect();
         for (k, r) in g.runners.iter().enumerate() {
             let count = if hs && r.exact {
-                u32::from(flagged[k])
-            } else if hs && r.in_hyperscan && !flagged[k] {
-                0
+                u32::from(!flagged[k].is_empty())
             } else {
+                let which = if hs && r.in_hyperscan {
+                    &flagged[k]
+                } else {
+                    &all
+                };
                 let re = r.fancy.as_ref();
                 let mut n = 0u32;
-                for (u, l) in units.iter().zip(&latin) {
-                    let text = l.get_or_init(|| latin1(u));
+                for &ui in which {
+                    let i = ui as usize;
+                    let text = latin[i].get_or_init(|| latin1(&units[i]));
                     n = n.saturating_add(count_matches(re, text, self.maxhits[r.rule]));
                     if n >= self.maxhits[r.rule] {
                         break;
@@ -330,11 +337,20 @@ impl Engine {
     }
 }
 
-/// Scans `data` with `db`, marking the patterns that match (ids are runner indexes).
-fn scan_db(db: &BlockDatabase, data: &[u8], scratch: &Scratch, flagged: &mut [bool]) {
+/// Scans unit `unit` (`data`) with `db`, noting it for each pattern that matches (ids are
+/// runner indexes).
+fn scan_db(
+    db: &BlockDatabase,
+    data: &[u8],
+    unit: u32,
+    scratch: &Scratch,
+    flagged: &mut [Vec<u32>],
+) {
     let _ = db.scan(data, scratch, |id, _, _, _| {
-        if let Some(f) = flagged.get_mut(id as usize) {
-            *f = true;
+        if let Some(f) = flagged.get_mut(id as usize)
+            && f.last() != Some(&unit)
+        {
+            f.push(unit);
         }
         Matching::Continue
     });
