@@ -184,3 +184,80 @@ fn filter_check_prints_the_verdict_of_message_files() {
     assert!(text.contains("Score: 1000.00 / 6.00"), "{text}");
     assert!(text.contains("Symbol: GTUBE (1000.00)"), "{text}");
 }
+
+const EICAR: &str = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+#[test]
+fn allow_and_block_lists_act_before_the_checks() {
+    let s = TestServer::start();
+    s.setup_basic();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {
+            "discard_infected": false,
+            "allow_from": ["partner.test"],
+            "allow_to": ["carol@example.test"],
+            "block_from": ["spammer.test", "partner.test"],
+        }})),
+    );
+    // Block From matches a subdomain, by envelope sender or by From: address.
+    let (code, text) = s.smtp().send_mail(
+        "x@mx.spammer.test",
+        &["alice@example.test"],
+        &message("hello", "plain text", ""),
+    );
+    assert_eq!(code, 554, "{text}");
+    assert!(text.contains("sender blocked"), "{text}");
+    let from_header =
+        message("hello", "plain text", "").replace("From: s@remote.test", "From: <x@spammer.test>");
+    let (code, _) = s
+        .smtp()
+        .send_mail("bounce@bulk.test", &["alice@example.test"], &from_header);
+    assert_eq!(code, 554);
+    let log = wait_log(&s, "blocked sender: block_from spammer.test");
+    assert!(
+        log.contains("blocked sender: block_from spammer.test"),
+        "{log}"
+    );
+
+    // Allow From wins over Block From and skips the antivirus and the antispam.
+    let (code, text) = s.smtp().send_mail(
+        "billing@partner.test",
+        &["alice@example.test"],
+        &message("invoice", &format!("{EICAR}\r\n{GTUBE}"), ""),
+    );
+    assert_eq!(code, 250, "{text}");
+    let got = s.wait_messages("users/alice", 1);
+    assert_eq!(got.len(), 1);
+    assert!(String::from_utf8_lossy(&got[0]).contains("EICAR-STANDARD"));
+    let log = wait_log(&s, "allowed: allow_from partner.test");
+    assert!(log.contains("allowed: allow_from partner.test"), "{log}");
+
+    // Allow To: carol's copy is delivered unchecked; bob's copy of the same spam is not.
+    let (code, text) = s.smtp().send_mail(
+        "s@remote.test",
+        &["bob@example.test", "carol@example.test"],
+        &message("test", GTUBE, ""),
+    );
+    assert_eq!(code, 250, "{text}");
+    let carol = s.wait_messages("users/carol", 1);
+    assert_eq!(carol.len(), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.messages("users/bob").is_empty());
+    // Only carol as recipient: nothing is checked at all.
+    let (code, _) = s.smtp().send_mail(
+        "s@remote.test",
+        &["carol@example.test"],
+        &message("virus", EICAR, ""),
+    );
+    assert_eq!(code, 250);
+    assert_eq!(s.wait_messages("users/carol", 2).len(), 2);
+    // A bad entry is refused by the API.
+    let (status, _) = s.api(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"block_from": ["a b"]}})),
+    );
+    assert_eq!(status, 400);
+}

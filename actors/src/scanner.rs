@@ -324,6 +324,9 @@ fn scanner_thread(rx: Arc<Mutex<Receiver<Job>>>, filter: Arc<Filter>) {
         if let Some(v) = &report.virus {
             tracing::info!(qid, virus = %v, "{qid}: antivirus: infected: {v}");
         }
+        if let Some(a) = &report.access {
+            tracing::info!(qid, "{qid}: filter: {a}");
+        }
         if let Some(b) = &report.blocked {
             tracing::info!(qid, blocked = %b, "{qid}: attachment blocked: {b}");
         }

@@ -2,6 +2,7 @@
 //! and the antivirus. One walk over the message's objects feeds both; the first object that
 //! is blocked or infected decides.
 
+use crate::access::{self, Access, AccessLists};
 use crate::clamav::{Detection, Engine, LoadStats, SignatureSet, Targets};
 use crate::content::{self, LimitHit, Limits, Object};
 use crate::filetype::{Class, FileType};
@@ -46,6 +47,9 @@ pub struct FilterPolicy {
     pub max_ratio: u64,
     /// The antispam check.
     pub spam: crate::spam::SpamPolicy,
+    /// Allow From / Allow To / Block From.
+    #[serde(flatten)]
+    pub access: AccessLists,
 }
 
 impl Default for FilterPolicy {
@@ -65,6 +69,7 @@ impl Default for FilterPolicy {
             max_files: l.max_files,
             max_ratio: l.max_ratio,
             spam: crate::spam::SpamPolicy::default(),
+            access: AccessLists::default(),
         }
     }
 }
@@ -87,6 +92,7 @@ impl FilterPolicy {
             }
         }
         self.spam.validate()?;
+        self.access.validate()?;
         if self.max_depth == 0
             || self.max_files == 0
             || self.max_unpacked_mb == 0
@@ -174,6 +180,8 @@ pub struct ScanReport {
     pub blocked: Option<String>,
     /// The antispam judgement, when the message was judged.
     pub spam: Option<crate::spam::Judgement>,
+    /// What the allow/block lists decided (`allowed: allow_from x`, `blocked sender: x`).
+    pub access: Option<String>,
 }
 
 /// Attachment blocking and antivirus over a swappable signature database.
@@ -271,14 +279,27 @@ impl Filter {
         if input.context.exempt {
             return (Verdict::accept(), report);
         }
+        let n = input.context.rcpts.len();
+        let allowed = match policy.access.check(input) {
+            Access::Allowed(why) => {
+                report.access = Some(format!("allowed: {why}"));
+                return (access::allowed_verdict(&why), report);
+            }
+            Access::Blocked(entry, allowed) => {
+                report.access = Some(format!("blocked sender: block_from {entry}"));
+                let v = access::blocked_verdict(&entry);
+                return (access::spare_allowed(v, &allowed, n), report);
+            }
+            Access::Check(allowed) => allowed,
+        };
         let verdict = self.av_and_attachments(input, &mut report);
         if verdict.action != MessageAction::Accept || !policy.spam.enabled {
-            return (verdict, report);
+            return (access::spare_allowed(verdict, &allowed, n), report);
         }
         let j = self.antispam.judge(input);
         let verdict = crate::spam::apply(verdict, &j, input);
         report.spam = Some(j);
-        (verdict, report)
+        (access::spare_allowed(verdict, &allowed, n), report)
     }
 
     /// The attachment rules and the antivirus: the first object blocked or infected decides.

@@ -7,6 +7,7 @@
 //! antivirus, antispam, Bayes) and Sieve produce the same [`Verdict`] types, and the
 //! pipeline in `postcore-actors` carries them out.
 
+pub mod access;
 pub mod clamav;
 pub mod content;
 pub mod filetype;
