@@ -88,7 +88,7 @@ fn rules_from_the_configuration_flag_and_file_into_junk() {
     s.api_ok(
         "PATCH",
         "/settings",
-        Some(json!({"filter": {"spam": {"subject_prefix": "[SPAM]"}}})),
+        Some(json!({"filter": {"spam": {"subject_prefix": "[SPAM]", "greylist": {"enabled": false}}}})),
     );
     // A sender cannot pre-flag its own mail: its X-Spam headers go.
     let body = message(
@@ -260,4 +260,51 @@ fn allow_and_block_lists_act_before_the_checks() {
         Some(json!({"filter": {"block_from": ["a b"]}})),
     );
     assert_eq!(status, 400);
+}
+
+#[test]
+fn greylisting_defers_a_first_attempt_and_passes_the_retry() {
+    let (s, _rules) = start_with_rules();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"spam": {"greylist": {"delay_secs": 2}}}})),
+    );
+    // The subject and body rules and their meta give 7: with the flag threshold moved out
+    // of the way, only greylisting acts on it.
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"spam": {"flag_score": 100.0}}})),
+    );
+    let body = message("You have won", "claim your prize", "");
+    let (code, text) = send(&s, &body);
+    assert_eq!(code, 451, "{text}");
+    assert!(
+        text.contains("4.7.1") && text.contains("Greylisted"),
+        "{text}"
+    );
+    let (code, _) = send(&s, &body);
+    assert_eq!(code, 451, "a retry before the delay is deferred too");
+    std::thread::sleep(Duration::from_millis(2_200));
+    let (code, text) = send(&s, &body);
+    assert_eq!(code, 250, "{text}");
+    // The triplet now passes at once.
+    let (code, _) = send(&s, &body);
+    assert_eq!(code, 250);
+    assert_eq!(s.wait_messages("users/alice", 2).len(), 2);
+    // Another recipient is another triplet; ham is never greylisted.
+    let (code, _) = s
+        .smtp()
+        .send_mail("s@remote.test", &["bob@example.test"], &body);
+    assert_eq!(code, 451);
+    let (code, _) = s.smtp().send_mail(
+        "s@remote.test",
+        &["bob@example.test"],
+        &message("lunch", "at noon?", ""),
+    );
+    assert_eq!(code, 250);
+    let log = wait_log(&s, "greylist: passed");
+    assert!(log.contains("greylist: deferred 2 s"), "{log}");
+    assert!(log.contains("greylist: passed"), "{log}");
 }

@@ -130,6 +130,9 @@ impl Shared {
         let budget =
             crate::budget::MemoryBudget::new(config.limits.memory_budget_mb, &config.data_dir);
         let scanner = crate::scanner::ScannerPool::start(&config.scanner, &config.data_dir);
+        let _ = scanner.filter.greylist.set(std::sync::Arc::new(
+            postcore_storage::greylist::GreylistDb::new(store.clone()),
+        ));
         Ok(Shared {
             usage: UsageTracker::new(store.clone(), mail_root.clone()),
             dkim: crate::dkim::DkimKeys::new(&config.data_dir),

@@ -39,6 +39,8 @@ pub const AV_RELOADS: &str = "postcore_av_reloads_total";
 pub const SPAM_ACTIONS: &str = "postcore_spam_actions_total";
 /// Counter: antispam rule hits by `symbol`.
 pub const SPAM_SYMBOLS: &str = "postcore_spam_symbol_hits_total";
+/// Counter: greylisting decisions by `result` (deferred, passed).
+pub const GREYLIST: &str = "postcore_greylist_total";
 /// Histogram: seconds the antispam rules took on one message.
 pub const SPAM_SECONDS: &str = "postcore_spam_seconds";
 

@@ -337,6 +337,21 @@ fn scanner_thread(rx: Arc<Mutex<Receiver<Job>>>, filter: Arc<Filter>) {
         if let Some(j) = &report.spam {
             spam_metrics_and_log(qid, &job.scan.context, j);
         }
+        if let Some(g) = verdict.symbols.iter().find(|s| s.name == "GREYLIST") {
+            let what = g.detail.as_deref().unwrap_or("");
+            let result = if what.starts_with("deferred") {
+                "deferred"
+            } else {
+                "passed"
+            };
+            metrics::counter!(crate::metrics::GREYLIST, "result" => result).increment(1);
+            tracing::info!(
+                qid,
+                "{qid}: greylist: {what} client={} from=<{}>",
+                job.scan.context.client_ip,
+                job.scan.context.mail_from
+            );
+        }
         let _ = job.reply.send(verdict);
     }
 }

@@ -188,6 +188,8 @@ pub struct ScanReport {
 pub struct Filter {
     /// The antispam check (its rules load apart from the signatures).
     pub antispam: crate::spam::Antispam,
+    /// Where greylisting keeps its triplets (none: no greylisting).
+    pub greylist: std::sync::OnceLock<Arc<dyn crate::greylist::GreylistStore>>,
     engine: ArcSwap<Engine>,
     status: ArcSwap<AvStatus>,
     cache: Option<std::path::PathBuf>,
@@ -211,6 +213,7 @@ impl Filter {
     pub fn with_cache(dir: &Path, cache: Option<&Path>) -> Filter {
         let f = Filter {
             antispam: crate::spam::Antispam::new(),
+            greylist: std::sync::OnceLock::new(),
             cache: cache.map(Path::to_path_buf),
             engine: ArcSwap::from_pointee(Engine::compile(SignatureSet::default())),
             status: ArcSwap::from_pointee(AvStatus {
@@ -297,7 +300,8 @@ impl Filter {
             return (access::spare_allowed(verdict, &allowed, n), report);
         }
         let j = self.antispam.judge(input);
-        let verdict = crate::spam::apply(verdict, &j, input);
+        let store = self.greylist.get().map(|s| &**s);
+        let verdict = crate::spam::apply(verdict, &j, input, store);
         report.spam = Some(j);
         (access::spare_allowed(verdict, &allowed, n), report)
     }

@@ -12,6 +12,7 @@ pub mod clamav;
 pub mod content;
 pub mod filetype;
 pub mod filter;
+pub mod greylist;
 pub mod hs_cache;
 pub mod input;
 pub mod normalize;

@@ -27,8 +27,10 @@ pub const CF_FTS: &str = "fts";
 pub const CF_MAILBOX: &str = "mailbox";
 /// Column family of the intake journal (see `journal.rs`), key = QID.
 pub const CF_JOURNAL: &str = "journal";
+/// Column family of greylisting triplets (see `greylist.rs`).
+pub const CF_GREYLIST: &str = "greylist";
 
-const ALL_CFS: [&str; 7] = [
+const ALL_CFS: [&str; 8] = [
     CF_DIRECTORY,
     CF_QUEUE,
     CF_USAGE,
@@ -36,6 +38,7 @@ const ALL_CFS: [&str; 7] = [
     CF_MAILBOX,
     CF_FTS,
     CF_JOURNAL,
+    CF_GREYLIST,
 ];
 
 /// Merge operator of [`CF_FTS`]: posting lists are concatenated.

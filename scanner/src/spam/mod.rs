@@ -9,6 +9,7 @@ pub mod meta;
 pub mod perl_re;
 pub mod rules;
 
+use crate::greylist::{GreylistStore, Outcome};
 use crate::verdict::{Disposition, HeaderEdit, Reply, Symbol, Verdict};
 use crate::{ScanContext, ScanInput};
 use arc_swap::ArcSwap;
@@ -42,6 +43,8 @@ pub struct SpamPolicy {
     pub move_to_junk: bool,
     /// Act on mail from authenticated clients (otherwise it is judged and logged only).
     pub act_on_authenticated: bool,
+    /// Greylisting of mail at or above the greylist threshold (and below deny).
+    pub greylist: crate::greylist::GreylistPolicy,
 }
 
 impl Default for SpamPolicy {
@@ -54,6 +57,7 @@ impl Default for SpamPolicy {
             subject_prefix: String::new(),
             move_to_junk: true,
             act_on_authenticated: false,
+            greylist: crate::greylist::GreylistPolicy::default(),
         }
     }
 }
@@ -311,7 +315,12 @@ pub fn remove_own_headers() -> Vec<HeaderEdit> {
 /// score always, our own headers stripped from what arrived; under the thresholds (unless
 /// the mail is authenticated and the policy says to leave it alone) a reject with
 /// `554 5.7.1`, or the spam headers and filing into Junk.
-pub fn apply(mut v: Verdict, j: &Judgement, input: &ScanInput<'_>) -> Verdict {
+pub fn apply(
+    mut v: Verdict,
+    j: &Judgement,
+    input: &ScanInput<'_>,
+    greylist: Option<&dyn GreylistStore>,
+) -> Verdict {
     let ctx = input.context;
     let policy = &ctx.policy.spam;
     v.symbols.extend(j.verdict_symbols());
@@ -328,6 +337,23 @@ pub fn apply(mut v: Verdict, j: &Judgement, input: &ScanInput<'_>) -> Verdict {
     }
     if !acts_on(ctx) {
         return v;
+    }
+    // Greylisting: at or above its threshold and below deny (flagged mail too: the spammiest
+    // senders are the ones least likely to retry).
+    if let (Some(store), SpamAction::Greylist | SpamAction::AddHeader) = (greylist, j.action)
+        && policy.greylist.enabled
+    {
+        match crate::greylist::check(store, ctx, &policy.greylist) {
+            Outcome::Defer(secs) => {
+                let text = format!("Greylisted, please try again in {secs} seconds");
+                let mut r = Verdict::refuse(Reply::new(451, "4.7.1", &text));
+                r.symbols = v.symbols;
+                r.score = v.score;
+                r.add_symbol("GREYLIST", 0.0, Some(format!("deferred {secs} s")));
+                return r;
+            }
+            Outcome::Pass => v.add_symbol("GREYLIST", 0.0, Some("passed".into())),
+        }
     }
     match j.action {
         SpamAction::Reject => {
