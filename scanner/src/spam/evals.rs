@@ -87,11 +87,18 @@ impl Eval {
     }
 }
 
-/// Hours from the first Received header's timestamp to the Date header (positive when the
-/// Date lies in the future).
+/// Hours from the time the message was received to its Date (positive when the Date lies
+/// in the future), as SpamAssassin's HeaderEval computes it: `Resent-Date` before `Date`;
+/// against every Received header's timestamp, the bottom one dropped when it differs by
+/// nothing, the difference of smallest magnitude.
 fn shifted_hours(v: &View) -> Option<f64> {
-    let date = mail_parser::DateTime::parse_rfc822(v.decoded("date")?.trim())?;
-    let received = v
+    let date = ["resent-date", "date"].iter().find_map(|h| {
+        v.fields
+            .iter()
+            .filter(|f| f.name == *h)
+            .find_map(|f| mail_parser::DateTime::parse_rfc822(f.decoded.trim()))
+    })?;
+    let mut diffs: Vec<i64> = v
         .fields
         .iter()
         .filter(|f| f.name == "received")
@@ -99,20 +106,35 @@ fn shifted_hours(v: &View) -> Option<f64> {
             let (_, when) = f.decoded.rsplit_once(';')?;
             mail_parser::DateTime::parse_rfc822(when.trim())
         })
-        .next_back()?;
-    Some((date.to_timestamp() - received.to_timestamp()) as f64 / 3600.0)
+        .map(|r| date.to_timestamp() - r.to_timestamp())
+        .collect();
+    if diffs.len() > 1 && diffs.last() == Some(&0) {
+        diffs.pop();
+    }
+    let best = diffs.into_iter().min_by_key(|d| d.unsigned_abs())?;
+    Some(best as f64 / 3600.0)
 }
 
+/// SpamAssassin's test: reply prefixes removed, at least two words and ten characters, and
+/// every letter a capital.
 fn all_caps(s: &str) -> bool {
-    let words = s
-        .split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphabetic));
-    let (mut n, mut upper) = (0, true);
-    for w in words {
-        n += 1;
-        upper &= !w.chars().any(char::is_lowercase);
+    let mut t = s.trim();
+    loop {
+        let lower = t.to_ascii_lowercase();
+        let Some(p) = [
+            "re:", "fwd:", "fw:", "aw:", "antwort:", "wg:", "sv:", "vb:", "vs:", "vl:",
+        ]
+        .iter()
+        .find(|p| lower.starts_with(**p)) else {
+            break;
+        };
+        t = t[p.len()..].trim_start();
     }
-    n >= 3 && upper
+    if !t.contains(char::is_whitespace) || t.len() < 10 {
+        return false;
+    }
+    let letters: String = t.chars().filter(char::is_ascii_alphabetic).collect();
+    !letters.is_empty() && letters == letters.to_ascii_uppercase()
 }
 
 fn illegal_chars(v: &View, h: &str, ratio: f64, count: usize) -> bool {
@@ -145,13 +167,22 @@ fn domain(a: &str) -> Option<String> {
     a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())
 }
 
+/// SpamAssassin's test: the last two labels of From's and the envelope sender's domains
+/// differ.
 fn from_domains_differ(v: &View) -> bool {
+    let two = |d: String| {
+        let labels: Vec<&str> = d.rsplitn(3, '.').collect();
+        match labels.as_slice() {
+            [tld, sld, ..] => format!("{sld}.{tld}"),
+            _ => d.clone(),
+        }
+    };
     let from = v
         .decoded("from")
         .map(|f| super::message::first_address(&f))
         .and_then(|a| domain(&a));
     match (domain(&v.envelope_from), from) {
-        (Some(e), Some(f)) => !(e.ends_with(&f) || f.ends_with(&e)),
+        (Some(e), Some(f)) => two(e) != two(f),
         _ => false,
     }
 }
@@ -196,14 +227,16 @@ mod tests {
     }
 
     #[test]
-    fn shifted_date_compares_date_with_first_received() {
+    fn shifted_date_takes_the_closest_received_time() {
         let raw = b"Received: from b by c; Tue, 1 Dec 2026 12:00:00 +0000\r\n\
                     Received: from a by b; Tue, 1 Dec 2026 10:00:00 +0000\r\n\
                     Date: Wed, 2 Dec 2026 10:00:00 +0000\r\nSubject: x\r\n\r\nbody\r\n";
         let v = view(raw, "a@b.test");
         assert!(eval("check_for_shifted_date", &["12", "48"]).check(&v, raw));
         assert!(!eval("check_for_shifted_date", &["-6", "3"]).check(&v, raw));
-        assert!(eval("check_for_shifted_date", &["24", "undef"]).check(&v, raw));
+        // 24 h after the bottom Received, 22 h after the top one: the smaller difference counts.
+        assert!(!eval("check_for_shifted_date", &["24", "undef"]).check(&v, raw));
+        assert!(eval("check_for_shifted_date", &["12", "24"]).check(&v, raw));
     }
 
     #[test]
