@@ -308,3 +308,43 @@ fn greylisting_defers_a_first_attempt_and_passes_the_retry() {
     assert!(log.contains("greylist: deferred 2 s"), "{log}");
     assert!(log.contains("greylist: passed"), "{log}");
 }
+
+#[test]
+fn quarantine_mode_delivers_denied_mail_to_the_quarantine_mailbox() {
+    let s = TestServer::start();
+    s.setup_basic();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"spam": {"quarantine_to": "carol@example.test"}}})),
+    );
+    let (code, text) = send(&s, &message("test", GTUBE, ""));
+    assert_eq!(code, 250, "accepted instead of refused: {text}");
+    let q = s.wait_messages("users/carol", 1);
+    assert_eq!(q.len(), 1);
+    let m = String::from_utf8_lossy(&q[0]).into_owned();
+    assert!(
+        m.contains("X-Spam: Yes") && m.contains("GTUBE(1000.00)"),
+        "{m}"
+    );
+    assert!(s.messages("users/alice").is_empty());
+    // Mail to the quarantine mailbox itself is not judged (a release does not loop).
+    let (code, _) = s.smtp().send_mail(
+        "s@remote.test",
+        &["carol@example.test"],
+        &message("test", GTUBE, ""),
+    );
+    assert_eq!(code, 250);
+    let q = s.wait_messages("users/carol", 2);
+    assert_eq!(q.len(), 2);
+    assert!(
+        q.iter()
+            .any(|m| !String::from_utf8_lossy(m).contains("X-Spam"))
+    );
+    let (status, _) = s.api(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"spam": {"quarantine_to": "not an address"}}})),
+    );
+    assert_eq!(status, 400);
+}

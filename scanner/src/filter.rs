@@ -299,11 +299,25 @@ impl Filter {
         if verdict.action != MessageAction::Accept || !policy.spam.enabled {
             return (access::spare_allowed(verdict, &allowed, n), report);
         }
+        // The quarantine mailbox's own mail is not judged (an administrator forwarding or
+        // releasing from it must not be quarantined again).
+        let mut spared = allowed;
+        if let Some(q) = &policy.spam.quarantine_to {
+            let rcpts = input.context.rcpts.iter().enumerate();
+            spared.extend(
+                rcpts
+                    .filter(|(_, r)| r.eq_ignore_ascii_case(q))
+                    .map(|(i, _)| i),
+            );
+            if spared.len() == n {
+                return (verdict, report);
+            }
+        }
         let j = self.antispam.judge(input);
         let store = self.greylist.get().map(|s| &**s);
         let verdict = crate::spam::apply(verdict, &j, input, store);
         report.spam = Some(j);
-        (access::spare_allowed(verdict, &allowed, n), report)
+        (access::spare_allowed(verdict, &spared, n), report)
     }
 
     /// The attachment rules and the antivirus: the first object blocked or infected decides.

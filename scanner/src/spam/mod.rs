@@ -45,6 +45,10 @@ pub struct SpamPolicy {
     pub act_on_authenticated: bool,
     /// Greylisting of mail at or above the greylist threshold (and below deny).
     pub greylist: crate::greylist::GreylistPolicy,
+    /// Quarantine mode: mail at or above the deny threshold is accepted and delivered to this
+    /// address (a user's or a public mailbox) instead of being refused; mail to it is not
+    /// judged.
+    pub quarantine_to: Option<String>,
 }
 
 impl Default for SpamPolicy {
@@ -58,6 +62,7 @@ impl Default for SpamPolicy {
             move_to_junk: true,
             act_on_authenticated: false,
             greylist: crate::greylist::GreylistPolicy::default(),
+            quarantine_to: None,
         }
     }
 }
@@ -73,6 +78,14 @@ impl SpamPolicy {
             if v.is_some_and(|v| !v.is_finite()) {
                 return Err(format!("{name} must be a number"));
             }
+        }
+        if let Some(q) = &self.quarantine_to
+            && (q.matches('@').count() != 1
+                || q.starts_with('@')
+                || q.ends_with('@')
+                || q.contains(char::is_whitespace))
+        {
+            return Err(format!("quarantine_to {q:?} must be an address"));
         }
         if self.subject_prefix.chars().any(char::is_control) {
             return Err("subject_prefix must not hold control characters".into());
@@ -356,6 +369,21 @@ pub fn apply(
         }
     }
     match j.action {
+        SpamAction::Reject if policy.quarantine_to.is_some() => {
+            let to = policy.quarantine_to.clone().unwrap_or_default();
+            let subject = input.parsed().and_then(|m| m.subject());
+            let edits = flag_headers(j, policy, subject);
+            v.headers.extend(
+                edits
+                    .into_iter()
+                    .skip(if has_own { OWN_HEADERS.len() } else { 0 }),
+            );
+            for i in 0..ctx.rcpts.len() {
+                v.set_disposition(i, Disposition::Redirect(vec![to.clone()]));
+            }
+            v.add_symbol("QUARANTINED", 0.0, Some(to));
+            v
+        }
         SpamAction::Reject => {
             let text = format!("Rejected as spam (score {:.1})", j.score);
             let mut r = Verdict::refuse(Reply::new(554, "5.7.1", &text));
