@@ -55,6 +55,19 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: AvCmd,
     },
+    /// The antispam rules and statistics.
+    Spam {
+        #[command(subcommand)]
+        cmd: SpamCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SpamCmd {
+    /// Rules loaded by type and engine, skipped and why; messages by action, hits by symbol.
+    Status,
+    /// Read the rule directories now (the loaded rules stay if it fails).
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -395,6 +408,12 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
         AdminCmd::Queue { cmd } => queue_command(&c, cmd)?,
         AdminCmd::Av { cmd: AvCmd::Status } => c.call("GET", "/av/status", None)?,
         AdminCmd::Av { cmd: AvCmd::Reload } => c.call("POST", "/av/reload", Some(json!({})))?,
+        AdminCmd::Spam {
+            cmd: SpamCmd::Status,
+        } => c.call("GET", "/spam/status", None)?,
+        AdminCmd::Spam {
+            cmd: SpamCmd::Reload,
+        } => c.call("POST", "/spam/reload", Some(json!({})))?,
     };
     if !out.is_null() {
         println!("{}", serde_json::to_string_pretty(&out)?);

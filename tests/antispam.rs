@@ -118,6 +118,19 @@ fn rules_from_the_configuration_flag_and_file_into_junk() {
     assert!(s.messages("users/alice").is_empty(), "nothing in INBOX");
     let log = wait_log(&s, "antispam: (add header)");
     assert!(log.contains("antispam: (add header) [8.70/6.00]"), "{log}");
+    // Rules and statistics through the API and the CLI.
+    let st = s.api_ok("GET", "/spam/status", None);
+    assert_eq!(st["rules"]["last_load"], "ok", "{st}");
+    assert_eq!(st["rules"]["report"]["loaded"]["uri"], 1, "{st}");
+    assert!(
+        st["rules"]["report"]["hyperscan"].as_u64().unwrap() >= 4,
+        "{st}"
+    );
+    assert_eq!(st["stats"]["actions"]["add header"], 1, "{st}");
+    assert_eq!(st["stats"]["symbols"]["TEST_META_BOTH"], 1, "{st}");
+    let (ok, out, err) = s.cli(&["spam", "status"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("TEST_META_BOTH"), "{out}");
 
     // Thresholds are settings: with the flag threshold raised the same mail is kept in
     // INBOX without the headers; with deny lowered it is refused.
@@ -264,12 +277,28 @@ fn allow_and_block_lists_act_before_the_checks() {
 
 #[test]
 fn greylisting_defers_a_first_attempt_and_passes_the_retry() {
-    let (s, _rules) = start_with_rules();
+    let (s, rules) = start_with_rules();
     s.api_ok(
         "PATCH",
         "/settings",
         Some(json!({"filter": {"spam": {"greylist": {"delay_secs": 2}}}})),
     );
+    // A rule added to the file is used after `spam reload`.
+    let file = rules.path().join("local.cf");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("body TEST_NEW_RULE /brand new phrase/\nscore TEST_NEW_RULE 0.25\n");
+    std::fs::write(&file, text).unwrap();
+    let (ok, out, err) = s.cli(&["spam", "reload"], None);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"last_load\": \"ok\"") || out.contains("\"last_load\":\"ok\""),
+        "{out}"
+    );
+    let (code, _) = send(&s, &message("hello", "a brand new phrase", ""));
+    assert_eq!(code, 250);
+    let log = wait_log(&s, "TEST_NEW_RULE(0.25)");
+    assert!(log.contains("TEST_NEW_RULE(0.25)"), "{log}");
+    assert_eq!(s.wait_messages("users/alice", 1).len(), 1);
     // The subject and body rules and their meta give 7: with the flag threshold moved out
     // of the way, only greylisting acts on it.
     s.api_ok(
@@ -292,7 +321,7 @@ fn greylisting_defers_a_first_attempt_and_passes_the_retry() {
     // The triplet now passes at once.
     let (code, _) = send(&s, &body);
     assert_eq!(code, 250);
-    assert_eq!(s.wait_messages("users/alice", 2).len(), 2);
+    assert_eq!(s.wait_messages("users/alice", 3).len(), 3);
     // Another recipient is another triplet; ham is never greylisted.
     let (code, _) = s
         .smtp()

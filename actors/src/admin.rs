@@ -73,6 +73,8 @@ pub fn router(shared: Arc<Shared>, token: String, prometheus: PrometheusHandle) 
         .route("/queue/{qid}/resend", axum::routing::post(resend_one))
         .route("/av/status", get(av_status))
         .route("/av/reload", axum::routing::post(av_reload))
+        .route("/spam/status", get(spam_status))
+        .route("/spam/reload", axum::routing::post(spam_reload))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .nest("/api", api)
@@ -533,11 +535,34 @@ async fn av_status(State(st): State<AppState>) -> ApiResult {
 /// file answers 400 with the reason and the loaded database stays.
 async fn av_reload(State(st): State<AppState>) -> ApiResult {
     let pool = st.shared.scanner.clone();
-    tokio::task::spawn_blocking(move || pool.reload())
+    reload_off_loop(move || pool.reload()).await?;
+    json_ok(&st.shared.scanner.filter.status())
+}
+
+/// Runs a reload on a blocking thread; its failure is a 400 with the reason.
+async fn reload_off_loop(
+    f: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> Result<(), ApiError> {
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("reload failed: {e}")))?;
-    json_ok(&st.shared.scanner.filter.status())
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("reload failed: {e}")))
+}
+
+/// `GET /api/spam/status`: the antispam rules (loaded by type, on Hyperscan, prefiltered, on
+/// fancy-regex, skipped and why, the last load) and the statistics since start (messages by
+/// action, hits by symbol).
+async fn spam_status(State(st): State<AppState>) -> ApiResult {
+    let a = &st.shared.scanner.filter.antispam;
+    json_ok(&json!({"rules": a.status(), "stats": a.stats()}))
+}
+
+/// `POST /api/spam/reload`: reads the rule directories now (off the event loop); a broken
+/// file answers 400 and the loaded rules stay.
+async fn spam_reload(State(st): State<AppState>) -> ApiResult {
+    let pool = st.shared.scanner.clone();
+    reload_off_loop(move || pool.reload_spam()).await?;
+    spam_status(State(st)).await
 }
 
 async fn resend_all(State(st): State<AppState>) -> ApiResult {

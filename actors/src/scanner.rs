@@ -54,6 +54,8 @@ pub struct ScannerPool {
     /// The filter the threads run (also read by `av status`).
     pub filter: Arc<Filter>,
     signature_dir: PathBuf,
+    spam_rules: Vec<PathBuf>,
+    spam_cache: PathBuf,
 }
 
 impl ScannerPool {
@@ -85,10 +87,28 @@ impl ScannerPool {
             timeout: Duration::from_millis(config.timeout_ms.max(1)),
             filter,
             signature_dir: dir,
+            spam_rules: config.spam_rules.clone(),
+            spam_cache: data_dir.join("spam-cache"),
         };
         pool.watch(Duration::from_secs(config.reload_check_secs.max(1)));
-        pool.load_spam_rules(config.spam_rules.clone(), data_dir.join("spam-cache"));
+        pool.load_spam_rules(pool.spam_rules.clone(), pool.spam_cache.clone());
         pool
+    }
+
+    /// Reads and compiles the antispam rule directories now, on the calling thread (`spam
+    /// reload`); the loaded rules stay if it fails.
+    pub fn reload_spam(&self) -> Result<(), String> {
+        let started = Instant::now();
+        let r = self
+            .filter
+            .antispam
+            .load(&self.spam_rules, Some(&self.spam_cache));
+        trim();
+        match &r {
+            Ok(_) => log_spam_status(&self.filter, started.elapsed()),
+            Err(e) => tracing::error!("antispam: reload failed, keeping the loaded rules: {e}"),
+        }
+        r.map(|_| ())
     }
 
     /// Compiles the antispam rule directories on a thread of their own (the first compile of

@@ -181,10 +181,25 @@ pub struct SpamStatus {
     pub last_load: String,
 }
 
+/// Counts since start, for the statistics page: messages judged, by action, and hits by
+/// symbol.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SpamStats {
+    /// Messages judged.
+    pub messages: u64,
+    /// Messages by action (before greylisting and exemptions).
+    pub actions: std::collections::BTreeMap<String, u64>,
+    /// Hits by symbol.
+    pub symbols: std::collections::BTreeMap<String, u64>,
+    /// Microseconds spent judging, in all.
+    pub micros: u64,
+}
+
 /// The antispam check over a swappable rule set.
 pub struct Antispam {
     engine: ArcSwap<Engine>,
     status: ArcSwap<SpamStatus>,
+    stats: std::sync::Mutex<SpamStats>,
 }
 
 impl Default for Antispam {
@@ -207,6 +222,7 @@ impl Antispam {
         Antispam {
             engine: ArcSwap::from_pointee(engine),
             status: ArcSwap::from_pointee(status),
+            stats: std::sync::Mutex::new(SpamStats::default()),
         }
     }
 
@@ -240,6 +256,22 @@ impl Antispam {
         (**self.status.load()).clone()
     }
 
+    /// The counts since start.
+    pub fn stats(&self) -> SpamStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn count(&self, j: &Judgement) {
+        if let Ok(mut s) = self.stats.lock() {
+            s.messages += 1;
+            s.micros += j.micros;
+            *s.actions.entry(j.action.name().to_string()).or_default() += 1;
+            for h in &j.symbols {
+                *s.symbols.entry(h.name.clone()).or_default() += 1;
+            }
+        }
+    }
+
     /// Judges one message (score set 0: no Bayes, no network rules).
     pub fn judge(&self, input: &ScanInput<'_>) -> Judgement {
         let started = Instant::now();
@@ -250,13 +282,15 @@ impl Antispam {
         let score = symbols.iter().map(|h| h.score).sum::<f64>();
         let policy = &input.context.policy.spam;
         let (action, threshold) = action_for(score, policy);
-        Judgement {
+        let j = Judgement {
             score: (score * 100.0).round() / 100.0,
             action,
             threshold,
             symbols,
             micros: started.elapsed().as_micros() as u64,
-        }
+        };
+        self.count(&j);
+        j
     }
 }
 
