@@ -377,3 +377,52 @@ fn quarantine_mode_delivers_denied_mail_to_the_quarantine_mailbox() {
     );
     assert_eq!(status, 400);
 }
+
+/// Sends `body` as alice through the submission port with STARTTLS and AUTH, by swaks.
+fn submit_as_alice(s: &TestServer, body: &str) -> String {
+    let out = std::process::Command::new("swaks")
+        .args([
+            "--server",
+            &format!("127.0.0.1:{}", s.submission),
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "alice",
+            "--auth-password",
+            "alice-pw",
+            "--from",
+            "alice@example.test",
+            "--to",
+            "bob@example.test",
+            "--header",
+            "Subject: test",
+            "--body",
+            body,
+        ])
+        .output()
+        .expect("swaks (scripts/deps.sh test installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn authenticated_mail_is_judged_and_logged_but_not_acted_on() {
+    let s = TestServer::start();
+    s.setup_basic();
+    let text = submit_as_alice(&s, GTUBE);
+    assert!(text.contains("250 2.0.0"), "{text}");
+    assert_eq!(s.wait_messages("users/bob", 1).len(), 1);
+    let log = wait_log(&s, "not acted on: authenticated");
+    assert!(
+        log.contains("antispam: (reject, not acted on: authenticated) [1000."),
+        "{log}"
+    );
+    // The administrator may have it acted on (a compromised account then cannot send spam).
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"spam": {"act_on_authenticated": true}}})),
+    );
+    let text = submit_as_alice(&s, GTUBE);
+    assert!(text.contains("554 5.7.1"), "{text}");
+}
