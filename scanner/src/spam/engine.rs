@@ -4,10 +4,11 @@
 //! those it cannot take at all run on fancy-regex alone. Meta rules are evaluated in
 //! dependency order after every other rule.
 
+use super::confirm::Confirm;
 use super::evals::{self, Eval};
 use super::message::{self, View};
 use super::meta::{self, Expr};
-use super::perl_re::{PerlRegex, latin1};
+use super::perl_re::PerlRegex;
 use super::rules::{HeaderTarget, Kind, RuleSet, Test};
 use crate::scratch::ScratchPool;
 use hyperscan::prelude::*;
@@ -15,7 +16,6 @@ use hyperscan::{BlockMode, HsError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::OnceLock;
 
 /// Pseudo-headers SpamAssassin derives from the Received chain, which postcore does not
 /// build: rules reading them are skipped (counted), not run against nothing.
@@ -92,7 +92,8 @@ struct Runner {
     exact: bool,
     /// In a Hyperscan database (exactly or as a prefilter).
     in_hyperscan: bool,
-    fancy: Option<fancy_regex::Regex>,
+    /// Confirms candidates (and runs what Hyperscan could not take).
+    confirm: Option<Confirm>,
 }
 
 struct Group {
@@ -305,7 +306,7 @@ impl Engine {
                 }
             }
         }
-        let latin: Vec<OnceLock<String>> = units.iter().map(|_| OnceLock::new()).collect();
+        let mut latin: Vec<Option<String>> = vec![None; units.len()];
         let all: Vec<u32> = (0..units.len() as u32).collect();
         for (k, r) in g.runners.iter().enumerate() {
             let count = if hs && r.exact {
@@ -316,14 +317,15 @@ impl Engine {
                 } else {
                     &all
                 };
-                let re = r.fancy.as_ref();
+                let max = self.maxhits[r.rule];
                 let mut n = 0u32;
-                for &ui in which {
-                    let i = ui as usize;
-                    let text = latin[i].get_or_init(|| latin1(&units[i]));
-                    n = n.saturating_add(count_matches(re, text, self.maxhits[r.rule]));
-                    if n >= self.maxhits[r.rule] {
-                        break;
+                if let Some(c) = &r.confirm {
+                    for &ui in which {
+                        let i = ui as usize;
+                        n = n.saturating_add(c.count(&units[i], &mut latin[i], max - n));
+                        if n >= max {
+                            break;
+                        }
                     }
                 }
                 n
@@ -354,26 +356,6 @@ fn scan_db(
         }
         Matching::Continue
     });
-}
-
-fn count_matches(re: Option<&fancy_regex::Regex>, text: &str, max: u32) -> u32 {
-    let Some(re) = re else {
-        return 0;
-    };
-    if max <= 1 {
-        return u32::from(re.is_match(text).unwrap_or(false));
-    }
-    let mut n = 0;
-    for m in re.find_iter(text) {
-        if m.is_err() {
-            break;
-        }
-        n += 1;
-        if n >= max {
-            break;
-        }
-    }
-    n
 }
 
 /// The texts a group's rules read, one scan each.
@@ -442,7 +424,7 @@ fn compile_group(
     let mut exact = Vec::new();
     let mut prefilter = Vec::new();
     for (rule, re, negate, multiple) in rules {
-        let fancy = fancy_regex::Regex::new(&re.fancy_expression()).ok();
+        let confirm = Confirm::new(&re);
         let k = runners.len();
         let base = hs_flags(&re) | CompileFlags::SINGLEMATCH;
         let heavy = re.repeat_cost() > HEAVY_REPEATS;
@@ -454,14 +436,14 @@ fn compile_group(
         };
         let (in_hs, is_exact) = if !heavy && p.info().is_ok() {
             exact.push(p);
-            (true, !multiple || fancy.is_none())
-        } else if pre.info().is_ok() && fancy.is_some() {
+            (true, !multiple || confirm.is_none())
+        } else if pre.info().is_ok() && confirm.is_some() {
             prefilter.push(pre);
             (true, false)
         } else {
             (false, false)
         };
-        if !in_hs && fancy.is_none() {
+        if !in_hs && confirm.is_none() {
             report.skip("regex neither Hyperscan nor fancy-regex can compile");
             continue;
         }
@@ -475,7 +457,7 @@ fn compile_group(
             negate,
             exact: is_exact,
             in_hyperscan: in_hs,
-            fancy,
+            confirm,
         });
     }
     let mut chunks = Vec::new();
@@ -590,7 +572,7 @@ fn demote(runners: &mut [Runner], k: usize, report: &mut LoadReport) {
         }
         r.exact = false;
         r.in_hyperscan = false;
-        if r.fancy.is_some() {
+        if r.confirm.is_some() {
             report.fallback += 1;
         } else {
             report.skip("regex neither Hyperscan nor fancy-regex can compile");
