@@ -142,48 +142,10 @@ fn group_end(src: &str, open: usize) -> Option<usize> {
     None
 }
 
-/// `re` for `regex::bytes` over octets, as Perl on a byte string: ASCII classes, Perl's `$`
-/// and `\Z` as an optional final newline; `None` when it needs look-around or
-/// back-references.
+/// `re` for `regex::bytes` over octets, as Perl on a byte string; `None` when it needs
+/// look-around or back-references.
 fn compile(re: &PerlRegex) -> Option<Regex> {
-    let mut out = String::with_capacity(re.source.len() + 8);
-    let mut chars = re.source.chars().peekable();
-    let mut in_class = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next()? {
-                'Z' if !in_class => out.push_str("(?:\\n?\\z)"),
-                'h' if !in_class => out.push_str("[ \\t]"),
-                'h' => out.push_str(" \\t"),
-                d => {
-                    out.push('\\');
-                    out.push(d);
-                }
-            },
-            '[' if !in_class => {
-                in_class = true;
-                out.push(c);
-                if chars.peek() == Some(&'^') {
-                    out.push('^');
-                    chars.next();
-                }
-                if chars.peek() == Some(&']') {
-                    out.push_str("\\]");
-                    chars.next();
-                }
-            }
-            '[' if chars.peek() == Some(&':') => out.push_str("[:"),
-            '[' => out.push_str("\\["),
-            ']' if in_class => {
-                in_class = false;
-                out.push(c);
-            }
-            '$' if !in_class && !re.multiline => out.push_str("(?:\\n?\\z)"),
-            c if (c as u32) > 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    RegexBuilder::new(&out)
+    RegexBuilder::new(&re.bytes_expression())
         .unicode(false)
         .case_insensitive(re.caseless)
         .multi_line(re.multiline)

@@ -192,12 +192,28 @@ impl PerlRegex {
         if out == "(?-)" {
             out.clear();
         }
+        out.push_str(&self.translate(false));
+        out
+    }
+
+    /// The pattern for `regex::bytes` with Unicode off (the modifiers go to its builder):
+    /// as [`PerlRegex::fancy_expression`], but Perl's `$` and `\Z` as an optional final
+    /// newline (no look-ahead there) and octets as `\xHH`.
+    pub fn bytes_expression(&self) -> String {
+        self.translate(true)
+    }
+
+    /// The pattern body in one engine's dialect: `bytes` for `regex::bytes`, otherwise
+    /// fancy-regex over Latin-1 text.
+    fn translate(&self, bytes: bool) -> String {
+        let end = if bytes { "(?:\\n?\\z)" } else { "(?=\\n?\\z)" };
+        let mut out = String::with_capacity(self.source.len() + 8);
         let mut chars = self.source.chars().peekable();
         let mut in_class = false;
         while let Some(c) = chars.next() {
             match c {
                 '\\' => match chars.next() {
-                    Some('Z') if !in_class => out.push_str("(?=\\n?\\z)"),
+                    Some('Z') if !in_class => out.push_str(end),
                     Some(d) => match ascii_class(d) {
                         Some(cls) if in_class => out.push_str(cls),
                         Some(cls) => {
@@ -230,7 +246,8 @@ impl PerlRegex {
                     in_class = false;
                     out.push(c);
                 }
-                '$' if !in_class && !self.multiline => out.push_str("(?=\\n?\\z)"),
+                '$' if !in_class && !self.multiline => out.push_str(end),
+                c if (c as u32) > 0x7f && bytes => out.push_str(&format!("\\x{:02x}", c as u32)),
                 c if (c as u32) > 0x7f => out.push_str(&format!("\\x{{{:x}}}", c as u32)),
                 c => out.push(c),
             }
