@@ -147,6 +147,10 @@ pub enum UserCmd {
         /// `imap.keep_spam_days` setting).
         #[arg(long)]
         keep_spam_days: Option<String>,
+        /// on/off/default: file spam into this user's Junk folder ("default" follows
+        /// `filter.spam.move_to_junk`).
+        #[arg(long)]
+        spam_to_junk: Option<String>,
     },
     /// Remove a user (the Maildir is kept).
     Remove { login: String },
@@ -501,8 +505,18 @@ fn user_command(c: &Client, cmd: UserCmd) -> Result<Value> {
             forward,
             keep_copy,
             keep_spam_days,
+            spam_to_junk,
         } => {
             let mut p = Map::new();
+            if let Some(j) = spam_to_junk {
+                let v = match j.as_str() {
+                    "on" => json!(true),
+                    "off" => json!(false),
+                    "default" => Value::Null,
+                    _ => anyhow::bail!("--spam-to-junk {j:?}: on, off or default"),
+                };
+                p.insert("spam_to_junk".into(), v);
+            }
             if let Some(d) = keep_spam_days {
                 let v = if d == "default" {
                     Value::Null

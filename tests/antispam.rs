@@ -426,3 +426,39 @@ fn authenticated_mail_is_judged_and_logged_but_not_acted_on() {
     let text = submit_as_alice(&s, GTUBE);
     assert!(text.contains("554 5.7.1"), "{text}");
 }
+
+#[test]
+fn move_to_junk_follows_each_users_choice_then_the_global_setting() {
+    let (s, _rules) = start_with_rules();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"spam": {"greylist": {"enabled": false}}}})),
+    );
+    // alice opts out; bob follows the global setting (on); with the global setting off,
+    // carol opts in.
+    let (ok, _, err) = s.cli(&["user", "set", "alice", "--spam-to-junk", "off"], None);
+    assert!(ok, "{err}");
+    s.api_ok("PATCH", "/users/carol", Some(json!({"spam_to_junk": true})));
+    let spam = message("You have won", "claim your prize", "");
+    let rcpts = ["alice@example.test", "bob@example.test"];
+    let (code, _) = s.smtp().send_mail("s@remote.test", &rcpts, &spam);
+    assert_eq!(code, 250);
+    let inbox = s.wait_messages("users/alice", 1);
+    assert!(String::from_utf8_lossy(&inbox[0]).contains("X-Spam: Yes"));
+    assert!(s.messages("users/alice/.Junk").is_empty());
+    assert_eq!(s.wait_messages("users/bob/.Junk", 1).len(), 1);
+    assert!(s.messages("users/bob").is_empty());
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"filter": {"spam": {"move_to_junk": false}}})),
+    );
+    let rcpts = ["bob@example.test", "carol@example.test"];
+    let (code, _) = s.smtp().send_mail("s@remote.test", &rcpts, &spam);
+    assert_eq!(code, 250);
+    assert_eq!(s.wait_messages("users/carol/.Junk", 1).len(), 1);
+    assert_eq!(s.wait_messages("users/bob", 1).len(), 1, "bob: INBOX now");
+    let u = s.api_ok("GET", "/users/alice", None);
+    assert_eq!(u["spam_to_junk"], false, "{u}");
+}

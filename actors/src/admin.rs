@@ -292,6 +292,8 @@ struct UserView<'a> {
     keep_copy: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     keep_spam_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spam_to_junk: Option<bool>,
     usage: Usage,
 }
 
@@ -309,6 +311,7 @@ fn user_view<'a>(
         forward: &u.forward,
         keep_copy: u.keep_copy,
         keep_spam_days: u.keep_spam_days,
+        spam_to_junk: u.spam_to_junk,
         usage: st.shared.usage.get(&mb),
     }
 }
@@ -348,6 +351,8 @@ struct NewUser {
     keep_copy: bool,
     #[serde(default)]
     keep_spam_days: Option<u32>,
+    #[serde(default)]
+    spam_to_junk: Option<bool>,
 }
 
 fn yes() -> bool {
@@ -364,6 +369,7 @@ async fn add_user(State(st): State<AppState>, b: axum::body::Bytes) -> ApiResult
         forward: n.forward,
         keep_copy: n.keep_copy,
         keep_spam_days: n.keep_spam_days,
+        spam_to_junk: n.spam_to_junk,
     };
     change(&st, move |dir| dir.add_user(u, &n.password)).await
 }

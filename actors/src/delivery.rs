@@ -424,7 +424,8 @@ mod tests {
             address: format!("{u}@example.test"),
             targets: vec![Target::Mailbox(Mailbox::User(u.into()))],
         });
-        let Plan::Accept { deliveries, .. } = plan(&v, &rcpts, vec![], &|_| None) else {
+        let Plan::Accept { deliveries, .. } = plan(&v, &rcpts, vec![], &|_| None, &|_| false)
+        else {
             panic!("refused");
         };
         let data = edit_headers(b"Subject: offer\r\n\r\nbuy now\r\n".to_vec(), &v.headers);

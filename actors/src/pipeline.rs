@@ -115,6 +115,7 @@ pub fn plan(
     rcpts: &[EnvelopeRcpt],
     hidden: Vec<Target>,
     resolve: &dyn Fn(&str) -> Option<Vec<Target>>,
+    wants_junk: &dyn Fn(&Target) -> bool,
 ) -> Plan {
     match &verdict.action {
         MessageAction::Reject(r) | MessageAction::Tempfail(r) => return Plan::Refuse(r.clone()),
@@ -155,6 +156,10 @@ pub fn plan(
                     .iter()
                     .for_each(|t| push(t.clone(), &r.address, folder, flags));
             }
+            Disposition::Junk => r.targets.iter().for_each(|t| {
+                let folder = wants_junk(t).then_some("Junk");
+                push(t.clone(), &r.address, folder, &[])
+            }),
             Disposition::Discard => discarded.push(r.address.clone()),
             Disposition::Quarantine { reason } => {
                 quarantined.push((r.address.clone(), reason.clone()))
@@ -260,16 +265,36 @@ mod tests {
         None
     }
 
+    fn no_junk(_: &Target) -> bool {
+        false
+    }
+
+    #[test]
+    fn junk_files_into_junk_where_the_owner_wants_it() {
+        let mut v = Verdict::accept();
+        v.set_disposition(0, Disposition::Junk);
+        v.set_disposition(1, Disposition::Junk);
+        v.set_disposition(2, Disposition::Junk);
+        // alice wants spam moved, bob does not; the remote copy goes out as usual.
+        let wants = |t: &Target| matches!(t, Target::Mailbox(Mailbox::User(u)) if u == "alice");
+        let Plan::Accept { deliveries, .. } = plan(&v, &rcpts(), vec![], &no_resolve, &wants)
+        else {
+            panic!("refused")
+        };
+        let folders: Vec<Option<&str>> = deliveries.iter().map(|d| d.folder.as_deref()).collect();
+        assert_eq!(folders, [Some("Junk"), None, None]);
+    }
+
     #[test]
     fn reject_and_tempfail_answer_with_the_verdicts_reply() {
         let v = Verdict::refuse(Reply::new(554, "5.7.1", "Rejected as spam"));
         assert_eq!(
-            plan(&v, &rcpts(), vec![], &no_resolve),
+            plan(&v, &rcpts(), vec![], &no_resolve, &no_junk),
             Plan::Refuse(Reply::new(554, "5.7.1", "Rejected as spam"))
         );
         let v = Verdict::refuse(Reply::new(451, "4.7.1", "Greylisted, try again"));
         assert!(
-            matches!(plan(&v, &rcpts(), vec![], &no_resolve), Plan::Refuse(r) if r.code == 451)
+            matches!(plan(&v, &rcpts(), vec![], &no_resolve, &no_junk), Plan::Refuse(r) if r.code == 451)
         );
     }
 
@@ -277,7 +302,7 @@ mod tests {
     fn accept_keeps_every_recipient_and_hidden_copies() {
         let hidden = vec![Target::Mailbox(Mailbox::User("archive".into()))];
         let Plan::Accept { deliveries, .. } =
-            plan(&Verdict::accept(), &rcpts(), hidden, &no_resolve)
+            plan(&Verdict::accept(), &rcpts(), hidden, &no_resolve, &no_junk)
         else {
             panic!("refused")
         };
@@ -323,7 +348,7 @@ mod tests {
             deliveries,
             quarantined,
             discarded,
-        } = plan(&v, &rcpts(), vec![], &resolve)
+        } = plan(&v, &rcpts(), vec![], &resolve, &no_junk)
         else {
             panic!("refused")
         };
@@ -346,7 +371,7 @@ mod tests {
             deliveries,
             discarded,
             ..
-        } = plan(&v, &rcpts(), vec![], &no_resolve)
+        } = plan(&v, &rcpts(), vec![], &no_resolve, &no_junk)
         else {
             panic!("refused")
         };

@@ -99,6 +99,10 @@ pub enum Disposition {
         /// Flags set on the stored message.
         flags: Vec<Flag>,
     },
+    /// Flagged as spam: filed into the `Junk` folder of each local mailbox whose owner wants
+    /// spam moved there (the user's own "move spam to Junk", else the global setting), kept
+    /// in INBOX otherwise. Remote copies are sent as usual.
+    Junk,
     /// Do not deliver this recipient's copy at all.
     Discard,
     /// Deliver this recipient's copy to these addresses instead (resolved like RCPT TO).

@@ -13,7 +13,7 @@ use crate::util::{header_section, rfc5322_date};
 use bytes::Bytes;
 use postcore_protocol::smtp::{Address, DataEvent, DataReceiver, Reply, codes};
 use postcore_scanner::{ScanContext, Verdict};
-use postcore_storage::directory::{Directory, RcptResolution, Target};
+use postcore_storage::directory::{Directory, Mailbox, RcptResolution, Target};
 use postcore_storage::queue::{ScanNote, new_qid, now_secs};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,21 @@ type Held = Vec<(String, String)>;
 
 /// Where a redirect address delivers: resolved like RCPT TO (local mailboxes, aliases), or
 /// onward to another server for a foreign domain. `None` for an unknown local address.
+/// Whether flagged mail for `t` goes into its Junk folder: the user's own choice, else the
+/// global `filter.spam.move_to_junk`.
+fn wants_junk(dir: &Directory, t: &Target) -> bool {
+    let global = dir.settings.filter.spam.move_to_junk;
+    match t {
+        Target::Mailbox(Mailbox::User(login)) => dir
+            .users
+            .get(login)
+            .and_then(|u| u.spam_to_junk)
+            .unwrap_or(global),
+        Target::Mailbox(_) => global,
+        Target::Remote(_) => false,
+    }
+}
+
 fn resolve_redirect(dir: &Directory, addr: &str) -> Option<Vec<Target>> {
     match Address::parse(addr, true).map(|a| dir.resolve(&a)) {
         Ok(RcptResolution::Accept { targets, .. }) => Some(targets),
@@ -287,7 +302,8 @@ impl Session {
         let rcpt_domains: Vec<&str> = tx.rcpts.iter().map(|r| r.address.domain.as_str()).collect();
         let hidden = tx.dir.hidden_copies(&rcpt_domains);
         let resolve = |a: &str| resolve_redirect(&tx.dir, a);
-        match pipeline::plan(verdict, rcpts, hidden, &resolve) {
+        let wants_junk = |t: &Target| wants_junk(&tx.dir, t);
+        match pipeline::plan(verdict, rcpts, hidden, &resolve, &wants_junk) {
             Plan::Refuse(r) => {
                 self.refuse_verdict(qid, r);
                 None

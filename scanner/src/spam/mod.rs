@@ -34,13 +34,13 @@ pub struct SpamPolicy {
     /// At or above this score a first delivery attempt is greylisted (`None`: never).
     pub greylist_score: Option<f64>,
     /// At or above this score the message is flagged (`X-Spam: Yes`) and filed into Junk
-    /// when `move_to_junk` is on (`None`: never).
+    /// where wanted (`None`: never).
     pub flag_score: Option<f64>,
     /// At or above this score the message is refused with `554 5.7.1` (`None`: never).
     pub deny_score: Option<f64>,
     /// Put in front of the Subject of flagged mail (empty: leave the Subject alone).
     pub subject_prefix: String,
-    /// File flagged mail into the recipient's Junk folder.
+    /// File flagged mail into the recipient's Junk folder (a user's own setting wins).
     pub move_to_junk: bool,
     /// Act on mail from authenticated clients (otherwise it is judged and logged only).
     pub act_on_authenticated: bool,
@@ -434,16 +434,10 @@ pub fn apply(
                     .into_iter()
                     .skip(if has_own { OWN_HEADERS.len() } else { 0 }),
             );
-            if policy.move_to_junk {
-                for i in 0..ctx.rcpts.len() {
-                    v.set_disposition(
-                        i,
-                        Disposition::FileInto {
-                            mailbox: "Junk".into(),
-                            flags: Vec::new(),
-                        },
-                    );
-                }
+            // Where each copy goes (Junk or INBOX) is the delivery's decision: the global
+            // `move_to_junk` setting, unless the mailbox's owner chose otherwise.
+            for i in 0..ctx.rcpts.len() {
+                v.set_disposition(i, Disposition::Junk);
             }
             v
         }

@@ -601,6 +601,7 @@ mod tests {
             mail_access: true,
             quota_mb: None,
             keep_spam_days: None,
+            spam_to_junk: None,
             forward: vec![],
             keep_copy: true,
         };

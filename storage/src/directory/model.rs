@@ -81,6 +81,9 @@ pub struct User {
     /// "Keep spam for N days" for this user (`None`: the default setting; 0 keeps all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_spam_days: Option<u32>,
+    /// "Move spam to Junk" for this user (`None`: the global `filter.spam.move_to_junk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spam_to_junk: Option<bool>,
     /// External addresses that receive a copy of every message for this user.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forward: Vec<String>,
