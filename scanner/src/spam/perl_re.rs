@@ -379,7 +379,12 @@ impl PerlRegex {
             let c = b[i];
             match c {
                 b'\\' => {
-                    let end = (i + 2).min(b.len());
+                    // The escaped character may take more than one octet.
+                    let next = self.source[i + 1..]
+                        .chars()
+                        .next()
+                        .map_or(0, char::len_utf8);
+                    let end = i + 1 + next;
                     out.push_str(&self.source[i..end]);
                     i = end;
                     continue;
@@ -447,6 +452,9 @@ mod tests {
         assert_eq!(r.relaxed().source, r"<a\s[^>]*>(?:[^<]*<)*x+[a{]");
         let (cheap, _) = parse_literal(r"/buy \w+ now/").expect("ok");
         assert_eq!(cheap.repeat_cost(), 0);
+        // An escaped character of several octets (rule files read as Latin-1).
+        let (wide, _) = parse_literal("/\\\u{e9}{2,9}x/").expect("ok");
+        assert_eq!(wide.relaxed().source, "\\\u{e9}+x");
     }
 
     #[test]
