@@ -149,14 +149,13 @@ impl Judgement {
             .collect()
     }
 
-    /// `NAME(score)` list, for headers and logs.
+    /// `NAME(score)` list, for headers and logs (the verdict's own format).
     pub fn symbols_text(&self) -> String {
-        let v: Vec<String> = self
-            .symbols
-            .iter()
-            .map(|h| format!("{}({:.2})", h.name, h.score))
-            .collect();
-        v.join(" ")
+        Verdict {
+            symbols: self.verdict_symbols(),
+            ..Verdict::default()
+        }
+        .symbols_text()
     }
 }
 
