@@ -64,17 +64,8 @@ impl Confirm {
                 if max <= 1 {
                     return u32::from(re.is_match(t).unwrap_or(false));
                 }
-                let mut n = 0;
-                for m in re.find_iter(t) {
-                    if m.is_err() {
-                        break;
-                    }
-                    n += 1;
-                    if n >= max {
-                        break;
-                    }
-                }
-                n
+                let found = re.find_iter(t).take_while(Result::is_ok).take(max as usize);
+                found.count() as u32
             }
         }
     }

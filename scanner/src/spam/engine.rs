@@ -14,6 +14,7 @@ use crate::scratch::ScratchPool;
 use hyperscan::prelude::*;
 use hyperscan::{BlockMode, HsError};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -291,7 +292,7 @@ impl Engine {
     fn scan_group(
         &self,
         g: &Group,
-        units: &[Vec<u8>],
+        units: &[Cow<'_, [u8]>],
         scratch: Option<&Scratch>,
         hits: &mut [u32],
     ) {
@@ -358,21 +359,24 @@ fn scan_db(
     });
 }
 
-/// The texts a group's rules read, one scan each.
-fn units(source: &Source, view: &View, full: &[u8]) -> Vec<Vec<u8>> {
+/// The texts a group's rules read, one scan each: the view's own texts borrowed, header
+/// values built for the group.
+fn units<'a>(source: &Source, view: &'a View, full: &[u8]) -> Vec<Cow<'a, [u8]>> {
+    let borrowed = |v: &'a [Vec<u8>]| v.iter().map(|u| Cow::Borrowed(u.as_slice())).collect();
     match source {
-        Source::Header(t) => vec![view.header_text(t).unwrap_or_default()],
+        Source::Header(t) => vec![Cow::Owned(view.header_text(t).unwrap_or_default())],
         Source::MimeHeader(t) => view
             .part_fields
             .iter()
             .filter_map(|f| message::header_text_of(f, t, &view.envelope_from))
+            .map(Cow::Owned)
             .collect(),
-        Source::Body => view.paragraphs.clone(),
-        Source::RawBody => view.raw_chunks.clone(),
+        Source::Body => borrowed(&view.paragraphs),
+        Source::RawBody => borrowed(&view.raw_chunks),
         // SpamAssassin reads messages with LF line ends (its `full` rules write `$` for the
         // end of a line).
-        Source::Full => vec![crlf_to_lf(full)],
-        Source::Uri => view.uris.clone(),
+        Source::Full => vec![Cow::Owned(crlf_to_lf(full))],
+        Source::Uri => borrowed(&view.uris),
     }
 }
 

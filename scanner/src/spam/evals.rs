@@ -72,7 +72,7 @@ impl Eval {
             Eval::ShiftedDate(min, max) => shifted_hours(v)
                 .is_some_and(|h| min.is_none_or(|m| h >= m) && max.is_none_or(|m| h < m)),
             Eval::HeaderCount(h, min, max) => {
-                let n = v.fields.iter().filter(|f| &f.name == h).count();
+                let n = v.fields().iter().filter(|f| &f.name == h).count();
                 n >= *min && n <= *max
             }
             Eval::SubjectAllCaps => v.decoded("subject").is_some_and(|s| all_caps(&s)),
@@ -93,13 +93,13 @@ impl Eval {
 /// nothing, the difference of smallest magnitude.
 fn shifted_hours(v: &View) -> Option<f64> {
     let date = ["resent-date", "date"].iter().find_map(|h| {
-        v.fields
+        v.fields()
             .iter()
             .filter(|f| f.name == *h)
             .find_map(|f| mail_parser::DateTime::parse_rfc822(f.decoded.trim()))
     })?;
     let mut diffs: Vec<i64> = v
-        .fields
+        .fields()
         .iter()
         .filter(|f| f.name == "received")
         .filter_map(|f| {
@@ -139,13 +139,13 @@ fn all_caps(s: &str) -> bool {
 
 fn illegal_chars(v: &View, h: &str, ratio: f64, count: usize) -> bool {
     let text: String = if h == "all" {
-        v.fields
+        v.fields()
             .iter()
             .filter(|f| f.name != "subject" && f.name != "from")
             .map(|f| f.raw.as_str())
             .collect()
     } else {
-        v.fields
+        v.fields()
             .iter()
             .filter(|f| f.name == h)
             .map(|f| f.raw.as_str())

@@ -19,8 +19,6 @@ pub struct Field {
 /// What rules read of one message.
 #[derive(Debug, Default)]
 pub struct View {
-    /// Top-level header fields in order.
-    pub fields: Vec<Field>,
     /// Header fields of each MIME part (the top level first).
     pub part_fields: Vec<Vec<Field>>,
     /// Rendered text: the Subject, then each paragraph of each text part, whitespace folded.
@@ -85,7 +83,6 @@ impl View {
         for part in &msg.parts {
             v.part_fields.push(fields_of(raw, part));
         }
-        v.fields = v.part_fields.first().cloned().unwrap_or_default();
         let subject = v.decoded("subject").unwrap_or_default();
         v.paragraphs.push(fold_ws(subject.as_bytes()));
         let mut raw_text = String::new();
@@ -118,10 +115,15 @@ impl View {
         v
     }
 
+    /// The message's own (top-level) header fields, in order.
+    pub fn fields(&self) -> &[Field] {
+        self.part_fields.first().map_or(&[], Vec::as_slice)
+    }
+
     /// The decoded values of every field called `name`, joined by newlines.
     pub fn decoded(&self, name: &str) -> Option<String> {
         join(
-            self.fields
+            self.fields()
                 .iter()
                 .filter(|f| f.name == name)
                 .map(|f| &f.decoded),
@@ -132,13 +134,15 @@ impl View {
     /// any of the fields they read.
     pub fn exists(&self, name: &str) -> bool {
         let names = pseudo_names(name).unwrap_or(std::slice::from_ref(&name));
-        self.fields.iter().any(|f| names.contains(&f.name.as_str()))
+        self.fields()
+            .iter()
+            .any(|f| names.contains(&f.name.as_str()))
     }
 
     /// The text a header rule of `target` reads, `None` when the header is absent and no
     /// `if-unset` value is given.
     pub fn header_text(&self, target: &HeaderTarget) -> Option<Vec<u8>> {
-        header_text_of(&self.fields, target, &self.envelope_from)
+        header_text_of(self.fields(), target, &self.envelope_from)
     }
 }
 

@@ -385,6 +385,20 @@ pub fn apply(
     if !acts_on(ctx) {
         return v;
     }
+    // A refusal keeps the symbols and score found so far (for the log and the queue).
+    let refuse = |v: Verdict, reply: Reply| {
+        let mut r = Verdict::refuse(reply);
+        r.symbols = v.symbols;
+        r.score = v.score;
+        r
+    };
+    // The spam headers; our own were already removed above when the message had some.
+    let flag = |v: &mut Verdict| {
+        let subject = input.parsed().and_then(|m| m.subject());
+        let skip = if has_own { OWN_HEADERS.len() } else { 0 };
+        v.headers
+            .extend(flag_headers(j, policy, subject).into_iter().skip(skip));
+    };
     // Greylisting: at or above its threshold and below deny (flagged mail too: the spammiest
     // senders are the ones least likely to retry).
     if let (Some(store), SpamAction::Greylist | SpamAction::AddHeader) = (greylist, j.action)
@@ -393,46 +407,28 @@ pub fn apply(
         match crate::greylist::check(store, ctx, &policy.greylist) {
             Outcome::Defer(secs) => {
                 let text = format!("Greylisted, please try again in {secs} seconds");
-                let mut r = Verdict::refuse(Reply::new(451, "4.7.1", &text));
-                r.symbols = v.symbols;
-                r.score = v.score;
+                let mut r = refuse(v, Reply::new(451, "4.7.1", &text));
                 r.add_symbol("GREYLIST", 0.0, Some(format!("deferred {secs} s")));
                 return r;
             }
             Outcome::Pass => v.add_symbol("GREYLIST", 0.0, Some("passed".into())),
         }
     }
-    match j.action {
-        SpamAction::Reject if policy.quarantine_to.is_some() => {
-            let to = policy.quarantine_to.clone().unwrap_or_default();
-            let subject = input.parsed().and_then(|m| m.subject());
-            let edits = flag_headers(j, policy, subject);
-            v.headers.extend(
-                edits
-                    .into_iter()
-                    .skip(if has_own { OWN_HEADERS.len() } else { 0 }),
-            );
+    match (j.action, &policy.quarantine_to) {
+        (SpamAction::Reject, Some(to)) => {
+            flag(&mut v);
             for i in 0..ctx.rcpts.len() {
                 v.set_disposition(i, Disposition::Redirect(vec![to.clone()]));
             }
-            v.add_symbol("QUARANTINED", 0.0, Some(to));
+            v.add_symbol("QUARANTINED", 0.0, Some(to.clone()));
             v
         }
-        SpamAction::Reject => {
+        (SpamAction::Reject, None) => {
             let text = format!("Rejected as spam (score {:.1})", j.score);
-            let mut r = Verdict::refuse(Reply::new(554, "5.7.1", &text));
-            r.symbols = v.symbols;
-            r.score = v.score;
-            r
+            refuse(v, Reply::new(554, "5.7.1", &text))
         }
-        SpamAction::AddHeader => {
-            let subject = input.parsed().and_then(|m| m.subject());
-            let edits = flag_headers(j, policy, subject);
-            v.headers.extend(
-                edits
-                    .into_iter()
-                    .skip(if has_own { OWN_HEADERS.len() } else { 0 }),
-            );
+        (SpamAction::AddHeader, _) => {
+            flag(&mut v);
             // Where each copy goes (Junk or INBOX) is the delivery's decision: the global
             // `move_to_junk` setting, unless the mailbox's owner chose otherwise.
             for i in 0..ctx.rcpts.len() {
@@ -440,7 +436,7 @@ pub fn apply(
             }
             v
         }
-        SpamAction::Greylist | SpamAction::NoAction => v,
+        (SpamAction::Greylist | SpamAction::NoAction, _) => v,
     }
 }
 
