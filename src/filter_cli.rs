@@ -114,26 +114,6 @@ fn check(args: CheckArgs) -> Result<bool> {
     Ok(any_spam.load(Ordering::Relaxed) > 0)
 }
 
-/// The message octets of a file: a leading mbox `From ` line dropped, bare LF made CRLF
-/// (what SMTP would have carried).
-fn message_bytes(raw: &[u8]) -> Vec<u8> {
-    let body = if raw.starts_with(b"From ") {
-        raw.iter()
-            .position(|&b| b == b'\n')
-            .map_or(&raw[..0], |p| &raw[p + 1..])
-    } else {
-        raw
-    };
-    let mut out = Vec::with_capacity(body.len() + body.len() / 30);
-    for (i, &b) in body.iter().enumerate() {
-        if b == b'\n' && (i == 0 || body[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
-}
-
 fn judge_file(
     spam: &Antispam,
     ctx: &ScanContext,
@@ -141,7 +121,7 @@ fn judge_file(
     json: bool,
 ) -> Result<(String, bool)> {
     let raw = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    let data = message_bytes(&raw);
+    let data = crate::message_files::message_bytes(&raw);
     let j = spam.judge(&ScanInput::new(ctx, &data));
     let threshold = ctx.policy.spam.flag_score;
     let is_spam = threshold.is_some_and(|t| j.score >= t);

@@ -2,8 +2,10 @@
 //! is the command-line client of the admin API.
 
 mod admin_cli;
+mod bayes_cli;
 mod config;
 mod filter_cli;
+mod message_files;
 mod scan_cli;
 
 use anyhow::Result;
@@ -48,6 +50,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: filter_cli::FilterCmd,
     },
+    /// The statistical filter's model offline (server stopped): status, learn-spam,
+    /// learn-ham, forget, classify, expire, cross-validate.
+    Bayes(Box<bayes_cli::BayesArgs>),
 }
 
 /// glibc: serve allocations of 4 MiB and more from their own mappings, always. By default
@@ -90,6 +95,18 @@ fn main() {
             Ok(false) => Ok(()),
             Err(e) => Err(e),
         },
+        Cmd::Bayes(args) => {
+            let r = bayes_cli::run(*args);
+            // The store's threads are still running: leave without running RocksDB's static
+            // destructors under them (the store was flushed by `run`).
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            if let Err(e) = &r {
+                eprintln!("postcore: {e:#}");
+            }
+            // SAFETY: _exit ends the process immediately; output was flushed above.
+            unsafe { libc::_exit(i32::from(r.is_err())) }
+        }
         Cmd::Scan(args) => match scan_cli::run(args) {
             Ok(true) => std::process::exit(1),
             Ok(false) => Ok(()),

@@ -8,6 +8,7 @@
 //! pipeline in `postcore-actors` carries them out.
 
 pub mod access;
+pub mod bayes;
 pub mod clamav;
 pub mod content;
 pub mod filetype;

@@ -1,6 +1,8 @@
 //! Everything durable in postcore: the RocksDB store (directory, settings, queue records,
 //! usage counters), the group-commit writer, the spool and the Maildir writer (io_uring).
 
+pub mod bayes;
+pub mod counts;
 pub mod directory;
 pub mod dirwatch;
 pub mod durable_file;

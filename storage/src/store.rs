@@ -29,8 +29,10 @@ pub const CF_MAILBOX: &str = "mailbox";
 pub const CF_JOURNAL: &str = "journal";
 /// Column family of greylisting triplets (see `greylist.rs`).
 pub const CF_GREYLIST: &str = "greylist";
+/// Column family of the Bayes model (see `bayes.rs`).
+pub const CF_BAYES: &str = "bayes";
 
-const ALL_CFS: [&str; 8] = [
+const ALL_CFS: [&str; 9] = [
     CF_DIRECTORY,
     CF_QUEUE,
     CF_USAGE,
@@ -39,6 +41,7 @@ const ALL_CFS: [&str; 8] = [
     CF_FTS,
     CF_JOURNAL,
     CF_GREYLIST,
+    CF_BAYES,
 ];
 
 /// Merge operator of [`CF_FTS`]: posting lists are concatenated.
@@ -91,6 +94,14 @@ impl Store {
             let mut o = Options::default();
             if *n == CF_FTS {
                 o.set_merge_operator_associative("concat", concat_merge);
+            }
+            if *n == CF_BAYES {
+                // Counts are merged deltas; reads are point look-ups of a message's tokens,
+                // most of them absent: a Bloom filter answers those without a disk read.
+                o.set_merge_operator_associative("bayes-add", crate::counts::add_merge);
+                let mut t = rocksdb::BlockBasedOptions::default();
+                t.set_bloom_filter(10.0, false);
+                o.set_block_based_table_factory(&t);
             }
             if *n == CF_JOURNAL {
                 // Entries hold whole bodies and live for tens of milliseconds: a small

@@ -1,0 +1,280 @@
+//! The Bayes model in RocksDB ([`CF_BAYES`]): token counts and the learned totals updated
+//! with a merge operator (deltas added inside RocksDB, so learners on several cores never
+//! read-modify-write), the learned-message digests, and expiry of the least recently
+//! learned tokens. Learning is written with a WAL fsync (nothing learned is lost or learned
+//! twice across a restart); bulk learning can write relaxed and flush once at the end.
+//!
+//! Keys: `t` + token (8 octets, big-endian) → [`Entry`]; `T` → totals as an [`Entry`];
+//! `d` + digest → class (`s`/`h`).
+
+use crate::counts::Entry;
+use crate::store::{CF_BAYES, Op, Store};
+use postcore_scanner::bayes::{BayesStore, Change, Class, Counts, Token, Totals};
+
+const TOKEN: u8 = b't';
+const TOTALS: &[u8] = b"T";
+const DIGEST: u8 = b'd';
+
+fn token_key(t: Token) -> [u8; 9] {
+    let mut k = [TOKEN; 9];
+    k[1..].copy_from_slice(&t.to_be_bytes());
+    k
+}
+
+fn digest_key(d: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(d.len() + 1);
+    k.push(DIGEST);
+    k.extend_from_slice(d);
+    k
+}
+
+/// The server's Bayes store.
+pub struct BayesDb {
+    store: Store,
+    durable: bool,
+}
+
+impl BayesDb {
+    /// The model in `store`; every learn written with a WAL fsync.
+    pub fn new(store: Store) -> BayesDb {
+        BayesDb {
+            store,
+            durable: true,
+        }
+    }
+
+    /// The model in `store`, learns written without a flush each (bulk learning: call
+    /// [`BayesDb::flush`] at the end).
+    pub fn bulk(store: Store) -> BayesDb {
+        BayesDb {
+            store,
+            durable: false,
+        }
+    }
+
+    /// Makes every relaxed write durable.
+    pub fn flush(&self) -> Result<(), String> {
+        self.store.flush().map_err(|e| format!("{e:#}"))
+    }
+
+    fn write(&self, ops: Vec<Op>) -> Result<(), String> {
+        let r = if self.durable {
+            self.store.commit_blocking(ops)
+        } else {
+            self.store.write_relaxed(ops)
+        };
+        r.map_err(|e| format!("bayes store: {e:#}"))
+    }
+
+    fn property(&self, name: &str) -> u64 {
+        let db = self.store.db();
+        db.cf_handle(CF_BAYES)
+            .and_then(|h| db.property_int_value_cf(&h, name).ok().flatten())
+            .unwrap_or(0)
+    }
+}
+
+impl BayesStore for BayesDb {
+    fn counts(&self, tokens: &[Token]) -> Result<Vec<Counts>, String> {
+        let db = self.store.db();
+        let h = db.cf_handle(CF_BAYES).ok_or("no bayes column family")?;
+        let keys: Vec<[u8; 9]> = tokens.iter().map(|t| token_key(*t)).collect();
+        db.batched_multi_get_cf(&h, keys.iter(), false)
+            .into_iter()
+            .map(|r| match r {
+                Ok(Some(v)) => Ok(Entry::from_bytes(&v).unwrap_or_default().counts()),
+                Ok(None) => Ok(Counts::default()),
+                Err(e) => Err(format!("bayes store read: {e}")),
+            })
+            .collect()
+    }
+
+    fn totals(&self) -> Result<Totals, String> {
+        let v = self
+            .store
+            .get(CF_BAYES, TOTALS)
+            .map_err(|e| format!("bayes store read: {e:#}"))?;
+        let e = v.as_deref().and_then(Entry::from_bytes).unwrap_or_default();
+        Ok(Totals {
+            spam: e.spam.max(0) as u64,
+            ham: e.ham.max(0) as u64,
+        })
+    }
+
+    fn learned(&self, digest: &[u8]) -> Result<Option<Class>, String> {
+        let v = self
+            .store
+            .get(CF_BAYES, &digest_key(digest))
+            .map_err(|e| format!("bayes store read: {e:#}"))?;
+        Ok(v.and_then(|v| v.first().copied())
+            .and_then(Class::from_byte))
+    }
+
+    fn apply(&self, c: &Change<'_>) -> Result<(), String> {
+        let delta = Entry {
+            spam: c.spam,
+            ham: c.ham,
+            day: c.day,
+        }
+        .to_bytes()
+        .to_vec();
+        let mut ops: Vec<Op> = c
+            .tokens
+            .iter()
+            .map(|t| Op::Merge(CF_BAYES, token_key(*t).to_vec(), delta.clone()))
+            .collect();
+        ops.push(Op::Merge(CF_BAYES, TOTALS.to_vec(), delta));
+        ops.push(match c.class {
+            Some(class) => Op::Put(CF_BAYES, digest_key(c.digest), vec![class.to_byte()]),
+            None => Op::Delete(CF_BAYES, digest_key(c.digest)),
+        });
+        self.write(ops)
+    }
+
+    fn clear(&self) -> Result<(), String> {
+        self.write(vec![Op::DeleteRange(CF_BAYES, vec![0], vec![0xff])])?;
+        self.store.compact_in_background(CF_BAYES);
+        Ok(())
+    }
+
+    fn token_count(&self) -> Result<u64, String> {
+        Ok(self.property("rocksdb.estimate-num-keys"))
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.property("rocksdb.total-sst-files-size") + self.property("rocksdb.size-all-mem-tables")
+    }
+
+    fn expire(&self, keep: u64) -> Result<u64, String> {
+        // Every token with its day and count; zero-count ones go first whatever their day.
+        let mut all: Vec<(u32, u32, [u8; 9])> = Vec::new();
+        self.store
+            .for_each_prefix(CF_BAYES, &[TOKEN], |k, v| {
+                if let (Ok(key), Some(e)) = (<[u8; 9]>::try_from(k), Entry::from_bytes(v)) {
+                    let n = e.counts();
+                    let day = if n.spam + n.ham == 0 { 0 } else { e.day };
+                    all.push((day, n.spam + n.ham, key));
+                }
+                Ok(())
+            })
+            .map_err(|e| format!("bayes store scan: {e:#}"))?;
+        let zero = all.iter().filter(|e| e.1 == 0).count();
+        let excess = (all.len() as u64).saturating_sub(keep) as usize;
+        let remove = excess.max(zero);
+        if remove == 0 {
+            return Ok(0);
+        }
+        all.sort_unstable();
+        let ops = all
+            .iter()
+            .take(remove)
+            .map(|(_, _, k)| Op::Delete(CF_BAYES, k.to_vec()))
+            .collect();
+        self.write(ops)?;
+        self.store.compact_in_background(CF_BAYES);
+        Ok(remove as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postcore_scanner::bayes::{Bayes, LearnOutcome};
+    use std::sync::Arc;
+
+    fn msg(i: u32, words: &str) -> Vec<u8> {
+        format!(
+            "From: a{i}@example.org\r\nMessage-ID: <{i}@x>\r\nSubject: s\r\n\r\n{words} {i}\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn learns_merge_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spam = msg(1, "cheap pills casino");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let b = Bayes::new(Arc::new(BayesDb::new(store)));
+            assert_eq!(b.learn(&spam, Class::Spam), Ok(LearnOutcome::Learned));
+            assert_eq!(
+                b.learn(&msg(2, "meeting agenda"), Class::Ham),
+                Ok(LearnOutcome::Learned)
+            );
+            assert_eq!(
+                b.learn(&spam, Class::Spam),
+                Ok(LearnOutcome::AlreadyLearned)
+            );
+            // Relearned as ham, then back: merges of −1/+1 on both counts.
+            assert_eq!(b.learn(&spam, Class::Ham), Ok(LearnOutcome::Relearned));
+            assert_eq!(b.learn(&spam, Class::Spam), Ok(LearnOutcome::Relearned));
+        }
+        // The commit thread lets go of the database a moment after the last handle drops.
+        let mut reopened = Store::open(dir.path());
+        for _ in 0..100 {
+            if reopened.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            reopened = Store::open(dir.path());
+        }
+        let store = reopened.expect("reopen");
+        let db = BayesDb::new(store);
+        assert_eq!(db.totals(), Ok(Totals { spam: 1, ham: 1 }));
+        let b = Bayes::new(Arc::new(db));
+        assert_eq!(
+            b.learn(&spam, Class::Spam),
+            Ok(LearnOutcome::AlreadyLearned)
+        );
+        let (toks, _) = b.tokens_of(&spam);
+        let counts = b.store().counts(&toks).expect("counts");
+        // Tokens it shares with the ham message (the field names) have a ham count too.
+        assert!(
+            counts.iter().all(|c| c.spam == 1 && c.ham <= 1),
+            "{counts:?}"
+        );
+        let only_spam = counts.iter().filter(|c| c.ham == 0).count() as u64;
+        let casino = postcore_scanner::bayes::tokens::hash(b"casino");
+        assert!(toks.contains(&casino));
+        assert_eq!(b.forget(&spam), Ok(LearnOutcome::Forgotten));
+        assert_eq!(b.store().counts(&[casino]), Ok(vec![Counts::default()]));
+        // Zero-count tokens go at the next expiry; the ham message's stay.
+        let removed = b.store().expire(1_000_000).expect("expire");
+        assert_eq!(removed, only_spam);
+        assert_eq!(b.store().token_count().map(|n| n > 0), Ok(true));
+        b.store().clear().expect("clear");
+        assert_eq!(b.store().totals(), Ok(Totals::default()));
+    }
+
+    #[test]
+    fn merge_operands_combine_in_any_grouping() {
+        // RocksDB may first combine operands without the base value: −1 then +1 on a
+        // count of 1 must give 1 whichever way it groups them.
+        let e = |s, h, d| {
+            Entry {
+                spam: s,
+                ham: h,
+                day: d,
+            }
+            .to_bytes()
+            .to_vec()
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let k = token_key(7).to_vec();
+        for v in [e(1, 0, 5), e(-1, 1, 6), e(1, -1, 7)] {
+            store
+                .write_relaxed(vec![Op::Merge(CF_BAYES, k.clone(), v)])
+                .expect("merge");
+        }
+        let v = store.get(CF_BAYES, &k).expect("get").expect("value");
+        assert_eq!(
+            Entry::from_bytes(&v),
+            Some(Entry {
+                spam: 1,
+                ham: 0,
+                day: 7
+            })
+        );
+    }
+}
