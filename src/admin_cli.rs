@@ -60,6 +60,37 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: SpamCmd,
     },
+    /// The statistical filter (Bayes) of the running server.
+    Bayes {
+        #[command(subcommand)]
+        cmd: BayesCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BayesCmd {
+    /// Learned spam and ham, tokens, store size, active or not, training progress, queue.
+    Status,
+    /// Learn messages as spam (files, directories, mbox files).
+    LearnSpam {
+        /// Where the messages are.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
+    /// Learn messages as ham.
+    LearnHam {
+        /// Where the messages are.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
+    /// Take learned messages back out of the model.
+    Forget {
+        /// Where the messages are.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
+    /// Forget everything learned.
+    Clear,
 }
 
 #[derive(Subcommand)]
@@ -321,6 +352,19 @@ impl Client {
             Some(b) => req.send_json(b),
             None => req.call(),
         };
+        self.reply(res)
+    }
+
+    /// POSTs raw octets (a message) to `path`.
+    fn post_bytes(&self, path: &str, body: &[u8]) -> Result<Value> {
+        let res = ureq::post(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .set("Content-Type", "message/rfc822")
+            .send_bytes(body);
+        self.reply(res)
+    }
+
+    fn reply(&self, res: Result<ureq::Response, ureq::Error>) -> Result<Value> {
         match res {
             Ok(r) => r.into_json().context("reading reply"),
             Err(ureq::Error::Status(code, r)) => {
@@ -398,6 +442,35 @@ fn set_path(obj: &mut Map<String, Value>, key: &str, v: Value) {
     }
 }
 
+/// Messages sent to `/bayes/learn/…` are cut to this size (the server learns no more of a
+/// message than its first 512 KiB either).
+const LEARN_LIMIT: usize = 512 * 1024;
+
+fn bayes_command(c: &Client, cmd: BayesCmd) -> Result<Value> {
+    let (what, paths) = match cmd {
+        BayesCmd::Status => return c.call("GET", "/bayes/status", None),
+        BayesCmd::Clear => return c.call("POST", "/bayes/clear", Some(json!({}))),
+        BayesCmd::LearnSpam { paths } => ("spam", paths),
+        BayesCmd::LearnHam { paths } => ("ham", paths),
+        BayesCmd::Forget { paths } => ("forget", paths),
+    };
+    let mut outcomes = serde_json::Map::new();
+    let mut n = 0u64;
+    for file in crate::message_files::files(&paths)? {
+        for m in crate::message_files::messages_in(&file)? {
+            let body = &m[..m.len().min(LEARN_LIMIT)];
+            let v = c
+                .post_bytes(&format!("/bayes/learn/{what}"), body)
+                .with_context(|| format!("{}", file.display()))?;
+            let o = v["outcome"].as_str().unwrap_or("unknown").to_string();
+            let e = outcomes.entry(o).or_insert(json!(0));
+            *e = json!(e.as_u64().unwrap_or(0) + 1);
+            n += 1;
+        }
+    }
+    Ok(json!({"messages": n, "outcomes": outcomes}))
+}
+
 /// Runs one admin command and prints its JSON result.
 pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
     let c = Client::new(cfg)?;
@@ -418,6 +491,7 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
         AdminCmd::Spam {
             cmd: SpamCmd::Reload,
         } => c.call("POST", "/spam/reload", Some(json!({})))?,
+        AdminCmd::Bayes { cmd } => bayes_command(&c, cmd)?,
     };
     if !out.is_null() {
         println!("{}", serde_json::to_string_pretty(&out)?);

@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
@@ -21,17 +21,6 @@ fn message(subject: &str, body: &str, extra: &str) -> String {
 fn send(s: &TestServer, body: &str) -> (u16, String) {
     s.smtp()
         .send_mail("s@remote.test", &["alice@example.test"], body)
-}
-
-fn wait_log(s: &TestServer, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = s.log();
-        if log.contains(needle) || Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A rule file in SpamAssassin's syntax, one rule per type the issue names.
@@ -58,7 +47,7 @@ fn start_with_rules() -> (TestServer, tempfile::TempDir) {
     ));
     s.setup_basic();
     // The rules compile on a thread of their own; wait for the load line.
-    let log = wait_log(&s, "antispam: rules loaded");
+    let log = s.wait_log("antispam: rules loaded");
     assert!(log.contains("antispam: rules loaded"), "{log}");
     (s, dir)
 }
@@ -70,7 +59,7 @@ fn gtube_is_refused_at_the_deny_threshold_and_logged() {
     let (code, text) = send(&s, &message("test", GTUBE, ""));
     assert_eq!(code, 554, "{text}");
     assert!(text.contains("5.7.1") && text.contains("spam"), "{text}");
-    let log = wait_log(&s, "antispam: (reject)");
+    let log = s.wait_log("antispam: (reject)");
     assert!(log.contains("antispam: (reject) [1000."), "{log}");
     assert!(log.contains("GTUBE(1000.00)"), "{log}");
     assert!(s.messages("users/alice").is_empty());
@@ -116,7 +105,7 @@ fn rules_from_the_configuration_flag_and_file_into_junk() {
     }
     assert!(m.contains("Subject: [SPAM] You have won"), "{m}");
     assert!(s.messages("users/alice").is_empty(), "nothing in INBOX");
-    let log = wait_log(&s, "antispam: (add header)");
+    let log = s.wait_log("antispam: (add header)");
     assert!(log.contains("antispam: (add header) [8.70/6.00]"), "{log}");
     // Rules and statistics through the API and the CLI.
     let st = s.api_ok("GET", "/spam/status", None);
@@ -228,7 +217,7 @@ fn allow_and_block_lists_act_before_the_checks() {
         .smtp()
         .send_mail("bounce@bulk.test", &["alice@example.test"], &from_header);
     assert_eq!(code, 554);
-    let log = wait_log(&s, "blocked sender: block_from spammer.test");
+    let log = s.wait_log("blocked sender: block_from spammer.test");
     assert!(
         log.contains("blocked sender: block_from spammer.test"),
         "{log}"
@@ -244,7 +233,7 @@ fn allow_and_block_lists_act_before_the_checks() {
     let got = s.wait_messages("users/alice", 1);
     assert_eq!(got.len(), 1);
     assert!(String::from_utf8_lossy(&got[0]).contains("EICAR-STANDARD"));
-    let log = wait_log(&s, "allowed: allow_from partner.test");
+    let log = s.wait_log("allowed: allow_from partner.test");
     assert!(log.contains("allowed: allow_from partner.test"), "{log}");
 
     // Allow To: carol's copy is delivered unchecked; bob's copy of the same spam is not.
@@ -296,7 +285,7 @@ fn greylisting_defers_a_first_attempt_and_passes_the_retry() {
     );
     let (code, _) = send(&s, &message("hello", "a brand new phrase", ""));
     assert_eq!(code, 250);
-    let log = wait_log(&s, "TEST_NEW_RULE(0.25)");
+    let log = s.wait_log("TEST_NEW_RULE(0.25)");
     assert!(log.contains("TEST_NEW_RULE(0.25)"), "{log}");
     assert_eq!(s.wait_messages("users/alice", 1).len(), 1);
     // The subject and body rules and their meta give 7: with the flag threshold moved out
@@ -333,7 +322,7 @@ fn greylisting_defers_a_first_attempt_and_passes_the_retry() {
         &message("lunch", "at noon?", ""),
     );
     assert_eq!(code, 250);
-    let log = wait_log(&s, "greylist: passed");
+    let log = s.wait_log("greylist: passed");
     assert!(log.contains("greylist: deferred 2 s"), "{log}");
     assert!(log.contains("greylist: passed"), "{log}");
 }
@@ -412,7 +401,7 @@ fn authenticated_mail_is_judged_and_logged_but_not_acted_on() {
     let text = submit_as_alice(&s, GTUBE);
     assert!(text.contains("250 2.0.0"), "{text}");
     assert_eq!(s.wait_messages("users/bob", 1).len(), 1);
-    let log = wait_log(&s, "not acted on: authenticated");
+    let log = s.wait_log("not acted on: authenticated");
     assert!(
         log.contains("antispam: (reject, not acted on: authenticated) [1000."),
         "{log}"

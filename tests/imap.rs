@@ -10,11 +10,7 @@ use std::time::Duration;
 fn server() -> TestServer {
     let s = TestServer::start();
     s.setup_basic();
-    s.api_ok(
-        "PATCH",
-        "/settings",
-        Some(json!({"allow_unencrypted": true})),
-    );
+    s.allow_unencrypted();
     s
 }
 
@@ -481,11 +477,7 @@ fn abuse_is_answered_and_others_keep_being_served() {
         "[limits]\nmax_connections_per_ip = 200\nmax_auth_failures_per_account = 0\n",
     );
     s.setup_basic();
-    s.api_ok(
-        "PATCH",
-        "/settings",
-        Some(json!({"allow_unencrypted": true})),
-    );
+    s.allow_unencrypted();
     // 100 parallel logins with wrong passwords: each answered, none crashes the server.
     let port = s.imap;
     let handles: Vec<_> = (0..100)

@@ -113,11 +113,7 @@ fn plaintext_login_refused_without_tls_unless_allowed() {
         out.contains("ERR") && out.contains("Plaintext authentication disallowed"),
         "{out}"
     );
-    s.api_ok(
-        "PATCH",
-        "/settings",
-        Some(json!({"allow_unencrypted": true})),
-    );
+    s.allow_unencrypted();
     let (_, out) = run_py(
         "pop3_client.py",
         &[
@@ -134,11 +130,7 @@ fn plaintext_login_refused_without_tls_unless_allowed() {
 fn raw_protocol_errors_lock_and_failures() {
     let s = TestServer::start();
     s.setup_basic();
-    s.api_ok(
-        "PATCH",
-        "/settings",
-        Some(json!({"allow_unencrypted": true})),
-    );
+    s.allow_unencrypted();
     deliver(&s, "bob@example.test", "m");
     let mut c = raw(s.pop3);
     assert!(c.line().starts_with("+OK"));

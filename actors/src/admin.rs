@@ -75,6 +75,9 @@ pub fn router(shared: Arc<Shared>, token: String, prometheus: PrometheusHandle) 
         .route("/av/reload", axum::routing::post(av_reload))
         .route("/spam/status", get(spam_status))
         .route("/spam/reload", axum::routing::post(spam_reload))
+        .route("/bayes/status", get(bayes_status))
+        .route("/bayes/learn/{what}", axum::routing::post(bayes_learn))
+        .route("/bayes/clear", axum::routing::post(bayes_clear))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .nest("/api", api)
@@ -569,6 +572,64 @@ async fn spam_reload(State(st): State<AppState>) -> ApiResult {
     let pool = st.shared.scanner.clone();
     reload_off_loop(move || pool.reload_spam()).await?;
     spam_status(State(st)).await
+}
+
+/// `GET /api/bayes/status`: learned spam and ham, tokens, store size, active or not, the
+/// training progress towards 200/200, and the messages waiting in the IMAP learning queue.
+async fn bayes_status(State(st): State<AppState>) -> ApiResult {
+    let b = st.shared.bayes.clone();
+    let status = tokio::task::spawn_blocking(move || b.status())
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let mut v = serde_json::to_value(&status)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    v["pending"] = json!(st.shared.bayes_trainer.pending());
+    json_ok(&v)
+}
+
+/// `POST /api/bayes/learn/{spam|ham|forget}` with one message as the body (sa-learn's job,
+/// one message a request): learned at once (durably) off the event loop; answers what it
+/// did (`learned`, `relearned`, `already_learned`, `forgotten`, `not_learned`).
+async fn bayes_learn(
+    State(st): State<AppState>,
+    Path(what): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    use postcore_scanner::bayes::Class;
+    let class = match what.as_str() {
+        "spam" => Some(Class::Spam),
+        "ham" => Some(Class::Ham),
+        "forget" => None,
+        _ => {
+            return Err(not_found(format!(
+                "bayes action {what} (spam, ham or forget)"
+            )));
+        }
+    };
+    let b = st.shared.bayes.clone();
+    let outcome = tokio::task::spawn_blocking(move || match class {
+        Some(c) => b.learn(&body, c),
+        None => b.forget(&body),
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let name = serde_json::to_value(outcome).unwrap_or_default();
+    let label = name.as_str().unwrap_or("").replace('_', " ");
+    metrics::counter!(crate::metrics::BAYES_LEARNS, "class" => what, "source" => "admin", "outcome" => label)
+        .increment(1);
+    json_ok(&json!({"outcome": name}))
+}
+
+/// `POST /api/bayes/clear`: forgets everything learned.
+async fn bayes_clear(State(st): State<AppState>) -> ApiResult {
+    let b = st.shared.bayes.clone();
+    tokio::task::spawn_blocking(move || b.store().clear())
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    bayes_status(State(st)).await
 }
 
 async fn resend_all(State(st): State<AppState>) -> ApiResult {

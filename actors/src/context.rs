@@ -98,6 +98,10 @@ pub struct Shared {
         std::sync::Mutex<std::collections::HashMap<(String, std::net::IpAddr), usize>>,
     /// The content scanner pool and its signature database.
     pub scanner: crate::scanner::ScannerPool,
+    /// The statistical classifier's model (also in the scanner's filter).
+    pub bayes: Arc<postcore_scanner::bayes::Bayes>,
+    /// Learning from IMAP, off the sessions' path.
+    pub bayes_trainer: Arc<crate::bayes_trainer::Trainer>,
 }
 
 impl Shared {
@@ -133,6 +137,12 @@ impl Shared {
         let _ = scanner.filter.greylist.set(std::sync::Arc::new(
             postcore_storage::greylist::GreylistDb::new(store.clone()),
         ));
+        let bayes = Arc::new(postcore_scanner::bayes::Bayes::new(Arc::new(
+            postcore_storage::bayes::BayesDb::new(store.clone()),
+        )));
+        let _ = scanner.filter.bayes.set(bayes.clone());
+        let bayes_trainer = crate::bayes_trainer::Trainer::start(&config.data_dir, bayes.clone())
+            .context("starting the Bayes trainer")?;
         Ok(Shared {
             usage: UsageTracker::new(store.clone(), mail_root.clone()),
             dkim: crate::dkim::DkimKeys::new(&config.data_dir),
@@ -156,6 +166,8 @@ impl Shared {
             imap_views: Default::default(),
             imap_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
             scanner,
+            bayes,
+            bayes_trainer,
         })
     }
 }

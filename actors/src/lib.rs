@@ -2,6 +2,7 @@
 //! actors, SMTP listeners and sessions, the queue, local delivery, and the admin HTTP API.
 
 pub mod admin;
+pub mod bayes_trainer;
 pub mod body;
 pub mod budget;
 pub mod config;

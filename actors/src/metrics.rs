@@ -41,6 +41,10 @@ pub const SPAM_ACTIONS: &str = "postcore_spam_actions_total";
 pub const SPAM_SYMBOLS: &str = "postcore_spam_symbol_hits_total";
 /// Counter: greylisting decisions by `result` (deferred, passed).
 pub const GREYLIST: &str = "postcore_greylist_total";
+/// Counter: Bayes learning, labels `class` (spam, ham), `source` (imap, admin) and
+/// `outcome` (learned, relearned, already learned, forgotten, failed). Its verdicts are
+/// counted as the symbols `BAYES_SPAM`/`BAYES_HAM` in [`SPAM_SYMBOLS`].
+pub const BAYES_LEARNS: &str = "postcore_bayes_learns_total";
 /// Histogram: seconds the antispam rules took on one message.
 pub const SPAM_SECONDS: &str = "postcore_spam_seconds";
 

@@ -190,6 +190,8 @@ pub struct Filter {
     pub antispam: crate::spam::Antispam,
     /// Where greylisting keeps its triplets (none: no greylisting).
     pub greylist: std::sync::OnceLock<Arc<dyn crate::greylist::GreylistStore>>,
+    /// The statistical classifier (none: no Bayes symbol).
+    pub bayes: std::sync::OnceLock<Arc<crate::bayes::Bayes>>,
     engine: ArcSwap<Engine>,
     status: ArcSwap<AvStatus>,
     cache: Option<std::path::PathBuf>,
@@ -214,6 +216,7 @@ impl Filter {
         let f = Filter {
             antispam: crate::spam::Antispam::new(),
             greylist: std::sync::OnceLock::new(),
+            bayes: std::sync::OnceLock::new(),
             cache: cache.map(Path::to_path_buf),
             engine: ArcSwap::from_pointee(Engine::compile(SignatureSet::default())),
             status: ArcSwap::from_pointee(AvStatus {
@@ -313,7 +316,8 @@ impl Filter {
                 return (verdict, report);
             }
         }
-        let j = self.antispam.judge(input);
+        let bayes = self.bayes.get().filter(|_| policy.spam.bayes);
+        let j = self.antispam.judge_with(input, bayes.map(|b| &**b));
         let store = self.greylist.get().map(|s| &**s);
         let verdict = crate::spam::apply(verdict, &j, input, store);
         report.spam = Some(j);

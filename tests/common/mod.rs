@@ -118,6 +118,18 @@ impl TestServer {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The log once it contains `needle`, or after ten seconds whatever it holds.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts the binary and waits until it is ready (every listener bound).
     pub fn spawn(&mut self) {
         // The log is appended to across restarts: only what this start writes counts.
@@ -257,6 +269,15 @@ impl TestServer {
                 Some(json!({"login": u, "password": format!("{u}-pw")})),
             );
         }
+    }
+
+    /// Allows LOGIN/USER without TLS (clients here speak plain text on loopback).
+    pub fn allow_unencrypted(&self) {
+        self.api_ok(
+            "PATCH",
+            "/settings",
+            Some(json!({"allow_unencrypted": true})),
+        );
     }
 
     /// Maildir root of a mailbox, e.g. `users/alice` or `public/info`.

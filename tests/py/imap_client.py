@@ -13,6 +13,12 @@ usage:
   imap_client.py session PORT USER PASS
       a mail-client session in plain text (the server allows it): LIST, SELECT, FETCH
       headers, SEARCH, APPEND, COPY, STORE, EXPUNGE, LOGOUT; prints one line per step.
+  imap_client.py move PORT USER PASS FROM TO UIDS
+      UID MOVE (RFC 6851) of UIDS (an IMAP set, e.g. 1:3) from mailbox FROM to TO, as a
+      client's "move to Junk" does; prints "MOVE <status> <text>".
+  imap_client.py keyword PORT USER PASS MAILBOX UIDS KEYWORD
+      UID STORE +FLAGS (KEYWORD), as Thunderbird marks junk ($Junk) or not ($NotJunk);
+      prints "STORE <status>".
 """
 import imaplib
 import socket
@@ -101,8 +107,32 @@ def session(port, user, pw):
     print("LOGOUT ok")
 
 
+def move(port, user, pw, src, dst, uids):
+    m = imaplib.IMAP4("127.0.0.1", port)
+    m.login(user, pw)
+    typ, _ = m.select(src)
+    assert typ == "OK", typ
+    typ, d = m.uid("MOVE", uids, dst)
+    print("MOVE", typ, d[0].decode() if d and d[0] else "")
+    m.logout()
+
+
+def keyword(port, user, pw, mailbox, uids, kw):
+    m = imaplib.IMAP4("127.0.0.1", port)
+    m.login(user, pw)
+    typ, _ = m.select(mailbox)
+    assert typ == "OK", typ
+    typ, d = m.uid("STORE", uids, "+FLAGS", f"({kw})")
+    print("STORE", typ, d)
+    m.logout()
+
+
 cmd = sys.argv[1]
-if cmd == "starttls":
+if cmd == "move":
+    move(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7])
+elif cmd == "keyword":
+    keyword(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7])
+elif cmd == "starttls":
     starttls(int(sys.argv[2]), sys.argv[3], sys.argv[4])
 elif cmd == "implicit":
     implicit(int(sys.argv[2]), sys.argv[3], sys.argv[4])

@@ -110,6 +110,19 @@ impl Session {
                 Ok(x) => x,
                 Err(done) => return done,
             };
+        // Into Junk or out of it: the Bayes filter learns (the source files still exist; a
+        // MOVE expunges them below).
+        if let Some(class) = self
+            .sel
+            .as_ref()
+            .and_then(|s| super::training::class_of_copy(&s.mbox, &dst, mv))
+        {
+            let files: Vec<PathBuf> = items
+                .iter()
+                .map(|(_, r)| src_path.join(r.relative_path()))
+                .collect();
+            self.train(Some(class), &files);
+        }
         let idx = self.ctx.shared.mailboxes.clone();
         let cur = dst.path.join("cur");
         if let Err(e) = blocking(move || fsync_dir(&cur)).await {

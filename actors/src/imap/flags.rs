@@ -188,6 +188,11 @@ impl Session {
                 return Done::no_with(Code::ServerBug, "Cannot change flags");
             }
         };
+        if mode != StoreMode::Remove
+            && let Some(class) = super::training::class_of_keywords(&flags)
+        {
+            self.train_touched(class, &touched);
+        }
         let condstore = self.condstore;
         let mut lines = Vec::new();
         if let Some(sel) = self.sel.as_ref() {
@@ -240,6 +245,19 @@ impl Session {
         } else {
             "STORE completed"
         })
+    }
+
+    /// `$Junk`/`$NotJunk` set on `touched`: their files go to the Bayes trainer.
+    fn train_touched(&self, class: postcore_scanner::bayes::Class, touched: &[usize]) {
+        let Some(sel) = self.sel.as_ref() else {
+            return;
+        };
+        let files: Vec<std::path::PathBuf> = self
+            .records(touched)
+            .values()
+            .map(|r| sel.path.join(r.relative_path()))
+            .collect();
+        self.train(Some(class), &files);
     }
 
     /// "Move deleted email to trash": messages that just got \Deleted move to Trash.

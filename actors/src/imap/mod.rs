@@ -21,6 +21,7 @@ mod search;
 mod seen;
 mod select;
 mod status;
+mod training;
 pub(crate) mod view;
 
 use crate::conn::{Conn, ReadEnd, Transport};

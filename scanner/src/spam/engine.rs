@@ -129,6 +129,9 @@ pub struct Hit {
     pub score: f64,
     /// Times it matched (1 unless `tflags multiple`).
     pub count: u32,
+    /// What the check found, where it says more than a count (the Bayes probability).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl Engine {
@@ -284,6 +287,7 @@ impl Engine {
                     name: self.names[i].clone(),
                     score: score * f64::from((*c).min(self.maxhits[i])),
                     count: *c,
+                    detail: None,
                 })
             })
             .collect()

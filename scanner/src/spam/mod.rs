@@ -10,6 +10,7 @@ pub mod meta;
 pub mod perl_re;
 pub mod rules;
 
+use crate::bayes::Bayes;
 use crate::greylist::{GreylistStore, Outcome};
 use crate::verdict::{Disposition, HeaderEdit, Reply, Symbol, Verdict};
 use crate::{ScanContext, ScanInput};
@@ -50,6 +51,13 @@ pub struct SpamPolicy {
     /// address (a user's or a public mailbox) instead of being refused; mail to it is not
     /// judged.
     pub quarantine_to: Option<String>,
+    /// Add the statistical classifier's verdict (`BAYES_SPAM`/`BAYES_HAM`) once it has
+    /// learned enough.
+    pub bayes: bool,
+    /// Learn from what users do over IMAP: into Junk (or `$Junk`) is spam, out of Junk to
+    /// anywhere but Trash (or `$NotJunk`) is ham. Members of the group `spamtrainers` only,
+    /// when that group exists.
+    pub bayes_learn_from_imap: bool,
 }
 
 impl Default for SpamPolicy {
@@ -64,6 +72,8 @@ impl Default for SpamPolicy {
             act_on_authenticated: false,
             greylist: crate::greylist::GreylistPolicy::default(),
             quarantine_to: None,
+            bayes: true,
+            bayes_learn_from_imap: true,
         }
     }
 }
@@ -144,7 +154,10 @@ impl Judgement {
             .map(|h| Symbol {
                 name: h.name.clone(),
                 score: h.score,
-                detail: (h.count > 1).then(|| format!("{} hits", h.count)),
+                detail: h
+                    .detail
+                    .clone()
+                    .or_else(|| (h.count > 1).then(|| format!("{} hits", h.count))),
             })
             .collect()
     }
@@ -272,12 +285,21 @@ impl Antispam {
         }
     }
 
-    /// Judges one message (score set 0: no Bayes, no network rules).
+    /// Judges one message by the rules alone (score set 0: no Bayes, no network rules).
     pub fn judge(&self, input: &ScanInput<'_>) -> Judgement {
+        self.judge_with(input, None)
+    }
+
+    /// Judges one message by the rules and, when it is given and active, the Bayes
+    /// classifier (its `BAYES_SPAM`/`BAYES_HAM` symbol with the probability).
+    pub fn judge_with(&self, input: &ScanInput<'_>, bayes: Option<&Bayes>) -> Judgement {
         let started = Instant::now();
         let engine = self.engine.load();
         let view = message::View::new(input.raw, input.parsed(), &input.context.mail_from);
         let mut symbols = engine.run(&view, input.raw, 0);
+        if let Some(b) = bayes {
+            symbols.extend(bayes_hit(b, &view, &input.context.qid));
+        }
         symbols.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.name.cmp(&b.name)));
         let score = symbols.iter().map(|h| h.score).sum::<f64>();
         let policy = &input.context.policy.spam;
@@ -292,6 +314,24 @@ impl Antispam {
         self.count(&j);
         j
     }
+}
+
+/// The Bayes symbol of a message, if the classifier is active and sure enough either way.
+fn bayes_hit(b: &Bayes, view: &message::View, qid: &str) -> Option<Hit> {
+    let c = match b.classify_view(view) {
+        Ok(c) => c?,
+        Err(e) => {
+            tracing::warn!("{qid}: bayes: {e}");
+            return None;
+        }
+    };
+    let (name, score) = crate::bayes::symbol(&c, &b.params)?;
+    Some(Hit {
+        name: name.into(),
+        score,
+        count: 1,
+        detail: Some(format!("{:.2}%", c.probability * 100.0)),
+    })
 }
 
 /// The action for `score` under `policy`'s thresholds (a score at or above a threshold

@@ -161,6 +161,7 @@ fn flag_headers_remove_ours_and_prefix_the_subject() {
             name: "A".into(),
             score: 7.5,
             count: 1,
+            detail: None,
         }],
         micros: 1,
     };
