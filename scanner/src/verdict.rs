@@ -225,7 +225,11 @@ impl Verdict {
         let parts: Vec<String> = self
             .symbols
             .iter()
-            .map(|s| format!("{}({:.2})", s.name, s.score))
+            .map(|s| match &s.detail {
+                // Rspamd's form: what the check found in brackets.
+                Some(d) => format!("{}({:.2})[{d}]", s.name, s.score),
+                None => format!("{}({:.2})", s.name, s.score),
+            })
             .collect();
         parts.join(" ")
     }
@@ -276,7 +280,7 @@ mod tests {
         v.add_symbol("A", 1.5, None);
         v.add_symbol("B", -0.5, Some("x".into()));
         assert!((v.score - 1.0).abs() < 1e-9);
-        assert_eq!(v.symbols_text(), "A(1.50) B(-0.50)");
+        assert_eq!(v.symbols_text(), "A(1.50) B(-0.50)[x]");
         // Kept with a queued message: must survive serialization.
         let json = serde_json::to_string(&v).expect("serialize");
         let back: Verdict = serde_json::from_str(&json).expect("deserialize");
