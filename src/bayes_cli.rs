@@ -214,17 +214,30 @@ fn learn(bayes: &Bayes, paths: &[PathBuf], class: Option<Class>) -> Result<()> {
     let started = std::time::Instant::now();
     let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut n = 0usize;
+    let mut batch: Vec<(Vec<Token>, [u8; 16], Class)> = Vec::new();
+    let count = |r: Result<Vec<LearnOutcome>, String>, outcomes: &mut BTreeMap<_, _>| match r {
+        Ok(v) => v
+            .into_iter()
+            .for_each(|o| *outcomes.entry(outcome_name(o)).or_default() += 1),
+        Err(e) => eprintln!("bayes: {e}"),
+    };
     for_each_tokenized(bayes, &files, |_, _, raw, toks, d| {
-        let r = match class {
-            Some(c) => bayes.learn_tokens(toks, d, c),
-            None => bayes.forget(raw),
-        };
         n += 1;
-        match r {
-            Ok(o) => *outcomes.entry(outcome_name(o)).or_default() += 1,
-            Err(e) => eprintln!("bayes: {e}"),
+        match class {
+            // Learned in batches of 500: one write, each token's deltas added up.
+            Some(c) => {
+                batch.push((toks.to_vec(), d.try_into().unwrap_or([0; 16]), c));
+                if batch.len() == 500 {
+                    count(bayes.learn_batch(&batch), &mut outcomes);
+                    batch.clear();
+                }
+            }
+            None => count(bayes.forget(raw).map(|o| vec![o]), &mut outcomes),
         }
     })?;
+    if !batch.is_empty() {
+        count(bayes.learn_batch(&batch), &mut outcomes);
+    }
     let secs = started.elapsed().as_secs_f64();
     let parts: Vec<String> = outcomes.iter().map(|(k, v)| format!("{v} {k}")).collect();
     println!(

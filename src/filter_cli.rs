@@ -4,6 +4,7 @@
 //! live, and for the quality and speed benchmarks in `bench/`.
 
 use anyhow::{Context, Result};
+use postcore_scanner::bayes::Bayes;
 use postcore_scanner::spam::{Antispam, SpamPolicy};
 use postcore_scanner::{ScanContext, ScanInput};
 use std::io::Write;
@@ -37,6 +38,10 @@ pub struct CheckArgs {
     /// Judging threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Add the Bayes classifier's symbol, with the model of this store (a RocksDB directory:
+    /// a stopped server's `data_dir/db`, or one `postcore bayes --db` learned into).
+    #[arg(long)]
+    pub bayes_db: Option<PathBuf>,
     /// Message files (a leading mbox `From ` line is skipped).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -68,6 +73,16 @@ fn check(args: CheckArgs) -> Result<bool> {
             report.compile_ms,
         );
     }
+    let bayes = match &args.bayes_db {
+        Some(dir) => {
+            let store = postcore_storage::store::Store::open(dir)
+                .with_context(|| format!("opening the Bayes store {}", dir.display()))?;
+            Some(Bayes::new(std::sync::Arc::new(
+                postcore_storage::bayes::BayesDb::new(store),
+            )))
+        }
+        None => None,
+    };
     let mut ctx = ScanContext::for_test(&["postmaster@localhost"]);
     ctx.qid = "check".into();
     ctx.mail_from = args.from.clone();
@@ -88,7 +103,7 @@ fn check(args: CheckArgs) -> Result<bool> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = args.files.get(i) else { break };
-                    match judge_file(&spam, &ctx, path, args.json) {
+                    match judge_file(&spam, bayes.as_ref(), &ctx, path, args.json) {
                         Ok((text, is_spam)) => {
                             if is_spam {
                                 any_spam.fetch_add(1, Ordering::Relaxed);
@@ -116,13 +131,14 @@ fn check(args: CheckArgs) -> Result<bool> {
 
 fn judge_file(
     spam: &Antispam,
+    bayes: Option<&Bayes>,
     ctx: &ScanContext,
     path: &PathBuf,
     json: bool,
 ) -> Result<(String, bool)> {
     let raw = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
     let data = crate::message_files::message_bytes(&raw);
-    let j = spam.judge(&ScanInput::new(ctx, &data));
+    let j = spam.judge_with(&ScanInput::new(ctx, &data), bayes);
     let threshold = ctx.policy.spam.flag_score;
     let is_spam = threshold.is_some_and(|t| j.score >= t);
     let text = if json {

@@ -67,6 +67,15 @@ fn tune_allocator() {
     }
 }
 
+/// Ends the process at once with `code`, output flushed.
+fn exit_now(code: i32) -> Result<()> {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit ends the process immediately; output was flushed above.
+    unsafe { libc::_exit(code) }
+}
+
 fn main() {
     tune_allocator();
     let cli = Cli::parse();
@@ -90,23 +99,14 @@ fn main() {
         Cmd::Admin { config, cmd } => {
             config::load(config.as_deref()).and_then(|c| admin_cli::run(&c, cmd))
         }
+        // Both may hold a RocksDB store whose threads still run: they leave without running
+        // RocksDB's static destructors under them (nothing is left unwritten: the Bayes
+        // commands flush, `filter check` only reads).
         Cmd::Filter { cmd } => match filter_cli::run(cmd) {
-            Ok(true) => std::process::exit(1),
-            Ok(false) => Ok(()),
+            Ok(spam) => exit_now(i32::from(spam)),
             Err(e) => Err(e),
         },
-        Cmd::Bayes(args) => {
-            let r = bayes_cli::run(*args);
-            // The store's threads are still running: leave without running RocksDB's static
-            // destructors under them (the store was flushed by `run`).
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
-            if let Err(e) = &r {
-                eprintln!("postcore: {e:#}");
-            }
-            // SAFETY: _exit ends the process immediately; output was flushed above.
-            unsafe { libc::_exit(i32::from(r.is_err())) }
-        }
+        Cmd::Bayes(args) => bayes_cli::run(*args).and_then(|()| exit_now(0)),
         Cmd::Scan(args) => match scan_cli::run(args) {
             Ok(true) => std::process::exit(1),
             Ok(false) => Ok(()),
@@ -115,6 +115,6 @@ fn main() {
     };
     if let Err(e) = res {
         eprintln!("postcore: {e:#}");
-        std::process::exit(1);
+        let _ = exit_now(1);
     }
 }

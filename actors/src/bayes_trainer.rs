@@ -27,7 +27,11 @@ pub struct Trainer {
 impl Trainer {
     /// Starts the trainer over `bayes`, queue in `data_dir/bayes-queue` (what is left there
     /// from before is learned first).
-    pub fn start(data_dir: &Path, bayes: Arc<Bayes>) -> std::io::Result<Arc<Trainer>> {
+    pub fn start(
+        data_dir: &Path,
+        bayes: Arc<Bayes>,
+        max_tokens: impl Fn() -> u64 + Send + 'static,
+    ) -> std::io::Result<Arc<Trainer>> {
         let dir = data_dir.join("bayes-queue");
         std::fs::create_dir_all(&dir)?;
         let (tx, rx) = channel();
@@ -38,7 +42,7 @@ impl Trainer {
         });
         std::thread::Builder::new()
             .name("bayes-trainer".into())
-            .spawn(move || run(&dir, &rx, &bayes))?;
+            .spawn(move || run(&dir, &rx, &bayes, &max_tokens))?;
         Ok(t)
     }
 
@@ -95,9 +99,11 @@ fn parse_name(name: &str) -> Option<(Class, String)> {
     Some((class, String::from_utf8_lossy(&bytes?).into_owned()))
 }
 
-fn run(dir: &Path, wake: &Receiver<()>, bayes: &Bayes) {
+fn run(dir: &Path, wake: &Receiver<()>, bayes: &Bayes, max_tokens: &dyn Fn() -> u64) {
     loop {
-        drain(dir, bayes);
+        if drain(dir, bayes) > 0 {
+            expire(bayes, max_tokens());
+        }
         // Woken by a new file, or every few seconds in case a wake-up was missed.
         match wake.recv_timeout(Duration::from_secs(5)) {
             Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -108,20 +114,36 @@ fn run(dir: &Path, wake: &Receiver<()>, bayes: &Bayes) {
     }
 }
 
-/// Learns every queued file, oldest first.
-fn drain(dir: &Path, bayes: &Bayes) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// Keeps the model near `max` tokens (0: unbounded): once it is a tenth over, the least
+/// recently learned tokens go.
+fn expire(bayes: &Bayes, max: u64) {
+    let Ok(n) = bayes.store().token_count() else {
         return;
+    };
+    if max == 0 || n <= max + max / 10 {
+        return;
+    }
+    match bayes.store().expire(max) {
+        Ok(removed) => tracing::info!("bayes: expiry removed {removed} tokens (kept {max})"),
+        Err(e) => tracing::warn!("bayes: expiry: {e}"),
+    }
+}
+
+/// Learns every queued file, oldest first; returns how many it learned.
+fn drain(dir: &Path, bayes: &Bayes) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
     };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
     names.sort();
+    let n = names.len();
     for name in names {
         let path = dir.join(&name);
         match parse_name(&name) {
             // The store failed: the file stays for the next round.
-            Some((class, user)) if !learn_file(bayes, &path, class, &user) => return,
+            Some((class, user)) if !learn_file(bayes, &path, class, &user) => return 0,
             Some(_) => {}
             None => tracing::warn!(
                 "bayes: unknown file {} in the learning queue",
@@ -132,6 +154,7 @@ fn drain(dir: &Path, bayes: &Bayes) {
             tracing::warn!("bayes: cannot remove {}: {e}", path.display());
         }
     }
+    n
 }
 
 /// Learns one queued file; false when the store failed (the file is kept).

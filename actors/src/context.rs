@@ -141,7 +141,11 @@ impl Shared {
             postcore_storage::bayes::BayesDb::new(store.clone()),
         )));
         let _ = scanner.filter.bayes.set(bayes.clone());
-        let bayes_trainer = crate::bayes_trainer::Trainer::start(&config.data_dir, bayes.clone())
+        let settings = directory.clone();
+        let bayes_trainer =
+            crate::bayes_trainer::Trainer::start(&config.data_dir, bayes.clone(), move || {
+                settings.snapshot().settings.filter.spam.bayes_max_tokens
+            })
             .context("starting the Bayes trainer")?;
         Ok(Shared {
             usage: UsageTracker::new(store.clone(), mail_root.clone()),

@@ -101,6 +101,11 @@ impl Store {
                 o.set_merge_operator_associative("bayes-add", crate::counts::add_merge);
                 let mut t = rocksdb::BlockBasedOptions::default();
                 t.set_bloom_filter(10.0, false);
+                // Hash index inside data blocks: a look-up finds its key without a binary
+                // search over the block (measured: the binary search was the largest
+                // share of a classification).
+                t.set_data_block_index_type(rocksdb::DataBlockIndexType::BinaryAndHash);
+                t.set_block_cache(&rocksdb::Cache::new_lru_cache(32 << 20));
                 o.set_block_based_table_factory(&t);
             }
             if *n == CF_JOURNAL {
@@ -214,6 +219,14 @@ impl Store {
                     db.compact_range_cf(&h, None::<&[u8]>, None::<&[u8]>);
                 }
             });
+    }
+
+    /// Compacts a column family now, on the calling thread (callers already off the event
+    /// loops, where a thread of its own could outlive the process's exit).
+    pub fn compact(&self, cf: &str) {
+        if let Some(h) = self.db.cf_handle(cf) {
+            self.db.compact_range_cf(&h, None::<&[u8]>, None::<&[u8]>);
+        }
     }
 
     /// Flushes the WAL to disk (used at shutdown).

@@ -87,6 +87,11 @@ pub trait BayesStore: Send + Sync {
     fn learned(&self, digest: &[u8]) -> Result<Option<Class>, String>;
     /// Applies one learning step atomically.
     fn apply(&self, change: &Change<'_>) -> Result<(), String>;
+    /// Applies several learning steps atomically (bulk learning); a store may add up the
+    /// deltas of a token first. The digests end as the last step of each says.
+    fn apply_all(&self, changes: &[Change<'_>]) -> Result<(), String> {
+        changes.iter().try_for_each(|c| self.apply(c))
+    }
     /// Forgets everything.
     fn clear(&self) -> Result<(), String>;
     /// Tokens kept (an estimate where the store only has one).
@@ -227,6 +232,48 @@ impl Bayes {
         let (toks, mid) = self.tokens_of(raw);
         let d = digest(raw, mid.as_deref());
         self.learn_tokens(&toks, &d, class)
+    }
+
+    /// Learns many messages (tokens, digest, class) at once, as [`Bayes::learn_tokens`]
+    /// would one by one, in one write (`sa-learn`'s bulk case).
+    pub fn learn_batch(
+        &self,
+        msgs: &[(Vec<Token>, [u8; 16], Class)],
+    ) -> Result<Vec<LearnOutcome>, String> {
+        let _one = self.learning.lock().map_err(|_| "bayes lock poisoned")?;
+        // What the digests say, with the batch's own steps on top.
+        let mut now: std::collections::HashMap<[u8; 16], Option<Class>> = Default::default();
+        let mut outcomes = Vec::with_capacity(msgs.len());
+        let mut changes = Vec::with_capacity(msgs.len());
+        let day = today();
+        for (toks, digest, class) in msgs {
+            let before = match now.get(digest) {
+                Some(c) => *c,
+                None => self.store.learned(digest)?,
+            };
+            let (spam, ham, outcome) = match (before, *class) {
+                (Some(b), c) if b == c => {
+                    outcomes.push(LearnOutcome::AlreadyLearned);
+                    continue;
+                }
+                (Some(_), Class::Spam) => (1, -1, LearnOutcome::Relearned),
+                (Some(_), Class::Ham) => (-1, 1, LearnOutcome::Relearned),
+                (None, Class::Spam) => (1, 0, LearnOutcome::Learned),
+                (None, Class::Ham) => (0, 1, LearnOutcome::Learned),
+            };
+            now.insert(*digest, Some(*class));
+            outcomes.push(outcome);
+            changes.push(Change {
+                tokens: toks,
+                spam,
+                ham,
+                digest,
+                class: Some(*class),
+                day,
+            });
+        }
+        self.store.apply_all(&changes)?;
+        Ok(outcomes)
     }
 
     /// Learns a message's tokens under its digest.

@@ -275,3 +275,38 @@ fn token_hash_is_stable() {
     assert_eq!(tokens::hash(b"a"), 0xaf63_dc4c_8601_ec8c);
     assert_eq!(tokens::hash(b"foobar"), 0x8594_4171_f739_67e8);
 }
+
+#[test]
+fn a_batch_learns_as_one_by_one_would() {
+    let one = trained(0, 0);
+    let batch = Bayes::new(Arc::new(MemoryStore::new()));
+    let msgs: Vec<(Vec<Token>, [u8; 16], Class)> =
+        [(true, 1), (true, 2), (true, 1), (false, 1), (false, 3)]
+            .iter()
+            .map(|(spam, i)| {
+                let raw = message(Class::Spam, *i);
+                let (toks, mid) = batch.tokens_of(&raw);
+                let class = if *spam { Class::Spam } else { Class::Ham };
+                (toks, digest(&raw, mid.as_deref()), class)
+            })
+            .collect();
+    let got = batch.learn_batch(&msgs).expect("batch");
+    let want: Vec<LearnOutcome> = msgs
+        .iter()
+        .map(|(t, d, c)| one.learn_tokens(t, d, *c).expect("learn"))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        want,
+        [
+            LearnOutcome::Learned,
+            LearnOutcome::Learned,
+            LearnOutcome::AlreadyLearned,
+            LearnOutcome::Relearned,
+            LearnOutcome::Learned
+        ]
+    );
+    assert_eq!(batch.store().totals(), one.store().totals());
+    let toks = &msgs[0].0;
+    assert_eq!(batch.store().counts(toks), one.store().counts(toks));
+}

@@ -58,6 +58,10 @@ pub struct SpamPolicy {
     /// anywhere but Trash (or `$NotJunk`) is ham. Members of the group `spamtrainers` only,
     /// when that group exists.
     pub bayes_learn_from_imap: bool,
+    /// The model keeps at most about this many tokens: past it by a tenth, the least
+    /// recently learned (and among those the rarest) are dropped after a round of learning
+    /// (SpamAssassin's `bayes_expiry_max_db_size`; 0: never).
+    pub bayes_max_tokens: u64,
 }
 
 impl Default for SpamPolicy {
@@ -74,6 +78,7 @@ impl Default for SpamPolicy {
             quarantine_to: None,
             bayes: true,
             bayes_learn_from_imap: true,
+            bayes_max_tokens: 1_000_000,
         }
     }
 }
