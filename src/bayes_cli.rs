@@ -218,7 +218,7 @@ fn learn(bayes: &Bayes, paths: &[PathBuf], class: Option<Class>) -> Result<()> {
     let count = |r: Result<Vec<LearnOutcome>, String>, outcomes: &mut BTreeMap<_, _>| match r {
         Ok(v) => v
             .into_iter()
-            .for_each(|o| *outcomes.entry(outcome_name(o)).or_default() += 1),
+            .for_each(|o| *outcomes.entry(o.name()).or_default() += 1),
         Err(e) => eprintln!("bayes: {e}"),
     };
     for_each_tokenized(bayes, &files, |_, _, raw, toks, d| {
@@ -246,16 +246,6 @@ fn learn(bayes: &Bayes, paths: &[PathBuf], class: Option<Class>) -> Result<()> {
         n as f64 / secs.max(1e-9)
     );
     Ok(())
-}
-
-fn outcome_name(o: LearnOutcome) -> &'static str {
-    match o {
-        LearnOutcome::Learned => "learned",
-        LearnOutcome::Relearned => "relearned",
-        LearnOutcome::AlreadyLearned => "already learned",
-        LearnOutcome::NotLearned => "not learned",
-        LearnOutcome::Forgotten => "forgotten",
-    }
 }
 
 /// Reads and tokenizes `files` on every core; calls `f` in file order with (file, index in

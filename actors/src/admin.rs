@@ -615,11 +615,9 @@ async fn bayes_learn(
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    let name = serde_json::to_value(outcome).unwrap_or_default();
-    let label = name.as_str().unwrap_or("").replace('_', " ");
-    metrics::counter!(crate::metrics::BAYES_LEARNS, "class" => what, "source" => "admin", "outcome" => label)
+    metrics::counter!(crate::metrics::BAYES_LEARNS, "class" => what, "source" => "admin", "outcome" => outcome.name())
         .increment(1);
-    json_ok(&json!({"outcome": name}))
+    json_ok(&json!({"outcome": outcome}))
 }
 
 /// `POST /api/bayes/clear`: forgets everything learned.

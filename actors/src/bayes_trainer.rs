@@ -6,7 +6,7 @@
 //! whatever happens, because the model records each message's digest (a file learned again
 //! after a crash between the learn and the removal is "already learned").
 
-use postcore_scanner::bayes::{Bayes, Class, LearnOutcome};
+use postcore_scanner::bayes::{Bayes, Class};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -168,13 +168,7 @@ fn learn_file(bayes: &Bayes, path: &Path, class: Class, user: &str) -> bool {
     };
     let started = std::time::Instant::now();
     let outcome = bayes.learn(&raw, class);
-    let what = match &outcome {
-        Ok(LearnOutcome::Learned) => "learned",
-        Ok(LearnOutcome::Relearned) => "relearned",
-        Ok(LearnOutcome::AlreadyLearned) => "already learned",
-        Ok(_) => "unchanged",
-        Err(_) => "failed",
-    };
+    let what = outcome.as_ref().map_or("failed", |o| o.name());
     metrics::counter!(crate::metrics::BAYES_LEARNS, "class" => class.name(), "source" => "imap", "outcome" => what)
         .increment(1);
     match outcome {

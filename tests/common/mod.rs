@@ -58,17 +58,48 @@ impl TestServer {
     /// Starts a server in `dir`, whose `data` (the data directory) may already exist: a mount
     /// point, or a data directory recovered from an image.
     pub fn start_in(dir: tempfile::TempDir, extra: &str) -> TestServer {
-        let [
-            smtp,
-            submission,
-            submissions,
-            admin,
-            pop3,
-            pop3s,
-            imap,
-            imaps,
-        ] = free_ports::<8>();
         let cfg_path = dir.path().join("postcore.toml");
+        let mut s = TestServer {
+            dir,
+            cfg_path,
+            smtp: 0,
+            submission: 0,
+            submissions: 0,
+            admin: 0,
+            pop3: 0,
+            pop3s: 0,
+            imap: 0,
+            imaps: 0,
+            child: None,
+        };
+        // A port found free can be taken before the server binds it (another test's client
+        // socket gets it as its ephemeral port): then again with new ports.
+        for attempt in 1.. {
+            s.write_config(extra);
+            match s.try_spawn() {
+                Ok(()) => break,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => continue,
+                Err(log) => panic!("postcore did not start:\n{log}"),
+            }
+        }
+        s
+    }
+
+    /// Writes the configuration with fresh ports, and `extra` appended.
+    fn write_config(&mut self, extra: &str) {
+        let p = free_ports::<8>();
+        [
+            self.smtp,
+            self.submission,
+            self.submissions,
+            self.admin,
+            self.pop3,
+            self.pop3s,
+            self.imap,
+            self.imaps,
+        ] = p;
+        let (smtp, submission, submissions, admin) = (p[0], p[1], p[2], p[3]);
+        let (pop3, pop3s, imap, imaps) = (p[4], p[5], p[6], p[7]);
         let mut cfg = format!(
             "data_dir = \"data\"\nhostname = \"mx.example.test\"\nworkers = 2\n\
              [listeners]\nsmtp = \"127.0.0.1:{smtp}\"\nsubmission = \"127.0.0.1:{submission}\"\n\
@@ -87,22 +118,7 @@ impl TestServer {
             );
         }
         cfg.push_str(extra);
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let mut s = TestServer {
-            dir,
-            cfg_path,
-            smtp,
-            submission,
-            submissions,
-            admin,
-            pop3,
-            pop3s,
-            imap,
-            imaps,
-            child: None,
-        };
-        s.spawn();
-        s
+        std::fs::write(&self.cfg_path, cfg).unwrap();
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -132,6 +148,14 @@ impl TestServer {
 
     /// Starts the binary and waits until it is ready (every listener bound).
     pub fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("postcore did not start:\n{log}");
+        }
+    }
+
+    /// Starts the binary and waits until it is ready; the log when it exits early or does
+    /// not get ready in time.
+    pub fn try_spawn(&mut self) -> Result<(), String> {
         // The log is appended to across restarts: only what this start writes counts.
         let logged_before = self.log().len();
         let log = std::fs::OpenOptions::new()
@@ -163,15 +187,17 @@ impl TestServer {
                 break;
             }
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("postcore exited early ({st}):\n{}", self.log());
+                self.child = None;
+                let log = self.log().get(logged_before..).unwrap_or("").to_string();
+                return Err(format!("postcore exited early ({st}):\n{log}"));
             }
-            assert!(
-                Instant::now() < deadline,
-                "postcore did not start:\n{}",
-                self.log()
-            );
+            if Instant::now() > deadline {
+                let log = self.log().get(logged_before..).unwrap_or("").to_string();
+                return Err(format!("postcore not ready in 20 s:\n{log}"));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 
     /// The server's process id, while it runs.

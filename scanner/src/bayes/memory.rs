@@ -34,12 +34,12 @@ impl MemoryStore {
 }
 
 /// `n` moved by `d`, never below zero.
-pub fn add(n: u32, d: i32) -> u32 {
+fn add(n: u32, d: i32) -> u32 {
     n.saturating_add_signed(d)
 }
 
 /// `n` moved by `d`, never below zero.
-pub fn add64(n: u64, d: i32) -> u64 {
+fn add64(n: u64, d: i32) -> u64 {
     n.saturating_add_signed(i64::from(d))
 }
 

@@ -119,6 +119,31 @@ pub enum LearnOutcome {
     Forgotten,
 }
 
+impl LearnOutcome {
+    /// As logs, metrics and `bayes learn-…` print it (`already learned`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LearnOutcome::Learned => "learned",
+            LearnOutcome::Relearned => "relearned",
+            LearnOutcome::AlreadyLearned => "already learned",
+            LearnOutcome::NotLearned => "not learned",
+            LearnOutcome::Forgotten => "forgotten",
+        }
+    }
+
+    /// What learning a message as `class` does when it was learned as `before`: the moves
+    /// of the spam and ham counts and the outcome (`None`: nothing to do).
+    fn step(before: Option<Class>, class: Class) -> Option<(i32, i32, LearnOutcome)> {
+        Some(match (before, class) {
+            (Some(b), c) if b == c => return None,
+            (Some(_), Class::Spam) => (1, -1, LearnOutcome::Relearned),
+            (Some(_), Class::Ham) => (-1, 1, LearnOutcome::Relearned),
+            (None, Class::Spam) => (1, 0, LearnOutcome::Learned),
+            (None, Class::Ham) => (0, 1, LearnOutcome::Learned),
+        })
+    }
+}
+
 /// The model's state, for `bayes status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct BayesStatus {
@@ -251,15 +276,9 @@ impl Bayes {
                 Some(c) => *c,
                 None => self.store.learned(digest)?,
             };
-            let (spam, ham, outcome) = match (before, *class) {
-                (Some(b), c) if b == c => {
-                    outcomes.push(LearnOutcome::AlreadyLearned);
-                    continue;
-                }
-                (Some(_), Class::Spam) => (1, -1, LearnOutcome::Relearned),
-                (Some(_), Class::Ham) => (-1, 1, LearnOutcome::Relearned),
-                (None, Class::Spam) => (1, 0, LearnOutcome::Learned),
-                (None, Class::Ham) => (0, 1, LearnOutcome::Learned),
+            let Some((spam, ham, outcome)) = LearnOutcome::step(before, *class) else {
+                outcomes.push(LearnOutcome::AlreadyLearned);
+                continue;
             };
             now.insert(*digest, Some(*class));
             outcomes.push(outcome);
@@ -285,12 +304,8 @@ impl Bayes {
     ) -> Result<LearnOutcome, String> {
         let _one = self.learning.lock().map_err(|_| "bayes lock poisoned")?;
         let before = self.store.learned(digest)?;
-        let (spam, ham, outcome) = match (before, class) {
-            (Some(b), c) if b == c => return Ok(LearnOutcome::AlreadyLearned),
-            (Some(_), Class::Spam) => (1, -1, LearnOutcome::Relearned),
-            (Some(_), Class::Ham) => (-1, 1, LearnOutcome::Relearned),
-            (None, Class::Spam) => (1, 0, LearnOutcome::Learned),
-            (None, Class::Ham) => (0, 1, LearnOutcome::Learned),
+        let Some((spam, ham, outcome)) = LearnOutcome::step(before, class) else {
+            return Ok(LearnOutcome::AlreadyLearned);
         };
         self.store.apply(&Change {
             tokens: toks,
