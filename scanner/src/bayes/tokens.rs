@@ -79,9 +79,20 @@ pub fn hash(text: &[u8]) -> Token {
 struct Sink {
     seen: HashSet<Token>,
     names: Option<Vec<String>>,
+    /// Reused for formatted tokens (no allocation per token).
+    buf: String,
 }
 
 impl Sink {
+    fn addf(&mut self, args: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let _ = buf.write_fmt(args);
+        self.add(&buf);
+        self.buf = buf;
+    }
+
     fn add(&mut self, text: &str) {
         if self.seen.insert(hash(text.as_bytes()))
             && let Some(n) = &mut self.names
@@ -177,14 +188,14 @@ fn pairs(words: &[String], how: Pairs, sink: &mut Sink) {
         Pairs::None => {}
         Pairs::Bigrams => {
             for pair in words.windows(2) {
-                sink.add(&format!("{} {}", pair[0], pair[1]));
+                sink.addf(format_args!("{} {}", pair[0], pair[1]));
             }
         }
         Pairs::Osb(n) => {
             for (i, w) in words.iter().enumerate() {
                 for d in 1..=n {
                     if let Some(next) = words.get(i + d) {
-                        sink.add(&format!("{w} {d} {next}"));
+                        sink.addf(format_args!("{w} {d} {next}"));
                     }
                 }
             }
@@ -363,7 +374,7 @@ fn header(f: &Field, sink: &mut Sink) {
     if ignored(name) {
         return;
     }
-    sink.add(&format!("H:{name}"));
+    sink.addf(format_args!("H:{name}"));
     if presence_only(name) {
         return;
     }
@@ -375,7 +386,7 @@ fn header(f: &Field, sink: &mut Sink) {
             for id in value.split_whitespace() {
                 let id = id.trim_matches(|c| c == '<' || c == '>');
                 match id.rsplit_once('@') {
-                    Some((_, host)) => sink.add(&format!("H*M:@{host}")),
+                    Some((_, host)) => sink.addf(format_args!("H*M:@{host}")),
                     None => sink.add("H*M:no-at"),
                 }
             }
@@ -426,7 +437,7 @@ fn domains(prefix: &str, domain: &str, sink: &mut Sink) {
     let domain = domain.trim_matches('.');
     let mut d = domain;
     loop {
-        sink.add(&format!("{prefix}{d}"));
+        sink.addf(format_args!("{prefix}{d}"));
         match d.split_once('.') {
             Some((_, rest)) if rest.contains('.') => d = rest,
             _ => break,
@@ -445,13 +456,13 @@ fn received_hosts(raw: &str, sink: &mut Sink) {
         }
         if let Ok(ip) = w.parse::<std::net::Ipv4Addr>() {
             let o = ip.octets();
-            sink.add(&format!("R:ip:{w}"));
-            sink.add(&format!("R:ip:{}.{}.{}", o[0], o[1], o[2]));
-            sink.add(&format!("R:ip:{}.{}", o[0], o[1]));
+            sink.addf(format_args!("R:ip:{w}"));
+            sink.addf(format_args!("R:ip:{}.{}.{}", o[0], o[1], o[2]));
+            sink.addf(format_args!("R:ip:{}.{}", o[0], o[1]));
         } else if w.contains('.') && w.chars().any(char::is_alphabetic) {
             domains("R:h:", w, sink);
         } else if w.chars().all(char::is_alphabetic) && w.len() <= MAX_HEADER_WORD {
-            sink.add(&format!("R:{w}"));
+            sink.addf(format_args!("R:{w}"));
         }
     }
 }
@@ -464,20 +475,20 @@ fn mime_part(fields: &[Field], sink: &mut Sink) {
             "content-type" => {
                 let mut it = v.split(';');
                 if let Some(t) = it.next() {
-                    sink.add(&format!("M:type:{}", t.trim()));
+                    sink.addf(format_args!("M:type:{}", t.trim()));
                 }
                 for p in it {
                     if let Some((k, val)) = p.split_once('=') {
                         let val = val.trim().trim_matches('"');
                         match k.trim() {
-                            "charset" => sink.add(&format!("M:charset:{val}")),
+                            "charset" => sink.addf(format_args!("M:charset:{val}")),
                             "name" => extension(val, sink),
                             _ => {}
                         }
                     }
                 }
             }
-            "content-transfer-encoding" => sink.add(&format!("M:cte:{}", v.trim())),
+            "content-transfer-encoding" => sink.addf(format_args!("M:cte:{}", v.trim())),
             "content-disposition" => {
                 if let Some(i) = v.find("filename=") {
                     extension(v[i + 9..].trim().trim_matches('"'), sink);
@@ -492,7 +503,7 @@ fn extension(file: &str, sink: &mut Sink) {
     if let Some((_, ext)) = file.trim_end_matches(['"', ';']).rsplit_once('.')
         && ext.len() <= 8
     {
-        sink.add(&format!("M:ext:{ext}"));
+        sink.addf(format_args!("M:ext:{ext}"));
     }
 }
 
@@ -509,7 +520,7 @@ fn uri(u: &str, sink: &mut Sink) {
         Some((s, r)) => (s, r),
         None => ("www", u.as_str()),
     };
-    sink.add(&format!("U:scheme:{scheme}"));
+    sink.addf(format_args!("U:scheme:{scheme}"));
     let host = rest
         .split(['/', '?', '#', ':'])
         .next()
@@ -522,7 +533,7 @@ fn uri(u: &str, sink: &mut Sink) {
     }
     if host.parse::<std::net::Ipv4Addr>().is_ok() {
         sink.add("U:ip");
-        sink.add(&format!("U:{host}"));
+        sink.addf(format_args!("U:{host}"));
     } else {
         domains("U:", host, sink);
     }
