@@ -574,14 +574,21 @@ async fn spam_reload(State(st): State<AppState>) -> ApiResult {
     spam_status(State(st)).await
 }
 
+/// Runs a Bayes store operation off the event loop (RocksDB reads and fsynced writes).
+async fn bayes_off_loop<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("bayes: {e}")))
+}
+
 /// `GET /api/bayes/status`: learned spam and ham, tokens, store size, active or not, the
 /// training progress towards 200/200, and the messages waiting in the IMAP learning queue.
 async fn bayes_status(State(st): State<AppState>) -> ApiResult {
     let b = st.shared.bayes.clone();
-    let status = tokio::task::spawn_blocking(move || b.status())
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let status = bayes_off_loop(move || b.status()).await?;
     let mut v = serde_json::to_value(&status)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     v["pending"] = json!(st.shared.bayes_trainer.pending());
@@ -608,13 +615,11 @@ async fn bayes_learn(
         }
     };
     let b = st.shared.bayes.clone();
-    let outcome = tokio::task::spawn_blocking(move || match class {
+    let outcome = bayes_off_loop(move || match class {
         Some(c) => b.learn(&body, c),
         None => b.forget(&body),
     })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    .await?;
     metrics::counter!(crate::metrics::BAYES_LEARNS, "class" => what, "source" => "admin", "outcome" => outcome.name())
         .increment(1);
     json_ok(&json!({"outcome": outcome}))
@@ -623,10 +628,7 @@ async fn bayes_learn(
 /// `POST /api/bayes/clear`: forgets everything learned.
 async fn bayes_clear(State(st): State<AppState>) -> ApiResult {
     let b = st.shared.bayes.clone();
-    tokio::task::spawn_blocking(move || b.store().clear())
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    bayes_off_loop(move || b.store().clear()).await?;
     bayes_status(State(st)).await
 }
 

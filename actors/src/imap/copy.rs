@@ -121,7 +121,7 @@ impl Session {
                 .iter()
                 .map(|(_, r)| src_path.join(r.relative_path()))
                 .collect();
-            self.train(Some(class), &files);
+            self.train(class, &files);
         }
         let idx = self.ctx.shared.mailboxes.clone();
         let cur = dst.path.join("cur");

@@ -257,7 +257,7 @@ impl Session {
             .values()
             .map(|r| sel.path.join(r.relative_path()))
             .collect();
-        self.train(Some(class), &files);
+        self.train(class, &files);
     }
 
     /// "Move deleted email to trash": messages that just got \Deleted move to Trash.

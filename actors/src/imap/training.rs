@@ -61,8 +61,7 @@ impl Session {
     }
 
     /// Hands `files` to the trainer as `class`, if this user trains.
-    pub(super) fn train(&self, class: Option<Class>, files: &[PathBuf]) {
-        let Some(class) = class else { return };
+    pub(super) fn train(&self, class: Class, files: &[PathBuf]) {
         if files.is_empty() || !self.trains() {
             return;
         }
