@@ -32,7 +32,22 @@ fn digest_key(d: &[u8]) -> Vec<u8> {
 pub struct BayesDb {
     store: Store,
     durable: bool,
+    cache: std::sync::Mutex<Cache>,
 }
+
+/// Tokens' stored entries as read, kept in this process: every learn goes through this
+/// process (RocksDB admits one), so applying each write's deltas keeps them exact. Absent
+/// tokens are kept too (most of a message's words are known, the rest absent each time).
+#[derive(Default)]
+struct Cache {
+    entries: std::collections::HashMap<Token, Entry>,
+    /// Bumped by every write: a read that missed before a write must not insert what it
+    /// read after it.
+    generation: u64,
+}
+
+/// Entries kept at most (about 24 MB); when full, the cache starts over.
+const CACHE_MAX: usize = 1 << 20;
 
 impl BayesDb {
     /// The model in `store`; every learn written with a WAL fsync.
@@ -40,6 +55,7 @@ impl BayesDb {
         BayesDb {
             store,
             durable: true,
+            cache: Default::default(),
         }
     }
 
@@ -49,6 +65,7 @@ impl BayesDb {
         BayesDb {
             store,
             durable: false,
+            cache: Default::default(),
         }
     }
 
@@ -66,6 +83,14 @@ impl BayesDb {
         r.map_err(|e| format!("bayes store: {e:#}"))
     }
 
+    /// Drops every cached entry (after writes the cache cannot follow: clear, expiry).
+    fn forget_cache(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.entries.clear();
+            c.generation += 1;
+        }
+    }
+
     fn property(&self, name: &str) -> u64 {
         let db = self.store.db();
         db.cf_handle(CF_BAYES)
@@ -76,20 +101,47 @@ impl BayesDb {
 
 impl BayesStore for BayesDb {
     fn counts(&self, tokens: &[Token]) -> Result<Vec<Counts>, String> {
+        let mut out = vec![Counts::default(); tokens.len()];
+        let mut missing = Vec::new();
+        let generation = {
+            let c = self.cache.lock().map_err(|_| "bayes cache poisoned")?;
+            for (i, t) in tokens.iter().enumerate() {
+                match c.entries.get(t) {
+                    Some(e) => out[i] = e.counts(),
+                    None => missing.push(i),
+                }
+            }
+            c.generation
+        };
+        if missing.is_empty() {
+            return Ok(out);
+        }
         let db = self.store.db();
         let h = db.cf_handle(CF_BAYES).ok_or("no bayes column family")?;
-        let keys: Vec<[u8; 9]> = tokens.iter().map(|t| token_key(*t)).collect();
+        let keys: Vec<[u8; 9]> = missing.iter().map(|i| token_key(tokens[*i])).collect();
         // Tokens come sorted from the tokenizer; big-endian keys sort the same way, which
         // spares RocksDB a sort of the batch.
-        let sorted = tokens.windows(2).all(|w| w[0] <= w[1]);
-        db.batched_multi_get_cf(&h, keys.iter(), sorted)
-            .into_iter()
-            .map(|r| match r {
-                Ok(Some(v)) => Ok(Entry::from_bytes(&v).unwrap_or_default().counts()),
-                Ok(None) => Ok(Counts::default()),
-                Err(e) => Err(format!("bayes store read: {e}")),
-            })
-            .collect()
+        let sorted = keys.windows(2).all(|w| w[0] <= w[1]);
+        let mut read = Vec::with_capacity(keys.len());
+        for r in db.batched_multi_get_cf(&h, keys.iter(), sorted) {
+            read.push(match r {
+                Ok(Some(v)) => Entry::from_bytes(&v).unwrap_or_default(),
+                Ok(None) => Entry::default(),
+                Err(e) => return Err(format!("bayes store read: {e}")),
+            });
+        }
+        let mut c = self.cache.lock().map_err(|_| "bayes cache poisoned")?;
+        let keep = c.generation == generation;
+        if keep && c.entries.len() + read.len() > CACHE_MAX {
+            c.entries.clear();
+        }
+        for (i, e) in missing.iter().zip(read) {
+            out[*i] = e.counts();
+            if keep {
+                c.entries.insert(tokens[*i], e);
+            }
+        }
+        Ok(out)
     }
 
     fn totals(&self) -> Result<Totals, String> {
@@ -149,12 +201,30 @@ impl BayesStore for BayesDb {
         }
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(self.durable);
-        db.write_opt(batch, &wo)
-            .map_err(|e| format!("bayes store write: {e}"))
+        // The cache follows under its lock, so no read sees the store and the cache disagree
+        // for long, and none that missed before inserts what it read.
+        let mut cache = self.cache.lock().map_err(|_| "bayes cache poisoned")?;
+        let written = db
+            .write_opt(batch, &wo)
+            .map_err(|e| format!("bayes store write: {e}"));
+        cache.generation += 1;
+        if written.is_err() {
+            cache.entries.clear();
+        }
+        for (t, d) in &sum {
+            if let Some(e) = cache.entries.get_mut(t) {
+                e.spam += d.spam;
+                e.ham += d.ham;
+                e.day = e.day.max(d.day);
+            }
+        }
+        written
     }
 
     fn clear(&self) -> Result<(), String> {
-        self.write(vec![Op::DeleteRange(CF_BAYES, vec![0], vec![0xff])])?;
+        let r = self.write(vec![Op::DeleteRange(CF_BAYES, vec![0], vec![0xff])]);
+        self.forget_cache();
+        r?;
         self.store.compact(CF_BAYES);
         Ok(())
     }
@@ -192,7 +262,9 @@ impl BayesStore for BayesDb {
             .take(remove)
             .map(|(_, _, k)| Op::Delete(CF_BAYES, k.to_vec()))
             .collect();
-        self.write(ops)?;
+        let r = self.write(ops);
+        self.forget_cache();
+        r?;
         self.store.compact(CF_BAYES);
         Ok(remove as u64)
     }
@@ -288,6 +360,46 @@ mod tests {
         let pills = postcore_scanner::bayes::tokens::hash(b"pills");
         assert_eq!(db.counts(&[pills]), Ok(vec![Counts { spam: 3, ham: 1 }]));
         assert_eq!(db.learned(&items[3].1), Ok(Some(Class::Ham)));
+    }
+
+    #[test]
+    fn cached_counts_follow_every_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let db = Arc::new(BayesDb::new(store.clone()));
+        let b = Bayes::new(db.clone());
+        let spam = msg(1, "cheap pills");
+        let (toks, _) = b.tokens_of(&spam);
+        // Read first: every token absent, and cached so.
+        assert!(
+            db.counts(&toks)
+                .expect("counts")
+                .iter()
+                .all(|c| *c == Counts::default())
+        );
+        // A new handle on the same store has an empty cache: it reads what is written.
+        let check = |what: &str| {
+            let fresh = BayesDb::new(store.clone());
+            assert_eq!(db.counts(&toks), fresh.counts(&toks), "{what}");
+        };
+        b.learn(&spam, Class::Spam).expect("learn");
+        check("learned");
+        assert!(
+            db.counts(&toks)
+                .expect("counts")
+                .iter()
+                .all(|c| c.spam == 1)
+        );
+        b.learn(&spam, Class::Ham).expect("relearn");
+        check("relearned");
+        b.forget(&spam).expect("forget");
+        check("forgotten");
+        b.learn(&spam, Class::Spam).expect("learn again");
+        db.expire(0).expect("expire");
+        check("expired");
+        b.learn(&spam, Class::Spam).expect("learn after expiry");
+        db.clear().expect("clear");
+        check("cleared");
     }
 
     #[test]
