@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use postcore_scanner::bayes::memory::MemoryStore;
 use postcore_scanner::bayes::tokens::Pairs;
 use postcore_scanner::bayes::{
-    Bayes, BayesStore, Class, Counts, LearnOutcome, Params, Token, TokenOptions, digest,
+    Bayes, BayesStore, Class, Counts, LearnOutcome, Params, Token, TokenOptions,
 };
 use postcore_storage::bayes::BayesDb;
 use postcore_storage::store::Store;
@@ -226,7 +226,7 @@ fn learn(bayes: &Bayes, paths: &[PathBuf], class: Option<Class>) -> Result<()> {
         match class {
             // Learned in batches of 500: one write, each token's deltas added up.
             Some(c) => {
-                batch.push((toks.to_vec(), d.try_into().unwrap_or([0; 16]), c));
+                batch.push((toks.to_vec(), *d, c));
                 if batch.len() == 500 {
                     count(bayes.learn_batch(&batch), &mut outcomes);
                     batch.clear();
@@ -253,7 +253,7 @@ fn learn(bayes: &Bayes, paths: &[PathBuf], class: Option<Class>) -> Result<()> {
 fn for_each_tokenized(
     bayes: &Bayes,
     files: &[PathBuf],
-    mut f: impl FnMut(&Path, usize, &[u8], &[Token], &[u8]),
+    mut f: impl FnMut(&Path, usize, &[u8], &[Token], &[u8; 16]),
 ) -> Result<()> {
     type Item = (usize, Result<Vec<(Vec<u8>, Vec<Token>, [u8; 16])>>);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -270,8 +270,7 @@ fn for_each_tokenized(
                     let r = message_files::messages_in(path).map(|ms| {
                         ms.into_iter()
                             .map(|raw| {
-                                let (toks, mid) = bayes.tokens_of(&raw);
-                                let d = digest(&raw, mid.as_deref());
+                                let (toks, d) = bayes.tokens_of(&raw);
                                 (raw, toks, d)
                             })
                             .collect()
@@ -305,10 +304,8 @@ fn classify(bayes: &Bayes, paths: &[PathBuf], json: bool) -> Result<()> {
     let active = bayes.active(totals);
     let mut err = None;
     for_each_tokenized(bayes, &files, |path, k, _, toks, _| {
-        let c = match bayes.store().counts(toks) {
-            Ok(counts) => {
-                postcore_scanner::bayes::classify::classify(&counts, totals, &bayes.params)
-            }
+        let c = match bayes.classify_tokens(toks, totals) {
+            Ok((_, c)) => c,
             Err(e) => {
                 err = Some(e);
                 return;
@@ -383,14 +380,13 @@ fn explain(bayes: &Bayes, paths: &[PathBuf], top: usize) -> Result<()> {
     let totals = bayes.store().totals().map_err(anyhow::Error::msg)?;
     let mut err = None;
     for_each_tokenized(bayes, &files, |path, k, raw, toks, _| {
-        let counts = match bayes.store().counts(toks) {
-            Ok(c) => c,
+        let (counts, c) = match bayes.classify_tokens(toks, totals) {
+            Ok(x) => x,
             Err(e) => {
                 err = Some(e);
                 return;
             }
         };
-        let c = postcore_scanner::bayes::classify::classify(&counts, totals, &bayes.params);
         println!(
             "{}#{k}: probability {:.5}, log-odds {:.2}, {} tokens, {} known, {} used",
             path.display(),
@@ -502,7 +498,7 @@ fn cross_validate(cv: &CvArgs) -> Result<()> {
                         names,
                         file: path.display().to_string(),
                         tokens: toks.to_vec(),
-                        digest: d.try_into().unwrap_or([0; 16]),
+                        digest: *d,
                         spam,
                     });
                 })?;
@@ -577,8 +573,9 @@ fn folds(all: &[Labelled], k: usize, params: &Params, errors: bool) -> Result<Cv
             if i % k.max(2) != fold {
                 continue;
             }
-            let counts = store.counts(&m.tokens).map_err(anyhow::Error::msg)?;
-            let c = postcore_scanner::bayes::classify::classify(&counts, totals, params);
+            let (counts, c) = b
+                .classify_tokens(&m.tokens, totals)
+                .map_err(anyhow::Error::msg)?;
             let p = c.probability;
             if errors && (p > 0.5) != m.spam {
                 let what = if m.spam { "missed" } else { "false positive" };

@@ -242,20 +242,17 @@ impl Bayes {
         &self.store
     }
 
-    /// The tokens of a raw message.
-    pub fn tokens_of(&self, raw: &[u8]) -> (Vec<Token>, Option<String>) {
+    /// The tokens of a raw message and its [`digest`] (one parse for both).
+    pub fn tokens_of(&self, raw: &[u8]) -> (Vec<Token>, [u8; 16]) {
         let msg = mail_parser::MessageParser::default().parse(raw);
         let view = View::new(raw, msg.as_ref(), "");
-        let mid = msg
-            .as_ref()
-            .and_then(|m| m.message_id().map(str::to_string));
-        (tokens::tokens(&view, &self.options), mid)
+        let mid = msg.as_ref().and_then(|m| m.message_id());
+        (tokens::tokens(&view, &self.options), digest(raw, mid))
     }
 
     /// Learns a raw message as `class` (once; as the other class, moves it).
     pub fn learn(&self, raw: &[u8], class: Class) -> Result<LearnOutcome, String> {
-        let (toks, mid) = self.tokens_of(raw);
-        let d = digest(raw, mid.as_deref());
+        let (toks, d) = self.tokens_of(raw);
         self.learn_tokens(&toks, &d, class)
     }
 
@@ -320,8 +317,7 @@ impl Bayes {
 
     /// Takes a learned message back out of the model.
     pub fn forget(&self, raw: &[u8]) -> Result<LearnOutcome, String> {
-        let (toks, mid) = self.tokens_of(raw);
-        let d = digest(raw, mid.as_deref());
+        let (toks, d) = self.tokens_of(raw);
         let _one = self.learning.lock().map_err(|_| "bayes lock poisoned")?;
         let (spam, ham) = match self.store.learned(&d)? {
             None => return Ok(LearnOutcome::NotLearned),
@@ -351,8 +347,19 @@ impl Bayes {
             return Ok(None);
         }
         let toks = tokens::tokens(view, &self.options);
-        let counts = self.store.counts(&toks)?;
-        Ok(Some(classify::classify(&counts, totals, &self.params)))
+        Ok(Some(self.classify_tokens(&toks, totals)?.1))
+    }
+
+    /// A message's tokens' counts and what they make of it, against `totals` (whether or
+    /// not the model is active: callers that report on an inactive model decide).
+    pub fn classify_tokens(
+        &self,
+        toks: &[Token],
+        totals: Totals,
+    ) -> Result<(Vec<Counts>, Classification), String> {
+        let counts = self.store.counts(toks)?;
+        let c = classify::classify(&counts, totals, &self.params);
+        Ok((counts, c))
     }
 
     /// The probability for a raw message; `None` while inactive.
