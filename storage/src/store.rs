@@ -79,7 +79,25 @@ struct CommitRequest {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
-    commits: crossbeam_channel::Sender<CommitRequest>,
+    commits: Arc<Committer>,
+}
+
+/// The commit thread's queue. When the last handle goes, the queue closes and the thread is
+/// joined, so the thread's reference to the database never outlives the handles (a process
+/// leaving with the thread still running crashed in RocksDB's exit-time destructors: the
+/// storage tests' SIGSEGV at exit).
+struct Committer {
+    tx: Option<crossbeam_channel::Sender<CommitRequest>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Store {
@@ -121,11 +139,15 @@ impl Store {
         let db = Arc::new(db);
         let (tx, rx) = crossbeam_channel::unbounded::<CommitRequest>();
         let cdb = db.clone();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("store-commit".into())
             .spawn(move || commit_loop(cdb, rx))
             .context("spawning commit thread")?;
-        Ok(Store { db, commits: tx })
+        let commits = Arc::new(Committer {
+            tx: Some(tx),
+            thread: Some(thread),
+        });
+        Ok(Store { db, commits })
     }
 
     /// The raw database, for reads.
@@ -183,6 +205,9 @@ impl Store {
     pub async fn commit(&self, ops: Vec<Op>) -> Result<()> {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.commits
+            .tx
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("commit thread has stopped"))?
             .send(CommitRequest { ops, done })
             .map_err(|_| anyhow::anyhow!("commit thread has stopped"))?;
         match wait.await {
