@@ -2,9 +2,24 @@
 #
 # postcore_start ADMIN_PORT "LISTENER=PORT ..." [EXTRA_TOML]
 #   writes $WORK/postcore.toml with those listeners on 127.0.0.1 and every other listener off,
-#   the admin API on ADMIN_PORT, no DNS (a dead loopback resolver), then EXTRA_TOML; starts
+#   the admin API on ADMIN_PORT, DNS from the anchors' loopback stub (every name NXDOMAIN at
+#   once, as Rspamd gets it; started on $DNS_STUB_PORT, default 5353, when not running), then
+#   EXTRA_TOML; starts
 #   the release binary (nice -10, log in $WORK/server.log), sets PC to its pid, and waits until
 #   the first listener answers.
+# dns_stub: makes sure the anchors' NXDOMAIN stub answers on 127.0.0.1:$DNS_STUB_PORT (UDP)
+# and prints the port.
+dns_stub() {
+  local port=${DNS_STUB_PORT:-5353}
+  local stub
+  stub="$(dirname "${BASH_SOURCE[0]}")/../../shared/bench/anchors/dns_stub.py"
+  if ! ss -lun | grep -q "127.0.0.1:$port "; then
+    nohup python3 "$stub" "$port" </dev/null >/dev/null 2>&1 &
+    for _ in $(seq 20); do ss -lun | grep -q "127.0.0.1:$port " && break; sleep 0.1; done
+  fi
+  echo "$port"
+}
+
 postcore_start() {
   local admin=$1 listeners=$2 extra=${3:-}
   local first="" kind port
@@ -26,7 +41,7 @@ postcore_start() {
     done
     echo "admin = \"127.0.0.1:$admin\""
     printf '%b\n' "$extra"
-    grep -q '^\[dns\]' <<<"$extra" || printf '[dns]\nresolvers = ["127.0.0.1:9"]\n'
+    grep -q '^\[dns\]' <<<"$extra" || printf '[dns]\nresolvers = ["127.0.0.1:%s"]\n' "$(dns_stub)"
   } > "$WORK/postcore.toml"
   nice -n -10 "$BIN" serve --config "$WORK/postcore.toml" 2> "$WORK/server.log" &
   PC=$!

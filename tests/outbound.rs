@@ -5,48 +5,11 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Bg(Child);
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     common::free_ports::<1>()[0]
-}
-
-/// dnsmasq on 127.0.0.1 answering for the .test zone only.
-fn dns(records: &[&str]) -> Option<(Bg, u16)> {
-    if Command::new("dnsmasq").arg("--version").output().is_err() {
-        eprintln!("dnsmasq not installed: skipped");
-        return None;
-    }
-    let port = free_port();
-    let mut args = vec![
-        "--keep-in-foreground".to_string(),
-        "--no-resolv".into(),
-        "--no-hosts".into(),
-        "--conf-file=/dev/null".into(),
-        "--listen-address=127.0.0.1".into(),
-        "--bind-interfaces".into(),
-        format!("--port={port}"),
-        "--local=/test/".into(),
-        "--pid-file=".into(),
-    ];
-    args.extend(records.iter().map(|r| r.to_string()));
-    let child = Command::new("dnsmasq")
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    Some((Bg(child), port))
 }
 
 /// The scriptable SMTP peer on 127.0.0.1.

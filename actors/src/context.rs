@@ -102,6 +102,8 @@ pub struct Shared {
     pub bayes: Arc<postcore_scanner::bayes::Bayes>,
     /// Learning from IMAP, off the sessions' path.
     pub bayes_trainer: Arc<crate::bayes_trainer::Trainer>,
+    /// DNS answers of the network checks, shared by every core.
+    pub net_cache: Arc<crate::net_checks::NetCache>,
 }
 
 impl Shared {
@@ -172,6 +174,7 @@ impl Shared {
             scanner,
             bayes,
             bayes_trainer,
+            net_cache: Arc::default(),
         })
     }
 }
@@ -212,4 +215,6 @@ pub struct WorkerCtx {
     pub shared: Arc<Shared>,
     /// This core's delivery actor.
     pub delivery: Recipient<DeliverLocal>,
+    /// This core's DNS and authentication checker (`None`: no resolver could be made).
+    pub net: Option<crate::net_checks::NetChecker>,
 }

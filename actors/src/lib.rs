@@ -18,6 +18,7 @@ pub mod login;
 pub mod message_file;
 pub mod messages;
 pub mod metrics;
+pub mod net_checks;
 pub mod outbound;
 pub mod pipeline;
 pub mod pop3;

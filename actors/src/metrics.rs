@@ -47,6 +47,15 @@ pub const GREYLIST: &str = "postcore_greylist_total";
 pub const BAYES_LEARNS: &str = "postcore_bayes_learns_total";
 /// Histogram: seconds the antispam rules took on one message.
 pub const SPAM_SECONDS: &str = "postcore_spam_seconds";
+/// Counter: sender authentication results, labels `method` (spf, dkim, dmarc) and `result`
+/// (pass, fail, softfail, neutral, none, temperror, permerror).
+pub const AUTH_RESULTS: &str = "postcore_auth_results_total";
+/// Counter: DNS block-list listings found, label `zone`.
+pub const DNS_LISTINGS: &str = "postcore_dns_listings_total";
+/// Counter: messages whose DNS budget ran out before every lookup answered.
+pub const DNS_BUDGET_EXCEEDED: &str = "postcore_dns_budget_exceeded_total";
+/// Histogram: seconds one message's DNS and authentication checks took.
+pub const NET_CHECK_SECONDS: &str = "postcore_net_check_seconds";
 
 /// Installs the global recorder and returns the handle that renders `/metrics`.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -57,6 +66,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0,
                 3600.0,
             ],
+        )
+        .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?
+        .set_buckets_for_metric(
+            Matcher::Full(NET_CHECK_SECONDS.into()),
+            &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0],
         )
         .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?
         .set_buckets_for_metric(

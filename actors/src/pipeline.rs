@@ -3,7 +3,9 @@
 //!
 //! 1. **transfer checks** — size limit, bare CR/LF policy ([`check_transfer`]);
 //! 2. **parse** — the header fields the later stages need ([`HeaderView`]);
-//! 3. **scan** — a [`crate::messages::Scan`] to the scanner actor, a [`Verdict`] back;
+//! 3. **scan** — on port 25 first the DNS and authentication checks
+//!    ([`crate::net_checks`]: facts for the scanner and an `Authentication-Results` field),
+//!    then a [`crate::messages::Scan`] to the scanner actor, a [`Verdict`] back;
 //! 4. **verdict** — reject / tempfail / discard, or a plan of deliveries with each
 //!    recipient's disposition ([`plan`]);
 //! 5. **header additions** — the scanner's edits ([`edit_headers`]), then the submission

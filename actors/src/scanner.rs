@@ -29,9 +29,21 @@ pub enum ScanError {
 }
 
 struct Job {
-    scan: Scan,
-    reply: tokio::sync::oneshot::Sender<Verdict>,
+    work: Work,
     _slot: Slot,
+}
+
+/// What a scanner thread is asked to do.
+enum Work {
+    /// Judge a message.
+    Scan(Box<Scan>, tokio::sync::oneshot::Sender<Verdict>),
+    /// Find the hosts a message's links point to (at most this many), for the URI block
+    /// lists, before it is judged.
+    Links(
+        bytes::Bytes,
+        usize,
+        tokio::sync::oneshot::Sender<Vec<String>>,
+    ),
 }
 
 /// One message in flight; frees its place when dropped (after the scan, even if the session
@@ -141,6 +153,24 @@ impl ScannerPool {
     /// Scans one message: `Busy` at once when the bound is reached, `Timeout` when no verdict
     /// came in time.
     pub async fn scan(&self, scan: Scan) -> Result<Verdict, ScanError> {
+        self.run(|reply| Work::Scan(Box::new(scan), reply)).await
+    }
+
+    /// The distinct hosts of the message's links (at most `max`), found on a scanner thread
+    /// (the message is parsed off the event loop), under the same bound and time limit.
+    pub async fn link_hosts(
+        &self,
+        data: bytes::Bytes,
+        max: usize,
+    ) -> Result<Vec<String>, ScanError> {
+        self.run(|reply| Work::Links(data, max, reply)).await
+    }
+
+    /// Hands one piece of work to the threads and waits for its answer.
+    async fn run<T>(
+        &self,
+        work: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Work,
+    ) -> Result<T, ScanError> {
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             metrics::counter!(crate::metrics::SCANS, "result" => "busy").increment(1);
@@ -149,8 +179,7 @@ impl ScannerPool {
         let slot = Slot(self.in_flight.clone());
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = Job {
-            scan,
-            reply,
+            work: work(reply),
             _slot: slot,
         };
         if self.tx.try_send(job).is_err() {
@@ -323,55 +352,71 @@ fn scanner_thread(rx: Arc<Mutex<Receiver<Job>>>, filter: Arc<Filter>) {
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let started = Instant::now();
-        let input = ScanInput::new(&job.scan.context, &job.scan.data);
-        let (verdict, report) = filter.scan_report(&input);
-        let secs = started.elapsed().as_secs_f64();
-        let result = if report.virus.is_some() {
-            "infected"
-        } else if report.blocked.is_some() {
-            "blocked"
-        } else {
-            "clean"
-        };
-        metrics::counter!(crate::metrics::SCANS, "result" => result).increment(1);
-        metrics::histogram!(crate::metrics::SCAN_SECONDS).record(secs);
-        metrics::counter!(crate::metrics::SCAN_BYTES).increment(report.bytes);
-        for hit in &report.limits {
-            metrics::counter!(crate::metrics::SCAN_LIMITS, "limit" => hit.name()).increment(1);
+        match job.work {
+            Work::Scan(scan, reply) => {
+                let _ = reply.send(scan_one(&filter, &scan));
+            }
+            Work::Links(data, max, reply) => {
+                let hosts = mail_parser::MessageParser::default()
+                    .parse(&data[..])
+                    .map(|m| postcore_scanner::spam::message::link_hosts(&m, max))
+                    .unwrap_or_default();
+                let _ = reply.send(hosts);
+            }
         }
-        let qid = &job.scan.context.qid;
-        if let Some(v) = &report.virus {
-            tracing::info!(qid, virus = %v, "{qid}: antivirus: infected: {v}");
-        }
-        if let Some(a) = &report.access {
-            tracing::info!(qid, "{qid}: filter: {a}");
-        }
-        if let Some(b) = &report.blocked {
-            tracing::info!(qid, blocked = %b, "{qid}: attachment blocked: {b}");
-        }
-        if !report.limits.is_empty() {
-            let names: Vec<&str> = report.limits.iter().map(|h| h.name()).collect();
-            tracing::info!(qid, "{qid}: scan limits reached: {}", names.join(","));
-        }
-        if let Some(j) = &report.spam {
-            spam_metrics_and_log(qid, &job.scan.context, j);
-        }
-        if let Some(g) = verdict.symbols.iter().find(|s| s.name == "GREYLIST") {
-            let what = g.detail.as_deref().unwrap_or("");
-            let result = if what.starts_with("deferred") {
-                "deferred"
-            } else {
-                "passed"
-            };
-            metrics::counter!(crate::metrics::GREYLIST, "result" => result).increment(1);
-            tracing::info!(
-                qid,
-                "{qid}: greylist: {what} client={} from=<{}>",
-                job.scan.context.client_ip,
-                job.scan.context.mail_from
-            );
-        }
-        let _ = job.reply.send(verdict);
     }
+}
+
+/// Judges one message and logs and counts what was found.
+fn scan_one(filter: &Filter, scan: &Scan) -> Verdict {
+    let started = Instant::now();
+    let input = ScanInput::new(&scan.context, &scan.data);
+    let (verdict, report) = filter.scan_report(&input);
+    let secs = started.elapsed().as_secs_f64();
+    let result = if report.virus.is_some() {
+        "infected"
+    } else if report.blocked.is_some() {
+        "blocked"
+    } else {
+        "clean"
+    };
+    metrics::counter!(crate::metrics::SCANS, "result" => result).increment(1);
+    metrics::histogram!(crate::metrics::SCAN_SECONDS).record(secs);
+    metrics::counter!(crate::metrics::SCAN_BYTES).increment(report.bytes);
+    for hit in &report.limits {
+        metrics::counter!(crate::metrics::SCAN_LIMITS, "limit" => hit.name()).increment(1);
+    }
+    let qid = &scan.context.qid;
+    if let Some(v) = &report.virus {
+        tracing::info!(qid, virus = %v, "{qid}: antivirus: infected: {v}");
+    }
+    if let Some(a) = &report.access {
+        tracing::info!(qid, "{qid}: filter: {a}");
+    }
+    if let Some(b) = &report.blocked {
+        tracing::info!(qid, blocked = %b, "{qid}: attachment blocked: {b}");
+    }
+    if !report.limits.is_empty() {
+        let names: Vec<&str> = report.limits.iter().map(|h| h.name()).collect();
+        tracing::info!(qid, "{qid}: scan limits reached: {}", names.join(","));
+    }
+    if let Some(j) = &report.spam {
+        spam_metrics_and_log(qid, &scan.context, j);
+    }
+    if let Some(g) = verdict.symbols.iter().find(|s| s.name == "GREYLIST") {
+        let what = g.detail.as_deref().unwrap_or("");
+        let result = if what.starts_with("deferred") {
+            "deferred"
+        } else {
+            "passed"
+        };
+        metrics::counter!(crate::metrics::GREYLIST, "result" => result).increment(1);
+        tracing::info!(
+            qid,
+            "{qid}: greylist: {what} client={} from=<{}>",
+            scan.context.client_ip,
+            scan.context.mail_from
+        );
+    }
+    verdict
 }

@@ -231,10 +231,21 @@ async fn worker_main(
             delete: queue.recipient(),
         });
     }
+    let net = match crate::net_checks::NetChecker::new(
+        &shared.config.dns.resolvers,
+        shared.net_cache.clone(),
+    ) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::error!("worker {id}: no DNS resolver, network checks off: {e:#}");
+            None
+        }
+    };
     let ctx = Rc::new(WorkerCtx {
         id,
         shared: shared.clone(),
         delivery,
+        net,
     });
     for (kind, l) in listeners {
         let ctx = ctx.clone();

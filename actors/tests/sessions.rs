@@ -80,6 +80,8 @@ impl Harness {
                 id: 0,
                 shared: shared.clone(),
                 delivery: DeliveryActor::new(shared.clone()).start().recipient(),
+                // No network checks in-process: these sessions are about the protocols.
+                net: None,
             });
             let (ours, theirs) = tokio::io::duplex(256 * 1024);
             let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();

@@ -63,9 +63,105 @@ pub fn edit_header_section(content: Vec<u8>, remove: &[&str], add: &[(&str, &str
     out
 }
 
+/// The header fields of `content` for which `drop(name, value)` is true removed (each with its
+/// continuation lines; `value` is everything after the colon, folded lines included); the body
+/// is not touched. `None` when no field was removed.
+pub fn remove_fields_where(content: &[u8], drop: impl Fn(&[u8], &[u8]) -> bool) -> Option<Vec<u8>> {
+    let header_len = header_section(content).len();
+    let (head, body) = content.split_at(header_len);
+    let mut fields: Vec<&[u8]> = Vec::new();
+    let mut start = 0;
+    for (i, line) in head.split_inclusive(|&b| b == b'\n').scan(0, |at, l| {
+        let i = *at;
+        *at += l.len();
+        Some((i, l))
+    }) {
+        if i > 0 && !matches!(line.first(), Some(b' ' | b'\t')) {
+            fields.push(&head[start..i]);
+            start = i;
+        }
+    }
+    if start < head.len() {
+        fields.push(&head[start..]);
+    }
+    let dropped = |f: &[u8]| {
+        f.iter()
+            .position(|&b| b == b':')
+            .is_some_and(|c| drop(f[..c].trim_ascii(), &f[c + 1..]))
+    };
+    if !fields.iter().any(|f| dropped(f)) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(content.len());
+    for f in fields.into_iter().filter(|f| !dropped(f)) {
+        out.extend_from_slice(f);
+    }
+    out.extend_from_slice(body);
+    Some(out)
+}
+
+/// The authserv-id of an `Authentication-Results` value (RFC 8601 §2.2: its first token,
+/// after any comments).
+pub fn authserv_id(value: &[u8]) -> String {
+    let mut id = String::new();
+    let mut depth = 0u32;
+    let mut escaped = false;
+    for &b in value {
+        let c = b as char;
+        if depth > 0 {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+        } else if c == '(' {
+            depth = 1;
+        } else if c == ';' || c.is_ascii_whitespace() {
+            if !id.is_empty() {
+                break;
+            }
+        } else {
+            id.push(c);
+        }
+    }
+    id
+}
+
+/// `content` without the `Authentication-Results` fields that claim `authserv_id` as their
+/// author: RFC 8601 §5 — a receiver must not trust, and should delete, fields with its own id
+/// that arrived from outside. `None` when there were none.
+pub fn strip_own_auth_results(content: &[u8], authserv_id_of_ours: &str) -> Option<Vec<u8>> {
+    remove_fields_where(content, |name, value| {
+        name.eq_ignore_ascii_case(b"Authentication-Results")
+            && authserv_id(value).eq_ignore_ascii_case(authserv_id_of_ours)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_authentication_results_are_removed_others_kept() {
+        let msg = b"Received: from x\r\n\tby y; Mon, 1 Jan 2024 00:00:00 +0000\r\n\
+Authentication-Results: mx.postcore.test;\r\n\tspf=pass smtp.mailfrom=a@b.test\r\n\
+Authentication-Results: (forged (nested)) MX.Postcore.Test; dkim=pass\r\n\
+Authentication-Results: other.test; dkim=fail\r\n\
+Subject: hi\r\n\r\nAuthentication-Results: mx.postcore.test; in the body\r\n";
+        let out = strip_own_auth_results(msg, "mx.postcore.test").unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(
+            out,
+            "Received: from x\r\n\tby y; Mon, 1 Jan 2024 00:00:00 +0000\r\n\
+Authentication-Results: other.test; dkim=fail\r\nSubject: hi\r\n\r\n\
+Authentication-Results: mx.postcore.test; in the body\r\n"
+        );
+        assert!(strip_own_auth_results(b"Subject: x\r\n\r\n", "mx.postcore.test").is_none());
+        assert_eq!(authserv_id(b" (c) example.org 1; none"), "example.org");
+        assert_eq!(authserv_id(b"example.org;spf=pass"), "example.org");
+    }
 
     #[test]
     fn sections() {

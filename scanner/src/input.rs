@@ -28,6 +28,8 @@ pub struct ScanContext {
     pub exempt: bool,
     /// The filter's settings at the time the message arrived.
     pub policy: crate::filter::FilterPolicy,
+    /// What the DNS and authentication checks found (`None`: not checked).
+    pub net: Option<crate::network::NetFacts>,
 }
 
 impl ScanContext {
@@ -44,6 +46,7 @@ impl ScanContext {
             rcpts: rcpts.iter().map(|r| r.to_string()).collect(),
             exempt: false,
             policy: crate::filter::FilterPolicy::default(),
+            net: None,
         }
     }
 }

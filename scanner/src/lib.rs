@@ -16,6 +16,7 @@ pub mod filter;
 pub mod greylist;
 pub mod hs_cache;
 pub mod input;
+pub mod network;
 pub mod normalize;
 pub mod scratch;
 pub mod spam;

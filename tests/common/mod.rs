@@ -108,9 +108,12 @@ impl TestServer {
              imap = \"127.0.0.1:{imap}\"\nimaps = \"127.0.0.1:{imaps}\"\n"
         );
         if !extra.contains("[dns]") {
-            // Never the system resolver: nothing listens on this loopback port, so a lookup
-            // fails at once and remote mail stays queued.
-            cfg.push_str("[dns]\nresolvers = [\"127.0.0.1:9\"]\n");
+            // Never the system resolver: a loopback server that refuses every query at once,
+            // so lookups fail without waiting and remote mail stays queued.
+            cfg.push_str(&format!(
+                "[dns]\nresolvers = [\"127.0.0.1:{}\"]\n",
+                refusing_dns()
+            ));
         }
         if !extra.contains("[queue]") {
             cfg.push_str(
@@ -707,4 +710,91 @@ pub fn connect_from(src: &str, port: u16) -> TcpStream {
     let s: TcpStream = sock.into();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s
+}
+
+/// A background process, killed when dropped.
+pub struct Bg(pub Child);
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// dnsmasq on 127.0.0.1 answering for the .test zone and reverse names only (nothing is
+/// forwarded anywhere).
+pub fn dns(records: &[&str]) -> Option<(Bg, u16)> {
+    if Command::new("dnsmasq").arg("--version").output().is_err() {
+        eprintln!("dnsmasq not installed: skipped");
+        return None;
+    }
+    let port = free_ports::<1>()[0];
+    let mut args = vec![
+        "--keep-in-foreground".to_string(),
+        "--no-resolv".into(),
+        "--no-hosts".into(),
+        "--conf-file=/dev/null".into(),
+        "--listen-address=127.0.0.1".into(),
+        "--bind-interfaces".into(),
+        format!("--port={port}"),
+        "--local=/test/".into(),
+        "--local=/arpa/".into(),
+        "--pid-file=".into(),
+    ];
+    args.extend(records.iter().map(|r| r.to_string()));
+    let child = Command::new("dnsmasq")
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    Some((Bg(child), port))
+}
+
+/// The port of a DNS server on 127.0.0.1 (UDP) that answers every query at once with REFUSED
+/// (RFC 1035 §4.1.1 RCODE 5): one per test process, started on first use.
+pub fn refusing_dns() -> u16 {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *PORT.get_or_init(|| {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                if let Some(answer) = refused(&buf[..n]) {
+                    let _ = sock.send_to(&answer, from);
+                }
+            }
+        });
+        port
+    })
+}
+
+/// The REFUSED answer to a query: its id and question, QR and RA set, opcode and RD kept.
+fn refused(q: &[u8]) -> Option<Vec<u8>> {
+    if q.len() < 12 {
+        return None;
+    }
+    let mut i = 12;
+    while *q.get(i)? != 0 {
+        i += usize::from(q[i]) + 1;
+    }
+    let question = q.get(12..i + 5)?;
+    let mut a = vec![
+        q[0],
+        q[1],
+        0x80 | (q[2] & 0x79),
+        0x80 | 5,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    a.extend_from_slice(question);
+    Some(a)
 }

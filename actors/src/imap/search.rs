@@ -64,10 +64,9 @@ impl Candidate<'_> {
         })
     }
 
+    /// RFC 9051 §6.4.4: the Date field's day as written, time and zone disregarded.
     fn sent_day(&mut self) -> Option<i64> {
-        mime::field(self.header(), "Date")
-            .and_then(|d| mime::parse_date(&d))
-            .map(|s| s.div_euclid(86400))
+        mime::field(self.header(), "Date").and_then(|d| mime::sent_day(&d))
     }
 }
 

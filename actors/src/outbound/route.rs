@@ -3,7 +3,7 @@
 //! own A/AAAA when it has no MX, RFC 7505 null MX refuses mail).
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use postcore_storage::directory::{Directory, DomainKind, RelayHost, TlsMode};
@@ -103,7 +103,7 @@ pub enum ResolveError {
     Permanent(String),
 }
 
-/// The DNS resolver for outbound delivery.
+/// The DNS resolver for outbound delivery and the network checks.
 pub fn resolver(servers: &[SocketAddr]) -> anyhow::Result<TokioResolver> {
     let provider = TokioRuntimeProvider::default();
     if servers.is_empty() {
@@ -122,7 +122,11 @@ pub fn resolver(servers: &[SocketAddr]) -> anyhow::Result<TokioResolver> {
             NameServerConfig::new(s.ip(), true, vec![udp, tcp])
         })
         .collect();
-    TokioResolver::builder_with_config(ResolverConfig::from_name_servers(ns), provider)
+    // Configured servers are the whole truth: the hosts file is not consulted.
+    let mut builder =
+        TokioResolver::builder_with_config(ResolverConfig::from_name_servers(ns), provider);
+    builder.options_mut().use_hosts_file = ResolveHosts::Never;
+    builder
         .build()
         .map_err(|e| anyhow::anyhow!("DNS resolver: {e}"))
 }

@@ -234,28 +234,46 @@ impl Session {
         let from = tx.from.as_ref().map(|a| a.to_string()).unwrap_or_default();
         let mid = view.message_id.as_deref();
         self.log_arrival(&qid, mid, &from, content.bytes.len(), rcpts.len());
-        let verdict = self.scan(&qid, &from, &rcpts, content.bytes.clone()).await;
+        let net = self.network_checks(&qid, &from, &content.bytes).await;
+        let (facts, auth_results) = match net {
+            Some(n) => (Some(n.facts), Some(n.auth_results)),
+            None => (None, None),
+        };
+        let verdict = self
+            .scan(&qid, &from, &rcpts, content.bytes.clone(), facts)
+            .await;
         let Some((deliveries, quarantined)) = self.judge(&qid, &tx, &verdict, &rcpts) else {
             return Next::Continue;
         };
         // Only the header section is edited and copied; the body stays where it is.
         let header_len = header_section(&content.bytes).len();
         let head = pipeline::edit_headers(content.bytes[..header_len].to_vec(), &verdict.headers);
+        // RFC 8601 §5: fields claiming our authserv-id came from outside; they go.
+        let head = postcore_protocol::message::strip_own_auth_results(&head, self.hostname())
+            .unwrap_or(head);
         // Our own additions go by the header as the verdict left it.
         let view = if verdict.headers.is_empty() {
             view
         } else {
             HeaderView::parse(&head)
         };
-        let (data, message_id) =
-            match self.add_headers(&qid, &tx, arrival, view, &head, &content, header_len) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::error!(qid, "{qid}: not accepted, message not assembled: {e}");
-                    self.send(codes::INSUFFICIENT_STORAGE);
-                    return Next::Continue;
-                }
-            };
+        let (data, message_id) = match self.add_headers(
+            &qid,
+            &tx,
+            arrival,
+            view,
+            &head,
+            &content,
+            header_len,
+            auth_results.as_deref(),
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(qid, "{qid}: not accepted, message not assembled: {e}");
+                self.send(codes::INSUFFICIENT_STORAGE);
+                return Next::Continue;
+            }
+        };
         drop(content);
         if !self.hold_quarantined(&qid, &data, &quarantined) {
             return Next::Continue;
@@ -409,9 +427,67 @@ impl Session {
         tracing::info!(qid, from = %from, size, nrcpt = n, "{qid}: from=<{from}>, size={size}, nrcpt={n}");
     }
 
+    /// The DNS and authentication checks (see [`crate::net_checks`]) of mail from other
+    /// servers: port 25, not authenticated, not from the networks allowed to relay, the
+    /// antispam check on. Logged in one line; `None` when not made.
+    async fn network_checks(
+        &self,
+        qid: &str,
+        from: &str,
+        data: &Bytes,
+    ) -> Option<crate::net_checks::NetOutcome> {
+        let net = self.ctx.net.as_ref()?;
+        let dir = self.ctx.shared.directory.snapshot();
+        let settings = &dir.settings;
+        let policy = &settings.filter.spam;
+        let wanted = policy.network_checks || !policy.dnsbl.is_empty() || !policy.uribl.is_empty();
+        let exempt = settings
+            .relay
+            .allow_relay_from
+            .iter()
+            .any(|n| n.contains(&self.peer.ip()));
+        if self.kind != ListenerKind::Smtp
+            || self.auth.is_some()
+            || exempt
+            || !settings.filter.spam.enabled
+            || !wanted
+        {
+            return None;
+        }
+        let hosts = if policy.uribl.is_empty() {
+            Vec::new()
+        } else {
+            let max = crate::net_checks::MAX_LINK_HOSTS;
+            self.ctx
+                .shared
+                .scanner
+                .link_hosts(data.clone(), max)
+                .await
+                .unwrap_or_default()
+        };
+        let req = crate::net_checks::NetRequest {
+            ip: self.peer.ip(),
+            helo: self.helo.as_deref(),
+            mail_from: from,
+            message: data,
+            link_hosts: &hosts,
+            hostname: self.hostname(),
+        };
+        let outcome = net.check(&req, policy).await;
+        log_net_facts(qid, &outcome.facts);
+        Some(outcome)
+    }
+
     /// The scan stage: asks this core's scanner actor for a verdict and logs it. A scanner
     /// that cannot answer tempfails the message (mail is never accepted unscanned).
-    async fn scan(&self, qid: &str, from: &str, rcpts: &[EnvelopeRcpt], data: Bytes) -> Verdict {
+    async fn scan(
+        &self,
+        qid: &str,
+        from: &str,
+        rcpts: &[EnvelopeRcpt],
+        data: Bytes,
+        net: Option<postcore_scanner::network::NetFacts>,
+    ) -> Verdict {
         let dir = self.ctx.shared.directory.snapshot();
         let settings = &dir.settings;
         let context = ScanContext {
@@ -430,6 +506,7 @@ impl Session {
                 .iter()
                 .any(|n| n.contains(&self.peer.ip())),
             policy: settings.filter.clone(),
+            net,
         };
         let tempfail = |c: codes::Code| {
             Verdict::refuse(postcore_scanner::Reply::new(c.code, c.status, c.text))
@@ -475,9 +552,12 @@ impl Session {
         head: &[u8],
         content: &Content,
         header_len: usize,
+        auth_results: Option<&str>,
     ) -> std::io::Result<(Bytes, Option<String>)> {
         let mut message_id = view.message_id.clone();
-        let received = self.received_header(qid, tx, arrival);
+        let mut received = self.received_header(qid, tx, arrival);
+        // RFC 8601 §5: the results go at the top, with our trace field.
+        received.push_str(auth_results.unwrap_or(""));
         let mut added = String::new();
         if self.kind != ListenerKind::Smtp && self.auth.is_some() {
             // RFC 6409 §8.1/§8.3: a submission server may add missing Date and Message-ID.
@@ -547,4 +627,66 @@ impl Session {
         h.push_str(&format!("; {}\r\n", rfc5322_date(arrival)));
         h
     }
+}
+
+/// One log line with every network check's result, and the metrics.
+fn log_net_facts(qid: &str, f: &postcore_scanner::network::NetFacts) {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some((r, d)) = &f.spf {
+        parts.push(format!("spf={} ({d})", r.name()));
+        metrics::counter!(crate::metrics::AUTH_RESULTS, "method" => "spf", "result" => r.name())
+            .increment(1);
+    }
+    if let Some(sigs) = &f.dkim {
+        if sigs.is_empty() {
+            parts.push("dkim=none".into());
+        }
+        for s in sigs {
+            parts.push(format!("dkim={} ({})", s.result.name(), s.domain));
+            metrics::counter!(crate::metrics::AUTH_RESULTS, "method" => "dkim", "result" => s.result.name()).increment(1);
+        }
+    }
+    if let Some(a) = &f.arc {
+        parts.push(format!("arc={}", a.name()));
+    }
+    if let Some(d) = &f.dmarc {
+        let policy = match d.policy {
+            postcore_scanner::network::DmarcPolicy::None => "none",
+            postcore_scanner::network::DmarcPolicy::Quarantine => "quarantine",
+            postcore_scanner::network::DmarcPolicy::Reject => "reject",
+        };
+        parts.push(format!(
+            "dmarc={} ({} p={policy})",
+            d.result.name(),
+            d.domain
+        ));
+        metrics::counter!(crate::metrics::AUTH_RESULTS, "method" => "dmarc", "result" => d.result.name()).increment(1);
+    }
+    if let Some((r, ptr)) = &f.iprev {
+        parts.push(format!(
+            "iprev={} ({})",
+            r.name(),
+            ptr.as_deref().unwrap_or("no PTR")
+        ));
+    }
+    if let Some(h) = &f.helo {
+        parts.push(format!("helo={h:?}"));
+    }
+    for l in f.dnsbl.iter().chain(&f.uribl) {
+        let codes: Vec<String> = l.codes.iter().map(|c| c.to_string()).collect();
+        parts.push(format!("listed={}:{}:{}", l.zone, l.item, codes.join(",")));
+        metrics::counter!(crate::metrics::DNS_LISTINGS, "zone" => l.zone.clone()).increment(1);
+    }
+    if !f.timed_out.is_empty() {
+        parts.push(format!("timed_out=[{}]", f.timed_out.join(",")));
+        metrics::counter!(crate::metrics::DNS_BUDGET_EXCEEDED).increment(1);
+    }
+    metrics::histogram!(crate::metrics::NET_CHECK_SECONDS).record(f.millis as f64 / 1000.0);
+    tracing::info!(
+        qid,
+        "{qid}: checks: {} lookups={} time={}ms",
+        parts.join(" "),
+        f.lookups,
+        f.millis
+    );
 }

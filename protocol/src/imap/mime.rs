@@ -647,8 +647,9 @@ pub fn write_envelope(out: &mut Vec<u8>, h: &[u8]) {
     out.push(b')');
 }
 
-/// Parses an RFC 5322 date (`[Day, ] d Mon yyyy hh:mm[:ss] zone`) into Unix seconds.
-pub fn parse_date(v: &[u8]) -> Option<i64> {
+/// A `Date:` value's parts as written (RFC 5322 §3.3): the calendar day (days since
+/// 1970-01-01), the seconds into that day, and the zone's offset from UTC in seconds.
+fn date_parts(v: &[u8]) -> Option<(i64, i64, i64)> {
     let s = String::from_utf8_lossy(v);
     let s = s.split_once(',').map(|(_, r)| r).unwrap_or(&s);
     let mut it = s.split_whitespace();
@@ -659,6 +660,7 @@ pub fn parse_date(v: &[u8]) -> Option<i64> {
     ];
     let mi = M.iter().position(|x| m.starts_with(x))? as u32 + 1;
     let mut y: i64 = it.next()?.parse().ok()?;
+    // RFC 5322 §4.3: two-digit years from 50 are 19xx, below 50 20xx; three digits add 1900.
     if y < 50 {
         y += 2000;
     } else if y < 1000 {
@@ -671,21 +673,31 @@ pub fn parse_date(v: &[u8]) -> Option<i64> {
         .filter_map(|x| x.parse().ok())
         .collect();
     let zone = it.next().unwrap_or("+0000");
-    let off = if (zone.starts_with('+') || zone.starts_with('-')) && zone.len() == 5 {
-        let n: i64 = zone[1..].parse().unwrap_or(0);
-        let o = (n / 100) * 3600 + (n % 100) * 60;
-        if zone.starts_with('-') { -o } else { o }
-    } else {
-        0
+    let off = match zone.as_bytes() {
+        [sign @ (b'+' | b'-'), digits @ ..] if digits.len() == 4 => {
+            let n: i64 = zone[1..].parse().unwrap_or(0);
+            let o = (n / 100) * 3600 + (n % 100) * 60;
+            if *sign == b'-' { -o } else { o }
+        }
+        _ => 0,
     };
     let day = super::types::days_from_civil(y, mi, d);
-    Some(
-        day * 86400
-            + t.first().copied().unwrap_or(0) * 3600
-            + t.get(1).copied().unwrap_or(0) * 60
-            + t.get(2).copied().unwrap_or(0)
-            - off,
-    )
+    let secs = t.first().copied().unwrap_or(0) * 3600
+        + t.get(1).copied().unwrap_or(0) * 60
+        + t.get(2).copied().unwrap_or(0);
+    Some((day, secs, off))
+}
+
+/// A `Date:` value as seconds since the epoch, in UTC (for SORT DATE, RFC 5256 §2.2).
+pub fn parse_date(v: &[u8]) -> Option<i64> {
+    let (day, secs, off) = date_parts(v)?;
+    Some(day * 86400 + secs - off)
+}
+
+/// The calendar day a `Date:` value names, as written, its time and zone disregarded (for
+/// SENTON/SENTBEFORE/SENTSINCE, RFC 9051 §6.4.4): days since 1970-01-01.
+pub fn sent_day(v: &[u8]) -> Option<i64> {
+    date_parts(v).map(|(day, _, _)| day)
 }
 
 #[cfg(test)]
@@ -742,6 +754,21 @@ hello\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner
         assert_eq!(
             parse_date(b"Tue, 1 Jul 2003 10:52:37 +0200"),
             Some(1057049557)
+        );
+        // RFC 9051 §6.4.4: the sent date disregards time and zone. 25 March 2007 at midnight
+        // +0200 is 24 March in UTC, but SENTON 25-Mar-2007.
+        let day = |y, m, d| super::super::types::days_from_civil(y, m, d);
+        assert_eq!(
+            sent_day(b"Sun, 25 Mar 2007 00:00 +0200"),
+            Some(day(2007, 3, 25))
+        );
+        assert_eq!(
+            sent_day(b"25 Mar 2007 23:59:59 -1100"),
+            Some(day(2007, 3, 25))
+        );
+        assert_eq!(
+            parse_date(b"Sun, 25 Mar 2007 00:00 +0200").map(|s| s.div_euclid(86400)),
+            Some(day(2007, 3, 24))
         );
     }
 }

@@ -521,16 +521,9 @@ fn uri(u: &str, sink: &mut Sink) {
         None => ("www", u.as_str()),
     };
     sink.addf(format_args!("U:scheme:{scheme}"));
-    let host = rest
-        .split(['/', '?', '#', ':'])
-        .next()
-        .unwrap_or("")
-        .rsplit('@')
-        .next()
-        .unwrap_or("");
-    if host.is_empty() {
+    let Some(host) = crate::spam::message::uri_host(rest) else {
         return;
-    }
+    };
     if host.parse::<std::net::Ipv4Addr>().is_ok() {
         sink.add("U:ip");
         sink.addf(format_args!("U:{host}"));

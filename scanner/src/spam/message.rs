@@ -297,6 +297,52 @@ fn chunks(text: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// Links in plain text: `scheme://…`, `www.…`, `mailto:…`.
+/// The host of a link (`http://user@Host:8080/x` → `Host`), after the scheme (or of a bare
+/// `www.` link); `None` for `mailto:` and links without a host.
+pub fn uri_host(u: &str) -> Option<&str> {
+    if u.get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("mailto:"))
+    {
+        return None;
+    }
+    let rest = u.split_once("://").map_or(u, |(_, r)| r);
+    let host = rest
+        .split(['/', '?', '#', ':', '\\'])
+        .next()
+        .unwrap_or("")
+        .rsplit('@')
+        .next()
+        .unwrap_or("");
+    (!host.is_empty()).then_some(host)
+}
+
+/// The distinct hosts (lowercased) that the links of `msg`'s text and HTML parts point to,
+/// at most `max`, in the order first seen.
+pub fn link_hosts(msg: &Message<'_>, max: usize) -> Vec<String> {
+    let mut links = Vec::new();
+    for part in &msg.parts {
+        match &part.body {
+            PartType::Text(t) => find_text_links(t, &mut links),
+            PartType::Html(h) => find_html_links(h, &mut links),
+            _ => {}
+        }
+    }
+    let mut hosts: Vec<String> = Vec::new();
+    for l in &links {
+        let Some(h) = std::str::from_utf8(l).ok().and_then(uri_host) else {
+            continue;
+        };
+        let h = h.to_ascii_lowercase();
+        if !hosts.contains(&h) {
+            hosts.push(h);
+            if hosts.len() == max {
+                break;
+            }
+        }
+    }
+    hosts
+}
+
 fn find_text_links(text: &str, out: &mut Vec<Vec<u8>>) {
     let b = text.as_bytes();
     let end_of = |from: usize| {

@@ -12,6 +12,7 @@ pub mod rules;
 
 use crate::bayes::Bayes;
 use crate::greylist::{GreylistStore, Outcome};
+use crate::network::DmarcDemand;
 use crate::verdict::{Disposition, HeaderEdit, Reply, Symbol, Verdict};
 use crate::{ScanContext, ScanInput};
 use arc_swap::ArcSwap;
@@ -62,6 +63,21 @@ pub struct SpamPolicy {
     /// recently learned (and among those the rarest) are dropped after a round of learning
     /// (SpamAssassin's `bayes_expiry_max_db_size`; 0: never).
     pub bayes_max_tokens: u64,
+    /// Check the client and the sender on port 25: SPF, DKIM, DMARC, ARC, reverse DNS, HELO.
+    pub network_checks: bool,
+    /// The time all of a message's DNS lookups share, in milliseconds; what has not answered
+    /// by then is left out (its symbol dropped), never waited for.
+    pub dns_budget_ms: u64,
+    /// DNS block lists asked about the client address.
+    pub dnsbl: Vec<crate::network::DnsList>,
+    /// URI block lists asked about the registered domains of the message's links.
+    pub uribl: Vec<crate::network::DnsList>,
+    /// Follow the `From:` domain's DMARC policy for failing mail: `p=reject` refuses it with
+    /// `550 5.7.1`, `p=quarantine` flags it as spam (into Junk). Off: the symbols only.
+    pub dmarc_enforce: bool,
+    /// Scores for the built-in network symbols by name (`R_SPF_FAIL`, `RDNS_NONE`, …),
+    /// replacing their defaults.
+    pub symbol_scores: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for SpamPolicy {
@@ -79,6 +95,12 @@ impl Default for SpamPolicy {
             bayes: true,
             bayes_learn_from_imap: true,
             bayes_max_tokens: 1_000_000,
+            network_checks: true,
+            dns_budget_ms: 2000,
+            dnsbl: Vec::new(),
+            uribl: Vec::new(),
+            dmarc_enforce: true,
+            symbol_scores: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -105,6 +127,15 @@ impl SpamPolicy {
         }
         if self.subject_prefix.chars().any(char::is_control) {
             return Err("subject_prefix must not hold control characters".into());
+        }
+        for l in self.dnsbl.iter().chain(&self.uribl) {
+            l.validate()?;
+        }
+        if !(100..=30_000).contains(&self.dns_budget_ms) {
+            return Err("dns_budget_ms must be between 100 and 30000".into());
+        }
+        if self.symbol_scores.values().any(|v| !v.is_finite()) {
+            return Err("symbol_scores must be numbers".into());
         }
         Ok(())
     }
@@ -305,6 +336,7 @@ impl Antispam {
         if let Some(b) = bayes {
             symbols.extend(bayes_hit(b, &view, &input.context.qid));
         }
+        symbols.extend(network_hits(input.context));
         symbols.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.name.cmp(&b.name)));
         let score = symbols.iter().map(|h| h.score).sum::<f64>();
         let policy = &input.context.policy.spam;
@@ -319,6 +351,23 @@ impl Antispam {
         self.count(&j);
         j
     }
+}
+
+/// The symbols of the DNS and authentication checks, when they were made.
+fn network_hits(ctx: &ScanContext) -> Vec<Hit> {
+    let Some(facts) = &ctx.net else {
+        return Vec::new();
+    };
+    let p = &ctx.policy.spam;
+    crate::network::symbols(facts, &p.dnsbl, &p.uribl, &p.symbol_scores)
+        .into_iter()
+        .map(|(name, score, detail)| Hit {
+            name,
+            score,
+            count: 1,
+            detail,
+        })
+        .collect()
 }
 
 /// The Bayes symbol of a message, if the classifier is active and sure enough either way.
@@ -444,6 +493,24 @@ pub fn apply(
         v.headers
             .extend(flag_headers(j, policy, subject).into_iter().skip(skip));
     };
+    // RFC 7489 §6.6.4: the receiver applies the domain's policy to failing mail.
+    let mut action = j.action;
+    if policy.dmarc_enforce
+        && let Some((demand, domain)) = ctx.net.as_ref().and_then(crate::network::dmarc_demand)
+    {
+        match demand {
+            // In quarantine mode it is held like any other refused message.
+            DmarcDemand::Reject if policy.quarantine_to.is_some() => action = SpamAction::Reject,
+            DmarcDemand::Reject => {
+                let text = format!("Rejected by the DMARC policy of {domain}");
+                return refuse(v, Reply::new(550, "5.7.1", &text));
+            }
+            DmarcDemand::Quarantine if action != SpamAction::Reject => {
+                action = SpamAction::AddHeader;
+            }
+            DmarcDemand::Quarantine => {}
+        }
+    }
     // Greylisting: at or above its threshold and below deny (flagged mail too: the spammiest
     // senders are the ones least likely to retry).
     if let (Some(store), SpamAction::Greylist | SpamAction::AddHeader) = (greylist, j.action)
@@ -459,7 +526,7 @@ pub fn apply(
             Outcome::Pass => v.add_symbol("GREYLIST", 0.0, Some("passed".into())),
         }
     }
-    match (j.action, &policy.quarantine_to) {
+    match (action, &policy.quarantine_to) {
         (SpamAction::Reject, Some(to)) => {
             flag(&mut v);
             for i in 0..ctx.rcpts.len() {

@@ -2,7 +2,7 @@
 //! rules when they are installed.
 
 use super::*;
-use crate::ScanContext;
+use crate::{MessageAction, ScanContext};
 
 /// An engine of the built-in rules plus `text`.
 fn engine_with(text: &str) -> Engine {
@@ -251,4 +251,48 @@ fn debian_rules_judge_gtube_and_plain_mail() {
         Click here to be removed from our mailing list.\r\n";
     let got = hits(e, spam);
     assert!(got.len() >= 2, "{got:?}");
+}
+
+#[test]
+fn dmarc_policy_refuses_quarantines_or_only_scores() {
+    use crate::network::{AuthResult, DmarcFact, DmarcPolicy, NetFacts};
+    let a = Antispam::new();
+    let raw = b"From: ceo@spoof.test\r\nSubject: pay\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\
+        Message-ID: <d@spoof.test>\r\n\r\nWire it.\r\n";
+    let verdict_for = |policy: DmarcPolicy, edit: &dyn Fn(&mut SpamPolicy)| {
+        let mut ctx = ScanContext::for_test(&["a@example.test"]);
+        ctx.net = Some(NetFacts {
+            dmarc: Some(DmarcFact {
+                result: AuthResult::Fail,
+                policy,
+                domain: "spoof.test".into(),
+            }),
+            ..NetFacts::default()
+        });
+        edit(&mut ctx.policy.spam);
+        let input = ScanInput::new(&ctx, raw);
+        let j = a.judge(&input);
+        apply(Verdict::accept(), &j, &input, None)
+    };
+    let v = verdict_for(DmarcPolicy::Reject, &|_| {});
+    assert!(
+        matches!(&v.action, MessageAction::Reject(r) if r.code == 550 && r.text.contains("spoof.test")),
+        "{v:?}"
+    );
+    assert!(v.symbols.iter().any(|s| s.name == "DMARC_POLICY_REJECT"));
+    // In quarantine mode it is held, not refused.
+    let v = verdict_for(DmarcPolicy::Reject, &|p| {
+        p.quarantine_to = Some("quarantine@example.test".into())
+    });
+    assert_eq!(v.action, MessageAction::Accept);
+    assert!(v.symbols.iter().any(|s| s.name == "QUARANTINED"), "{v:?}");
+    // p=quarantine flags the message whatever its score.
+    let v = verdict_for(DmarcPolicy::Quarantine, &|_| {});
+    assert_eq!(v.action, MessageAction::Accept);
+    assert_eq!(v.disposition(0), &Disposition::Junk);
+    // Not enforced: the symbol only.
+    let v = verdict_for(DmarcPolicy::Reject, &|p| p.dmarc_enforce = false);
+    assert_eq!(v.action, MessageAction::Accept);
+    assert_eq!(v.disposition(0), &Disposition::Keep);
+    assert!(v.symbols.iter().any(|s| s.name == "DMARC_POLICY_REJECT"));
 }
