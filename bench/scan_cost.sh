@@ -59,7 +59,7 @@ for size in $SIZES; do
   lo=$(printf '%s\n' "${cost[@]}" | sort -g | head -1); hi=$(printf '%s\n' "${cost[@]}" | sort -g | tail -1)
   echo "RESULT size=$size: filter off $a msg/s, on $b msg/s: ${CHECK:-av} checks cost $(python3 -c "print(f'{100*(1-$b/$a):.1f}')") % (median of $RUNS; per-run ${cost[*]} %: $lo to $hi)"
 done
-grep -c 'VIRUS_FOUND\|attachment blocked' "$WORK/server.log" | sed 's/^/findings in the log (should be 0): /'
-grep -c 'checks: ' "$WORK/server.log" | sed 's/^/messages with network checks logged: /'
-grep 'checks: ' "$WORK/server.log" | tail -1
+{ grep -c 'VIRUS_FOUND\|attachment blocked' "$WORK/server.log" || true; } | sed 's/^/findings in the log (should be 0): /'
+{ grep -c 'checks: ' "$WORK/server.log" || true; } | sed 's/^/messages with network checks logged: /'
+grep 'checks: ' "$WORK/server.log" | tail -1 || true
 rm -rf "$ROOT.aside"

@@ -159,8 +159,9 @@ impl Session {
         if !uid && set.out_of_range(sel.msgs.len() as u32) {
             return Done::bad("Invalid message sequence number");
         }
-        if changed_since.is_some() {
-            self.condstore = true;
+        // RFC 7162 §3.1: FETCH with CHANGEDSINCE or the MODSEQ item enables CONDSTORE.
+        if changed_since.is_some() || atts.contains(&FetchAtt::ModSeq) {
+            self.enable_condstore();
         }
         complete_atts(&mut atts, uid, changed_since.is_some());
         let positions = self.fetch_positions(&set, uid, changed_since, vanished);

@@ -174,10 +174,10 @@ impl Session {
         if !(r.may('s') || r.may('w') || r.may('t')) {
             return Done::no_with(Code::NoPerm, "Permission denied");
         }
-        if unchanged_since.is_some() {
-            self.condstore = true;
-        }
         let positions = sel.resolve(&set, uid);
+        if unchanged_since.is_some() {
+            self.enable_condstore();
+        }
         let (touched, modified) = match self
             .apply_flags(&positions, mode, &flags, unchanged_since)
             .await

@@ -305,7 +305,7 @@ impl Session {
     ) -> Done {
         self.refresh(uid).await;
         if uses_modseq(&key) {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let hits = self.matching(&key).await;
         let Some(sel) = self.sel.as_ref() else {
@@ -315,8 +315,18 @@ impl Session {
             .iter()
             .map(|p| if uid { sel.msgs[*p].uid } else { *p as u32 + 1 })
             .collect();
+        // RFC 7162 §3.1.5: the highest mod-sequence of the messages returned; when ESEARCH
+        // returns only MIN and/or MAX, those are the messages returned.
+        let only_ends = ret.extended && !ret.all && !ret.count && (ret.min || ret.max);
+        let returned: Vec<usize> = match (only_ends, hits.first(), hits.last()) {
+            (true, Some(first), Some(last)) => [(ret.min, *first), (ret.max, *last)]
+                .into_iter()
+                .filter_map(|(wanted, p)| wanted.then_some(p))
+                .collect(),
+            _ => hits.clone(),
+        };
         let modseq = uses_modseq(&key)
-            .then(|| hits.iter().map(|p| sel.msgs[*p].modseq).max())
+            .then(|| returned.iter().map(|p| sel.msgs[*p].modseq).max())
             .flatten();
         if ret.extended {
             // RFC 4731 §3.1.

@@ -256,10 +256,21 @@ impl Session {
         }
         self.untagged_ok(Code::UidValidity(meta.uidvalidity), "UIDs valid");
         self.untagged_ok(Code::UidNext(meta.uidnext), "Predicted next UID");
+        // RFC 7162 §3.1.2.1: mod-sequences are kept for every mailbox, so every SELECT and
+        // EXAMINE reports the highest (NOMODSEQ is for mailboxes that keep none).
+        self.untagged_ok(Code::HighestModSeq(meta.highestmodseq), "Highest");
+    }
+
+    /// Turns CONDSTORE on for the session (RFC 7162 §3.1: a CONDSTORE-enabling command). The
+    /// first time, with a mailbox selected, the client learns its HIGHESTMODSEQ before the
+    /// command's own responses (RFC 7162 §3.1).
+    pub(super) fn enable_condstore(&mut self) {
         if self.condstore {
-            self.untagged_ok(Code::HighestModSeq(meta.highestmodseq), "Highest");
-        } else {
-            self.untagged_ok(Code::NoModSeq, "No permanent modsequences");
+            return;
+        }
+        self.condstore = true;
+        if let Some(h) = self.sel.as_ref().map(|s| s.highestmodseq) {
+            self.untagged_ok(Code::HighestModSeq(h), "Highest");
         }
     }
 

@@ -60,7 +60,7 @@ impl Session {
             return Done::no_with(Code::NoPerm, "Permission denied");
         }
         if items.contains(&StatusItem::HighestModSeq) {
-            self.condstore = true;
+            self.enable_condstore();
         }
         self.status_lines(&m, items);
         Done::ok("STATUS completed")
