@@ -738,3 +738,68 @@ fn body_search_answers_from_the_full_text_index() {
     c.ok("SELECT Archive");
     assert_eq!(c.ok("SEARCH BODY kumquat"), "* SEARCH 1");
 }
+
+/// RFC 9051 §7.3.5: ten clients add keywords to the same messages at once; each checks, with
+/// its own parsing of the untagged responses (not postcore's codec), that every keyword a
+/// FETCH shows was named by a FLAGS response it received before.
+#[test]
+fn concurrent_keywords_always_come_after_flags() {
+    let s = server();
+    for i in 0..3 {
+        deliver(&s, "alice@example.test", &format!("kw {i}"));
+    }
+    assert_eq!(s.wait_messages("users/alice", 3).len(), 3);
+    let port = s.imap;
+    let clients: Vec<_> = (0..10)
+        .map(|n| {
+            std::thread::spawn(move || {
+                let mut c = Imap::login(port, "alice", "alice-pw");
+                let mut flags: std::collections::BTreeSet<String> = Default::default();
+                let mut shown = 0usize;
+                let mut check = |lines: &[String]| {
+                    for l in lines {
+                        if let Some(rest) = l.strip_prefix("* FLAGS (") {
+                            flags.extend(rest.trim_end_matches(')').split(' ').map(String::from));
+                        } else if l.contains(" FETCH (") {
+                            let Some(start) = l.find("FLAGS (") else {
+                                continue;
+                            };
+                            let list = &l[start + 7..];
+                            let list = &list[..list.find(')').unwrap()];
+                            // Keywords only: system flags (\Recent among them) are not listed.
+                            for k in list
+                                .split(' ')
+                                .filter(|k| !k.is_empty() && !k.starts_with('\\'))
+                            {
+                                assert!(
+                                    flags.contains(k),
+                                    "client {n}: {k} in {l:?} before FLAGS named it ({flags:?})"
+                                );
+                                shown += 1;
+                            }
+                        }
+                    }
+                };
+                let (u, t) = c.cmd("SELECT INBOX");
+                assert!(t.starts_with("OK"), "{t}");
+                check(&u);
+                for round in 0..15 {
+                    let msg = 1 + (round + n) % 3;
+                    let (u, t) = c.cmd(&format!("STORE {msg} +FLAGS (kw{n}x{round})"));
+                    assert!(t.starts_with("OK"), "{t}");
+                    check(&u);
+                    let (u, _) = c.cmd("NOOP");
+                    check(&u);
+                }
+                let (u, _) = c.cmd("FETCH 1:3 (FLAGS)");
+                check(&u);
+                shown
+            })
+        })
+        .collect();
+    let shown: usize = clients.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(
+        shown > 150,
+        "the clients saw keywords in FETCH responses: {shown}"
+    );
+}

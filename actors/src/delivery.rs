@@ -119,7 +119,13 @@ fn ensure_folder(shared: &Shared, owner: &str, name: &str, dir: &std::path::Path
     match shared.mailboxes.get(owner, name) {
         Ok(Some(_)) => {}
         Ok(None) => {
-            if let Err(e) = shared.mailboxes.create(owner, name, dir, None)
+            // A folder delivery creates (Junk, a Sieve target) is subscribed, so that clients
+            // showing subscribed folders only see what arrives there.
+            let created = shared.mailboxes.create(owner, name, dir, None);
+            if created.is_ok() {
+                let _ = shared.mailboxes.set_subscribed(owner, name, true);
+            }
+            if let Err(e) = created
                 && shared.mailboxes.get(owner, name).ok().flatten().is_none()
             {
                 tracing::warn!(

@@ -252,7 +252,7 @@ impl Session {
         ok.then(|| target.to_string())
     }
 
-    /// Creates INBOX and the special-use folders the first time a user logs in.
+    /// Creates INBOX and the special-use folders the first time a user logs in, subscribed.
     fn ensure_folders(&self, user: &str) -> anyhow::Result<()> {
         let idx = &self.ctx.shared.mailboxes;
         if idx.get(user, "INBOX")?.is_some() {
@@ -260,11 +260,15 @@ impl Session {
         }
         let root = self.user_root(user);
         idx.create(user, "INBOX", &root, None)?;
+        idx.set_subscribed(user, "INBOX", true)?;
         for (name, special) in SPECIAL_FOLDERS {
             if idx.get(user, name)?.is_none() {
                 let path = postcore_storage::mailbox::folder_path(&root, name);
                 idx.create(user, name, &path, Some(special.to_string()))?;
             }
+            // Subscribed from the start, as Dovecot's `auto = subscribe`: clients that show
+            // subscribed folders only must see them.
+            idx.set_subscribed(user, name, true)?;
         }
         Ok(())
     }

@@ -123,54 +123,125 @@ impl Session {
             return Done::ok(format!("{verb} completed"));
         }
         let all = self.visible();
+        let subs = self
+            .ctx
+            .shared
+            .mailboxes
+            .subscriptions(self.user())
+            .unwrap_or_default();
         let names: Vec<&str> = all.iter().map(|m| m.display.as_str()).collect();
-        for m in &all {
-            let matched = patterns.iter().any(|p| {
+        let matches = |name: &str| {
+            patterns.iter().any(|p| {
                 let full = format!("{reference}{p}");
-                let name = m.display.as_str();
                 pattern_match(full.as_bytes(), name.as_bytes())
                     || (full.eq_ignore_ascii_case("INBOX") && name == "INBOX")
-            });
-            if !matched {
+            })
+        };
+        // RFC 5258 §3.5, RFC 3501 §6.3.9: a name with subscribed names below it.
+        let has_subscribed_child = |name: &str| {
+            let prefix = format!("{name}{SEP}");
+            subs.iter().any(|s| s.starts_with(&prefix))
+        };
+        let selecting_subscribed = o.subscribed || o.lsub;
+        for m in &all {
+            let name = m.display.as_str();
+            if !matches(name) || (o.special_use_only && m.meta.special_use.is_none()) {
                 continue;
             }
-            if o.subscribed && !m.meta.subscribed {
+            let subscribed = subs.contains(name);
+            // A mailbox not subscribed itself is listed for a SUBSCRIBED selection only as
+            // the parent of subscribed ones: LSUB with `\Noselect` when `%` stops above them
+            // (RFC 3501 §6.3.9), LIST with CHILDINFO under RECURSIVEMATCH (RFC 5258 §3.5).
+            let childinfo = selecting_subscribed && !subscribed && has_subscribed_child(name);
+            if selecting_subscribed && !subscribed && !childinfo {
                 continue;
             }
-            if o.special_use_only && m.meta.special_use.is_none() {
+            if childinfo && !o.lsub && !o.recursive_match {
+                continue;
+            }
+            if childinfo && o.lsub && !patterns.iter().any(|p| p.ends_with('%')) {
                 continue;
             }
             let mut attrs: Vec<String> = Vec::new();
-            let prefix = format!("{}{SEP}", m.display);
-            let has_children = names.iter().any(|n| n.starts_with(&prefix));
-            if !o.lsub {
-                attrs.push(if has_children {
+            if o.lsub {
+                if childinfo {
+                    attrs.push("\\Noselect".into());
+                }
+            } else {
+                let prefix = format!("{name}{SEP}");
+                attrs.push(if names.iter().any(|n| n.starts_with(&prefix)) {
                     "\\HasChildren".into()
                 } else {
                     "\\HasNoChildren".into()
                 });
+                if (o.subscribed || o.return_subscribed) && subscribed {
+                    attrs.push("\\Subscribed".into());
+                }
+                if let Some(su) = &m.meta.special_use {
+                    attrs.push(su.clone());
+                }
             }
-            if (o.subscribed || o.return_subscribed) && m.meta.subscribed {
-                attrs.push("\\Subscribed".into());
-            }
-            if let Some(su) = &m.meta.special_use
-                && !o.lsub
-            {
-                attrs.push(su.clone());
-            }
-            if m.display == "INBOX" && !o.lsub {
-                // not strictly needed; some clients like to see it
-            }
-            let mut l = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            encode::mailbox(&mut l, &m.display);
-            self.conn.out.extend_from_slice(&l);
-            self.conn.out.extend_from_slice(b"\r\n");
+            self.list_line(verb, &attrs, name, childinfo && !o.lsub);
             // RFC 5819 §2: each STATUS right after its LIST line.
-            if !o.status.is_empty() {
+            if !o.status.is_empty() && !childinfo {
                 self.status_lines(m, &o.status);
             }
         }
+        if selecting_subscribed && !o.special_use_only {
+            self.list_missing(verb, &names, &subs, o, &matches);
+        }
         Done::ok(format!("{verb} completed"))
+    }
+
+    /// The subscribed names that match but are no mailbox (RFC 9051 §6.3.7: a subscription
+    /// outlives its mailbox): `\NonExistent` in LIST (RFC 5258 §3), and for a SUBSCRIBED
+    /// selection with RECURSIVEMATCH (or LSUB with `%`) their missing parents too.
+    fn list_missing(
+        &mut self,
+        verb: &str,
+        names: &[&str],
+        subs: &std::collections::BTreeSet<String>,
+        o: &ListOptions,
+        matches: &dyn Fn(&str) -> bool,
+    ) {
+        let exists = |n: &str| names.contains(&n);
+        let mut parents = std::collections::BTreeSet::new();
+        for s in subs.iter().filter(|s| !exists(s)) {
+            if matches(s) {
+                let attrs: &[&str] = if o.lsub {
+                    &[]
+                } else {
+                    &["\\Subscribed", "\\NonExistent"]
+                };
+                let attrs: Vec<String> = attrs.iter().map(|a| a.to_string()).collect();
+                self.list_line(verb, &attrs, s, false);
+            }
+            let mut at = s.as_str();
+            while let Some((p, _)) = at.rsplit_once(SEP) {
+                if !exists(p) && !subs.contains(p) && matches(p) {
+                    parents.insert(p.to_string());
+                }
+                at = p;
+            }
+        }
+        for p in parents {
+            if o.lsub {
+                self.list_line(verb, &["\\Noselect".to_string()], &p, false);
+            } else if o.recursive_match {
+                self.list_line(verb, &["\\NonExistent".to_string()], &p, true);
+            }
+        }
+    }
+
+    /// One `* LIST`/`* LSUB` line, with `CHILDINFO ("SUBSCRIBED")` extended data when asked.
+    fn list_line(&mut self, verb: &str, attrs: &[String], name: &str, childinfo: bool) {
+        let mut l = format!("* {verb} ({}) \"/\" ", attrs.join(" ")).into_bytes();
+        encode::mailbox(&mut l, name);
+        if childinfo {
+            l.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+        }
+        self.conn.out.extend_from_slice(&l);
+        self.conn.out.extend_from_slice(b"\r\n");
     }
 
     pub(super) fn namespace(&mut self) -> Done {
@@ -359,6 +430,11 @@ impl Session {
                 s.name = b.clone();
                 s.path = folder_path(&root, b);
             }
+            // The renamed mailbox stays subscribed under its new name (as Dovecot does).
+            if idx.subscriptions(&user).is_ok_and(|subs| subs.contains(a)) {
+                let _ = idx.set_subscribed(&user, a, false);
+                let _ = idx.set_subscribed(&user, b, true);
+            }
         }
         // Parents of the new name.
         let parts: Vec<&str> = to.split(SEP).collect();
@@ -371,20 +447,22 @@ impl Session {
         Done::ok("RENAME completed")
     }
 
+    /// SUBSCRIBE/UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8): the user's list of names, which
+    /// may name a mailbox that does not exist.
     pub(super) fn subscribe(&mut self, name: &str, on: bool) -> Done {
-        let Some(mut m) = self.resolve(name) else {
-            return Done::no_with(Code::NonExistent, "Mailbox does not exist");
+        let name = name.trim_end_matches(SEP);
+        let name = if name.eq_ignore_ascii_case("INBOX") {
+            "INBOX"
+        } else {
+            name
         };
-        m.meta.subscribed = on;
-        let idx = &self.ctx.shared.mailboxes;
-        let lock = idx.lock(m.meta.id);
-        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let cur = idx.get(&m.owner, &m.name).ok().flatten();
-        if let Some(mut cur) = cur {
-            cur.subscribed = on;
-            if idx.put_meta(&m.owner, &m.name, &cur).is_err() {
-                return Done::no_with(Code::ServerBug, "Cannot save subscription");
-            }
+        if on && self.resolve(name).is_none() && !valid_new_name(name, self.utf8 || self.rev2) {
+            return Done::no_with(Code::Cannot, "Invalid mailbox name");
+        }
+        let user = self.user().to_string();
+        if let Err(e) = self.ctx.shared.mailboxes.set_subscribed(&user, name, on) {
+            tracing::warn!(user, "imap subscribe {name}: {e:#}");
+            return Done::no_with(Code::ServerBug, "Cannot save subscription");
         }
         Done::ok(if on {
             "SUBSCRIBE completed"

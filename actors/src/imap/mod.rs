@@ -18,6 +18,7 @@ mod idle;
 mod namespace;
 mod quota;
 mod search;
+mod searchres;
 mod seen;
 mod select;
 mod status;
@@ -514,7 +515,7 @@ impl Session {
     /// The selected state (RFC 9051 §6.4).
     async fn selected(&mut self, tag: &str, body: CommandBody) -> Done {
         use CommandBody as C;
-        match body {
+        match self.expand_saved(body) {
             C::Check => {
                 self.refresh(true).await;
                 Done::ok("CHECK completed")

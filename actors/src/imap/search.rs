@@ -315,6 +315,8 @@ impl Session {
             .iter()
             .map(|p| if uid { sel.msgs[*p].uid } else { *p as u32 + 1 })
             .collect();
+        // RFC 5182 §2.1: SAVE alone answers with no ESEARCH.
+        let answer = !ret.save || ret.min || ret.max || ret.all || ret.count;
         // RFC 7162 §3.1.5: the highest mod-sequence of the messages returned; when ESEARCH
         // returns only MIN and/or MAX, those are the messages returned.
         let only_ends = ret.extended && !ret.all && !ret.count && (ret.min || ret.max);
@@ -328,7 +330,9 @@ impl Session {
         let modseq = uses_modseq(&key)
             .then(|| returned.iter().map(|p| sel.msgs[*p].modseq).max())
             .flatten();
-        if ret.extended {
+        if !answer {
+            // Nothing to say.
+        } else if ret.extended {
             // RFC 4731 §3.1.
             let mut l = format!("* ESEARCH (TAG \"{tag}\")");
             if uid {
@@ -362,6 +366,9 @@ impl Session {
                 l.push_str(&format!(" (MODSEQ {m})"));
             }
             self.line(&l);
+        }
+        if ret.save {
+            self.save_result(&ret, &hits);
         }
         Done::ok(if uid {
             "UID SEARCH completed"

@@ -28,6 +28,10 @@ pub(super) struct Selected {
     pub private_gen: u64,
     /// UID ranges (`lo..hi`) that are \Recent in this session (RFC 3501 §2.3.2).
     pub recent: Vec<(u32, u32)>,
+    /// The keywords this session's FLAGS response named (RFC 9051 §7.3.5).
+    pub keywords: std::collections::BTreeSet<String>,
+    /// The UIDs of the saved search result, `$` (RFC 5182).
+    pub saved: Vec<u32>,
 }
 
 impl Selected {
@@ -185,7 +189,8 @@ impl Session {
             }
         };
         let read_only = examine || !(m.may('s') || m.may('w') || m.may('t'));
-        self.announce_flags(&msgs, read_only);
+        let keywords = keywords_of(&msgs);
+        self.announce_flags(&keywords, read_only);
         let recent: Vec<(u32, u32)> = self
             .recent_range(meta.id, meta.uidnext, read_only)
             .into_iter()
@@ -211,6 +216,8 @@ impl Session {
             private_seen,
             private_gen,
             recent,
+            keywords,
+            saved: Vec::new(),
         });
         let verb = if examine { "EXAMINE" } else { "SELECT" };
         let code = if read_only {
@@ -221,15 +228,11 @@ impl Session {
         Done::ok_with(code, format!("{verb} completed"))
     }
 
-    /// FLAGS and PERMANENTFLAGS of a mailbox being selected (RFC 9051 §7.3.5, §7.1).
-    fn announce_flags(&mut self, msgs: &[ViewMsg], read_only: bool) {
-        let mut keywords: Vec<&str> = msgs
-            .iter()
-            .flat_map(|m| m.keywords.iter().map(String::as_str))
-            .collect();
-        keywords.sort_unstable();
-        keywords.dedup();
-        let kw = keywords.join(" ");
+    /// FLAGS and PERMANENTFLAGS of a mailbox being selected, or again when its keywords grew
+    /// (RFC 9051 §7.3.5, §7.1).
+    fn announce_flags(&mut self, keywords: &std::collections::BTreeSet<String>, read_only: bool) {
+        let kw: Vec<&str> = keywords.iter().map(String::as_str).collect();
+        let kw = kw.join(" ");
         let sp = if kw.is_empty() { "" } else { " " };
         self.line(&format!(
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw})"
@@ -241,6 +244,22 @@ impl Session {
                 format!("\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded{sp}{kw} \\*");
             self.untagged_ok(Code::PermanentFlags(flags), "Flags permitted");
         }
+    }
+
+    /// RFC 9051 §7.3.5: when a message of the selected mailbox carries a keyword this
+    /// session's FLAGS did not name (a STORE or APPEND here or in another session), FLAGS and
+    /// PERMANENTFLAGS again, before any FETCH that shows it.
+    pub(super) fn announce_new_keywords(&mut self) {
+        let Some(sel) = self.sel.as_mut() else {
+            return;
+        };
+        let now = keywords_of(&sel.msgs);
+        if now.is_subset(&sel.keywords) {
+            return;
+        }
+        sel.keywords.extend(now);
+        let (all, read_only) = (sel.keywords.clone(), sel.read_only);
+        self.announce_flags(&all, read_only);
     }
 
     /// EXISTS, RECENT and UNSEEN (IMAP4rev1 only), UIDVALIDITY, UIDNEXT, and HIGHESTMODSEQ
@@ -362,10 +381,18 @@ impl Session {
             sel.highestmodseq = 0;
         }
         let lines = changes_lines(sel, &merged, qresync, condstore, rev1);
+        self.announce_new_keywords();
         for l in lines {
             self.line(&l);
         }
     }
+}
+
+/// Every keyword of the messages.
+fn keywords_of(msgs: &[ViewMsg]) -> std::collections::BTreeSet<String> {
+    msgs.iter()
+        .flat_map(|m| m.keywords.iter().cloned())
+        .collect()
 }
 
 /// The untagged responses that report a refresh: EXPUNGE or VANISHED (QRESYNC), EXISTS and

@@ -27,9 +27,41 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Quoted-printable (RFC 2045 §6.7); `q` is the RFC 2047 Q variant (`_` = space).
+/// Quoted-printable (RFC 2045 §6.7); `q` is the RFC 2047 Q variant (`_` = space, one line).
+/// In a body, whitespace at the end of a line is dropped (rule 3: it was added in transport),
+/// and `=` as the line's last character, whitespace after it allowed, is a soft line break
+/// (rule 5); line ends are kept as they are.
 pub fn decode_qp(s: &[u8], q: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
+    if q {
+        decode_qp_run(s, true, &mut out);
+        return out;
+    }
+    for line in s.split_inclusive(|&b| b == b'\n') {
+        let content_end = line.len()
+            - if line.ends_with(b"\r\n") {
+                2
+            } else if line.ends_with(b"\n") {
+                1
+            } else {
+                0
+            };
+        let (content, eol) = line.split_at(content_end);
+        let content = content.trim_ascii_end();
+        match content.strip_suffix(b"=") {
+            Some(soft) => decode_qp_run(soft, false, &mut out),
+            None => {
+                decode_qp_run(content, false, &mut out);
+                out.extend_from_slice(eol);
+            }
+        }
+    }
+    out
+}
+
+/// Decodes `=XX` escapes (and `_` when `q`) of one run of text without line ends; an `=`
+/// not followed by two hex digits stays as it is.
+fn decode_qp_run(s: &[u8], q: bool, out: &mut Vec<u8>) {
     let mut i = 0;
     while i < s.len() {
         match s[i] {
@@ -40,10 +72,6 @@ pub fn decode_qp(s: &[u8], q: bool) -> Vec<u8> {
                 ) {
                     out.push(a * 16 + b);
                     i += 3;
-                } else if s.get(i + 1) == Some(&b'\r') && s.get(i + 2) == Some(&b'\n') {
-                    i += 3;
-                } else if s.get(i + 1) == Some(&b'\n') {
-                    i += 2;
                 } else {
                     out.push(b'=');
                     i += 1;
@@ -59,7 +87,6 @@ pub fn decode_qp(s: &[u8], q: bool) -> Vec<u8> {
             }
         }
     }
-    out
 }
 
 /// Text of `bytes` in `charset` (any charset the WHATWG encoding standard knows, through
@@ -217,6 +244,20 @@ pub fn tokens(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 2045 §6.7 rules 3 and 5: transport whitespace at line ends goes, `=` then
+    /// whitespace then the line end is a soft break, an `=` without hex digits stays.
+    #[test]
+    fn quoted_printable_as_rfc_2045_says() {
+        assert_eq!(
+            decode_qp(b"trailing   \r\nsoft= \t\r\nbreak=3D=\r\nend\r\n", false),
+            b"trailing\r\nsoftbreak=end\r\n"
+        );
+        assert_eq!(decode_qp(b"a=\nb\n", false), b"ab\n");
+        assert_eq!(decode_qp(b"x =4 y=ZZ", false), b"x =4 y=ZZ");
+        assert_eq!(decode_qp(b"caf=C3=A9_ok", true), "café ok".as_bytes());
+        assert_eq!(decode_qp(b"last line  ", false), b"last line");
+    }
 
     #[test]
     fn encoded_words_and_subjects() {

@@ -8,6 +8,9 @@ pub enum SeqNum {
     Value(u32),
     /// `*`.
     Star,
+    /// `$`, the saved search result (RFC 5182 §2.1); a session replaces it with the saved
+    /// messages before using the set (unexpanded, it matches nothing).
+    Saved,
 }
 
 /// RFC 9051 §9 `sequence-set`: ranges in the order given; `a:b` means the same as `b:a`.
@@ -15,6 +18,30 @@ pub enum SeqNum {
 pub struct SeqSet(pub Vec<(SeqNum, SeqNum)>);
 
 impl SeqSet {
+    /// `$`: the saved search result (RFC 5182).
+    pub fn saved() -> SeqSet {
+        SeqSet(vec![(SeqNum::Saved, SeqNum::Saved)])
+    }
+
+    /// True for `$`.
+    pub fn is_saved(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(a, b)| *a == SeqNum::Saved || *b == SeqNum::Saved)
+    }
+
+    /// The set of exactly these numbers (ascending, runs joined into ranges).
+    pub fn of(numbers: &[u32]) -> SeqSet {
+        let mut v: Vec<(SeqNum, SeqNum)> = Vec::new();
+        for &n in numbers {
+            match v.last_mut() {
+                Some((_, SeqNum::Value(hi))) if hi.checked_add(1) == Some(n) => *hi = n,
+                _ => v.push((SeqNum::Value(n), SeqNum::Value(n))),
+            }
+        }
+        SeqSet(v)
+    }
+
     /// True if `n` is in the set, `star` being the value of `*`.
     pub fn contains(&self, n: u32, star: u32) -> bool {
         self.0.iter().any(|(a, b)| {
@@ -49,6 +76,7 @@ impl SeqSet {
             [a, b].iter().any(|x| match x {
                 SeqNum::Value(v) => *v == 0 || *v > max,
                 SeqNum::Star => max == 0,
+                SeqNum::Saved => false,
             })
         })
     }
@@ -60,6 +88,7 @@ impl SeqNum {
         match self {
             SeqNum::Value(v) => v,
             SeqNum::Star => star,
+            SeqNum::Saved => 0,
         }
     }
 }
@@ -279,6 +308,8 @@ pub struct SearchReturn {
     pub all: bool,
     /// COUNT.
     pub count: bool,
+    /// SAVE (RFC 5182): keep the result for `$`.
+    pub save: bool,
 }
 
 /// LIST return options (RFC 5258, RFC 5819, RFC 6154).

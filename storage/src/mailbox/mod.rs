@@ -1,8 +1,8 @@
 //! IMAP mailbox index over Maildir++ folders (RFC 9051 §2.3.1 unique identifiers).
 //!
 //! The Maildir files are the messages; this index (column family `mailbox`) holds what IMAP
-//! needs without opening them: per mailbox UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, subscription
-//! and special use; per message the Maildir base name, flags, keywords, size, internal date
+//! needs without opening them: per mailbox UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and special
+//! use; per user the subscribed names (apart from the mailboxes, see `subscriptions.rs`); per message the Maildir base name, flags, keywords, size, internal date
 //! and modseq; the raw header block (so FETCH of header fields and header SEARCH never touch
 //! the files); and the UIDs expunged at each modseq (RFC 7162 QRESYNC `VANISHED`).
 //!
@@ -14,6 +14,7 @@
 //! Keys: `b<user>\0<name>` → meta (JSON); `m<id:8><uid:4>` → message record (binary);
 //! `h<id:8><uid:4>` → header block; `x<id:8><modseq:8>` → expunged UIDs (u32 list);
 //! `s<id:8><user>\0<uid:4>` → (empty): the user has seen that message, when \Seen is private;
+//! `u<user>\0<name>` → (empty): a subscription;
 //! `r<id:8>` → the lowest UID no session has been told about yet (\Recent, u32);
 //! `i` → the next mailbox id (ids are never reused, so nothing left of a deleted mailbox can
 //! be mistaken for a new one's). Column family `fts`: `<id:8><word>` → UIDs (u32 list).
@@ -34,6 +35,7 @@ mod live;
 mod recent;
 mod record;
 mod seen;
+mod subscriptions;
 mod sync;
 
 use keys::*;
@@ -75,6 +77,7 @@ pub struct MailboxIndex {
 impl MailboxIndex {
     /// The index over `store`.
     pub fn new(store: Store) -> Result<MailboxIndex> {
+        subscriptions::migrate(&store)?;
         let mut max = 0u64;
         for (_, v) in store.scan_prefix(CF_MAILBOX, b"b")? {
             if let Ok(m) = serde_json::from_slice::<MailboxMeta>(&v) {
@@ -166,7 +169,9 @@ impl MailboxIndex {
             uidvalidity,
             uidnext: 1,
             highestmodseq: 1,
-            subscribed: true,
+            // Subscriptions live apart (`subscriptions.rs`); the flag is only read once, to
+            // carry over indexes written before.
+            subscribed: false,
             special_use,
             fts: true,
             fts_dead: 0,

@@ -62,7 +62,8 @@ pub struct MailboxMeta {
     pub uidnext: u32,
     /// RFC 7162 HIGHESTMODSEQ.
     pub highestmodseq: u64,
-    /// In the subscription list (LSUB / LIST (SUBSCRIBED)).
+    /// Written by indexes from before subscriptions were kept apart; read once, to carry
+    /// them over (`subscriptions.rs`).
     #[serde(default)]
     pub subscribed: bool,
     /// RFC 6154 special use (`\Sent`, ...), if any.

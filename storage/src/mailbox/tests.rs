@@ -212,3 +212,36 @@ fn private_seen_is_kept_per_uid_and_per_user() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+#[test]
+fn subscriptions_live_apart_and_old_flags_carry_over_once() {
+    let (_dir, store, idx, root, mut meta) = fixture("Projects");
+    assert!(
+        idx.subscriptions("u").unwrap().is_empty(),
+        "CREATE does not subscribe"
+    );
+    idx.set_subscribed("u", "Gone/child", true).unwrap();
+    idx.set_subscribed("u", "Projects", true).unwrap();
+    idx.delete("u", "Projects").unwrap();
+    let subs: Vec<String> = idx.subscriptions("u").unwrap().into_iter().collect();
+    assert_eq!(
+        subs,
+        ["Gone/child", "Projects"],
+        "DELETE does not unsubscribe"
+    );
+    idx.set_subscribed("u", "Projects", false).unwrap();
+    // An index from before: a mailbox flagged subscribed in its meta and no marker.
+    idx.create("u2", "Old", &root, None).unwrap();
+    meta.subscribed = true;
+    idx.put_meta("u2", "Old", &meta).unwrap();
+    store
+        .write_relaxed(vec![Op::Delete(CF_MAILBOX, b"U1".to_vec())])
+        .unwrap();
+    let again = MailboxIndex::new(store.clone()).unwrap();
+    assert!(again.subscriptions("u2").unwrap().contains("Old"));
+    // Once only: unsubscribing sticks across opens.
+    again.set_subscribed("u2", "Old", false).unwrap();
+    let third = MailboxIndex::new(store).unwrap();
+    assert!(third.subscriptions("u2").unwrap().is_empty());
+    assert_eq!(third.subscriptions("u").unwrap().len(), 1);
+}

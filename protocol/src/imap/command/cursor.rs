@@ -202,8 +202,11 @@ impl<'a> Cur<'a> {
         }
     }
 
-    /// RFC 9051 §9 sequence-set.
+    /// RFC 9051 §9 sequence-set, or `$` (RFC 5182 §4: the saved result, alone).
     pub(super) fn seq_set(&mut self) -> R<SeqSet> {
+        if self.eat(b'$') {
+            return Ok(SeqSet::saved());
+        }
         let mut v = Vec::new();
         loop {
             let a = self

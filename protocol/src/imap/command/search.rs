@@ -15,7 +15,7 @@ impl<'a> Cur<'a> {
             self.expect(b')')?;
             return Ok(SearchKey::And(v));
         }
-        if matches!(self.peek(), Some(b'0'..=b'9') | Some(b'*')) {
+        if matches!(self.peek(), Some(b'0'..=b'9' | b'*' | b'$')) {
             return Ok(SearchKey::Seq(self.seq_set()?));
         }
         let k = self.keyword()?;
@@ -174,12 +174,13 @@ impl<'a> Cur<'a> {
                     "MAX" => ret.max = true,
                     "ALL" => ret.all = true,
                     "COUNT" => ret.count = true,
-                    "SAVE" => {}
+                    "SAVE" => ret.save = true,
                     o => return Err(format!("unknown RETURN option {o}").into()),
                 }
                 let _ = self.eat(b' ');
             }
-            if !(ret.min || ret.max || ret.count) {
+            // RFC 4731 §3.1: RETURN () is ALL; RFC 5182 §2.1: SAVE alone returns nothing.
+            if !(ret.min || ret.max || ret.count || ret.save) {
                 ret.all = true;
             }
             self.sp()?;

@@ -157,3 +157,32 @@ fn list_extended() {
     assert_eq!(options.status, vec![StatusItem::Messages, StatusItem::Size]);
     assert!(matches!(p("a LSUB \"\" *"), CommandBody::List { options, .. } if options.lsub));
 }
+
+/// RFC 5182 §4: `$` is a sequence set on its own, and SAVE a RETURN option.
+#[test]
+fn saved_results() {
+    let CommandBody::Search { ret, key, .. } = p("a SEARCH RETURN (SAVE) $ UID $") else {
+        panic!()
+    };
+    assert!(ret.save && !ret.all && !ret.min);
+    assert_eq!(
+        key,
+        SearchKey::And(vec![
+            SearchKey::Seq(SeqSet::saved()),
+            SearchKey::Uid(SeqSet::saved())
+        ])
+    );
+    let CommandBody::Fetch { set, .. } = p("a FETCH $ (FLAGS)") else {
+        panic!()
+    };
+    assert!(set.is_saved());
+    assert!(!bad("a FETCH $,1 (FLAGS)").is_empty());
+    assert_eq!(
+        SeqSet::of(&[1, 2, 3, 7, 9, 10]),
+        SeqSet(vec![
+            (SeqNum::Value(1), SeqNum::Value(3)),
+            (SeqNum::Value(7), SeqNum::Value(7)),
+            (SeqNum::Value(9), SeqNum::Value(10)),
+        ])
+    );
+}
