@@ -803,3 +803,46 @@ fn concurrent_keywords_always_come_after_flags() {
         "the clients saw keywords in FETCH responses: {shown}"
     );
 }
+
+/// RFC 3516 and RFC 9051 §4.3: a part with a NUL octet (appended as a literal8) comes back
+/// whole as a literal8 only for BINARY; BODY[] and RFC822 use a normal literal, which may not
+/// carry NUL.
+#[test]
+fn literals_never_carry_nul_outside_binary() {
+    use std::io::{Read, Write};
+    let s = server();
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    let msg = b"Subject: nul\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\na\0b\r\n";
+    c.send_raw(format!("a1 APPEND INBOX ~{{{}+}}\r\n", msg.len()).as_bytes());
+    c.send_raw(msg);
+    c.send_raw(b"\r\n");
+    let (_, t) = c.until_tagged("a1");
+    assert!(t.starts_with("OK"), "{t}");
+    c.ok("SELECT INBOX");
+    drop(c);
+    // Raw octets from here: the answers hold 0x80 and NUL, which are not UTF-8.
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", s.imap)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let cmds = b"b1 LOGIN alice alice-pw\r\nb2 SELECT INBOX\r\nb3 FETCH 1 (BODY.PEEK[1] BINARY.PEEK[1] RFC822)\r\nb4 LOGOUT\r\n";
+    sock.write_all(cmds).unwrap();
+    let mut got = Vec::new();
+    let _ = sock.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("b3 OK"), "{text}");
+    let has = |needle: &[u8]| got.windows(needle.len()).any(|w| w == needle);
+    let body = has(b"BODY[1] {5}\r\na\x80b\r");
+    assert!(
+        body,
+        "BODY[1] is a normal literal with 0x80 for NUL: {text}"
+    );
+    let binary = has(b"BINARY[1] ~{5}\r\na\0b");
+    assert!(binary, "BINARY[1] is a literal8 with the NUL: {text}");
+    let fetch_start = got.windows(9).position(|w| w == b"* 1 FETCH").unwrap();
+    let fetch_end = got.windows(5).position(|w| w == b"b3 OK").unwrap();
+    let nuls = got[fetch_start..fetch_end]
+        .iter()
+        .filter(|&&b| b == 0)
+        .count();
+    assert_eq!(nuls, 1, "only the literal8 carries a NUL: {text}");
+}

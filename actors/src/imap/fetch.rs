@@ -533,9 +533,10 @@ fn write_section(
         }
     };
     if w.binary && slice.contains(&0) {
-        // RFC 3516 literal8.
-        out.push(b'~');
+        // RFC 3516 literal8: BINARY content as it is.
+        encode::literal8(out, slice);
+    } else {
+        encode::literal(out, slice);
     }
-    encode::literal(out, slice);
     Ok(())
 }

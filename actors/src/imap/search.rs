@@ -7,9 +7,9 @@
 
 use super::{Done, Session};
 use crate::message_file::open as open_body;
-use postcore_protocol::imap::mime;
 pub(super) use postcore_protocol::imap::text::{body_text, decode_words};
 use postcore_protocol::imap::{SearchKey, SearchReturn, SortKey};
+use postcore_protocol::imap::{mime, sort};
 use postcore_storage::mailbox::flag;
 use std::collections::HashMap;
 
@@ -170,38 +170,6 @@ fn eval(k: &SearchKey, c: &mut Candidate, max_seq: u32, max_uid: u32, now: i64) 
 }
 
 /// RFC 5256 §2.1 base subject: no `Re:`/`Fwd:` prefixes, `[tags]`, `(fwd)` trailers.
-fn base_subject(s: &str) -> String {
-    let mut s = decode_words(s.as_bytes()).trim().to_lowercase();
-    loop {
-        let before = s.clone();
-        for p in ["re:", "fwd:", "fw:", "aw:", "sv:"] {
-            if let Some(r) = s.strip_prefix(p) {
-                s = r.trim_start().to_string();
-            }
-        }
-        if s.starts_with('[')
-            && let Some(e) = s.find(']')
-            && e + 1 < s.len()
-        {
-            s = s[e + 1..].trim_start().to_string();
-        }
-        if let Some(r) = s.strip_suffix("(fwd)") {
-            s = r.trim_end().to_string();
-        }
-        if s == before {
-            return s;
-        }
-    }
-}
-
-fn first_mailbox(v: Option<Vec<u8>>) -> String {
-    v.map(|v| mime::addresses(&v))
-        .and_then(|a| a.into_iter().find(|x| x.3.is_some()))
-        .and_then(|a| a.2)
-        .unwrap_or_default()
-        .to_lowercase()
-}
-
 impl Session {
     /// The positions of the selected mailbox matching `key`.
     async fn matching(&mut self, key: &SearchKey) -> Vec<usize> {
@@ -416,12 +384,18 @@ impl Session {
                                 .or(Some(m.date))
                                 .unwrap_or(0),
                         ),
-                        SortKey::From => K::S(first_mailbox(mime::field(h, "From"))),
-                        SortKey::To => K::S(first_mailbox(mime::field(h, "To"))),
-                        SortKey::Cc => K::S(first_mailbox(mime::field(h, "Cc"))),
-                        SortKey::Subject => K::S(base_subject(&String::from_utf8_lossy(
+                        SortKey::From => K::S(sort::address_key(mime::field(h, "From").as_deref())),
+                        SortKey::To => K::S(sort::address_key(mime::field(h, "To").as_deref())),
+                        SortKey::Cc => K::S(sort::address_key(mime::field(h, "Cc").as_deref())),
+                        SortKey::DisplayFrom => {
+                            K::S(sort::display_key(mime::field(h, "From").as_deref()))
+                        }
+                        SortKey::DisplayTo => {
+                            K::S(sort::display_key(mime::field(h, "To").as_deref()))
+                        }
+                        SortKey::Subject => K::S(sort::base_subject(
                             &mime::field(h, "Subject").unwrap_or_default(),
-                        ))),
+                        )),
                     })
                     .collect();
                 (ks, *p)
@@ -451,15 +425,5 @@ impl Session {
         } else {
             "SORT completed"
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base_subjects() {
-        assert_eq!(base_subject("Re: [list] Fwd: Hello (fwd)"), "hello");
     }
 }

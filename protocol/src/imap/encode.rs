@@ -18,9 +18,21 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
-/// Appends `s` as a literal `{N}` CRLF data.
+/// Appends `s` as a literal `{N}` CRLF data. RFC 9051 §4.3: a literal is any octet but NUL,
+/// so a NUL in `s` goes out as 0x80 (as Dovecot sends it; the length stays); the octets as
+/// they are go out only as a [`literal8`] where the client asked for BINARY (RFC 3516).
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+    if s.contains(&0) {
+        out.extend(s.iter().map(|&b| if b == 0 { 0x80 } else { b }));
+    } else {
+        out.extend_from_slice(s);
+    }
+}
+
+/// Appends `s` as an RFC 3516 literal8 `~{N}` CRLF data, NUL octets included.
+pub fn literal8(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(format!("~{{{}}}\r\n", s.len()).as_bytes());
     out.extend_from_slice(s);
 }
 
@@ -48,6 +60,16 @@ pub fn mailbox(out: &mut Vec<u8>, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_never_carry_nul() {
+        let mut out = Vec::new();
+        literal(&mut out, b"a\0b");
+        assert_eq!(out, b"{3}\r\na\x80b");
+        out.clear();
+        literal8(&mut out, b"a\0b");
+        assert_eq!(out, b"~{3}\r\na\0b");
+    }
 
     #[test]
     fn strings() {

@@ -6,6 +6,7 @@ pub mod encode;
 pub mod mime;
 pub mod reader;
 pub mod response;
+pub mod sort;
 pub mod text;
 pub mod types;
 

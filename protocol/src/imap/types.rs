@@ -293,6 +293,10 @@ pub enum SortKey {
     Subject,
     /// TO.
     To,
+    /// DISPLAYFROM (RFC 5957): the first From address's display name.
+    DisplayFrom,
+    /// DISPLAYTO (RFC 5957): the first To address's display name.
+    DisplayTo,
 }
 
 /// Search return options (RFC 4731 ESEARCH).

@@ -213,6 +213,8 @@ impl<'a> Cur<'a> {
                 "SIZE" => SortKey::Size,
                 "SUBJECT" => SortKey::Subject,
                 "TO" => SortKey::To,
+                "DISPLAYFROM" => SortKey::DisplayFrom,
+                "DISPLAYTO" => SortKey::DisplayTo,
                 o => return Err(format!("unknown sort key {o}").into()),
             };
             criteria.push((reverse, key));
