@@ -55,12 +55,30 @@ impl Candidate<'_> {
         self.text.as_deref().unwrap_or_default()
     }
 
+    /// RFC 9051 §6.4.4 HEADER/FROM/TO/CC/BCC: the field's decoded text contains `needle`;
+    /// for address fields also each address as `name <local@domain>`, comments and folding
+    /// removed (so `<user (comment)@ (comment) domain.org>` matches `user@domain.org`).
     fn header_has(&mut self, name: &str, needle: &str) -> bool {
         let needle = needle.to_lowercase();
+        let is_address = ADDRESS_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name));
         let h = self.header();
         mime::fields(h).iter().any(|(n, v)| {
-            n.eq_ignore_ascii_case(name.as_bytes())
-                && (needle.is_empty() || decode_words(v).to_lowercase().contains(&needle))
+            if !n.eq_ignore_ascii_case(name.as_bytes()) {
+                return false;
+            }
+            if needle.is_empty() || decode_words(v).to_lowercase().contains(&needle) {
+                return true;
+            }
+            is_address
+                && mime::addresses(v).into_iter().any(|(dn, _, l, d)| {
+                    let spec = match (l, d) {
+                        (Some(l), Some(d)) if !d.is_empty() => format!("{l}@{d}"),
+                        (Some(l), _) => l,
+                        _ => return false,
+                    };
+                    let dn = dn.map(|n| decode_words(n.as_bytes())).unwrap_or_default();
+                    format!("{dn} <{spec}>").to_lowercase().contains(&needle)
+                })
         })
     }
 
@@ -69,6 +87,9 @@ impl Candidate<'_> {
         mime::field(self.header(), "Date").and_then(|d| mime::sent_day(&d))
     }
 }
+
+/// Fields whose value is an address list (RFC 5322 §3.6.2, §3.6.3).
+const ADDRESS_FIELDS: [&str; 6] = ["From", "Sender", "Reply-To", "To", "Cc", "Bcc"];
 
 fn body_strings<'a>(k: &'a SearchKey, out: &mut Vec<&'a str>) {
     match k {

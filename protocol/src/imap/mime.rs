@@ -446,9 +446,10 @@ pub type Address = (
     Option<String>,
 );
 
-/// Parses an RFC 5322 address list (lenient: comments dropped, groups kept).
-/// RFC 5322 §3.4 address-list tokens: words ('w'), quoted strings ('q', unescaped) and the
-/// specials `<>,:;@`; comments and white space are dropped.
+/// Parses an RFC 5322 address list (lenient; groups kept, source routes kept in the route
+/// field, comments ignored except one after a bare addr-spec, which is its display name).
+/// RFC 5322 §3.4 address-list tokens: words ('w'), quoted strings ('q', unescaped), comments
+/// ('c', their text) and the specials `<>,:;@`; white space is dropped.
 fn address_tokens(s: &str) -> Vec<(char, String)> {
     let mut tokens: Vec<(char, String)> = Vec::new();
     let mut chars = s.chars().peekable();
@@ -470,9 +471,18 @@ fn address_tokens(s: &str) -> Vec<(char, String)> {
                 tokens.push(('q', q));
             }
             '(' => {
+                // RFC 5322 §3.2.2 comment: nested, quoted pairs unescaped; kept as a token
+                // (a comment after an addr-spec is the display name, RFC 9051 §7.5.2).
                 let mut depth = 1;
-                for c in chars.by_ref() {
+                let mut text = String::new();
+                while let Some(c) = chars.next() {
                     match c {
+                        '\\' => {
+                            if let Some(n) = chars.next() {
+                                text.push(n);
+                            }
+                            continue;
+                        }
                         '(' => depth += 1,
                         ')' => {
                             depth -= 1;
@@ -482,7 +492,9 @@ fn address_tokens(s: &str) -> Vec<(char, String)> {
                         }
                         _ => {}
                     }
+                    text.push(c);
                 }
+                tokens.push(('c', text.split_whitespace().collect::<Vec<_>>().join(" ")));
             }
             '<' | '>' | ',' | ':' | ';' | '@' => tokens.push((c, String::new())),
             c if c.is_whitespace() => {}
@@ -517,6 +529,7 @@ pub fn addresses(v: &[u8]) -> Vec<Address> {
         let words = |a: usize, b: usize| -> String {
             tokens[a..b]
                 .iter()
+                .filter(|(k, _)| *k != 'c')
                 .map(|(k, w)| {
                     if *k == '@' {
                         "@".to_string()
@@ -543,6 +556,7 @@ pub fn addresses(v: &[u8]) -> Vec<Address> {
                     .unwrap_or(tokens.len());
                 let spec: String = tokens[i + 1..close]
                     .iter()
+                    .filter(|(k, _)| *k != 'c')
                     .map(|(k, w)| match k {
                         '@' => "@".to_string(),
                         ':' => ":".to_string(),
@@ -550,11 +564,16 @@ pub fn addresses(v: &[u8]) -> Vec<Address> {
                         _ => w.clone(),
                     })
                     .collect();
-                let spec = spec.rsplit(':').next().unwrap_or("").to_string();
+                // RFC 5322 §4.4 obs-route (`@a,@b:user@host`): the route goes to ENVELOPE's
+                // adl field (RFC 9051 §7.5.2), the rest is the addr-spec.
+                let (route, spec) = match spec.rsplit_once(':') {
+                    Some((r, a)) => ((!r.is_empty()).then(|| r.to_string()), a.to_string()),
+                    None => (None, spec),
+                };
                 let (l, d) = spec.rsplit_once('@').unwrap_or((&spec, ""));
                 out.push((
                     (!name.is_empty()).then_some(name),
-                    None,
+                    route,
                     Some(l.to_string()),
                     Some(d.to_string()),
                 ));
@@ -564,13 +583,20 @@ pub fn addresses(v: &[u8]) -> Vec<Address> {
                 }
             }
             _ => {
-                if i > start {
-                    let spec: String = tokens[start..i]
+                let span = &tokens[start..i];
+                if span.iter().any(|(k, _)| *k != 'c') {
+                    let spec: String = span
                         .iter()
+                        .filter(|(k, _)| *k != 'c')
                         .map(|(k, w)| if *k == '@' { "@".into() } else { w.clone() })
                         .collect();
+                    // `user@host (Real Name)`: the comment after the address names it.
+                    let name = match span.last() {
+                        Some(('c', text)) if !text.is_empty() => Some(text.clone()),
+                        _ => None,
+                    };
                     let (l, d) = spec.rsplit_once('@').unwrap_or((&spec, ""));
-                    out.push((None, None, Some(l.to_string()), Some(d.to_string())));
+                    out.push((name, None, Some(l.to_string()), Some(d.to_string())));
                 }
             }
         }
@@ -747,6 +773,50 @@ hello\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner
         let a = addresses(b"5\r%\0\0\0:C: ");
         assert!(a.len() <= 3);
         let _ = addresses(b"g: a: b; > , < ;;");
+    }
+
+    /// RFC 5322 §3.4, §4.4 and RFC 9051 §7.5.2, the cases.
+    #[test]
+    fn addresses_with_comments_routes_and_groups() {
+        let a = |s: &str| addresses(s.as_bytes());
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            a("<user (comment)@ (comment) domain.org>"),
+            vec![(None, None, some("user"), some("domain.org"))]
+        );
+        assert_eq!(
+            a("user@domain (Real Name)"),
+            vec![(some("Real Name"), None, some("user"), some("domain"))]
+        );
+        assert_eq!(
+            a("Joe <@route1,@route2:joe@example.org>"),
+            vec![(
+                some("Joe"),
+                some("@route1,@route2"),
+                some("joe"),
+                some("example.org")
+            )]
+        );
+        assert_eq!(
+            a("group: a@b (x), c@d;"),
+            vec![
+                (None, None, some("group"), None),
+                (some("x"), None, some("a"), some("b")),
+                (None, None, some("c"), some("d")),
+                (None, None, None, None),
+            ]
+        );
+        let mut env = Vec::new();
+        write_envelope(
+            &mut env,
+            b"From: user@domain (Real Name)\r\nTo: <@r:u@h>\r\n\r\n",
+        );
+        let env = String::from_utf8(env).unwrap();
+        assert!(
+            env.contains("((\"Real Name\" NIL \"user\" \"domain\"))"),
+            "{env}"
+        );
+        assert!(env.contains("((NIL \"@r\" \"u\" \"h\"))"), "{env}");
     }
 
     #[test]
