@@ -714,6 +714,10 @@ fn body_search_answers_from_the_full_text_index() {
     assert_eq!(r, "* SEARCH 1");
     let r = c.ok("SEARCH TEXT zanzi");
     assert_eq!(r, "* SEARCH 1", "word prefixes match");
+    // RFC 9051 §6.4.4: substrings anywhere in a word, and across the rendered HTML.
+    assert_eq!(c.ok("SEARCH BODY anzib"), "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH BODY \"bar needle &\""), "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH BODY \"bar  needles\""), "* SEARCH");
     // Proof the index answers: the file no longer says it, the index still does.
     let file = std::fs::read_dir(s.maildir("users/alice").join("new"))
         .unwrap()

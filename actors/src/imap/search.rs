@@ -7,7 +7,7 @@
 
 use super::{Done, Session};
 use crate::message_file::open as open_body;
-pub(super) use postcore_protocol::imap::text::{body_text, decode_words};
+pub(super) use postcore_protocol::imap::text::{MAX_WORD, body_text, decode_words};
 use postcore_protocol::imap::{SearchKey, SearchReturn, SortKey};
 use postcore_protocol::imap::{mime, sort};
 use postcore_storage::mailbox::flag;
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 /// What one message offers to the search: lazily loaded header and body.
 struct Candidate<'a> {
     /// Full-text index answers for BODY/TEXT strings (UIDs whose text has every word).
-    fts: &'a HashMap<String, std::collections::HashSet<u32>>,
+    fts: &'a HashMap<String, FtsAnswer>,
     seq: u32,
     uid: u32,
     flags: u8,
@@ -48,7 +48,7 @@ impl Candidate<'_> {
         if self.text.is_none() {
             let t = (self.locate)(self.uid)
                 .and_then(|p| open_body(&p).ok())
-                .map(|b| body_text(b.bytes()).to_lowercase())
+                .map(|b| squeeze(&body_text(b.bytes()).to_lowercase()))
                 .unwrap_or_default();
             self.text = Some(t);
         }
@@ -138,6 +138,32 @@ fn uses_modseq(k: &SearchKey) -> bool {
     }
 }
 
+/// What the full-text index says of one BODY/TEXT string: the candidate messages, and
+/// whether being a candidate is the answer (one run of letters and digits) or must be
+/// confirmed on the text.
+struct FtsAnswer {
+    set: std::collections::HashSet<u32>,
+    exact: bool,
+}
+
+/// RFC 9051 §6.4.4 BODY: the decoded body text contains `s`, case-insensitively.
+fn body_has(c: &mut Candidate, s: &str) -> bool {
+    match c.fts.get(s) {
+        Some(a) if !a.set.contains(&c.uid) => false,
+        Some(a) if a.exact => true,
+        _ => {
+            let l = squeeze(&s.to_lowercase());
+            c.text().contains(&l)
+        }
+    }
+}
+
+/// `s` with every run of white space as one space: rendered HTML and folded lines put
+/// spaces and line ends where the writer saw one space.
+fn squeeze(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn eval(k: &SearchKey, c: &mut Candidate, max_seq: u32, max_uid: u32, now: i64) -> bool {
     let date = c.date;
     let day = date.div_euclid(86400);
@@ -155,21 +181,11 @@ fn eval(k: &SearchKey, c: &mut Candidate, max_seq: u32, max_uid: u32, now: i64) 
         SearchKey::Recent => c.recent,
         SearchKey::Old => !c.recent,
         SearchKey::Header(n, v) => c.header_has(n, v),
-        SearchKey::Body(s) => match c.fts.get(s) {
-            Some(set) => set.contains(&c.uid),
-            None => {
-                let s = s.to_lowercase();
-                c.text().contains(&s)
-            }
-        },
+        SearchKey::Body(s) => body_has(c, s),
+        // RFC 9051 §6.4.4: TEXT is the header and the body.
         SearchKey::Text(s) => {
-            let l = s.to_lowercase();
-            let h = decode_words(c.header()).to_lowercase();
-            h.contains(&l)
-                || match c.fts.get(s) {
-                    Some(set) => set.contains(&c.uid),
-                    None => c.text().contains(&l),
-                }
+            let l = squeeze(&s.to_lowercase());
+            squeeze(&decode_words(c.header()).to_lowercase()).contains(&l) || body_has(c, s)
         }
         SearchKey::Before(d) => day < *d,
         SearchKey::On(d) => day == *d,
@@ -208,29 +224,32 @@ impl Session {
         } else {
             Default::default()
         };
-        // BODY/TEXT strings answered by the full-text index: every word of the string must
-        // start a word of the message text. Strings with a word the index cannot answer
-        // (one character, or over 40) fall back to reading the messages.
-        let mut fts: HashMap<String, std::collections::HashSet<u32>> = HashMap::new();
+        // BODY/TEXT strings answered through the full-text index (RFC 9051 §6.4.4 substring
+        // match): the messages with, for every run of letters and digits in the string, an
+        // indexed word containing it. A string that is one such run is answered by that
+        // alone; others are confirmed on the candidates' text. Runs of one character, or
+        // longer than the index's words, fall back to reading every message.
+        let mut fts: HashMap<String, FtsAnswer> = HashMap::new();
         if sel.mbox.meta.fts {
             let mut strings = Vec::new();
             body_strings(key, &mut strings);
             for s in strings {
-                let words: Vec<&str> = s
+                let pieces: Vec<String> = s
                     .split(|c: char| !c.is_alphanumeric())
                     .filter(|w| !w.is_empty())
+                    .map(str::to_lowercase)
                     .collect();
-                if words.is_empty() || words.iter().any(|w| !(2..=40).contains(&w.chars().count()))
-                {
+                let answerable = |w: &String| (2..=MAX_WORD).contains(&w.chars().count());
+                if pieces.is_empty() || !pieces.iter().all(answerable) {
                     continue;
                 }
                 let mut set: Option<std::collections::HashSet<u32>> = None;
-                for w in words {
+                for w in &pieces {
                     let hits = self
                         .ctx
                         .shared
                         .mailboxes
-                        .fts_lookup(sel.id(), &w.to_lowercase())
+                        .fts_lookup_containing(sel.id(), w)
                         .unwrap_or_default();
                     set = Some(match set {
                         None => hits,
@@ -238,7 +257,8 @@ impl Session {
                     });
                 }
                 if let Some(set) = set {
-                    fts.insert(s.to_string(), set);
+                    let exact = pieces.len() == 1 && s.chars().all(char::is_alphanumeric);
+                    fts.insert(s.to_string(), FtsAnswer { set, exact });
                 }
             }
         }

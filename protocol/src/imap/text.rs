@@ -221,13 +221,18 @@ fn collect_text(m: &mail_parser::Message<'_>, out: &mut String) {
     }
 }
 
-/// Lower-case word tokens of `text` (letters and digits), 2 to 40 characters, each once.
+/// The longest word the full-text index keeps (in characters): a substring found only inside
+/// a longer run of letters and digits is not found through the index.
+pub const MAX_WORD: usize = 128;
+
+/// Lower-case word tokens of `text` (letters and digits), 2 to [`MAX_WORD`] characters, each
+/// once.
 pub fn tokens(text: &str) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for w in text.split(|c: char| !c.is_alphanumeric()) {
         let n = w.chars().count();
-        if !(2..=40).contains(&n) {
+        if !(2..=MAX_WORD).contains(&n) {
             continue;
         }
         let w = w.to_lowercase();

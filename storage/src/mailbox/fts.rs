@@ -17,6 +17,30 @@ impl MailboxIndex {
         Ok(out)
     }
 
+    /// The UIDs of messages with an indexed word that contains `piece` (lower case): the
+    /// substring form of [`MailboxIndex::fts_lookup`], over the mailbox's whole vocabulary
+    /// (RFC 9051 §6.4.4: BODY and TEXT match substrings, `sdfghjk` in `asdfghjkl`).
+    pub fn fts_lookup_containing(
+        &self,
+        id: u64,
+        piece: &str,
+    ) -> Result<std::collections::HashSet<u32>> {
+        let prefix = id.to_be_bytes();
+        let finder = memchr::memmem::Finder::new(piece.as_bytes());
+        let mut out = std::collections::HashSet::new();
+        self.store.for_each_prefix(CF_FTS, &prefix, |k, v| {
+            if finder.find(&k[prefix.len()..]).is_some() {
+                out.extend(
+                    v.chunks_exact(4)
+                        .filter_map(|c| c.try_into().ok())
+                        .map(u32::from_be_bytes),
+                );
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Removes the UIDs of expunged messages from the full-text postings of mailbox `name`
     /// (and postings left empty), under the mailbox lock. Unless `force`, only when the
     /// expunged messages since the last prune are at least a quarter of the live ones.
