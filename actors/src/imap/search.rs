@@ -104,6 +104,23 @@ fn body_strings<'a>(k: &'a SearchKey, out: &mut Vec<&'a str>) {
     }
 }
 
+/// The positions an ESEARCH answer returns: only the MIN and/or MAX match when only those
+/// were asked for (RFC 7162 §3.1.5, RFC 5182 §2.4), else every match.
+pub(super) fn returned(ret: &SearchReturn, hits: &[usize]) -> Vec<usize> {
+    let only_ends = ret.extended && !ret.all && !ret.count && (ret.min || ret.max);
+    match (only_ends, hits.first(), hits.last()) {
+        (true, Some(first), Some(last)) => {
+            let mut v: Vec<usize> = [(ret.min, *first), (ret.max, *last)]
+                .into_iter()
+                .filter_map(|(wanted, p)| wanted.then_some(p))
+                .collect();
+            v.dedup();
+            v
+        }
+        _ => hits.to_vec(),
+    }
+}
+
 fn needs_body(k: &SearchKey) -> bool {
     match k {
         SearchKey::Body(_) | SearchKey::Text(_) => true,
@@ -326,18 +343,14 @@ impl Session {
             .collect();
         // RFC 5182 §2.1: SAVE alone answers with no ESEARCH.
         let answer = !ret.save || ret.min || ret.max || ret.all || ret.count;
-        // RFC 7162 §3.1.5: the highest mod-sequence of the messages returned; when ESEARCH
-        // returns only MIN and/or MAX, those are the messages returned.
-        let only_ends = ret.extended && !ret.all && !ret.count && (ret.min || ret.max);
-        let returned: Vec<usize> = match (only_ends, hits.first(), hits.last()) {
-            (true, Some(first), Some(last)) => [(ret.min, *first), (ret.max, *last)]
-                .into_iter()
-                .filter_map(|(wanted, p)| wanted.then_some(p))
-                .collect(),
-            _ => hits.clone(),
-        };
+        // RFC 7162 §3.1.5: the highest mod-sequence of the messages returned.
         let modseq = uses_modseq(&key)
-            .then(|| returned.iter().map(|p| sel.msgs[*p].modseq).max())
+            .then(|| {
+                returned(&ret, &hits)
+                    .iter()
+                    .map(|p| sel.msgs[*p].modseq)
+                    .max()
+            })
             .flatten();
         if !answer {
             // Nothing to say.

@@ -65,20 +65,7 @@ impl Session {
         let Some(sel) = self.sel.as_mut() else {
             return;
         };
-        let only_ends = !ret.all && !ret.count && (ret.min || ret.max);
-        let kept: Vec<usize> = match (only_ends, hits.first(), hits.last()) {
-            (true, Some(first), Some(last)) => {
-                let mut v = Vec::new();
-                if ret.min {
-                    v.push(*first);
-                }
-                if ret.max && (!ret.min || last != first) {
-                    v.push(*last);
-                }
-                v
-            }
-            _ => hits.to_vec(),
-        };
+        let kept = super::search::returned(ret, hits);
         sel.saved = kept.iter().map(|p| sel.msgs[*p].uid).collect();
     }
 }

@@ -441,14 +441,9 @@ impl Session {
         let settings = &dir.settings;
         let policy = &settings.filter.spam;
         let wanted = policy.network_checks || !policy.dnsbl.is_empty() || !policy.uribl.is_empty();
-        let exempt = settings
-            .relay
-            .allow_relay_from
-            .iter()
-            .any(|n| n.contains(&self.peer.ip()));
         if self.kind != ListenerKind::Smtp
             || self.auth.is_some()
-            || exempt
+            || self.filter_exempt(&dir)
             || !settings.filter.spam.enabled
             || !wanted
         {
@@ -499,12 +494,7 @@ impl Session {
             auth: self.auth.clone(),
             mail_from: from.to_string(),
             rcpts: rcpts.iter().map(|r| r.address.clone()).collect(),
-            // "Allow relay from IP addresses" is excluded from all checks (the reference).
-            exempt: settings
-                .relay
-                .allow_relay_from
-                .iter()
-                .any(|n| n.contains(&self.peer.ip())),
+            exempt: self.filter_exempt(&dir),
             policy: settings.filter.clone(),
             net,
         };

@@ -122,12 +122,23 @@ impl Session {
                 .any(|n| n.contains(&self.peer.ip()))
     }
 
+    /// True if this client is in "Allow relay from IP addresses", which the filter leaves
+    /// alone (the reference excludes those networks from all checks).
+    pub(super) fn filter_exempt(&self, dir: &Directory) -> bool {
+        let ip = self.peer.ip();
+        dir.settings
+            .relay
+            .allow_relay_from
+            .iter()
+            .any(|n| n.contains(&ip))
+    }
+
     /// True if this client may send to foreign domains.
     pub(super) fn may_relay(&self, dir: &Directory) -> bool {
         let ip = self.peer.ip();
         let p = &dir.settings.relay;
         self.auth.is_some()
-            || p.allow_relay_from.iter().any(|n| n.contains(&ip))
+            || self.filter_exempt(dir)
             || (p.allow_relay_from_trusted && p.trusted_networks.iter().any(|n| n.contains(&ip)))
     }
 
