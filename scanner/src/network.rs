@@ -258,7 +258,8 @@ pub struct NetFacts {
     pub uribl: Vec<Listing>,
     /// Checks the DNS budget cut off (their symbols are left out).
     pub timed_out: Vec<String>,
-    /// DNS lookups made (cache hits included).
+    /// Lookups started: one per list entry, iprev, HELO, and one per SPF, DKIM, ARC or DMARC
+    /// evaluation (which may itself ask several questions); cache hits included.
     pub lookups: u32,
     /// Milliseconds the checks took.
     pub millis: u64,

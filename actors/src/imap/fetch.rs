@@ -89,7 +89,11 @@ fn binary_bytes(data: &[u8], s: &Section) -> Option<Vec<u8>> {
 
 fn needs_full(a: &FetchAtt) -> bool {
     match a {
-        FetchAtt::Body | FetchAtt::BodyStructure | FetchAtt::Rfc822 | FetchAtt::Rfc822Text => true,
+        FetchAtt::Body
+        | FetchAtt::BodyStructure
+        | FetchAtt::Rfc822
+        | FetchAtt::Rfc822Text
+        | FetchAtt::Preview => true,
         FetchAtt::Section { section, .. } => {
             !section.part.is_empty()
                 || matches!(section.text, SectionText::Full | SectionText::Text)
@@ -429,6 +433,13 @@ fn write_att(
         }
         FetchAtt::ModSeq => {
             let _ = write!(out, "MODSEQ ({})", vm.modseq);
+        }
+        FetchAtt::Preview => {
+            out.extend_from_slice(b"PREVIEW ");
+            encode::string(
+                out,
+                postcore_protocol::imap::text::preview(m.data).as_bytes(),
+            );
         }
         FetchAtt::InternalDate => out.extend_from_slice(
             format!("INTERNALDATE \"{}\"", crate::util::imap_date(vm.date)).as_bytes(),

@@ -221,6 +221,32 @@ fn collect_text(m: &mail_parser::Message<'_>, out: &mut String) {
     }
 }
 
+/// RFC 8970 §3: the preview of a message — the start of its first text part (HTML rendered), white
+/// space runs as one space, control characters dropped, at most 256 characters.
+pub fn preview(message: &[u8]) -> String {
+    // The first text part (the plain one of an alternative, else the HTML one rendered).
+    let parsed = mail_parser::MessageParser::default().parse(message);
+    let text = parsed
+        .as_ref()
+        .and_then(|m| m.body_preview(4 * 256))
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (n, w) in text.split_whitespace().enumerate() {
+        if n > 0 {
+            out.push(' ');
+        }
+        out.extend(w.chars().filter(|c| !c.is_control()));
+        if out.chars().count() >= 256 {
+            break;
+        }
+    }
+    out.chars()
+        .take(256)
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}
+
 /// The longest word the full-text index keeps (in characters): a substring found only inside
 /// a longer run of letters and digits is not found through the index.
 pub const MAX_WORD: usize = 128;
@@ -249,6 +275,15 @@ pub fn tokens(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_are_short_single_line_text() {
+        let m = b"Subject: x\r\nContent-Type: text/html\r\n\r\n<p>Hello\r\n  <b>world</b></p>\r\n";
+        assert_eq!(preview(m), "Hello world");
+        let long = format!("Subject: x\r\n\r\n{}\r\n", "word ".repeat(100));
+        assert!(preview(long.as_bytes()).chars().count() <= 256);
+        assert_eq!(preview(b"Subject: x\r\n\r\n"), "");
+    }
 
     /// RFC 2045 §6.7 rules 3 and 5: transport whitespace at line ends goes, `=` then
     /// whitespace then the line end is a soft break, an `=` without hex digits stays.

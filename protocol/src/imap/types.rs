@@ -207,6 +207,8 @@ pub enum FetchAtt {
     BodyStructure,
     /// MODSEQ (RFC 7162).
     ModSeq,
+    /// PREVIEW, with or without the LAZY modifier (RFC 8970).
+    Preview,
     /// RFC822 (= BODY[], sets \Seen).
     Rfc822,
     /// RFC822.HEADER (= BODY.PEEK[HEADER]).

@@ -87,6 +87,14 @@ impl<'a> Cur<'a> {
             b"ENVELOPE" => FetchAtt::Envelope,
             b"BODYSTRUCTURE" => FetchAtt::BodyStructure,
             b"MODSEQ" => FetchAtt::ModSeq,
+            b"PREVIEW" => {
+                // RFC 8970 §3: `PREVIEW (LAZY)`; postcore always computes the preview.
+                let rest = &self.d[self.p..];
+                if rest.len() >= 7 && rest[..7].eq_ignore_ascii_case(b" (LAZY)") {
+                    self.p += 7;
+                }
+                FetchAtt::Preview
+            }
             b"RFC822" => FetchAtt::Rfc822,
             b"RFC822.HEADER" => FetchAtt::Rfc822Header,
             b"RFC822.TEXT" => FetchAtt::Rfc822Text,
