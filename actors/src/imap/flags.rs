@@ -193,7 +193,7 @@ impl Session {
         {
             self.train_touched(class, &touched);
         }
-        self.announce_new_keywords();
+        self.announce_new_keywords(Some(&touched));
         let condstore = self.condstore;
         let mut lines = Vec::new();
         if let Some(sel) = self.sel.as_ref() {

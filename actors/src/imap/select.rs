@@ -249,11 +249,19 @@ impl Session {
     /// RFC 9051 §7.3.5: when a message of the selected mailbox carries a keyword this
     /// session's FLAGS did not name (a STORE or APPEND here or in another session), FLAGS and
     /// PERMANENTFLAGS again, before any FETCH that shows it.
-    pub(super) fn announce_new_keywords(&mut self) {
+    /// `only`: the positions that can have changed (a STORE's), or every message.
+    pub(super) fn announce_new_keywords(&mut self, only: Option<&[usize]>) {
         let Some(sel) = self.sel.as_mut() else {
             return;
         };
-        let now = keywords_of(&sel.msgs);
+        let now: std::collections::BTreeSet<String> = match only {
+            Some(ps) => ps
+                .iter()
+                .filter_map(|p| sel.msgs.get(*p))
+                .flat_map(|m| m.keywords.iter().cloned())
+                .collect(),
+            None => keywords_of(&sel.msgs),
+        };
         if now.is_subset(&sel.keywords) {
             return;
         }
@@ -381,7 +389,8 @@ impl Session {
             sel.highestmodseq = 0;
         }
         let lines = changes_lines(sel, &merged, qresync, condstore, rev1);
-        self.announce_new_keywords();
+        // Merging the views already went over every message.
+        self.announce_new_keywords(None);
         for l in lines {
             self.line(&l);
         }
