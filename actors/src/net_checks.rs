@@ -212,8 +212,8 @@ impl NetChecker {
             }
         };
         let client = [ip.to_string()];
-        let dnsbl = self.lists(&policy.dnsbl, &client, &budget, |item, zone| {
-            item.parse().ok().map(|ip| dnsbl_name(ip, zone))
+        let dnsbl = self.lists(&policy.dnsbl, &client, &budget, |_, zone| {
+            Some(dnsbl_name(ip, zone))
         });
         let domains = uribl_domains(req.link_hosts);
         let uribl = self.lists(&policy.uribl, &domains, &budget, |item, zone| {

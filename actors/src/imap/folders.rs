@@ -123,12 +123,17 @@ impl Session {
             return Done::ok(format!("{verb} completed"));
         }
         let all = self.visible();
-        let subs = self
-            .ctx
-            .shared
-            .mailboxes
-            .subscriptions(self.user())
-            .unwrap_or_default();
+        let selecting_subscribed = o.subscribed || o.lsub;
+        // A plain LIST does not need the subscriptions (one store scan less per LIST).
+        let subs = if selecting_subscribed || o.return_subscribed {
+            self.ctx
+                .shared
+                .mailboxes
+                .subscriptions(self.user())
+                .unwrap_or_default()
+        } else {
+            Default::default()
+        };
         let names: Vec<&str> = all.iter().map(|m| m.display.as_str()).collect();
         let matches = |name: &str| {
             patterns.iter().any(|p| {
@@ -142,7 +147,6 @@ impl Session {
             let prefix = format!("{name}{SEP}");
             subs.iter().any(|s| s.starts_with(&prefix))
         };
-        let selecting_subscribed = o.subscribed || o.lsub;
         for m in &all {
             let name = m.display.as_str();
             if !matches(name) || (o.special_use_only && m.meta.special_use.is_none()) {
