@@ -8,7 +8,7 @@ set -euo pipefail
 mode=${1:-test}
 pkgs=(librocksdb-dev libhyperscan-dev libclang-dev pkg-config)
 if [ "$mode" = test ]; then
-  pkgs+=(swaks python3 python3-dkim python3-nacl procps bc dnsmasq-base curl fetchmail isync mutt e2fsprogs xfsprogs mount clamav-testfiles spamassassin)
+  pkgs+=(swaks python3 python3-dkim python3-nacl procps bc dnsmasq-base curl fetchmail isync mutt e2fsprogs xfsprogs mount clamav-testfiles spamassassin dovecot-sieve sieve-connect)
 fi
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

@@ -7,4 +7,5 @@
 pub mod imap;
 pub mod message;
 pub mod pop3;
+pub mod sieve;
 pub mod smtp;

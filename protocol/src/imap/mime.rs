@@ -675,7 +675,7 @@ pub fn write_envelope(out: &mut Vec<u8>, h: &[u8]) {
 
 /// A `Date:` value's parts as written (RFC 5322 §3.3): the calendar day (days since
 /// 1970-01-01), the seconds into that day, and the zone's offset from UTC in seconds.
-fn date_parts(v: &[u8]) -> Option<(i64, i64, i64)> {
+pub fn date_parts(v: &[u8]) -> Option<(i64, i64, i64)> {
     let s = String::from_utf8_lossy(v);
     let s = s.split_once(',').map(|(_, r)| r).unwrap_or(&s);
     let mut it = s.split_whitespace();

@@ -1,0 +1,3 @@
+require ["fileinto", "variables"];
+set "x" "hidden";
+if header :contains "subject" "hello" { fileinto "Helper"; }
