@@ -65,6 +65,11 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: BayesCmd,
     },
+    /// Sieve scripts of users (OWNER = login) and global ones (OWNER = @global).
+    Sieve {
+        #[command(subcommand)]
+        cmd: crate::sieve_cli::SieveCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -187,6 +192,8 @@ pub enum UserCmd {
     Remove { login: String },
     /// List users with quota and usage.
     List,
+    /// The out-of-office reply (a Sieve vacation script, RFC 5230).
+    Vacation(crate::sieve_cli::VacationArgs),
     /// Usage per IMAP mailbox (messages, bytes).
     Mailboxes { login: String },
 }
@@ -355,13 +362,24 @@ impl Client {
         self.reply(res)
     }
 
-    /// POSTs raw octets (a message) to `path`.
-    fn post_bytes(&self, path: &str, body: &[u8]) -> Result<Value> {
-        let res = ureq::post(&format!("{}{path}", self.base))
+    /// Sends octets of `content_type` to `path`.
+    fn send_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        content_type: &str,
+    ) -> Result<Value> {
+        let res = ureq::request(method, &format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {}", self.token))
-            .set("Content-Type", "message/rfc822")
+            .set("Content-Type", content_type)
             .send_bytes(body);
         self.reply(res)
+    }
+
+    /// POSTs raw octets (a message) to `path`.
+    fn post_bytes(&self, path: &str, body: &[u8]) -> Result<Value> {
+        self.send_bytes("POST", path, body, "message/rfc822")
     }
 
     fn reply(&self, res: Result<ureq::Response, ureq::Error>) -> Result<Value> {
@@ -381,6 +399,15 @@ impl Client {
                 self.base
             )),
         }
+    }
+}
+
+impl crate::sieve_cli::Api for Client {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        Client::call(self, method, path, body)
+    }
+    fn send_text(&self, method: &str, path: &str, body: &str) -> Result<Value> {
+        self.send_bytes(method, path, body.as_bytes(), "application/sieve")
     }
 }
 
@@ -492,6 +519,7 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
             cmd: SpamCmd::Reload,
         } => c.call("POST", "/spam/reload", Some(json!({})))?,
         AdminCmd::Bayes { cmd } => bayes_command(&c, cmd)?,
+        AdminCmd::Sieve { cmd } => crate::sieve_cli::sieve_command(&c, cmd)?,
     };
     if !out.is_null() {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -559,6 +587,7 @@ fn domain_command(c: &Client, cmd: DomainCmd) -> Result<Value> {
 /// printed its own output).
 fn user_command(c: &Client, cmd: UserCmd) -> Result<Value> {
     Ok(match cmd {
+        UserCmd::Vacation(a) => crate::sieve_cli::vacation_command(c, a)?,
         UserCmd::Add {
             login,
             password_stdin: _,

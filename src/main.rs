@@ -7,6 +7,7 @@ mod config;
 mod filter_cli;
 mod message_files;
 mod scan_cli;
+mod sieve_cli;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -53,6 +54,9 @@ enum Cmd {
     /// The statistical filter's model offline (server stopped): status, learn-spam,
     /// learn-ham, forget, classify, expire, cross-validate.
     Bayes(Box<bayes_cli::BayesArgs>),
+    /// Run a Sieve script over a message file offline and print its actions (as Pigeonhole's
+    /// sieve-test does).
+    SieveTest(sieve_cli::SieveTestArgs),
 }
 
 /// glibc: serve allocations of 4 MiB and more from their own mappings, always. By default
@@ -107,6 +111,7 @@ fn main() {
             Err(e) => Err(e),
         },
         Cmd::Bayes(args) => bayes_cli::run(*args).and_then(|()| exit_now(0)),
+        Cmd::SieveTest(args) => sieve_cli::sieve_test(args),
         Cmd::Scan(args) => match scan_cli::run(args) {
             Ok(true) => std::process::exit(1),
             Ok(false) => Ok(()),

@@ -4,6 +4,8 @@
 //!
 //! Partial updates (PATCH) use JSON merge-patch semantics (RFC 7386) on the stored record.
 
+mod sieve_api;
+
 use crate::context::Shared;
 use crate::usage::Usage;
 use axum::Router;
@@ -78,6 +80,30 @@ pub fn router(shared: Arc<Shared>, token: String, prometheus: PrometheusHandle) 
         .route("/bayes/status", get(bayes_status))
         .route("/bayes/learn/{what}", axum::routing::post(bayes_learn))
         .route("/bayes/clear", axum::routing::post(bayes_clear))
+        .route("/sieve/check", axum::routing::post(sieve_api::check))
+        .route("/sieve/{owner}", get(sieve_api::list))
+        .route(
+            "/sieve/{owner}/deactivate",
+            axum::routing::post(sieve_api::deactivate),
+        )
+        .route(
+            "/sieve/{owner}/{name}",
+            get(sieve_api::show)
+                .put(sieve_api::put)
+                .delete(sieve_api::delete),
+        )
+        .route(
+            "/sieve/{owner}/{name}/activate",
+            axum::routing::post(sieve_api::activate),
+        )
+        .route(
+            "/sieve/{owner}/{name}/rename",
+            axum::routing::post(sieve_api::rename),
+        )
+        .route(
+            "/users/{login}/vacation",
+            axum::routing::put(sieve_api::set_vacation).delete(sieve_api::clear_vacation),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .nest("/api", api)

@@ -31,6 +31,27 @@ pub struct Config {
     pub scanner: ScannerConfig,
     /// Outbound SMTP client.
     pub outbound: OutboundConfig,
+    /// Sieve scripts: quotas.
+    pub sieve: SieveConfig,
+}
+
+/// Quotas on each user's Sieve scripts (ManageSieve HAVESPACE/PUTSCRIPT, RFC 5804 §2.3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SieveConfig {
+    /// Scripts a user may keep.
+    pub max_scripts: usize,
+    /// Largest script, in octets.
+    pub max_script_size: usize,
+}
+
+impl Default for SieveConfig {
+    fn default() -> Self {
+        SieveConfig {
+            max_scripts: 20,
+            max_script_size: 64 * 1024,
+        }
+    }
 }
 
 /// DNS resolvers: `["IP:PORT", …]` replaces the system's (`/etc/resolv.conf`).
@@ -84,6 +105,8 @@ pub struct Listeners {
     pub imap: String,
     /// IMAP over implicit TLS (993, RFC 8314).
     pub imaps: String,
+    /// ManageSieve (4190, RFC 5804).
+    pub managesieve: String,
     /// Admin API and /metrics (HTTP).
     pub admin: String,
 }
@@ -180,10 +203,10 @@ pub fn system_hostname() -> String {
 
 impl Default for Listeners {
     fn default() -> Self {
-        let (smtp, sub, subs, pop3, pop3s, imap, imaps) = if running_as_root() {
-            (25, 587, 465, 110, 995, 143, 993)
+        let (smtp, sub, subs, pop3, pop3s, imap, imaps, sieve) = if running_as_root() {
+            (25, 587, 465, 110, 995, 143, 993, 4190)
         } else {
-            (2525, 5587, 5465, 5110, 5995, 5143, 5993)
+            (2525, 5587, 5465, 5110, 5995, 5143, 5993, 5190)
         };
         Listeners {
             smtp: format!("0.0.0.0:{smtp}"),
@@ -193,6 +216,7 @@ impl Default for Listeners {
             pop3s: format!("0.0.0.0:{pop3s}"),
             imap: format!("0.0.0.0:{imap}"),
             imaps: format!("0.0.0.0:{imaps}"),
+            managesieve: format!("0.0.0.0:{sieve}"),
             admin: "127.0.0.1:8465".into(),
         }
     }
@@ -244,6 +268,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             outbound: OutboundConfig::default(),
             scanner: ScannerConfig::default(),
+            sieve: SieveConfig::default(),
         }
     }
 }

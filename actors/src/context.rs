@@ -104,6 +104,8 @@ pub struct Shared {
     pub bayes_trainer: Arc<crate::bayes_trainer::Trainer>,
     /// DNS answers of the network checks, shared by every core.
     pub net_cache: Arc<crate::net_checks::NetCache>,
+    /// Sieve scripts (compiled, cached) and Sieve's records.
+    pub sieve: crate::sieve_scripts::SieveScripts,
 }
 
 impl Shared {
@@ -150,6 +152,9 @@ impl Shared {
             })
             .context("starting the Bayes trainer")?;
         Ok(Shared {
+            sieve: crate::sieve_scripts::SieveScripts::new(
+                postcore_storage::sieve::SieveStore::new(store.clone()),
+            ),
             usage: UsageTracker::new(store.clone(), mail_root.clone()),
             dkim: crate::dkim::DkimKeys::new(&config.data_dir),
             mailboxes: postcore_storage::mailbox::MailboxIndex::new(store.clone())?,

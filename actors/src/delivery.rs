@@ -168,6 +168,8 @@ pub struct Delivery {
     pub folder: Option<String>,
     /// Flags the stored copy carries (local only).
     pub flags: Vec<Flag>,
+    /// This copy's own content, when it differs from the message's (Sieve's editheader).
+    pub content: Option<Bytes>,
 }
 
 impl Delivery {
@@ -178,6 +180,7 @@ impl Delivery {
             orig_to: orig_to.into(),
             folder: None,
             flags: Vec::new(),
+            content: None,
         }
     }
 }
@@ -189,6 +192,7 @@ struct LocalNow {
     orig_to: String,
     folder: Option<String>,
     flags: Vec<Flag>,
+    content: Option<Bytes>,
 }
 
 impl LocalNow {
@@ -242,8 +246,12 @@ pub async fn accept_message(
                     orig_to: d.orig_to.clone(),
                     folder: d.folder.clone(),
                     flags: d.flags.clone(),
+                    content: d.content.clone(),
                 };
                 if shared.usage.would_exceed(mb, size, dir.quota_bytes(mb)) {
+                    if local.content.is_some() {
+                        tracing::warn!(qid = %msg.qid, "{}: Sieve's header edits for <{}> are not kept in the queue", msg.qid, d.orig_to);
+                    }
                     let f = Failure::new("4.2.2", "mailbox over quota");
                     log_deferred(&msg.qid, mb, &d.orig_to, &f);
                     later.push(local.queued(f));
@@ -259,7 +267,11 @@ pub async fn accept_message(
             }),
         }
     }
-    let journaled = msg.data.len() <= INLINE_MAX && !immediate.is_empty();
+    // The journal holds one body for every copy: copies with their own content (Sieve's
+    // editheader) are written with their own flush instead.
+    let journaled = msg.data.len() <= INLINE_MAX
+        && !immediate.is_empty()
+        && immediate.iter().all(|l| l.content.is_none());
     let mut record = QueueRecord {
         qid: msg.qid.clone(),
         from: msg.from.clone(),
@@ -348,7 +360,7 @@ async fn deliver_now(
             folder: l.folder.clone(),
             flags: l.flags.clone(),
             file: l.file.clone(),
-            data: msg.data.clone(),
+            data: l.content.clone().unwrap_or_else(|| msg.data.clone()),
             durability,
         })
     });

@@ -56,6 +56,17 @@ pub const DNS_LISTINGS: &str = "postcore_dns_listings_total";
 pub const DNS_BUDGET_EXCEEDED: &str = "postcore_dns_budget_exceeded_total";
 /// Histogram: seconds one message's DNS and authentication checks took.
 pub const NET_CHECK_SECONDS: &str = "postcore_net_check_seconds";
+/// Counter: Sieve scripts run at delivery.
+pub const SIEVE_RUNS: &str = "postcore_sieve_runs_total";
+/// Counter: Sieve actions carried out, label `action` (keep, fileinto, redirect, discard,
+/// reject, vacation, duplicate).
+pub const SIEVE_ACTIONS: &str = "postcore_sieve_actions_total";
+/// Counter: Sieve scripts that failed (run-time error or limit; the message was kept).
+pub const SIEVE_ERRORS: &str = "postcore_sieve_errors_total";
+/// Histogram: seconds one Sieve script took.
+pub const SIEVE_SECONDS: &str = "postcore_sieve_seconds";
+/// Counter: ManageSieve commands, label `command`.
+pub const MANAGESIEVE_COMMANDS: &str = "postcore_managesieve_commands_total";
 
 /// Installs the global recorder and returns the handle that renders `/metrics`.
 pub fn install() -> anyhow::Result<PrometheusHandle> {

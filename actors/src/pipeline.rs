@@ -18,9 +18,9 @@
 
 use crate::delivery::Delivery;
 use postcore_protocol::message;
-use postcore_protocol::smtp::{DataReceiver, codes};
+use postcore_protocol::smtp::{Address, DataReceiver, codes};
 use postcore_scanner::{Disposition, HeaderEdit, MessageAction, Reply, Verdict};
-use postcore_storage::directory::{BareNewline, Target};
+use postcore_storage::directory::{BareNewline, Directory, RcptResolution, Target};
 use std::collections::HashSet;
 
 /// A refusal at a stage: the reply and the reason for logs and metrics.
@@ -143,6 +143,7 @@ pub fn plan(
                     orig_to: orig.to_string(),
                     folder: folder.filter(|_| local).map(str::to_string),
                     flags: if local { flags.to_vec() } else { Vec::new() },
+                    content: None,
                 });
             }
         };
@@ -185,6 +186,16 @@ pub fn plan(
         deliveries,
         quarantined,
         discarded,
+    }
+}
+
+/// Where a redirect to `addr` goes, as RCPT TO would resolve it: local mailboxes, or the
+/// address itself when its domain is not ours; `None` for a local address that does not exist.
+pub fn resolve_redirect(dir: &Directory, addr: &str) -> Option<Vec<Target>> {
+    match Address::parse(addr, true).map(|a| dir.resolve(&a)) {
+        Ok(RcptResolution::Accept { targets, .. }) => Some(targets),
+        Ok(RcptResolution::Foreign) => Some(vec![Target::Remote(addr.to_string())]),
+        _ => None,
     }
 }
 

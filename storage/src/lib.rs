@@ -12,6 +12,7 @@ pub mod mailbox;
 pub mod maildir;
 pub mod password;
 pub mod queue;
+pub mod sieve;
 pub mod spool;
 pub mod store;
 

@@ -32,7 +32,10 @@ pub const CF_GREYLIST: &str = "greylist";
 /// Column family of the Bayes model (see `bayes.rs`).
 pub const CF_BAYES: &str = "bayes";
 
-const ALL_CFS: [&str; 9] = [
+/// Column family of Sieve scripts, vacation replies sent and duplicate ids (see `sieve.rs`).
+pub const CF_SIEVE: &str = "sieve";
+
+const ALL_CFS: [&str; 10] = [
     CF_DIRECTORY,
     CF_QUEUE,
     CF_USAGE,
@@ -42,6 +45,7 @@ const ALL_CFS: [&str; 9] = [
     CF_JOURNAL,
     CF_GREYLIST,
     CF_BAYES,
+    CF_SIEVE,
 ];
 
 /// Merge operator of [`CF_FTS`]: posting lists are concatenated.

@@ -11,9 +11,9 @@ use crate::pipeline::{self, EnvelopeRcpt, HeaderView, Plan};
 use crate::scanner::ScanError;
 use crate::util::{header_section, rfc5322_date};
 use bytes::Bytes;
-use postcore_protocol::smtp::{Address, DataEvent, DataReceiver, Reply, codes};
+use postcore_protocol::smtp::{DataEvent, DataReceiver, Reply, codes};
 use postcore_scanner::{ScanContext, Verdict};
-use postcore_storage::directory::{Directory, Mailbox, RcptResolution, Target};
+use postcore_storage::directory::{Directory, Mailbox, Target};
 use postcore_storage::queue::{ScanNote, new_qid, now_secs};
 use std::time::{Duration, Instant};
 
@@ -46,14 +46,6 @@ fn wants_junk(dir: &Directory, t: &Target) -> bool {
             .unwrap_or(global),
         Target::Mailbox(_) => global,
         Target::Remote(_) => false,
-    }
-}
-
-fn resolve_redirect(dir: &Directory, addr: &str) -> Option<Vec<Target>> {
-    match Address::parse(addr, true).map(|a| dir.resolve(&a)) {
-        Ok(RcptResolution::Accept { targets, .. }) => Some(targets),
-        Ok(RcptResolution::Foreign) => Some(vec![Target::Remote(addr.to_string())]),
-        _ => None,
     }
 }
 
@@ -278,6 +270,12 @@ impl Session {
         if !self.hold_quarantined(&qid, &data, &quarantined) {
             return Next::Continue;
         }
+        let Some((deliveries, track)) = self
+            .sieve(&qid, &tx, &from, &data, &verdict, deliveries)
+            .await
+        else {
+            return Next::Continue;
+        };
         let msg = IncomingMessage {
             qid,
             from,
@@ -287,8 +285,94 @@ impl Session {
             deliveries,
             scan: scan_note(&verdict),
         };
-        self.commit(msg, started).await;
+        if self.commit(msg, started).await {
+            for (owner, mark) in track {
+                let store = &self.ctx.shared.sieve.store;
+                if let Err(e) = store.duplicate_track(&owner, &mark.id, mark.seconds, mark.last) {
+                    tracing::warn!(owner, "sieve duplicate record: {e:#}");
+                }
+            }
+        }
         Next::Continue
+    }
+
+    /// Stage 6, Sieve ([`crate::sieve_stage`]): the users' scripts turn their copies into
+    /// deliveries; a reject of the only recipient is the reply (`None`, the reply queued);
+    /// vacation replies and rejection notices are queued before the message is committed.
+    async fn sieve(
+        &mut self,
+        qid: &str,
+        tx: &Transaction,
+        from: &str,
+        data: &Bytes,
+        verdict: &Verdict,
+        deliveries: Vec<Delivery>,
+    ) -> Option<(
+        Vec<Delivery>,
+        Vec<(String, postcore_protocol::sieve::interp::DuplicateMark)>,
+    )> {
+        let policy = &tx.dir.settings.filter;
+        let facts = crate::sieve_stage::ScanFacts {
+            spam: policy
+                .spam
+                .enabled
+                .then(|| (verdict.score, policy.spam.deny_score.unwrap_or(15.0)))
+                .filter(|_| !self.filter_exempt(&tx.dir)),
+            virus_scanned: policy.antivirus && !self.filter_exempt(&tx.dir),
+        };
+        let input = crate::sieve_stage::SieveInput {
+            qid,
+            from,
+            data,
+            rcpt_count: tx.rcpts.len(),
+            facts,
+        };
+        let shared = self.ctx.shared.clone();
+        let result = crate::sieve_stage::apply(&shared, &tx.dir, &input, deliveries);
+        if let Some(reason) = result.refuse {
+            tracing::info!(qid, client = %self.peer, "{qid}: reject: sieve: {reason}");
+            metrics::counter!(crate::metrics::REJECTED, "reason" => "sieve").increment(1);
+            let text: String = reason
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(400)
+                .collect();
+            self.reply(
+                Reply::error_from(550, "5.7.1", &text)
+                    .unwrap_or_else(|| codes::POLICY_REJECTED.into()),
+            );
+            return None;
+        }
+        for g in result.generated {
+            let Some(targets) = pipeline::resolve_redirect(&tx.dir, &g.to) else {
+                continue;
+            };
+            let reply_qid = new_qid(self.ctx.id);
+            tracing::info!(
+                qid,
+                "{qid}: sieve: {} to <{}> queued as {reply_qid}",
+                g.what,
+                g.to
+            );
+            let msg = IncomingMessage {
+                qid: reply_qid,
+                from: String::new(),
+                message_id: None,
+                data: Bytes::from(g.data),
+                arrival: now_secs(),
+                deliveries: targets
+                    .into_iter()
+                    .map(|t| Delivery::plain(t, g.to.clone()))
+                    .collect(),
+                scan: None,
+            };
+            if let Err(e) =
+                accept_message(&self.ctx.shared, &self.ctx.delivery, msg, Instant::now()).await
+            {
+                tracing::error!(qid, "{qid}: sieve: {} not queued: {e:#}", g.what);
+            }
+        }
+        Some((result.deliveries, result.track))
     }
 
     /// Stage 1: size and bare CR/LF; false when refused (the reply is queued).
@@ -319,7 +403,7 @@ impl Session {
     ) -> Option<(Vec<Delivery>, Held)> {
         let rcpt_domains: Vec<&str> = tx.rcpts.iter().map(|r| r.address.domain.as_str()).collect();
         let hidden = tx.dir.hidden_copies(&rcpt_domains);
-        let resolve = |a: &str| resolve_redirect(&tx.dir, a);
+        let resolve = |a: &str| pipeline::resolve_redirect(&tx.dir, a);
         let wants_junk = |t: &Target| wants_junk(&tx.dir, t);
         match pipeline::plan(verdict, rcpts, hidden, &resolve, &wants_junk) {
             Plan::Refuse(r) => {
@@ -368,7 +452,8 @@ impl Session {
     }
 
     /// Stage 6, durable commit: local deliveries and the queue record, then the reply.
-    async fn commit(&mut self, msg: IncomingMessage, started: Instant) {
+    /// Commits; true when the message was accepted (and 250 queued).
+    async fn commit(&mut self, msg: IncomingMessage, started: Instant) -> bool {
         let (qid, size) = (msg.qid.clone(), msg.data.len());
         match accept_message(&self.ctx.shared, &self.ctx.delivery, msg, started).await {
             Ok(()) => {
@@ -378,11 +463,13 @@ impl Session {
                     self.ctx.shared.limits.sent_one(login);
                 }
                 self.send(codes::QUEUED.with_text(format!("Ok: queued as {qid}")));
+                true
             }
             Err(e) => {
                 tracing::error!(qid, "{qid}: not accepted, storage failure: {e:#}");
                 metrics::counter!(crate::metrics::REJECTED, "reason" => "storage").increment(1);
                 self.send(codes::STORAGE_FAILURE);
+                false
             }
         }
     }

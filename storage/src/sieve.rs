@@ -1,0 +1,316 @@
+//! Sieve scripts and Sieve's memory in RocksDB ([`CF_SIEVE`]): each owner's scripts by name
+//! and which one is active (RFC 5804's model: several scripts, at most one active), the
+//! administrator's global scripts (owner [`GLOBAL`], active as "before" and "after"), the
+//! vacation replies sent (RFC 5230 §4.1: once per sender per period) and the duplicate ids
+//! seen (RFC 7352).
+//!
+//! Keys: `s\0<owner>\0<name>` → source; `a\0<owner>` → active name (`a\0@global\0before`,
+//! `a\0@global\0after`); `v\0<owner>\0<handle>\0<sender>` and `d\0<owner>\0<id>` → expiry
+//! (u64 BE, seconds since the epoch).
+
+use crate::store::{CF_SIEVE, Op, Store};
+use anyhow::{Result, bail};
+
+/// The owner name of the administrator's global scripts (not a valid login).
+pub const GLOBAL: &str = "@global";
+
+/// Longest script name, in octets (RFC 5804 §1.6 lets the server choose).
+pub const MAX_NAME: usize = 128;
+
+/// One stored script as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptInfo {
+    /// Name.
+    pub name: String,
+    /// Size of the source in octets.
+    pub size: usize,
+    /// Whether it is the owner's active script.
+    pub active: bool,
+}
+
+/// The Sieve store.
+#[derive(Clone)]
+pub struct SieveStore {
+    store: Store,
+}
+
+fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
+    let mut k = vec![kind];
+    for p in parts {
+        k.push(0);
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+/// RFC 5804 §1.6: a script name is UTF-8 without control characters (and here without `/`,
+/// so it can name a file on import or export), 1 to [`MAX_NAME`] octets.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\u{2028}' || c == '\u{2029}')
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl SieveStore {
+    /// Scripts in `store`.
+    pub fn new(store: Store) -> SieveStore {
+        SieveStore { store }
+    }
+
+    /// A script's source.
+    pub fn get(&self, owner: &str, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .store
+            .get(CF_SIEVE, &key(b's', &[owner, name]))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Stores (or replaces) a script; durable when it returns.
+    pub fn put(&self, owner: &str, name: &str, source: &str) -> Result<()> {
+        if !valid_name(name) {
+            bail!("invalid script name");
+        }
+        let op = Op::Put(
+            CF_SIEVE,
+            key(b's', &[owner, name]),
+            source.as_bytes().to_vec(),
+        );
+        self.store.commit_blocking(vec![op])
+    }
+
+    /// The owner's scripts, by name.
+    pub fn list(&self, owner: &str) -> Result<Vec<ScriptInfo>> {
+        let active = self.active(owner)?;
+        let mut prefix = key(b's', &[owner]);
+        prefix.push(0);
+        let mut out: Vec<ScriptInfo> = self
+            .store
+            .scan_prefix(CF_SIEVE, &prefix)?
+            .into_iter()
+            .map(|(k, v)| {
+                let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                ScriptInfo {
+                    active: active.as_deref() == Some(name.as_str()),
+                    name,
+                    size: v.len(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The active script's name (for [`GLOBAL`]: use [`Self::global_active`]).
+    pub fn active(&self, owner: &str) -> Result<Option<String>> {
+        Ok(self
+            .store
+            .get(CF_SIEVE, &key(b'a', &[owner]))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Makes `name` the active script, or with `None` deactivates (RFC 5804 §2.8: SETACTIVE "").
+    pub fn set_active(&self, owner: &str, name: Option<&str>) -> Result<()> {
+        self.set_active_key(key(b'a', &[owner]), owner, name)
+    }
+
+    /// The global script that runs before (`after` false) or after every user's script.
+    pub fn global_active(&self, after: bool) -> Result<Option<String>> {
+        let k = key(b'a', &[GLOBAL, if after { "after" } else { "before" }]);
+        Ok(self
+            .store
+            .get(CF_SIEVE, &k)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Sets (or with `None` clears) the global script run before or after the users'.
+    pub fn set_global_active(&self, after: bool, name: Option<&str>) -> Result<()> {
+        let k = key(b'a', &[GLOBAL, if after { "after" } else { "before" }]);
+        self.set_active_key(k, GLOBAL, name)
+    }
+
+    fn set_active_key(&self, k: Vec<u8>, owner: &str, name: Option<&str>) -> Result<()> {
+        let op = match name {
+            Some(n) => {
+                if self.get(owner, n)?.is_none() {
+                    bail!("no script named \"{n}\"");
+                }
+                Op::Put(CF_SIEVE, k, n.as_bytes().to_vec())
+            }
+            None => Op::Delete(CF_SIEVE, k),
+        };
+        self.store.commit_blocking(vec![op])
+    }
+
+    /// Whether `name` is active in any role for `owner`.
+    pub fn is_active(&self, owner: &str, name: &str) -> Result<bool> {
+        if owner == GLOBAL {
+            return Ok(self.global_active(false)?.as_deref() == Some(name)
+                || self.global_active(true)?.as_deref() == Some(name));
+        }
+        Ok(self.active(owner)?.as_deref() == Some(name))
+    }
+
+    /// Deletes a script; the active one cannot be (RFC 5804 §2.10).
+    pub fn delete(&self, owner: &str, name: &str) -> Result<bool> {
+        if self.get(owner, name)?.is_none() {
+            return Ok(false);
+        }
+        if self.is_active(owner, name)? {
+            bail!("script \"{name}\" is active");
+        }
+        self.store
+            .commit_blocking(vec![Op::Delete(CF_SIEVE, key(b's', &[owner, name]))])?;
+        Ok(true)
+    }
+
+    /// Renames a script, keeping it active if it was (RFC 5804 §2.11.1); refuses when the new
+    /// name is taken or the old one missing.
+    pub fn rename(&self, owner: &str, old: &str, new: &str) -> Result<()> {
+        if !valid_name(new) {
+            bail!("invalid script name");
+        }
+        let Some(src) = self.get(owner, old)? else {
+            bail!("no script named \"{old}\"")
+        };
+        if self.get(owner, new)?.is_some() {
+            bail!("a script named \"{new}\" exists");
+        }
+        let mut ops = vec![
+            Op::Delete(CF_SIEVE, key(b's', &[owner, old])),
+            Op::Put(CF_SIEVE, key(b's', &[owner, new]), src.into_bytes()),
+        ];
+        if self.active(owner)?.as_deref() == Some(old) {
+            ops.push(Op::Put(
+                CF_SIEVE,
+                key(b'a', &[owner]),
+                new.as_bytes().to_vec(),
+            ));
+        }
+        self.store.commit_blocking(ops)
+    }
+
+    /// Whether a vacation reply with `handle` went to `sender` within its period; if not, it
+    /// is recorded now for `period` seconds (durably: a reply is never sent twice because a
+    /// crash forgot it, RFC 5230 §4.1).
+    pub fn vacation_claim(
+        &self,
+        owner: &str,
+        handle: &str,
+        sender: &str,
+        period: u64,
+    ) -> Result<bool> {
+        let k = key(b'v', &[owner, handle, &sender.to_ascii_lowercase()]);
+        let now = now();
+        if self.unexpired(&k, now)? {
+            return Ok(false);
+        }
+        let until = now.saturating_add(period);
+        self.store
+            .commit_blocking(vec![Op::Put(CF_SIEVE, k, until.to_be_bytes().to_vec())])?;
+        Ok(true)
+    }
+
+    /// Whether duplicate id `id` was recorded for `owner` and has not expired (RFC 7352).
+    pub fn duplicate_seen(&self, owner: &str, id: &str) -> bool {
+        self.unexpired(&key(b'd', &[owner, id]), now())
+            .unwrap_or(false)
+    }
+
+    /// Records duplicate id `id` for `seconds`; with `last`, the period restarts even if it
+    /// was recorded (RFC 7352 §3.4), otherwise an unexpired record keeps its expiry.
+    pub fn duplicate_track(&self, owner: &str, id: &str, seconds: u64, last: bool) -> Result<()> {
+        let k = key(b'd', &[owner, id]);
+        let now = now();
+        if !last && self.unexpired(&k, now)? {
+            return Ok(());
+        }
+        let until = now.saturating_add(seconds);
+        self.store
+            .write_relaxed(vec![Op::Put(CF_SIEVE, k, until.to_be_bytes().to_vec())])
+    }
+
+    fn unexpired(&self, k: &[u8], now: u64) -> Result<bool> {
+        Ok(self
+            .store
+            .get(CF_SIEVE, k)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .is_some_and(|b| u64::from_be_bytes(b) > now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_active_rename_delete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SieveStore::new(Store::open(dir.path()).expect("open"));
+        s.put("alice", "work", "keep;").expect("put");
+        s.put("alice", "home", "discard;").expect("put");
+        s.put("bob", "x", "keep;").expect("put");
+        assert!(s.put("alice", "a/b", "keep;").is_err());
+        assert!(s.set_active("alice", Some("nosuch")).is_err());
+        s.set_active("alice", Some("work")).expect("activate");
+        let l = s.list("alice").expect("list");
+        assert_eq!(
+            l.iter()
+                .map(|i| (i.name.as_str(), i.active))
+                .collect::<Vec<_>>(),
+            [("home", false), ("work", true)]
+        );
+        assert!(
+            s.delete("alice", "work").is_err(),
+            "the active script stays"
+        );
+        s.rename("alice", "work", "job").expect("rename");
+        assert_eq!(s.active("alice").expect("active").as_deref(), Some("job"));
+        assert!(s.rename("alice", "home", "job").is_err());
+        assert!(s.delete("alice", "home").expect("delete"));
+        assert!(!s.delete("alice", "home").expect("gone"));
+        s.set_active("alice", None).expect("deactivate");
+        assert_eq!(s.active("alice").expect("active"), None);
+        s.put(GLOBAL, "spam", "keep;").expect("global");
+        s.set_global_active(false, Some("spam")).expect("before");
+        assert!(s.delete(GLOBAL, "spam").is_err());
+        assert_eq!(s.global_active(false).expect("g").as_deref(), Some("spam"));
+    }
+
+    #[test]
+    fn vacation_once_per_period_and_duplicates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SieveStore::new(Store::open(dir.path()).expect("open"));
+        assert!(
+            s.vacation_claim("bob", "h", "A@x.test", 3600)
+                .expect("claim")
+        );
+        assert!(
+            !s.vacation_claim("bob", "h", "a@x.test", 3600)
+                .expect("again")
+        );
+        assert!(
+            s.vacation_claim("bob", "other", "a@x.test", 3600)
+                .expect("other handle")
+        );
+        assert!(
+            s.vacation_claim("bob", "h", "b@x.test", 0)
+                .expect("zero period")
+        );
+        assert!(
+            s.vacation_claim("bob", "h", "b@x.test", 0)
+                .expect("expired at once")
+        );
+        assert!(!s.duplicate_seen("bob", "id1"));
+        s.duplicate_track("bob", "id1", 60, false).expect("track");
+        assert!(s.duplicate_seen("bob", "id1"));
+        assert!(!s.duplicate_seen("alice", "id1"));
+    }
+}

@@ -1,0 +1,273 @@
+//! Sieve at delivery through the real server: scripts uploaded with the CLI and the admin API,
+//! mail over SMTP, the results read from the Maildirs (issue 17).
+
+mod common;
+
+use common::TestServer;
+use serde_json::json;
+use std::path::Path;
+
+fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
+            for e in rd.flatten() {
+                out.push((
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn has_subject(msgs: &[Vec<u8>], subject: &str) -> bool {
+    msgs.iter()
+        .any(|m| String::from_utf8_lossy(m).contains(&format!("Subject: {subject}\r\n")))
+}
+
+fn mail(from: &str, subject: &str, extra: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: alice@example.test, bob@example.test\r\nSubject: {subject}\r\nMessage-ID: <{}@remote.test>\r\n{extra}\r\nBody of {subject}.\r\n",
+        subject.replace(' ', ".")
+    )
+}
+
+const RULES: &str = r#"require ["fileinto", "imap4flags", "reject", "editheader", "copy", "mailbox"];
+if header :contains "subject" "[work]" { addflag "\\Flagged"; fileinto :create "Work"; stop; }
+if header :contains "subject" "drop me" { discard; stop; }
+if header :contains "subject" "forward me" { redirect "bob@example.test"; stop; }
+if header :contains "subject" "copy me" { redirect :copy "bob@example.test"; }
+if header :contains "subject" "go away" { reject "Not interested."; stop; }
+if header :contains "subject" "tag me" { addheader "X-Sieved" "yes"; }
+if header :contains "subject" "missing folder" { fileinto "Nope"; }
+"#;
+
+#[test]
+fn scripts_act_at_delivery() {
+    let s = TestServer::start();
+    s.setup_basic();
+    let (ok, out, err) = s.cli(&["sieve", "put", "alice", "rules", "-"], Some(RULES));
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = s.cli(&["sieve", "activate", "alice", "rules"], None);
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = s.cli(&["sieve", "list", "alice"], None);
+    assert!(ok && out.contains("\"active\": true"), "{out}");
+
+    let send = |subject: &str, to: &[&str]| {
+        let mut c = s.smtp();
+        c.send_mail(
+            "sender@remote.test",
+            to,
+            &mail("sender@remote.test", subject, ""),
+        )
+    };
+    let alice = s.maildir("users/alice");
+    // fileinto :create with a flag: the folder's cur/ with the F flag.
+    assert_eq!(send("[work] report", &["alice@example.test"]).0, 250);
+    let work = files_in(&alice.join(".Work"));
+    assert_eq!(work.len(), 1, "{work:?}");
+    assert!(work[0].0.ends_with(":2,F"), "{}", work[0].0);
+    // discard: nothing stored.
+    assert_eq!(send("drop me", &["alice@example.test"]).0, 250);
+    // redirect: bob's copy, none for alice.
+    assert_eq!(send("forward me", &["alice@example.test"]).0, 250);
+    // redirect :copy: both.
+    assert_eq!(send("copy me", &["alice@example.test"]).0, 250);
+    // editheader: the stored copy has the field on top.
+    assert_eq!(send("tag me", &["alice@example.test"]).0, 250);
+    // fileinto a folder that does not exist, without :create: INBOX.
+    assert_eq!(send("missing folder", &["alice@example.test"]).0, 250);
+    let inbox = s.wait_messages("users/alice", 3);
+    assert!(!has_subject(&inbox, "drop me"));
+    assert!(!has_subject(&inbox, "forward me"));
+    assert!(has_subject(&inbox, "copy me"));
+    assert!(has_subject(&inbox, "missing folder"));
+    let tagged = inbox
+        .iter()
+        .find(|m| has_subject(std::slice::from_ref(m), "tag me"))
+        .expect("tag me stored");
+    assert!(
+        tagged.starts_with(b"X-Sieved: yes\r\n"),
+        "{}",
+        String::from_utf8_lossy(tagged)
+    );
+    assert!(!alice.join(".Nope").exists());
+    let bob = s.wait_messages("users/bob", 2);
+    assert!(has_subject(&bob, "forward me") && has_subject(&bob, "copy me"));
+    // reject with one recipient: the SMTP reply.
+    let (code, text) = send("go away", &["alice@example.test"]);
+    assert_eq!(code, 550, "{text}");
+    assert!(
+        text.contains("5.7.1") && text.contains("Not interested."),
+        "{text}"
+    );
+    // reject with two recipients: bob gets it, the sender (carol, local) gets a notice.
+    let mut c = s.smtp();
+    let (code, _) = c.send_mail(
+        "carol@example.test",
+        &["alice@example.test", "bob@example.test"],
+        &mail("carol@example.test", "go away too", ""),
+    );
+    assert_eq!(code, 250);
+    let carol = s.wait_messages("users/carol", 1);
+    let notice = String::from_utf8_lossy(&carol[0]).into_owned();
+    assert!(
+        notice.contains("Subject: Rejected: go away too") && notice.contains("Not interested."),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("report-type=disposition-notification"),
+        "{notice}"
+    );
+    assert!(has_subject(&s.wait_messages("users/bob", 3), "go away too"));
+    let log = s.wait_log("sieve: user=alice");
+    assert!(log.contains("actions: fileinto Work"), "{log}");
+    assert!(log.contains("actions: discard"), "{log}");
+}
+
+#[test]
+fn vacation_replies_once_and_never_to_lists() {
+    let s = TestServer::start();
+    s.setup_basic();
+    let (ok, out, err) = s.cli(
+        &[
+            "user",
+            "vacation",
+            "bob",
+            "--subject",
+            "Out of office",
+            "--body",
+            "I am away until Monday.",
+            "--days",
+            "3",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    let send = |subject: &str, extra: &str| {
+        let mut c = s.smtp();
+        let body = format!(
+            "From: carol@example.test\r\nTo: bob@example.test\r\nSubject: {subject}\r\nMessage-ID: <{}@example.test>\r\n{extra}\r\nHello.\r\n",
+            subject.replace(' ', ".")
+        );
+        c.send_mail("carol@example.test", &["bob@example.test"], &body)
+    };
+    assert_eq!(send("first", "").0, 250);
+    let carol = s.wait_messages("users/carol", 1);
+    assert_eq!(carol.len(), 1);
+    let reply = String::from_utf8_lossy(&carol[0]).into_owned();
+    assert!(reply.contains("Subject: Out of office\r\n"), "{reply}");
+    assert!(reply.contains("Auto-Submitted: auto-replied"), "{reply}");
+    assert!(
+        reply.contains("In-Reply-To: <first@example.test>"),
+        "{reply}"
+    );
+    assert!(reply.contains("I am away until Monday."), "{reply}");
+    assert!(
+        reply.starts_with("Return-Path: <>") || !reply.contains("Return-Path: <carol"),
+        "{reply}"
+    );
+    // Once per sender per period; never to a list.
+    assert_eq!(send("second", "").0, 250);
+    assert_eq!(send("list post", "List-Id: <dev.lists.test>\r\n").0, 250);
+    let bob = s.wait_messages("users/bob", 3);
+    assert_eq!(bob.len(), 3, "bob keeps every message");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(s.messages("users/carol").len(), 1, "one reply only");
+    let log = s.log();
+    assert!(
+        log.contains("vacation (not sent: already replied in this period)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("vacation (not sent: message is from a mailing list)"),
+        "{log}"
+    );
+    // Off: the script is gone.
+    let (ok, out, err) = s.cli(&["user", "vacation", "bob", "--off"], None);
+    assert!(ok, "{out}{err}");
+    let v = s.api_ok("GET", "/sieve/bob", None);
+    assert_eq!(v["scripts"].as_array().map(Vec::len), Some(0), "{v}");
+}
+
+#[test]
+fn global_scripts_limits_and_api_errors() {
+    let s = TestServer::start();
+    s.setup_basic();
+    // A global "before" script applies to users without a script of their own.
+    let global = "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"GLOBALTAG\" { fileinto :create \"Global\"; stop; }\n";
+    let url = |p: &str| format!("http://127.0.0.1:{}/api{p}", s.admin);
+    let put = |path: &str, body: &str| match ureq::put(&url(path))
+        .set("Authorization", &format!("Bearer {}", s.token()))
+        .send_string(body)
+    {
+        Ok(r) => (
+            r.status(),
+            r.into_json::<serde_json::Value>().unwrap_or_default(),
+        ),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_json().unwrap_or_default()),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(put("/sieve/@global/tagging", global).0, 200);
+    s.api_ok(
+        "POST",
+        "/sieve/@global/tagging/activate",
+        Some(json!({"slot": "before"})),
+    );
+    let mut c = s.smtp();
+    assert_eq!(
+        c.send_mail(
+            "sender@remote.test",
+            &["carol@example.test"],
+            &mail("sender@remote.test", "GLOBALTAG x", "")
+        )
+        .0,
+        250
+    );
+    assert_eq!(files_in(&s.maildir("users/carol").join(".Global")).len(), 1);
+    // Errors: a script that does not compile says where; the active script cannot go.
+    let (code, v) = put("/sieve/alice/broken", "require \"fileinto\";\nfileinto;\n");
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap_or_default().contains("line 2"),
+        "{v}"
+    );
+    let (code, v) = s.api("DELETE", "/sieve/@global/tagging", None);
+    assert_eq!(code, 409, "{v}");
+    let (code, _) = put("/sieve/nosuchuser/x", "keep;");
+    assert_eq!(code, 404);
+    // A runaway script (too many redirects) keeps the message and logs why.
+    let many: String = (0..8)
+        .map(|i| format!("redirect \"r{i}@remote.test\";\n"))
+        .collect();
+    assert_eq!(put("/sieve/alice/many", &many).0, 200);
+    s.api_ok("POST", "/sieve/alice/many/activate", None);
+    let mut c = s.smtp();
+    assert_eq!(
+        c.send_mail(
+            "sender@remote.test",
+            &["alice@example.test"],
+            &mail("sender@remote.test", "loop", "")
+        )
+        .0,
+        250
+    );
+    assert!(has_subject(&s.wait_messages("users/alice", 1), "loop"));
+    let log = s.wait_log("too many redirects");
+    assert!(
+        log.contains("error: too many redirects; message kept"),
+        "{log}"
+    );
+    let metrics = ureq::get(&format!("http://127.0.0.1:{}/metrics", s.admin))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(metrics.contains("postcore_sieve_errors_total"), "{metrics}");
+    assert!(
+        metrics.contains("postcore_sieve_actions_total{action=\"fileinto\"}"),
+        "{metrics}"
+    );
+}
