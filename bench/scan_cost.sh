@@ -8,7 +8,10 @@
 # reverse DNS, HELO against the anchors' NXDOMAIN stub, as Rspamd gets them): on against off,
 # the antivirus as it is on both sides.
 #
-# usage: [CHECK=av|net] bench/scan_cost.sh [COUNT=5000] [RUNS=3] [SIZES="4096 102400"]
+# CHECK=sieve measures Sieve at delivery: every user with bench/sieve_rules20.sieve active (20
+# rules, none matching smtp-source's messages, so all of them run) against no script.
+#
+# usage: [CHECK=av|net|sieve] bench/scan_cost.sh [COUNT=5000] [RUNS=3] [SIZES="4096 102400"]
 # needs: cargo build --release; Postfix's smtp-source (package postfix)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -31,10 +34,28 @@ for _ in $(seq 600); do grep -q 'antivirus: database loaded' "$WORK/server.log" 
 grep 'antivirus: database loaded' "$WORK/server.log" | tail -1
 echo "server after the load: $(grep -E 'VmRSS|VmHWM' /proc/$PC/status | tr -s ' \t' ' ' | tr '\n' ' ')"
 filter() {
+  if [ "${CHECK:-av}" = sieve ]; then sieve_scripts "$1"; return; fi
   curl -sf -X PATCH -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
     -d "{\"filter\": $1}" "http://127.0.0.1:$ADMIN/api/settings" >/dev/null
 }
+# Sieve on (the 20-rule script active for user0..user9) or off (none active).
+sieve_scripts() {
+  for u in $(seq 0 9); do
+    if [ "$1" = on ]; then
+      curl -sf -X POST -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ADMIN/api/sieve/user$u/rules20/activate" >/dev/null
+    else
+      curl -sf -X POST -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$ADMIN/api/sieve/user$u/deactivate" >/dev/null
+    fi
+  done
+}
+if [ "${CHECK:-av}" = sieve ]; then
+  for u in $(seq 0 9); do
+    curl -sf -X PUT -H "Authorization: Bearer $TOKEN" --data-binary @"$HERE/sieve_rules20.sieve" \
+      "http://127.0.0.1:$ADMIN/api/sieve/user$u/rules20" >/dev/null
+  done
+fi
 case ${CHECK:-av} in
+  sieve) ON=on; OFF=off ;;
   net) ON='{"spam": {"network_checks": true}}'; OFF='{"spam": {"network_checks": false}}' ;;
   *) ON='{"antivirus": true, "block_executables": true, "block_extensions": ["scr", "vbs"]}'
      OFF='{"antivirus": false, "block_executables": false, "block_extensions": []}' ;;
@@ -61,5 +82,6 @@ for size in $SIZES; do
 done
 { grep -c 'VIRUS_FOUND\|attachment blocked' "$WORK/server.log" || true; } | sed 's/^/findings in the log (should be 0): /'
 { grep -c 'checks: ' "$WORK/server.log" || true; } | sed 's/^/messages with network checks logged: /'
+{ grep -c ': sieve: user=' "$WORK/server.log" || true; } | sed 's/^/Sieve runs logged: /'
 grep 'checks: ' "$WORK/server.log" | tail -1 || true
 rm -rf "$ROOT.aside"

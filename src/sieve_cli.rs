@@ -224,6 +224,9 @@ pub struct SieveTestArgs {
     /// Envelope recipient.
     #[arg(short = 'r', long, default_value = "recipient@example.org")]
     pub to: String,
+    /// Run the script this many times and print the mean time of one run (benchmarks).
+    #[arg(long)]
+    pub repeat: Option<u32>,
 }
 
 struct Offline;
@@ -244,16 +247,20 @@ pub fn sieve_test(a: SieveTestArgs) -> Result<()> {
         sieve::compile(&src).map_err(|e| anyhow::anyhow!("{}: {e}", a.script.display()))?;
     let msg =
         std::fs::read(&a.message).with_context(|| format!("reading {}", a.message.display()))?;
-    let out = sieve::run(
-        &script,
-        &msg,
-        &Envelope {
-            from: a.from,
-            to: a.to,
-        },
-        &Offline,
-        Limits::default(),
-    );
+    let env = Envelope {
+        from: a.from,
+        to: a.to,
+    };
+    if let Some(n) = a.repeat.filter(|n| *n > 0) {
+        let started = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(sieve::run(&script, &msg, &env, &Offline, Limits::default()));
+        }
+        let each = started.elapsed().as_secs_f64() / f64::from(n);
+        println!("runs={n} mean={:.1}us", each * 1e6);
+        return Ok(());
+    }
+    let out = sieve::run(&script, &msg, &env, &Offline, Limits::default());
     print!("{}", sieve::report(&out));
     Ok(())
 }

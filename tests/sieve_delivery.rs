@@ -271,3 +271,82 @@ fn global_scripts_limits_and_api_errors() {
         "{metrics}"
     );
 }
+
+/// Forwards and Sieve redirects to other domains leave with an SRS sender, once per message
+/// even when it is sent again, and bounces to the SRS address go back to the original sender.
+#[test]
+fn forwards_use_srs_and_bounces_come_back() {
+    let s = TestServer::start();
+    s.setup_basic();
+    s.api_ok(
+        "PATCH",
+        "/users/bob",
+        Some(json!({"forward": ["bob@far.test"], "keep_copy": true})),
+    );
+    let url = format!("http://127.0.0.1:{}/api/sieve/alice/fwd", s.admin);
+    ureq::put(&url)
+        .set("Authorization", &format!("Bearer {}", s.token()))
+        .send_string("require \"copy\";\nredirect :copy \"alice-elsewhere@far.test\";\n")
+        .unwrap();
+    s.api_ok("POST", "/sieve/alice/fwd/activate", None);
+    let body = "From: origin@remote.test\r\nTo: alice@example.test\r\nSubject: pass it on\r\nMessage-ID: <fwd-1@remote.test>\r\n\r\nhi\r\n";
+    for _ in 0..2 {
+        let mut c = s.smtp();
+        let (code, text) = c.send_mail(
+            "origin@remote.test",
+            &["alice@example.test", "bob@example.test"],
+            body,
+        );
+        assert_eq!(code, 250, "{text}");
+    }
+    // The local copies arrive (twice: the message was sent twice); the forwards go once each.
+    assert_eq!(s.wait_messages("users/alice", 2).len(), 2);
+    assert_eq!(s.wait_messages("users/bob", 2).len(), 2);
+    let q = s.api_ok("GET", "/queue", None);
+    let records = q.as_array().cloned().unwrap_or_default();
+    let forwarded: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["from"].as_str().unwrap_or("").starts_with("SRS0="))
+        .collect();
+    let targets: Vec<String> = forwarded
+        .iter()
+        .flat_map(|r| r["rcpts"].as_array().cloned().unwrap_or_default())
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(
+        targets
+            .iter()
+            .filter(|t| t.contains("bob@far.test"))
+            .count(),
+        1,
+        "{q}"
+    );
+    assert_eq!(
+        targets
+            .iter()
+            .filter(|t| t.contains("alice-elsewhere@far.test"))
+            .count(),
+        1,
+        "{q}"
+    );
+    let srs = forwarded[0]["from"].as_str().unwrap().to_string();
+    assert!(srs.ends_with("=remote.test=origin@example.test"), "{srs}");
+    assert!(s.log().contains("status=skipped (already forwarded)"));
+    // A bounce to the SRS address is accepted and sent on to the original sender.
+    let mut c = s.smtp();
+    c.ok("EHLO far.test", 250);
+    c.ok("MAIL FROM:<>", 250);
+    let (code, text) = c.cmd(&format!("RCPT TO:<{srs}>"));
+    assert_eq!(code, 250, "{text}");
+    c.ok("DATA", 354);
+    c.send(b"From: MAILER-DAEMON@far.test\r\nSubject: Undelivered\r\n\r\nbounce\r\n.\r\n");
+    assert_eq!(c.reply().0, 250);
+    let q = s.api_ok("GET", "/queue", None);
+    assert!(q.to_string().contains("origin@remote.test"), "{q}");
+    // A forged or altered SRS address is unknown.
+    let forged = srs.replace("origin", "victim");
+    let mut c = s.smtp();
+    c.ok("EHLO far.test", 250);
+    c.ok("MAIL FROM:<>", 250);
+    assert_eq!(c.cmd(&format!("RCPT TO:<{forged}>")).0, 550);
+}

@@ -1,4 +1,4 @@
-//! The connection core every protocol session runs on (SMTP, IMAP, POP3; ManageSieve next):
+//! The connection core every protocol session runs on (SMTP, IMAP, POP3, ManageSieve):
 //! the transport (TCP, TLS over it, or an in-memory duplex in tests), input and output
 //! buffering, reads with deadlines from the configuration, the STARTTLS upgrade with its
 //! buffer discard, and admission (per-IP connection slots, the open-connection gauges,
@@ -57,6 +57,16 @@ impl Framer for postcore_protocol::imap::CommandReader {
     fn frame(&mut self, buf: &mut Vec<u8>) -> Option<Self::Frame> {
         match self.ingest(buf) {
             postcore_protocol::imap::ReadEvent::NeedMore => None,
+            e => Some(e),
+        }
+    }
+}
+
+impl Framer for postcore_protocol::managesieve::CommandReader {
+    type Frame = postcore_protocol::managesieve::ReadEvent;
+    fn frame(&mut self, buf: &mut Vec<u8>) -> Option<Self::Frame> {
+        match self.ingest(buf) {
+            postcore_protocol::managesieve::ReadEvent::NeedMore => None,
             e => Some(e),
         }
     }
@@ -277,7 +287,7 @@ pub struct AdmissionGuard {
 
 /// The open-connection gauge and the refusal line of a listener's protocol.
 fn protocol_of(kind: ListenerKind) -> (&'static str, &'static [u8]) {
-    use crate::metrics::{CONNECTIONS_OPEN, IMAP_OPEN, POP3_OPEN};
+    use crate::metrics::{CONNECTIONS_OPEN, IMAP_OPEN, MANAGESIEVE_OPEN, POP3_OPEN};
     match kind {
         ListenerKind::Smtp | ListenerKind::Submission | ListenerKind::Submissions => (
             CONNECTIONS_OPEN,
@@ -290,6 +300,10 @@ fn protocol_of(kind: ListenerKind) -> (&'static str, &'static [u8]) {
         ListenerKind::Imap | ListenerKind::Imaps => (
             IMAP_OPEN,
             b"* BYE [UNAVAILABLE] Too many connections from your IP address\r\n",
+        ),
+        ListenerKind::ManageSieve => (
+            MANAGESIEVE_OPEN,
+            b"BYE (TRYLATER) \"Too many connections from your IP address\"\r\n",
         ),
     }
 }

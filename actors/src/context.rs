@@ -32,6 +32,8 @@ pub enum ListenerKind {
     Imap,
     /// Port 993: IMAP over implicit TLS.
     Imaps,
+    /// Port 4190: ManageSieve, STARTTLS (RFC 5804).
+    ManageSieve,
 }
 
 impl ListenerKind {
@@ -45,6 +47,7 @@ impl ListenerKind {
             ListenerKind::Pop3s => "pop3s",
             ListenerKind::Imap => "imap",
             ListenerKind::Imaps => "imaps",
+            ListenerKind::ManageSieve => "managesieve",
         }
     }
 }
@@ -106,6 +109,8 @@ pub struct Shared {
     pub net_cache: Arc<crate::net_checks::NetCache>,
     /// Sieve scripts (compiled, cached) and Sieve's records.
     pub sieve: crate::sieve_scripts::SieveScripts,
+    /// The sender rewriting key for forwarded mail.
+    pub srs: crate::srs::Srs,
 }
 
 impl Shared {
@@ -151,7 +156,9 @@ impl Shared {
                 settings.snapshot().settings.filter.spam.bayes_max_tokens
             })
             .context("starting the Bayes trainer")?;
+        let srs = crate::srs::Srs::load_or_create(&config.data_dir).context("SRS secret")?;
         Ok(Shared {
+            srs,
             sieve: crate::sieve_scripts::SieveScripts::new(
                 postcore_storage::sieve::SieveStore::new(store.clone()),
             ),

@@ -155,6 +155,9 @@ pub struct IncomingMessage {
     pub deliveries: Vec<Delivery>,
     /// The scan verdict's score and symbols (kept in the queue record if it is queued).
     pub scan: Option<ScanNote>,
+    /// More writes that must be durable together with the message (e.g. the record that it
+    /// was forwarded).
+    pub extra_ops: Vec<postcore_storage::store::Op>,
 }
 
 /// One delivery of an accepted message, as the scan verdict left it.
@@ -288,10 +291,9 @@ pub async fn accept_message(
         // Journal first: once this write is durable, every copy below is too (replay
         // rewrites whatever a power cut leaves missing or partial), so they need no flush.
         let entry = journal_entry(shared, &msg.qid, &immediate);
-        shared
-            .store
-            .commit(vec![journal::put_op(&entry, &msg.data)?])
-            .await?;
+        let mut ops = vec![journal::put_op(&entry, &msg.data)?];
+        ops.extend(msg.extra_ops.iter().cloned());
+        shared.store.commit(ops).await?;
     }
     let durability = if journaled {
         Durability::Deferred
@@ -302,7 +304,14 @@ pub async fn accept_message(
     // What is left is queued, after the local copies: the queue runner never sees a record
     // that this function would still change.
     if !record.rcpts.is_empty() {
-        enqueue(shared, &record, &msg.data).await?;
+        let extra = if journaled {
+            Vec::new()
+        } else {
+            msg.extra_ops.clone()
+        };
+        enqueue(shared, &record, &msg.data, extra).await?;
+    } else if !journaled && !msg.extra_ops.is_empty() {
+        shared.store.commit(msg.extra_ops.clone()).await?;
     }
     if journaled {
         shared.syncer.release(&msg.qid);
@@ -380,10 +389,17 @@ async fn deliver_now(
 }
 
 /// Body and queue record, durably (one group-committed batch for small bodies).
-async fn enqueue(shared: &Shared, record: &QueueRecord, data: &Bytes) -> anyhow::Result<()> {
+async fn enqueue(
+    shared: &Shared,
+    record: &QueueRecord,
+    data: &Bytes,
+    extra: Vec<postcore_storage::store::Op>,
+) -> anyhow::Result<()> {
+    let mut ops = vec![record.put_op()?];
+    ops.extend(extra);
     shared
         .spool
-        .store_with(&record.qid, data.clone(), vec![record.put_op()?])
+        .store_with(&record.qid, data.clone(), ops)
         .await?;
     metrics::gauge!(crate::metrics::QUEUE_LENGTH).increment(1.0);
     metrics::gauge!(crate::metrics::QUEUE_BYTES).increment(record.size as f64);
@@ -458,6 +474,7 @@ mod tests {
                 arrival: 1_700_000_000,
                 deliveries,
                 scan: None,
+                extra_ops: Vec::new(),
             };
             accept_message(&s, &delivery, msg, Instant::now())
                 .await
@@ -510,6 +527,7 @@ mod tests {
                     "far@remote.test",
                 )],
                 scan: Some(n),
+                extra_ops: Vec::new(),
             };
             accept_message(&s, &delivery, msg, Instant::now())
                 .await

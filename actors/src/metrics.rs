@@ -65,6 +65,8 @@ pub const SIEVE_ACTIONS: &str = "postcore_sieve_actions_total";
 pub const SIEVE_ERRORS: &str = "postcore_sieve_errors_total";
 /// Histogram: seconds one Sieve script took.
 pub const SIEVE_SECONDS: &str = "postcore_sieve_seconds";
+/// Gauge: open ManageSieve connections.
+pub const MANAGESIEVE_OPEN: &str = "postcore_managesieve_connections_open";
 /// Counter: ManageSieve commands, label `command`.
 pub const MANAGESIEVE_COMMANDS: &str = "postcore_managesieve_commands_total";
 

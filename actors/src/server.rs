@@ -121,6 +121,7 @@ pub fn run(config: Config) -> Result<()> {
         (ListenerKind::Pop3s, &config.listeners.pop3s),
         (ListenerKind::Imap, &config.listeners.imap),
         (ListenerKind::Imaps, &config.listeners.imaps),
+        (ListenerKind::ManageSieve, &config.listeners.managesieve),
     ] {
         if let Some(sa) = Config::listener(addr)? {
             // SO_REUSEPORT would let a second server share the port silently: a plain bind
@@ -304,6 +305,9 @@ async fn accept_loop(
             }
             ListenerKind::Imap | ListenerKind::Imaps => {
                 tokio::task::spawn_local(crate::imap::serve(io, peer, kind, ctx))
+            }
+            ListenerKind::ManageSieve => {
+                tokio::task::spawn_local(crate::managesieve::serve(io, peer, kind, ctx))
             }
             _ => tokio::task::spawn_local(crate::smtp::session::serve(io, peer, kind, ctx)),
         };

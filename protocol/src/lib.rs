@@ -5,6 +5,7 @@
 //! The running server (`postcore-actors`) owns the I/O and feeds bytes in.
 
 pub mod imap;
+pub mod managesieve;
 pub mod message;
 pub mod pop3;
 pub mod sieve;

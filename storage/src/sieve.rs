@@ -6,7 +6,8 @@
 //!
 //! Keys: `s\0<owner>\0<name>` → source; `a\0<owner>` → active name (`a\0@global\0before`,
 //! `a\0@global\0after`); `v\0<owner>\0<handle>\0<sender>` and `d\0<owner>\0<id>` → expiry
-//! (u64 BE, seconds since the epoch).
+//! (u64 BE, seconds since the epoch); `f\0<message-id>\0<target>` → expiry, for forwarded
+//! copies (sent once even when the sender retries after a crash).
 
 use crate::store::{CF_SIEVE, Op, Store};
 use anyhow::{Result, bail};
@@ -235,6 +236,24 @@ impl SieveStore {
         let until = now.saturating_add(seconds);
         self.store
             .write_relaxed(vec![Op::Put(CF_SIEVE, k, until.to_be_bytes().to_vec())])
+    }
+
+    /// Whether the message `message_id` was already forwarded to `target` (a sender's retry
+    /// after a crash must not forward it twice).
+    pub fn forward_seen(&self, message_id: &str, target: &str) -> bool {
+        let k = key(b'f', &[message_id, &target.to_ascii_lowercase()]);
+        self.unexpired(&k, now()).unwrap_or(false)
+    }
+
+    /// The record that the message was forwarded to `target`, kept `seconds`: written in the
+    /// same commit as the forwarded copy.
+    pub fn forward_op(message_id: &str, target: &str, seconds: u64) -> Op {
+        let k = key(b'f', &[message_id, &target.to_ascii_lowercase()]);
+        Op::Put(
+            CF_SIEVE,
+            k,
+            now().saturating_add(seconds).to_be_bytes().to_vec(),
+        )
     }
 
     fn unexpired(&self, k: &[u8], now: u64) -> Result<bool> {

@@ -21,6 +21,7 @@ pub struct TestServer {
     pub pop3s: u16,
     pub imap: u16,
     pub imaps: u16,
+    pub managesieve: u16,
     child: Option<Child>,
 }
 
@@ -70,6 +71,7 @@ impl TestServer {
             pop3s: 0,
             imap: 0,
             imaps: 0,
+            managesieve: 0,
             child: None,
         };
         // A port found free can be taken before the server binds it (another test's client
@@ -87,7 +89,7 @@ impl TestServer {
 
     /// Writes the configuration with fresh ports, and `extra` appended.
     fn write_config(&mut self, extra: &str) {
-        let p = free_ports::<8>();
+        let p = free_ports::<9>();
         [
             self.smtp,
             self.submission,
@@ -97,6 +99,7 @@ impl TestServer {
             self.pop3s,
             self.imap,
             self.imaps,
+            self.managesieve,
         ] = p;
         let (smtp, submission, submissions, admin) = (p[0], p[1], p[2], p[3]);
         let (pop3, pop3s, imap, imaps) = (p[4], p[5], p[6], p[7]);
@@ -105,7 +108,9 @@ impl TestServer {
              [listeners]\nsmtp = \"127.0.0.1:{smtp}\"\nsubmission = \"127.0.0.1:{submission}\"\n\
              submissions = \"127.0.0.1:{submissions}\"\nadmin = \"127.0.0.1:{admin}\"\n\
              pop3 = \"127.0.0.1:{pop3}\"\npop3s = \"127.0.0.1:{pop3s}\"\n\
-             imap = \"127.0.0.1:{imap}\"\nimaps = \"127.0.0.1:{imaps}\"\n"
+             imap = \"127.0.0.1:{imap}\"\nimaps = \"127.0.0.1:{imaps}\"\n\
+             managesieve = \"127.0.0.1:{}\"\n",
+            p[8]
         );
         if !extra.contains("[dns]") {
             // Never the system resolver: a loopback server that refuses every query at once,

@@ -113,6 +113,7 @@ pub(super) async fn send_bounce(
         arrival: now,
         deliveries,
         scan: None,
+        extra_ops: Vec::new(),
     };
     if let Err(e) = accept_message(shared, &run.delivery, msg, std::time::Instant::now()).await {
         tracing::error!(qid = %rec.qid, "{}: bounce not queued: {e:#}", rec.qid);

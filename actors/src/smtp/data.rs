@@ -276,6 +276,9 @@ impl Session {
         else {
             return Next::Continue;
         };
+        let deliveries = self
+            .forward_with_srs(&qid, &from, message_id.as_deref(), &data, deliveries)
+            .await;
         let msg = IncomingMessage {
             qid,
             from,
@@ -284,6 +287,7 @@ impl Session {
             arrival,
             deliveries,
             scan: scan_note(&verdict),
+            extra_ops: Vec::new(),
         };
         if self.commit(msg, started).await {
             for (owner, mark) in track {
@@ -365,6 +369,7 @@ impl Session {
                     .map(|t| Delivery::plain(t, g.to.clone()))
                     .collect(),
                 scan: None,
+                extra_ops: Vec::new(),
             };
             if let Err(e) =
                 accept_message(&self.ctx.shared, &self.ctx.delivery, msg, Instant::now()).await
@@ -452,6 +457,92 @@ impl Session {
     }
 
     /// Stage 6, durable commit: local deliveries and the queue record, then the reply.
+    /// Copies that leave for another domain on a local recipient's behalf (a forward, an
+    /// external destination, a Sieve redirect) go as their own queued message whose envelope
+    /// sender is rewritten with SRS ([`crate::srs`]), so SPF holds at the next hop and bounces
+    /// come back through us. Each is recorded by Message-ID and target in the same commit, so
+    /// the sender's retry after a crash does not forward it twice. A copy that cannot be
+    /// queued that way stays in the message, with the original sender.
+    async fn forward_with_srs(
+        &mut self,
+        qid: &str,
+        from: &str,
+        message_id: Option<&str>,
+        data: &Bytes,
+        deliveries: Vec<Delivery>,
+    ) -> Vec<Delivery> {
+        let is_forward = |d: &Delivery| matches!(&d.target, Target::Remote(a) if !a.eq_ignore_ascii_case(&d.orig_to));
+        if from.is_empty() || !deliveries.iter().any(is_forward) {
+            return deliveries;
+        }
+        let (forwards, mut keep): (Vec<Delivery>, Vec<Delivery>) =
+            deliveries.into_iter().partition(is_forward);
+        let shared = self.ctx.shared.clone();
+        let mut groups: std::collections::BTreeMap<String, Vec<Delivery>> = Default::default();
+        for d in forwards {
+            let Target::Remote(to) = &d.target else {
+                continue;
+            };
+            if message_id.is_some_and(|m| shared.sieve.store.forward_seen(m, to)) {
+                tracing::info!(
+                    qid,
+                    "{qid}: to=<{to}>, orig_to=<{}>, status=skipped (already forwarded)",
+                    d.orig_to
+                );
+                continue;
+            }
+            let domain = d
+                .orig_to
+                .rsplit_once('@')
+                .map_or(shared.config.hostname.as_str(), |(_, dom)| dom);
+            groups
+                .entry(domain.to_ascii_lowercase())
+                .or_default()
+                .push(d);
+        }
+        for (domain, ds) in groups {
+            let sender = shared.srs.forward(from, &domain, now_secs());
+            let fqid = new_qid(self.ctx.id);
+            let extra_ops = message_id
+                .map(|m| {
+                    ds.iter()
+                        .filter_map(|d| match &d.target {
+                            Target::Remote(to) => Some(
+                                postcore_storage::sieve::SieveStore::forward_op(m, to, 7 * 86400),
+                            ),
+                            Target::Mailbox(_) => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let content = ds
+                .iter()
+                .find_map(|d| d.content.clone())
+                .unwrap_or_else(|| data.clone());
+            let msg = IncomingMessage {
+                qid: fqid.clone(),
+                from: sender.clone(),
+                message_id: message_id.map(str::to_string),
+                data: content,
+                arrival: now_secs(),
+                deliveries: ds.clone(),
+                scan: None,
+                extra_ops,
+            };
+            match accept_message(&shared, &self.ctx.delivery, msg, Instant::now()).await {
+                Ok(()) => tracing::info!(qid, "{qid}: forwarded as {fqid}, from=<{sender}>"),
+                Err(e) => {
+                    tracing::warn!(
+                        qid,
+                        "{qid}: forward with SRS not queued ({e:#}); kept with the original sender"
+                    );
+                    keep.extend(ds);
+                }
+            }
+        }
+        keep
+    }
+
     /// Commits; true when the message was accepted (and 250 queued).
     async fn commit(&mut self, msg: IncomingMessage, started: Instant) -> bool {
         let (qid, size) = (msg.qid.clone(), msg.data.len());

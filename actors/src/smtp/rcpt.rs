@@ -28,6 +28,19 @@ impl Session {
         }
     }
 
+    /// A reply or bounce to an address we rewrote with SRS when forwarding (`SRS0=…@` one of
+    /// our domains): where it goes back to, if the address is genuine and recent.
+    fn srs_bounce_path(
+        &self,
+        dir: &postcore_storage::directory::Directory,
+        to: &Address,
+    ) -> Option<Vec<Target>> {
+        let now = postcore_storage::queue::now_secs();
+        let original = self.ctx.shared.srs.reverse(&to.local, now)?;
+        tracing::info!(client = %self.peer, "srs: <{to}> is the return path of <{original}>");
+        crate::pipeline::resolve_redirect(dir, &original)
+    }
+
     pub(super) fn rcpt(&mut self, to: Address) {
         let Some(tx) = self.tx.as_ref() else {
             return self.send(codes::NEED_MAIL);
@@ -52,10 +65,13 @@ impl Session {
                 }
                 targets
             }
-            RcptResolution::Unknown => {
-                let detail = format!("<{to}>");
-                return self.reject("unknown_recipient", codes::USER_UNKNOWN, &detail);
-            }
+            RcptResolution::Unknown => match self.srs_bounce_path(&dir, &to) {
+                Some(targets) => targets,
+                None => {
+                    let detail = format!("<{to}>");
+                    return self.reject("unknown_recipient", codes::USER_UNKNOWN, &detail);
+                }
+            },
             RcptResolution::Foreign => {
                 if !self.may_relay(&dir) {
                     let detail = format!("<{to}> from unauthenticated client");

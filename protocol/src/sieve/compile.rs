@@ -49,6 +49,7 @@ pub fn compile(src: &str) -> Result<Script, CompileError> {
     let mut cx = Cx {
         requires: Vec::new(),
         encoded: false,
+        regexes: Default::default(),
     };
     let mut commands = Vec::new();
     let mut past_require = false;
@@ -76,12 +77,14 @@ pub fn compile(src: &str) -> Result<Script, CompileError> {
         commands,
         requires: cx.requires,
         variables,
+        regexes: cx.regexes.into_inner(),
     })
 }
 
 struct Cx {
     requires: Vec<String>,
     encoded: bool,
+    regexes: std::cell::RefCell<Regexes>,
 }
 
 impl Cx {
@@ -928,13 +931,27 @@ impl MatchSpec {
                 "comparator i;ascii-numeric does not support this match type",
             ));
         }
-        if matcher.kind == MatchKind::Regex && !cx.is_some_and(|c| c.has("variables")) {
-            for k in keys {
-                if let Err(e) = super::matching::regex_for(&k.0, matcher.comparator) {
-                    return Err(CompileError::at(
-                        pos,
-                        format!("invalid regular expression \"{}\": {e}", k.0),
-                    ));
+        if matcher.kind == MatchKind::Regex
+            && let Some(cx) = cx
+        {
+            // Keys without variable references are compiled once, here.
+            for k in keys
+                .iter()
+                .filter(|k| !cx.has("variables") || !k.0.contains("${"))
+            {
+                match super::matching::regex_for(&k.0, matcher.comparator) {
+                    Ok(re) => {
+                        cx.regexes
+                            .borrow_mut()
+                            .0
+                            .insert((k.0.clone(), matcher.comparator), re);
+                    }
+                    Err(e) => {
+                        return Err(CompileError::at(
+                            pos,
+                            format!("invalid regular expression \"{}\": {e}", k.0),
+                        ));
+                    }
                 }
             }
         }

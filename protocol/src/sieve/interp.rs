@@ -959,9 +959,14 @@ impl<'a> Run<'a> {
                 self.tick(1 + work as u64 / 64)?;
                 let mut caps = Vec::new();
                 let regexes = &mut self.regexes;
+                let compiled = &f.script.regexes.0;
                 let mut get = |p: &str| {
+                    let key = (p.to_string(), m.comparator);
+                    if let Some(re) = compiled.get(&key) {
+                        return Some(re.clone());
+                    }
                     regexes
-                        .entry((p.to_string(), m.comparator))
+                        .entry(key)
                         .or_insert_with(|| matching::regex_for(p, m.comparator).ok())
                         .clone()
                 };

@@ -14,6 +14,19 @@ pub struct Script {
     pub requires: Vec<String>,
     /// Whether `${…}` in strings is expanded (RFC 5229 requires it).
     pub variables: bool,
+    /// The `:regex` keys known at compile time, compiled once.
+    pub regexes: Regexes,
+}
+
+/// Compiled regular expressions by pattern and comparator (two scripts are equal when they
+/// hold the same patterns).
+#[derive(Debug, Clone, Default)]
+pub struct Regexes(pub std::collections::HashMap<(String, Comparator), regex::Regex>);
+
+impl PartialEq for Regexes {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.keys().all(|k| other.0.contains_key(k))
+    }
 }
 
 impl Script {
