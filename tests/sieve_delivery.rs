@@ -227,6 +227,34 @@ fn global_scripts_limits_and_api_errors() {
         250
     );
     assert_eq!(files_in(&s.maildir("users/carol").join(".Global")).len(), 1);
+    // `stop` in the global script ends the chain: carol's own script does not run for it;
+    // for other mail it does, and a store into INBOX plus the implicit keep is one copy.
+    let own = "require [\"fileinto\", \"mailbox\", \"copy\"];\nfileinto :copy \"INBOX\";\nif header :contains \"subject\" \"GLOBALTAG\" { fileinto :create \"User\"; }\n";
+    assert_eq!(put("/sieve/carol/own", own).0, 200);
+    s.api_ok("POST", "/sieve/carol/own/activate", None);
+    let mut c = s.smtp();
+    assert_eq!(
+        c.send_mail(
+            "sender@remote.test",
+            &["carol@example.test"],
+            &mail("sender@remote.test", "GLOBALTAG y", "")
+        )
+        .0,
+        250
+    );
+    assert_eq!(
+        c.send_mail(
+            "sender@remote.test",
+            &["carol@example.test"],
+            &mail("sender@remote.test", "plain one", "")
+        )
+        .0,
+        250
+    );
+    assert_eq!(files_in(&s.maildir("users/carol").join(".Global")).len(), 2);
+    assert!(!s.maildir("users/carol").join(".User").exists());
+    let inbox = s.wait_messages("users/carol", 1);
+    assert_eq!(inbox.len(), 1, "one INBOX copy");
     // Errors: a script that does not compile says where; the active script cannot go.
     let (code, v) = put("/sieve/alice/broken", "require \"fileinto\";\nfileinto;\n");
     assert_eq!(code, 400, "{v}");

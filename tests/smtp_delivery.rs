@@ -122,16 +122,25 @@ fn address_fans_out_to_user_group_public_and_external() {
         assert_eq!(m.len(), 1, "{mb}");
         assert!(contains(&m[0], "Subject: fanout"));
     }
-    // The external destination waits in the queue for outbound delivery.
+    // The external destination waits in the queue for outbound delivery, as its own message
+    // with the sender rewritten by SRS (the log ties it to the received one).
     let q = s.api_ok("GET", "/queue", None);
+    let log = s.wait_log(&format!("{}: forwarded as ", qid(&text)));
+    let fwd_qid = log
+        .split(&format!("{}: forwarded as ", qid(&text)))
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .expect("forward logged")
+        .to_string();
     let rec = q
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["qid"] == qid(&text))
+        .find(|r| r["qid"] == fwd_qid.as_str())
         .expect("queued record");
     assert_eq!(rec["rcpts"][0]["target"]["address"], "partner@remote.test");
     assert_eq!(rec["rcpts"][0]["status"], "deferred");
+    assert!(rec["from"].as_str().unwrap().starts_with("SRS0="), "{rec}");
     // Bound to one domain only.
     s.api_ok("POST", "/domains", Some(json!({"name": "other.test"})));
     assert_eq!(c.cmd("MAIL FROM:<x@remote.test>").0, 250);
@@ -271,17 +280,35 @@ fn forwarding_with_and_without_local_copy() {
     );
     assert_eq!(s.messages("users/carol").len(), 0, "no local copy");
     let q = s.api_ok("GET", "/queue", None);
+    // Forwards to other domains are queued as their own messages, SRS-rewritten, and logged
+    // against the received message's QID.
     let remote_for = |id: String| -> Vec<String> {
+        let log = s.wait_log(&format!("{id}: forwarded as "));
+        let fwd = log
+            .split(&format!("{id}: forwarded as "))
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or_default()
+            .to_string();
         q.as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["qid"] == id)
+            .filter(|r| {
+                r["qid"] == fwd.as_str() && r["from"].as_str().unwrap_or("").starts_with("SRS0=")
+            })
             .flat_map(|r| r["rcpts"].as_array().unwrap().clone())
             .map(|r| r["target"]["address"].as_str().unwrap_or("").to_string())
             .collect()
     };
     assert_eq!(remote_for(qid(&t1)), vec!["alice@elsewhere.test"]);
     assert_eq!(remote_for(qid(&t2)), vec!["carol@elsewhere.test"]);
+    assert!(
+        q.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["qid"] != qid(&t2).as_str()),
+        "nothing else left of f2"
+    );
 }
 
 #[test]

@@ -281,7 +281,10 @@ pub fn clear_vacation(shared: &Shared, login: &str) -> Result<(), SieveError> {
         .map(str::to_string);
     let active = shared.sieve.store.active(login).map_err(internal)?;
     if active.as_deref() == Some(VACATION_SCRIPT) {
-        activate(shared, login, previous.as_deref(), false)?;
+        // The earlier script may have been deleted meanwhile: then none is active.
+        if let Err(SieveError::NotFound(_)) = activate(shared, login, previous.as_deref(), false) {
+            activate(shared, login, None, false)?;
+        }
     }
     delete(shared, login, VACATION_SCRIPT)
 }

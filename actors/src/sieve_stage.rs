@@ -218,7 +218,7 @@ fn run_chain(
                 "{qid}: sieve: user={login} {who}: error: {e}; message kept"
             );
         }
-        let stopped = o.actions.is_empty() && !o.implicit_keep && o.error.is_none();
+        let stopped = o.stopped;
         if let Some(h) = &o.header {
             // editheader: the next script and the stored copy see the edited header.
             let body = postcore_protocol::imap::mime::split(message.as_deref().unwrap_or(data))
@@ -254,12 +254,22 @@ fn carry_out(
     let qid = input.qid;
     let content = outcome.header.map(Bytes::from);
     let mut done: Vec<String> = Vec::new();
-    let copy = |folder: Option<String>, flags: Vec<Flag>| Delivery {
-        target: d.target.clone(),
-        orig_to: d.orig_to.clone(),
-        folder,
-        flags,
-        content: content.clone(),
+    let start = out.deliveries.len();
+    // RFC 5228 §2.10.3: one copy per mailbox (the implicit keep, keep and fileinto, and the
+    // chained scripts' stores, merge); the later flags win.
+    let store = |out: &mut SieveResult, folder: Option<String>, flags: Vec<Flag>| {
+        let same = |x: &&mut Delivery| x.target == d.target && x.folder == folder;
+        if let Some(existing) = out.deliveries[start..].iter_mut().find(same) {
+            existing.flags = flags;
+            return;
+        }
+        out.deliveries.push(Delivery {
+            target: d.target.clone(),
+            orig_to: d.orig_to.clone(),
+            folder,
+            flags,
+            content: content.clone(),
+        });
     };
     for a in outcome.actions {
         metrics::counter!(crate::metrics::SIEVE_ACTIONS, "action" => action_name(&a)).increment(1);
@@ -276,8 +286,7 @@ fn carry_out(
                     target_folder(shared, login, &mailbox, create, qid)
                 };
                 done.push(format!("fileinto {}", folder.as_deref().unwrap_or("INBOX")));
-                out.deliveries
-                    .push(copy(folder, merge_flags(&d.flags, &flags)));
+                store(out, folder, merge_flags(&d.flags, &flags));
             }
             Action::Redirect { address, .. } => {
                 match crate::pipeline::resolve_redirect(dir, &address) {
@@ -314,7 +323,7 @@ fn carry_out(
     if outcome.implicit_keep {
         let flags = merge_flags(&d.flags, &outcome.keep_flags);
         done.push(format!("keep {}", d.folder.as_deref().unwrap_or("INBOX")));
-        out.deliveries.push(copy(d.folder.clone(), flags));
+        store(out, d.folder.clone(), flags);
     }
     tracing::info!(
         qid,

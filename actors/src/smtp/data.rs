@@ -471,7 +471,12 @@ impl Session {
         data: &Bytes,
         deliveries: Vec<Delivery>,
     ) -> Vec<Delivery> {
-        let is_forward = |d: &Delivery| matches!(&d.target, Target::Remote(a) if !a.eq_ignore_ascii_case(&d.orig_to));
+        // A domain's hidden copies (its BCC address) keep the original sender: they are not sent
+        // on a recipient's behalf.
+        let is_forward = |d: &Delivery| {
+            d.orig_to != "hidden-copy"
+                && matches!(&d.target, Target::Remote(a) if !a.eq_ignore_ascii_case(&d.orig_to))
+        };
         if from.is_empty() || !deliveries.iter().any(is_forward) {
             return deliveries;
         }

@@ -157,6 +157,8 @@ pub struct Outcome {
     pub header: Option<Vec<u8>>,
     /// A run-time error: the actions were dropped and the implicit keep stands.
     pub error: Option<String>,
+    /// The script ended with `stop` (RFC 5228 §3.3): scripts chained after it do not run.
+    pub stopped: bool,
 }
 
 /// The longest vacation period (Pigeonhole's `sieve_vacation_max_period`: 60 days).
@@ -198,14 +200,15 @@ pub fn run(
     };
     let result = r
         .block(&script.commands, &mut frame, 0)
-        .and_then(|_| r.check_conflicts());
+        .and_then(|flow| r.check_conflicts().map(|()| flow));
     match result {
-        Ok(()) => Outcome {
+        Ok(flow) => Outcome {
             implicit_keep: r.implicit_keep,
             keep_flags: r.flags.clone(),
             header: r.mail.edited.then(|| r.mail.header_section()),
             actions: r.actions,
             error: None,
+            stopped: matches!(flow, Flow::Stop),
         },
         // RFC 5228 §2.10.6: on a run-time error the implicit keep is done.
         Err(e) => Outcome {
