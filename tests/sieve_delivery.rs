@@ -378,3 +378,77 @@ fn forwards_use_srs_and_bounces_come_back() {
     c.ok("MAIL FROM:<>", 250);
     assert_eq!(c.cmd(&format!("RCPT TO:<{forged}>")).0, 550);
 }
+
+/// A user's Pigeonhole scripts imported with the CLI (the active one by its link), and the
+/// offline `postcore sieve-test`.
+#[test]
+fn pigeonhole_import_and_offline_test() {
+    let s = TestServer::start();
+    s.setup_basic();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("sieve");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("lists.sieve"),
+        "require \"fileinto\";\nif exists \"list-id\" { fileinto \"Lists\"; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("spam.sieve"),
+        "require \"fileinto\";\nif header :is \"x-spam\" \"yes\" { fileinto \"Junk\"; }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a script").unwrap();
+    std::os::unix::fs::symlink("sieve/lists.sieve", home.path().join(".dovecot.sieve")).unwrap();
+    let (ok, out, err) = s.cli(&["sieve", "import", "carol", dir.to_str().unwrap()], None);
+    assert!(ok, "{out}{err}");
+    let v = s.api_ok("GET", "/sieve/carol", None);
+    let names: Vec<(String, bool)> = v["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().to_string(),
+                x["active"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [("lists".to_string(), true), ("spam".to_string(), false)],
+        "{v}"
+    );
+    // Offline: the same report layout as Pigeonhole's sieve-test.
+    let msg = home.path().join("m.eml");
+    std::fs::write(
+        &msg,
+        "From: a@b.test\r\nList-Id: <l.b.test>\r\nSubject: x\r\n\r\nhi\r\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcore"))
+        .args(["sieve-test"])
+        .arg(dir.join("lists.sieve"))
+        .arg(&msg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(" * store message in folder: Lists")
+            && text.contains("Implicit keep:\n\n  (none)"),
+        "{text}"
+    );
+    let bad = home.path().join("bad.sieve");
+    std::fs::write(&bad, "keep;\nfrob;\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_postcore"))
+        .args(["sieve-test"])
+        .arg(&bad)
+        .arg(&msg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 2, column 1: unknown command 'frob'")
+    );
+}

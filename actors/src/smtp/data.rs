@@ -316,13 +316,11 @@ impl Session {
         Vec<(String, postcore_protocol::sieve::interp::DuplicateMark)>,
     )> {
         let policy = &tx.dir.settings.filter;
+        let scanned = !self.filter_exempt(&tx.dir);
         let facts = crate::sieve_stage::ScanFacts {
-            spam: policy
-                .spam
-                .enabled
-                .then(|| (verdict.score, policy.spam.deny_score.unwrap_or(15.0)))
-                .filter(|_| !self.filter_exempt(&tx.dir)),
-            virus_scanned: policy.antivirus && !self.filter_exempt(&tx.dir),
+            spam: (scanned && policy.spam.enabled)
+                .then(|| (verdict.score, policy.spam.deny_score.unwrap_or(15.0))),
+            virus_scanned: scanned && policy.antivirus,
         };
         let input = crate::sieve_stage::SieveInput {
             qid,
