@@ -452,3 +452,58 @@ fn pigeonhole_import_and_offline_test() {
         String::from_utf8_lossy(&out.stderr).contains("line 2, column 1: unknown command 'frob'")
     );
 }
+
+/// imap4flags at delivery: system flags in the Maildir name, keywords in the mailbox index,
+/// both seen over IMAP — also for a user who never logged in before the delivery.
+#[test]
+fn flags_and_keywords_reach_imap() {
+    let s = TestServer::start();
+    s.setup_basic();
+    s.allow_unencrypted();
+    // A message from before the script: it must stay visible once keywords make the index.
+    let mut c = s.smtp();
+    assert_eq!(
+        c.send_mail(
+            "a@remote.test",
+            &["bob@example.test"],
+            &mail("a@remote.test", "earlier", "")
+        )
+        .0,
+        250
+    );
+    let url = format!("http://127.0.0.1:{}/api/sieve/bob/flags", s.admin);
+    ureq::put(&url)
+        .set("Authorization", &format!("Bearer {}", s.token()))
+        .send_string(
+            "require \"imap4flags\";\naddflag [\"$Work\", \"\\\\Flagged\", \"bad(keyword\"];\n",
+        )
+        .unwrap();
+    s.api_ok("POST", "/sieve/bob/flags/activate", None);
+    let mut c = s.smtp();
+    assert_eq!(
+        c.send_mail(
+            "a@remote.test",
+            &["bob@example.test"],
+            &mail("a@remote.test", "flag me", "")
+        )
+        .0,
+        250
+    );
+    let mut imap = common::Imap::login(s.imap, "bob", "bob-pw");
+    let sel = imap.ok("SELECT INBOX");
+    assert!(sel.contains("* 2 EXISTS"), "{sel}");
+    let out = imap.ok("SEARCH KEYWORD $Work");
+    assert!(
+        out.contains("* SEARCH") && out.split_whitespace().count() == 3,
+        "{out}"
+    );
+    let n = out.split_whitespace().nth(2).unwrap().to_string();
+    let out = imap.ok(&format!(
+        "FETCH {n} (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+    ));
+    assert!(
+        out.contains("$Work") && out.contains("\\Flagged") && out.contains("flag me"),
+        "{out}"
+    );
+    assert!(!out.contains("bad(keyword"), "{out}");
+}

@@ -65,7 +65,8 @@ impl Handler<DeliverLocal> for DeliveryActor {
             };
             let folder = m.folder.as_deref().unwrap_or("INBOX");
             let (dir, info) = place(&shared, &m.mailbox, m.folder.as_deref(), &m.flags);
-            if folder != "INBOX" {
+            // Keywords live in the mailbox index only: the folder must have one now.
+            if folder != "INBOX" || !m.keywords.is_empty() {
                 ensure_folder(&shared, &owner, folder, &dir);
             }
             // Load (or scan) the usage before the file exists, so it is counted exactly once.
@@ -85,6 +86,7 @@ impl Handler<DeliverLocal> for DeliveryActor {
                         &dir,
                         &m.file,
                         info.as_deref(),
+                        &m.keywords,
                         &data,
                     ) {
                         // Not fatal: the next folder scan indexes the file.
@@ -173,6 +175,8 @@ pub struct Delivery {
     pub flags: Vec<Flag>,
     /// This copy's own content, when it differs from the message's (Sieve's editheader).
     pub content: Option<Bytes>,
+    /// IMAP keywords the stored copy carries (Sieve's imap4flags; local only).
+    pub keywords: Vec<String>,
 }
 
 impl Delivery {
@@ -184,6 +188,7 @@ impl Delivery {
             folder: None,
             flags: Vec::new(),
             content: None,
+            keywords: Vec::new(),
         }
     }
 }
@@ -196,6 +201,7 @@ struct LocalNow {
     folder: Option<String>,
     flags: Vec<Flag>,
     content: Option<Bytes>,
+    keywords: Vec<String>,
 }
 
 impl LocalNow {
@@ -250,10 +256,11 @@ pub async fn accept_message(
                     folder: d.folder.clone(),
                     flags: d.flags.clone(),
                     content: d.content.clone(),
+                    keywords: d.keywords.clone(),
                 };
                 if shared.usage.would_exceed(mb, size, dir.quota_bytes(mb)) {
-                    if local.content.is_some() {
-                        tracing::warn!(qid = %msg.qid, "{}: Sieve's header edits for <{}> are not kept in the queue", msg.qid, d.orig_to);
+                    if local.content.is_some() || !local.keywords.is_empty() {
+                        tracing::warn!(qid = %msg.qid, "{}: Sieve's header edits and keywords for <{}> are not kept in the queue", msg.qid, d.orig_to);
                     }
                     let f = Failure::new("4.2.2", "mailbox over quota");
                     log_deferred(&msg.qid, mb, &d.orig_to, &f);
@@ -368,6 +375,7 @@ async fn deliver_now(
             mailbox: l.mailbox.clone(),
             folder: l.folder.clone(),
             flags: l.flags.clone(),
+            keywords: l.keywords.clone(),
             file: l.file.clone(),
             data: l.content.clone().unwrap_or_else(|| msg.data.clone()),
             durability,

@@ -30,6 +30,8 @@ pub struct DeliverLocal {
     pub folder: Option<String>,
     /// Flags the stored message carries (it goes to `cur/` when there are any).
     pub flags: Vec<Flag>,
+    /// IMAP keywords it carries (Sieve's imap4flags), kept in the mailbox index.
+    pub keywords: Vec<String>,
     /// Maildir base name.
     pub file: String,
     /// Message octets.

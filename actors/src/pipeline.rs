@@ -144,6 +144,7 @@ pub fn plan(
                     folder: folder.filter(|_| local).map(str::to_string),
                     flags: if local { flags.to_vec() } else { Vec::new() },
                     content: None,
+                    keywords: Vec::new(),
                 });
             }
         };

@@ -257,10 +257,13 @@ fn carry_out(
     let start = out.deliveries.len();
     // RFC 5228 §2.10.3: one copy per mailbox (the implicit keep, keep and fileinto, and the
     // chained scripts' stores, merge); the later flags win.
-    let store = |out: &mut SieveResult, folder: Option<String>, flags: Vec<Flag>| {
+    let store = |out: &mut SieveResult,
+                 folder: Option<String>,
+                 (flags, keywords): (Vec<Flag>, Vec<String>)| {
         let same = |x: &&mut Delivery| x.target == d.target && x.folder == folder;
         if let Some(existing) = out.deliveries[start..].iter_mut().find(same) {
             existing.flags = flags;
+            existing.keywords = keywords;
             return;
         }
         out.deliveries.push(Delivery {
@@ -269,6 +272,7 @@ fn carry_out(
             folder,
             flags,
             content: content.clone(),
+            keywords,
         });
     };
     for a in outcome.actions {
@@ -299,6 +303,7 @@ fn carry_out(
                                 folder: None,
                                 flags: Vec::new(),
                                 content: content.clone(),
+                                keywords: Vec::new(),
                             });
                         }
                     }
@@ -377,10 +382,11 @@ fn target_folder(
     }
 }
 
-/// The copy's flags and the script's, system flags only (RFC 5232 §3; keywords are not
-/// stored at delivery yet).
-fn merge_flags(base: &[Flag], sieve: &[String]) -> Vec<Flag> {
-    let mut out = base.to_vec();
+/// The copy's flags and the script's (RFC 5232 §3): system flags, and keywords that are
+/// valid IMAP atoms (RFC 9051 §9 `flag-keyword`); `\Recent` and unknown system flags dropped.
+fn merge_flags(base: &[Flag], sieve: &[String]) -> (Vec<Flag>, Vec<String>) {
+    let mut flags = base.to_vec();
+    let mut keywords: Vec<String> = Vec::new();
     for f in sieve {
         let flag = match f.to_ascii_lowercase().as_str() {
             "\\seen" => Flag::Seen,
@@ -388,13 +394,27 @@ fn merge_flags(base: &[Flag], sieve: &[String]) -> Vec<Flag> {
             "\\answered" => Flag::Answered,
             "\\deleted" => Flag::Deleted,
             "\\draft" => Flag::Draft,
+            _ if keyword(f) => {
+                if !keywords.iter().any(|k| k.eq_ignore_ascii_case(f)) {
+                    keywords.push(f.clone());
+                }
+                continue;
+            }
             _ => continue,
         };
-        if !out.contains(&flag) {
-            out.push(flag);
+        if !flags.contains(&flag) {
+            flags.push(flag);
         }
     }
-    out
+    (flags, keywords)
+}
+
+/// RFC 9051 §9: a keyword is an atom (no `\`, no specials, no controls, not too long).
+fn keyword(f: &str) -> bool {
+    !f.is_empty()
+        && f.len() <= 100
+        && f.bytes()
+            .all(|c| c > b' ' && c < 0x7f && !b"(){%*\"\\]".contains(&c))
 }
 
 /// RFC 5230: decides, records and composes a vacation reply; returns what happened, for the log.

@@ -100,6 +100,7 @@ pub(super) async fn process_local(
                 mailbox: mailbox.clone(),
                 folder: folder.clone(),
                 flags: flags_of(flags),
+                keywords: Vec::new(),
                 file: file.clone(),
                 data: d,
                 // The queue record says "delivered" right after: the file must be durable.

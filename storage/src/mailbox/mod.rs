@@ -391,6 +391,7 @@ impl MailboxIndex {
         path: &Path,
         base: &str,
         info: Option<&str>,
+        keywords: &[String],
         data: &[u8],
     ) -> Result<Option<u32>> {
         let Some(meta) = self.get(user, name)? else {
@@ -419,7 +420,7 @@ impl MailboxIndex {
         let rec = MessageRecord {
             name: base.to_string(),
             flags: info.map_or(0, parse_info),
-            keywords: Vec::new(),
+            keywords: keywords.to_vec(),
             size: data.len() as u64,
             internal_date,
             modseq: 0,
