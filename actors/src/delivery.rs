@@ -80,15 +80,16 @@ impl Handler<DeliverLocal> for DeliveryActor {
                     shared.usage.add(&m.mailbox, n);
                     // The IMAP index (UID, header cache, full-text index) learns about the
                     // message now, and sessions with this folder selected (IDLE) are woken.
-                    if let Err(e) = shared.mailboxes.index_delivered(
-                        &owner,
-                        folder,
-                        &dir,
-                        &m.file,
-                        info.as_deref(),
-                        &m.keywords,
-                        &data,
-                    ) {
+                    let file = postcore_storage::mailbox::Delivered {
+                        base: &m.file,
+                        info: info.as_deref(),
+                        keywords: &m.keywords,
+                        data: &data,
+                    };
+                    if let Err(e) = shared
+                        .mailboxes
+                        .index_delivered(&owner, folder, &dir, &file)
+                    {
                         // Not fatal: the next folder scan indexes the file.
                         tracing::warn!(mailbox = %m.mailbox, folder, "imap index at delivery: {e:#}");
                     }

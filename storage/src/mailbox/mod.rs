@@ -389,11 +389,14 @@ impl MailboxIndex {
         user: &str,
         name: &str,
         path: &Path,
-        base: &str,
-        info: Option<&str>,
-        keywords: &[String],
-        data: &[u8],
+        file: &Delivered<'_>,
     ) -> Result<Option<u32>> {
+        let Delivered {
+            base,
+            info,
+            keywords,
+            data,
+        } = *file;
         let Some(meta) = self.get(user, name)? else {
             return Ok(None);
         };
@@ -457,6 +460,19 @@ impl MailboxIndex {
         ));
         self.store.write_relaxed(ops)
     }
+}
+
+/// A file just delivered into a folder, for [`MailboxIndex::index_delivered`].
+#[derive(Clone, Copy)]
+pub struct Delivered<'a> {
+    /// Maildir base name.
+    pub base: &'a str,
+    /// The info part (`2,FS`) when it was written to `cur/` with flags.
+    pub info: Option<&'a str>,
+    /// IMAP keywords it carries.
+    pub keywords: &'a [String],
+    /// Its octets.
+    pub data: &'a [u8],
 }
 
 #[cfg(test)]
