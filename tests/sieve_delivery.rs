@@ -103,7 +103,12 @@ fn scripts_act_at_delivery() {
         text.contains("5.7.1") && text.contains("Not interested."),
         "{text}"
     );
-    // reject with two recipients: bob gets it, the sender (carol, local) gets a notice.
+    // reject with two recipients: bob gets it, the sender (carol, local) gets a notice — mail
+    // the server makes goes through carol's own script too, which files it.
+    let notices = "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"Rejected:\" { fileinto :create \"Notices\"; }\n";
+    let (ok, out, err) = s.cli(&["sieve", "put", "carol", "notices", "-"], Some(notices));
+    assert!(ok, "{out}{err}");
+    assert!(s.cli(&["sieve", "activate", "carol", "notices"], None).0);
     let mut c = s.smtp();
     let (code, _) = c.send_mail(
         "carol@example.test",
@@ -111,8 +116,14 @@ fn scripts_act_at_delivery() {
         &mail("carol@example.test", "go away too", ""),
     );
     assert_eq!(code, 250);
-    let carol = s.wait_messages("users/carol", 1);
-    let notice = String::from_utf8_lossy(&carol[0]).into_owned();
+    let notices_dir = s.maildir("users/carol").join(".Notices");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while files_in(&notices_dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let carol = files_in(&notices_dir);
+    assert_eq!(carol.len(), 1, "the notice is filed by carol's script");
+    let notice = String::from_utf8_lossy(&carol[0].1).into_owned();
     assert!(
         notice.contains("Subject: Rejected: go away too") && notice.contains("Not interested."),
         "{notice}"

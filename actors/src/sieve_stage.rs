@@ -11,7 +11,8 @@
 //! recorded after it.
 
 use crate::context::Shared;
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, IncomingMessage, accept_message};
+use crate::messages::DeliverLocal;
 use bytes::Bytes;
 use postcore_protocol::sieve::{
     self, Action, Envelope, Host, Limits, Outcome, Script,
@@ -172,6 +173,45 @@ pub fn apply(
         }
     }
     out
+}
+
+/// Mail the server makes itself (delivery status notifications, vacation replies and
+/// rejection notices to local senders) goes through its local recipients' scripts like mail
+/// from outside, then is committed. It comes from the null sender, so nothing a script does
+/// can answer it (no vacation, no notice), and a reject just drops the copy.
+pub async fn accept_generated(
+    shared: &Arc<Shared>,
+    delivery: &actix::Recipient<DeliverLocal>,
+    mut msg: IncomingMessage,
+) -> anyhow::Result<()> {
+    let dir = shared.directory.snapshot();
+    let data = msg.data.clone();
+    let qid = msg.qid.clone();
+    let from = msg.from.clone();
+    let input = SieveInput {
+        qid: &qid,
+        from: &from,
+        data: &data,
+        rcpt_count: 0,
+        facts: ScanFacts {
+            spam: None,
+            virus_scanned: false,
+        },
+    };
+    let result = apply(shared, &dir, &input, std::mem::take(&mut msg.deliveries));
+    msg.deliveries = result.deliveries;
+    accept_message(shared, delivery, msg, std::time::Instant::now()).await?;
+    for (owner, mark) in result.track {
+        if let Err(e) =
+            shared
+                .sieve
+                .store
+                .duplicate_track(&owner, &mark.id, mark.seconds, mark.last)
+        {
+            tracing::warn!(owner, "sieve duplicate record: {e:#}");
+        }
+    }
+    Ok(())
 }
 
 /// Runs before, user and after scripts; actions add up, the implicit keep stands only if no

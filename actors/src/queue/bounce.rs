@@ -2,7 +2,7 @@
 //! delay warning, and expiry at the end of the queue lifetime (RFC 3463 4.4.7).
 
 use super::state::{NewFailure, Runner};
-use crate::delivery::{Delivery, IncomingMessage, accept_message};
+use crate::delivery::{Delivery, IncomingMessage};
 use crate::outbound::dsn::{Action, Report};
 use crate::outbound::{self};
 use bytes::Bytes;
@@ -115,7 +115,7 @@ pub(super) async fn send_bounce(
         scan: None,
         extra_ops: Vec::new(),
     };
-    if let Err(e) = accept_message(shared, &run.delivery, msg, std::time::Instant::now()).await {
+    if let Err(e) = crate::sieve_stage::accept_generated(shared, &run.delivery, msg).await {
         tracing::error!(qid = %rec.qid, "{}: bounce not queued: {e:#}", rec.qid);
     }
 }

@@ -369,8 +369,9 @@ impl Session {
                 scan: None,
                 extra_ops: Vec::new(),
             };
+            let shared = &self.ctx.shared;
             if let Err(e) =
-                accept_message(&self.ctx.shared, &self.ctx.delivery, msg, Instant::now()).await
+                crate::sieve_stage::accept_generated(shared, &self.ctx.delivery, msg).await
             {
                 tracing::error!(qid, "{qid}: sieve: {} not queued: {e:#}", g.what);
             }
