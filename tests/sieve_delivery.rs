@@ -518,3 +518,40 @@ fn flags_and_keywords_reach_imap() {
     );
     assert!(!out.contains("bad(keyword"), "{out}");
 }
+
+/// A copy that has to wait (mailbox over quota) keeps what Sieve did to it: its own header
+/// edits (queued as a record of its own) and its keywords, delivered later.
+#[test]
+fn a_waiting_copy_keeps_its_header_edits_and_keywords() {
+    let s = TestServer::start();
+    s.setup_basic();
+    s.allow_unencrypted();
+    s.api_ok("PATCH", "/users/bob", Some(json!({"quota_mb": 1})));
+    let url = format!("http://127.0.0.1:{}/api/sieve/bob/late", s.admin);
+    ureq::put(&url)
+        .set("Authorization", &format!("Bearer {}", s.token()))
+        .send_string("require [\"editheader\", \"imap4flags\"];\naddheader \"X-Sieved\" \"late\";\naddflag \"$Later\";\n")
+        .unwrap();
+    s.api_ok("POST", "/sieve/bob/late/activate", None);
+    let big = "x".repeat(76) + "\r\n";
+    let body = mail("a@remote.test", "big one", "") + &big.repeat(20_000);
+    let mut c = s.smtp();
+    let (code, text) = c.send_mail("a@remote.test", &["bob@example.test"], &body);
+    assert_eq!(code, 250, "{text}");
+    let log = s.wait_log("(its own header)");
+    assert!(log.contains("(its own header)"), "{log}");
+    assert!(s.messages("users/bob").is_empty(), "over quota: waits");
+    s.api_ok("PATCH", "/users/bob", Some(json!({"quota_mb": 0})));
+    s.api_ok("POST", "/queue/resend", Some(json!({})));
+    let got = s.wait_messages("users/bob", 1);
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with(b"X-Sieved: late\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got[0][..200])
+    );
+    let mut imap = common::Imap::login(s.imap, "bob", "bob-pw");
+    imap.ok("SELECT INBOX");
+    let out = imap.ok("FETCH 1 FLAGS");
+    assert!(out.contains("$Later"), "{out}");
+}

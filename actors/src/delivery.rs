@@ -213,6 +213,7 @@ impl LocalNow {
                 file: self.file,
                 folder: self.folder,
                 flags: self.flags.iter().map(|f| f.maildir_letter()).collect(),
+                keywords: self.keywords,
             },
             orig_to: self.orig_to,
             status: RcptStatus::Deferred,
@@ -247,6 +248,8 @@ pub async fn accept_message(
     let size = msg.data.len() as u64;
     let mut immediate: Vec<LocalNow> = Vec::new();
     let mut later: Vec<QueuedRcpt> = Vec::new();
+    // Bodies of copies with their own content, by Maildir file name.
+    let mut bodies = std::collections::HashMap::new();
     for (i, d) in msg.deliveries.iter().enumerate() {
         match &d.target {
             Target::Mailbox(mb) => {
@@ -259,10 +262,10 @@ pub async fn accept_message(
                     content: d.content.clone(),
                     keywords: d.keywords.clone(),
                 };
+                if let Some(c) = &local.content {
+                    bodies.insert(local.file.clone(), c.clone());
+                }
                 if shared.usage.would_exceed(mb, size, dir.quota_bytes(mb)) {
-                    if local.content.is_some() || !local.keywords.is_empty() {
-                        tracing::warn!(qid = %msg.qid, "{}: Sieve's header edits and keywords for <{}> are not kept in the queue", msg.qid, d.orig_to);
-                    }
                     let f = Failure::new("4.2.2", "mailbox over quota");
                     log_deferred(&msg.qid, mb, &d.orig_to, &f);
                     later.push(local.queued(f));
@@ -309,6 +312,17 @@ pub async fn accept_message(
         Durability::Now
     };
     let written = deliver_now(delivery, &msg, immediate, durability, &mut record.rcpts).await;
+    // Copies with their own content (Sieve's editheader) that must wait go as records of their
+    // own, with that content as their body.
+    for (rcpt, body) in own_content(&bodies, &mut record.rcpts) {
+        let mut own = record.clone();
+        own.qid = postcore_storage::queue::new_qid(0);
+        own.size = body.len() as u64;
+        own.rcpts = vec![rcpt];
+        tracing::info!(qid = %msg.qid, "{}: the copy for <{}> waits as {} (its own header)", msg.qid, own.rcpts[0].orig_to, own.qid);
+        enqueue(shared, &own, &body, Vec::new()).await?;
+        shared.queue.enqueued(&own.qid);
+    }
     // What is left is queued, after the local copies: the queue runner never sees a record
     // that this function would still change.
     if !record.rcpts.is_empty() {
@@ -340,6 +354,28 @@ pub async fn accept_message(
         shared.queue.enqueued(&msg.qid);
     }
     Ok(())
+}
+
+/// Takes the waiting local copies that have their own content (`bodies`, by file name) out of
+/// `rcpts`, each with it.
+fn own_content(
+    bodies: &std::collections::HashMap<String, Bytes>,
+    rcpts: &mut Vec<QueuedRcpt>,
+) -> Vec<(QueuedRcpt, Bytes)> {
+    let body_of = |r: &QueuedRcpt| match &r.target {
+        QueuedTarget::Local { file, .. } => bodies.get(file).cloned(),
+        QueuedTarget::Remote { .. } => None,
+    };
+    let mut out = Vec::new();
+    let mut keep = Vec::new();
+    for r in rcpts.drain(..) {
+        match body_of(&r) {
+            Some(body) => out.push((r, body)),
+            None => keep.push(r),
+        }
+    }
+    *rcpts = keep;
+    out
 }
 
 /// The journal entry of `copies`: each one's folder (relative to the Maildir root) and name.

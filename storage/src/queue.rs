@@ -36,6 +36,9 @@ pub enum QueuedTarget {
         /// Maildir flag letters (`FS`) the verdict set; empty for none.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         flags: String,
+        /// IMAP keywords (Sieve's imap4flags) the copy carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        keywords: Vec<String>,
     },
     /// Another server.
     Remote {

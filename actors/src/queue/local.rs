@@ -50,6 +50,7 @@ pub(super) async fn process_local(
             file,
             folder,
             flags,
+            keywords,
         } = &r.target
         else {
             continue;
@@ -100,7 +101,7 @@ pub(super) async fn process_local(
                 mailbox: mailbox.clone(),
                 folder: folder.clone(),
                 flags: flags_of(flags),
-                keywords: Vec::new(),
+                keywords: keywords.clone(),
                 file: file.clone(),
                 data: d,
                 // The queue record says "delivered" right after: the file must be durable.
