@@ -22,6 +22,16 @@ fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Uploads `src` as `owner`'s script `name` over the admin API and makes it active.
+fn activate_script(s: &TestServer, owner: &str, name: &str, src: &str) {
+    let url = format!("http://127.0.0.1:{}/api/sieve/{owner}/{name}", s.admin);
+    ureq::put(&url)
+        .set("Authorization", &format!("Bearer {}", s.token()))
+        .send_string(src)
+        .unwrap_or_else(|e| panic!("upload {owner}/{name}: {e}"));
+    s.api_ok("POST", &format!("/sieve/{owner}/{name}/activate"), None);
+}
+
 fn has_subject(msgs: &[Vec<u8>], subject: &str) -> bool {
     msgs.iter()
         .any(|m| String::from_utf8_lossy(m).contains(&format!("Subject: {subject}\r\n")))
@@ -322,12 +332,12 @@ fn forwards_use_srs_and_bounces_come_back() {
         "/users/bob",
         Some(json!({"forward": ["bob@far.test"], "keep_copy": true})),
     );
-    let url = format!("http://127.0.0.1:{}/api/sieve/alice/fwd", s.admin);
-    ureq::put(&url)
-        .set("Authorization", &format!("Bearer {}", s.token()))
-        .send_string("require \"copy\";\nredirect :copy \"alice-elsewhere@far.test\";\n")
-        .unwrap();
-    s.api_ok("POST", "/sieve/alice/fwd/activate", None);
+    activate_script(
+        &s,
+        "alice",
+        "fwd",
+        "require \"copy\";\nredirect :copy \"alice-elsewhere@far.test\";\n",
+    );
     let body = "From: origin@remote.test\r\nTo: alice@example.test\r\nSubject: pass it on\r\nMessage-ID: <fwd-1@remote.test>\r\n\r\nhi\r\n";
     for _ in 0..2 {
         let mut c = s.smtp();
@@ -482,14 +492,12 @@ fn flags_and_keywords_reach_imap() {
         .0,
         250
     );
-    let url = format!("http://127.0.0.1:{}/api/sieve/bob/flags", s.admin);
-    ureq::put(&url)
-        .set("Authorization", &format!("Bearer {}", s.token()))
-        .send_string(
-            "require \"imap4flags\";\naddflag [\"$Work\", \"\\\\Flagged\", \"bad(keyword\"];\n",
-        )
-        .unwrap();
-    s.api_ok("POST", "/sieve/bob/flags/activate", None);
+    activate_script(
+        &s,
+        "bob",
+        "flags",
+        "require \"imap4flags\";\naddflag [\"$Work\", \"\\\\Flagged\", \"bad(keyword\"];\n",
+    );
     let mut c = s.smtp();
     assert_eq!(
         c.send_mail(
@@ -527,12 +535,12 @@ fn a_waiting_copy_keeps_its_header_edits_and_keywords() {
     s.setup_basic();
     s.allow_unencrypted();
     s.api_ok("PATCH", "/users/bob", Some(json!({"quota_mb": 1})));
-    let url = format!("http://127.0.0.1:{}/api/sieve/bob/late", s.admin);
-    ureq::put(&url)
-        .set("Authorization", &format!("Bearer {}", s.token()))
-        .send_string("require [\"editheader\", \"imap4flags\"];\naddheader \"X-Sieved\" \"late\";\naddflag \"$Later\";\n")
-        .unwrap();
-    s.api_ok("POST", "/sieve/bob/late/activate", None);
+    activate_script(
+        &s,
+        "bob",
+        "late",
+        "require [\"editheader\", \"imap4flags\"];\naddheader \"X-Sieved\" \"late\";\naddflag \"$Later\";\n",
+    );
     let big = "x".repeat(76) + "\r\n";
     let body = mail("a@remote.test", "big one", "") + &big.repeat(20_000);
     let mut c = s.smtp();
