@@ -32,6 +32,15 @@ fn activate_script(s: &TestServer, owner: &str, name: &str, src: &str) {
     s.api_ok("POST", &format!("/sieve/{owner}/{name}/activate"), None);
 }
 
+/// The messages in the Maildir folder `dir`, once there is at least one (or after 10 s).
+fn wait_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while files_in(dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    files_in(dir)
+}
+
 fn has_subject(msgs: &[Vec<u8>], subject: &str) -> bool {
     msgs.iter()
         .any(|m| String::from_utf8_lossy(m).contains(&format!("Subject: {subject}\r\n")))
@@ -127,11 +136,7 @@ fn scripts_act_at_delivery() {
     );
     assert_eq!(code, 250);
     let notices_dir = s.maildir("users/carol").join(".Notices");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while files_in(&notices_dir).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let carol = files_in(&notices_dir);
+    let carol = wait_files(&notices_dir);
     assert_eq!(carol.len(), 1, "the notice is filed by carol's script");
     let notice = String::from_utf8_lossy(&carol[0].1).into_owned();
     assert!(
@@ -562,4 +567,72 @@ fn a_waiting_copy_keeps_its_header_edits_and_keywords() {
     imap.ok("SELECT INBOX");
     let out = imap.ok("FETCH 1 FLAGS");
     assert!(out.contains("$Later"), "{out}");
+}
+
+/// Writes `ops` into the stopped server's store (the sieve column family).
+fn edit_store(s: &TestServer, ops: Vec<postcore_storage::store::Op>) {
+    let store = postcore_storage::store::Store::open(&s.data_dir().join("db")).expect("open db");
+    store.commit_blocking(ops).expect("write");
+}
+
+#[test]
+fn delivery_runs_the_form_compiled_at_upload() {
+    use postcore_storage::store::{CF_SIEVE, Op};
+    let mut s = TestServer::start();
+    s.setup_basic();
+    let to_work = "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"[w]\" { fileinto :create \"Work\"; }\n";
+    activate_script(&s, "alice", "rules", to_work);
+    assert!(s.terminate(), "{}", s.log());
+    // The source is replaced by text that does not parse; the compiled form stays. Delivery
+    // files by the compiled form, so it never parsed the source.
+    edit_store(
+        &s,
+        vec![Op::Put(
+            CF_SIEVE,
+            b"s\0alice\0rules".to_vec(),
+            b"if broken {".to_vec(),
+        )],
+    );
+    s.spawn();
+    let send = |s: &TestServer, subject: &str| {
+        s.smtp()
+            .send_mail(
+                "sender@remote.test",
+                &["alice@example.test"],
+                &mail("sender@remote.test", subject, ""),
+            )
+            .0
+    };
+    assert_eq!(send(&s, "[w] one"), 250);
+    let work = s.maildir("users/alice").join(".Work");
+    assert_eq!(wait_files(&work).len(), 1, "filed by the compiled form");
+    assert!(s.terminate(), "{}", s.log());
+    // An upgrade that changes the stored format (simulated: the format mark says 0 and the
+    // compiled form is gone) compiles every script again from its source at start.
+    let to_other = to_work.replace("Work", "Other");
+    edit_store(
+        &s,
+        vec![
+            Op::Put(CF_SIEVE, b"s\0alice\0rules".to_vec(), to_other.into_bytes()),
+            Op::Delete(CF_SIEVE, b"c\0alice\0rules".to_vec()),
+            Op::Put(CF_SIEVE, b"F".to_vec(), vec![0, 0]),
+        ],
+    );
+    s.spawn();
+    s.wait_log("1 stored scripts compiled for format");
+    assert_eq!(send(&s, "[w] two"), 250);
+    let other = s.maildir("users/alice").join(".Other");
+    assert_eq!(wait_files(&other).len(), 1, "filed by the recompiled form");
+    assert!(s.terminate(), "{}", s.log());
+    let store = postcore_storage::store::Store::open(&s.data_dir().join("db")).expect("open");
+    let sieve = postcore_storage::sieve::SieveStore::new(store);
+    let form = sieve
+        .get_compiled("alice", "rules")
+        .expect("read")
+        .expect("stored again");
+    assert!(form.starts_with(b"PCSV"));
+    assert_eq!(
+        sieve.compiled_format().expect("read"),
+        Some(postcore_protocol::sieve::stored::FORMAT)
+    );
 }

@@ -159,9 +159,10 @@ impl Shared {
         let srs = crate::srs::Srs::load_or_create(&config.data_dir).context("SRS secret")?;
         Ok(Shared {
             srs,
-            sieve: crate::sieve_scripts::SieveScripts::new(
+            sieve: crate::sieve_scripts::SieveScripts::open(
                 postcore_storage::sieve::SieveStore::new(store.clone()),
-            ),
+            )
+            .context("loading the Sieve scripts")?,
             usage: UsageTracker::new(store.clone(), mail_root.clone()),
             dkim: crate::dkim::DkimKeys::new(&config.data_dir),
             mailboxes: postcore_storage::mailbox::MailboxIndex::new(store.clone())?,

@@ -70,14 +70,20 @@ pub fn have_space(shared: &Shared, owner: &str, name: &str, size: usize) -> Resu
     Ok(())
 }
 
-/// Stores a script after checking its name, the quotas and that it compiles (PUTSCRIPT).
+/// Stores a script after checking its name, the quotas and that it compiles (PUTSCRIPT);
+/// its compiled form is stored with it, so delivery never parses it.
 pub fn put(shared: &Shared, owner: &str, name: &str, src: &str) -> Result<(), SieveError> {
     if !valid_name(name) {
         return Err(SieveError::BadName);
     }
     have_space(shared, owner, name, src.len())?;
-    check(src)?;
-    shared.sieve.store.put(owner, name, src).map_err(internal)?;
+    let script = sieve::compile(src).map_err(|e| SieveError::Invalid(e.to_string()))?;
+    let compiled = sieve::stored::encode(&script);
+    shared
+        .sieve
+        .store
+        .put(owner, name, src, &compiled)
+        .map_err(internal)?;
     tracing::info!(
         owner,
         script = name,

@@ -4,7 +4,9 @@
 //! vacation replies sent (RFC 5230 §4.1: once per sender per period) and the duplicate ids
 //! seen (RFC 7352).
 //!
-//! Keys: `s\0<owner>\0<name>` → source; `a\0<owner>` → active name (`a\0@global\0before`,
+//! Keys: `s\0<owner>\0<name>` → source; `c\0<owner>\0<name>` → the compiled form (opaque
+//! here; written with the source in one batch, so the two never disagree); `F` → the format
+//! number every compiled form was last written in; `a\0<owner>` → active name (`a\0@global\0before`,
 //! `a\0@global\0after`); `v\0<owner>\0<handle>\0<sender>` and `d\0<owner>\0<id>` → expiry
 //! (u64 BE, seconds since the epoch); `f\0<message-id>\0<target>` → expiry, for forwarded
 //! copies (sent once even when the sender retries after a crash).
@@ -74,17 +76,64 @@ impl SieveStore {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Stores (or replaces) a script; durable when it returns.
-    pub fn put(&self, owner: &str, name: &str, source: &str) -> Result<()> {
+    /// A script's compiled form, as [`Self::put`] stored it.
+    pub fn get_compiled(&self, owner: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        self.store.get(CF_SIEVE, &key(b'c', &[owner, name]))
+    }
+
+    /// Stores (or replaces) a script with its compiled form, in one write; durable when it
+    /// returns.
+    pub fn put(&self, owner: &str, name: &str, source: &str, compiled: &[u8]) -> Result<()> {
         if !valid_name(name) {
             bail!("invalid script name");
         }
-        let op = Op::Put(
+        self.store.commit_blocking(vec![
+            Op::Put(
+                CF_SIEVE,
+                key(b's', &[owner, name]),
+                source.as_bytes().to_vec(),
+            ),
+            Op::Put(CF_SIEVE, key(b'c', &[owner, name]), compiled.to_vec()),
+        ])
+    }
+
+    /// The format number the compiled forms were last (re)written in, if recorded.
+    pub fn compiled_format(&self) -> Result<Option<u16>> {
+        Ok(self
+            .store
+            .get(CF_SIEVE, b"F")?
+            .and_then(|v| Some(u16::from_be_bytes([*v.first()?, *v.get(1)?]))))
+    }
+
+    /// Every stored script as (owner, name, source), for recompiling them all.
+    pub fn all_sources(&self) -> Result<Vec<(String, String, String)>> {
+        let mut out = Vec::new();
+        for (k, v) in self.store.scan_prefix(CF_SIEVE, b"s\0")? {
+            let mut parts = k[2..].splitn(2, |b| *b == 0);
+            if let (Some(o), Some(n)) = (parts.next(), parts.next()) {
+                out.push((
+                    String::from_utf8_lossy(o).into_owned(),
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces the compiled forms (`owner`, `name`, bytes) and records `format` as the one
+    /// they are all in; durable when it returns.
+    pub fn set_compiled(&self, forms: Vec<(String, String, Vec<u8>)>, format: u16) -> Result<()> {
+        let mut ops: Vec<Op> = forms
+            .into_iter()
+            .map(|(o, n, b)| Op::Put(CF_SIEVE, key(b'c', &[&o, &n]), b))
+            .collect();
+        ops.push(Op::Put(
             CF_SIEVE,
-            key(b's', &[owner, name]),
-            source.as_bytes().to_vec(),
-        );
-        self.store.commit_blocking(vec![op])
+            b"F".to_vec(),
+            format.to_be_bytes().to_vec(),
+        ));
+        self.store.commit_blocking(ops)
     }
 
     /// The owner's scripts, by name.
@@ -167,8 +216,10 @@ impl SieveStore {
         if self.is_active(owner, name)? {
             bail!("script \"{name}\" is active");
         }
-        self.store
-            .commit_blocking(vec![Op::Delete(CF_SIEVE, key(b's', &[owner, name]))])?;
+        self.store.commit_blocking(vec![
+            Op::Delete(CF_SIEVE, key(b's', &[owner, name])),
+            Op::Delete(CF_SIEVE, key(b'c', &[owner, name])),
+        ])?;
         Ok(true)
     }
 
@@ -184,9 +235,12 @@ impl SieveStore {
         if self.get(owner, new)?.is_some() {
             bail!("a script named \"{new}\" exists");
         }
+        let compiled = self.get_compiled(owner, old)?.unwrap_or_default();
         let mut ops = vec![
             Op::Delete(CF_SIEVE, key(b's', &[owner, old])),
+            Op::Delete(CF_SIEVE, key(b'c', &[owner, old])),
             Op::Put(CF_SIEVE, key(b's', &[owner, new]), src.into_bytes()),
+            Op::Put(CF_SIEVE, key(b'c', &[owner, new]), compiled),
         ];
         if self.active(owner)?.as_deref() == Some(old) {
             ops.push(Op::Put(
@@ -273,10 +327,10 @@ mod tests {
     fn scripts_active_rename_delete() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = SieveStore::new(Store::open(dir.path()).expect("open"));
-        s.put("alice", "work", "keep;").expect("put");
-        s.put("alice", "home", "discard;").expect("put");
-        s.put("bob", "x", "keep;").expect("put");
-        assert!(s.put("alice", "a/b", "keep;").is_err());
+        s.put("alice", "work", "keep;", b"W").expect("put");
+        s.put("alice", "home", "discard;", b"H").expect("put");
+        s.put("bob", "x", "keep;", b"X").expect("put");
+        assert!(s.put("alice", "a/b", "keep;", b"").is_err());
         assert!(s.set_active("alice", Some("nosuch")).is_err());
         s.set_active("alice", Some("work")).expect("activate");
         let l = s.list("alice").expect("list");
@@ -292,15 +346,36 @@ mod tests {
         );
         s.rename("alice", "work", "job").expect("rename");
         assert_eq!(s.active("alice").expect("active").as_deref(), Some("job"));
+        assert_eq!(
+            s.get_compiled("alice", "job").expect("c"),
+            Some(b"W".to_vec())
+        );
+        assert_eq!(s.get_compiled("alice", "work").expect("c"), None);
         assert!(s.rename("alice", "home", "job").is_err());
         assert!(s.delete("alice", "home").expect("delete"));
         assert!(!s.delete("alice", "home").expect("gone"));
+        assert_eq!(s.get_compiled("alice", "home").expect("c"), None);
         s.set_active("alice", None).expect("deactivate");
         assert_eq!(s.active("alice").expect("active"), None);
-        s.put(GLOBAL, "spam", "keep;").expect("global");
+        s.put(GLOBAL, "spam", "keep;", b"G").expect("global");
         s.set_global_active(false, Some("spam")).expect("before");
         assert!(s.delete(GLOBAL, "spam").is_err());
         assert_eq!(s.global_active(false).expect("g").as_deref(), Some("spam"));
+        let mut all = s.all_sources().expect("all");
+        all.sort();
+        assert_eq!(
+            all,
+            [
+                (GLOBAL.into(), "spam".into(), "keep;".into()),
+                ("alice".into(), "job".into(), "keep;".into()),
+                ("bob".into(), "x".into(), "keep;".into()),
+            ]
+        );
+        assert_eq!(s.compiled_format().expect("f"), None);
+        s.set_compiled(vec![("bob".into(), "x".into(), b"X2".to_vec())], 7)
+            .expect("recompiled");
+        assert_eq!(s.compiled_format().expect("f"), Some(7));
+        assert_eq!(s.get_compiled("bob", "x").expect("c"), Some(b"X2".to_vec()));
     }
 
     #[test]

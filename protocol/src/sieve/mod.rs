@@ -19,6 +19,7 @@ pub mod mail;
 pub mod matching;
 pub mod program;
 pub mod report;
+pub mod stored;
 pub mod vacation;
 
 #[cfg(test)]
@@ -29,3 +30,4 @@ pub use error::{CompileError, Pos};
 pub use interp::{Action, Envelope, Host, Limits, Outcome, run};
 pub use program::Script;
 pub use report::report;
+pub use stored::StoredError;

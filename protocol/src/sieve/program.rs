@@ -1,12 +1,15 @@
 //! A compiled Sieve script: typed commands and tests, every argument checked, ready to run.
+//! It serializes (see [`super::stored`]) so a script is compiled once, at upload.
+
+use serde::{Deserialize, Serialize};
 
 /// A string argument as written; expanded at run time when the script uses `variables`
 /// (RFC 5229 §3), otherwise used as it is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Value(pub String);
 
 /// A compiled script.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Script {
     /// The commands at top level.
     pub commands: Vec<Command>,
@@ -37,7 +40,7 @@ impl Script {
 }
 
 /// Which flag operation (RFC 5232 §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Copy, PartialEq, Eq)]
 pub enum FlagOp {
     /// setflag: replace.
     Set,
@@ -48,7 +51,7 @@ pub enum FlagOp {
 }
 
 /// A `set` modifier (RFC 5229 §4.1), applied in order of precedence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Serialize, Deserialize, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Modifier {
     /// `:lower` / `:upper` (precedence 40).
     Lower,
@@ -77,7 +80,7 @@ impl Modifier {
 }
 
 /// The `vacation` command's arguments (RFC 5230 §4, RFC 6131).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Vacation {
     /// `:days` in seconds or `:seconds`; `None` for the default.
     pub period: Option<u64>,
@@ -96,7 +99,7 @@ pub struct Vacation {
 }
 
 /// A command.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Command {
     /// if / elsif / else: the first branch whose test holds runs; else the last block.
     If {
@@ -197,7 +200,7 @@ pub enum Command {
 }
 
 /// A comparator (RFC 4790; Sieve's three, RFC 5228 §2.7.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Serialize, Deserialize, Copy, PartialEq, Eq, Hash)]
 pub enum Comparator {
     /// i;octet.
     Octet,
@@ -208,7 +211,7 @@ pub enum Comparator {
 }
 
 /// A relation of the relational extension (RFC 5231 §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Copy, PartialEq, Eq)]
 pub enum Relation {
     /// gt.
     Gt,
@@ -225,7 +228,7 @@ pub enum Relation {
 }
 
 /// A match type (RFC 5228 §2.7.1, RFC 5231, regex draft).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Copy, PartialEq, Eq)]
 pub enum MatchKind {
     /// :is.
     Is,
@@ -242,7 +245,7 @@ pub enum MatchKind {
 }
 
 /// How values are compared with the keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Copy, PartialEq, Eq)]
 pub struct Matcher {
     /// Comparator.
     pub comparator: Comparator,
@@ -260,7 +263,7 @@ impl Default for Matcher {
 }
 
 /// Which part of an address is compared (RFC 5228 §2.7.4, RFC 5233).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Copy, PartialEq, Eq, Default)]
 pub enum AddressPart {
     /// :all.
     #[default]
@@ -276,7 +279,7 @@ pub enum AddressPart {
 }
 
 /// `:index n [:last]` (RFC 5260 §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, Copy, PartialEq, Eq)]
 pub struct Index {
     /// From 1.
     pub n: u64,
@@ -285,7 +288,7 @@ pub struct Index {
 }
 
 /// The body test's transform (RFC 5173 §5).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum BodyTransform {
     /// :raw: the undecoded body.
     Raw,
@@ -296,7 +299,7 @@ pub enum BodyTransform {
 }
 
 /// Time zone of a date test (RFC 5260 §4.1).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Zone {
     /// Unspecified: the local zone (the server's: UTC here).
     Local,
@@ -307,7 +310,7 @@ pub enum Zone {
 }
 
 /// What the duplicate test keys on (RFC 7352 §3).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum DuplicateKey {
     /// Message-ID.
     MessageId,
@@ -318,7 +321,7 @@ pub enum DuplicateKey {
 }
 
 /// A test.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Test {
     /// true.
     True,
