@@ -39,6 +39,10 @@ impl Session {
                  QUOTA=RES-STORAGE ACL RIGHTS=texk STATUS=SIZE SORT SORT=DISPLAY \
                  BINARY UTF8=ACCEPT WITHIN PREVIEW",
             );
+            for alg in postcore_protocol::imap::thread::ALGORITHMS {
+                c.push_str(" THREAD=");
+                c.push_str(alg);
+            }
         }
         c
     }

@@ -22,6 +22,7 @@ mod searchres;
 mod seen;
 mod select;
 mod status;
+mod thread;
 mod training;
 pub(crate) mod view;
 
@@ -348,12 +349,18 @@ impl Session {
             Ok(c) => c,
             Err(e) => {
                 metrics::counter!(IMAP_COMMANDS, "command" => "invalid").increment(1);
+                // RFC 9051 §6.4.4, RFC 5256 §BASE.6.4.SORT: an unsupported charset is a
+                // tagged NO, not a BAD.
+                let status = match e.code {
+                    Some(Code::BadCharset(_)) => Status::No,
+                    _ => Status::Bad,
+                };
                 let text = match e.code {
                     Some(code) => StatusText::with(code, e.message),
                     None => StatusText::new(format!("Error in IMAP command: {}", e.message)),
                 };
                 // RFC 9051 §7.1.5: BAD for syntax errors; the session goes on.
-                self.respond(&e.tag, Status::Bad, &text);
+                self.respond(&e.tag, status, &text);
                 return true;
             }
         };
@@ -525,6 +532,11 @@ impl Session {
             C::Expunge(uids) => self.expunge(uids).await,
             C::Search { uid, ret, key } => self.search(tag, uid, ret, key).await,
             C::Sort { uid, criteria, key } => self.sort(uid, criteria, key).await,
+            C::Thread {
+                uid,
+                algorithm,
+                key,
+            } => self.thread(uid, algorithm, key).await,
             C::Fetch {
                 uid,
                 set,
@@ -580,6 +592,7 @@ fn command_name(c: &CommandBody) -> &'static str {
         C::Expunge(_) => "expunge",
         C::Search { .. } => "search",
         C::Sort { .. } => "sort",
+        C::Thread { .. } => "thread",
         C::Fetch { .. } => "fetch",
         C::Store { .. } => "store",
         C::Copy { .. } => "copy",

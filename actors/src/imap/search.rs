@@ -10,7 +10,7 @@ use crate::message_file::open as open_body;
 pub(super) use postcore_protocol::imap::text::{MAX_WORD, body_text, decode_words};
 use postcore_protocol::imap::{SearchKey, SearchReturn, SortKey};
 use postcore_protocol::imap::{mime, sort};
-use postcore_storage::mailbox::flag;
+use postcore_storage::mailbox::{HeaderSet, flag};
 use std::collections::HashMap;
 
 /// What one message offers to the search: lazily loaded header and body.
@@ -226,7 +226,7 @@ fn eval(k: &SearchKey, c: &mut Candidate, max_seq: u32, max_uid: u32, now: i64) 
 /// RFC 5256 §2.1 base subject: no `Re:`/`Fwd:` prefixes, `[tags]`, `(fwd)` trailers.
 impl Session {
     /// The positions of the selected mailbox matching `key`.
-    async fn matching(&mut self, key: &SearchKey) -> Vec<usize> {
+    pub(super) async fn matching(&mut self, key: &SearchKey) -> Vec<usize> {
         let Some(sel) = self.sel.as_ref() else {
             return Vec::new();
         };
@@ -399,16 +399,17 @@ impl Session {
         })
     }
 
-    pub(super) async fn sort(
+    /// The messages matching `key` (positions in the view, ascending) with their cached
+    /// header blocks, after taking in the mailbox's changes (SORT, THREAD).
+    pub(super) async fn matching_headers(
         &mut self,
         uid: bool,
-        criteria: Vec<(bool, SortKey)>,
-        key: SearchKey,
-    ) -> Done {
+        key: &SearchKey,
+    ) -> (Vec<usize>, HeaderSet) {
         self.refresh(uid).await;
-        let hits = self.matching(&key).await;
+        let hits = self.matching(key).await;
         let Some(sel) = self.sel.as_ref() else {
-            return Done::bad("No mailbox selected");
+            return (hits, HeaderSet::default());
         };
         let uids: Vec<u32> = hits.iter().map(|p| sel.msgs[*p].uid).collect();
         let headers = self
@@ -417,6 +418,19 @@ impl Session {
             .mailboxes
             .headers(sel.id(), &uids)
             .unwrap_or_default();
+        (hits, headers)
+    }
+
+    pub(super) async fn sort(
+        &mut self,
+        uid: bool,
+        criteria: Vec<(bool, SortKey)>,
+        key: SearchKey,
+    ) -> Done {
+        let (hits, headers) = self.matching_headers(uid, &key).await;
+        let Some(sel) = self.sel.as_ref() else {
+            return Done::bad("No mailbox selected");
+        };
         #[derive(PartialEq, PartialOrd)]
         enum K {
             N(i64),

@@ -18,7 +18,7 @@ impl Session {
             | C::Copy { uid, set, .. }
             | C::Move { uid, set, .. } => *set = self.saved_set(take(set), *uid),
             C::Expunge(Some(set)) => *set = self.saved_set(take(set), true),
-            C::Search { key, .. } | C::Sort { key, .. } => {
+            C::Search { key, .. } | C::Sort { key, .. } | C::Thread { key, .. } => {
                 *key = self.saved_key(std::mem::replace(key, SearchKey::All));
             }
             _ => {}

@@ -8,6 +8,7 @@ pub mod reader;
 pub mod response;
 pub mod sort;
 pub mod text;
+pub mod thread;
 pub mod types;
 
 pub use command::{AppendMessage, Command, CommandBody, ParseError, QResync, parse};

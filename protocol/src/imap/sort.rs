@@ -7,9 +7,17 @@ use super::text::decode_words;
 
 /// RFC 5256 §2.1: the base subject of a Subject field value (encoded words decoded).
 pub fn base_subject(raw: &[u8]) -> String {
+    base_subject_and_reply(raw).0
+}
+
+/// The base subject, and whether extracting it removed a reply or forward indicator (a
+/// `subj-refwd` leader, a `(fwd)` trailer or a `[fwd: …]` wrapper: RFC 5256 §2.1, used by
+/// THREAD=REFERENCES to merge threads by subject, §BASE.6.4.THREAD step 5).
+pub fn base_subject_and_reply(raw: &[u8]) -> (String, bool) {
     // (1) Encoded words decoded; tabs and folding to spaces; runs of spaces to one.
     let decoded = decode_words(raw);
     let mut s: String = decoded.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut reply = false;
     loop {
         // (2) Trailers: "(fwd)" and whitespace, repeatedly.
         loop {
@@ -21,12 +29,15 @@ pub fn base_subject(raw: &[u8]) -> String {
             if t.len() == s.len() {
                 break;
             }
+            reply |= t.len() + 5 <= s.trim_end().len();
             s = t.to_string();
         }
         // (3)-(5) Leaders and blobs, until neither matches.
         loop {
             let before = s.len();
-            s = strip_leader(&s).to_string();
+            let (rest, refwd) = strip_leader(&s);
+            reply |= refwd;
+            s = rest.to_string();
             if let Some(rest) = strip_blob(&s)
                 && !rest.is_empty()
             {
@@ -40,9 +51,10 @@ pub fn base_subject(raw: &[u8]) -> String {
         let lower = s.to_ascii_lowercase();
         if lower.starts_with("[fwd:") && s.ends_with(']') {
             s = s[5..s.len() - 1].to_string();
+            reply = true;
             continue;
         }
-        return fold(&s);
+        return (fold(&s), reply);
     }
 }
 
@@ -56,11 +68,12 @@ fn strip_blob(s: &str) -> Option<&str> {
     Some(rest[end + 1..].trim_start())
 }
 
-/// `subj-leader`: whitespace, or blobs followed by `re`/`fw`/`fwd` [blob] `:`.
-fn strip_leader(s: &str) -> &str {
+/// `subj-leader`: whitespace, or blobs followed by `re`/`fw`/`fwd` [blob] `:` (then `true`:
+/// a reply or forward indicator).
+fn strip_leader(s: &str) -> (&str, bool) {
     let t = s.trim_start();
     if t.len() != s.len() {
-        return t;
+        return (t, false);
     }
     let mut at = s;
     while let Some(rest) = strip_blob(at) {
@@ -71,15 +84,15 @@ fn strip_leader(s: &str) -> &str {
         .into_iter()
         .find(|w| lower.starts_with(w));
     let Some(word) = word else {
-        return s;
+        return (s, false);
     };
     let mut rest = at[word.len()..].trim_start();
     if let Some(r) = strip_blob(rest) {
         rest = r;
     }
     match rest.strip_prefix(':') {
-        Some(r) => r,
-        None => s,
+        Some(r) => (r, true),
+        None => (s, false),
     }
 }
 
@@ -139,6 +152,21 @@ mod tests {
             "aw: hallo",
             "only re, fw and fwd are leaders"
         );
+    }
+
+    #[test]
+    fn reply_indicators() {
+        let r = |s: &str| base_subject_and_reply(s.as_bytes());
+        assert_eq!(r("Hello"), ("hello".into(), false));
+        assert_eq!(r("Re: Hello"), ("hello".into(), true));
+        assert_eq!(r("Hello (fwd)"), ("hello".into(), true));
+        assert_eq!(r("[fwd: Hello]"), ("hello".into(), true));
+        assert_eq!(
+            r("[list] Hello"),
+            ("hello".into(), false),
+            "a blob is not one"
+        );
+        assert_eq!(r("  Hello  "), ("hello".into(), false));
     }
 
     #[test]

@@ -22,6 +22,7 @@ impl<'a> Cur<'a> {
             }
             "SEARCH" => self.search_command(uid),
             "SORT" => self.sort_command(uid),
+            "THREAD" => self.thread_command(uid),
             "EXPUNGE" if uid => {
                 self.sp()?;
                 let set = self.seq_set()?;
@@ -72,7 +73,7 @@ impl<'a> Cur<'a> {
                 self.sp()?;
                 self.uid_command(true)
             }
-            "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" | "SORT" => {
+            "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" | "SORT" | "THREAD" => {
                 self.p = save;
                 self.uid_command(false)
             }

@@ -150,6 +150,15 @@ pub enum CommandBody {
         /// Criteria (all must match).
         key: SearchKey,
     },
+    /// THREAD / UID THREAD (RFC 5256).
+    Thread {
+        /// UID THREAD.
+        uid: bool,
+        /// The threading algorithm.
+        algorithm: crate::imap::thread::Algorithm,
+        /// Search criteria: which messages are threaded.
+        key: SearchKey,
+    },
     /// SORT / UID SORT (RFC 5256).
     Sort {
         /// UID SORT.

@@ -193,6 +193,32 @@ impl<'a> Cur<'a> {
     }
 
     /// SORT and UID SORT (RFC 5256 §3).
+    /// RFC 5256 §BASE.6.4.THREAD: `THREAD algorithm charset search-criteria`.
+    pub(super) fn thread_command(&mut self, uid: bool) -> R<CommandBody> {
+        self.sp()?;
+        let name = self.keyword()?;
+        let algorithm = crate::imap::thread::Algorithm::parse(&name)
+            .ok_or_else(|| format!("unknown threading algorithm {name}"))?;
+        self.sp()?;
+        self.search_charset()?;
+        self.sp()?;
+        let key = self.search_program()?;
+        Ok(CommandBody::Thread {
+            uid,
+            algorithm,
+            key,
+        })
+    }
+
+    /// The charset of SORT and THREAD (RFC 5256: required; UTF-8 and US-ASCII supported).
+    fn search_charset(&mut self) -> R<()> {
+        let cs = self.astring()?.to_ascii_uppercase();
+        if cs != "UTF-8" && cs != "US-ASCII" {
+            return Err(Fail::bad_charset());
+        }
+        Ok(())
+    }
+
     pub(super) fn sort_command(&mut self, uid: bool) -> R<CommandBody> {
         self.sp()?;
         self.expect(b'(')?;
@@ -225,10 +251,7 @@ impl<'a> Cur<'a> {
             self.sp()?;
         }
         self.sp()?;
-        let cs = self.astring()?.to_ascii_uppercase();
-        if cs != "UTF-8" && cs != "US-ASCII" {
-            return Err(Fail::bad_charset());
-        }
+        self.search_charset()?;
         self.sp()?;
         let key = self.search_program()?;
         Ok(CommandBody::Sort { uid, criteria, key })

@@ -186,3 +186,36 @@ fn saved_results() {
         ])
     );
 }
+
+#[test]
+fn thread_commands() {
+    use crate::imap::thread::Algorithm;
+    assert_eq!(
+        p("a THREAD REFERENCES UTF-8 ALL"),
+        CommandBody::Thread {
+            uid: false,
+            algorithm: Algorithm::References,
+            key: SearchKey::All,
+        }
+    );
+    assert!(matches!(
+        p("a UID THREAD orderedsubject US-ASCII SINCE 1-Feb-1994"),
+        CommandBody::Thread {
+            uid: true,
+            algorithm: Algorithm::OrderedSubject,
+            ..
+        }
+    ));
+    assert!(matches!(
+        p("a THREAD REFS UTF-8 ALL"),
+        CommandBody::Thread {
+            algorithm: Algorithm::Refs,
+            ..
+        }
+    ));
+    assert!(bad("a THREAD NOSUCH UTF-8 ALL").contains("algorithm"));
+    let e = parse(b"a THREAD REFERENCES KOI8-R ALL").unwrap_err();
+    assert!(matches!(e.code, Some(Code::BadCharset(_))), "{e:?}");
+    bad("a THREAD REFERENCES UTF-8");
+    bad("a THREAD");
+}
