@@ -27,7 +27,7 @@ postcore_start() {
     echo "data_dir = \"$WORK/data\""
     echo 'hostname = "mx.bench.test"'
     echo '[listeners]'
-    for kind in smtp submission submissions pop3 pop3s imap imaps; do
+    for kind in smtp submission submissions pop3 pop3s imap imaps managesieve; do
       port=""
       for l in $listeners; do
         [ "${l%%=*}" = "$kind" ] && port=${l#*=}

@@ -96,6 +96,8 @@ pub struct Shared {
     pub mailboxes: postcore_storage::mailbox::MailboxIndex,
     /// IMAP views shared by sessions that see the same mailbox state.
     pub imap_views: crate::imap::view::ViewCache,
+    /// SORT and THREAD keys of recently sorted mailboxes, shared by every IMAP session.
+    pub imap_sort_keys: crate::imap::sort_keys::SortKeyCache,
     /// Open IMAP sessions per (user, client IP).
     pub imap_sessions:
         std::sync::Mutex<std::collections::HashMap<(String, std::net::IpAddr), usize>>,
@@ -183,6 +185,7 @@ impl Shared {
             max_connections: crate::limits::connection_cap(config_max),
             pop3_locks: std::sync::Mutex::new(std::collections::HashSet::new()),
             imap_views: Default::default(),
+            imap_sort_keys: Default::default(),
             imap_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
             scanner,
             bayes,

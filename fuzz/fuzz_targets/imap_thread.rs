@@ -3,26 +3,29 @@
 //! exactly once in each answer.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use postcore_protocol::imap::thread::{self, Algorithm, Message};
+use postcore_protocol::imap::thread::{self, Algorithm, Keys, Message};
 
 fuzz_target!(|data: &[u8]| {
     // Messages separated by 0xff; fields within one by 0xfe, in the order Message-ID,
     // References, In-Reply-To, Subject; the first octet of each is its date.
-    let msgs: Vec<Message> = data
+    let parsed: Vec<(i64, Keys)> = data
         .split(|b| *b == 0xff)
         .take(300)
-        .enumerate()
-        .map(|(i, m)| {
+        .map(|m| {
             let mut f = m.split(|b| *b == 0xfe);
-            let mut next = || f.next().map(<[u8]>::to_vec);
-            Message {
-                id: i as u32 + 1,
-                sent: i64::from(m.first().copied().unwrap_or(0) % 8),
-                message_id: next(),
-                references: next(),
-                in_reply_to: next(),
-                subject: next().unwrap_or_default(),
-            }
+            let (mid, refs, irt) = (f.next(), f.next(), f.next());
+            let subject = f.next().unwrap_or_default();
+            let sent = i64::from(m.first().copied().unwrap_or(0) % 8);
+            (sent, Keys::from_fields(subject, mid, refs, irt))
+        })
+        .collect();
+    let msgs: Vec<Message> = parsed
+        .iter()
+        .enumerate()
+        .map(|(i, (sent, keys))| Message {
+            id: i as u32 + 1,
+            sent: *sent,
+            keys,
         })
         .collect();
     for alg in [Algorithm::References, Algorithm::Refs, Algorithm::OrderedSubject] {

@@ -21,6 +21,7 @@ mod search;
 mod searchres;
 mod seen;
 mod select;
+pub(crate) mod sort_keys;
 mod status;
 mod thread;
 mod training;

@@ -5,13 +5,16 @@
 //! header blocks (RFC 2047 encoded words decoded); BODY and TEXT look into the decoded text
 //! of each part (base64 / quoted-printable removed, HTML reduced to text).
 
+use super::sort_keys::SortKeys;
 use super::{Done, Session};
 use crate::message_file::open as open_body;
+use postcore_protocol::imap::mime;
 pub(super) use postcore_protocol::imap::text::{MAX_WORD, body_text, decode_words};
 use postcore_protocol::imap::{SearchKey, SearchReturn, SortKey};
-use postcore_protocol::imap::{mime, sort};
-use postcore_storage::mailbox::{HeaderSet, flag};
+use postcore_storage::mailbox::flag;
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// What one message offers to the search: lazily loaded header and body.
 struct Candidate<'a> {
@@ -399,26 +402,39 @@ impl Session {
         })
     }
 
-    /// The messages matching `key` (positions in the view, ascending) with their cached
-    /// header blocks, after taking in the mailbox's changes (SORT, THREAD).
-    pub(super) async fn matching_headers(
+    /// The messages matching `key` (positions in the view, ascending) with their SORT and
+    /// THREAD keys, after taking in the mailbox's changes. Keys come from the process-wide
+    /// cache; those missing are derived from the cached headers and kept.
+    pub(super) async fn matching_keys(
         &mut self,
         uid: bool,
         key: &SearchKey,
-    ) -> (Vec<usize>, HeaderSet) {
+    ) -> (Vec<usize>, Vec<Arc<SortKeys>>) {
         self.refresh(uid).await;
         let hits = self.matching(key).await;
         let Some(sel) = self.sel.as_ref() else {
-            return (hits, HeaderSet::default());
+            return (hits, Vec::new());
         };
+        let shared = &self.ctx.shared;
         let uids: Vec<u32> = hits.iter().map(|p| sel.msgs[*p].uid).collect();
-        let headers = self
-            .ctx
-            .shared
-            .mailboxes
-            .headers(sel.id(), &uids)
-            .unwrap_or_default();
-        (hits, headers)
+        let mut keys = shared.imap_sort_keys.get(sel.id(), &uids);
+        let missing: Vec<usize> = (0..hits.len()).filter(|i| keys[*i].is_none()).collect();
+        if !missing.is_empty() {
+            let want: Vec<u32> = missing.iter().map(|i| uids[*i]).collect();
+            let headers = shared
+                .mailboxes
+                .headers(sel.id(), &want)
+                .unwrap_or_default();
+            let mut fresh = Vec::with_capacity(missing.len());
+            for i in missing {
+                let m = &sel.msgs[hits[i]];
+                let k = Arc::new(SortKeys::of(headers.get(m.uid).unwrap_or_default(), m.date));
+                fresh.push((m.uid, k.clone()));
+                keys[i] = Some(k);
+            }
+            shared.imap_sort_keys.put(sel.id(), fresh);
+        }
+        (hits, keys.into_iter().flatten().collect())
     }
 
     pub(super) async fn sort(
@@ -427,65 +443,40 @@ impl Session {
         criteria: Vec<(bool, SortKey)>,
         key: SearchKey,
     ) -> Done {
-        let (hits, headers) = self.matching_headers(uid, &key).await;
+        let (hits, keys) = self.matching_keys(uid, &key).await;
         let Some(sel) = self.sel.as_ref() else {
             return Done::bad("No mailbox selected");
         };
-        #[derive(PartialEq, PartialOrd)]
-        enum K {
-            N(i64),
-            S(String),
-        }
-        let keyed: Vec<(Vec<K>, usize)> = hits
-            .iter()
-            .map(|p| {
-                let m = &sel.msgs[*p];
-                let h = headers.get(m.uid).unwrap_or_default();
-                let ks = criteria
-                    .iter()
-                    .map(|(_, k)| match k {
-                        SortKey::Arrival => K::N(m.date),
-                        SortKey::Size => K::N(m.size as i64),
-                        SortKey::Date => K::N(
-                            mime::field(h, "Date")
-                                .and_then(|d| mime::parse_date(&d))
-                                .or(Some(m.date))
-                                .unwrap_or(0),
-                        ),
-                        SortKey::From => K::S(sort::address_key(mime::field(h, "From").as_deref())),
-                        SortKey::To => K::S(sort::address_key(mime::field(h, "To").as_deref())),
-                        SortKey::Cc => K::S(sort::address_key(mime::field(h, "Cc").as_deref())),
-                        SortKey::DisplayFrom => {
-                            K::S(sort::display_key(mime::field(h, "From").as_deref()))
-                        }
-                        SortKey::DisplayTo => {
-                            K::S(sort::display_key(mime::field(h, "To").as_deref()))
-                        }
-                        SortKey::Subject => K::S(sort::base_subject(
-                            &mime::field(h, "Subject").unwrap_or_default(),
-                        )),
-                    })
-                    .collect();
-                (ks, *p)
-            })
-            .collect();
-        let mut keyed = keyed;
-        keyed.sort_by(|a, b| {
-            for (i, (rev, _)) in criteria.iter().enumerate() {
-                let o = a.0[i]
-                    .partial_cmp(&b.0[i])
-                    .unwrap_or(std::cmp::Ordering::Equal);
+        // RFC 5256 §3: keys compared in order, ties by sequence number.
+        let mut order: Vec<usize> = (0..hits.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (ma, mb) = (&sel.msgs[hits[a]], &sel.msgs[hits[b]]);
+            let (ka, kb) = (&keys[a], &keys[b]);
+            for (rev, k) in &criteria {
+                let o = match k {
+                    SortKey::Arrival => ma.date.cmp(&mb.date),
+                    SortKey::Size => ma.size.cmp(&mb.size),
+                    SortKey::Date => ka.sent.cmp(&kb.sent),
+                    SortKey::From => ka.from.cmp(&kb.from),
+                    SortKey::To => ka.to.cmp(&kb.to),
+                    SortKey::Cc => ka.cc.cmp(&kb.cc),
+                    SortKey::DisplayFrom => ka.display_from.cmp(&kb.display_from),
+                    SortKey::DisplayTo => ka.display_to.cmp(&kb.display_to),
+                    SortKey::Subject => ka.thread.subject.cmp(&kb.thread.subject),
+                };
                 let o = if *rev { o.reverse() } else { o };
                 if o != std::cmp::Ordering::Equal {
                     return o;
                 }
             }
-            a.1.cmp(&b.1)
+            hits[a].cmp(&hits[b])
         });
-        let mut l = String::from("* SORT");
-        for (_, p) in &keyed {
-            let n = if uid { sel.msgs[*p].uid } else { *p as u32 + 1 };
-            l.push_str(&format!(" {n}"));
+        let mut l = String::with_capacity(8 + order.len() * 6);
+        l.push_str("* SORT");
+        for i in order {
+            let p = hits[i];
+            let n = if uid { sel.msgs[p].uid } else { p as u32 + 1 };
+            let _ = write!(l, " {n}");
         }
         self.line(&l);
         Done::ok(if uid {

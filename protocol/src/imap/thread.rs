@@ -32,21 +32,56 @@ impl Algorithm {
 /// The names advertised as `THREAD=…` capabilities.
 pub const ALGORITHMS: &[&str] = &["ORDEREDSUBJECT", "REFERENCES", "REFS"];
 
-/// One message to thread, in mailbox order (the order breaks ties, RFC 5256 §BASE.6.4.THREAD).
-#[derive(Debug, Clone, Default)]
-pub struct Message {
+/// One message to thread, in mailbox order (the order breaks ties, RFC 5256 §BASE.6.4.THREAD),
+/// by the keys [`Keys::from_fields`] derives from its header (which a caller may keep).
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
     /// What the response names it by: sequence number or UID.
     pub id: u32,
     /// The sent date (RFC 5256 §2.2: the Date field in UTC, else the internal date).
     pub sent: i64,
-    /// The Subject field's raw value.
-    pub subject: Vec<u8>,
-    /// The Message-ID field's raw value.
-    pub message_id: Option<Vec<u8>>,
-    /// The References field's raw value.
-    pub references: Option<Vec<u8>>,
-    /// The In-Reply-To field's raw value.
-    pub in_reply_to: Option<Vec<u8>>,
+    /// The threading keys.
+    pub keys: &'a Keys,
+}
+
+/// What threading needs of a message's header, parsed once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keys {
+    /// The base subject (RFC 5256 §2.1).
+    pub subject: String,
+    /// Whether the subject was a reply or forward.
+    pub reply: bool,
+    /// Its own Message-ID, when well-formed.
+    pub message_id: Option<String>,
+    /// The ids it refers to, oldest first: References, or else In-Reply-To's first id.
+    pub references: Vec<String>,
+}
+
+impl Keys {
+    /// The keys from the raw Subject, Message-ID, References and In-Reply-To values.
+    pub fn from_fields(
+        subject: &[u8],
+        message_id: Option<&[u8]>,
+        references: Option<&[u8]>,
+        in_reply_to: Option<&[u8]>,
+    ) -> Keys {
+        let (subject, reply) = base_subject_and_reply(subject);
+        let mut refs = references.map(msg_ids).unwrap_or_default();
+        if refs.is_empty() {
+            refs = in_reply_to
+                .map(msg_ids)
+                .unwrap_or_default()
+                .into_iter()
+                .take(1)
+                .collect();
+        }
+        Keys {
+            subject,
+            reply,
+            message_id: message_id.and_then(|v| msg_ids(v).into_iter().next()),
+            references: refs,
+        }
+    }
 }
 
 /// A node of a thread tree: a message, or a placeholder for one that is not there (only at
@@ -113,19 +148,19 @@ fn members(n: &Node, out: &mut String) {
 /// ORDEREDSUBJECT: sorted by (base subject, sent date); each run of one subject is a thread
 /// whose first message is the parent of the others; threads ordered by their first message.
 fn ordered_subject(msgs: &[Message]) -> Vec<Node> {
-    let mut keyed: Vec<(String, i64, usize)> = msgs
+    let mut keyed: Vec<(&str, i64, usize)> = msgs
         .iter()
         .enumerate()
-        .map(|(i, m)| (base_subject_and_reply(&m.subject).0, m.sent, i))
+        .map(|(i, m)| (m.keys.subject.as_str(), m.sent, i))
         .collect();
-    keyed.sort();
+    keyed.sort_unstable();
     let mut threads: Vec<(i64, usize, Node)> = Vec::new();
     let mut at = 0;
     while at < keyed.len() {
-        let subject = &keyed[at].0;
+        let subject = keyed[at].0;
         let end = keyed[at..]
             .iter()
-            .position(|k| k.0 != *subject)
+            .position(|k| k.0 != subject)
             .map_or(keyed.len(), |n| at + n);
         let (_, sent, first) = keyed[at];
         let children = keyed[at + 1..end]
@@ -197,17 +232,15 @@ struct Forest {
 impl Forest {
     /// Step 1: containers by message id, linked by References (or In-Reply-To).
     fn build(msgs: &[Message]) -> Forest {
-        let mut f = Forest { c: Vec::new() };
-        let mut by_id: HashMap<String, usize> = HashMap::new();
+        let mut f = Forest {
+            c: Vec::with_capacity(msgs.len() * 2),
+        };
+        let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(msgs.len() * 2);
         for (i, m) in msgs.iter().enumerate() {
             // A message without a valid Message-ID, or with one already seen on a message,
             // is threaded as if its id were unique (§BASE.6.4.THREAD step 1).
-            let own = m
-                .message_id
-                .as_deref()
-                .and_then(|v| msg_ids(v).into_iter().next());
-            let me = match own {
-                Some(id) => match by_id.get(&id) {
+            let me = match m.keys.message_id.as_deref() {
+                Some(id) => match by_id.get(id) {
                     Some(&c) if f.c[c].msg.is_none() => {
                         f.c[c].msg = Some(i);
                         c
@@ -223,20 +256,15 @@ impl Forest {
             };
             // Step 1A: the References chain (In-Reply-To's first id when there is none),
             // linked parent → child where neither link exists nor a loop would follow.
-            let mut refs = m.references.as_deref().map(msg_ids).unwrap_or_default();
-            if refs.is_empty() {
-                refs = m
-                    .in_reply_to
-                    .as_deref()
-                    .map(msg_ids)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .take(1)
-                    .collect();
-            }
-            let chain: Vec<usize> = refs
-                .into_iter()
-                .map(|id| *by_id.entry(id).or_insert_with(|| f.new_container(None)))
+            let chain: Vec<usize> = m
+                .keys
+                .references
+                .iter()
+                .map(|id| {
+                    *by_id
+                        .entry(id.as_str())
+                        .or_insert_with(|| f.new_container(None))
+                })
                 .collect();
             for w in chain.windows(2) {
                 if f.c[w[1]].parent.is_none() && f.may_link(w[0], w[1]) {
@@ -432,10 +460,12 @@ impl TNode {
         self.children.sort_by_key(|k| k.key(msgs));
     }
 
-    fn subject(&self, msgs: &[Message]) -> (String, bool) {
-        self.rep()
-            .map(|m| base_subject_and_reply(&msgs[m].subject))
-            .unwrap_or_default()
+    /// The base subject of the message that stands for this node, and whether it was a
+    /// reply or forward.
+    fn subject<'s>(&self, msgs: &[Message<'s>]) -> (&'s str, bool) {
+        self.rep().map_or(("", false), |m| {
+            (msgs[m].keys.subject.as_str(), msgs[m].keys.reply)
+        })
     }
 
     fn into_node(self, msgs: &[Message]) -> Node {
@@ -482,11 +512,12 @@ impl Tree {
 
     /// Step 5: threads with the same base subject gathered (A–C).
     fn merge_subjects(&mut self, msgs: &[Message]) {
+        let subjects = msgs;
         // (B) One thread per subject: a placeholder before a message, an original before a
         // reply; otherwise the first.
-        let mut table: HashMap<String, usize> = HashMap::new();
+        let mut table: HashMap<&str, usize> = HashMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
-            let (subject, reply) = n.subject(msgs);
+            let (subject, reply) = n.subject(subjects);
             if subject.is_empty() {
                 continue;
             }
@@ -496,7 +527,8 @@ impl Tree {
                 }
                 Some(&t) => {
                     let old = &self.nodes[t];
-                    if old.msg.is_some() && (n.msg.is_none() || (old.subject(msgs).1 && !reply)) {
+                    if old.msg.is_some() && (n.msg.is_none() || (old.subject(subjects).1 && !reply))
+                    {
                         table.insert(subject, i);
                     }
                 }
@@ -512,8 +544,8 @@ impl Tree {
             let Some(node) = slots[i].as_ref() else {
                 continue;
             };
-            let (subject, reply) = node.subject(msgs);
-            let Some(&t) = table.get(&subject) else {
+            let (subject, reply) = node.subject(subjects);
+            let Some(&t) = table.get(subject) else {
                 continue;
             };
             if t == i || subject.is_empty() {
@@ -530,7 +562,7 @@ impl Tree {
                 // Into the placeholder, beside its children.
                 (true, false) => target.children.push(cur),
                 // A reply under the original.
-                (false, false) if reply && !target.subject(msgs).1 => target.children.push(cur),
+                (false, false) if reply && !target.subject(subjects).1 => target.children.push(cur),
                 // Otherwise a new placeholder holds both.
                 _ => {
                     let old = std::mem::replace(
@@ -553,25 +585,41 @@ impl Tree {
 mod tests {
     use super::*;
 
-    fn m(id: u32, sent: i64, subject: &str, mid: &str, refs: &str) -> Message {
-        Message {
+    /// A test message: its keys owned.
+    struct Tm {
+        id: u32,
+        sent: i64,
+        keys: Keys,
+    }
+
+    fn m(id: u32, sent: i64, subject: &str, mid: &str, refs: &str) -> Tm {
+        let mid = format!("<{mid}>");
+        let refs: Vec<String> = refs.split(' ').map(|r| format!("<{r}>")).collect();
+        let refs = refs.join(" ");
+        Tm {
             id,
             sent,
-            subject: subject.as_bytes().to_vec(),
-            message_id: (!mid.is_empty()).then(|| format!("<{mid}>").into_bytes()),
-            references: (!refs.is_empty()).then(|| {
-                refs.split(' ')
-                    .map(|r| format!("<{r}>"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .into_bytes()
-            }),
-            in_reply_to: None,
+            keys: Keys::from_fields(
+                subject.as_bytes(),
+                (mid != "<>").then_some(mid.as_bytes()),
+                (refs != "<>").then_some(refs.as_bytes()),
+                None,
+            ),
         }
     }
 
-    fn t(alg: Algorithm, msgs: &[Message]) -> String {
-        format(&thread(alg, msgs))
+    fn view(ms: &[Tm]) -> Vec<Message<'_>> {
+        ms.iter()
+            .map(|m| Message {
+                id: m.id,
+                sent: m.sent,
+                keys: &m.keys,
+            })
+            .collect()
+    }
+
+    fn t(alg: Algorithm, msgs: &[Tm]) -> String {
+        format(&thread(alg, &view(msgs)))
     }
 
     /// RFC 5256 §4's syntax: a chain is a run of numbers, siblings are nested lists, a
@@ -696,7 +744,7 @@ mod tests {
     #[test]
     fn a_very_long_chain_is_cut_not_a_stack_overflow() {
         let n = 5000u32;
-        let msgs: Vec<Message> = (1..=n)
+        let msgs: Vec<Tm> = (1..=n)
             .map(|i| {
                 let refs = if i > 1 {
                     format!("m{}@x", i - 1)
@@ -707,21 +755,29 @@ mod tests {
             })
             .collect();
         for alg in [Algorithm::References, Algorithm::Refs] {
-            let listed = format(&thread(alg, &msgs));
+            let listed = t(alg, &msgs);
             let ids = listed
                 .split(|c: char| !c.is_ascii_digit())
                 .filter(|w| !w.is_empty())
                 .count();
             assert_eq!(ids, n as usize, "every message once");
         }
-        let refs = thread(Algorithm::Refs, &msgs);
+        let refs = thread(Algorithm::Refs, &view(&msgs));
         assert_eq!(refs.len(), n as usize / MAX_DEPTH, "cut every {MAX_DEPTH}");
     }
 
     #[test]
     fn in_reply_to_counts_when_there_are_no_references() {
-        let mut r = m(2, 200, "Re: q", "b@x", "");
-        r.in_reply_to = Some(b"<a@x> (sent by alice)".to_vec());
+        let r = Tm {
+            id: 2,
+            sent: 200,
+            keys: Keys::from_fields(
+                b"Re: q",
+                Some(b"<b@x>"),
+                None,
+                Some(b"<a@x> (sent by alice)"),
+            ),
+        };
         let msgs = [m(1, 100, "q", "a@x", ""), r];
         assert_eq!(t(Algorithm::Refs, &msgs), "(1 2)");
     }

@@ -192,7 +192,6 @@ impl<'a> Cur<'a> {
         Ok(CommandBody::Search { uid, ret, key })
     }
 
-    /// SORT and UID SORT (RFC 5256 §3).
     /// RFC 5256 §BASE.6.4.THREAD: `THREAD algorithm charset search-criteria`.
     pub(super) fn thread_command(&mut self, uid: bool) -> R<CommandBody> {
         self.sp()?;
@@ -219,6 +218,7 @@ impl<'a> Cur<'a> {
         Ok(())
     }
 
+    /// SORT and UID SORT (RFC 5256 §3).
     pub(super) fn sort_command(&mut self, uid: bool) -> R<CommandBody> {
         self.sp()?;
         self.expect(b'(')?;
