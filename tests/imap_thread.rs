@@ -3,8 +3,8 @@
 //! `Re:`/`Fwd:`/blobs/`(fwd)`, missing and unparsable dates, equal dates — are appended to
 //! postcore (real server, IMAP over TCP) and to Dovecot 2.3's `imap` (Debian `dovecot-imapd`,
 //! run pre-authenticated on a pipe over a Maildir), and every THREAD answer (REFERENCES, REFS,
-//! ORDEREDSUBJECT, with and without UID, over all messages and over a search) must be the
-//! same. A difference fails unless tests/imap/thread_allow.txt lists it with the RFC section
+//! ORDEREDSUBJECT, with and without UID, over all messages and over a search) and every SORT
+//! answer (plain and ESORT, RFC 5267) must be the same. A difference fails unless tests/imap/thread_allow.txt lists it with the RFC section
 //! that shows postcore right.
 
 mod common;
@@ -114,7 +114,27 @@ const COMMANDS: &[&str] = &[
     "UID THREAD REFERENCES UTF-8 ALL",
     "THREAD REFERENCES UTF-8 NOT SUBJECT lunch",
     "UID THREAD ORDEREDSUBJECT US-ASCII SUBJECT plans",
+    "SORT (SUBJECT) UTF-8 ALL",
+    "SORT (REVERSE DATE) UTF-8 ALL",
+    "UID SORT RETURN (MIN MAX COUNT ALL) (SUBJECT REVERSE ARRIVAL) UTF-8 ALL",
+    "SORT RETURN () (DATE) UTF-8 NOT SUBJECT plans",
 ];
+
+/// The answer lines compared: THREAD, SORT and ESEARCH (its TAG, which differs, removed).
+fn answers(lines: impl Iterator<Item = String>) -> Vec<String> {
+    lines
+        .filter(|l| {
+            l.starts_with("* THREAD") || l.starts_with("* SORT") || l.starts_with("* ESEARCH")
+        })
+        .map(|l| {
+            let l = l.trim_end().to_string();
+            match (l.find("(TAG "), l.find(')')) {
+                (Some(a), Some(b)) if b > a => format!("{}{}", &l[..a], l[b + 1..].trim_start()),
+                _ => l,
+            }
+        })
+        .collect()
+}
 
 /// The IMAP script both servers run: per mailbox CREATE, APPENDs, SELECT and the commands.
 fn script(boxes: &[Vec<Msg>]) -> Vec<(String, Vec<u8>)> {
@@ -196,10 +216,7 @@ fn dovecot_threads(cmds: &[(String, Vec<u8>)]) -> Vec<String> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    text.lines()
-        .filter(|l| l.starts_with("* THREAD"))
-        .map(|l| l.trim_end().to_string())
-        .collect()
+    answers(text.lines().map(str::to_string))
 }
 
 fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -226,7 +243,7 @@ fn postcore_threads(s: &TestServer, cmds: &[(String, Vec<u8>)]) -> Vec<String> {
         c.send_raw(&raw);
         let (untagged, tagged) = c.until_tagged(&tag);
         assert!(tagged.starts_with("OK"), "postcore: {line}: {tagged}");
-        threads.extend(untagged.into_iter().filter(|l| l.starts_with("* THREAD")));
+        threads.extend(answers(untagged.into_iter()));
     }
     threads
 }
@@ -296,6 +313,10 @@ fn thread_answers_match_dovecot() {
     }
     assert!(threaded > 500, "the mailboxes make threads ({threaded})");
     assert!(
+        ours.iter().any(|l| l.contains("ESEARCH UID MIN")),
+        "ESORT answers compared"
+    );
+    assert!(
         differ.is_empty(),
         "{} of {} THREAD answers differ from Dovecot's:\n{}",
         differ.len(),
@@ -312,7 +333,7 @@ fn thread_answers_match_dovecot() {
 }
 
 #[test]
-fn thread_capability_errors_and_empty_answers() {
+fn thread_esort_capability_errors_and_empty_answers() {
     let s = TestServer::start();
     s.setup_basic();
     s.allow_unencrypted();
@@ -331,8 +352,14 @@ fn thread_capability_errors_and_empty_answers() {
     let (_, t) = c.cmd("THREAD REFS ISO-2022-JP ALL");
     assert!(t.starts_with("NO [BADCHARSET"), "{t}");
     let msg = "Message-ID: <a@x.test>\r\nSubject: hi\r\n\r\nx\r\n";
-    for _ in 0..2 {
-        c.send_raw(format!("a APPEND INBOX {{{}+}}\r\n{msg}\r\n", msg.len()).as_bytes());
+    for day in ["01", "02"] {
+        c.send_raw(
+            format!(
+                "a APPEND INBOX \"{day}-Jan-2026 10:00:00 +0000\" {{{}+}}\r\n{msg}\r\n",
+                msg.len()
+            )
+            .as_bytes(),
+        );
         let (_, t) = c.until_tagged("a");
         assert!(t.starts_with("OK"), "{t}");
     }
@@ -345,4 +372,16 @@ fn thread_capability_errors_and_empty_answers() {
         c.ok("THREAD ORDEREDSUBJECT UTF-8 SUBJECT nothing"),
         "* THREAD"
     );
+    // ESORT (RFC 5267 §3.1): MIN and MAX are the first and last in sort order, ALL keeps it.
+    assert!(caps.contains(" ESORT"), "{caps}");
+    let (u, t) = c.cmd("SORT RETURN (MIN MAX COUNT ALL) (REVERSE ARRIVAL) UTF-8 ALL");
+    assert!(t.starts_with("OK"), "{t}");
+    assert!(
+        u.len() == 1 && u[0].ends_with(") MIN 2 MAX 1 ALL 2,1 COUNT 2"),
+        "{u:?}"
+    );
+    // RETURN (SAVE): nothing answered, the result usable as `$` (RFC 5182).
+    let (u, t) = c.cmd("SORT RETURN (SAVE) (ARRIVAL) UTF-8 SUBJECT hi");
+    assert!(t.starts_with("OK") && u.is_empty(), "{t} {u:?}");
+    assert_eq!(c.ok("SEARCH $"), "* SEARCH 1 2");
 }

@@ -36,7 +36,7 @@ impl Session {
             c.push_str(
                 " NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE CREATE-SPECIAL-USE \
                  LIST-EXTENDED LIST-STATUS ESEARCH SEARCHRES CONDSTORE QRESYNC QUOTA \
-                 QUOTA=RES-STORAGE ACL RIGHTS=texk STATUS=SIZE SORT SORT=DISPLAY \
+                 QUOTA=RES-STORAGE ACL RIGHTS=texk STATUS=SIZE SORT SORT=DISPLAY ESORT \
                  BINARY UTF8=ACCEPT WITHIN PREVIEW",
             );
             for alg in postcore_protocol::imap::thread::ALGORITHMS {

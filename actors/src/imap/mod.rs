@@ -532,7 +532,12 @@ impl Session {
             C::Unselect => self.close(false).await,
             C::Expunge(uids) => self.expunge(uids).await,
             C::Search { uid, ret, key } => self.search(tag, uid, ret, key).await,
-            C::Sort { uid, criteria, key } => self.sort(uid, criteria, key).await,
+            C::Sort {
+                uid,
+                ret,
+                criteria,
+                key,
+            } => self.sort(tag, uid, ret, criteria, key).await,
             C::Thread {
                 uid,
                 algorithm,

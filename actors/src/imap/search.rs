@@ -109,6 +109,63 @@ fn body_strings<'a>(k: &'a SearchKey, out: &mut Vec<&'a str>) {
 
 /// The positions an ESEARCH answer returns: only the MIN and/or MAX match when only those
 /// were asked for (RFC 7162 §3.1.5, RFC 5182 §2.4), else every match.
+/// The ESEARCH response (RFC 4731 §3.1) for `nums` in answer order: ascending for SEARCH,
+/// sort order for SORT (RFC 5267 §3.1: MIN and MAX are the first and last in that order,
+/// ALL keeps it).
+fn esearch_line(
+    tag: &str,
+    uid: bool,
+    ret: &SearchReturn,
+    nums: &[u32],
+    modseq: Option<u64>,
+) -> String {
+    let mut l = format!("* ESEARCH (TAG \"{tag}\")");
+    if uid {
+        l.push_str(" UID");
+    }
+    if let (Some(first), Some(last)) = (nums.first(), nums.last()) {
+        if ret.min {
+            let _ = write!(l, " MIN {first}");
+        }
+        if ret.max {
+            let _ = write!(l, " MAX {last}");
+        }
+        if ret.all {
+            let _ = write!(l, " ALL {}", super::view::compress(nums));
+        }
+    }
+    if ret.count {
+        let _ = write!(l, " COUNT {}", nums.len());
+    }
+    if let Some(m) = modseq {
+        let _ = write!(l, " MODSEQ {m}");
+    }
+    l
+}
+
+/// RFC 5182 §2.1: SAVE alone answers with no ESEARCH.
+fn answers(ret: &SearchReturn) -> bool {
+    !ret.save || ret.min || ret.max || ret.all || ret.count
+}
+
+/// RFC 7162 §3.1.5: when the search used MODSEQ, the highest mod-sequence of the messages
+/// returned (`positions` in answer order).
+fn returned_modseq(
+    key: &SearchKey,
+    ret: &SearchReturn,
+    positions: &[usize],
+    msgs: &[super::view::ViewMsg],
+) -> Option<u64> {
+    uses_modseq(key)
+        .then(|| {
+            returned(ret, positions)
+                .iter()
+                .map(|p| msgs[*p].modseq)
+                .max()
+        })
+        .flatten()
+}
+
 pub(super) fn returned(ret: &SearchReturn, hits: &[usize]) -> Vec<usize> {
     let only_ends = ret.extended && !ret.all && !ret.count && (ret.min || ret.max);
     match (only_ends, hits.first(), hits.last()) {
@@ -344,43 +401,11 @@ impl Session {
             .iter()
             .map(|p| if uid { sel.msgs[*p].uid } else { *p as u32 + 1 })
             .collect();
-        // RFC 5182 §2.1: SAVE alone answers with no ESEARCH.
-        let answer = !ret.save || ret.min || ret.max || ret.all || ret.count;
-        // RFC 7162 §3.1.5: the highest mod-sequence of the messages returned.
-        let modseq = uses_modseq(&key)
-            .then(|| {
-                returned(&ret, &hits)
-                    .iter()
-                    .map(|p| sel.msgs[*p].modseq)
-                    .max()
-            })
-            .flatten();
-        if !answer {
+        let modseq = returned_modseq(&key, &ret, &hits, &sel.msgs);
+        if !answers(&ret) {
             // Nothing to say.
         } else if ret.extended {
-            // RFC 4731 §3.1.
-            let mut l = format!("* ESEARCH (TAG \"{tag}\")");
-            if uid {
-                l.push_str(" UID");
-            }
-            if !nums.is_empty() {
-                if ret.min {
-                    l.push_str(&format!(" MIN {}", nums[0]));
-                }
-                if ret.max {
-                    l.push_str(&format!(" MAX {}", nums[nums.len() - 1]));
-                }
-                if ret.all {
-                    l.push_str(&format!(" ALL {}", super::view::compress(&nums)));
-                }
-            }
-            if ret.count {
-                l.push_str(&format!(" COUNT {}", nums.len()));
-            }
-            if let Some(m) = modseq {
-                l.push_str(&format!(" MODSEQ {m}"));
-            }
-            self.line(&l);
+            self.line(&esearch_line(tag, uid, &ret, &nums, modseq));
         } else {
             let mut l = String::from("* SEARCH");
             for n in &nums {
@@ -439,10 +464,15 @@ impl Session {
 
     pub(super) async fn sort(
         &mut self,
+        tag: &str,
         uid: bool,
+        ret: SearchReturn,
         criteria: Vec<(bool, SortKey)>,
         key: SearchKey,
     ) -> Done {
+        if uses_modseq(&key) {
+            self.enable_condstore();
+        }
         let (hits, keys) = self.matching_keys(uid, &key).await;
         let Some(sel) = self.sel.as_ref() else {
             return Done::bad("No mailbox selected");
@@ -471,14 +501,29 @@ impl Session {
             }
             hits[a].cmp(&hits[b])
         });
-        let mut l = String::with_capacity(8 + order.len() * 6);
-        l.push_str("* SORT");
-        for i in order {
-            let p = hits[i];
-            let n = if uid { sel.msgs[p].uid } else { p as u32 + 1 };
-            let _ = write!(l, " {n}");
+        let sorted: Vec<usize> = order.into_iter().map(|i| hits[i]).collect();
+        let nums: Vec<u32> = sorted
+            .iter()
+            .map(|&p| if uid { sel.msgs[p].uid } else { p as u32 + 1 })
+            .collect();
+        if ret.extended {
+            // RFC 5267 §3 (ESORT).
+            let modseq = returned_modseq(&key, &ret, &sorted, &sel.msgs);
+            if answers(&ret) {
+                let l = esearch_line(tag, uid, &ret, &nums, modseq);
+                self.line(&l);
+            }
+            if ret.save {
+                self.save_result(&ret, &hits);
+            }
+        } else {
+            let mut l = String::with_capacity(8 + nums.len() * 6);
+            l.push_str("* SORT");
+            for n in nums {
+                let _ = write!(l, " {n}");
+            }
+            self.line(&l);
         }
-        self.line(&l);
         Done::ok(if uid {
             "UID SORT completed"
         } else {

@@ -159,10 +159,12 @@ pub enum CommandBody {
         /// Search criteria: which messages are threaded.
         key: SearchKey,
     },
-    /// SORT / UID SORT (RFC 5256).
+    /// SORT / UID SORT (RFC 5256), with ESORT's RETURN options (RFC 5267).
     Sort {
         /// UID SORT.
         uid: bool,
+        /// RETURN options (`extended` when given: answer with ESEARCH).
+        ret: SearchReturn,
         /// Criteria: (reverse, key).
         criteria: Vec<(bool, SortKey)>,
         /// Search criteria.

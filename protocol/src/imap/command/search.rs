@@ -161,8 +161,16 @@ impl<'a> Cur<'a> {
 
     /// SEARCH and UID SEARCH, with ESEARCH RETURN options (RFC 4731).
     pub(super) fn search_command(&mut self, uid: bool) -> R<CommandBody> {
-        let mut ret = SearchReturn::default();
         self.sp()?;
+        let ret = self.search_return()?;
+        self.charset()?;
+        let key = self.search_program()?;
+        Ok(CommandBody::Search { uid, ret, key })
+    }
+
+    /// `RETURN (…) SP` of SEARCH (RFC 4731 §3.1) and SORT (RFC 5267 §3), if present.
+    fn search_return(&mut self) -> R<SearchReturn> {
+        let mut ret = SearchReturn::default();
         let save = self.p;
         if self.keyword().ok().as_deref() == Some("RETURN") {
             ret.extended = true;
@@ -187,9 +195,7 @@ impl<'a> Cur<'a> {
         } else {
             self.p = save;
         }
-        self.charset()?;
-        let key = self.search_program()?;
-        Ok(CommandBody::Search { uid, ret, key })
+        Ok(ret)
     }
 
     /// RFC 5256 §BASE.6.4.THREAD: `THREAD algorithm charset search-criteria`.
@@ -221,6 +227,8 @@ impl<'a> Cur<'a> {
     /// SORT and UID SORT (RFC 5256 §3).
     pub(super) fn sort_command(&mut self, uid: bool) -> R<CommandBody> {
         self.sp()?;
+        // RFC 5267 §3 (ESORT): SORT RETURN (…) answers with ESEARCH.
+        let ret = self.search_return()?;
         self.expect(b'(')?;
         let mut criteria = Vec::new();
         let mut reverse = false;
@@ -254,6 +262,11 @@ impl<'a> Cur<'a> {
         self.search_charset()?;
         self.sp()?;
         let key = self.search_program()?;
-        Ok(CommandBody::Sort { uid, criteria, key })
+        Ok(CommandBody::Sort {
+            uid,
+            ret,
+            criteria,
+            key,
+        })
     }
 }

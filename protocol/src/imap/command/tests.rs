@@ -219,3 +219,25 @@ fn thread_commands() {
     bad("a THREAD REFERENCES UTF-8");
     bad("a THREAD");
 }
+
+#[test]
+fn esort_return_options() {
+    match p("a UID SORT RETURN (MIN COUNT) (REVERSE DATE) UTF-8 ALL") {
+        CommandBody::Sort {
+            uid, ret, criteria, ..
+        } => {
+            assert!(uid && ret.extended && ret.min && ret.count && !ret.all);
+            assert_eq!(criteria, vec![(true, SortKey::Date)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match p("a SORT RETURN () (SUBJECT) UTF-8 ALL") {
+        CommandBody::Sort { ret, .. } => assert!(ret.extended && ret.all, "() is ALL"),
+        other => panic!("{other:?}"),
+    }
+    match p("a SORT (SUBJECT) UTF-8 ALL") {
+        CommandBody::Sort { ret, .. } => assert!(!ret.extended),
+        other => panic!("{other:?}"),
+    }
+    bad("a SORT RETURN (BOGUS) (SUBJECT) UTF-8 ALL");
+}
