@@ -646,8 +646,10 @@ fn mbsync_syncs_a_mailbox_both_ways() {
     assert_eq!(flagged, 2, "flags synced to the local Maildir");
 }
 
-#[test]
-fn mutt_reads_the_inbox_non_interactively() {
+/// mutt (in a terminal made by script(1)) opens the INBOX over IMAP with `extra` settings,
+/// saves the first message to an mbox file and quits: what it saved, or `None` when mutt is
+/// not installed.
+fn mutt_saves_first_message(s: &TestServer, extra: &str) -> Option<String> {
     let have = |c: &str| {
         std::process::Command::new("sh")
             .args(["-c", &format!("command -v {c}")])
@@ -656,10 +658,8 @@ fn mutt_reads_the_inbox_non_interactively() {
     };
     if !have("mutt") || !have("script") {
         eprintln!("mutt or script not installed: skipped");
-        return;
+        return None;
     }
-    let s = server();
-    deliver(&s, "alice@example.test", "read by mutt");
     let dir = tempfile::tempdir().unwrap();
     let rc = dir.path().join("muttrc");
     let saved = dir.path().join("saved.mbox");
@@ -669,13 +669,11 @@ fn mutt_reads_the_inbox_non_interactively() {
             "set folder=imap://alice:alice-pw@127.0.0.1:{}/\nset spoolfile=+INBOX\n\
          set ssl_starttls=no\nset ssl_force_tls=no\nset imap_passive=no\nset mbox_type=mbox\n\
          set confirmcreate=no\nset confirmappend=no\nset quit=yes\nset move=no\nset delete=no\n\
-         set wait_key=no\n",
+         set wait_key=no\n{extra}",
             s.imap
         ),
     )
     .unwrap();
-    // mutt wants a terminal: script(1) gives it one. It opens the INBOX over IMAP, saves the
-    // first message to an mbox file and quits.
     let cmd = format!(
         "mutt -n -F {} -f imap://alice:alice-pw@127.0.0.1:{}/INBOX -e 'push \"<save-message>{}<enter><quit>\"'",
         rc.display(),
@@ -689,12 +687,39 @@ fn mutt_reads_the_inbox_non_interactively() {
         .output()
         .unwrap();
     let got = std::fs::read_to_string(&saved).unwrap_or_default();
-    assert!(
-        got.contains("Subject: read by mutt"),
-        "mutt saved nothing (status {}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-    );
+    if got.is_empty() {
+        eprintln!(
+            "mutt saved nothing (status {}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Some(got)
+}
+
+#[test]
+fn mutt_reads_the_inbox_non_interactively() {
+    let s = server();
+    deliver(&s, "alice@example.test", "read by mutt");
+    if let Some(got) = mutt_saves_first_message(&s, "") {
+        assert!(got.contains("Subject: read by mutt"), "{got}");
+    }
+}
+
+/// mutt 2.x speaks COMPRESS=DEFLATE (RFC 4978) when `imap_deflate` is set.
+#[test]
+fn mutt_reads_through_compress_deflate() {
+    let s = server();
+    deliver(&s, "alice@example.test", "read compressed");
+    if let Some(got) = mutt_saves_first_message(&s, "set imap_deflate=yes\n") {
+        assert!(got.contains("Subject: read compressed"), "{got}");
+        let log = s.wait_log("imap: COMPRESS=DEFLATE on");
+        let line = log
+            .lines()
+            .find(|l| l.contains("COMPRESS=DEFLATE on"))
+            .unwrap_or_default();
+        assert!(line.contains("alice"), "{line}");
+    }
 }
 
 #[test]

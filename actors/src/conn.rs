@@ -92,6 +92,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
     handshake_timeout: Duration,
+    /// COMPRESS=DEFLATE state once the session turned it on (RFC 4978).
+    deflate: Option<crate::deflate::Deflate>,
 }
 
 /// Output buffers that grew past this (a large FETCH) are given back after a flush.
@@ -113,7 +115,21 @@ impl Conn {
             peer,
             tls,
             handshake_timeout,
+            deflate: None,
         }
+    }
+
+    /// True once COMPRESS=DEFLATE is on.
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Turns on deflate both ways (RFC 4978 §3: right after the OK, which must have been
+    /// flushed). Octets already received are taken as compressed.
+    pub fn start_deflate(&mut self) {
+        let mut d = crate::deflate::Deflate::new();
+        d.receive(&std::mem::take(&mut self.inbuf));
+        self.deflate = Some(d);
     }
 
     /// True until the connection failed or was closed by [`Conn::close`].
@@ -165,6 +181,17 @@ impl Conn {
         if self.out.is_empty() {
             return Ok(());
         }
+        if let Some(d) = self.deflate.as_mut() {
+            let mut packed = Vec::new();
+            let packed_ok = d.compress(&self.out, &mut packed);
+            // No compressor is kept between replies (an IDLE session may wait for hours).
+            d.rest();
+            if let Err(e) = packed_ok {
+                self.stream = None;
+                return Err(e);
+            }
+            self.out = packed;
+        }
         let res = match self.stream.as_mut() {
             Some(Stream::Plain(s)) => write_flush(s, &self.out).await,
             Some(Stream::Tls(s)) => write_flush(s, &self.out).await,
@@ -180,19 +207,52 @@ impl Conn {
         res
     }
 
-    /// Reads what is available (at most 16 KiB) into [`Conn::inbuf`], without a deadline.
+    /// Reads what is available (at most 16 KiB, or with deflate on at most
+    /// [`crate::deflate::INFLATE_STEP`] inflated) into [`Conn::inbuf`], without a deadline.
     pub async fn read_some(&mut self) -> Result<usize, ReadEnd> {
+        if self.deflate.is_some() {
+            return self.read_inflated().await;
+        }
         let mut tmp = [0u8; 16 * 1024];
+        let n = self.read_raw(&mut tmp).await?;
+        self.inbuf.extend_from_slice(&tmp[..n]);
+        Ok(n)
+    }
+
+    /// With deflate on: inflates input already received, or reads more and inflates it.
+    async fn read_inflated(&mut self) -> Result<usize, ReadEnd> {
+        loop {
+            let Some(d) = self.deflate.as_mut() else {
+                return Err(ReadEnd::Closed);
+            };
+            if d.has_pending() {
+                match d.inflate(&mut self.inbuf) {
+                    Ok(n) if n > 0 => return Ok(n),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::info!(client = %self.peer, "deflate input: {e}");
+                        self.stream = None;
+                        return Err(ReadEnd::Closed);
+                    }
+                }
+            }
+            let mut tmp = [0u8; 16 * 1024];
+            let n = self.read_raw(&mut tmp).await?;
+            if let Some(d) = self.deflate.as_mut() {
+                d.receive(&tmp[..n]);
+            }
+        }
+    }
+
+    /// One read from the transport into `tmp`: how many octets.
+    async fn read_raw(&mut self, tmp: &mut [u8]) -> Result<usize, ReadEnd> {
         let n = match self.stream.as_mut() {
-            Some(Stream::Plain(s)) => s.read(&mut tmp).await,
-            Some(Stream::Tls(s)) => s.read(&mut tmp).await,
+            Some(Stream::Plain(s)) => s.read(tmp).await,
+            Some(Stream::Tls(s)) => s.read(tmp).await,
             None => return Err(ReadEnd::Closed),
         };
         match n {
-            Ok(n) if n > 0 => {
-                self.inbuf.extend_from_slice(&tmp[..n]);
-                Ok(n)
-            }
+            Ok(n) if n > 0 => Ok(n),
             _ => {
                 self.stream = None;
                 Err(ReadEnd::Closed)

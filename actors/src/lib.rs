@@ -8,6 +8,7 @@ pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod context;
+pub mod deflate;
 pub mod delivery;
 pub mod dkim;
 pub mod headers;

@@ -686,6 +686,13 @@ impl Imap {
         u.join("\n")
     }
 
+    /// The connection itself, for a test that takes over the byte stream (after COMPRESS);
+    /// nothing may be left unread.
+    pub fn into_stream(self) -> TcpStream {
+        assert!(self.r.buffer().is_empty(), "unread input");
+        self.w
+    }
+
     /// Logs in with LOGIN.
     pub fn login(port: u16, user: &str, pw: &str) -> Imap {
         let mut c = Imap::connect(port);

@@ -39,6 +39,7 @@ impl Session {
                  QUOTA=RES-STORAGE ACL RIGHTS=texk STATUS=SIZE SORT SORT=DISPLAY ESORT \
                  BINARY UTF8=ACCEPT WITHIN PREVIEW",
             );
+            c.push_str(" COMPRESS=DEFLATE");
             for alg in postcore_protocol::imap::thread::ALGORITHMS {
                 c.push_str(" THREAD=");
                 c.push_str(alg);

@@ -9,6 +9,7 @@
 
 mod acl;
 mod auth;
+mod compress;
 mod copy;
 mod expunge;
 mod fetch;
@@ -419,6 +420,9 @@ impl Session {
         if state == State::NotAuthenticated {
             return self.not_authenticated(tag, body).await;
         }
+        if let CommandBody::Compress(mechanism) = &body {
+            return self.compress(tag, mechanism).await;
+        }
         let body = match self.authenticated(body).await {
             Ok(done) => return done,
             Err(body) => body,
@@ -589,6 +593,7 @@ fn command_name(c: &CommandBody) -> &'static str {
         C::Unsubscribe(_) => "unsubscribe",
         C::List { .. } => "list",
         C::Namespace => "namespace",
+        C::Compress(_) => "compress",
         C::Status { .. } => "status",
         C::Append { .. } => "append",
         C::Idle => "idle",

@@ -85,6 +85,8 @@ pub enum Code {
     ReadWrite,
     /// RFC 5530: a server fault.
     ServerBug,
+    /// COMPRESSIONACTIVE (RFC 4978 §3): COMPRESS again.
+    CompressionActive,
     /// RFC 7889: a command or literal over the server's limit.
     TooBig,
     /// RFC 9051 §7.1: the target mailbox does not exist, CREATE may help.
@@ -130,6 +132,7 @@ impl fmt::Display for Code {
             Code::ReadOnly => f.write_str("READ-ONLY"),
             Code::ReadWrite => f.write_str("READ-WRITE"),
             Code::ServerBug => f.write_str("SERVERBUG"),
+            Code::CompressionActive => f.write_str("COMPRESSIONACTIVE"),
             Code::TooBig => f.write_str("TOOBIG"),
             Code::TryCreate => f.write_str("TRYCREATE"),
             Code::UidNext(u) => write!(f, "UIDNEXT {u}"),

@@ -78,6 +78,12 @@ impl<'a> Cur<'a> {
                 self.uid_command(false)
             }
             "ID" => self.id_args(),
+            "COMPRESS" => {
+                self.sp()?;
+                let mechanism = self.keyword()?;
+                self.end()?;
+                Ok(C::Compress(mechanism))
+            }
             "GETQUOTA" => Ok(C::GetQuota(one_mailbox(self)?)),
             "GETQUOTAROOT" => Ok(C::GetQuotaRoot(one_mailbox(self)?)),
             "SETQUOTA" => {

@@ -117,6 +117,8 @@ pub enum CommandBody {
     },
     /// NAMESPACE (RFC 2342).
     Namespace,
+    /// COMPRESS mechanism (RFC 4978).
+    Compress(String),
     /// STATUS mailbox (items).
     Status {
         /// Mailbox name.

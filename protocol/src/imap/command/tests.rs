@@ -241,3 +241,17 @@ fn esort_return_options() {
     }
     bad("a SORT RETURN (BOGUS) (SUBJECT) UTF-8 ALL");
 }
+
+#[test]
+fn compress_command() {
+    assert_eq!(
+        p("a COMPRESS DEFLATE"),
+        CommandBody::Compress("DEFLATE".into())
+    );
+    assert_eq!(
+        p("a compress deflate"),
+        CommandBody::Compress("DEFLATE".into())
+    );
+    bad("a COMPRESS");
+    bad("a COMPRESS DEFLATE extra");
+}
