@@ -384,4 +384,14 @@ fn thread_esort_capability_errors_and_empty_answers() {
     let (u, t) = c.cmd("SORT RETURN (SAVE) (ARRIVAL) UTF-8 SUBJECT hi");
     assert!(t.starts_with("OK") && u.is_empty(), "{t} {u:?}");
     assert_eq!(c.ok("SEARCH $"), "* SEARCH 1 2");
+    // A header too large for the header cache (over 64 KB): its keys come from the file.
+    let big = format!(
+        "X-Pad: {}\r\nSubject: zebra\r\n\r\nx\r\n",
+        "p".repeat(70_000)
+    );
+    c.send_raw(format!("b APPEND INBOX {{{}+}}\r\n{big}\r\n", big.len()).as_bytes());
+    let (_, t) = c.until_tagged("b");
+    assert!(t.starts_with("OK"), "{t}");
+    c.ok("NOOP");
+    assert_eq!(c.ok("SORT (SUBJECT) UTF-8 ALL"), "* SORT 1 2 3");
 }

@@ -453,7 +453,22 @@ impl Session {
             let mut fresh = Vec::with_capacity(missing.len());
             for i in missing {
                 let m = &sel.msgs[hits[i]];
-                let k = Arc::new(SortKeys::of(headers.get(m.uid).unwrap_or_default(), m.date));
+                let k = match headers.get(m.uid) {
+                    Some(h) => SortKeys::of(h, m.date),
+                    // A header too large for the cache (over 64 KB): read from the file.
+                    None => {
+                        let h = shared
+                            .mailboxes
+                            .message(sel.id(), m.uid)
+                            .ok()
+                            .flatten()
+                            .and_then(|r| open_body(&sel.path.join(r.relative_path())).ok())
+                            .map(|b| mime::split(b.bytes()).0.to_vec())
+                            .unwrap_or_default();
+                        SortKeys::of(&h, m.date)
+                    }
+                };
+                let k = Arc::new(k);
                 fresh.push((m.uid, k.clone()));
                 keys[i] = Some(k);
             }
