@@ -335,6 +335,67 @@ fn quota_refuses_append_and_copy_over_the_limit() {
     assert!(inbox["bytes"].as_u64().unwrap() > 700 * 1024);
 }
 
+/// MULTIAPPEND (RFC 3502): several messages in one APPEND, stored in order under
+/// consecutive UIDs with their own flags and dates, or none of them.
+#[test]
+fn multiappend_stores_all_or_none() {
+    let s = server();
+    s.api_ok("PATCH", "/users/alice", Some(json!({"quota_mb": 1})));
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    assert!(c.ok("CAPABILITY").contains(" MULTIAPPEND"));
+    let (m1, m2, m3) = (
+        "Subject: one\r\n\r\n1\r\n",
+        "Subject: two\r\n\r\n2\r\n",
+        "Subject: three\r\n\r\n3\r\n",
+    );
+    let cmd = format!(
+        "a1 APPEND INBOX {{{}+}}\r\n{m1} (\\Seen $Work) \"02-Jan-2026 10:00:00 +0000\" {{{}+}}\r\n{m2} {{{}+}}\r\n{m3}\r\n",
+        m1.len(),
+        m2.len(),
+        m3.len()
+    );
+    c.send_raw(cmd.as_bytes());
+    let (_, t) = c.until_tagged("a1");
+    assert!(t.starts_with("OK [APPENDUID "), "{t}");
+    assert!(t.contains(" 1:3]"), "one uid-set for the three: {t}");
+    c.ok("SELECT INBOX");
+    let f = c.ok("FETCH 1:3 (FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    let lines: Vec<&str> = f.lines().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(lines.len(), 3, "{f}");
+    assert!(f.find("Subject: one") < f.find("Subject: two"), "{f}");
+    assert!(f.find("Subject: two") < f.find("Subject: three"), "{f}");
+    assert!(
+        lines[1].contains("\\Seen") && lines[1].contains("$Work"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].contains("02-Jan-2026 10:00:00 +0000"),
+        "{}",
+        lines[1]
+    );
+    // One message of three is empty: none is stored.
+    let cmd = format!("a2 APPEND INBOX {{{}+}}\r\n{m1} {{0+}}\r\n\r\n", m1.len());
+    c.send_raw(cmd.as_bytes());
+    let (_, t) = c.until_tagged("a2");
+    assert!(t.starts_with("NO"), "{t}");
+    // Over the quota together (each alone would fit): none is stored.
+    let half = format!("Subject: half\r\n\r\n{}\r\n", "x".repeat(600 * 1024));
+    let cmd = format!(
+        "a3 APPEND INBOX {{{n}+}}\r\n{half} {{{n}+}}\r\n{half}\r\n",
+        n = half.len()
+    );
+    c.send_raw(cmd.as_bytes());
+    let (_, t) = c.until_tagged("a3");
+    assert!(t.starts_with("NO [OVERQUOTA]"), "{t}");
+    c.ok("NOOP");
+    assert_eq!(c.ok("SEARCH ALL"), "* SEARCH 1 2 3");
+    assert_eq!(s.messages("users/alice").len(), 3, "nothing else on disk");
+    let tmp = s.maildir("users/alice").join("tmp");
+    let left = std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "no staged file left in tmp/");
+}
+
 #[test]
 fn master_and_migration_logins() {
     let s = server();

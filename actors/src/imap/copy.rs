@@ -236,22 +236,62 @@ impl Session {
         Ok((meta.uidvalidity, pairs))
     }
 
-    pub(super) async fn append(&mut self, target: &str, m: AppendMessage) -> Done {
+    /// APPEND of one message or several (MULTIAPPEND, RFC 3502): all of them are stored,
+    /// or none (§6.3.11), under consecutive UIDs in the order given.
+    pub(super) async fn append(&mut self, target: &str, messages: Vec<AppendMessage>) -> Done {
         let Some(dst) = self.resolve(target) else {
             return Done::no_with(Code::TryCreate, "Mailbox does not exist");
         };
         if !dst.may('i') {
             return Done::no_with(Code::NoPerm, "Permission denied");
         }
-        if m.data.is_empty() {
+        if messages.iter().any(|m| m.data.is_empty()) {
             return Done::no("Empty message");
         }
         let qbox = Self::quota_box(&dst.owner);
         let quota = self.ctx.shared.directory.snapshot().quota_bytes(&qbox);
-        let size = m.data.len() as u64;
+        let size: u64 = messages.iter().map(|m| m.data.len() as u64).sum();
         if self.ctx.shared.usage.would_exceed(&qbox, size, quota) {
             return Done::no_with(Code::OverQuota, "Quota exceeded");
         }
+        let mut staged = Vec::with_capacity(messages.len());
+        for m in messages {
+            match self.stage(&dst, m).await {
+                Ok(s) => staged.push(s),
+                Err(e) => {
+                    tracing::warn!(user = %self.user(), "imap append write: {e}");
+                    for s in &staged {
+                        let _ = std::fs::remove_file(&s.tmp);
+                    }
+                    return Done::no_with(Code::ServerBug, "Cannot store message");
+                }
+            }
+        }
+        let (uidvalidity, uids) = match self.commit_staged(&dst, staged) {
+            Ok(r) => r,
+            Err(done) => return done,
+        };
+        self.ctx.shared.usage.add(&qbox, size);
+        let cur = dst.path.join("cur");
+        if let Err(e) = blocking(move || fsync_dir(&cur)).await {
+            tracing::warn!("imap append fsync: {e}");
+            return Done::no_with(Code::ServerBug, "Message not durable");
+        }
+        self.ctx.shared.mailboxes.notify(dst.meta.id);
+        if self.sel.as_ref().is_some_and(|s| s.id() == dst.meta.id) {
+            self.refresh(true).await;
+        }
+        Done::ok_with(
+            Code::AppendUid {
+                uidvalidity,
+                uids: super::view::compress(&uids),
+            },
+            "APPEND completed",
+        )
+    }
+
+    /// Writes one message to the target's `tmp/` (internal date as its mtime) and fsyncs it.
+    async fn stage(&self, dst: &MailboxRef, m: AppendMessage) -> std::io::Result<Staged> {
         let mut flags = 0u8;
         let mut keywords = Vec::new();
         for f in &m.flags {
@@ -269,15 +309,14 @@ impl Session {
         let name = unique_name(&self.ctx.shared.config.hostname);
         let tmp: PathBuf = dst.path.join("tmp").join(&name);
         let data = std::sync::Arc::new(m.data);
-        let message = data.clone();
-        let tmp2 = tmp.clone();
+        let (tmp2, data2) = (tmp.clone(), data.clone());
         let written = blocking(move || {
             use std::io::Write;
             if let Some(d) = tmp2.parent() {
                 std::fs::create_dir_all(d)?;
             }
             let mut f = std::fs::File::create(&tmp2)?;
-            f.write_all(&data)?;
+            f.write_all(&data2)?;
             if date > 0 {
                 let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(date as u64);
                 let _ = f.set_modified(t);
@@ -286,54 +325,83 @@ impl Session {
         })
         .await;
         if let Err(e) = written {
-            tracing::warn!(user = %self.user(), "imap append write: {e}");
             let _ = std::fs::remove_file(&tmp);
-            return Done::no_with(Code::ServerBug, "Cannot store message");
+            return Err(e);
         }
         let rec = MessageRecord {
             name,
             flags,
             keywords,
-            size,
+            size: data.len() as u64,
             internal_date: date,
             modseq: 0,
             in_new: false,
         };
+        Ok(Staged { tmp, rec, data })
+    }
+
+    /// Moves the staged messages into `cur/` and indexes them, with the mailbox lock held;
+    /// if one fails, those already in are taken out again and the files removed.
+    fn commit_staged(
+        &self,
+        dst: &MailboxRef,
+        staged: Vec<Staged>,
+    ) -> Result<(u32, Vec<u32>), Done> {
         let idx = self.ctx.shared.mailboxes.clone();
-        let (uidvalidity, uid) = {
-            let lock = idx.lock(dst.meta.id);
-            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let Ok(Some(mut meta)) = idx.get(&dst.owner, &dst.name) else {
-                let _ = std::fs::remove_file(&tmp);
-                return Done::no_with(Code::TryCreate, "Mailbox does not exist");
-            };
-            let _ = std::fs::create_dir_all(dst.path.join("cur"));
-            let target = dst
-                .path
-                .join(format!("cur/{}:2,{}", rec.name, info_letters(rec.flags)));
-            if let Err(e) = std::fs::rename(&tmp, &target) {
-                tracing::warn!("imap append rename: {e}");
-                let _ = std::fs::remove_file(&tmp);
-                return Done::no_with(Code::ServerBug, "Cannot store message");
+        let lock = idx.lock(dst.meta.id);
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let Ok(Some(mut meta)) = idx.get(&dst.owner, &dst.name) else {
+            for s in &staged {
+                let _ = std::fs::remove_file(&s.tmp);
             }
-            match idx.add(&dst.owner, &dst.name, &mut meta, rec, &message) {
-                Ok(u) => (meta.uidvalidity, u),
+            return Err(Done::no_with(Code::TryCreate, "Mailbox does not exist"));
+        };
+        let _ = std::fs::create_dir_all(dst.path.join("cur"));
+        let mut done: Vec<(u32, PathBuf)> = Vec::with_capacity(staged.len());
+        let mut failed = None;
+        let mut rest = staged.into_iter();
+        for s in rest.by_ref() {
+            let target = dst.path.join(format!(
+                "cur/{}:2,{}",
+                s.rec.name,
+                info_letters(s.rec.flags)
+            ));
+            if let Err(e) = std::fs::rename(&s.tmp, &target) {
+                let _ = std::fs::remove_file(&s.tmp);
+                failed = Some(format!("rename: {e}"));
+                break;
+            }
+            match idx.add(&dst.owner, &dst.name, &mut meta, s.rec, &s.data) {
+                Ok(u) => done.push((u, target)),
                 Err(e) => {
-                    tracing::warn!("imap append index: {e:#}");
-                    return Done::no_with(Code::ServerBug, "Cannot index message");
+                    let _ = std::fs::remove_file(&target);
+                    failed = Some(format!("index: {e:#}"));
+                    break;
                 }
             }
+        }
+        let Some(why) = failed else {
+            return Ok((meta.uidvalidity, done.into_iter().map(|(u, _)| u).collect()));
         };
-        self.ctx.shared.usage.add(&qbox, size);
-        let cur = dst.path.join("cur");
-        if let Err(e) = blocking(move || fsync_dir(&cur)).await {
-            tracing::warn!("imap append fsync: {e}");
-            return Done::no_with(Code::ServerBug, "Message not durable");
+        // RFC 3502 §6.3.11: none of them, then.
+        tracing::warn!(user = %self.user(), "imap append: {why}; {} message(s) taken back", done.len());
+        for s in rest {
+            let _ = std::fs::remove_file(&s.tmp);
         }
-        idx.notify(dst.meta.id);
-        if self.sel.as_ref().is_some_and(|s| s.id() == dst.meta.id) {
-            self.refresh(true).await;
+        for (_, path) in &done {
+            let _ = std::fs::remove_file(path);
         }
-        Done::ok_with(Code::AppendUid { uidvalidity, uid }, "APPEND completed")
+        let uids: Vec<u32> = done.iter().map(|(u, _)| *u).collect();
+        if let Err(e) = idx.expunge(&dst.owner, &dst.name, &mut meta, &uids) {
+            tracing::warn!("imap append undo: {e:#}");
+        }
+        Err(Done::no_with(Code::ServerBug, "Cannot store message"))
     }
+}
+
+/// A message written to `tmp/` and fsynced, waiting to be moved into `cur/`.
+struct Staged {
+    tmp: PathBuf,
+    rec: MessageRecord,
+    data: std::sync::Arc<Vec<u8>>,
 }

@@ -497,7 +497,7 @@ impl Session {
             } => Ok(self.list(&reference, &patterns, &options)),
             C::Namespace => Ok(self.namespace()),
             C::Status { mailbox, items } => Ok(self.status(&mailbox, &items)),
-            C::Append { mailbox, message } => Ok(self.append(&mailbox, message).await),
+            C::Append { mailbox, messages } => Ok(self.append(&mailbox, messages).await),
             C::Idle => Ok(self.idle().await),
             C::GetQuota(root) => Ok(self.get_quota(&root)),
             C::GetQuotaRoot(m) => Ok(self.get_quota_root(&m)),

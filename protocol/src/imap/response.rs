@@ -39,8 +39,8 @@ pub enum Code {
     AppendUid {
         /// UIDVALIDITY of the target mailbox.
         uidvalidity: u32,
-        /// UID of the message.
-        uid: u32,
+        /// UIDs of the messages (a uid-set: several after MULTIAPPEND, RFC 4315 §3).
+        uids: String,
     },
     /// RFC 5530: wrong credentials.
     AuthenticationFailed,
@@ -109,7 +109,7 @@ impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Code::AlreadyExists => f.write_str("ALREADYEXISTS"),
-            Code::AppendUid { uidvalidity, uid } => write!(f, "APPENDUID {uidvalidity} {uid}"),
+            Code::AppendUid { uidvalidity, uids } => write!(f, "APPENDUID {uidvalidity} {uids}"),
             Code::AuthenticationFailed => f.write_str("AUTHENTICATIONFAILED"),
             Code::BadCharset(list) => write!(f, "BADCHARSET ({list})"),
             Code::Cannot => f.write_str("CANNOT"),

@@ -145,7 +145,20 @@ impl<'a> Cur<'a> {
     pub(super) fn append(&mut self) -> R<CommandBody> {
         self.sp()?;
         let mailbox = self.mailbox()?;
-        self.sp()?;
+        let mut messages = Vec::new();
+        // RFC 3502 §6.3.11: `append-message *(SP append-message)`.
+        loop {
+            self.sp()?;
+            messages.push(self.append_message()?);
+            if self.done() {
+                break;
+            }
+        }
+        Ok(CommandBody::Append { mailbox, messages })
+    }
+
+    /// One `[SP flag-list] [SP date-time] SP literal` of APPEND (the leading space taken).
+    fn append_message(&mut self) -> R<AppendMessage> {
         let mut flags = Vec::new();
         let mut date = None;
         if self.peek() == Some(b'(') {
@@ -159,12 +172,6 @@ impl<'a> Cur<'a> {
         // RFC 3516 / RFC 9051: literal8 `~{N}` is accepted too.
         let _ = self.eat(b'~');
         let data = self.literal()?;
-        if !self.done() {
-            return Err("MULTIAPPEND is not supported".into());
-        }
-        Ok(CommandBody::Append {
-            mailbox,
-            message: AppendMessage { flags, date, data },
-        })
+        Ok(AppendMessage { flags, date, data })
     }
 }

@@ -126,12 +126,12 @@ pub enum CommandBody {
         /// Items asked for.
         items: Vec<StatusItem>,
     },
-    /// APPEND (one message).
+    /// APPEND, one message or several (MULTIAPPEND, RFC 3502).
     Append {
         /// Target mailbox.
         mailbox: String,
-        /// The message.
-        message: AppendMessage,
+        /// The messages, at least one.
+        messages: Vec<AppendMessage>,
     },
     /// IDLE (RFC 2177).
     Idle,

@@ -120,11 +120,15 @@ fn store_append_select() {
             flags: vec!["\\Seen".into(), "foo".into()]
         }
     );
-    let CommandBody::Append { mailbox, message } =
-        p("a APPEND inbox (\\Seen) \"05-Jan-2024 10:00:00 +0100\" {3}\r\nabc")
+    let CommandBody::Append {
+        mailbox,
+        mut messages,
+    } = p("a APPEND inbox (\\Seen) \"05-Jan-2024 10:00:00 +0100\" {3}\r\nabc")
     else {
         panic!()
     };
+    assert_eq!(messages.len(), 1);
+    let message = messages.remove(0);
     assert_eq!(mailbox, "INBOX");
     assert_eq!(message.data, b"abc");
     assert_eq!(
@@ -254,4 +258,27 @@ fn compress_command() {
     );
     bad("a COMPRESS");
     bad("a COMPRESS DEFLATE extra");
+}
+
+#[test]
+fn multiappend() {
+    let CommandBody::Append { messages, .. } =
+        p("a APPEND box {3}\r\nabc (\\Flagged) {2}\r\nde \"05-Jan-2024 10:00:00 +0000\" ~{1}\r\nf")
+    else {
+        panic!()
+    };
+    let parts: Vec<(&[u8], usize, bool)> = messages
+        .iter()
+        .map(|m| (m.data.as_slice(), m.flags.len(), m.date.is_some()))
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            (&b"abc"[..], 0, false),
+            (&b"de"[..], 1, false),
+            (&b"f"[..], 0, true)
+        ]
+    );
+    bad("a APPEND box {3}\r\nabc ");
+    bad("a APPEND box {3}\r\nabc (\\Seen)");
 }
