@@ -396,6 +396,62 @@ fn multiappend_stores_all_or_none() {
     assert_eq!(left, 0, "no staged file left in tmp/");
 }
 
+/// SAVEDATE (RFC 8514): when a message entered the mailbox, apart from its internal date;
+/// kept in the index across a restart.
+#[test]
+fn savedate_fetch_and_search() {
+    let mut s = server();
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    assert!(c.ok("CAPABILITY").contains(" SAVEDATE"));
+    let m = "Subject: old\r\n\r\nfrom 2020\r\n";
+    c.send_raw(
+        format!(
+            "a1 APPEND INBOX \"05-Mar-2020 10:00:00 +0000\" {{{}+}}\r\n{m}\r\n",
+            m.len()
+        )
+        .as_bytes(),
+    );
+    let (_, t) = c.until_tagged("a1");
+    assert!(t.starts_with("OK"), "{t}");
+    c.ok("CREATE Keep");
+    c.ok("SELECT INBOX");
+    c.ok("COPY 1 Keep");
+    let today = common::imap_day(std::time::SystemTime::now());
+    // FETCH writes the day with two digits (RFC 9051 date-day-fixed).
+    let fixed = if today.find('-') == Some(1) {
+        format!("0{today}")
+    } else {
+        today.clone()
+    };
+    let f = c.ok("FETCH 1 (INTERNALDATE SAVEDATE)");
+    assert!(
+        f.contains("INTERNALDATE \"05-Mar-2020 10:00:00 +0000\""),
+        "{f}"
+    );
+    assert!(f.contains(&format!("SAVEDATE \"{fixed}")), "{f}");
+    assert_eq!(c.ok("SEARCH BEFORE 1-Jan-2021"), "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH SAVEDBEFORE 1-Jan-2021"), "* SEARCH");
+    assert_eq!(c.ok(&format!("SEARCH SAVEDON {today}")), "* SEARCH 1");
+    assert_eq!(c.ok(&format!("SEARCH SAVEDSINCE {today}")), "* SEARCH 1");
+    assert_eq!(c.ok("SEARCH SAVEDATESUPPORTED"), "* SEARCH 1");
+    c.ok("SELECT Keep");
+    let f = c.ok("FETCH 1 SAVEDATE");
+    assert!(
+        f.contains(&format!("SAVEDATE \"{fixed}")),
+        "the copy's own: {f}"
+    );
+    drop(c);
+    assert!(s.terminate(), "{}", s.log());
+    s.spawn();
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    c.ok("SELECT INBOX");
+    let f = c.ok("FETCH 1 SAVEDATE");
+    assert!(
+        f.contains(&format!("SAVEDATE \"{fixed}")),
+        "after a restart: {f}"
+    );
+}
+
 #[test]
 fn master_and_migration_logins() {
     let s = server();

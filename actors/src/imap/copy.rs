@@ -199,6 +199,7 @@ impl Session {
                 internal_date: rec.internal_date,
                 modseq: 0,
                 in_new: false,
+                saved: None,
             };
             let to = dst.path.join(new.relative_path());
             if std::fs::create_dir_all(dst.path.join("cur")).is_err() {
@@ -336,6 +337,7 @@ impl Session {
             internal_date: date,
             modseq: 0,
             in_new: false,
+            saved: None,
         };
         Ok(Staged { tmp, rec, data })
     }

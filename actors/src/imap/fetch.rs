@@ -444,6 +444,10 @@ fn write_att(
         FetchAtt::InternalDate => out.extend_from_slice(
             format!("INTERNALDATE \"{}\"", crate::util::imap_date(vm.date)).as_bytes(),
         ),
+        // RFC 8514 §4.1.
+        FetchAtt::SaveDate => out.extend_from_slice(
+            format!("SAVEDATE \"{}\"", crate::util::imap_date(vm.saved)).as_bytes(),
+        ),
         FetchAtt::Size => {
             let _ = write!(out, "RFC822.SIZE {}", vm.size);
         }

@@ -29,6 +29,8 @@ struct Candidate<'a> {
     modseq: u64,
     size: u64,
     date: i64,
+    /// The save date (RFC 8514).
+    saved: i64,
     header: Option<Vec<u8>>,
     text: Option<String>,
     /// Finds the message file (looked up only when a file must be read).
@@ -270,6 +272,13 @@ fn eval(k: &SearchKey, c: &mut Candidate, max_seq: u32, max_uid: u32, now: i64) 
         SearchKey::SentBefore(d) => c.sent_day().is_some_and(|x| x < *d),
         SearchKey::SentOn(d) => c.sent_day().is_some_and(|x| x == *d),
         SearchKey::SentSince(d) => c.sent_day().is_some_and(|x| x >= *d),
+        // RFC 8514 §4.2: the save date's day, time and zone disregarded (UTC, as the
+        // internal date's keys above).
+        SearchKey::SavedBefore(d) => c.saved.div_euclid(86400) < *d,
+        SearchKey::SavedOn(d) => c.saved.div_euclid(86400) == *d,
+        SearchKey::SavedSince(d) => c.saved.div_euclid(86400) >= *d,
+        // §4.3: every mailbox here keeps save dates.
+        SearchKey::SaveDateSupported => true,
         SearchKey::Larger(n) => c.size > *n,
         SearchKey::Smaller(n) => c.size < *n,
         SearchKey::ModSeq(m) => c.modseq >= *m,
@@ -367,6 +376,7 @@ impl Session {
                 modseq: m.modseq,
                 size: m.size,
                 date: m.date,
+                saved: m.saved,
                 header: headers.get(m.uid).map(<[u8]>::to_vec),
                 text: None,
                 locate: &locate,

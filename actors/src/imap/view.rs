@@ -66,6 +66,9 @@ pub(crate) struct ViewMsg {
     pub size: u64,
     /// INTERNALDATE (Unix seconds).
     pub date: i64,
+    /// When it was saved into the mailbox (RFC 8514); a record from before save dates were
+    /// kept has its internal date here, the closest thing known.
+    pub saved: i64,
     /// Expunged by another session, not yet announced to this one.
     pub gone: bool,
 }
@@ -83,6 +86,7 @@ impl ViewMsg {
             modseq: r.modseq,
             size: r.size,
             date: r.internal_date,
+            saved: r.saved.unwrap_or(r.internal_date),
             gone: false,
         }
     }

@@ -144,6 +144,14 @@ pub enum SearchKey {
     SentOn(Day),
     /// Date: header on or after the day.
     SentSince(Day),
+    /// Save date before the day (RFC 8514 SAVEDBEFORE).
+    SavedBefore(Day),
+    /// Save date on the day (SAVEDON).
+    SavedOn(Day),
+    /// Save date on or after the day (SAVEDSINCE).
+    SavedSince(Day),
+    /// The mailbox keeps save dates (SAVEDATESUPPORTED): every message, or none.
+    SaveDateSupported,
     /// RFC822.SIZE larger than.
     Larger(u64),
     /// RFC822.SIZE smaller than.
@@ -197,6 +205,8 @@ pub enum FetchAtt {
     Flags,
     /// INTERNALDATE.
     InternalDate,
+    /// SAVEDATE (RFC 8514).
+    SaveDate,
     /// RFC822.SIZE.
     Size,
     /// ENVELOPE.

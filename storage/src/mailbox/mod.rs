@@ -337,8 +337,11 @@ impl MailboxIndex {
         let uid = meta.uidnext;
         meta.uidnext += 1;
         meta.highestmodseq += 1;
+        // RFC 8514: the save date is when the message entered this mailbox (delivery,
+        // APPEND, COPY, MOVE, or a file found in the folder).
         let rec = MessageRecord {
             modseq: meta.highestmodseq,
+            saved: Some(now_secs()),
             ..rec
         };
         let header = header_block(data);
@@ -428,6 +431,7 @@ impl MailboxIndex {
             internal_date,
             modseq: 0,
             in_new: info.is_none(),
+            saved: None,
         };
         let uid = self.add(user, name, &mut meta, rec, data)?;
         drop(_g);
@@ -477,3 +481,10 @@ pub struct Delivered<'a> {
 
 #[cfg(test)]
 mod tests;
+
+/// The time now, Unix seconds.
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

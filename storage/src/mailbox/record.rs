@@ -97,16 +97,23 @@ pub struct MessageRecord {
     pub modseq: u64,
     /// The file is in `new/` (not yet moved to `cur/`).
     pub in_new: bool,
+    /// When it was saved into this mailbox (RFC 8514 SAVEDATE), Unix seconds; `None` for
+    /// records written before save dates were kept.
+    pub saved: Option<i64>,
 }
 
 impl MessageRecord {
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(40 + self.name.len());
         v.push(self.flags);
-        v.push(self.in_new as u8);
+        // Bit 0: in new/; bit 1: a save date follows the modseq.
+        v.push(self.in_new as u8 | if self.saved.is_some() { 2 } else { 0 });
         v.extend_from_slice(&self.size.to_be_bytes());
         v.extend_from_slice(&self.internal_date.to_be_bytes());
         v.extend_from_slice(&self.modseq.to_be_bytes());
+        if let Some(saved) = self.saved {
+            v.extend_from_slice(&saved.to_be_bytes());
+        }
         let kws: Vec<&String> = self.keywords.iter().take(255).collect();
         v.push(kws.len() as u8);
         for k in kws {
@@ -120,13 +127,19 @@ impl MessageRecord {
 
     pub(super) fn decode(v: &[u8]) -> Option<MessageRecord> {
         let flags = *v.first()?;
-        let in_new = *v.get(1)? != 0;
+        let bits = *v.get(1)?;
+        let in_new = bits & 1 != 0;
         let n8 = |o: usize| -> Option<[u8; 8]> { v.get(o..o + 8)?.try_into().ok() };
         let size = u64::from_be_bytes(n8(2)?);
         let internal_date = i64::from_be_bytes(n8(10)?);
         let modseq = u64::from_be_bytes(n8(18)?);
-        let nk = *v.get(26)? as usize;
-        let mut p = 27;
+        let (saved, at) = if bits & 2 != 0 {
+            (Some(i64::from_be_bytes(n8(26)?)), 34)
+        } else {
+            (None, 26)
+        };
+        let nk = *v.get(at)? as usize;
+        let mut p = at + 1;
         let mut keywords = Vec::with_capacity(nk);
         for _ in 0..nk {
             let l = *v.get(p)? as usize;
@@ -142,6 +155,7 @@ impl MessageRecord {
             internal_date,
             modseq,
             in_new,
+            saved,
         })
     }
 

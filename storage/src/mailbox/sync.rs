@@ -75,6 +75,7 @@ impl MailboxIndex {
                 internal_date: 0,
                 modseq: 0,
                 in_new,
+                saved: None,
             };
             let file = path.join(rec.relative_path());
             let Ok((data, size, date)) = read_message(&file) else {

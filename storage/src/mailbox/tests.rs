@@ -22,8 +22,17 @@ fn record_roundtrip_and_names() {
         internal_date: 1_700_000_000,
         modseq: 7,
         in_new: false,
+        saved: None,
     };
     assert_eq!(MessageRecord::decode(&r.encode()), Some(r.clone()));
+    // With a save date (RFC 8514), and a record written before save dates still reads.
+    let s = MessageRecord {
+        saved: Some(1_700_000_100),
+        in_new: true,
+        ..r.clone()
+    };
+    assert_eq!(MessageRecord::decode(&s.encode()), Some(s.clone()));
+    assert_eq!(s.encode().len(), r.encode().len() + 8);
     assert_eq!(r.relative_path(), "cur/1700000000.ABC_0.host:2,FS");
     assert_eq!(split_name("x.y:2,RS"), ("x.y", flag::ANSWERED | flag::SEEN));
     assert_eq!(

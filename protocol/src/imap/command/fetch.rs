@@ -83,6 +83,7 @@ impl<'a> Cur<'a> {
             b"UID" => FetchAtt::Uid,
             b"FLAGS" => FetchAtt::Flags,
             b"INTERNALDATE" => FetchAtt::InternalDate,
+            b"SAVEDATE" => FetchAtt::SaveDate,
             b"RFC822.SIZE" => FetchAtt::Size,
             b"ENVELOPE" => FetchAtt::Envelope,
             b"BODYSTRUCTURE" => FetchAtt::BodyStructure,

@@ -76,7 +76,8 @@ impl<'a> Cur<'a> {
                 self.sp()?;
                 Ok(SearchKey::Text(self.astring()?))
             }
-            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" | "SAVEDBEFORE"
+            | "SAVEDON" | "SAVEDSINCE" => {
                 self.sp()?;
                 let d = self.date()?;
                 Ok(match k {
@@ -85,9 +86,14 @@ impl<'a> Cur<'a> {
                     "SINCE" => SearchKey::Since(d),
                     "SENTBEFORE" => SearchKey::SentBefore(d),
                     "SENTON" => SearchKey::SentOn(d),
-                    _ => SearchKey::SentSince(d),
+                    "SENTSINCE" => SearchKey::SentSince(d),
+                    // RFC 8514 §4.2.
+                    "SAVEDBEFORE" => SearchKey::SavedBefore(d),
+                    "SAVEDON" => SearchKey::SavedOn(d),
+                    _ => SearchKey::SavedSince(d),
                 })
             }
+            "SAVEDATESUPPORTED" => Ok(SearchKey::SaveDateSupported),
             "LARGER" | "SMALLER" | "OLDER" | "YOUNGER" => {
                 self.sp()?;
                 let n = self.number()?;

@@ -282,3 +282,26 @@ fn multiappend() {
     bad("a APPEND box {3}\r\nabc ");
     bad("a APPEND box {3}\r\nabc (\\Seen)");
 }
+
+#[test]
+fn savedate_items_and_keys() {
+    let CommandBody::Fetch { atts, .. } = p("a FETCH 1 (SAVEDATE INTERNALDATE)") else {
+        panic!()
+    };
+    assert_eq!(atts, vec![FetchAtt::SaveDate, FetchAtt::InternalDate]);
+    let CommandBody::Search { key, .. } = p(
+        "a SEARCH SAVEDBEFORE 1-Feb-2024 SAVEDON 2-Feb-2024 SAVEDSINCE 3-Feb-2024 SAVEDATESUPPORTED",
+    ) else {
+        panic!()
+    };
+    let SearchKey::And(v) = key else { panic!() };
+    assert_eq!(
+        v,
+        vec![
+            SearchKey::SavedBefore(days_from_civil(2024, 2, 1)),
+            SearchKey::SavedOn(days_from_civil(2024, 2, 2)),
+            SearchKey::SavedSince(days_from_civil(2024, 2, 3)),
+            SearchKey::SaveDateSupported,
+        ]
+    );
+}
