@@ -39,7 +39,7 @@ impl Session {
                  QUOTA=RES-STORAGE ACL RIGHTS=texk STATUS=SIZE SORT SORT=DISPLAY ESORT \
                  BINARY UTF8=ACCEPT WITHIN PREVIEW SAVEDATE",
             );
-            c.push_str(" COMPRESS=DEFLATE");
+            c.push_str(" COMPRESS=DEFLATE METADATA");
             for alg in postcore_protocol::imap::thread::ALGORITHMS {
                 c.push_str(" THREAD=");
                 c.push_str(alg);

@@ -16,6 +16,7 @@ mod fetch;
 mod flags;
 mod folders;
 mod idle;
+mod metadata;
 mod namespace;
 mod quota;
 mod search;
@@ -496,6 +497,13 @@ impl Session {
                 options,
             } => Ok(self.list(&reference, &patterns, &options)),
             C::Namespace => Ok(self.namespace()),
+            C::GetMetadata {
+                mailbox,
+                entries,
+                max_size,
+                depth,
+            } => Ok(self.get_metadata(&mailbox, &entries, max_size, depth)),
+            C::SetMetadata { mailbox, entries } => Ok(self.set_metadata(&mailbox, &entries)),
             C::Status { mailbox, items } => Ok(self.status(&mailbox, &items)),
             C::Append { mailbox, messages } => Ok(self.append(&mailbox, messages).await),
             C::Idle => Ok(self.idle().await),
@@ -594,6 +602,8 @@ fn command_name(c: &CommandBody) -> &'static str {
         C::List { .. } => "list",
         C::Namespace => "namespace",
         C::Compress(_) => "compress",
+        C::GetMetadata { .. } => "getmetadata",
+        C::SetMetadata { .. } => "setmetadata",
         C::Status { .. } => "status",
         C::Append { .. } => "append",
         C::Idle => "idle",

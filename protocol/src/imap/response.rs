@@ -87,6 +87,8 @@ pub enum Code {
     ServerBug,
     /// COMPRESSIONACTIVE (RFC 4978 §3): COMPRESS again.
     CompressionActive,
+    /// METADATA (RFC 5464 §4.2.1, §4.3): `LONGENTRIES n`, `MAXSIZE n`, `TOOMANY`, `NOPRIVATE`.
+    Metadata(String),
     /// RFC 7889: a command or literal over the server's limit.
     TooBig,
     /// RFC 9051 §7.1: the target mailbox does not exist, CREATE may help.
@@ -133,6 +135,7 @@ impl fmt::Display for Code {
             Code::ReadWrite => f.write_str("READ-WRITE"),
             Code::ServerBug => f.write_str("SERVERBUG"),
             Code::CompressionActive => f.write_str("COMPRESSIONACTIVE"),
+            Code::Metadata(m) => write!(f, "METADATA {m}"),
             Code::TooBig => f.write_str("TOOBIG"),
             Code::TryCreate => f.write_str("TRYCREATE"),
             Code::UidNext(u) => write!(f, "UIDNEXT {u}"),

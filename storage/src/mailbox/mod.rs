@@ -32,6 +32,7 @@ pub use crate::store::CF_MAILBOX;
 mod fts;
 mod keys;
 mod live;
+mod metadata;
 mod recent;
 mod record;
 mod seen;
@@ -188,7 +189,7 @@ impl MailboxIndex {
         };
         let (id, next) = (meta.id, meta.id.saturating_add(1));
         let mut ops = vec![Op::Delete(CF_MAILBOX, meta_key(user, name))];
-        for kind in [b'm', b'h', b'n', b'x', b's', b'r'] {
+        for kind in [b'm', b'h', b'n', b'x', b's', b'r', b'M'] {
             ops.push(Op::DeleteRange(
                 CF_MAILBOX,
                 id_prefix(kind, id),

@@ -78,6 +78,8 @@ impl<'a> Cur<'a> {
                 self.uid_command(false)
             }
             "ID" => self.id_args(),
+            "GETMETADATA" => self.getmetadata_args(),
+            "SETMETADATA" => self.setmetadata_args(),
             "COMPRESS" => {
                 self.sp()?;
                 let mechanism = self.keyword()?;

@@ -8,6 +8,7 @@ mod cursor;
 mod dispatch;
 mod fetch;
 mod mailbox;
+mod metadata;
 mod search;
 
 use super::response::Code;
@@ -119,6 +120,24 @@ pub enum CommandBody {
     Namespace,
     /// COMPRESS mechanism (RFC 4978).
     Compress(String),
+    /// GETMETADATA (RFC 5464 §4.2).
+    GetMetadata {
+        /// The mailbox, or "" for server entries.
+        mailbox: String,
+        /// Entry names asked for.
+        entries: Vec<String>,
+        /// MAXSIZE: longer values are left out (and counted in LONGENTRIES).
+        max_size: Option<u64>,
+        /// DEPTH: 0, 1, or `u32::MAX` for infinity.
+        depth: u32,
+    },
+    /// SETMETADATA (RFC 5464 §4.3): entries with values, `None` removes.
+    SetMetadata {
+        /// The mailbox, or "" for server entries.
+        mailbox: String,
+        /// (entry, value).
+        entries: Vec<(String, Option<Vec<u8>>)>,
+    },
     /// STATUS mailbox (items).
     Status {
         /// Mailbox name.

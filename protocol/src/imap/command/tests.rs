@@ -305,3 +305,46 @@ fn savedate_items_and_keys() {
         ]
     );
 }
+
+#[test]
+fn metadata_commands() {
+    assert_eq!(
+        p("a GETMETADATA (MAXSIZE 1024 DEPTH infinity) INBOX (/private/A /shared/b)"),
+        CommandBody::GetMetadata {
+            mailbox: "INBOX".into(),
+            entries: vec!["/private/a".into(), "/shared/b".into()],
+            max_size: Some(1024),
+            depth: u32::MAX,
+        }
+    );
+    assert_eq!(
+        p("a GETMETADATA \"\" /shared/admin"),
+        CommandBody::GetMetadata {
+            mailbox: String::new(),
+            entries: vec!["/shared/admin".into()],
+            max_size: None,
+            depth: 0,
+        }
+    );
+    assert_eq!(
+        p("a SETMETADATA box (/private/x \"v\" /shared/y NIL /private/z {2}\r\nab)"),
+        CommandBody::SetMetadata {
+            mailbox: "box".into(),
+            entries: vec![
+                ("/private/x".into(), Some(b"v".to_vec())),
+                ("/shared/y".into(), None),
+                ("/private/z".into(), Some(b"ab".to_vec())),
+            ],
+        }
+    );
+    for bad_cmd in [
+        "a GETMETADATA INBOX /other/x",
+        "a GETMETADATA (DEPTH 2) INBOX /private/x",
+        "a SETMETADATA INBOX (/private/x)",
+        "a SETMETADATA INBOX (/private/x/ \"v\")",
+    ] {
+        bad(bad_cmd);
+    }
+    let many: Vec<String> = (0..101).map(|i| format!("/private/{i}")).collect();
+    bad(&format!("a GETMETADATA INBOX ({})", many.join(" ")));
+}
