@@ -452,6 +452,24 @@ fn savedate_fetch_and_search() {
     );
 }
 
+/// Four clients APPEND, STORE, EXPUNGE and FETCH on one INBOX for 20 s; a checker written
+/// apart from postcore's IMAP code (tests/py/imap_stress.py) holds each session's model of
+/// the mailbox and fails on any untagged response that contradicts it (issue 13's stress
+/// test): EXISTS/EXPUNGE/FETCH sequence numbers, UIDs, keywords announced by FLAGS first.
+#[test]
+fn concurrent_sessions_stay_consistent_under_load() {
+    let s = server();
+    deliver(&s, "alice@example.test", "seed");
+    let args: Vec<String> = [s.imap.to_string(), "alice".into(), "alice-pw".into()]
+        .into_iter()
+        .chain(["4", "20", "7"].map(String::from))
+        .collect();
+    let (ok, out) = common::run_py("imap_stress.py", &args);
+    assert!(ok, "{out}");
+    assert!(out.contains("consistent: 4 clients"), "{out}");
+    eprintln!("{out}");
+}
+
 #[test]
 fn master_and_migration_logins() {
     let s = server();
