@@ -1,7 +1,33 @@
 //! The full-text index: posting lists per (mailbox, word), looked up by SEARCH BODY/TEXT and
 //! pruned of expunged UIDs in a background pass.
+//!
+//! Substring search (RFC 9051 §6.4.4: `sdfghjk` finds `asdfghjkl`) looks for the piece in
+//! the mailbox's vocabulary, then reads the posting lists of the words that contain it.
+//! The vocabulary is read from the index once (one pass over the mailbox's keys) and kept in
+//! memory, kept exact by every indexing write after that ([`MailboxIndex::add`] is the only
+//! writer of postings); a write during the pass makes that pass's result used once and not
+//! kept. At most [`MAX_VOCAB_WORDS`] words are kept over all mailboxes, least recently used
+//! mailboxes dropped first.
 
 use super::*;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// The most vocabulary words kept in memory over all mailboxes.
+pub const MAX_VOCAB_WORDS: usize = 4_000_000;
+
+/// One mailbox's vocabulary: its words once read, a count of indexing writes (to tell a
+/// pass that raced one), and when it was last used.
+#[derive(Default)]
+struct Vocab {
+    words: Option<Arc<HashSet<Box<str>>>>,
+    writes: u64,
+    used: Option<Instant>,
+}
+
+/// The vocabularies of mailboxes, by id.
+#[derive(Default)]
+pub(super) struct Vocabularies(HashMap<u64, Vocab>);
 
 impl MailboxIndex {
     /// UIDs of mailbox `id` whose text has a word starting with `word` (lower case).
@@ -25,20 +51,71 @@ impl MailboxIndex {
         id: u64,
         piece: &str,
     ) -> Result<std::collections::HashSet<u32>> {
-        let prefix = id.to_be_bytes();
+        let words = self.vocabulary(id)?;
         let finder = memchr::memmem::Finder::new(piece.as_bytes());
         let mut out = std::collections::HashSet::new();
-        self.store.for_each_prefix(CF_FTS, &prefix, |k, v| {
-            if finder.find(&k[prefix.len()..]).is_some() {
+        for w in words.iter().filter(|w| finder.find(w.as_bytes()).is_some()) {
+            if let Some(v) = self.store.get(CF_FTS, &fts_key(id, w))? {
                 out.extend(
                     v.chunks_exact(4)
                         .filter_map(|c| c.try_into().ok())
                         .map(u32::from_be_bytes),
                 );
             }
+        }
+        Ok(out)
+    }
+
+    /// The words of mailbox `id`'s full-text index (see the module comment).
+    fn vocabulary(&self, id: u64) -> Result<Arc<HashSet<Box<str>>>> {
+        let writes = {
+            let mut v = self.vocab.lock().unwrap_or_else(|p| p.into_inner());
+            let e = v.0.entry(id).or_default();
+            e.used = Some(Instant::now());
+            if let Some(w) = &e.words {
+                return Ok(w.clone());
+            }
+            e.writes
+        };
+        let prefix = id.to_be_bytes();
+        let mut words = HashSet::new();
+        self.store.for_each_prefix(CF_FTS, &prefix, |k, _| {
+            words.insert(String::from_utf8_lossy(&k[prefix.len()..]).into());
             Ok(())
         })?;
-        Ok(out)
+        let words = Arc::new(words);
+        let mut v = self.vocab.lock().unwrap_or_else(|p| p.into_inner());
+        let fits = words.len() <= MAX_VOCAB_WORDS;
+        if fits
+            && v.0
+                .get(&id)
+                .is_some_and(|e| e.writes == writes && e.words.is_none())
+        {
+            v.make_room(words.len());
+            if let Some(e) = v.0.get_mut(&id) {
+                e.words = Some(words.clone());
+            }
+        }
+        Ok(words)
+    }
+
+    /// Forgets a deleted mailbox's vocabulary.
+    pub(super) fn vocabulary_forget(&self, id: u64) {
+        let mut v = self.vocab.lock().unwrap_or_else(|p| p.into_inner());
+        v.0.remove(&id);
+    }
+
+    /// Keeps a mailbox's vocabulary exact after an indexing write of `words`.
+    pub(super) fn vocabulary_add(&self, id: u64, words: Vec<String>) {
+        let mut v = self.vocab.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = v.0.get_mut(&id) else {
+            return;
+        };
+        e.writes += 1;
+        if let Some(set) = e.words.as_mut() {
+            let set = Arc::make_mut(set);
+            set.extend(words.into_iter().map(String::into_boxed_str));
+        }
     }
 
     /// Removes the UIDs of expunged messages from the full-text postings of mailbox `name`
@@ -110,5 +187,33 @@ impl MailboxIndex {
             "full-text index pruned of expunged messages"
         );
         Ok(removed)
+    }
+}
+
+impl Vocabularies {
+    /// Drops the least recently used vocabularies until `more` words fit.
+    fn make_room(&mut self, more: usize) {
+        loop {
+            let total: usize = self
+                .0
+                .values()
+                .filter_map(|e| e.words.as_ref().map(|w| w.len()))
+                .sum();
+            if total + more <= MAX_VOCAB_WORDS {
+                return;
+            }
+            let oldest = self
+                .0
+                .iter()
+                .filter(|(_, e)| e.words.is_some())
+                .min_by_key(|(_, e)| e.used)
+                .map(|(id, _)| *id);
+            match oldest {
+                Some(id) => {
+                    self.0.remove(&id);
+                }
+                None => return,
+            }
+        }
     }
 }

@@ -73,6 +73,8 @@ pub struct MailboxIndex {
     next_id: Arc<Mutex<u64>>,
     /// Started with the first watcher; `None` inside when inotify is unavailable.
     dirwatch: Arc<std::sync::OnceLock<Option<crate::dirwatch::DirWatch>>>,
+    /// Mailboxes' full-text vocabularies, for substring search (see `fts`).
+    vocab: Arc<Mutex<fts::Vocabularies>>,
 }
 
 impl MailboxIndex {
@@ -95,6 +97,7 @@ impl MailboxIndex {
             live: Arc::new(Mutex::new(Live::default())),
             next_id: Arc::new(Mutex::new((max + 1).max(stored))),
             dirwatch: Arc::default(),
+            vocab: Arc::default(),
         })
     }
 
@@ -202,6 +205,7 @@ impl MailboxIndex {
             next.to_be_bytes().to_vec(),
         ));
         self.store.write_relaxed(ops)?;
+        self.vocabulary_forget(id);
         let mut live = self.live();
         live.scanned.remove(&meta.id);
         live.seen_gen.retain(|(m, _), _| *m != id);
@@ -362,17 +366,22 @@ impl MailboxIndex {
                 header.to_vec(),
             ));
         }
-        if meta.fts {
+        let words = if meta.fts {
             let text = postcore_protocol::imap::text::body_text(data);
-            for t in postcore_protocol::imap::text::tokens(&text) {
+            let words = postcore_protocol::imap::text::tokens(&text);
+            for t in &words {
                 ops.push(Op::Merge(
                     CF_FTS,
-                    fts_key(meta.id, &t),
+                    fts_key(meta.id, t),
                     uid.to_be_bytes().to_vec(),
                 ));
             }
-        }
+            words
+        } else {
+            Vec::new()
+        };
         self.store.write_relaxed(ops)?;
+        self.vocabulary_add(meta.id, words);
         Ok(uid)
     }
 

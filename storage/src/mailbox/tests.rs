@@ -254,3 +254,46 @@ fn subscriptions_live_apart_and_old_flags_carry_over_once() {
     assert!(third.subscriptions("u2").unwrap().is_empty());
     assert_eq!(third.subscriptions("u").unwrap().len(), 1);
 }
+
+/// Substring search over the in-memory vocabulary: read once, then kept exact by every
+/// indexing write (a word that arrives after the first search is found by the next).
+#[test]
+fn substring_search_keeps_its_vocabulary_exact() {
+    let (_dir, _store, idx, root, mut meta) = fixture("INBOX");
+    assert!(meta.fts, "the fixture indexes text");
+    let write = |n: usize, body: &str| {
+        let data = format!("Subject: s\r\n\r\n{body}\r\n");
+        std::fs::write(root.join("new").join(format!("10{n}.x.h")), data).unwrap();
+    };
+    write(0, "asdfghjkl common");
+    write(1, "zebra common");
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    let set = |v: &[u32]| {
+        v.iter()
+            .copied()
+            .collect::<std::collections::HashSet<u32>>()
+    };
+    assert_eq!(
+        idx.fts_lookup_containing(meta.id, "sdfghjk").unwrap(),
+        set(&[1])
+    );
+    assert_eq!(
+        idx.fts_lookup_containing(meta.id, "ommo").unwrap(),
+        set(&[1, 2])
+    );
+    write(2, "qwertyuiop zebra");
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    assert_eq!(
+        idx.fts_lookup_containing(meta.id, "wertyu").unwrap(),
+        set(&[3])
+    );
+    assert_eq!(
+        idx.fts_lookup_containing(meta.id, "ebr").unwrap(),
+        set(&[2, 3])
+    );
+    assert!(
+        idx.fts_lookup_containing(meta.id, "nothere")
+            .unwrap()
+            .is_empty()
+    );
+}
