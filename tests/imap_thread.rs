@@ -11,8 +11,6 @@
 mod common;
 
 use common::{Imap, TestServer};
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 
 /// One message to append: its text and its internal date.
 struct Msg {
@@ -168,78 +166,13 @@ fn script(boxes: &[Vec<Msg>]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Dovecot's answers: the `* THREAD` line of each THREAD command, in order.
+/// Dovecot's answers: the THREAD/SORT/ESEARCH lines of the script, in order.
 fn dovecot_threads(cmds: &[(String, Vec<u8>)]) -> Vec<String> {
-    let imap = "/usr/lib/dovecot/imap";
-    assert!(
-        std::path::Path::new(imap).exists(),
-        "{imap} missing: scripts/deps.sh test installs dovecot-imapd"
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let maildir = dir.path().join("Maildir");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
-    }
-    let mut conf = format!(
-        "mail_location = maildir:{}\nlog_path = /dev/null\nssl = no\n",
-        maildir.display()
-    );
-    // As root, Dovecot drops to an unprivileged user that must own the store.
-    if unsafe { libc::geteuid() } == 0 {
-        conf.push_str("mail_uid = nobody\nmail_gid = nogroup\n");
-        for e in walk(dir.path()) {
-            std::os::unix::fs::chown(&e, Some(65534), Some(65534)).expect("chown");
-        }
-    }
-    let conf_path = dir.path().join("dovecot.conf");
-    std::fs::write(&conf_path, conf).expect("conf");
-    let mut child = Command::new(imap)
-        .arg("-c")
-        .arg(&conf_path)
-        .env_clear()
-        .env("HOME", dir.path())
-        .env("USER", "alice")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dovecot imap starts");
-    let mut input = Vec::new();
-    for (i, (line, lit)) in cmds.iter().enumerate() {
-        input.extend_from_slice(format!("d{i} {line}\r\n").as_bytes());
-        if !lit.is_empty() {
-            input.extend_from_slice(lit);
-            input.extend_from_slice(b"\r\n");
-        }
-    }
-    input.extend_from_slice(b"z LOGOUT\r\n");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().expect("dovecot imap runs");
-    writer.join().expect("writer").expect("write to dovecot");
-    let text = String::from_utf8_lossy(&out.stdout);
-    for (i, (line, _)) in cmds.iter().enumerate() {
-        let tagged = text
-            .lines()
-            .find(|l| l.starts_with(&format!("d{i} ")))
-            .unwrap_or("(no answer)");
-        assert!(
-            tagged.starts_with(&format!("d{i} OK")),
-            "dovecot: {line}: {tagged}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let (text, tagged) = common::dovecot_session(cmds, "");
+    for ((line, _), t) in cmds.iter().zip(&tagged) {
+        assert!(t.starts_with("OK"), "dovecot: {line}: {t}\n{text}");
     }
     answers(text.lines().map(str::to_string))
-}
-
-fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![p.to_path_buf()];
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            out.extend(walk(&e.path()));
-        }
-    }
-    out
 }
 
 /// postcore's answers to the same script, over IMAP on the real server.

@@ -832,3 +832,77 @@ pub fn imap_day(t: std::time::SystemTime) -> String {
     ];
     format!("{d}-{}-{y}", MONTHS[(m - 1) as usize])
 }
+
+/// Runs `cmds` (command line, then its literal octets, if any) through Dovecot 2.3's `imap`
+/// (Debian `dovecot-imapd`), pre-authenticated on a pipe over a fresh Maildir, with
+/// `extra_conf` added to its configuration: its whole output, and each command's tagged
+/// status line (tag removed), in order.
+pub fn dovecot_session(cmds: &[(String, Vec<u8>)], extra_conf: &str) -> (String, Vec<String>) {
+    let imap = "/usr/lib/dovecot/imap";
+    assert!(
+        Path::new(imap).exists(),
+        "{imap} missing: scripts/deps.sh test installs dovecot-imapd"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+    }
+    let mut conf = format!(
+        "mail_location = maildir:{}\nlog_path = /dev/null\nssl = no\n{extra_conf}\n",
+        maildir.display()
+    );
+    // As root, Dovecot drops to an unprivileged user that must own the store.
+    if unsafe { libc::geteuid() } == 0 {
+        conf.push_str("mail_uid = nobody\nmail_gid = nogroup\n");
+        fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+            out.push(p.to_path_buf());
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        walk(dir.path(), &mut all);
+        for e in all {
+            std::os::unix::fs::chown(&e, Some(65534), Some(65534)).expect("chown");
+        }
+    }
+    let conf_path = dir.path().join("dovecot.conf");
+    std::fs::write(&conf_path, conf).expect("conf");
+    let mut child = Command::new(imap)
+        .arg("-c")
+        .arg(&conf_path)
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("USER", "alice")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dovecot imap starts");
+    let mut input = Vec::new();
+    for (i, (line, lit)) in cmds.iter().enumerate() {
+        input.extend_from_slice(format!("d{i} {line}\r\n").as_bytes());
+        if !lit.is_empty() {
+            input.extend_from_slice(lit);
+            input.extend_from_slice(b"\r\n");
+        }
+    }
+    input.extend_from_slice(b"z LOGOUT\r\n");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("dovecot imap runs");
+    writer.join().expect("writer").expect("write to dovecot");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tagged = (0..cmds.len())
+        .map(|i| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("d{i} ")))
+                .unwrap_or("(no answer)")
+                .to_string()
+        })
+        .collect();
+    (text, tagged)
+}

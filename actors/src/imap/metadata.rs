@@ -28,7 +28,8 @@ impl Session {
     }
 
     /// GETMETADATA (§4.2): each entry asked for (NIL when it has no value) and, with DEPTH,
-    /// those below it; values over MAXSIZE are left out and the longest is reported.
+    /// those below it — then the entry itself only "if it exists" (§4.2.2, as Dovecot
+    /// answers); values over MAXSIZE are left out and the longest is reported.
     pub(super) fn get_metadata(
         &mut self,
         mailbox: &str,
@@ -61,7 +62,9 @@ impl Session {
                 .find(|(n, _)| n == e)
                 .map(|(_, v)| v.clone())
                 .or_else(|| self.computed_entry(id, e));
-            keep(e.clone(), exact, &mut found);
+            if depth == 0 || exact.is_some() {
+                keep(e.clone(), exact, &mut found);
+            }
             if depth > 0 {
                 let below = format!("{e}/");
                 for (n, v) in scope {
