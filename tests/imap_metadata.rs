@@ -155,7 +155,7 @@ fn entries(line: &str) -> Vec<String> {
     let Some(open) = line.find('(') else {
         return vec![line.to_string()];
     };
-    let b = line[open + 1..line.len().saturating_sub(1)].as_bytes();
+    let b = &line.as_bytes()[open + 1..line.len().saturating_sub(1)];
     let mut tokens = Vec::new();
     let mut i = 0;
     while i < b.len() {
