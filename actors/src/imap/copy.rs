@@ -239,12 +239,28 @@ impl Session {
 
     /// APPEND of one message or several (MULTIAPPEND, RFC 3502): all of them are stored,
     /// or none (§6.3.11), under consecutive UIDs in the order given.
-    pub(super) async fn append(&mut self, target: &str, messages: Vec<AppendMessage>) -> Done {
+    pub(super) async fn append(&mut self, target: &str, mut messages: Vec<AppendMessage>) -> Done {
         let Some(dst) = self.resolve(target) else {
             return Done::no_with(Code::TryCreate, "Mailbox does not exist");
         };
         if !dst.may('i') {
             return Done::no_with(Code::NoPerm, "Permission denied");
+        }
+        // CATENATE (RFC 4469): messages made of parts, before anything is stored.
+        let max = self
+            .ctx
+            .shared
+            .directory
+            .snapshot()
+            .settings
+            .max_message_size as usize;
+        for m in &mut messages {
+            if !m.catenate.is_empty() {
+                match self.catenate(&m.catenate, max) {
+                    Ok(data) => m.data = data,
+                    Err(done) => return done,
+                }
+            }
         }
         if messages.iter().any(|m| m.data.is_empty()) {
             return Done::no("Empty message");

@@ -9,6 +9,7 @@
 
 mod acl;
 mod auth;
+mod catenate;
 mod compress;
 mod copy;
 mod expunge;

@@ -10,8 +10,11 @@ pub mod sort;
 pub mod text;
 pub mod thread;
 pub mod types;
+pub mod url;
 
-pub use command::{AppendMessage, Command, CommandBody, ParseError, QResync, parse};
+pub use command::{
+    AppendMessage, CatPart, Command, CommandBody, ParseError, QResync, parse, parse_section,
+};
 pub use reader::{CommandReader, Limits, ReadEvent};
 pub use response::{Code, Status, StatusText};
 pub use types::*;

@@ -87,6 +87,8 @@ pub enum Code {
     ServerBug,
     /// COMPRESSIONACTIVE (RFC 4978 §3): COMPRESS again.
     CompressionActive,
+    /// BADURL url (RFC 4469 §6): a CATENATE URL that names nothing the user can read.
+    BadUrl(String),
     /// METADATA (RFC 5464 §4.2.1, §4.3): `LONGENTRIES n`, `MAXSIZE n`, `TOOMANY`, `NOPRIVATE`.
     Metadata(String),
     /// RFC 7889: a command or literal over the server's limit.
@@ -135,6 +137,7 @@ impl fmt::Display for Code {
             Code::ReadWrite => f.write_str("READ-WRITE"),
             Code::ServerBug => f.write_str("SERVERBUG"),
             Code::CompressionActive => f.write_str("COMPRESSIONACTIVE"),
+            Code::BadUrl(u) => write!(f, "BADURL {u}"),
             Code::Metadata(m) => write!(f, "METADATA {m}"),
             Code::TooBig => f.write_str("TOOBIG"),
             Code::TryCreate => f.write_str("TRYCREATE"),

@@ -169,9 +169,47 @@ impl<'a> Cur<'a> {
             date = Some(self.date_time()?);
             self.sp()?;
         }
+        // RFC 4469 §5: CATENATE (TEXT literal / URL url ...).
+        let save = self.p;
+        if self.keyword().ok().as_deref() == Some("CATENATE") {
+            self.sp()?;
+            self.expect(b'(')?;
+            let mut catenate = Vec::new();
+            loop {
+                let kind = self.keyword()?;
+                self.sp()?;
+                catenate.push(match kind.as_str() {
+                    "TEXT" => {
+                        let _ = self.eat(b'~');
+                        CatPart::Text(self.literal()?)
+                    }
+                    "URL" => CatPart::Url(self.astring()?),
+                    o => return Err(format!("unknown CATENATE part {o}").into()),
+                });
+                if catenate.len() > 100 {
+                    return Err("too many CATENATE parts".into());
+                }
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+            return Ok(AppendMessage {
+                flags,
+                date,
+                data: Vec::new(),
+                catenate,
+            });
+        }
+        self.p = save;
         // RFC 3516 / RFC 9051: literal8 `~{N}` is accepted too.
         let _ = self.eat(b'~');
         let data = self.literal()?;
-        Ok(AppendMessage { flags, date, data })
+        Ok(AppendMessage {
+            flags,
+            date,
+            data,
+            catenate: Vec::new(),
+        })
     }
 }

@@ -34,8 +34,19 @@ pub struct AppendMessage {
     pub flags: Vec<String>,
     /// INTERNALDATE as Unix seconds, if given.
     pub date: Option<i64>,
-    /// The message.
+    /// The message (empty when it is built from `catenate`).
     pub data: Vec<u8>,
+    /// CATENATE (RFC 4469): the parts the message is made of, in order.
+    pub catenate: Vec<CatPart>,
+}
+
+/// One part of a CATENATE (RFC 4469 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    /// Octets given in the command.
+    Text(Vec<u8>),
+    /// A message or part named by an IMAP URL.
+    Url(String),
 }
 
 /// QRESYNC parameters of SELECT (RFC 7162 §3.2.5).
@@ -319,6 +330,18 @@ impl From<&str> for Fail {
 
 /// What the parser's steps return: the value, or why the command is malformed.
 type R<T> = Result<T, Fail>;
+
+/// A section in FETCH's syntax without the brackets (`1.2`, `HEADER`, `2.MIME`), as an IMAP
+/// URL's `;SECTION=` gives it (RFC 5092 §6).
+pub fn parse_section(s: &str) -> Option<Section> {
+    let wrapped = format!("[{s}]");
+    let mut c = Cur {
+        d: wrapped.as_bytes(),
+        p: 0,
+    };
+    let section = c.section().ok()?;
+    c.done().then_some(section)
+}
 
 /// Parses one command (as returned by the reader).
 pub fn parse(input: &[u8]) -> Result<Command, ParseError> {

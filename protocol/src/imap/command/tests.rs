@@ -348,3 +348,33 @@ fn metadata_commands() {
     let many: Vec<String> = (0..101).map(|i| format!("/private/{i}")).collect();
     bad(&format!("a GETMETADATA INBOX ({})", many.join(" ")));
 }
+
+#[test]
+fn catenate_parts() {
+    let CommandBody::Append { messages, .. } = p(
+        "a APPEND Drafts (\\Seen) CATENATE (URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;SECTION=HEADER\" TEXT {4}\r\nbody URL /INBOX/;UID=3 TEXT ~{1}\r\nx)",
+    ) else {
+        panic!()
+    };
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].data.is_empty());
+    assert_eq!(
+        messages[0].catenate,
+        vec![
+            CatPart::Url("/Drafts;UIDVALIDITY=385759045/;UID=20/;SECTION=HEADER".into()),
+            CatPart::Text(b"body".to_vec()),
+            CatPart::Url("/INBOX/;UID=3".into()),
+            CatPart::Text(b"x".to_vec()),
+        ]
+    );
+    bad("a APPEND Drafts CATENATE (BOGUS x)");
+    bad("a APPEND Drafts CATENATE ()");
+    assert_eq!(
+        parse_section("1.2.MIME"),
+        Some(Section {
+            part: vec![1, 2],
+            text: SectionText::Mime
+        })
+    );
+    assert_eq!(parse_section("1.2]"), None);
+}
