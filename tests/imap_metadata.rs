@@ -149,8 +149,9 @@ fn entries_follow_rename_go_with_delete_and_survive_a_restart() {
     );
 }
 
-/// The entries of a `* METADATA mailbox (entry value …)` line as `entry=value` (quoted
-/// strings, literals and atoms read alike; `NIL` kept), so two servers' spellings compare.
+/// The entries of a `* METADATA mailbox (entry value …)` line as sorted `entry=value`
+/// (quoted strings, literals and atoms read alike; `NIL` kept), so two servers' spellings
+/// compare.
 fn entries(line: &str) -> Vec<String> {
     let Some(open) = line.find('(') else {
         return vec![line.to_string()];
@@ -194,7 +195,10 @@ fn entries(line: &str) -> Vec<String> {
             }
         }
     }
-    tokens.chunks(2).map(|c| c.join("=")).collect()
+    // The order of entries in a response is not specified (Dovecot's varies from run to run).
+    let mut out: Vec<String> = tokens.chunks(2).map(|c| c.join("=")).collect();
+    out.sort();
+    out
 }
 
 /// The same METADATA commands through Dovecot 2.3 (`imap_metadata = yes`) and postcore:
