@@ -109,8 +109,6 @@ fn body_strings<'a>(k: &'a SearchKey, out: &mut Vec<&'a str>) {
     }
 }
 
-/// The positions an ESEARCH answer returns: only the MIN and/or MAX match when only those
-/// were asked for (RFC 7162 §3.1.5, RFC 5182 §2.4), else every match.
 /// The ESEARCH response (RFC 4731 §3.1) for `nums` in answer order: ascending for SEARCH,
 /// sort order for SORT (RFC 5267 §3.1: MIN and MAX are the first and last in that order,
 /// ALL keeps it).
@@ -168,6 +166,8 @@ fn returned_modseq(
         .flatten()
 }
 
+/// The positions an ESEARCH answer returns: only the MIN and/or MAX match when only those
+/// were asked for (RFC 7162 §3.1.5, RFC 5182 §2.4), else every match.
 pub(super) fn returned(ret: &SearchReturn, hits: &[usize]) -> Vec<usize> {
     let only_ends = ret.extended && !ret.all && !ret.count && (ret.min || ret.max);
     match (only_ends, hits.first(), hits.last()) {
