@@ -93,7 +93,8 @@ fn needs_full(a: &FetchAtt) -> bool {
         | FetchAtt::BodyStructure
         | FetchAtt::Rfc822
         | FetchAtt::Rfc822Text
-        | FetchAtt::Preview => true,
+        | FetchAtt::Preview
+        | FetchAtt::PreviewFuzzy(_) => true,
         FetchAtt::Section { section, .. } => {
             !section.part.is_empty()
                 || matches!(section.text, SectionText::Full | SectionText::Text)
@@ -440,6 +441,18 @@ fn write_att(
                 out,
                 postcore_protocol::imap::text::preview(m.data).as_bytes(),
             );
+        }
+        FetchAtt::PreviewFuzzy(snippet) => {
+            out.extend_from_slice(if *snippet {
+                b"SNIPPET (FUZZY "
+            } else {
+                b"PREVIEW (FUZZY "
+            });
+            encode::string(
+                out,
+                postcore_protocol::imap::text::preview(m.data).as_bytes(),
+            );
+            out.push(b')');
         }
         FetchAtt::InternalDate => out.extend_from_slice(
             format!("INTERNALDATE \"{}\"", crate::util::imap_date(vm.date)).as_bytes(),

@@ -219,6 +219,10 @@ pub enum FetchAtt {
     ModSeq,
     /// PREVIEW, with or without the LAZY modifier (RFC 8970).
     Preview,
+    /// The same text in the older draft's form, as Dovecot offers it: `SNIPPET (FUZZY)`
+    /// (`true`) or `PREVIEW (FUZZY)` / `PREVIEW (LAZY=FUZZY)` (`false`), answered as
+    /// `SNIPPET (FUZZY "…")` / `PREVIEW (FUZZY "…")`.
+    PreviewFuzzy(bool),
     /// RFC822 (= BODY[], sets \Seen).
     Rfc822,
     /// RFC822.HEADER (= BODY.PEEK[HEADER]).

@@ -88,13 +88,27 @@ impl<'a> Cur<'a> {
             b"ENVELOPE" => FetchAtt::Envelope,
             b"BODYSTRUCTURE" => FetchAtt::BodyStructure,
             b"MODSEQ" => FetchAtt::ModSeq,
-            b"PREVIEW" => {
-                // RFC 8970 §3: `PREVIEW (LAZY)`; postcore always computes the preview.
+            b"PREVIEW" | b"SNIPPET" => {
+                // RFC 8970 §3: `PREVIEW (LAZY)`; postcore always computes the preview. The
+                // draft's `(FUZZY)` / `(LAZY=FUZZY)` and SNIPPET ask for its older form.
+                let snippet = name.as_slice() == b"SNIPPET";
                 let rest = &self.d[self.p..];
-                if rest.len() >= 7 && rest[..7].eq_ignore_ascii_case(b" (LAZY)") {
+                let opt =
+                    |o: &[u8]| rest.len() >= o.len() && rest[..o.len()].eq_ignore_ascii_case(o);
+                if !snippet && opt(b" (LAZY)") {
                     self.p += 7;
+                    FetchAtt::Preview
+                } else if opt(b" (LAZY=FUZZY)") {
+                    self.p += 13;
+                    FetchAtt::PreviewFuzzy(snippet)
+                } else if opt(b" (FUZZY)") {
+                    self.p += 8;
+                    FetchAtt::PreviewFuzzy(snippet)
+                } else if snippet {
+                    FetchAtt::PreviewFuzzy(true)
+                } else {
+                    FetchAtt::Preview
                 }
-                FetchAtt::Preview
             }
             b"RFC822" => FetchAtt::Rfc822,
             b"RFC822.HEADER" => FetchAtt::Rfc822Header,

@@ -378,3 +378,21 @@ fn catenate_parts() {
     );
     assert_eq!(parse_section("1.2]"), None);
 }
+
+#[test]
+fn preview_forms() {
+    let atts = |s: &str| match p(s) {
+        CommandBody::Fetch { atts, .. } => atts,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(atts("a FETCH 1 (PREVIEW (LAZY))"), vec![FetchAtt::Preview]);
+    assert_eq!(atts("a FETCH 1 PREVIEW"), vec![FetchAtt::Preview]);
+    assert_eq!(
+        atts("a FETCH 1 (PREVIEW (FUZZY) SNIPPET (LAZY=FUZZY) SNIPPET)"),
+        vec![
+            FetchAtt::PreviewFuzzy(false),
+            FetchAtt::PreviewFuzzy(true),
+            FetchAtt::PreviewFuzzy(true)
+        ]
+    );
+}
