@@ -838,6 +838,75 @@ pub fn imap_day(t: std::time::SystemTime) -> String {
 /// `extra_conf` added to its configuration: its whole output, and each command's tagged
 /// status line (tag removed), in order.
 pub fn dovecot_session(cmds: &[(String, Vec<u8>)], extra_conf: &str) -> (String, Vec<String>) {
+    let (dir, mut child) = dovecot_imap(extra_conf);
+    let mut input = Vec::new();
+    for (i, (line, lit)) in cmds.iter().enumerate() {
+        input.extend_from_slice(format!("d{i} {line}\r\n").as_bytes());
+        if !lit.is_empty() {
+            input.extend_from_slice(lit);
+            input.extend_from_slice(b"\r\n");
+        }
+    }
+    input.extend_from_slice(b"z LOGOUT\r\n");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("dovecot imap runs");
+    writer.join().expect("writer").expect("write to dovecot");
+    drop(dir);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tagged = (0..cmds.len())
+        .map(|i| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("d{i} ")))
+                .unwrap_or("(no answer)")
+                .to_string()
+        })
+        .collect();
+    (text, tagged)
+}
+
+/// Like [`dovecot_session`], but one command at a time: each is sent only after the
+/// previous one's tagged answer (no pipelining), and every command's answer is returned
+/// apart: (untagged lines, tagged line without the tag `d<i>`).
+pub fn dovecot_steps(cmds: &[(String, Vec<u8>)]) -> Vec<(Vec<String>, String)> {
+    let (dir, mut child) = dovecot_imap("");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("greeting");
+    let mut answers = Vec::new();
+    for (i, (cmd, lit)) in cmds.iter().enumerate() {
+        let mut raw = format!("d{i} {cmd}\r\n").into_bytes();
+        if !lit.is_empty() {
+            raw.extend_from_slice(lit);
+            raw.extend_from_slice(b"\r\n");
+        }
+        stdin.write_all(&raw).expect("write to dovecot");
+        let mut untagged = Vec::new();
+        loop {
+            line.clear();
+            if out.read_line(&mut line).expect("read from dovecot") == 0 {
+                panic!("dovecot closed the session at {cmd}");
+            }
+            let l = line.trim_end().to_string();
+            if let Some(t) = l.strip_prefix(&format!("d{i} ")) {
+                answers.push((untagged, t.to_string()));
+                break;
+            }
+            if !l.starts_with('+') {
+                untagged.push(l);
+            }
+        }
+    }
+    drop(stdin);
+    let _ = child.wait();
+    drop(dir);
+    answers
+}
+
+/// Dovecot's `imap` binary started preauthenticated on a pipe over a fresh Maildir
+/// (the directory must live as long as the process).
+fn dovecot_imap(extra_conf: &str) -> (tempfile::TempDir, std::process::Child) {
     let imap = "/usr/lib/dovecot/imap";
     assert!(
         Path::new(imap).exists(),
@@ -871,7 +940,7 @@ pub fn dovecot_session(cmds: &[(String, Vec<u8>)], extra_conf: &str) -> (String,
     }
     let conf_path = dir.path().join("dovecot.conf");
     std::fs::write(&conf_path, conf).expect("conf");
-    let mut child = Command::new(imap)
+    let child = Command::new(imap)
         .arg("-c")
         .arg(&conf_path)
         .env_clear()
@@ -882,27 +951,5 @@ pub fn dovecot_session(cmds: &[(String, Vec<u8>)], extra_conf: &str) -> (String,
         .stderr(Stdio::piped())
         .spawn()
         .expect("dovecot imap starts");
-    let mut input = Vec::new();
-    for (i, (line, lit)) in cmds.iter().enumerate() {
-        input.extend_from_slice(format!("d{i} {line}\r\n").as_bytes());
-        if !lit.is_empty() {
-            input.extend_from_slice(lit);
-            input.extend_from_slice(b"\r\n");
-        }
-    }
-    input.extend_from_slice(b"z LOGOUT\r\n");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().expect("dovecot imap runs");
-    writer.join().expect("writer").expect("write to dovecot");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let tagged = (0..cmds.len())
-        .map(|i| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("d{i} ")))
-                .unwrap_or("(no answer)")
-                .to_string()
-        })
-        .collect();
-    (text, tagged)
+    (dir, child)
 }

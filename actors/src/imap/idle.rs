@@ -71,6 +71,7 @@ impl Session {
                         return Done::Silent;
                     }
                     self.refresh(true).await;
+                    self.update_contexts().await;
                     if !self.flush().await {
                         self.conn.close();
                         return Done::Silent;

@@ -11,6 +11,7 @@ mod acl;
 mod auth;
 mod catenate;
 mod compress;
+mod context;
 mod copy;
 mod expunge;
 mod fetch;
@@ -372,6 +373,8 @@ impl Session {
         let name = command_name(&cmd.body);
         metrics::counter!(IMAP_COMMANDS, "command" => name).increment(1);
         let done = self.dispatch(&tag, cmd.body).await;
+        // RFC 5267 §4.3: updating searches report what the command changed.
+        self.update_contexts().await;
         if self.log_actions()
             && !matches!(
                 name,
@@ -574,6 +577,7 @@ impl Session {
                 self.store(uid, set, unchanged_since, mode, silent, flags)
                     .await
             }
+            C::CancelUpdate(tags) => self.cancel_update(&tags),
             C::Copy { uid, set, mailbox } => self.copy(uid, set, &mailbox, false).await,
             C::Move { uid, set, mailbox } => self.copy(uid, set, &mailbox, true).await,
             _ => Done::bad("Command not valid in this state"),
@@ -615,6 +619,7 @@ fn command_name(c: &CommandBody) -> &'static str {
         C::Search { .. } => "search",
         C::Sort { .. } => "sort",
         C::Thread { .. } => "thread",
+        C::CancelUpdate(_) => "cancelupdate",
         C::Fetch { .. } => "fetch",
         C::Store { .. } => "store",
         C::Copy { .. } => "copy",

@@ -134,6 +134,16 @@ fn esearch_line(
             let _ = write!(l, " ALL {}", super::view::compress(nums));
         }
     }
+    if let Some((lo, hi)) = ret.partial {
+        // RFC 5267 §4.4: the results at those positions, NIL when there are none.
+        let window = partial_window(nums, lo, hi);
+        let set = if window.is_empty() {
+            "NIL".to_string()
+        } else {
+            super::view::compress(window)
+        };
+        let _ = write!(l, " PARTIAL ({lo}:{hi} {set})");
+    }
     if ret.count {
         let _ = write!(l, " COUNT {}", nums.len());
     }
@@ -143,9 +153,17 @@ fn esearch_line(
     l
 }
 
-/// RFC 5182 §2.1: SAVE alone answers with no ESEARCH.
+/// The part of `items` (in answer order) at 1-based positions `lo..=hi` (RFC 5267 §4.4).
+fn partial_window<T>(items: &[T], lo: u32, hi: u32) -> &[T] {
+    let start = (lo as usize - 1).min(items.len());
+    let end = (hi as usize).min(items.len());
+    &items[start..end]
+}
+
+/// RFC 5182 §2.1: SAVE alone answers with no ESEARCH (with UPDATE, an ESEARCH without
+/// data, as Dovecot does: the updates will refer to its tag).
 fn answers(ret: &SearchReturn) -> bool {
-    !ret.save || ret.min || ret.max || ret.all || ret.count
+    !ret.save || ret.min || ret.max || ret.all || ret.count || ret.partial.is_some() || ret.update
 }
 
 /// RFC 7162 §3.1.5: when the search used MODSEQ, the highest mod-sequence of the messages
@@ -169,6 +187,12 @@ fn returned_modseq(
 /// The positions an ESEARCH answer returns: only the MIN and/or MAX match when only those
 /// were asked for (RFC 7162 §3.1.5, RFC 5182 §2.4), else every match.
 pub(super) fn returned(ret: &SearchReturn, hits: &[usize]) -> Vec<usize> {
+    if let Some((lo, hi)) = ret.partial
+        && !ret.count
+    {
+        // RFC 9394 §3.1 (PARTIAL with SAVE or MODSEQ): the messages returned.
+        return partial_window(hits, lo, hi).to_vec();
+    }
     let only_ends = ret.extended && !ret.all && !ret.count && (ret.min || ret.max);
     match (only_ends, hits.first(), hits.last()) {
         (true, Some(first), Some(last)) => {
@@ -399,6 +423,10 @@ impl Session {
         ret: SearchReturn,
         key: SearchKey,
     ) -> Done {
+        if ret.update && self.context_tag_in_use(tag) {
+            // RFC 5267 §4.3: a tag in use by an updating search may not be reused.
+            return Done::bad("Tag reuse: an updating search has this tag");
+        }
         self.refresh(uid).await;
         if uses_modseq(&key) {
             self.enable_condstore();
@@ -430,6 +458,9 @@ impl Session {
         if ret.save {
             self.save_result(&ret, &hits);
         }
+        if ret.update {
+            self.add_context(tag, uid, key, None, &hits);
+        }
         Done::ok(if uid {
             "UID SEARCH completed"
         } else {
@@ -447,8 +478,15 @@ impl Session {
     ) -> (Vec<usize>, Vec<Arc<SortKeys>>) {
         self.refresh(uid).await;
         let hits = self.matching(key).await;
+        let keys = self.sort_keys_of(&hits);
+        (hits, keys)
+    }
+
+    /// The SORT and THREAD keys of the messages at `hits`, from the cache or derived from
+    /// the cached headers (and kept).
+    fn sort_keys_of(&self, hits: &[usize]) -> Vec<Arc<SortKeys>> {
         let Some(sel) = self.sel.as_ref() else {
-            return (hits, Vec::new());
+            return Vec::new();
         };
         let shared = &self.ctx.shared;
         let uids: Vec<u32> = hits.iter().map(|p| sel.msgs[*p].uid).collect();
@@ -484,30 +522,26 @@ impl Session {
             }
             shared.imap_sort_keys.put(sel.id(), fresh);
         }
-        (hits, keys.into_iter().flatten().collect())
+        keys.into_iter().flatten().collect()
     }
 
-    pub(super) async fn sort(
+    /// The positions matching `key` in the order of `criteria` (RFC 5256 §3: keys compared
+    /// in order, ties by sequence number).
+    pub(super) async fn sorted(
         &mut self,
-        tag: &str,
-        uid: bool,
-        ret: SearchReturn,
-        criteria: Vec<(bool, SortKey)>,
-        key: SearchKey,
-    ) -> Done {
-        if uses_modseq(&key) {
-            self.enable_condstore();
-        }
-        let (hits, keys) = self.matching_keys(uid, &key).await;
+        criteria: &[(bool, SortKey)],
+        key: &SearchKey,
+    ) -> Vec<usize> {
+        let hits = self.matching(key).await;
+        let keys = self.sort_keys_of(&hits);
         let Some(sel) = self.sel.as_ref() else {
-            return Done::bad("No mailbox selected");
+            return Vec::new();
         };
-        // RFC 5256 §3: keys compared in order, ties by sequence number.
         let mut order: Vec<usize> = (0..hits.len()).collect();
         order.sort_by(|&a, &b| {
             let (ma, mb) = (&sel.msgs[hits[a]], &sel.msgs[hits[b]]);
             let (ka, kb) = (&keys[a], &keys[b]);
-            for (rev, k) in &criteria {
+            for (rev, k) in criteria {
                 let o = match k {
                     SortKey::Arrival => ma.date.cmp(&mb.date),
                     SortKey::Size => ma.size.cmp(&mb.size),
@@ -526,7 +560,29 @@ impl Session {
             }
             hits[a].cmp(&hits[b])
         });
-        let sorted: Vec<usize> = order.into_iter().map(|i| hits[i]).collect();
+        order.into_iter().map(|i| hits[i]).collect()
+    }
+
+    pub(super) async fn sort(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: SearchReturn,
+        criteria: Vec<(bool, SortKey)>,
+        key: SearchKey,
+    ) -> Done {
+        if ret.update && self.context_tag_in_use(tag) {
+            // RFC 5267 §4.3: a tag in use by an updating search may not be reused.
+            return Done::bad("Tag reuse: an updating search has this tag");
+        }
+        if uses_modseq(&key) {
+            self.enable_condstore();
+        }
+        self.refresh(uid).await;
+        let sorted = self.sorted(&criteria, &key).await;
+        let Some(sel) = self.sel.as_ref() else {
+            return Done::bad("No mailbox selected");
+        };
         let nums: Vec<u32> = sorted
             .iter()
             .map(|&p| if uid { sel.msgs[p].uid } else { p as u32 + 1 })
@@ -539,7 +595,14 @@ impl Session {
                 self.line(&l);
             }
             if ret.save {
-                self.save_result(&ret, &hits);
+                // RFC 5182 §2.1: `$` is kept in mailbox order whatever the sort.
+                let mut hits = returned(&ret, &sorted);
+                hits.sort_unstable();
+                let all = SearchReturn::default();
+                self.save_result(&all, &hits);
+            }
+            if ret.update {
+                self.add_context(tag, uid, key, Some(criteria), &sorted);
             }
         } else {
             let mut l = String::with_capacity(8 + nums.len() * 6);

@@ -32,6 +32,10 @@ pub(super) struct Selected {
     pub keywords: std::collections::BTreeSet<String>,
     /// The UIDs of the saved search result, `$` (RFC 5182).
     pub saved: Vec<u32>,
+    /// Updating searches (RFC 5267 §4.3); they end with the selection.
+    pub contexts: Vec<super::context::SearchContext>,
+    /// The view's fingerprint when the contexts were last brought up to date.
+    pub context_stamp: u64,
 }
 
 impl Selected {
@@ -218,6 +222,8 @@ impl Session {
             recent,
             keywords,
             saved: Vec::new(),
+            contexts: Vec::new(),
+            context_stamp: 0,
         });
         let verb = if examine { "EXAMINE" } else { "SELECT" };
         let code = if read_only {
@@ -379,6 +385,14 @@ impl Session {
         }
         let old = std::mem::take(&mut sel.msgs);
         let merged = merge_views(&old, fresh, expunge_ok);
+        // RFC 5267 §4.3.4: updating searches lose the expunged messages before the EXPUNGE.
+        let removed = self.contexts_expunged(&merged.vanished, &old);
+        for l in removed {
+            self.line(&l);
+        }
+        let Some(sel) = self.sel.as_mut() else {
+            return;
+        };
         sel.msgs = merged.view.clone();
         sel.highestmodseq = meta.highestmodseq;
         if let Some(r) = new_recent {

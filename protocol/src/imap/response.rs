@@ -69,6 +69,8 @@ pub enum Code {
     Modified(String),
     /// RFC 7162 §3.1.2: the mailbox keeps no mod-sequences.
     NoModSeq,
+    /// NOUPDATE "tag" (RFC 5267 §4.3.1): the search's UPDATE is refused.
+    NoUpdate(String),
     /// RFC 5530: not permitted by the access control list.
     NoPerm,
     /// RFC 5530: no such mailbox (or user, or quota root).
@@ -128,6 +130,7 @@ impl fmt::Display for Code {
             Code::Limit => f.write_str("LIMIT"),
             Code::Modified(s) => write!(f, "MODIFIED {s}"),
             Code::NoModSeq => f.write_str("NOMODSEQ"),
+            Code::NoUpdate(t) => write!(f, "NOUPDATE \"{t}\""),
             Code::NoPerm => f.write_str("NOPERM"),
             Code::NonExistent => f.write_str("NONEXISTENT"),
             Code::OverQuota => f.write_str("OVERQUOTA"),

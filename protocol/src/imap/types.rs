@@ -330,6 +330,12 @@ pub struct SearchReturn {
     pub count: bool,
     /// SAVE (RFC 5182): keep the result for `$`.
     pub save: bool,
+    /// CONTEXT (RFC 5267 §4.2): a hint that the search will be used again; no effect.
+    pub context: bool,
+    /// UPDATE (RFC 5267 §4.3): keep the search alive and report changes to its result.
+    pub update: bool,
+    /// PARTIAL low:high (RFC 5267 §4.4): only the results at these 1-based positions.
+    pub partial: Option<(u32, u32)>,
 }
 
 /// LIST return options (RFC 5258, RFC 5819, RFC 6154).

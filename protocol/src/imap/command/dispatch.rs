@@ -78,6 +78,7 @@ impl<'a> Cur<'a> {
                 self.uid_command(false)
             }
             "ID" => self.id_args(),
+            "CANCELUPDATE" => self.cancel_update_args(),
             "GETMETADATA" => self.getmetadata_args(),
             "SETMETADATA" => self.setmetadata_args(),
             "COMPRESS" => {

@@ -182,6 +182,8 @@ pub enum CommandBody {
         /// Criteria (all must match).
         key: SearchKey,
     },
+    /// CANCELUPDATE (RFC 5267 §4.3.5): the tags of the searches whose updates stop.
+    CancelUpdate(Vec<String>),
     /// THREAD / UID THREAD (RFC 5256).
     Thread {
         /// UID THREAD.

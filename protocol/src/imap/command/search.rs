@@ -189,12 +189,24 @@ impl<'a> Cur<'a> {
                     "ALL" => ret.all = true,
                     "COUNT" => ret.count = true,
                     "SAVE" => ret.save = true,
-                    o => return Err(format!("unknown RETURN option {o}").into()),
+                    "CONTEXT" => ret.context = true,
+                    "UPDATE" => ret.update = true,
+                    "PARTIAL" if ret.partial.is_none() => {
+                        self.sp()?;
+                        ret.partial = Some(self.partial_range()?);
+                    }
+                    o => return Err(format!("unknown or repeated RETURN option {o}").into()),
                 }
                 let _ = self.eat(b' ');
             }
-            // RFC 4731 §3.1: RETURN () is ALL; RFC 5182 §2.1: SAVE alone returns nothing.
-            if !(ret.min || ret.max || ret.count || ret.save) {
+            // RFC 5267 §4.4: one PARTIAL or one ALL, not both.
+            if ret.all && ret.partial.is_some() {
+                return Err("PARTIAL conflicts with ALL".into());
+            }
+            // RFC 4731 §3.1: RETURN () is ALL; RFC 5182 §2.1: SAVE alone returns nothing;
+            // RFC 5267 §4.2: CONTEXT is only a hint (so RETURN (CONTEXT) is ALL too).
+            if !(ret.min || ret.max || ret.count || ret.save || ret.update || ret.partial.is_some())
+            {
                 ret.all = true;
             }
             self.sp()?;
@@ -202,6 +214,28 @@ impl<'a> Cur<'a> {
             self.p = save;
         }
         Ok(ret)
+    }
+
+    /// RFC 5267 §4.4 `partial-range = nz-number ":" nz-number`; `500:400` is `400:500`.
+    fn partial_range(&mut self) -> R<(u32, u32)> {
+        let a = self.nz_number()?;
+        self.expect(b':')?;
+        let b = self.nz_number()?;
+        Ok((a.min(b), a.max(b)))
+    }
+
+    /// RFC 5267 §4.3.5 `CANCELUPDATE 1*(SP quoted)`: the tags of the searches to stop.
+    pub(super) fn cancel_update_args(&mut self) -> R<CommandBody> {
+        let mut tags = Vec::new();
+        while self.eat(b' ') {
+            let t = self.quoted()?;
+            tags.push(String::from_utf8(t).map_err(|_| "tag is not UTF-8")?);
+        }
+        if tags.is_empty() {
+            return Err("CANCELUPDATE needs at least one tag".into());
+        }
+        self.end()?;
+        Ok(CommandBody::CancelUpdate(tags))
     }
 
     /// RFC 5256 §BASE.6.4.THREAD: `THREAD algorithm charset search-criteria`.

@@ -246,6 +246,43 @@ fn esort_return_options() {
     bad("a SORT RETURN (BOGUS) (SUBJECT) UTF-8 ALL");
 }
 
+/// RFC 5267 §4: CONTEXT, UPDATE and PARTIAL return options, and CANCELUPDATE.
+#[test]
+fn context_return_options() {
+    let ret = |s: &str| match p(s) {
+        CommandBody::Search { ret, .. } | CommandBody::Sort { ret, .. } => ret,
+        other => panic!("{other:?}"),
+    };
+    let r = ret("a SEARCH RETURN (UPDATE COUNT) UNSEEN");
+    assert!(r.update && r.count && !r.all);
+    let r = ret("a SEARCH RETURN (UPDATE) ALL");
+    assert!(r.update && !r.all, "UPDATE alone asks for no data now");
+    let r = ret("a SEARCH RETURN (CONTEXT) ALL");
+    assert!(r.context && r.all, "CONTEXT is only a hint");
+    assert_eq!(
+        ret("a SEARCH RETURN (PARTIAL 500:400) ALL").partial,
+        Some((400, 500))
+    );
+    let r = ret("a UID SORT RETURN (PARTIAL 1:10 COUNT UPDATE) (DATE) UTF-8 ALL");
+    assert!(r.partial == Some((1, 10)) && r.count && r.update && !r.all);
+    assert!(bad("a SEARCH RETURN (PARTIAL 1:2 ALL) ALL").contains("PARTIAL conflicts with ALL"));
+    for b in [
+        "a SEARCH RETURN (PARTIAL 0:2) ALL",
+        "a SEARCH RETURN (PARTIAL 1:*) ALL",
+        "a SEARCH RETURN (PARTIAL -1:-5) ALL",
+        "a SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL",
+        "a SEARCH RETURN (PARTIAL) ALL",
+    ] {
+        bad(b);
+    }
+    assert_eq!(
+        p("a CANCELUPDATE \"B01\" \"B\\\\2\""),
+        CommandBody::CancelUpdate(vec!["B01".into(), "B\\2".into()])
+    );
+    bad("a CANCELUPDATE");
+    bad("a CANCELUPDATE B01");
+}
+
 #[test]
 fn compress_command() {
     assert_eq!(

@@ -1,0 +1,408 @@
+//! Search contexts (RFC 5267 §4: CONTEXT=SEARCH and CONTEXT=SORT) over the real server:
+//! RETURN (UPDATE) searches that report changes made by another session with unsolicited
+//! ESEARCH ADDTO/REMOVEFROM (after EXISTS, before EXPUNGE, in IDLE too), CANCELUPDATE,
+//! NOUPDATE, PARTIAL, a model check that replays the updates against fresh searches, and a
+//! comparison with Dovecot 2.3 (which implements CONTEXT=SEARCH) on one session's script.
+
+mod common;
+
+use common::{Imap, TestServer};
+
+fn server() -> TestServer {
+    let s = TestServer::start();
+    s.setup_basic();
+    s.allow_unencrypted();
+    s
+}
+
+/// Appends a message with `subject` and `flags`; returns its UID.
+fn append(c: &mut Imap, subject: &str, flags: &str) -> u32 {
+    let msg = format!("From: a@x.test\r\nSubject: {subject}\r\n\r\nbody {subject}\r\n");
+    let (_, t) = c.cmd(&format!(
+        "APPEND INBOX ({flags}) {{{}+}}\r\n{msg}",
+        msg.len()
+    ));
+    assert!(t.starts_with("OK [APPENDUID "), "{t}");
+    t.split(' ')
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(']')
+        .parse()
+        .unwrap()
+}
+
+/// The lines starting with `prefix`.
+fn with<'a>(lines: &'a [String], prefix: &str) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with(prefix))
+        .map(String::as_str)
+        .collect()
+}
+
+fn index_of(lines: &[String], prefix: &str) -> usize {
+    lines
+        .iter()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
+}
+
+#[test]
+fn updates_follow_another_sessions_changes() {
+    let s = server();
+    let mut other = Imap::login(s.imap, "alice", "alice-pw");
+    let uids: Vec<u32> = (0..3)
+        .map(|i| append(&mut other, &format!("m{i}"), ""))
+        .collect();
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    let caps = c.ok("CAPABILITY");
+    assert!(caps.contains(" CONTEXT=SEARCH") && caps.contains(" CONTEXT=SORT"));
+    c.ok("SELECT INBOX");
+    other.ok("SELECT INBOX");
+    // RFC 5267 §4.3's example form: the count now, then updates as the result changes.
+    c.send_raw(b"B01 UID SEARCH RETURN (UPDATE COUNT) UNSEEN\r\n");
+    let (u, t) = c.until_tagged("B01");
+    assert!(t.starts_with("OK"), "{t}");
+    assert_eq!(u, vec!["* ESEARCH (TAG \"B01\") UID COUNT 3"]);
+    // A sequence-number context alongside it.
+    c.send_raw(b"B02 SEARCH RETURN (UPDATE) UNSEEN\r\n");
+    let (u, _) = c.until_tagged("B02");
+    assert_eq!(
+        u,
+        vec!["* ESEARCH (TAG \"B02\")"],
+        "UPDATE alone: no data now"
+    );
+    // §4.3: a second UPDATE with a tag in use is a BAD.
+    c.send_raw(b"B01 SEARCH RETURN (UPDATE) ALL\r\n");
+    let (_, t) = c.until_tagged("B01");
+    assert!(t.starts_with("BAD"), "{t}");
+
+    // A flag change elsewhere: the message leaves both results.
+    other.ok(&format!("UID STORE {} +FLAGS (\\Seen)", uids[0]));
+    let (u, _) = c.cmd("NOOP");
+    assert_eq!(
+        with(&u, "* ESEARCH"),
+        vec![
+            format!("* ESEARCH (TAG \"B01\") UID REMOVEFROM (0 {})", uids[0]),
+            "* ESEARCH (TAG \"B02\") REMOVEFROM (0 1)".to_string(),
+        ]
+    );
+    // A new message: ADDTO after the EXISTS that makes its number valid (§4.3.3).
+    let new = append(&mut other, "m3", "");
+    let (u, _) = c.cmd("NOOP");
+    assert!(
+        index_of(&u, "* 4 EXISTS") < index_of(&u, "* ESEARCH"),
+        "{u:?}"
+    );
+    assert_eq!(
+        with(&u, "* ESEARCH"),
+        vec![
+            format!("* ESEARCH (TAG \"B01\") UID ADDTO (0 {new})"),
+            "* ESEARCH (TAG \"B02\") ADDTO (0 4)".to_string(),
+        ]
+    );
+    // An expunge elsewhere: REMOVEFROM before the EXPUNGE, numbers still valid (§4.3.4).
+    other.ok(&format!("UID STORE {} +FLAGS (\\Deleted)", uids[1]));
+    other.ok(&format!("UID EXPUNGE {}", uids[1]));
+    let (u, _) = c.cmd("NOOP");
+    let removes = with(&u, "* ESEARCH");
+    assert_eq!(
+        removes.last().copied(),
+        Some("* ESEARCH (TAG \"B02\") REMOVEFROM (0 2)"),
+        "{u:?}"
+    );
+    assert!(
+        removes
+            .contains(&format!("* ESEARCH (TAG \"B01\") UID REMOVEFROM (0 {})", uids[1]).as_str())
+    );
+    assert!(
+        u.iter().rposition(|l| l.starts_with("* ESEARCH")) < Some(index_of(&u, "* 2 EXPUNGE")),
+        "{u:?}"
+    );
+    // In IDLE the update arrives on its own.
+    c.send_raw(b"I1 IDLE\r\n");
+    assert!(c.read_line().starts_with("+ "));
+    other.ok(&format!("UID STORE {new} +FLAGS (\\Seen)"));
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let l = c.read_line();
+        if l.starts_with("* ESEARCH") {
+            seen.push(l);
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            format!("* ESEARCH (TAG \"B01\") UID REMOVEFROM (0 {new})"),
+            "* ESEARCH (TAG \"B02\") REMOVEFROM (0 3)".to_string(),
+        ]
+    );
+    c.send_raw(b"DONE\r\n");
+    let (_, t) = c.until_tagged("I1");
+    assert!(t.starts_with("OK"), "{t}");
+    // §4.3.5 CANCELUPDATE: no more updates for B01; an unknown tag is refused.
+    let (_, t) = c.cmd("CANCELUPDATE \"B01\"");
+    assert!(t.starts_with("OK"), "{t}");
+    let (_, t) = c.cmd("CANCELUPDATE \"B01\"");
+    assert!(t.starts_with("NO"), "{t}");
+    other.ok(&format!("UID STORE {} -FLAGS (\\Seen)", uids[0]));
+    let (u, _) = c.cmd("NOOP");
+    assert_eq!(
+        with(&u, "* ESEARCH"),
+        vec!["* ESEARCH (TAG \"B02\") ADDTO (0 1)"]
+    );
+    // The contexts end with the selection.
+    c.ok("UNSELECT");
+    c.ok("SELECT INBOX");
+    other.ok(&format!("UID STORE {} -FLAGS (\\Seen)", uids[2]));
+    let (u, _) = c.cmd("NOOP");
+    assert!(with(&u, "* ESEARCH").is_empty(), "{u:?}");
+}
+
+#[test]
+fn partial_windows_and_the_context_limit() {
+    let s = server();
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    let subjects = ["delta", "alpha", "echo", "charlie", "bravo"];
+    let uids: Vec<u32> = subjects.iter().map(|s| append(&mut c, s, "")).collect();
+    c.ok("SELECT INBOX");
+    // §4.4: positions in the result, the range as given (reversed ranges normalized).
+    assert_eq!(
+        c.ok("UID SEARCH RETURN (PARTIAL 2:3) ALL"),
+        format!(
+            "* ESEARCH (TAG \"t8\") UID PARTIAL (2:3 {}:{})",
+            uids[1], uids[2]
+        )
+    );
+    assert_eq!(
+        c.ok("SEARCH RETURN (PARTIAL 4:2 COUNT) ALL"),
+        "* ESEARCH (TAG \"t9\") PARTIAL (2:4 2:4) COUNT 5"
+    );
+    assert_eq!(
+        c.ok("SEARCH RETURN (PARTIAL 9:20) ALL"),
+        "* ESEARCH (TAG \"t10\") PARTIAL (9:20 NIL)"
+    );
+    // Over SORT, the window is taken in the sorted order (alpha bravo charlie delta echo).
+    assert_eq!(
+        c.ok("SORT RETURN (PARTIAL 1:3) (SUBJECT) UTF-8 ALL"),
+        "* ESEARCH (TAG \"t11\") PARTIAL (1:3 2,5,4)"
+    );
+    for bad in [
+        "PARTIAL 1:2 ALL",
+        "PARTIAL 0:3",
+        "PARTIAL 1:*",
+        "PARTIAL 1:2 PARTIAL 3:4",
+    ] {
+        let (_, t) = c.cmd(&format!("SEARCH RETURN ({bad}) ALL"));
+        assert!(t.starts_with("BAD"), "{bad}: {t}");
+    }
+    // §4.3.1: past the limit, NOUPDATE; the other return options are still answered.
+    for i in 0..10 {
+        c.ok(&format!("SEARCH RETURN (UPDATE) KEYWORD k{i}"));
+    }
+    c.send_raw(b"N1 SEARCH RETURN (UPDATE COUNT) ALL\r\n");
+    let (u, t) = c.until_tagged("N1");
+    assert!(t.starts_with("OK"), "{t}");
+    assert!(
+        u.contains(
+            &"* NO [NOUPDATE \"N1\"] Too many updating searches; this one will not be updated"
+                .to_string()
+        ),
+        "{u:?}"
+    );
+    assert!(
+        u.contains(&"* ESEARCH (TAG \"N1\") COUNT 5".to_string()),
+        "{u:?}"
+    );
+}
+
+/// Applies ADDTO/REMOVEFROM pairs of one update line to `list` (§4.3.2: in order).
+fn apply_update(list: &mut Vec<u32>, line: &str) {
+    let mut rest = line;
+    while let Some(at) = rest.find(['A', 'R']) {
+        let item = &rest[at..];
+        let (add, body) = if let Some(b) = item.strip_prefix("ADDTO (") {
+            (true, b)
+        } else if let Some(b) = item.strip_prefix("REMOVEFROM (") {
+            (false, b)
+        } else {
+            rest = &rest[at + 1..];
+            continue;
+        };
+        let end = body.find(')').unwrap();
+        let toks: Vec<&str> = body[..end].split(' ').collect();
+        for pair in toks.chunks(2) {
+            let pos: usize = pair[0].parse().unwrap();
+            let nums: Vec<u32> = pair[1]
+                .split(',')
+                .flat_map(|r| match r.split_once(':') {
+                    Some((a, b)) => (a.parse::<u32>().unwrap()..=b.parse().unwrap()).collect(),
+                    None => vec![r.parse().unwrap()],
+                })
+                .collect();
+            for (k, n) in nums.into_iter().enumerate() {
+                match (add, pos) {
+                    (true, 0) => {
+                        let at = list.partition_point(|x| *x < n);
+                        list.insert(at, n);
+                    }
+                    (true, p) => list.insert(p - 1 + k, n),
+                    (false, 0) => list.retain(|x| *x != n),
+                    (false, p) => {
+                        assert_eq!(list[p - 1], n, "REMOVEFROM position wrong: {line}");
+                        list.remove(p - 1);
+                    }
+                }
+            }
+        }
+        rest = &body[end..];
+    }
+}
+
+/// The numbers of `* ESEARCH (TAG "x") UID ALL set` or `* SORT …` style answers.
+fn numbers(set: &str) -> Vec<u32> {
+    set.split(',')
+        .filter(|x| !x.is_empty())
+        .flat_map(|r| match r.split_once(':') {
+            Some((a, b)) => (a.parse::<u32>().unwrap()..=b.parse().unwrap()).collect(),
+            None => vec![r.parse().unwrap()],
+        })
+        .collect()
+}
+
+/// A model check: a SORT context and a SEARCH context kept by replaying every update, while
+/// another session flags, unflags, appends and expunges at random; after each step the
+/// replayed lists must equal fresh SORT and SEARCH answers.
+#[test]
+fn replayed_updates_equal_fresh_answers() {
+    let s = server();
+    let mut other = Imap::login(s.imap, "alice", "alice-pw");
+    let words = [
+        "kilo", "alpha", "mike", "bravo", "lima", "echo", "golf", "hotel",
+    ];
+    for (i, w) in words.iter().enumerate() {
+        let flags = if i % 3 == 0 { "\\Flagged" } else { "" };
+        append(&mut other, w, flags);
+    }
+    other.ok("SELECT INBOX");
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    c.ok("SELECT INBOX");
+    const SORT: &str = "(REVERSE SUBJECT) UTF-8 FLAGGED";
+    c.send_raw(format!("S1 UID SORT RETURN (UPDATE ALL) {SORT}\r\n").as_bytes());
+    let (u, _) = c.until_tagged("S1");
+    let mut sorted = numbers(u[0].rsplit(' ').next().unwrap());
+    c.send_raw(b"S2 UID SEARCH RETURN (UPDATE ALL) FLAGGED\r\n");
+    let (u, _) = c.until_tagged("S2");
+    let mut found = numbers(u[0].rsplit(' ').next().unwrap());
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for step in 0..40 {
+        let all: Vec<u32> = {
+            let l = other.ok("UID SEARCH ALL");
+            l.split(' ').skip(2).map(|x| x.parse().unwrap()).collect()
+        };
+        let pick = all[next(all.len() as u64) as usize];
+        match next(5) {
+            0 | 1 => other.ok(&format!("UID STORE {pick} +FLAGS (\\Flagged)")),
+            2 => other.ok(&format!("UID STORE {pick} -FLAGS (\\Flagged)")),
+            3 => {
+                let w = words[next(words.len() as u64) as usize];
+                append(&mut other, &format!("{w} {step}"), "\\Flagged");
+                String::new()
+            }
+            _ if all.len() > 3 => {
+                other.ok(&format!("UID STORE {pick} +FLAGS (\\Deleted)"));
+                other.ok(&format!("UID EXPUNGE {pick}"))
+            }
+            _ => String::new(),
+        };
+        let (u, _) = c.cmd("NOOP");
+        for l in with(&u, "* ESEARCH (TAG \"S1\")") {
+            apply_update(&mut sorted, l);
+        }
+        for l in with(&u, "* ESEARCH (TAG \"S2\")") {
+            apply_update(&mut found, l);
+        }
+        let fresh_sort = c.ok(&format!("UID SORT {SORT}"));
+        let fresh_sort: Vec<u32> = fresh_sort
+            .split(' ')
+            .skip(2)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert_eq!(sorted, fresh_sort, "step {step}: {u:?}");
+        let fresh = c.ok("UID SEARCH FLAGGED");
+        let fresh: Vec<u32> = fresh
+            .split(' ')
+            .skip(2)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert_eq!(found, fresh, "step {step}: {u:?}");
+    }
+}
+
+/// One session's script run by Dovecot and by postcore, a command at a time: the same
+/// ESEARCH answers and updates after each command (both send an update at the end of the
+/// command that caused it).
+#[test]
+fn one_session_script_answers_like_dovecot() {
+    let lit = |l: &str| (l.to_string(), Vec::new());
+    let msg = |subject: &str, flags: &str| {
+        let m = format!("Subject: {subject}\r\n\r\nx\r\n");
+        (
+            format!("APPEND INBOX ({flags}) {{{}+}}", m.len()),
+            m.into_bytes(),
+        )
+    };
+    let cmds = vec![
+        msg("one", ""),
+        msg("two", "\\Seen"),
+        msg("three", ""),
+        lit("SELECT INBOX"),
+        lit("SEARCH RETURN (UPDATE) ALL"),
+        lit("SEARCH RETURN (CONTEXT) ALL"),
+        lit("SEARCH RETURN (PARTIAL 1:2) ALL"),
+        lit("SEARCH RETURN (PARTIAL 2:1 COUNT) ALL"),
+        lit("SEARCH RETURN (PARTIAL 5:9) ALL"),
+        lit("UID SEARCH RETURN (UPDATE COUNT) UNSEEN"),
+        lit("SEARCH RETURN (UPDATE MIN) UNSEEN"),
+        lit("STORE 1 +FLAGS (\\Seen)"),
+        lit("NOOP"),
+        lit("STORE 2 -FLAGS (\\Seen)"),
+        lit("CANCELUPDATE \"d9\""),
+        lit("STORE 3 +FLAGS (\\Seen)"),
+        lit("SEARCH RETURN (SAVE UPDATE) ALL"),
+        lit("STORE 1:3 +FLAGS (\\Deleted)"),
+        lit("EXPUNGE"),
+    ];
+    let theirs = common::dovecot_steps(&cmds);
+    let s = server();
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    let esearch = |u: &[String]| -> Vec<String> {
+        u.iter()
+            .filter(|l| l.starts_with("* ESEARCH"))
+            .cloned()
+            .collect()
+    };
+    let mut ours = Vec::new();
+    for (i, (line, data)) in cmds.iter().enumerate() {
+        let tag = format!("d{i}");
+        let mut raw = format!("{tag} {line}\r\n").into_bytes();
+        if !data.is_empty() {
+            raw.extend_from_slice(data);
+            raw.extend_from_slice(b"\r\n");
+        }
+        c.send_raw(&raw);
+        let (u, t) = c.until_tagged(&tag);
+        let status = |t: &str| t.split(' ').next().unwrap_or("").to_string();
+        let (their_u, their_t) = &theirs[i];
+        assert_eq!(status(&t), status(their_t), "{line}: {t} vs {their_t}");
+        assert_eq!(esearch(&u), esearch(their_u), "{line}");
+        ours.extend(esearch(&u));
+    }
+    assert!(ours.len() >= 10, "{ours:?}");
+}
