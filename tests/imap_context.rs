@@ -8,29 +8,6 @@ mod common;
 
 use common::{Imap, TestServer};
 
-fn server() -> TestServer {
-    let s = TestServer::start();
-    s.setup_basic();
-    s.allow_unencrypted();
-    s
-}
-
-/// Appends a message with `subject` and `flags`; returns its UID.
-fn append(c: &mut Imap, subject: &str, flags: &str) -> u32 {
-    let msg = format!("From: a@x.test\r\nSubject: {subject}\r\n\r\nbody {subject}\r\n");
-    let (_, t) = c.cmd(&format!(
-        "APPEND INBOX ({flags}) {{{}+}}\r\n{msg}",
-        msg.len()
-    ));
-    assert!(t.starts_with("OK [APPENDUID "), "{t}");
-    t.split(' ')
-        .nth(3)
-        .unwrap()
-        .trim_end_matches(']')
-        .parse()
-        .unwrap()
-}
-
 /// The lines starting with `prefix`.
 fn with<'a>(lines: &'a [String], prefix: &str) -> Vec<&'a str> {
     lines
@@ -49,10 +26,10 @@ fn index_of(lines: &[String], prefix: &str) -> usize {
 
 #[test]
 fn updates_follow_another_sessions_changes() {
-    let s = server();
+    let s = TestServer::start_basic();
     let mut other = Imap::login(s.imap, "alice", "alice-pw");
     let uids: Vec<u32> = (0..3)
-        .map(|i| append(&mut other, &format!("m{i}"), ""))
+        .map(|i| other.append_message("INBOX", &format!("m{i}"), ""))
         .collect();
     let mut c = Imap::login(s.imap, "alice", "alice-pw");
     let caps = c.ok("CAPABILITY");
@@ -88,7 +65,7 @@ fn updates_follow_another_sessions_changes() {
         ]
     );
     // A new message: ADDTO after the EXISTS that makes its number valid (§4.3.3).
-    let new = append(&mut other, "m3", "");
+    let new = other.append_message("INBOX", "m3", "");
     let (u, _) = c.cmd("NOOP");
     assert!(
         index_of(&u, "* 4 EXISTS") < index_of(&u, "* ESEARCH"),
@@ -161,10 +138,13 @@ fn updates_follow_another_sessions_changes() {
 
 #[test]
 fn partial_windows_and_the_context_limit() {
-    let s = server();
+    let s = TestServer::start_basic();
     let mut c = Imap::login(s.imap, "alice", "alice-pw");
     let subjects = ["delta", "alpha", "echo", "charlie", "bravo"];
-    let uids: Vec<u32> = subjects.iter().map(|s| append(&mut c, s, "")).collect();
+    let uids: Vec<u32> = subjects
+        .iter()
+        .map(|s| c.append_message("INBOX", s, ""))
+        .collect();
     c.ok("SELECT INBOX");
     // §4.4: positions in the result, the range as given (reversed ranges normalized).
     assert_eq!(
@@ -275,14 +255,14 @@ fn numbers(set: &str) -> Vec<u32> {
 /// replayed lists must equal fresh SORT and SEARCH answers.
 #[test]
 fn replayed_updates_equal_fresh_answers() {
-    let s = server();
+    let s = TestServer::start_basic();
     let mut other = Imap::login(s.imap, "alice", "alice-pw");
     let words = [
         "kilo", "alpha", "mike", "bravo", "lima", "echo", "golf", "hotel",
     ];
     for (i, w) in words.iter().enumerate() {
         let flags = if i % 3 == 0 { "\\Flagged" } else { "" };
-        append(&mut other, w, flags);
+        other.append_message("INBOX", w, flags);
     }
     other.ok("SELECT INBOX");
     let mut c = Imap::login(s.imap, "alice", "alice-pw");
@@ -312,7 +292,7 @@ fn replayed_updates_equal_fresh_answers() {
             2 => other.ok(&format!("UID STORE {pick} -FLAGS (\\Flagged)")),
             3 => {
                 let w = words[next(words.len() as u64) as usize];
-                append(&mut other, &format!("{w} {step}"), "\\Flagged");
+                other.append_message("INBOX", &format!("{w} {step}"), "\\Flagged");
                 String::new()
             }
             _ if all.len() > 3 => {
@@ -380,7 +360,7 @@ fn one_session_script_answers_like_dovecot() {
         lit("EXPUNGE"),
     ];
     let theirs = common::dovecot_steps(&cmds);
-    let s = server();
+    let s = TestServer::start_basic();
     let mut c = Imap::login(s.imap, "alice", "alice-pw");
     let esearch = |u: &[String]| -> Vec<String> {
         u.iter()

@@ -52,6 +52,15 @@ impl TestServer {
     }
 
     /// Starts a server; `extra` is TOML appended to the configuration (sections allowed).
+    /// A started server with the basic domain and users, plain-text logins allowed (the
+    /// usual set-up of the IMAP tests).
+    pub fn start_basic() -> TestServer {
+        let s = TestServer::start();
+        s.setup_basic();
+        s.allow_unencrypted();
+        s
+    }
+
     pub fn start_with(extra: &str) -> TestServer {
         Self::start_in(tempfile::tempdir().unwrap(), extra)
     }
@@ -691,6 +700,21 @@ impl Imap {
     pub fn into_stream(self) -> TcpStream {
         assert!(self.r.buffer().is_empty(), "unread input");
         self.w
+    }
+
+    /// APPENDs a small message with `subject` and `flags` (e.g. `\\Seen`) to `mailbox`;
+    /// returns its UID (from APPENDUID).
+    pub fn append_message(&mut self, mailbox: &str, subject: &str, flags: &str) -> u32 {
+        let msg = format!("From: bob@example.test\r\nSubject: {subject}\r\n\r\nbody {subject}\r\n");
+        let (_, t) = self.cmd(&format!(
+            "APPEND {mailbox} ({flags}) {{{}+}}\r\n{msg}",
+            msg.len()
+        ));
+        assert!(t.starts_with("OK [APPENDUID "), "{t}");
+        t.split(' ')
+            .nth(3)
+            .and_then(|u| u.trim_end_matches(']').parse().ok())
+            .unwrap_or_else(|| panic!("no UID in {t}"))
     }
 
     /// Logs in with LOGIN.

@@ -21,7 +21,13 @@ impl Session {
         }
         let started = std::time::Instant::now();
         let mut shutdown = self.ctx.shared.shutdown.clone();
-        let mut watch = self.sel.as_ref().map(|s| s.watch.clone());
+        // RFC 5465 §4: with NOTIFY, IDLE sends exactly the events NOTIFY asked for.
+        let notifying = self.notifier.is_some();
+        let selected_too = self.notifier.as_ref().is_none_or(|n| n.watches_selected());
+        let mut watch = match &self.sel {
+            Some(s) if selected_too => Some(s.watch.clone()),
+            _ => None,
+        };
         loop {
             if let Some(p) = memchr::memchr(b'\n', &self.conn.inbuf) {
                 let line: Vec<u8> = self.conn.inbuf.drain(..=p).collect();
@@ -43,6 +49,11 @@ impl Session {
                 Poll,
                 Stop,
             }
+            let mut others = self
+                .notifier
+                .as_mut()
+                .map(|n| n.take_watches())
+                .unwrap_or_default();
             let ev = tokio::select! {
                 r = self.conn.read_some() => match r {
                     Ok(_) => Ev::Data,
@@ -54,9 +65,13 @@ impl Session {
                         None => std::future::pending::<()>().await,
                     }
                 } => Ev::Changed,
+                _ = super::notify::changed(&mut others), if !others.is_empty() => Ev::Changed,
                 _ = tokio::time::sleep(IDLE_POLL) => Ev::Poll,
                 _ = shutdown.wait_for(|v| *v) => Ev::Stop,
             };
+            if let Some(n) = self.notifier.as_mut() {
+                n.restore_watches(others);
+            }
             match ev {
                 Ev::Data => {}
                 Ev::Closed => {
@@ -70,8 +85,12 @@ impl Session {
                         self.conn.close();
                         return Done::Silent;
                     }
-                    self.refresh(true).await;
-                    self.update_contexts().await;
+                    if notifying {
+                        self.notify_push().await;
+                    } else {
+                        self.refresh(true).await;
+                        self.update_contexts().await;
+                    }
                     if !self.flush().await {
                         self.conn.close();
                         return Done::Silent;

@@ -160,6 +160,17 @@ impl Session {
             tracing::warn!("imap setmetadata: {e:#}");
             return Done::no_with(Code::ServerBug, "Cannot store metadata");
         }
+        // RFC 5465 §5.6, §5.7: NOTIFY sessions of the owner (and this user) learn of it.
+        let owner = if mailbox.is_empty() {
+            user.clone()
+        } else {
+            self.resolve(mailbox)
+                .map_or_else(|| user.clone(), |m| m.owner)
+        };
+        idx.touch_tree(&owner);
+        if owner != user {
+            idx.touch_tree(&user);
+        }
         Done::ok("SETMETADATA completed")
     }
 }

@@ -20,6 +20,7 @@ mod folders;
 mod idle;
 mod metadata;
 mod namespace;
+mod notify;
 mod quota;
 mod search;
 mod searchres;
@@ -112,6 +113,8 @@ pub(crate) struct Session {
     rev2: bool,
     /// ENABLE UTF8=ACCEPT.
     utf8: bool,
+    /// NOTIFY SET in force (RFC 5465).
+    notifier: Option<notify::Notifier>,
 }
 
 /// Entry point for an accepted IMAP connection (`io`: TCP, or a duplex stream in tests).
@@ -145,6 +148,7 @@ pub async fn serve(
         qresync: false,
         rev2: false,
         utf8: false,
+        notifier: None,
     };
     tracing::info!(client = %peer, tls = implicit_tls, "imap connect from [{}]", peer.ip());
     s.run().await;
@@ -297,13 +301,37 @@ impl Session {
             let ev = self.reader.ingest(&mut self.conn.inbuf);
             match ev {
                 ReadEvent::NeedMore => {
-                    tokio::select! {
-                        ok = self.fill(deadline) => if !ok { return },
+                    // RFC 5465: with NOTIFY, events are pushed while no command is in progress.
+                    let between = !self.reader.in_command();
+                    let mut watches = match self.notifier.as_mut() {
+                        Some(n) if between => n.take_watches(),
+                        _ => Vec::new(),
+                    };
+                    let mut selected = match (&self.notifier, &self.sel) {
+                        (Some(n), Some(s)) if between && n.watches_selected() => {
+                            Some(s.watch.clone())
+                        }
+                        _ => None,
+                    };
+                    let woke = tokio::select! {
+                        ok = self.fill(deadline) => if ok { false } else { return },
                         _ = shutdown.wait_for(|v| *v) => {
                             self.bye(Some(Code::Unavailable), "Server shutting down");
                             let _ = self.flush().await;
                             return;
                         }
+                        _ = notify::changed(&mut watches), if !watches.is_empty() => true,
+                        _ = async {
+                            if let Some(w) = selected.as_mut() {
+                                let _ = w.changed().await;
+                            }
+                        }, if selected.is_some() => true,
+                    };
+                    if let Some(n) = self.notifier.as_mut() {
+                        n.restore_watches(watches);
+                    }
+                    if woke && !self.notify_pushed().await {
+                        return;
                     }
                 }
                 ReadEvent::Continue => {
@@ -372,9 +400,11 @@ impl Session {
         let tag = cmd.tag.clone();
         let name = command_name(&cmd.body);
         metrics::counter!(IMAP_COMMANDS, "command" => name).increment(1);
+        self.notify_before_command().await;
         let done = self.dispatch(&tag, cmd.body).await;
         // RFC 5267 §4.3: updating searches report what the command changed.
         self.update_contexts().await;
+        self.notify_after_command().await;
         if self.log_actions()
             && !matches!(
                 name,
@@ -511,6 +541,7 @@ impl Session {
             C::Status { mailbox, items } => Ok(self.status(&mailbox, &items)),
             C::Append { mailbox, messages } => Ok(self.append(&mailbox, messages).await),
             C::Idle => Ok(self.idle().await),
+            C::Notify(set) => Ok(self.notify(set).await),
             C::GetQuota(root) => Ok(self.get_quota(&root)),
             C::GetQuotaRoot(m) => Ok(self.get_quota_root(&m)),
             C::SetQuota(_) => Ok(Done::no_with(
@@ -620,6 +651,7 @@ fn command_name(c: &CommandBody) -> &'static str {
         C::Sort { .. } => "sort",
         C::Thread { .. } => "thread",
         C::CancelUpdate(_) => "cancelupdate",
+        C::Notify(_) => "notify",
         C::Fetch { .. } => "fetch",
         C::Store { .. } => "store",
         C::Copy { .. } => "copy",

@@ -13,7 +13,8 @@ pub mod types;
 pub mod url;
 
 pub use command::{
-    AppendMessage, CatPart, Command, CommandBody, ParseError, QResync, parse, parse_section,
+    AppendMessage, CatPart, Command, CommandBody, MAX_NOTIFY_MAILBOXES, NotifyEvent, NotifyFilter,
+    NotifyGroup, NotifySet, ParseError, QResync, parse, parse_section,
 };
 pub use reader::{CommandReader, Limits, ReadEvent};
 pub use response::{Code, Status, StatusText};

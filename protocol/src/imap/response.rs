@@ -71,6 +71,10 @@ pub enum Code {
     NoModSeq,
     /// NOUPDATE "tag" (RFC 5267 §4.3.1): the search's UPDATE is refused.
     NoUpdate(String),
+    /// BADEVENT (events…) (RFC 5465 §3.1): the events the server supports.
+    BadEvent(String),
+    /// NOTIFICATIONOVERFLOW (RFC 5465 §5.8): notifications were turned off.
+    NotificationOverflow,
     /// RFC 5530: not permitted by the access control list.
     NoPerm,
     /// RFC 5530: no such mailbox (or user, or quota root).
@@ -131,6 +135,8 @@ impl fmt::Display for Code {
             Code::Modified(s) => write!(f, "MODIFIED {s}"),
             Code::NoModSeq => f.write_str("NOMODSEQ"),
             Code::NoUpdate(t) => write!(f, "NOUPDATE \"{t}\""),
+            Code::BadEvent(e) => write!(f, "BADEVENT ({e})"),
+            Code::NotificationOverflow => f.write_str("NOTIFICATIONOVERFLOW"),
             Code::NoPerm => f.write_str("NOPERM"),
             Code::NonExistent => f.write_str("NONEXISTENT"),
             Code::OverQuota => f.write_str("OVERQUOTA"),

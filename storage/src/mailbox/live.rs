@@ -14,6 +14,9 @@ pub(super) struct Live {
     /// Per (mailbox, user), how many times that user's private \Seen set has changed since
     /// start-up: sessions compare it to know when to re-read the set.
     pub(super) seen_gen: HashMap<(u64, String), u64>,
+    /// Per owner, a counter bumped when the owner's mailboxes are created, deleted or
+    /// renamed, subscriptions change, or metadata is written (IMAP NOTIFY waits on it).
+    pub(super) trees: HashMap<String, tokio::sync::watch::Sender<u64>>,
 }
 
 impl Live {
@@ -90,6 +93,30 @@ impl MailboxIndex {
                 .ok()
             })
             .as_ref()
+    }
+
+    /// A receiver that changes whenever `owner`'s mailbox tree, subscriptions or metadata
+    /// change (see [`Self::touch_tree`]).
+    pub fn watch_tree(&self, owner: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.live()
+            .trees
+            .entry(owner.to_string())
+            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Wakes whoever watches `owner`'s tree. The index calls it for create, delete, rename
+    /// and subscriptions; writers of metadata call it themselves (the index keys metadata by
+    /// mailbox id, not owner).
+    pub fn touch_tree(&self, owner: &str) {
+        let mut live = self.live();
+        if let Some(w) = live.trees.get(owner) {
+            if w.receiver_count() == 0 {
+                live.trees.remove(owner);
+            } else {
+                w.send_modify(|v| *v += 1);
+            }
+        }
     }
 
     /// Wakes the sessions watching mailbox `id`.

@@ -182,6 +182,7 @@ impl MailboxIndex {
             acl: Default::default(),
         };
         self.put_meta(user, name, &meta)?;
+        self.touch_tree(user);
         Ok(meta)
     }
 
@@ -206,9 +207,12 @@ impl MailboxIndex {
         ));
         self.store.write_relaxed(ops)?;
         self.vocabulary_forget(id);
-        let mut live = self.live();
-        live.scanned.remove(&meta.id);
-        live.seen_gen.retain(|(m, _), _| *m != id);
+        {
+            let mut live = self.live();
+            live.scanned.remove(&meta.id);
+            live.seen_gen.retain(|(m, _), _| *m != id);
+        }
+        self.touch_tree(user);
         Ok(())
     }
 
@@ -219,6 +223,7 @@ impl MailboxIndex {
             Op::Put(CF_MAILBOX, meta_key(user, to), serde_json::to_vec(meta)?),
         ])?;
         self.live().scanned.remove(&meta.id);
+        self.touch_tree(user);
         Ok(())
     }
 

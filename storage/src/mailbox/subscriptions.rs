@@ -72,6 +72,8 @@ impl MailboxIndex {
         } else {
             Op::Delete(CF_MAILBOX, key)
         };
-        self.store.write_relaxed(vec![op])
+        self.store.write_relaxed(vec![op])?;
+        self.touch_tree(user);
+        Ok(())
     }
 }

@@ -79,6 +79,7 @@ impl<'a> Cur<'a> {
             }
             "ID" => self.id_args(),
             "CANCELUPDATE" => self.cancel_update_args(),
+            "NOTIFY" => self.notify_args(),
             "GETMETADATA" => self.getmetadata_args(),
             "SETMETADATA" => self.setmetadata_args(),
             "COMPRESS" => {

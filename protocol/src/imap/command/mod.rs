@@ -9,11 +9,13 @@ mod dispatch;
 mod fetch;
 mod mailbox;
 mod metadata;
+mod notify;
 mod search;
 
 use super::response::Code;
 use super::types::*;
 use cursor::{Cur, is_atom_char};
+pub use notify::{MAX_NOTIFY_MAILBOXES, NotifyEvent, NotifyFilter, NotifyGroup, NotifySet};
 
 /// Deepest nesting of parentheses accepted in a command.
 pub const MAX_DEPTH: usize = 32;
@@ -182,6 +184,8 @@ pub enum CommandBody {
         /// Criteria (all must match).
         key: SearchKey,
     },
+    /// NOTIFY SET (`Some`) or NOTIFY NONE (RFC 5465 §3.1).
+    Notify(Option<NotifySet>),
     /// CANCELUPDATE (RFC 5267 §4.3.5): the tags of the searches whose updates stop.
     CancelUpdate(Vec<String>),
     /// THREAD / UID THREAD (RFC 5256).

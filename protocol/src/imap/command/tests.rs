@@ -283,6 +283,53 @@ fn context_return_options() {
     bad("a CANCELUPDATE B01");
 }
 
+/// RFC 5465 §3.1, §8: NOTIFY's forms and its composition rules (§5, §6.1).
+#[test]
+fn notify_commands() {
+    assert_eq!(p("a NOTIFY NONE"), CommandBody::Notify(None));
+    let CommandBody::Notify(Some(set)) = p(
+        "a NOTIFY SET STATUS (selected (MessageNew (uid body.peek[header.fields (from)]) \
+         messageexpunge)) (subtree Lists (MailboxName)) (mailboxes (\"a b\" INBOX) NONE)",
+    ) else {
+        panic!("not NOTIFY SET")
+    };
+    assert!(set.status);
+    assert_eq!(set.groups.len(), 3);
+    assert_eq!(set.groups[0].filter, NotifyFilter::Selected);
+    assert!(
+        matches!(&set.groups[0].events[0], NotifyEvent::MessageNew(a) if a.len() == 2),
+        "{:?}",
+        set.groups[0].events
+    );
+    assert_eq!(
+        set.groups[1].filter,
+        NotifyFilter::Subtree(vec!["Lists".into()])
+    );
+    assert_eq!(
+        set.groups[2].filter,
+        NotifyFilter::Mailboxes(vec!["a b".into(), "INBOX".into()])
+    );
+    assert!(set.groups[2].events.is_empty(), "NONE");
+    let CommandBody::Notify(Some(set)) = p("a NOTIFY SET (PERSONAL (Foo))") else {
+        panic!()
+    };
+    assert_eq!(set.groups[0].events, vec![NotifyEvent::Other("Foo".into())]);
+    for b in [
+        "a NOTIFY SET (SELECTED (MessageNew))",
+        "a NOTIFY SET (PERSONAL (MessageExpunge FlagChange))",
+        "a NOTIFY SET (PERSONAL (FlagChange))",
+        "a NOTIFY SET (SELECTED (MessageNew MessageExpunge SubscriptionChange))",
+        "a NOTIFY SET (SELECTED NONE) (SELECTED-DELAYED NONE)",
+        "a NOTIFY SET (PERSONAL (MessageNew (UID) MessageExpunge))",
+        "a NOTIFY SET (ELSEWHERE NONE)",
+        "a NOTIFY SET STATUS",
+        "a NOTIFY SET (PERSONAL ())",
+        "a NOTIFY NONE extra",
+    ] {
+        bad(b);
+    }
+}
+
 #[test]
 fn compress_command() {
     assert_eq!(
