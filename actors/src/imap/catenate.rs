@@ -39,25 +39,30 @@ impl Session {
         }
         let rec = self.ctx.shared.mailboxes.message(m.meta.id, u.uid).ok()??;
         let body = open_body(&m.path.join(rec.relative_path())).ok()?;
-        let data = body.bytes();
-        let bytes = match &u.section {
-            None => data.to_vec(),
-            Some(s) => {
-                let section = parse_section(s)?;
-                // A part that is not there names nothing (not an empty part).
-                if !section.part.is_empty() && mime::parse(data).resolve(&section.part).is_none() {
-                    return None;
-                }
-                section_bytes(data, mime::split(data).0, &section).into_owned()
-            }
-        };
-        Some(match u.partial {
-            None => bytes,
-            Some((start, len)) => {
-                let start = (start as usize).min(bytes.len());
-                let end = len.map_or(bytes.len(), |l| (start + l as usize).min(bytes.len()));
-                bytes[start..end].to_vec()
-            }
-        })
+        url_part(body.bytes(), u)
     }
+}
+
+/// The octets of message `data` that URL `u` names: its section, then its PARTIAL range
+/// (RFC 5092 §6); `None` for a part the message does not have.
+pub(super) fn url_part(data: &[u8], u: &MessageUrl) -> Option<Vec<u8>> {
+    let bytes = match &u.section {
+        None => data.to_vec(),
+        Some(s) => {
+            let section = parse_section(s)?;
+            // A part that is not there names nothing (not an empty part).
+            if !section.part.is_empty() && mime::parse(data).resolve(&section.part).is_none() {
+                return None;
+            }
+            section_bytes(data, mime::split(data).0, &section).into_owned()
+        }
+    };
+    Some(match u.partial {
+        None => bytes,
+        Some((start, len)) => {
+            let start = (start as usize).min(bytes.len());
+            let end = len.map_or(bytes.len(), |l| (start + l as usize).min(bytes.len()));
+            bytes[start..end].to_vec()
+        }
+    })
 }

@@ -30,6 +30,7 @@ pub(crate) mod sort_keys;
 mod status;
 mod thread;
 mod training;
+pub(crate) mod urlauth;
 pub(crate) mod view;
 
 use crate::conn::{Conn, ReadEnd, Transport};
@@ -542,6 +543,9 @@ impl Session {
             C::Append { mailbox, messages } => Ok(self.append(&mailbox, messages).await),
             C::Idle => Ok(self.idle().await),
             C::Notify(set) => Ok(self.notify(set).await),
+            C::GenUrlAuth(pairs) => Ok(self.genurlauth(&pairs)),
+            C::UrlFetch(urls) => Ok(self.urlfetch(&urls)),
+            C::ResetKey(arg) => Ok(self.resetkey(arg)),
             C::GetQuota(root) => Ok(self.get_quota(&root)),
             C::GetQuotaRoot(m) => Ok(self.get_quota_root(&m)),
             C::SetQuota(_) => Ok(Done::no_with(
@@ -652,6 +656,7 @@ fn command_name(c: &CommandBody) -> &'static str {
         C::Thread { .. } => "thread",
         C::CancelUpdate(_) => "cancelupdate",
         C::Notify(_) => "notify",
+        C::GenUrlAuth(_) | C::UrlFetch(_) | C::ResetKey(_) => "urlauth",
         C::Fetch { .. } => "fetch",
         C::Store { .. } => "store",
         C::Copy { .. } => "copy",

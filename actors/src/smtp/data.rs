@@ -192,6 +192,50 @@ impl Session {
         self.finish(rx, spool).await
     }
 
+    /// BURL (RFC 4468): a chunk taken from the message or part an authorized IMAP URL names,
+    /// fetched for the authenticated user (URLAUTH `submit+<user>`, `authuser` or
+    /// `anonymous`); otherwise as BDAT (RFC 3030), which it may follow and precede.
+    pub(super) async fn burl(&mut self, url: &str, last: bool) -> Next {
+        let Some(user) = self.auth.clone() else {
+            self.send(codes::AUTH_REQUIRED);
+            return Next::Continue;
+        };
+        if !self.transaction_ready() {
+            return Next::Continue;
+        }
+        let requester = crate::imap::urlauth::Requester::Submit(&user);
+        let Some(data) = crate::imap::urlauth::fetch_authorized(&self.ctx.shared, url, requester)
+        else {
+            tracing::info!(client = %self.peer, user = %user, "BURL: URL not resolved");
+            // The transaction cannot be completed as the client meant it: it is dropped.
+            self.tx = None;
+            self.send(codes::URL_RESOLUTION_FAILED);
+            return Next::Continue;
+        };
+        let max = self
+            .tx
+            .as_ref()
+            .map_or(0, |t| t.dir.settings.max_message_size) as usize;
+        let fresh = self.body_spool();
+        let (mut rx, mut spool) = self
+            .tx
+            .as_mut()
+            .and_then(|t| t.bdat.take())
+            .unwrap_or_else(|| (DataReceiver::for_bdat(max), fresh));
+        rx.ingest(&data);
+        spool.absorb(&mut rx).await;
+        if !last {
+            if let Some(t) = self.tx.as_mut() {
+                t.bdat = Some((rx, spool));
+            }
+            let n = data.len();
+            self.send(codes::CHUNK_RECEIVED.with_text(format!("{n} octets received")));
+            return Next::Continue;
+        }
+        rx.finish_chunks();
+        self.finish(rx, spool).await
+    }
+
     /// Ends the transaction by running the end-of-data pipeline (see [`crate::pipeline`]):
     /// transfer checks, parse, scan, verdict, header additions, durable commit, reply.
     async fn finish(&mut self, rx: DataReceiver, spool: BodySpool) -> Next {

@@ -65,6 +65,18 @@ impl Session {
         if self.auth_offered() {
             lines.push("AUTH PLAIN LOGIN".into());
         }
+        // RFC 4468 §3: BURL on submission; "imap" (URLAUTH-authorized IMAP URLs of this
+        // server) once the client has authenticated.
+        if self.kind != ListenerKind::Smtp {
+            lines.push(
+                if self.auth.is_some() {
+                    "BURL imap"
+                } else {
+                    "BURL"
+                }
+                .into(),
+            );
+        }
         self.reply(Reply::multi(250, lines));
     }
 }

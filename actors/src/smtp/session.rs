@@ -288,7 +288,11 @@ impl Session {
         if self.tx.as_ref().is_some_and(|t| t.bdat.is_some())
             && !matches!(
                 cmd,
-                Command::Bdat { .. } | Command::Rset | Command::Quit | Command::Noop
+                Command::Bdat { .. }
+                    | Command::Burl { .. }
+                    | Command::Rset
+                    | Command::Quit
+                    | Command::Noop
             )
         {
             self.send(codes::BDAT_IN_PROGRESS);
@@ -301,6 +305,7 @@ impl Session {
             Command::Rcpt { to, .. } => self.rcpt(to),
             Command::Data => return self.data().await,
             Command::Bdat { size, last } => return self.bdat(size, last).await,
+            Command::Burl { url, last } => return self.burl(&url, last).await,
             Command::Rset => {
                 self.tx = None;
                 self.send(codes::OK);

@@ -71,6 +71,8 @@ pub enum Code {
     NoModSeq,
     /// NOUPDATE "tag" (RFC 5267 §4.3.1): the search's UPDATE is refused.
     NoUpdate(String),
+    /// URLMECH mechanisms (RFC 4467 §6): the URLAUTH mechanisms a mailbox has keys for.
+    UrlMech(String),
     /// BADEVENT (events…) (RFC 5465 §3.1): the events the server supports.
     BadEvent(String),
     /// NOTIFICATIONOVERFLOW (RFC 5465 §5.8): notifications were turned off.
@@ -136,6 +138,7 @@ impl fmt::Display for Code {
             Code::NoModSeq => f.write_str("NOMODSEQ"),
             Code::NoUpdate(t) => write!(f, "NOUPDATE \"{t}\""),
             Code::BadEvent(e) => write!(f, "BADEVENT ({e})"),
+            Code::UrlMech(m) => write!(f, "URLMECH {m}"),
             Code::NotificationOverflow => f.write_str("NOTIFICATIONOVERFLOW"),
             Code::NoPerm => f.write_str("NOPERM"),
             Code::NonExistent => f.write_str("NONEXISTENT"),

@@ -182,6 +182,12 @@ pub const BINARYMIME_UNSUPPORTED: Code =
 pub const TLS_REQUIRED: Code = Code::new(530, "5.7.0", "Must issue a STARTTLS command first");
 /// MAIL before AUTH on submission (RFC 4954 §6).
 pub const AUTH_REQUIRED: Code = Code::new(530, "5.7.0", "Authentication required");
+/// BURL: the URL names nothing this user's submission may fetch (RFC 4468 §6: 554 5.6.6).
+pub const URL_RESOLUTION_FAILED: Code = Code::new(
+    554,
+    "5.6.6",
+    "Error: the URL cannot be resolved (bad, expired, revoked or not issued for you)",
+);
 /// Wrong credentials (RFC 4954 §6: 535 5.7.8).
 pub const AUTH_FAILED: Code = Code::new(535, "5.7.8", "Error: authentication failed");
 /// A plaintext mechanism before TLS (RFC 4954 §6: 538 5.7.11).

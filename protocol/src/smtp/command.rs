@@ -67,6 +67,14 @@ pub enum Command {
         /// True for the last chunk.
         last: bool,
     },
+    /// `BURL imap-url [LAST]` (RFC 4468 §3): the next chunk is the message or part the
+    /// authorized URL names.
+    Burl {
+        /// The URL (an RFC 4467 authorized IMAP URL).
+        url: String,
+        /// True for the last chunk.
+        last: bool,
+    },
     /// `RSET`.
     Rset,
     /// `NOOP`.
@@ -124,6 +132,7 @@ const MAIL: u32 = tag4(b"MAIL");
 const RCPT: u32 = tag4(b"RCPT");
 const DATA: u32 = tag4(b"DATA");
 const BDAT: u32 = tag4(b"BDAT");
+const BURL: u32 = tag4(b"BURL");
 const RSET: u32 = tag4(b"RSET");
 const NOOP: u32 = tag4(b"NOOP");
 const QUIT: u32 = tag4(b"QUIT");
@@ -193,6 +202,7 @@ impl Command {
             RCPT => parse_rcpt(rest),
             DATA => no_arg(Command::Data),
             BDAT => parse_bdat(rest),
+            BURL => parse_burl(rest),
             RSET => no_arg(Command::Rset),
             NOOP => Ok(Command::Noop),
             QUIT => no_arg(Command::Quit),
@@ -325,6 +335,25 @@ fn parse_bdat(rest: &str) -> Result<Command, CommandError> {
     Ok(Command::Bdat { size, last })
 }
 
+/// RFC 4468 §3: `"BURL" SP absolute-URI [SP end-marker]`, `end-marker = "LAST"`.
+fn parse_burl(rest: &str) -> Result<Command, CommandError> {
+    let mut parts = rest.split(' ').filter(|s| !s.is_empty());
+    let url = parts
+        .next()
+        .filter(|u| u.contains(':') && u.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or(CommandError::Syntax("BURL needs an absolute URL"))?
+        .to_string();
+    let last = match parts.next() {
+        None => false,
+        Some(s) if s.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return Err(CommandError::Syntax("BURL url [LAST]")),
+    };
+    if parts.next().is_some() {
+        return Err(CommandError::Syntax("BURL url [LAST]"));
+    }
+    Ok(Command::Burl { url, last })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,5 +449,28 @@ mod tests {
             })
         );
         assert!(Command::parse(b"AUTH").is_err());
+    }
+
+    #[test]
+    fn burl_forms() {
+        assert_eq!(
+            Command::parse(b"BURL imap://a@h/INBOX/;uid=1;urlauth=authuser:internal:00 LAST"),
+            Ok(Command::Burl {
+                url: "imap://a@h/INBOX/;uid=1;urlauth=authuser:internal:00".into(),
+                last: true
+            })
+        );
+        assert!(matches!(
+            Command::parse(b"burl imap://x"),
+            Ok(Command::Burl { last: false, .. })
+        ));
+        for bad in [
+            "BURL",
+            "BURL nourl",
+            "BURL imap://x FIRST",
+            "BURL imap://x LAST more",
+        ] {
+            assert!(Command::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 }

@@ -38,6 +38,7 @@ mod record;
 mod seen;
 mod subscriptions;
 mod sync;
+mod urlauth;
 
 use keys::*;
 use live::Live;
@@ -193,7 +194,7 @@ impl MailboxIndex {
         };
         let (id, next) = (meta.id, meta.id.saturating_add(1));
         let mut ops = vec![Op::Delete(CF_MAILBOX, meta_key(user, name))];
-        for kind in [b'm', b'h', b'n', b'x', b's', b'r', b'M'] {
+        for kind in [b'm', b'h', b'n', b'x', b's', b'r', b'M', b'K'] {
             ops.push(Op::DeleteRange(
                 CF_MAILBOX,
                 id_prefix(kind, id),

@@ -80,6 +80,9 @@ impl<'a> Cur<'a> {
             "ID" => self.id_args(),
             "CANCELUPDATE" => self.cancel_update_args(),
             "NOTIFY" => self.notify_args(),
+            "GENURLAUTH" => self.genurlauth_args(),
+            "URLFETCH" => self.urlfetch_args(),
+            "RESETKEY" => self.resetkey_args(),
             "GETMETADATA" => self.getmetadata_args(),
             "SETMETADATA" => self.setmetadata_args(),
             "COMPRESS" => {

@@ -1,5 +1,6 @@
 //! Mailbox commands with arguments of their own: LIST/LSUB (RFC 9051 §6.3.9, RFC 5258),
-//! SELECT/EXAMINE with CONDSTORE/QRESYNC (RFC 7162), STATUS items, APPEND (§6.3.12).
+//! SELECT/EXAMINE with CONDSTORE/QRESYNC (RFC 7162), STATUS items, APPEND (§6.3.12), and
+//! the URLAUTH commands (RFC 4467 §7: RESETKEY, GENURLAUTH, URLFETCH).
 
 use super::*;
 
@@ -211,5 +212,59 @@ impl<'a> Cur<'a> {
             data,
             catenate: Vec::new(),
         })
+    }
+}
+
+/// URLs one GENURLAUTH or URLFETCH may name (a bound on one command's work).
+pub const MAX_URLS: usize = 100;
+
+impl<'a> Cur<'a> {
+    /// RFC 4467 §7.2 `GENURLAUTH 1*(SP url-rump SP mechanism)`.
+    pub(super) fn genurlauth_args(&mut self) -> R<CommandBody> {
+        let mut pairs = Vec::new();
+        while self.eat(b' ') {
+            if pairs.len() >= MAX_URLS {
+                return Err("too many URLs".into());
+            }
+            let url = self.astring()?;
+            self.sp()?;
+            let mech = self.atom()?.to_ascii_uppercase();
+            pairs.push((url, mech));
+        }
+        if pairs.is_empty() {
+            return Err("GENURLAUTH needs a URL and a mechanism".into());
+        }
+        self.end()?;
+        Ok(CommandBody::GenUrlAuth(pairs))
+    }
+
+    /// RFC 4467 §7.3 `URLFETCH 1*(SP url)`.
+    pub(super) fn urlfetch_args(&mut self) -> R<CommandBody> {
+        let mut urls = Vec::new();
+        while self.eat(b' ') {
+            if urls.len() >= MAX_URLS {
+                return Err("too many URLs".into());
+            }
+            urls.push(self.astring()?);
+        }
+        if urls.is_empty() {
+            return Err("URLFETCH needs a URL".into());
+        }
+        self.end()?;
+        Ok(CommandBody::UrlFetch(urls))
+    }
+
+    /// RFC 4467 §7.1 `RESETKEY [SP mailbox *(SP mechanism)]`.
+    pub(super) fn resetkey_args(&mut self) -> R<CommandBody> {
+        if !self.eat(b' ') {
+            return Ok(CommandBody::ResetKey(None));
+        }
+        let mailbox = self.mailbox()?;
+        let mut mechs = Vec::new();
+        while self.eat(b' ') {
+            mechs.push(self.atom()?.to_ascii_uppercase());
+        }
+        self.end()?;
+        Ok(CommandBody::ResetKey(Some((mailbox, mechs))))
     }
 }

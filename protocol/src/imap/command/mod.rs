@@ -184,6 +184,12 @@ pub enum CommandBody {
         /// Criteria (all must match).
         key: SearchKey,
     },
+    /// GENURLAUTH (RFC 4467 §7.2): (URL rump, mechanism) pairs.
+    GenUrlAuth(Vec<(String, String)>),
+    /// URLFETCH (RFC 4467 §7.3): the URLs.
+    UrlFetch(Vec<String>),
+    /// RESETKEY (RFC 4467 §7.1): every key (`None`), or one mailbox's for mechanisms.
+    ResetKey(Option<(String, Vec<String>)>),
     /// NOTIFY SET (`Some`) or NOTIFY NONE (RFC 5465 §3.1).
     Notify(Option<NotifySet>),
     /// CANCELUPDATE (RFC 5267 §4.3.5): the tags of the searches whose updates stop.
