@@ -324,14 +324,7 @@ fn parse_bdat(rest: &str) -> Result<Command, CommandError> {
             }
         })
         .ok_or(CommandError::Syntax("BDAT needs a chunk size"))?;
-    let last = match parts.next() {
-        None => false,
-        Some(s) if s.eq_ignore_ascii_case("LAST") => true,
-        Some(_) => return Err(CommandError::Syntax("BDAT size [LAST]")),
-    };
-    if parts.next().is_some() {
-        return Err(CommandError::Syntax("BDAT size [LAST]"));
-    }
+    let last = end_marker(parts, "BDAT size [LAST]")?;
     Ok(Command::Bdat { size, last })
 }
 
@@ -343,15 +336,25 @@ fn parse_burl(rest: &str) -> Result<Command, CommandError> {
         .filter(|u| u.contains(':') && u.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or(CommandError::Syntax("BURL needs an absolute URL"))?
         .to_string();
-    let last = match parts.next() {
+    let last = end_marker(parts, "BURL url [LAST]")?;
+    Ok(Command::Burl { url, last })
+}
+
+/// The optional `LAST` that ends BDAT and BURL (RFC 3030 §2, RFC 4468 §3), and nothing
+/// after it.
+fn end_marker<'a>(
+    mut rest: impl Iterator<Item = &'a str>,
+    usage: &'static str,
+) -> Result<bool, CommandError> {
+    let last = match rest.next() {
         None => false,
         Some(s) if s.eq_ignore_ascii_case("LAST") => true,
-        Some(_) => return Err(CommandError::Syntax("BURL url [LAST]")),
+        Some(_) => return Err(CommandError::Syntax(usage)),
     };
-    if parts.next().is_some() {
-        return Err(CommandError::Syntax("BURL url [LAST]"));
+    match rest.next() {
+        Some(_) => Err(CommandError::Syntax(usage)),
+        None => Ok(last),
     }
-    Ok(Command::Burl { url, last })
 }
 
 #[cfg(test)]
