@@ -40,7 +40,7 @@ impl Session {
                  CONTEXT=SEARCH CONTEXT=SORT \
                  BINARY UTF8=ACCEPT WITHIN PREVIEW PREVIEW=FUZZY SNIPPET=FUZZY SAVEDATE",
             );
-            c.push_str(" COMPRESS=DEFLATE METADATA NOTIFY URLAUTH URL-PARTIAL");
+            c.push_str(" COMPRESS=DEFLATE METADATA NOTIFY URLAUTH URL-PARTIAL I18NLEVEL=1");
             for alg in postcore_protocol::imap::thread::ALGORITHMS {
                 c.push_str(" THREAD=");
                 c.push_str(alg);

@@ -9,7 +9,9 @@ use super::sort_keys::SortKeys;
 use super::{Done, Session};
 use crate::message_file::open as open_body;
 use postcore_protocol::imap::mime;
-pub(super) use postcore_protocol::imap::text::{MAX_WORD, body_text, decode_words};
+pub(super) use postcore_protocol::imap::text::{
+    MAX_WORD, body_text, casemap, decode_words, is_word_char,
+};
 use postcore_protocol::imap::{SearchKey, SearchReturn, SortKey};
 use postcore_storage::mailbox::flag;
 use std::collections::HashMap;
@@ -53,25 +55,26 @@ impl Candidate<'_> {
         if self.text.is_none() {
             let t = (self.locate)(self.uid)
                 .and_then(|p| open_body(&p).ok())
-                .map(|b| squeeze(&body_text(b.bytes()).to_lowercase()))
+                .map(|b| squeeze(&casemap(&body_text(b.bytes()))))
                 .unwrap_or_default();
             self.text = Some(t);
         }
         self.text.as_deref().unwrap_or_default()
     }
 
-    /// RFC 9051 §6.4.4 HEADER/FROM/TO/CC/BCC: the field's decoded text contains `needle`;
+    /// RFC 9051 §6.4.4 HEADER/FROM/TO/CC/BCC: the field's decoded text contains `needle`
+    /// under i;unicode-casemap (RFC 5255 §4, I18NLEVEL=1);
     /// for address fields also each address as `name <local@domain>`, comments and folding
     /// removed (so `<user (comment)@ (comment) domain.org>` matches `user@domain.org`).
     fn header_has(&mut self, name: &str, needle: &str) -> bool {
-        let needle = needle.to_lowercase();
+        let needle = casemap(needle);
         let is_address = ADDRESS_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name));
         let h = self.header();
         mime::fields(h).iter().any(|(n, v)| {
             if !n.eq_ignore_ascii_case(name.as_bytes()) {
                 return false;
             }
-            if needle.is_empty() || decode_words(v).to_lowercase().contains(&needle) {
+            if needle.is_empty() || casemap(&decode_words(v)).contains(&needle) {
                 return true;
             }
             is_address
@@ -82,7 +85,7 @@ impl Candidate<'_> {
                         _ => return false,
                     };
                     let dn = dn.map(|n| decode_words(n.as_bytes())).unwrap_or_default();
-                    format!("{dn} <{spec}>").to_lowercase().contains(&needle)
+                    casemap(&format!("{dn} <{spec}>")).contains(&needle)
                 })
         })
     }
@@ -249,13 +252,14 @@ struct FtsAnswer {
     exact: bool,
 }
 
-/// RFC 9051 §6.4.4 BODY: the decoded body text contains `s`, case-insensitively.
+/// RFC 9051 §6.4.4 BODY: the decoded body text contains `s` under i;unicode-casemap
+/// (RFC 5051; RFC 5255 §4: the comparator of I18NLEVEL=1).
 fn body_has(c: &mut Candidate, s: &str) -> bool {
     match c.fts.get(s) {
         Some(a) if !a.set.contains(&c.uid) => false,
         Some(a) if a.exact => true,
         _ => {
-            let l = squeeze(&s.to_lowercase());
+            let l = squeeze(&casemap(s));
             c.text().contains(&l)
         }
     }
@@ -287,8 +291,8 @@ fn eval(k: &SearchKey, c: &mut Candidate, max_seq: u32, max_uid: u32, now: i64) 
         SearchKey::Body(s) => body_has(c, s),
         // RFC 9051 §6.4.4: TEXT is the header and the body.
         SearchKey::Text(s) => {
-            let l = squeeze(&s.to_lowercase());
-            squeeze(&decode_words(c.header()).to_lowercase()).contains(&l) || body_has(c, s)
+            let l = squeeze(&casemap(s));
+            squeeze(&casemap(&decode_words(c.header()))).contains(&l) || body_has(c, s)
         }
         SearchKey::Before(d) => day < *d,
         SearchKey::On(d) => day == *d,
@@ -340,14 +344,16 @@ impl Session {
         // alone; others are confirmed on the candidates' text. Runs of one character, or
         // longer than the index's words, fall back to reading every message.
         let mut fts: HashMap<String, FtsAnswer> = HashMap::new();
-        if sel.mbox.meta.fts {
+        let meta = &sel.mbox.meta;
+        // An index in an older word form is being rebuilt: read the messages meanwhile.
+        if meta.fts && meta.fts_format == postcore_storage::mailbox::FTS_FORMAT {
             let mut strings = Vec::new();
             body_strings(key, &mut strings);
             for s in strings {
                 let pieces: Vec<String> = s
-                    .split(|c: char| !c.is_alphanumeric())
+                    .split(|c: char| !is_word_char(c))
                     .filter(|w| !w.is_empty())
-                    .map(str::to_lowercase)
+                    .map(casemap)
                     .collect();
                 let answerable = |w: &String| (2..=MAX_WORD).contains(&w.chars().count());
                 if pieces.is_empty() || !pieces.iter().all(answerable) {
@@ -367,7 +373,7 @@ impl Session {
                     });
                 }
                 if let Some(set) = set {
-                    let exact = pieces.len() == 1 && s.chars().all(char::is_alphanumeric);
+                    let exact = pieces.len() == 1 && s.chars().all(is_word_char);
                     fts.insert(s.to_string(), FtsAnswer { set, exact });
                 }
             }

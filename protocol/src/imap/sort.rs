@@ -1,6 +1,6 @@
 //! Sort keys of RFC 5256 (SORT) and RFC 5957 (SORT=DISPLAY), from header field values: the
-//! base subject (§2.1) and the address keys, compared after case folding (a stand-in for
-//! i;unicode-casemap that folds case but does not decompose).
+//! base subject (§2.1) and the address keys, compared in their i;unicode-casemap form
+//! (RFC 5051, the comparator of I18NLEVEL=1, RFC 5255 §4).
 
 use super::mime;
 use super::text::decode_words;
@@ -96,9 +96,9 @@ fn strip_leader(s: &str) -> (&str, bool) {
     }
 }
 
-/// Case folding for comparisons.
+/// The i;unicode-casemap form the keys are compared in.
 fn fold(s: &str) -> String {
-    s.to_lowercase()
+    super::text::casemap(s)
 }
 
 /// RFC 5256 §3 FROM/TO/CC: the `addr-mailbox` of the first address — the local part of a
@@ -130,26 +130,30 @@ pub fn display_key(value: Option<&[u8]>) -> String {
 mod tests {
     use super::*;
 
+    fn c(s: &str) -> String {
+        super::super::text::casemap(s)
+    }
+
     /// RFC 5256 §2.1, step by step.
     #[test]
     fn base_subjects() {
         let b = |s: &str| base_subject(s.as_bytes());
-        assert_eq!(b("Re: [list] Fwd: Hello (fwd)"), "hello");
-        assert_eq!(b("  RE:re: FW: hello  "), "hello");
-        assert_eq!(b("[fwd: Re: hello]"), "hello");
-        assert_eq!(b("Re[2]: hello"), "hello");
-        assert_eq!(b("[PATCH] [v2] hello"), "hello");
-        assert_eq!(b("[only a blob]"), "[only a blob]", "a blob alone stays");
-        assert_eq!(b("Hello\t\r\n  World (FWD) (fwd)"), "hello world");
-        assert_eq!(b("=?utf-8?q?Re:_caf=C3=A9?="), "café");
+        assert_eq!(b("Re: [list] Fwd: Hello (fwd)"), c("hello"));
+        assert_eq!(b("  RE:re: FW: hello  "), c("hello"));
+        assert_eq!(b("[fwd: Re: hello]"), c("hello"));
+        assert_eq!(b("Re[2]: hello"), c("hello"));
+        assert_eq!(b("[PATCH] [v2] hello"), c("hello"));
+        assert_eq!(b("[only a blob]"), c("[only a blob]"), "a blob alone stays");
+        assert_eq!(b("Hello\t\r\n  World (FWD) (fwd)"), c("hello world"));
+        assert_eq!(b("=?utf-8?q?Re:_caf=C3=A9?="), c("café"));
         assert_eq!(
             b("Reply to this"),
-            "reply to this",
+            c("reply to this"),
             "no colon: not a leader"
         );
         assert_eq!(
             b("AW: hallo"),
-            "aw: hallo",
+            c("aw: hallo"),
             "only re, fw and fwd are leaders"
         );
     }
@@ -157,27 +161,23 @@ mod tests {
     #[test]
     fn reply_indicators() {
         let r = |s: &str| base_subject_and_reply(s.as_bytes());
-        assert_eq!(r("Hello"), ("hello".into(), false));
-        assert_eq!(r("Re: Hello"), ("hello".into(), true));
-        assert_eq!(r("Hello (fwd)"), ("hello".into(), true));
-        assert_eq!(r("[fwd: Hello]"), ("hello".into(), true));
-        assert_eq!(
-            r("[list] Hello"),
-            ("hello".into(), false),
-            "a blob is not one"
-        );
-        assert_eq!(r("  Hello  "), ("hello".into(), false));
+        assert_eq!(r("Hello"), (c("hello"), false));
+        assert_eq!(r("Re: Hello"), (c("hello"), true));
+        assert_eq!(r("Hello (fwd)"), (c("hello"), true));
+        assert_eq!(r("[fwd: Hello]"), (c("hello"), true));
+        assert_eq!(r("[list] Hello"), (c("hello"), false), "a blob is not one");
+        assert_eq!(r("  Hello  "), (c("hello"), false));
     }
 
     #[test]
     fn address_and_display_keys() {
         let k = |s: &str| address_key(Some(s.as_bytes()));
-        assert_eq!(k("\"Zed\" <Alice@b.test>"), "alice");
-        assert_eq!(k("Team: bob@c.test, carol@c.test;"), "team");
+        assert_eq!(k("\"Zed\" <Alice@b.test>"), c("alice"));
+        assert_eq!(k("Team: bob@c.test, carol@c.test;"), c("team"));
         assert_eq!(address_key(None), "");
         let d = |s: &str| display_key(Some(s.as_bytes()));
-        assert_eq!(d("\"Zed Z\" <alice@b.test>"), "zed z");
-        assert_eq!(d("alice@b.test"), "alice@b.test");
-        assert_eq!(d("=?utf-8?q?=C3=89mile?= <e@b.test>"), "émile");
+        assert_eq!(d("\"Zed Z\" <alice@b.test>"), c("zed z"));
+        assert_eq!(d("alice@b.test"), c("alice@b.test"));
+        assert_eq!(d("=?utf-8?q?=C3=89mile?= <e@b.test>"), c("émile"));
     }
 }

@@ -247,21 +247,63 @@ pub fn preview(message: &[u8]) -> String {
         .to_string()
 }
 
+/// The i;unicode-casemap comparator's canonical form (RFC 5051 §2, used at I18NLEVEL=1 by
+/// SEARCH, SORT and THREAD, RFC 5255 §4): each character's simple titlecase mapping
+/// (UnicodeData.txt), then compatibility decomposition (NFKD). Two strings are equal under
+/// the comparator when their forms are, and one contains the other as a substring when the
+/// forms do.
+pub fn casemap(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.chars().map(titlecase).nfkd().collect()
+}
+
+/// The simple titlecase mapping of `c` (UnicodeData.txt field 14). The standard library
+/// gives the full uppercase mapping; where that is one character it is the simple
+/// uppercase, which is the titlecase except for the Latin digraphs (DŽ Dž dž → Dž), the
+/// Georgian letters (their own titlecase) and the Greek letters with ypogegrammeni (whose
+/// full uppercase is two letters).
+fn titlecase(c: char) -> char {
+    match c as u32 {
+        // Ǆ ǅ ǆ → ǅ, Ǉ ǈ ǉ → ǈ, Ǌ ǋ ǌ → ǋ; Ǳ ǲ ǳ → ǲ.
+        u @ 0x01C4..=0x01CC => char::from_u32(0x01C5 + (u - 0x01C4) / 3 * 3).unwrap_or(c),
+        0x01F1..=0x01F3 => '\u{01F2}',
+        // Georgian Mkhedruli: titlecase is the letter itself (not Mtavruli).
+        0x10D0..=0x10FA | 0x10FD..=0x10FF => c,
+        // ᾀ–ᾇ, ᾐ–ᾗ, ᾠ–ᾧ → ᾈ–ᾏ, ᾘ–ᾟ, ᾨ–ᾯ; the titlecase forms map to themselves.
+        u @ 0x1F80..=0x1FAF => char::from_u32(u | 0x8).unwrap_or(c),
+        // ᾳ ῃ ῳ → ᾼ ῌ ῼ.
+        0x1FB3 | 0x1FC3 | 0x1FF3 => char::from_u32(c as u32 + 9).unwrap_or(c),
+        _ => {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => u,
+                _ => c,
+            }
+        }
+    }
+}
+
 /// The longest word the full-text index keeps (in characters): a substring found only inside
 /// a longer run of letters and digits is not found through the index.
 pub const MAX_WORD: usize = 128;
 
-/// Lower-case word tokens of `text` (letters and digits), 2 to [`MAX_WORD`] characters, each
-/// once.
+/// Whether `c` belongs to a word: a letter or digit, or a combining mark (so that `école`
+/// written decomposed, `e` + U+0301, is one word as it is when precomposed).
+pub fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || unicode_normalization::char::is_combining_mark(c)
+}
+
+/// The full-text index's tokens of `text`: its runs of [`is_word_char`] characters, 2 to
+/// [`MAX_WORD`] of them, each in its [`casemap`] form, each once.
 pub fn tokens(text: &str) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for w in text.split(|c: char| !c.is_alphanumeric()) {
+    for w in text.split(|c: char| !is_word_char(c)) {
         let n = w.chars().count();
         if !(2..=MAX_WORD).contains(&n) {
             continue;
         }
-        let w = w.to_lowercase();
+        let w = casemap(w);
         if seen.insert(w.clone()) {
             out.push(w);
             if out.len() >= 50_000 {
@@ -275,6 +317,33 @@ pub fn tokens(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 5051's comparator: case and compatibility forms fold together, accents stay
+    /// (as combining marks after the letter).
+    #[test]
+    fn unicode_casemap() {
+        assert_eq!(casemap("Hello"), casemap("hELLO"));
+        // RFC 5051 maps case first, then decomposes: a ligature's letters keep their case
+        // (Dovecot answers the same).
+        assert_eq!(casemap("ﬁle"), "fiLE");
+        assert_eq!(casemap("ｆｕｌｌ"), "FULL", "fullwidth");
+        assert_eq!(casemap("σς"), casemap("ΣΣ"), "final sigma");
+        assert_eq!(casemap("école"), "E\u{301}COLE");
+        assert_eq!(
+            casemap("e\u{301}cole"),
+            casemap("École"),
+            "NFC and NFD alike"
+        );
+        assert_eq!(casemap("ǆ"), casemap("Ǆ"));
+        assert_eq!(casemap("Ǆ"), "Dz\u{30C}", "titlecase, not uppercase");
+        assert_eq!(casemap("ǉ"), casemap("ǈ"));
+        assert_eq!(casemap("ა"), "ა");
+        assert_eq!(casemap("ᾳ"), casemap("ᾼ"));
+        assert_eq!(casemap("ß"), "ß", "simple mapping: no SS");
+        assert!(casemap("straße").contains(&casemap("STRA")));
+        assert_eq!(tokens("Ein file, ein FILE"), vec!["EIN", "FILE"]);
+        assert_eq!(tokens("e\u{301}cole"), vec![casemap("école")], "one word");
+    }
 
     #[test]
     fn previews_are_short_single_line_text() {
@@ -370,6 +439,9 @@ Content-Type: message/rfc822\r\n\r\nSubject: =?koi8-r?B?8NLJ18XU?=\r\n\r\ninner 
 
     #[test]
     fn word_tokens() {
-        assert_eq!(tokens("Crème brûlée, a crème!"), vec!["crème", "brûlée"]);
+        assert_eq!(
+            tokens("Crème brûlée, a CRÈME!"),
+            vec![casemap("crème"), casemap("brûlée")]
+        );
     }
 }

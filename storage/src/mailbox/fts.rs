@@ -8,10 +8,17 @@
 //! writer of postings); a write during the pass makes that pass's result used once and not
 //! kept. At most [`MAX_VOCAB_WORDS`] words are kept over all mailboxes, least recently used
 //! mailboxes dropped first.
+//!
+//! Words are kept in their i;unicode-casemap form (RFC 5051; `text::tokens`). An index
+//! written in an older form ([`FTS_FORMAT`]) is rebuilt in the background the first time
+//! its mailbox is synced; searches read the messages meanwhile.
 
 use super::*;
 use std::collections::HashSet;
 use std::time::Instant;
+
+/// The form of the index's words: 1 is i;unicode-casemap (titlecase, then NFKD).
+pub const FTS_FORMAT: u8 = 1;
 
 /// The most vocabulary words kept in memory over all mailboxes.
 pub const MAX_VOCAB_WORDS: usize = 4_000_000;
@@ -30,7 +37,8 @@ struct Vocab {
 pub(super) struct Vocabularies(HashMap<u64, Vocab>);
 
 impl MailboxIndex {
-    /// UIDs of mailbox `id` whose text has a word starting with `word` (lower case).
+    /// UIDs of mailbox `id` whose text has a word starting with `word` (in its casemap form,
+    /// `text::casemap`).
     pub fn fts_lookup(&self, id: u64, word: &str) -> Result<std::collections::HashSet<u32>> {
         let mut out = std::collections::HashSet::new();
         for (_, v) in self.store.scan_prefix(CF_FTS, &fts_key(id, word))? {
@@ -43,7 +51,7 @@ impl MailboxIndex {
         Ok(out)
     }
 
-    /// The UIDs of messages with an indexed word that contains `piece` (lower case): the
+    /// The UIDs of messages with an indexed word that contains `piece` (casemap form): the
     /// substring form of [`MailboxIndex::fts_lookup`], over the mailbox's whole vocabulary
     /// (RFC 9051 §6.4.4: BODY and TEXT match substrings, `sdfghjk` in `asdfghjkl`).
     pub fn fts_lookup_containing(
@@ -187,6 +195,112 @@ impl MailboxIndex {
             "full-text index pruned of expunged messages"
         );
         Ok(removed)
+    }
+}
+
+impl MailboxIndex {
+    /// Starts rebuilding mailbox `id`'s full-text index in the background, unless it is
+    /// already being rebuilt.
+    pub(super) fn start_fts_rebuild(&self, user: &str, name: &str, id: u64, path: &Path) {
+        if !self.live().fts_rebuilding.insert(id) {
+            return;
+        }
+        let (idx, user, name, path) = (
+            self.clone(),
+            user.to_string(),
+            name.to_string(),
+            path.to_path_buf(),
+        );
+        // In the background: the caller may hold the mailbox lock, which the rebuild takes.
+        let spawned = std::thread::Builder::new()
+            .name("fts-rebuild".into())
+            .spawn(move || {
+                match idx.rebuild_fts(&user, &name, &path) {
+                    Ok(n) => tracing::info!(
+                        user,
+                        mailbox = name,
+                        messages = n,
+                        "full-text index rebuilt"
+                    ),
+                    Err(e) => tracing::warn!(user, mailbox = name, "full-text rebuild: {e:#}"),
+                }
+                idx.live().fts_rebuilding.remove(&id);
+            });
+        if spawned.is_err() {
+            self.live().fts_rebuilding.remove(&id);
+        }
+    }
+
+    /// Rebuilds mailbox `name`'s full-text index in the current word form from its message
+    /// files in `path`. Messages delivered meanwhile are indexed by [`MailboxIndex::add`]
+    /// (the form is current from the start); searches read the messages until it ends.
+    /// Returns how many messages were indexed.
+    pub fn rebuild_fts(&self, user: &str, name: &str, path: &Path) -> Result<usize> {
+        let Some(meta) = self.get(user, name)? else {
+            return Ok(0);
+        };
+        let (id, lock) = (meta.id, self.lock(meta.id));
+        let records = {
+            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(mut meta) = self.get(user, name)? else {
+                return Ok(0);
+            };
+            if meta.fts_format == FTS_FORMAT && meta.fts {
+                return Ok(0);
+            }
+            meta.fts = false;
+            meta.fts_format = FTS_FORMAT;
+            meta.fts_dead = 0;
+            let next = id.saturating_add(1);
+            self.store.write_relaxed(vec![
+                Op::DeleteRange(
+                    CF_FTS,
+                    id.to_be_bytes().to_vec(),
+                    next.to_be_bytes().to_vec(),
+                ),
+                Op::Put(CF_MAILBOX, meta_key(user, name), serde_json::to_vec(&meta)?),
+            ])?;
+            self.vocabulary_forget(id);
+            self.messages(id)?
+        };
+        let mut ops = Vec::new();
+        let mut done = 0;
+        for (uid, rec) in records {
+            // A message whose flags changed meanwhile was renamed: look it up again.
+            let data = match read_message(&path.join(rec.relative_path())) {
+                Ok((d, _, _)) => Some(d),
+                Err(_) => self
+                    .message(id, uid)?
+                    .and_then(|r| read_message(&path.join(r.relative_path())).ok())
+                    .map(|(d, _, _)| d),
+            };
+            let Some(data) = data else {
+                continue;
+            };
+            let text = postcore_protocol::imap::text::body_text(&data);
+            for t in postcore_protocol::imap::text::tokens(&text) {
+                ops.push(Op::Merge(
+                    CF_FTS,
+                    fts_key(id, &t),
+                    uid.to_be_bytes().to_vec(),
+                ));
+            }
+            done += 1;
+            if ops.len() >= 4096 {
+                self.store.write_relaxed(std::mem::take(&mut ops))?;
+            }
+        }
+        self.store.write_relaxed(ops)?;
+        let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut meta) = self.get(user, name)?
+            && meta.id == id
+            && meta.fts_format == FTS_FORMAT
+        {
+            meta.fts = true;
+            self.put_meta(user, name, &meta)?;
+        }
+        self.vocabulary_forget(id);
+        Ok(done)
     }
 }
 

@@ -17,6 +17,8 @@ pub(super) struct Live {
     /// Per owner, a counter bumped when the owner's mailboxes are created, deleted or
     /// renamed, subscriptions change, or metadata is written (IMAP NOTIFY waits on it).
     pub(super) trees: HashMap<String, tokio::sync::watch::Sender<u64>>,
+    /// Mailboxes whose full-text index is being rebuilt.
+    pub(super) fts_rebuilding: std::collections::HashSet<u64>,
 }
 
 impl Live {

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 pub use crate::store::CF_MAILBOX;
+pub use fts::FTS_FORMAT;
 
 mod fts;
 mod keys;
@@ -179,6 +180,7 @@ impl MailboxIndex {
             subscribed: false,
             special_use,
             fts: true,
+            fts_format: FTS_FORMAT,
             fts_dead: 0,
             acl: Default::default(),
         };
@@ -372,7 +374,9 @@ impl MailboxIndex {
                 header.to_vec(),
             ));
         }
-        let words = if meta.fts {
+        // Indexed whenever the words are in the current form: also while a rebuild of the
+        // mailbox's index runs (`fts` is false until it ends).
+        let words = if meta.fts_format == FTS_FORMAT {
             let text = postcore_protocol::imap::text::body_text(data);
             let words = postcore_protocol::imap::text::tokens(&text);
             for t in &words {

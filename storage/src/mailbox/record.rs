@@ -72,6 +72,10 @@ pub struct MailboxMeta {
     /// Every message of this mailbox is in the full-text index.
     #[serde(default)]
     pub fts: bool,
+    /// The form of this mailbox's full-text words ([`super::FTS_FORMAT`] when current;
+    /// 0 for indexes written before words were kept in their i;unicode-casemap form).
+    #[serde(default)]
+    pub fts_format: u8,
     /// Messages expunged since the full-text postings were last pruned of them.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub fts_dead: u32,

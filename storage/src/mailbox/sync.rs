@@ -20,6 +20,9 @@ impl MailboxIndex {
         meta: &mut MailboxMeta,
         path: &Path,
     ) -> Result<SyncReport> {
+        if meta.fts_format != FTS_FORMAT {
+            self.start_fts_rebuild(user, name, meta.id, path);
+        }
         let stamp = (mtime(&path.join("new")), mtime(&path.join("cur")));
         if self.live().scanned.get(&meta.id) == Some(&stamp) && stamp.0.is_some() {
             return Ok(SyncReport::default());

@@ -64,7 +64,7 @@ fn sync_picks_up_outside_changes() {
     assert_eq!(meta.uidnext, 3);
     // Full-text index: words by prefix.
     assert_eq!(
-        idx.fts_lookup(meta.id, "bod").unwrap(),
+        idx.fts_lookup(meta.id, "BOD").unwrap(),
         [1, 2].into_iter().collect()
     );
     assert_eq!(idx.uid_by_name(meta.id, "200.b.h").unwrap(), Some(2));
@@ -106,22 +106,22 @@ fn expunged_postings_are_pruned_and_deleted_mailboxes_leave_nothing() {
         k.extend_from_slice(word.as_bytes());
         store.get(CF_FTS, &k).unwrap().unwrap_or_default()
     };
-    assert_eq!(postings("common").len(), 12);
+    assert_eq!(postings("COMMON").len(), 12);
     idx.expunge("u", "INBOX", &mut meta, &[1, 2]).unwrap();
     assert_eq!(meta.fts_dead, 2);
     // Two dead of one live is worth a pass even unforced.
     assert_eq!(idx.prune_fts("u", "INBOX", false).unwrap(), 4);
-    assert_eq!(postings("common"), 3u32.to_be_bytes());
-    assert!(postings("alpha").is_empty() && postings("beta").is_empty());
+    assert_eq!(postings("COMMON"), 3u32.to_be_bytes());
+    assert!(postings("ALPHA").is_empty() && postings("BETA").is_empty());
     assert_eq!(idx.get("u", "INBOX").unwrap().unwrap().fts_dead, 0);
     assert_eq!(
-        idx.fts_lookup(meta.id, "gamma").unwrap(),
+        idx.fts_lookup(meta.id, "GAMMA").unwrap(),
         [3].into_iter().collect()
     );
     // Deleting the mailbox removes its postings and records; its id is never reused,
     // not even after a restart.
     idx.delete("u", "INBOX").unwrap();
-    assert!(postings("common").is_empty());
+    assert!(postings("COMMON").is_empty());
     assert!(idx.messages(meta.id).unwrap().is_empty());
     assert_eq!(idx.uid_by_name(meta.id, "102.x.h").unwrap(), None);
     drop(idx);
@@ -151,7 +151,7 @@ fn prune_runs_by_itself_once_enough_messages_are_expunged() {
     idx.expunge("u", "Trash", &mut meta, &[FTS_PRUNE_MIN])
         .unwrap();
     let mut k = meta.id.to_be_bytes().to_vec();
-    k.extend_from_slice(b"shared");
+    k.extend_from_slice(b"SHARED");
     for _ in 0..100 {
         if idx.get("u", "Trash").unwrap().unwrap().fts_dead == 0 {
             break;
@@ -274,26 +274,66 @@ fn substring_search_keeps_its_vocabulary_exact() {
             .collect::<std::collections::HashSet<u32>>()
     };
     assert_eq!(
-        idx.fts_lookup_containing(meta.id, "sdfghjk").unwrap(),
+        idx.fts_lookup_containing(meta.id, "SDFGHJK").unwrap(),
         set(&[1])
     );
     assert_eq!(
-        idx.fts_lookup_containing(meta.id, "ommo").unwrap(),
+        idx.fts_lookup_containing(meta.id, "OMMO").unwrap(),
         set(&[1, 2])
     );
     write(2, "qwertyuiop zebra");
     idx.sync("u", "INBOX", &mut meta, &root).unwrap();
     assert_eq!(
-        idx.fts_lookup_containing(meta.id, "wertyu").unwrap(),
+        idx.fts_lookup_containing(meta.id, "WERTYU").unwrap(),
         set(&[3])
     );
     assert_eq!(
-        idx.fts_lookup_containing(meta.id, "ebr").unwrap(),
+        idx.fts_lookup_containing(meta.id, "EBR").unwrap(),
         set(&[2, 3])
     );
     assert!(
-        idx.fts_lookup_containing(meta.id, "nothere")
+        idx.fts_lookup_containing(meta.id, "NOTHERE")
             .unwrap()
             .is_empty()
     );
+}
+
+/// An index written before words were kept in their casemap form is rebuilt: the next sync
+/// starts it, searches find the words in the new form, the old keys are gone.
+#[test]
+fn old_word_forms_are_rebuilt() {
+    let (_dir, store, idx, root, mut meta) = fixture("INBOX");
+    let data = "Subject: s\r\n\r\nCrème brûlée\r\n";
+    std::fs::write(root.join("new").join("100.x.h"), data).unwrap();
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    // As an older version left it: lower-case words, no form number.
+    meta.fts_format = 0;
+    idx.put_meta("u", "INBOX", &meta).unwrap();
+    store
+        .write_relaxed(vec![
+            Op::DeleteRange(
+                CF_FTS,
+                meta.id.to_be_bytes().to_vec(),
+                (meta.id + 1).to_be_bytes().to_vec(),
+            ),
+            Op::Merge(
+                CF_FTS,
+                fts_key(meta.id, "crème"),
+                1u32.to_be_bytes().to_vec(),
+            ),
+        ])
+        .unwrap();
+    assert_eq!(idx.rebuild_fts("u", "INBOX", &root).unwrap(), 1);
+    let meta = idx.get("u", "INBOX").unwrap().unwrap();
+    assert!(meta.fts && meta.fts_format == FTS_FORMAT);
+    let crème = postcore_protocol::imap::text::casemap("CRÈME");
+    assert_eq!(
+        idx.fts_lookup_containing(meta.id, &crème).unwrap(),
+        [1].into_iter().collect()
+    );
+    assert!(
+        idx.fts_lookup(meta.id, "crème").unwrap().is_empty(),
+        "old keys gone"
+    );
+    assert_eq!(idx.rebuild_fts("u", "INBOX", &root).unwrap(), 0, "once");
 }
