@@ -371,13 +371,7 @@ fn one_session_script_answers_like_dovecot() {
     let mut ours = Vec::new();
     for (i, (line, data)) in cmds.iter().enumerate() {
         let tag = format!("d{i}");
-        let mut raw = format!("{tag} {line}\r\n").into_bytes();
-        if !data.is_empty() {
-            raw.extend_from_slice(data);
-            raw.extend_from_slice(b"\r\n");
-        }
-        c.send_raw(&raw);
-        let (u, t) = c.until_tagged(&tag);
+        let (u, t) = c.script_step(&tag, line, data);
         let status = |t: &str| t.split(' ').next().unwrap_or("").to_string();
         let (their_u, their_t) = &theirs[i];
         assert_eq!(status(&t), status(their_t), "{line}: {t} vs {their_t}");

@@ -124,13 +124,7 @@ fn searches_and_sorts_compare_like_dovecot() {
     let mut compared = 0;
     for (i, (line, data)) in cmds.iter().enumerate() {
         let tag = format!("d{i}");
-        let mut raw = format!("{tag} {line}\r\n").into_bytes();
-        if !data.is_empty() {
-            raw.extend_from_slice(data);
-            raw.extend_from_slice(b"\r\n");
-        }
-        c.send_raw(&raw);
-        let (u, t) = c.until_tagged(&tag);
+        let (u, t) = c.script_step(&tag, line, data);
         let (their_u, their_t) = &theirs[i];
         assert!(t.starts_with("OK"), "{line}: {t}");
         assert!(their_t.starts_with("OK"), "dovecot: {line}: {their_t}");

@@ -181,13 +181,7 @@ fn postcore_threads(s: &TestServer, cmds: &[(String, Vec<u8>)]) -> Vec<String> {
     let mut threads = Vec::new();
     for (i, (line, lit)) in cmds.iter().enumerate() {
         let tag = format!("p{i}");
-        let mut raw = format!("{tag} {line}\r\n").into_bytes();
-        if !lit.is_empty() {
-            raw.extend_from_slice(lit);
-            raw.extend_from_slice(b"\r\n");
-        }
-        c.send_raw(&raw);
-        let (untagged, tagged) = c.until_tagged(&tag);
+        let (untagged, tagged) = c.script_step(&tag, line, lit);
         assert!(tagged.starts_with("OK"), "postcore: {line}: {tagged}");
         threads.extend(answers(untagged.into_iter()));
     }

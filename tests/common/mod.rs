@@ -673,6 +673,18 @@ impl Imap {
         self.until_tagged(&tag)
     }
 
+    /// Sends `tag line`, then `data` as the literal the line announces (if any), and reads
+    /// the answer: the form of the scripts the Dovecot comparisons replay.
+    pub fn script_step(&mut self, tag: &str, line: &str, data: &[u8]) -> (Vec<String>, String) {
+        let mut raw = format!("{tag} {line}\r\n").into_bytes();
+        if !data.is_empty() {
+            raw.extend_from_slice(data);
+            raw.extend_from_slice(b"\r\n");
+        }
+        self.send_raw(&raw);
+        self.until_tagged(tag)
+    }
+
     /// Reads until the line tagged `tag`.
     pub fn until_tagged(&mut self, tag: &str) -> (Vec<String>, String) {
         let mut lines = Vec::new();
