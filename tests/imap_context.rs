@@ -136,6 +136,47 @@ fn updates_follow_another_sessions_changes() {
     assert!(with(&u, "* ESEARCH").is_empty(), "{u:?}");
 }
 
+/// RFC 5465 §7 (with NOTIFY): `UPDATE (fetch-att …)` — a new message joining the result
+/// is announced by EXISTS, then a FETCH of those items, then the ADDTO; a message joining
+/// through a flag change gets no FETCH.
+#[test]
+fn update_with_fetch_items() {
+    let s = TestServer::start_basic();
+    let mut other = Imap::login(s.imap, "alice", "alice-pw");
+    let first = other.append_message("INBOX", "first", "\\Seen");
+    let mut c = Imap::login(s.imap, "alice", "alice-pw");
+    c.ok("ENABLE IMAP4rev2");
+    c.ok("SELECT INBOX");
+    c.send_raw(
+        b"U1 UID SEARCH RETURN (UPDATE (UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])) UNSEEN\r\n",
+    );
+    let (_, t) = c.until_tagged("U1");
+    assert!(t.starts_with("OK"), "{t}");
+    let new = other.append_message("INBOX", "second", "");
+    let (u, _) = c.cmd("NOOP");
+    let exists = index_of(&u, "* 2 EXISTS");
+    let fetch = index_of(&u, "* 2 FETCH");
+    let add = index_of(&u, "* ESEARCH");
+    assert!(exists < fetch && fetch < add, "{u:?}");
+    assert!(
+        u[fetch].contains(&format!("UID {new} FLAGS ()")) && u[fetch].contains("Subject: second"),
+        "{}",
+        u[fetch]
+    );
+    assert_eq!(
+        u[add],
+        format!("* ESEARCH (TAG \"U1\") UID ADDTO (0 {new})")
+    );
+    other.ok("SELECT INBOX");
+    other.ok(&format!("UID STORE {first} -FLAGS (\\Seen)"));
+    let (u, _) = c.cmd("NOOP");
+    assert!(!u.iter().any(|l| l.contains("BODY[HEADER")), "{u:?}");
+    assert_eq!(
+        with(&u, "* ESEARCH"),
+        vec![format!("* ESEARCH (TAG \"U1\") UID ADDTO (0 {first})")]
+    );
+}
+
 #[test]
 fn partial_windows_and_the_context_limit() {
     let s = TestServer::start_basic();

@@ -10,7 +10,7 @@
 
 use super::view::{ViewMsg, compress};
 use super::{Done, Session};
-use postcore_protocol::imap::{Code, SearchKey, SortKey, StatusText};
+use postcore_protocol::imap::{Code, FetchAtt, SearchKey, SeqSet, SortKey, StatusText};
 use std::fmt::Write as _;
 
 /// Updating contexts a session may keep on one mailbox (RFC 5267 §4.3.1: at least one);
@@ -29,6 +29,11 @@ pub(super) struct SearchContext {
     pub sort: Option<Vec<(bool, SortKey)>>,
     /// The current result: UIDs in the context's order.
     pub result: Vec<u32>,
+    /// RFC 5465 §7: FETCH items for new messages joining the result.
+    pub fetch: Vec<FetchAtt>,
+    /// The highest UID of the view when the context was last evaluated: higher UIDs that
+    /// join are new messages (not ones whose flags changed).
+    pub seen_to: u32,
 }
 
 /// A cheap fingerprint of the view: what a search result can depend on.
@@ -117,6 +122,7 @@ impl Session {
         uid: bool,
         key: SearchKey,
         sort: Option<Vec<(bool, SortKey)>>,
+        fetch: Vec<FetchAtt>,
         positions: &[usize],
     ) {
         let Some(sel) = self.sel.as_mut() else {
@@ -134,12 +140,15 @@ impl Session {
             sel.context_stamp = view_stamp(&sel.msgs);
         }
         let result = positions.iter().map(|p| sel.msgs[*p].uid).collect();
+        let seen_to = sel.msgs.last().map_or(0, |m| m.uid);
         sel.contexts.push(SearchContext {
             tag: tag.to_string(),
             uid,
             key,
             sort,
             result,
+            fetch,
+            seen_to,
         });
     }
 
@@ -213,15 +222,32 @@ impl Session {
             return;
         }
         sel.context_stamp = stamp;
+        let last = sel.msgs.last().map_or(0, |m| m.uid);
         let mut contexts = std::mem::take(&mut sel.contexts);
         for c in &mut contexts {
             let positions = match &c.sort {
                 Some(criteria) => self.sorted(criteria, &c.key).await,
                 None => self.matching(&c.key).await,
             };
+            let before: std::collections::HashSet<u32> = c.result.iter().copied().collect();
             if let Some(line) = self.context_change(c, &positions) {
+                // RFC 5465 §7: EXISTS (already sent), then FETCH of the new messages that
+                // joined, then the ESEARCH.
+                let arrived: Vec<u32> = c
+                    .result
+                    .iter()
+                    .copied()
+                    .filter(|u| *u > c.seen_to && !before.contains(u))
+                    .collect();
+                if !c.fetch.is_empty() && !arrived.is_empty() {
+                    let mut uids = arrived;
+                    uids.sort_unstable();
+                    let atts = c.fetch.clone();
+                    let _ = self.fetch(true, SeqSet::of(&uids), atts, None, false).await;
+                }
                 self.line(&line);
             }
+            c.seen_to = last;
         }
         if let Some(sel) = self.sel.as_mut() {
             sel.contexts = contexts;

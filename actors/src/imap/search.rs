@@ -465,7 +465,7 @@ impl Session {
             self.save_result(&ret, &hits);
         }
         if ret.update {
-            self.add_context(tag, uid, key, None, &hits);
+            self.add_context(tag, uid, key, None, ret.update_fetch, &hits);
         }
         Done::ok(if uid {
             "UID SEARCH completed"
@@ -608,7 +608,7 @@ impl Session {
                 self.save_result(&all, &hits);
             }
             if ret.update {
-                self.add_context(tag, uid, key, Some(criteria), &sorted);
+                self.add_context(tag, uid, key, Some(criteria), ret.update_fetch, &sorted);
             }
         } else {
             let mut l = String::with_capacity(8 + nums.len() * 6);

@@ -334,6 +334,9 @@ pub struct SearchReturn {
     pub context: bool,
     /// UPDATE (RFC 5267 §4.3): keep the search alive and report changes to its result.
     pub update: bool,
+    /// `UPDATE (fetch-att…)` (RFC 5465 §7): FETCH these for each new message that joins
+    /// the result, before the ADDTO that reports it.
+    pub update_fetch: Vec<FetchAtt>,
     /// PARTIAL low:high (RFC 5267 §4.4): only the results at these 1-based positions.
     pub partial: Option<(u32, u32)>,
 }

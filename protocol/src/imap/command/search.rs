@@ -190,7 +190,16 @@ impl<'a> Cur<'a> {
                     "COUNT" => ret.count = true,
                     "SAVE" => ret.save = true,
                     "CONTEXT" => ret.context = true,
-                    "UPDATE" => ret.update = true,
+                    "UPDATE" => {
+                        ret.update = true;
+                        // RFC 5465 §7: `UPDATE (fetch-att …)`.
+                        let spaced =
+                            self.peek() == Some(b' ') && self.d.get(self.p + 1) == Some(&b'(');
+                        if spaced || self.peek() == Some(b'(') {
+                            let _ = self.eat(b' ');
+                            ret.update_fetch = self.fetch_atts()?;
+                        }
+                    }
                     "PARTIAL" if ret.partial.is_none() => {
                         self.sp()?;
                         ret.partial = Some(self.partial_range()?);

@@ -263,6 +263,15 @@ fn context_return_options() {
         ret("a SEARCH RETURN (PARTIAL 500:400) ALL").partial,
         Some((400, 500))
     );
+    // RFC 5465 §7: UPDATE with FETCH items, spaced as the RFC's example or not.
+    let r = ret("a SEARCH RETURN (COUNT UPDATE (UID BODY[HEADER.FIELDS (TO FROM)])) ALL");
+    assert!(r.update && r.count && r.update_fetch.len() == 2);
+    assert_eq!(
+        ret("a SEARCH RETURN (UPDATE(FLAGS)) ALL")
+            .update_fetch
+            .len(),
+        1
+    );
     let r = ret("a UID SORT RETURN (PARTIAL 1:10 COUNT UPDATE) (DATE) UTF-8 ALL");
     assert!(r.partial == Some((1, 10)) && r.count && r.update && !r.all);
     assert!(bad("a SEARCH RETURN (PARTIAL 1:2 ALL) ALL").contains("PARTIAL conflicts with ALL"));
