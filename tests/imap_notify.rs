@@ -226,3 +226,67 @@ fn notify_errors() {
     // A named mailbox that does not exist is ignored (§6.6).
     a.ok("NOTIFY SET STATUS (MAILBOXES (nosuch INBOX) (MessageNew MessageExpunge))");
 }
+
+/// RFC 5465 §3.1 and §5.8: past 1,000 watched mailboxes NOTIFY SET is refused, and a set
+/// that grows past it turns notifications off with an untagged NOTIFICATIONOVERFLOW. (A user
+/// holds at most 1,000 mailboxes; the one more is a mailbox another user shares.)
+#[test]
+fn too_many_mailboxes_overflow() {
+    let s = TestServer::start_basic();
+    let mut bob = Imap::login(s.imap, "bob", "bob-pw");
+    bob.ok("CREATE shared");
+    bob.ok("SETACL shared alice lr");
+    let mut a = Imap::login(s.imap, "alice", "alice-pw");
+    // As many mailboxes as a user may have: CREATE until the limit answers.
+    let mut batch = String::new();
+    for i in 0..1000 {
+        batch.push_str(&format!("c{i} CREATE box{i}\r\n"));
+    }
+    a.send_raw(batch.as_bytes());
+    let mut refused = 0;
+    for i in 0..1000 {
+        let (_, t) = a.until_tagged(&format!("c{i}"));
+        refused += usize::from(t.starts_with("NO [LIMIT]"));
+    }
+    assert!(refused > 0, "the per-user limit was reached");
+    a.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge)) (SUBSCRIBED (MessageNew MessageExpunge))");
+    let mut b = Imap::login(s.imap, "alice", "alice-pw");
+    b.ok("SUBSCRIBE Shared/bob/shared");
+    wait_for(&mut a, "* OK [NOTIFICATIONOVERFLOW]");
+    // Off now: nothing more is pushed; a new NOTIFY SET over them all is refused.
+    bob.ok("APPEND shared {7+}\r\nx: y\r\n\r\n");
+    assert!(noop(&mut a).is_empty());
+    let (_, t) = a.cmd("NOTIFY SET (PERSONAL (MessageNew MessageExpunge)) (SUBSCRIBED (MessageNew MessageExpunge))");
+    assert!(t.starts_with("NO [NOTIFICATIONOVERFLOW]"), "{t}");
+    a.ok("NOTIFY SET (MAILBOXES Shared/bob/shared (MessageNew MessageExpunge))");
+}
+
+/// §6.4: the SUBSCRIBED filter follows the subscriptions — a mailbox subscribed elsewhere
+/// (here another user's, shared) is announced and then watched.
+#[test]
+fn subscribed_filter_follows_subscriptions() {
+    let s = TestServer::start_basic();
+    let mut bob = Imap::login(s.imap, "bob", "bob-pw");
+    bob.ok("CREATE shared");
+    bob.ok("SETACL shared alice lr");
+    let mut a = Imap::login(s.imap, "alice", "alice-pw");
+    a.ok("NOTIFY SET (SUBSCRIBED (MessageNew MessageExpunge SubscriptionChange))");
+    let mut b = Imap::login(s.imap, "alice", "alice-pw");
+    b.ok("SUBSCRIBE Shared/bob/shared");
+    assert_eq!(
+        wait_for(&mut a, "* LIST").last().unwrap(),
+        "* LIST (\\Subscribed) \"/\" Shared/bob/shared"
+    );
+    bob.ok("APPEND shared {7+}\r\nx: y\r\n\r\n");
+    assert_eq!(
+        wait_for(&mut a, "* STATUS").last().unwrap(),
+        "* STATUS Shared/bob/shared (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
+    );
+    b.ok("UNSUBSCRIBE Shared/bob/shared");
+    assert_eq!(
+        wait_for(&mut a, "* LIST").last().unwrap(),
+        "* LIST () \"/\" Shared/bob/shared"
+    );
+    bob.ok("APPEND shared {7+}\r\nx: y\r\n\r\n");
+    assert!(noop(&mut a).is_empty(), "no longer watched");
+}

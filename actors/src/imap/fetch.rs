@@ -118,6 +118,11 @@ fn sets_seen(a: &FetchAtt) -> bool {
     }
 }
 
+/// Messages in the first slice of a FETCH answer (sent as soon as it is written).
+const FIRST_SLICE: usize = 32;
+/// Messages per later slice (one batch read of cached headers or records each).
+const SLICE: usize = 1024;
+
 impl Session {
     /// Message records for positions of the selected mailbox, by UID.
     pub(super) fn records(&self, positions: &[usize]) -> HashMap<u32, MessageRecord> {
@@ -171,7 +176,6 @@ impl Session {
         complete_atts(&mut atts, uid, changed_since.is_some());
         let positions = self.fetch_positions(&set, uid, changed_since, vanished);
         self.seen_by_fetch(&positions, &mut atts).await;
-        let src = self.sources(&positions, &atts);
         // Section names are the same for every message: render them once.
         let names: Vec<String> = atts
             .iter()
@@ -181,20 +185,35 @@ impl Session {
             })
             .collect();
         let mut scratch = Vec::with_capacity(4096);
-        for p in positions {
-            let Some(body) = self.open_for_fetch(p, &src) else {
-                continue;
-            };
-            if self
-                .write_fetch(p, &atts, &names, &src, body.as_ref(), &mut scratch)
-                .is_err()
-            {
-                return Done::no_with(Code::UnknownCte, "Unknown content transfer encoding");
+        // In slices: the first small and sent at once, so the client parses the first
+        // answers while the rest are read and written.
+        let mut start = 0;
+        let mut size = FIRST_SLICE;
+        while start < positions.len() {
+            let end = (start + size).min(positions.len());
+            let slice = &positions[start..end];
+            let src = self.sources(slice, &atts);
+            for &p in slice {
+                let Some(body) = self.open_for_fetch(p, &src) else {
+                    continue;
+                };
+                if self
+                    .write_fetch(p, &atts, &names, &src, body.as_ref(), &mut scratch)
+                    .is_err()
+                {
+                    return Done::no_with(Code::UnknownCte, "Unknown content transfer encoding");
+                }
+                if !self.flush_if_big().await {
+                    self.conn.close();
+                    return Done::Silent;
+                }
             }
-            if !self.flush_if_big().await {
+            if start == 0 && end < positions.len() && !self.flush().await {
                 self.conn.close();
                 return Done::Silent;
             }
+            start = end;
+            size = SLICE;
         }
         Done::ok(if uid {
             "UID FETCH completed"

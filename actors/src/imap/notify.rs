@@ -19,11 +19,15 @@ use super::folders::{MailboxRef, SEP};
 use super::{Done, Session};
 use postcore_protocol::imap::encode;
 use postcore_protocol::imap::{
-    Code, FetchAtt, NotifyEvent, NotifyFilter, NotifyGroup, NotifySet, SeqSet,
+    Code, FetchAtt, NotifyEvent, NotifyFilter, NotifyGroup, NotifySet, SeqSet, StatusText,
 };
 use postcore_storage::mailbox::flag;
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::watch;
+
+/// The most mailboxes one session watches for message events (each is a watch channel
+/// the session waits on); past it NOTIFY is refused or turned off with NOTIFICATIONOVERFLOW.
+pub(super) const MAX_WATCHED: usize = 1000;
 
 /// The events postcore reports (RFC 5465 §3.1: BADEVENT lists them).
 const SUPPORTED: &str = "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange \
@@ -207,7 +211,10 @@ impl Session {
             fetched_to: next,
         });
         self.no_access_lines();
-        self.notify_scan(false);
+        if !self.notify_scan(false) {
+            // §3.1: too expensive to watch: refused.
+            return Done::no_with(Code::NotificationOverflow, "Too many mailboxes to watch");
+        }
         if set.status {
             self.status_of_watched();
         }
@@ -304,10 +311,21 @@ impl Session {
                 names.extend(v.iter().cloned());
             }
         }
-        let personal: BTreeSet<&String> = tree.names.values().collect();
+        // The user's own mailboxes from one listing (not a lookup each: there may be a
+        // thousand); others' (shared, public) by name.
+        let user = self.user();
+        let root = self.user_root(user);
+        let mut own: BTreeMap<String, postcore_storage::mailbox::MailboxMeta> = self
+            .ctx
+            .shared
+            .mailboxes
+            .list(user)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         let mut out = Vec::new();
         for name in names {
-            let is_personal = personal.contains(&name);
+            let is_personal = own.contains_key(&name);
             let wanted = n
                 .groups
                 .iter()
@@ -316,9 +334,18 @@ impl Session {
             if !wanted {
                 continue;
             }
-            if let Some(m) = self.resolve(&name)
-                && m.may('r')
-            {
+            let m = match own.remove(&name) {
+                Some(meta) => Some(MailboxRef {
+                    owner: user.to_string(),
+                    path: postcore_storage::mailbox::folder_path(&root, &name),
+                    display: name.clone(),
+                    name,
+                    meta,
+                    rights: super::folders::ALL_RIGHTS.into(),
+                }),
+                None => self.resolve(&name),
+            };
+            if let Some(m) = m.filter(|m| m.may('r')) {
                 out.push((m, is_personal));
             }
         }
@@ -373,9 +400,10 @@ impl Session {
 
     /// Compares the watched state with the store's; sends what changed when `report`, and
     /// keeps the new state either way (a command's own changes are absorbed unreported).
-    pub(super) fn notify_scan(&mut self, report: bool) {
+    /// `false` when the mailboxes to watch grew past [`MAX_WATCHED`]: NOTIFY is then off.
+    pub(super) fn notify_scan(&mut self, report: bool) -> bool {
         let Some(n) = self.notifier.as_mut() else {
-            return;
+            return true;
         };
         let first = n.watches.is_empty();
         let tree_changed = first
@@ -412,11 +440,16 @@ impl Session {
         } else {
             None
         };
+        if watched.as_ref().is_some_and(|w| w.len() > MAX_WATCHED) {
+            // More than this session will watch: notifications stop, as if NOTIFY NONE.
+            self.notifier = None;
+            return false;
+        }
         let selected = self.sel.as_ref().map(|s| s.id());
         let idx = self.ctx.shared.mailboxes.clone();
         let tree_watch = idx.watch_tree(self.user());
         let Some(n) = self.notifier.as_mut() else {
-            return;
+            return true;
         };
         n.tree = tree;
         if let Some(watched) = watched {
@@ -454,6 +487,7 @@ impl Session {
                 self.report_box(&m, personal, old.as_ref(), report, selected);
             }
         }
+        true
     }
 
     /// Reads mailbox `m`'s counters, keeps them, and (when `report`) sends the STATUS its
@@ -559,12 +593,13 @@ impl Session {
         let personal: BTreeSet<&String> = new.names.values().collect();
         for name in new.subscribed.symmetric_difference(&old.subscribed) {
             let is_personal = personal.contains(name);
-            // The old subscriptions decide for a name just unsubscribed (SUBSCRIBED filter).
-            let wanted = n.wants_for(name, is_personal, sub_ev)
-                || n.groups.iter().any(|g| {
-                    covers(&g.filter, name, is_personal, &old.subscribed)
-                        && g.events.iter().any(sub_ev)
-                });
+            // Under a SUBSCRIBED filter: the name is covered before (unsubscribed) or after
+            // (subscribed) the change (§6.4: the set follows the subscriptions).
+            let wanted = [&old.subscribed, &new.subscribed].into_iter().any(|subs| {
+                n.groups.iter().any(|g| {
+                    covers(&g.filter, name, is_personal, subs) && g.events.iter().any(sub_ev)
+                })
+            });
             if !wanted {
                 continue;
             }
@@ -632,7 +667,16 @@ impl Session {
             self.notify_new_messages().await;
             self.update_contexts().await;
         }
-        self.notify_scan(true);
+        self.notify_scan_or_stop(true);
+    }
+
+    /// A scan whose overflow (RFC 5465 §5.8) turns notifications off and says so with an
+    /// untagged `OK [NOTIFICATIONOVERFLOW]`.
+    fn notify_scan_or_stop(&mut self, report: bool) {
+        if !self.notify_scan(report) {
+            let t = StatusText::with(Code::NotificationOverflow, "Too many mailboxes to watch");
+            self.respond("*", postcore_protocol::imap::Status::Ok, &t);
+        }
     }
 
     /// A wake between commands: pushes the events and writes them out; `false` when the
@@ -674,7 +718,7 @@ impl Session {
     /// Before a command: reports changes that arrived while the client was sending it.
     pub(super) async fn notify_before_command(&mut self) {
         if self.notifier.as_ref().is_some_and(Notifier::pending) {
-            self.notify_scan(true);
+            self.notify_scan_or_stop(true);
         }
     }
 
@@ -685,6 +729,6 @@ impl Session {
             return;
         }
         self.notify_new_messages().await;
-        self.notify_scan(false);
+        self.notify_scan_or_stop(false);
     }
 }
