@@ -254,6 +254,10 @@ pub fn preview(message: &[u8]) -> String {
 /// forms do.
 pub fn casemap(s: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
+    // ASCII (most words of most mail): titlecase is upper case and NFKD changes nothing.
+    if s.is_ascii() {
+        return s.to_ascii_uppercase();
+    }
     s.chars().map(titlecase).nfkd().collect()
 }
 
