@@ -146,13 +146,14 @@ mod tests {
 Date: Mon, 4 Jan 2027 10:00:00 +0100\r\nMessage-ID: <1@b.test>\r\nIn-Reply-To: <0@b.test>\r\n\
 Subject: second subject ignored\r\n\r\n";
         let k = SortKeys::of(h, 7);
-        assert_eq!(k.thread.subject, "hello");
+        // Keys are in their i;unicode-casemap form (RFC 5051: ASCII upper case).
+        assert_eq!(k.thread.subject, "HELLO");
         assert!(k.thread.reply);
         assert_eq!(
             (k.from.as_str(), k.to.as_str(), k.cc.as_str()),
-            ("alice", "team", "")
+            ("ALICE", "TEAM", "")
         );
-        assert_eq!(k.display_from, "zed");
+        assert_eq!(k.display_from, "ZED");
         assert_eq!(k.sent, 1_799_053_200);
         assert_eq!(k.thread.message_id.as_deref(), Some("1@b.test"));
         assert_eq!(k.thread.references, ["0@b.test"]);
