@@ -175,6 +175,21 @@ fn update_with_fetch_items() {
         with(&u, "* ESEARCH"),
         vec![format!("* ESEARCH (TAG \"U1\") UID ADDTO (0 {first})")]
     );
+    // An expunge and a new message together, seen during a FETCH (RFC 9051 §7.4.1: no
+    // EXPUNGE then): the new message's FETCH must not bring the expunge forward either.
+    other.ok(&format!("UID STORE {first} +FLAGS (\\Deleted)"));
+    other.ok(&format!("UID EXPUNGE {first}"));
+    let third = other.append_message("INBOX", "third", "");
+    let (u, t) = c.cmd("FETCH 1 (FLAGS)");
+    assert!(t.starts_with("OK"), "{t}");
+    assert!(!u.iter().any(|l| l.contains("EXPUNGE")), "{u:?}");
+    assert!(
+        u.iter()
+            .any(|l| l.contains(&format!("UID {third} FLAGS ()"))),
+        "{u:?}"
+    );
+    let (u, _) = c.cmd("NOOP");
+    assert!(u.contains(&"* 1 EXPUNGE".to_string()), "{u:?}");
 }
 
 #[test]

@@ -243,7 +243,9 @@ impl Session {
                     let mut uids = arrived;
                     uids.sort_unstable();
                     let atts = c.fetch.clone();
-                    let _ = self.fetch(true, SeqSet::of(&uids), atts, None, false).await;
+                    let _ = self
+                        .fetch_current(true, SeqSet::of(&uids), atts, None, false)
+                        .await;
                 }
                 self.line(&line);
             }

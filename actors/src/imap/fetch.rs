@@ -151,11 +151,13 @@ impl Session {
         }
     }
 
+    /// FETCH and UID FETCH (RFC 9051 §6.4.5): the mailbox's changes taken in (expunges only
+    /// for UID FETCH, §7.4.1), then the answer.
     pub(super) async fn fetch(
         &mut self,
         uid: bool,
         set: SeqSet,
-        mut atts: Vec<FetchAtt>,
+        atts: Vec<FetchAtt>,
         changed_since: Option<u64>,
         vanished: bool,
     ) -> Done {
@@ -163,6 +165,21 @@ impl Session {
             return Done::bad("VANISHED needs QRESYNC to be enabled");
         }
         self.refresh(uid).await;
+        self.fetch_current(uid, set, atts, changed_since, vanished)
+            .await
+    }
+
+    /// FETCH over the view as it is, without taking in the mailbox's changes first: for
+    /// answers sent from inside another report (NOTIFY's MessageNew, an updating search's
+    /// new members), where announcing an expunge would break the numbers in flight.
+    pub(super) async fn fetch_current(
+        &mut self,
+        uid: bool,
+        set: SeqSet,
+        mut atts: Vec<FetchAtt>,
+        changed_since: Option<u64>,
+        vanished: bool,
+    ) -> Done {
         let Some(sel) = self.sel.as_ref() else {
             return Done::bad("No mailbox selected");
         };

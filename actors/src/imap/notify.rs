@@ -712,7 +712,9 @@ impl Session {
             return;
         }
         let uids: Vec<u32> = (from..=last).collect();
-        let _ = self.fetch(true, SeqSet::of(&uids), atts, None, false).await;
+        let _ = self
+            .fetch_current(true, SeqSet::of(&uids), atts, None, false)
+            .await;
     }
 
     /// Before a command: reports changes that arrived while the client was sending it.
