@@ -277,14 +277,6 @@ impl Session {
         }
     }
 
-    fn status_line(&mut self, name: &str, items: &[(&str, u64)]) {
-        let mut l = b"* STATUS ".to_vec();
-        encode::mailbox(&mut l, name);
-        let parts: Vec<String> = items.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        l.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-        self.conn.out.extend_from_slice(&l);
-    }
-
     fn notify_list(&mut self, attrs: &[&str], name: &str, old: Option<&str>) {
         let mut l = format!("* LIST ({}) \"{SEP}\" ", attrs.join(" ")).into_bytes();
         encode::mailbox(&mut l, name);

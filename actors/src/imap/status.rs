@@ -44,10 +44,16 @@ impl Session {
                 }
                 StatusItem::HighestModSeq => meta.highestmodseq,
             };
-            parts.push(format!("{} {v}", it.name()));
+            parts.push((it.name(), v));
         }
+        self.status_line(&m.display, &parts);
+    }
+
+    /// `* STATUS name (ITEM n …)` (RFC 9051 §7.3.2), for STATUS and NOTIFY's reports.
+    pub(super) fn status_line(&mut self, name: &str, items: &[(&str, u64)]) {
         let mut l = b"* STATUS ".to_vec();
-        encode::mailbox(&mut l, &m.display);
+        encode::mailbox(&mut l, name);
+        let parts: Vec<String> = items.iter().map(|(k, v)| format!("{k} {v}")).collect();
         l.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
         self.conn.out.extend_from_slice(&l);
     }
