@@ -50,6 +50,11 @@ pub enum AdminCmd {
         #[command(subcommand)]
         cmd: QueueCmd,
     },
+    /// Messages quarantine mode held (filter.spam.quarantine_to).
+    Quarantine {
+        #[command(subcommand)]
+        cmd: QuarantineCmd,
+    },
     /// The antivirus signature database.
     Av {
         #[command(subcommand)]
@@ -303,6 +308,16 @@ pub enum QueueCmd {
     Delete { qid: Option<String> },
 }
 
+#[derive(Subcommand)]
+pub enum QuarantineCmd {
+    /// List held messages: id (the queue id), envelope, subject, score.
+    List,
+    /// Deliver a held message to its recipients (without the spam fields) and remove it.
+    Release { id: String },
+    /// Delete a held message.
+    Delete { id: String },
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum OnOff {
     On,
@@ -510,6 +525,15 @@ pub fn run(cfg: &Config, cmd: AdminCmd) -> Result<()> {
         AdminCmd::Settings { cmd } => settings_command(&c, cmd)?,
         AdminCmd::Dkim { cmd } => dkim_command(&c, cmd)?,
         AdminCmd::Queue { cmd } => queue_command(&c, cmd)?,
+        AdminCmd::Quarantine { cmd } => match cmd {
+            QuarantineCmd::List => c.call("GET", "/quarantine", None)?,
+            QuarantineCmd::Release { id } => c.call(
+                "POST",
+                &format!("/quarantine/{id}/release"),
+                Some(json!({})),
+            )?,
+            QuarantineCmd::Delete { id } => c.call("DELETE", &format!("/quarantine/{id}"), None)?,
+        },
         AdminCmd::Av { cmd: AvCmd::Status } => c.call("GET", "/av/status", None)?,
         AdminCmd::Av { cmd: AvCmd::Reload } => c.call("POST", "/av/reload", Some(json!({})))?,
         AdminCmd::Spam {

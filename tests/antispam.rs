@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
@@ -450,4 +450,162 @@ fn move_to_junk_follows_each_users_choice_then_the_global_setting() {
     assert_eq!(s.wait_messages("users/bob", 1).len(), 1, "bob: INBOX now");
     let u = s.api_ok("GET", "/users/alice", None);
     assert_eq!(u["spam_to_junk"], false, "{u}");
+}
+
+/// The quarantine as an administrator works it: held mail sealed with its envelope, a notice
+/// to the postmaster, listing, release to the original recipients (spam fields off, the other
+/// recipients not revealed), deletion — by the CLI and the API — and a message someone put
+/// into the quarantine mailbox with a forged seal, which is listed but never released.
+#[test]
+fn quarantine_lists_releases_and_deletes_and_tells_the_postmaster() {
+    let s = TestServer::start();
+    s.setup_basic();
+    s.api_ok(
+        "POST",
+        "/users",
+        Some(json!({"login": "postmaster", "password": "pm-pw"})),
+    );
+    s.api_ok(
+        "POST",
+        "/groups",
+        Some(json!({"name": "admins", "members": ["carol"]})),
+    );
+    s.api_ok(
+        "POST",
+        "/public",
+        Some(json!({"name": "spam", "owners": ["admins"]})),
+    );
+    s.api_ok(
+        "POST",
+        "/addresses",
+        Some(json!({"local": "spam", "domain": "example.test", "destinations": ["public:spam"]})),
+    );
+    // Off: no listing.
+    assert_eq!(s.api("GET", "/quarantine", None).0, 409);
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(
+            json!({"filter": {"spam": {"quarantine_to": "spam@example.test",
+                                        "quarantine_notice": true,
+                                        "subject_prefix": "[SPAM]"}}}),
+        ),
+    );
+    let (code, text) = s.smtp().send_mail(
+        "s@remote.test",
+        &["alice@example.test", "bob@example.test"],
+        &message("cheap pills", GTUBE, ""),
+    );
+    assert_eq!(code, 250, "{text}");
+    let qid = common::qid(&text);
+    // One sealed copy in the quarantine mailbox, nothing for the recipients.
+    let held = s.wait_messages("public/spam", 1);
+    assert_eq!(held.len(), 1);
+    let m = String::from_utf8_lossy(&held[0]).into_owned();
+    assert!(m.starts_with("X-Postcore-Quarantine: qid="), "{m}");
+    assert!(m.contains(&qid) && m.contains("<alice@example.test>,") && m.contains("mac="));
+    assert!(m.contains("Subject: [SPAM] cheap pills"), "{m}");
+    assert!(s.messages("users/alice").is_empty() && s.messages("users/bob").is_empty());
+    // The postmaster's notice names the message and how to release it.
+    let notice = String::from_utf8_lossy(&s.wait_messages("users/postmaster", 1)[0]).into_owned();
+    assert!(
+        notice.contains("Subject: Quarantined: [SPAM] cheap pills"),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("Auto-Submitted: auto-generated"),
+        "{notice}"
+    );
+    assert!(
+        notice.contains(&format!("postcore admin quarantine release {qid}"))
+            && notice.contains("<alice@example.test>, <bob@example.test>")
+            && notice.contains("GTUBE(1000.00)"),
+        "{notice}"
+    );
+    s.wait_log("quarantine notice to <postmaster@example.test> queued");
+
+    // A message with a forged seal, sent to the quarantine address (mail to it is not judged).
+    let forged = format!(
+        "X-Postcore-Quarantine: qid={qid}; score=0.00; from=<x@remote.test>;\r\n \
+         to=<victim@elsewhere.test>; mac=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n{}",
+        message("forged", "hello", "")
+    );
+    let (code, _) = s
+        .smtp()
+        .send_mail("x@remote.test", &["spam@example.test"], &forged);
+    assert_eq!(code, 250);
+    s.wait_messages("public/spam", 2);
+
+    // The listing (CLI): ours verified with its envelope; the forged one not.
+    let (ok, out, err) = s.cli(&["quarantine", "list"], None);
+    assert!(ok, "{err}");
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["mailbox"], "spam@example.test");
+    let msgs = list["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2, "{list}");
+    let ours = msgs.iter().find(|m| m["verified"] == true).unwrap();
+    assert_eq!(ours["id"], qid.as_str());
+    assert_eq!(ours["envelope_from"], "s@remote.test");
+    assert_eq!(
+        ours["recipients"],
+        json!(["alice@example.test", "bob@example.test"])
+    );
+    assert_eq!(ours["subject"], "[SPAM] cheap pills");
+    assert!(ours["score"].as_f64().unwrap() >= 1000.0);
+    let fake = msgs.iter().find(|m| m["verified"] == false).unwrap();
+    let fake_id = fake["id"].as_str().unwrap().to_string();
+    assert!(fake_id.starts_with("uid"), "{fake}");
+    assert_eq!(fake["recipients"], Value::Null);
+    // The forged one is never released; it can be deleted.
+    let (status, body) = s.api(
+        "POST",
+        &format!("/quarantine/{fake_id}/release"),
+        Some(json!({})),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        s.api("POST", "/quarantine/NOSUCHID/release", Some(json!({})))
+            .0,
+        404
+    );
+    s.api_ok("DELETE", &format!("/quarantine/{fake_id}"), None);
+    assert_eq!(s.messages("public/spam").len(), 1);
+
+    // Release (CLI): each recipient gets the message, without our fields and prefix.
+    let (ok, out, err) = s.cli(&["quarantine", "release", &qid], None);
+    assert!(ok, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["released"], qid.as_str());
+    assert_eq!(r["skipped"], json!([]));
+    for user in ["users/alice", "users/bob"] {
+        let got = s.wait_messages(user, 1);
+        let m = String::from_utf8_lossy(&got[0]).into_owned();
+        assert!(
+            !m.contains("X-Postcore-Quarantine") && !m.contains("X-Spam"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("bob@example.test>,") && m.contains("Subject: cheap pills"),
+            "{m}"
+        );
+        assert!(m.contains(GTUBE));
+    }
+    assert!(s.messages("public/spam").is_empty());
+    assert_eq!(s.api_ok("GET", "/quarantine", None)["messages"], json!([]));
+    s.wait_log("released from quarantine");
+
+    // Delete (API) of a second held message.
+    let (code, text) = s.smtp().send_mail(
+        "s@remote.test",
+        &["carol@example.test"],
+        &message("more", GTUBE, ""),
+    );
+    assert_eq!(code, 250, "{text}");
+    let qid2 = common::qid(&text);
+    s.wait_messages("public/spam", 1);
+    let (ok, _, err) = s.cli(&["quarantine", "delete", &qid2], None);
+    assert!(ok, "{err}");
+    assert!(s.messages("public/spam").is_empty());
+    assert!(s.messages("users/carol").is_empty());
+    assert_eq!(s.api("DELETE", &format!("/quarantine/{qid2}"), None).0, 404);
 }

@@ -4,6 +4,7 @@
 //!
 //! Partial updates (PATCH) use JSON merge-patch semantics (RFC 7386) on the stored record.
 
+mod quarantine_api;
 mod sieve_api;
 
 use crate::context::Shared;
@@ -77,6 +78,15 @@ pub fn router(shared: Arc<Shared>, token: String, prometheus: PrometheusHandle) 
         .route("/av/reload", axum::routing::post(av_reload))
         .route("/spam/status", get(spam_status))
         .route("/spam/reload", axum::routing::post(spam_reload))
+        .route("/quarantine", get(quarantine_api::list))
+        .route(
+            "/quarantine/{id}",
+            axum::routing::delete(quarantine_api::delete),
+        )
+        .route(
+            "/quarantine/{id}/release",
+            axum::routing::post(quarantine_api::release),
+        )
         .route("/bayes/status", get(bayes_status))
         .route("/bayes/learn/{what}", axum::routing::post(bayes_learn))
         .route("/bayes/clear", axum::routing::post(bayes_clear))

@@ -113,6 +113,8 @@ pub struct Shared {
     pub sieve: crate::sieve_scripts::SieveScripts,
     /// The sender rewriting key for forwarded mail.
     pub srs: crate::srs::Srs,
+    /// Seals the envelope record of quarantined copies.
+    pub quarantine_key: crate::quarantine::QuarantineKey,
 }
 
 impl Shared {
@@ -159,8 +161,11 @@ impl Shared {
             })
             .context("starting the Bayes trainer")?;
         let srs = crate::srs::Srs::load_or_create(&config.data_dir).context("SRS secret")?;
+        let quarantine_key = crate::quarantine::QuarantineKey::load_or_create(&config.data_dir)
+            .context("quarantine secret")?;
         Ok(Shared {
             srs,
+            quarantine_key,
             sieve: crate::sieve_scripts::SieveScripts::open(
                 postcore_storage::sieve::SieveStore::new(store.clone()),
             )

@@ -24,6 +24,7 @@ pub mod net_checks;
 pub mod outbound;
 pub mod pipeline;
 pub mod pop3;
+pub mod quarantine;
 pub mod queue;
 pub mod scanner;
 pub mod server;

@@ -6,7 +6,7 @@
 //!        └─ end-of-data pipeline ──DeliverLocal──▶ DeliveryActor (per core) ──▶ Maildir + index
 //!                     │
 //!                     └──Enqueued──▶ QueueActor (one per process, on worker 0)
-//!   admin API ──Resend / Delete──▶ QueueActor ──DeliverLocal──▶ DeliveryActor
+//!   admin API ──Resend / Delete / Inject──▶ QueueActor ──DeliverLocal──▶ DeliveryActor
 //!                                      └──SendRoute──▶ OutboundActor ──▶ Vec<Outcome>
 //! ```
 //!
@@ -84,6 +84,24 @@ impl Message for Delete {
     type Result = Result<usize, String>;
 }
 
+/// Store a message the server puts together itself outside a session (a release from the
+/// quarantine): its local recipients' scripts run, then it is committed like mail from
+/// outside. Answers once it is durable.
+pub struct Inject {
+    /// Queue id to store it under.
+    pub qid: String,
+    /// Envelope sender (empty = null sender).
+    pub from: String,
+    /// The message.
+    pub data: Bytes,
+    /// Where it goes, each with the address that produced it.
+    pub deliveries: Vec<(postcore_storage::directory::Target, String)>,
+}
+
+impl Message for Inject {
+    type Result = Result<(), String>;
+}
+
 /// One recipient's outcome of a [`SendRoute`]: (job index, recipient index in the queue
 /// record, outcome).
 pub type RouteOutcome = (usize, usize, Outcome);
@@ -133,6 +151,8 @@ pub struct QueueAddrs {
     pub resend: Recipient<Resend>,
     /// Administrator: remove.
     pub delete: Recipient<Delete>,
+    /// Administrator: store a message (a quarantine release).
+    pub inject: Recipient<Inject>,
 }
 
 impl QueueHandle {
@@ -161,6 +181,15 @@ impl QueueHandle {
             .send(Resend { qid })
             .await
             .map_err(|e| format!("queue actor: {e}"))
+    }
+
+    /// Stores a message through the queue actor (see [`Inject`]); `Ok` once it is durable.
+    pub async fn inject(&self, m: Inject) -> Result<(), String> {
+        self.get()?
+            .inject
+            .send(m)
+            .await
+            .map_err(|e| format!("queue actor: {e}"))?
     }
 
     /// Asks the queue to remove `qid` (or everything) without a bounce; the number removed.

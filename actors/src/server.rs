@@ -229,7 +229,8 @@ async fn worker_main(
         shared.queue.set(QueueAddrs {
             enqueued: queue.clone().recipient(),
             resend: queue.clone().recipient(),
-            delete: queue.recipient(),
+            delete: queue.clone().recipient(),
+            inject: queue.recipient(),
         });
     }
     let net = match crate::net_checks::NetChecker::new(

@@ -8,5 +8,6 @@ pub mod imap;
 pub mod managesieve;
 pub mod message;
 pub mod pop3;
+pub mod quarantine_seal;
 pub mod sieve;
 pub mod smtp;

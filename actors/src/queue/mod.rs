@@ -14,7 +14,7 @@ use state::{Control, InFlightMap, Runner, gauges_removed};
 
 use crate::context::Shared;
 use crate::messages::OutboundAddrs;
-use crate::messages::{Delete, DeliverLocal, Enqueued, Resend};
+use crate::messages::{Delete, DeliverLocal, Enqueued, Inject, Resend};
 use crate::outbound::Outbound;
 use crate::outbound::actor::OutboundActor;
 use actix::{
@@ -147,6 +147,34 @@ impl Handler<Resend> for QueueActor {
             self.tick(ctx);
         }
         found
+    }
+}
+
+impl Handler<Inject> for QueueActor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, m: Inject, _: &mut Context<Self>) -> Self::Result {
+        let shared = self.shared.clone();
+        let delivery = self.delivery.clone();
+        Box::pin(async move {
+            let msg = crate::delivery::IncomingMessage {
+                qid: m.qid,
+                from: m.from,
+                message_id: None,
+                data: m.data,
+                arrival: postcore_storage::queue::now_secs(),
+                deliveries: m
+                    .deliveries
+                    .into_iter()
+                    .map(|(t, orig)| crate::delivery::Delivery::plain(t, orig))
+                    .collect(),
+                scan: None,
+                extra_ops: Vec::new(),
+            };
+            crate::sieve_stage::accept_generated(&shared, &delivery, msg)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        })
     }
 }
 

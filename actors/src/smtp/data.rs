@@ -314,12 +314,13 @@ impl Session {
         if !self.hold_quarantined(&qid, &data, &quarantined) {
             return Next::Continue;
         }
-        let Some((deliveries, track)) = self
+        let Some((mut deliveries, track)) = self
             .sieve(&qid, &tx, &from, &data, &verdict, deliveries)
             .await
         else {
             return Next::Continue;
         };
+        let held = self.seal_quarantined(&qid, &tx, &verdict, &rcpts, &data, &mut deliveries);
         let deliveries = self
             .forward_with_srs(&qid, &from, message_id.as_deref(), &data, deliveries)
             .await;
@@ -327,7 +328,7 @@ impl Session {
             qid,
             from,
             message_id,
-            data,
+            data: data.clone(),
             arrival,
             deliveries,
             scan: scan_note(&verdict),
@@ -339,6 +340,9 @@ impl Session {
                 if let Err(e) = store.duplicate_track(&owner, &mark.id, mark.seconds, mark.last) {
                     tracing::warn!(owner, "sieve duplicate record: {e:#}");
                 }
+            }
+            if let Some(stamp) = &held {
+                self.notify_quarantined(&tx, stamp, &verdict, &data).await;
             }
         }
         Next::Continue

@@ -6,6 +6,7 @@ mod auth;
 mod data;
 mod ehlo;
 mod mail;
+mod quarantine_stage;
 mod rcpt;
 pub mod session;
 mod starttls;

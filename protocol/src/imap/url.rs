@@ -21,7 +21,7 @@ pub struct MessageUrl {
 
 /// `%XX` sequences decoded (RFC 3986 §2.1); `None` for a broken one or a result that is
 /// not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -52,6 +52,11 @@ pub struct SpamPolicy {
     /// address (a user's or a public mailbox) instead of being refused; mail to it is not
     /// judged.
     pub quarantine_to: Option<String>,
+    /// Send a notice to [`Self::quarantine_notice_to`] for each message put in quarantine.
+    pub quarantine_notice: bool,
+    /// Where quarantine notices go: an address, or a local part (`postmaster`, the default)
+    /// at the first local domain.
+    pub quarantine_notice_to: String,
     /// Add the statistical classifier's verdict (`BAYES_SPAM`/`BAYES_HAM`) once it has
     /// learned enough.
     pub bayes: bool,
@@ -92,6 +97,8 @@ impl Default for SpamPolicy {
             act_on_authenticated: false,
             greylist: crate::greylist::GreylistPolicy::default(),
             quarantine_to: None,
+            quarantine_notice: false,
+            quarantine_notice_to: "postmaster".into(),
             bayes: true,
             bayes_learn_from_imap: true,
             bayes_max_tokens: 1_000_000,
@@ -124,6 +131,12 @@ impl SpamPolicy {
                 || q.contains(char::is_whitespace))
         {
             return Err(format!("quarantine_to {q:?} must be an address"));
+        }
+        let to = &self.quarantine_notice_to;
+        if to.is_empty() || to.matches('@').count() > 1 || to.contains(char::is_whitespace) {
+            return Err(format!(
+                "quarantine_notice_to {to:?} must be an address or a local part"
+            ));
         }
         if self.subject_prefix.chars().any(char::is_control) {
             return Err("subject_prefix must not hold control characters".into());
