@@ -19,8 +19,26 @@ pub enum Confirm {
         /// Each look-ahead, anchored.
         heads: Vec<(bool, Regex)>,
     },
-    /// fancy-regex over Latin-1 text.
-    Fancy(fancy_regex::Regex),
+    /// No look-around, no back-reference: `regex`'s automata over the octets.
+    Plain(Regex),
+    /// A pattern that can only match at the start of a line (`/^…/m`, no look-behind): tried
+    /// only at the line starts where `gate` (its look-around-free superset, anchored there)
+    /// matches, each time on the text from that line on, where the line start is the text's
+    /// start as well.
+    Lines {
+        /// The anchored superset.
+        gate: Regex,
+        /// The anchored pattern.
+        re: fancy_regex::Regex,
+    },
+    /// fancy-regex over Latin-1 text, run only where `gate` (the pattern with its
+    /// look-arounds taken out: a superset, as an assertion only ever narrows a match) matches.
+    Fancy {
+        /// The superset's automaton, when it compiles (not with back-references).
+        gate: Option<Regex>,
+        /// The pattern itself.
+        re: fancy_regex::Regex,
+    },
 }
 
 impl Confirm {
@@ -29,10 +47,22 @@ impl Confirm {
         if let Some(c) = split(re) {
             return Some(c);
         }
+        if let Some(plain) = compile(re) {
+            return Some(Confirm::Plain(plain));
+        }
+        if let Some(c) = by_lines(re) {
+            return Some(c);
+        }
+        let gate = without_lookaround(&re.source).and_then(|source| {
+            compile(&PerlRegex {
+                source,
+                ..re.clone()
+            })
+        });
         fancy_regex::RegexBuilder::new(&re.fancy_expression())
             .build()
             .ok()
-            .map(Confirm::Fancy)
+            .map(|re| Confirm::Fancy { gate, re })
     }
 
     /// Matches of the pattern in `text` (non-overlapping, as Perl's `//g`), up to `max`.
@@ -59,7 +89,37 @@ impl Confirm {
                 }
                 n
             }
-            Confirm::Fancy(re) => {
+            Confirm::Plain(re) => {
+                if max <= 1 {
+                    return u32::from(re.is_match(text));
+                }
+                re.find_iter(text).take(max as usize).count() as u32
+            }
+            Confirm::Lines { gate, re } => {
+                let mut n = 0;
+                let mut from = 0;
+                let starts =
+                    std::iter::once(0).chain(memchr::memchr_iter(b'\n', text).map(|i| i + 1));
+                for p in starts {
+                    if p < from || !gate.is_match(&text[p..]) {
+                        continue;
+                    }
+                    let rest = latin1(&text[p..]);
+                    if let Ok(Some(m)) = re.find(&rest) {
+                        n += 1;
+                        if n >= max {
+                            break;
+                        }
+                        // `//g` goes on after the match (its end in octets: one per char).
+                        from = p + rest[..m.end()].chars().count().max(1);
+                    }
+                }
+                n
+            }
+            Confirm::Fancy { gate, re } => {
+                if gate.as_ref().is_some_and(|g| !g.is_match(text)) {
+                    return 0;
+                }
                 let t = latin.get_or_insert_with(|| latin1(text));
                 if max <= 1 {
                     return u32::from(re.is_match(t).unwrap_or(false));
@@ -106,6 +166,59 @@ fn split(re: &PerlRegex) -> Option<Confirm> {
         rest: compile(&rest)?,
         heads,
     })
+}
+
+/// The line-start confirmer for `/^…/m` patterns without look-behind or `\A`.
+fn by_lines(re: &PerlRegex) -> Option<Confirm> {
+    let src = &re.source;
+    if !re.multiline || !src.starts_with('^') || src.contains("(?<") || src.contains("\\A") {
+        return None;
+    }
+    let anchored = |source: String| PerlRegex {
+        source: format!("\\A(?:{source})"),
+        ..re.clone()
+    };
+    let gate = compile(&anchored(without_lookaround(src)?))?;
+    let fancy = fancy_regex::RegexBuilder::new(&anchored(src.clone()).fancy_expression())
+        .build()
+        .ok()?;
+    Some(Confirm::Lines { gate, re: fancy })
+}
+
+/// `src` with every look-ahead and look-behind group removed (`None` when there is none, or
+/// the groups do not balance).
+fn without_lookaround(src: &str) -> Option<String> {
+    let b = src.as_bytes();
+    let mut out = String::with_capacity(src.len());
+    let mut i = 0;
+    let mut in_class = false;
+    let mut removed = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                let len = src[i + 1..].chars().next().map_or(0, char::len_utf8);
+                out.push_str(&src[i..i + 1 + len]);
+                i += 1 + len;
+                continue;
+            }
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class
+                && ["(?=", "(?!", "(?<=", "(?<!"]
+                    .iter()
+                    .any(|p| src[i..].starts_with(p)) =>
+            {
+                i = group_end(src, i)? + 1;
+                removed = true;
+                continue;
+            }
+            _ => {}
+        }
+        let ch = src[i..].chars().next()?;
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    removed.then_some(out)
 }
 
 /// The index of the `)` closing the group that opens at `open`.
@@ -190,5 +303,71 @@ mod tests {
         assert_eq!(count(r"/\b(\w+) \1\b/", b"the the", 1), (1, false));
         assert_eq!(count(r"/(?<!by\s)up to/", b"up to 50%", 1), (1, false));
         assert_eq!(count(r"/a(?!b)/", b"ab ac", 3), (1, false));
+    }
+
+    fn kind(pattern: &str) -> &'static str {
+        let (re, _) = parse_literal(pattern).expect("pattern");
+        match Confirm::new(&re).expect("compiles") {
+            Confirm::Split { .. } => "split",
+            Confirm::Plain(_) => "plain",
+            Confirm::Lines { .. } => "lines",
+            Confirm::Fancy { gate: Some(_), .. } => "gated",
+            Confirm::Fancy { gate: None, .. } => "fancy",
+        }
+    }
+
+    #[test]
+    fn each_pattern_gets_the_cheapest_engine_that_runs_it_exactly() {
+        assert_eq!(kind(r"/my\s(?:mal+ware|virus)\b/i"), "plain");
+        assert_eq!(kind(r"/(?!viagra)v[i1]agra/i"), "split");
+        assert_eq!(
+            kind(r"/\s[a-z]+\s(?![a-z]{10}\s)[-0-9a-f]{10,64}\s/"),
+            "gated"
+        );
+        // A back-reference outside a look-around: the superset does not compile either.
+        assert_eq!(kind(r"/\b(\w+) \1(?!x)/"), "fancy");
+        // Inside one it goes with it.
+        assert_eq!(kind(r"/\s(\S+)\s(?=.{1,20}^\1$)/sm"), "gated");
+        // At line starts only.
+        assert_eq!(kind(r"/^From:\s+(\S+)\s(?=.{1,20}^\1$)/sm"), "lines");
+        assert_eq!(kind(r"/^From:\s+(\S+)\s(?=.{1,20}^\1$)/s"), "gated");
+        // Octets, Perl's `$`, counting (`//g`) on the plain engine.
+        assert_eq!(count("/caf\u{e9}$/", b"caf\xe9\n", 1), (1, false));
+        assert_eq!(count("/caf\u{e9}$/", b"caf\xe9\nx", 1), (0, false));
+        assert_eq!(count(r"/\bpill/i", b"PILL pill spill pills", 5), (3, false));
+    }
+
+    #[test]
+    fn line_anchored_patterns_are_tried_at_line_starts_only() {
+        // SpamAssassin's __FROM_NAME_IN_MSG: the sender's name again on a line of its own.
+        let p = r"/^From:\s+([^<]\S+\s\S+)\s(?=.{1,2048}^\1\r?$)/sm";
+        let msg = b"Subject: x\nFrom: John Smith <j@x>\n\nHi\nJohn Smith\n";
+        assert_eq!(count(p, msg, 1), (1, false));
+        let other = b"Subject: x\nFrom: John Smith <j@x>\n\nHi\nJohn Smithers\n";
+        assert_eq!(count(p, other, 1), (0, false));
+        // Not at a line start: no match.
+        assert_eq!(
+            count(p, b"X-From: John Smith <j>\nJohn Smith\n", 1),
+            (0, false)
+        );
+        // Counting goes on after each match.
+        assert_eq!(count(r"/^a(?=b)/m", b"ab\nac\nab\n", 5), (2, false));
+    }
+
+    #[test]
+    fn the_gate_only_skips_texts_the_pattern_cannot_match() {
+        let p = r"/\s[a-z]+\s(?![a-z]{10}\s)[-0-9a-f]{10,64}\s/";
+        // Nothing like a hash: the gate says no, fancy-regex never runs.
+        assert_eq!(count(p, b" see the report attached ", 1).0, 0);
+        // A hash: gate and pattern agree.
+        assert_eq!(count(p, b" id 0123abcdef9876 here ", 1).0, 1);
+        // The gate passes, the look-ahead refuses (ten letters then a space).
+        assert_eq!(count(p, b" word abcdefabcd more ", 1).0, 0);
+        assert_eq!(
+            without_lookaround(r"a(?!b(?=c))[(?!]d(?<=x)e\(?=").as_deref(),
+            Some(r"a[(?!]de\(?=")
+        );
+        assert_eq!(without_lookaround("plain"), None);
+        assert_eq!(without_lookaround("a(?!b"), None);
     }
 }

@@ -180,18 +180,21 @@ impl PerlRegex {
     /// newline) and `\Z`; `\h`; `\w`, `\d`, `\s` and their negations as ASCII classes (Perl
     /// on octets knows no others); the modifiers as an inline group.
     pub fn fancy_expression(&self) -> String {
-        let mut out = String::from("(?");
-        out.push(if self.caseless { 'i' } else { '-' });
-        if self.multiline {
-            out.push('m');
-        }
-        if self.dotall {
-            out.push('s');
-        }
-        out.push(')');
-        if out == "(?-)" {
-            out.clear();
-        }
+        // Only the modifiers that are on (`(?-ms)` would turn /m and /s off).
+        let flags: String = [
+            (self.caseless, 'i'),
+            (self.multiline, 'm'),
+            (self.dotall, 's'),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, c)| *c)
+        .collect();
+        let mut out = if flags.is_empty() {
+            String::new()
+        } else {
+            format!("(?{flags})")
+        };
         out.push_str(&self.translate(false));
         out
     }
@@ -475,5 +478,16 @@ mod tests {
         let fancy = fancy_regex::Regex::new(&r.fancy_expression()).expect("compiles");
         assert!(fancy.is_match("V1AGRA").expect("runs"));
         assert!(!fancy.is_match("viagra").expect("runs"));
+    }
+
+    #[test]
+    fn multiline_and_dotall_stay_on_without_caseless() {
+        // They were written `(?-ms)`, which turns both off.
+        let (r, _) = parse_literal(r"/^b(?=.c)/sm").expect("ok");
+        assert!(r.fancy_expression().starts_with("(?ms)"));
+        let fancy = fancy_regex::Regex::new(&r.fancy_expression()).expect("compiles");
+        assert!(fancy.is_match("a\nb\nc").expect("runs"));
+        let (r, _) = parse_literal(r"/b(?=x)/").expect("ok");
+        assert!(r.fancy_expression().starts_with('b'));
     }
 }
