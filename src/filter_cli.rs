@@ -93,6 +93,7 @@ fn check(args: CheckArgs) -> Result<bool> {
     } else {
         args.threads
     };
+    let started = std::time::Instant::now();
     let next = AtomicUsize::new(0);
     let any_spam = AtomicUsize::new(0);
     let out = Mutex::new(std::io::stdout());
@@ -122,6 +123,12 @@ fn check(args: CheckArgs) -> Result<bool> {
             });
         }
     });
+    let secs = started.elapsed().as_secs_f64();
+    let n = args.files.len();
+    eprintln!(
+        "judged {n} messages in {secs:.3} s ({:.1} msg/s, {threads} threads; rule loading not counted)",
+        n as f64 / secs.max(1e-9)
+    );
     let errors = errors.into_inner().unwrap_or_default();
     if let Some(e) = errors.first() {
         anyhow::bail!("{e} ({} files failed)", errors.len());

@@ -82,8 +82,10 @@ enum Source {
 const HEAVY_REPEATS: u64 = 200;
 
 /// Patterns per Hyperscan database: compile time grows faster than the number of patterns,
-/// so a large group is split (each part one more pass over the text).
-const PATTERNS_PER_DB: usize = 32;
+/// so a large group is split (each part one more pass over the text). Measured with Debian's
+/// rules (1,000 messages, two threads): 32 → 256 judges 10 % faster (575 → 634 msg/s) for
+/// 24 MB more resident memory and about the same cold compile; 1,024 gained nothing more.
+const PATTERNS_PER_DB: usize = 256;
 
 /// How one regex rule of a group runs.
 struct Runner {
