@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole receiving path with the filter, against the anchor stack (issue "Judge mail": >= 5x):
+# Postfix + Rspamd milter + clamd (Debian, ../shared/bench/anchors/setup.sh with MILTER=1,
+# GREYLIST=0, RSPAMD_DNS=stub, DELIVERY=lmtp: Postfix -> Dovecot LMTP) against postcore with
+# Debian's SpamAssassin rules, its Bayes (inactive: nothing learned), the antivirus with the
+# same signature directory as clamd, attachment rules on, delivery to Maildir.
+# The same 1,000-message corpus (gen_corpus.py: text, HTML with links, attachments, EICAR in
+# every 250th), sent by the anchors' smtp_corpus_bench.py (20 smtplib threads, one message per
+# connection, client 127.0.0.1 on both sides: postcore has no XCLIENT), runs alternating; each
+# run wipes the recipients' Maildirs first (the script's own policy, both sides); a run ends
+# when every accepted message is in a Maildir.
+#
+# usage: bench/whole_path.sh [RUNS=3] [CORPUS=/tmp/anchor-corpus]
+# needs: the anchors installed (../shared/bench/anchors/setup.sh install), cargo build --release
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/.." && pwd)
+ANCH=${ANCHORS:-$(cd "$TOP/../shared/bench/anchors" && pwd)}
+RUNS=${1:-3}; CORPUS=${2:-/tmp/anchor-corpus}
+BIN=${BIN:-$TOP/target/release/postcore}
+WORK=${WORK:-/tmp/postcore-whole-path}
+PORT=3725; ADMIN=3765; IMAP=3743
+[ -d "$CORPUS" ] || python3 "$ANCH/gen_corpus.py" "$CORPUS" 1000 1
+GREYLIST=0 MILTER=1 CLAMD_TMPDIR=/dev/shm/clamtmp RSPAMD_DNS=stub DELIVERY=lmtp "$ANCH/setup.sh" config >/dev/null
+"$ANCH/setup.sh" start >/dev/null
+rm -rf "$WORK"; mkdir -p "$WORK"
+. "$HERE/lib.sh"
+postcore_start $ADMIN "smtp=$PORT imap=$IMAP" "[limits]\nmax_connections_per_ip = 1000\n[scanner]\nsignature_dir = \"/tmp/anchor-run/clamdb\"\nspam_rules = [\"/usr/share/spamassassin\"]"
+trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null || true' EXIT
+TOKEN=$(cat "$WORK/data/admin.token")
+python3 "$HERE/setup_postcore.py" "127.0.0.1:$ADMIN" "$TOKEN" 10 "$IMAP"
+curl -sf -X PATCH -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"filter": {"antivirus": true, "discard_infected": false, "block_executables": true, "spam": {"greylist": {"enabled": false}}}}' \
+  "http://127.0.0.1:$ADMIN/api/settings" >/dev/null
+for _ in $(seq 1800); do
+  grep -q 'antivirus: database loaded' "$WORK/server.log" && grep -q 'antispam: rules loaded' "$WORK/server.log" && break
+  sleep 0.2
+done
+grep -E 'antivirus: database loaded|antispam: rules loaded' "$WORK/server.log" | cut -c1-200
+echo "### $(date -u +%FT%TZ) $(nproc) cores; corpus $CORPUS ($(ls "$CORPUS" | wc -l) messages)"
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+rate() { sed -n 's/.*all-delivered=[0-9.]*s (\([0-9.]*\) msg\/s delivered).*/\1/p' | head -1; }
+anchor=(); ours=(); ratio=()
+for r in $(seq "$RUNS"); do
+  a=$(nice -n -10 python3 "$ANCH/smtp_corpus_bench.py" 127.0.0.1 2525 /tmp/anchor-vmail/example.test "$CORPUS" --runs 1 | grep -m1 '^run')
+  echo "anchor   $a"
+  p=$(nice -n -10 python3 "$ANCH/smtp_corpus_bench.py" 127.0.0.1 $PORT "$WORK/data/mail/users" "$CORPUS" --runs 1 | grep -m1 '^run')
+  echo "postcore $p"
+  anchor+=("$(echo "$a" | rate)"); ours+=("$(echo "$p" | rate)")
+  ratio+=("$(python3 -c "print(f'{${ours[-1]}/${anchor[-1]}:.2f}')")")
+done
+echo "median delivered msg/s: Postfix+Rspamd+clamd $(med "${anchor[@]}") (${anchor[*]}), postcore $(med "${ours[@]}") (${ours[*]}); ratio $(python3 -c "print(f'{$(med "${ours[@]}")/$(med "${anchor[@]}"):.2f}')")x (per run ${ratio[*]})"
+grep -c 'antispam: (' "$WORK/server.log" | sed 's/^/postcore antispam log lines: /'
+grep -E 'antivirus.*(FOUND|infected)|Win.Test.EICAR' "$WORK/server.log" | wc -l | sed 's/^/postcore antivirus detections logged: /'
