@@ -159,7 +159,12 @@ impl Engine {
         let mut exists = Vec::new();
         let mut evals_run = Vec::new();
         let mut meta_src = Vec::new();
+        let needed = needed_rules(&set);
         for rule in set.rules.values() {
+            if !needed.contains(rule.name.as_str()) {
+                report.skip(UNUSED);
+                continue;
+            }
             if let Some(t) = &rule.target
                 && PSEUDO_HEADERS.contains(&t.name.as_str())
             {
@@ -422,6 +427,38 @@ fn hs_pattern(re: &PerlRegex, flags: CompileFlags, id: usize) -> Pattern {
         ext: Default::default(),
         som: None,
     }
+}
+
+/// Why a rule is not run: SpamAssassin does not run a rule scored 0 either, and no meta rule
+/// reads it (a `__` sub-rule no meta reads never counts).
+pub const UNUSED: &str = "scores 0 and no meta rule reads it";
+
+/// The rules whose result can matter: those scoring other than 0 (score set 0), and every
+/// rule a meta rule among them reads, recursively.
+fn needed_rules(set: &RuleSet) -> std::collections::HashSet<&str> {
+    let mut needed: std::collections::HashSet<&str> = set
+        .rules
+        .keys()
+        .filter(|n| !n.starts_with("__") && set.score(n, 0) != 0.0)
+        .map(String::as_str)
+        .collect();
+    let mut todo: Vec<&str> = needed.iter().copied().collect();
+    while let Some(name) = todo.pop() {
+        let Some(Test::Meta(src)) = set.rules.get(name).map(|r| &r.test) else {
+            continue;
+        };
+        let words = src
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty());
+        for w in words {
+            if let Some((k, _)) = set.rules.get_key_value(w)
+                && needed.insert(k.as_str())
+            {
+                todo.push(k.as_str());
+            }
+        }
+    }
+    needed
 }
 
 /// Compiles the regex rules reading one text.

@@ -225,6 +225,7 @@ fn debian_rules_load_and_every_rule_is_accounted_for() {
                 || k.starts_with("reads a")
                 || k.starts_with("regex neither")
                 || k.starts_with("meta ")
+                || k.as_str() == crate::spam::engine::UNUSED
         })
         .map(|(_, v)| v)
         .sum();
@@ -295,4 +296,31 @@ fn dmarc_policy_refuses_quarantines_or_only_scores() {
     assert_eq!(v.action, MessageAction::Accept);
     assert_eq!(v.disposition(0), &Disposition::Keep);
     assert!(v.symbols.iter().any(|s| s.name == "DMARC_POLICY_REJECT"));
+}
+
+#[test]
+fn rules_that_cannot_change_a_score_are_not_run() {
+    // SpamAssassin runs no rule scored 0; a sub-rule no meta reads counts for nothing.
+    let e = engine_with(
+        r#"
+body  T_ON        /alpha/
+body  T_OFF       /alpha/
+score T_OFF       0
+body  T_READ      /beta/
+score T_READ      0
+body  __T_SUB     /gamma/
+body  __T_DEEP    /delta/
+meta  __T_MID     __T_DEEP || T_READ
+meta  T_META      __T_SUB && __T_MID
+body  __T_ALONE   /alpha/
+"#,
+    );
+    let skipped = e.report.skipped.get(engine::UNUSED).copied().unwrap_or(0);
+    assert_eq!(skipped, 2, "{:?}", e.report.skipped);
+    // The two skipped are T_OFF and __T_ALONE: T_META needs T_READ (scored 0, but read
+    // through __T_MID) and __T_SUB, and still hits.
+    let raw = b"Subject: x\r\n\r\nalpha beta gamma\r\n";
+    let got = hits(&e, raw);
+    let ours: Vec<&String> = got.iter().filter(|n| n.starts_with("T_")).collect();
+    assert_eq!(ours, ["T_META", "T_ON"]);
 }
