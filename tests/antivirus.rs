@@ -320,6 +320,10 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
         "clam.tar.gz",
         "clam.exe.bz2",
         "clam.bz2.zip",
+        "clam.newc.cpio",
+        "clam.odc.cpio",
+        "clam.bin-le.cpio",
+        "clam.bin-be.cpio",
     ];
     for f in samples {
         let d = std::fs::read(Path::new(TESTFILES).join(f)).unwrap();

@@ -258,7 +258,12 @@ impl<'v> Walker<'v> {
             return ControlFlow::Continue(());
         }
         match kind {
-            FileType::Zip | FileType::Gzip | FileType::Bzip2 | FileType::Xz | FileType::Tar => {
+            FileType::Zip
+            | FileType::Gzip
+            | FileType::Bzip2
+            | FileType::Xz
+            | FileType::Tar
+            | FileType::Cpio => {
                 if depth >= self.limits.max_depth {
                     self.limit(LimitHit::Depth, &path);
                     return ControlFlow::Continue(());
@@ -328,6 +333,7 @@ impl<'v> Walker<'v> {
         match kind {
             FileType::Zip => self.zip(data, path, depth),
             FileType::Tar => self.tar(data, path, depth),
+            FileType::Cpio => self.cpio(data, path, depth),
             FileType::Gzip => {
                 let mut r = flate2::read::MultiGzDecoder::new(data);
                 self.unpack_one(
@@ -399,6 +405,24 @@ impl<'v> Walker<'v> {
             }
             let Ok(mut f) = z.by_index(i) else { continue };
             self.unpack_one(&mut f, packed, at, Some(name), depth, Some("CL_TYPE_ZIP"))?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// cpio members are stored, not packed: each is visited as it is (bounded by the byte
+    /// budget like any object).
+    fn cpio(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        let max = self.limits.max_files.saturating_sub(self.files) as usize + 1;
+        let Some((format, members)) = crate::cpio::members(data, max) else {
+            return ControlFlow::Continue(());
+        };
+        for m in members {
+            let at = format!("{path}/{}", m.name);
+            if !self.member(&at) {
+                break;
+            }
+            let container = Some(format.container());
+            self.object(m.data, at, Some(m.name), depth + 1, container)?;
         }
         ControlFlow::Continue(())
     }

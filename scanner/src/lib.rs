@@ -11,6 +11,7 @@ pub mod access;
 pub mod bayes;
 pub mod clamav;
 pub mod content;
+pub mod cpio;
 pub mod filetype;
 pub mod filter;
 pub mod greylist;
