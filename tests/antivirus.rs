@@ -324,6 +324,8 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
         "clam.odc.cpio",
         "clam.bin-le.cpio",
         "clam.bin-be.cpio",
+        "clam.ole.doc",
+        "clam.ppt",
     ];
     for f in samples {
         let d = std::fs::read(Path::new(TESTFILES).join(f)).unwrap();

@@ -263,7 +263,8 @@ impl<'v> Walker<'v> {
             | FileType::Bzip2
             | FileType::Xz
             | FileType::Tar
-            | FileType::Cpio => {
+            | FileType::Cpio
+            | FileType::Ole2 => {
                 if depth >= self.limits.max_depth {
                     self.limit(LimitHit::Depth, &path);
                     return ControlFlow::Continue(());
@@ -334,6 +335,7 @@ impl<'v> Walker<'v> {
             FileType::Zip => self.zip(data, path, depth),
             FileType::Tar => self.tar(data, path, depth),
             FileType::Cpio => self.cpio(data, path, depth),
+            FileType::Ole2 => self.ole2(data, path, depth),
             FileType::Gzip => {
                 let mut r = flate2::read::MultiGzDecoder::new(data);
                 self.unpack_one(
@@ -423,6 +425,47 @@ impl<'v> Walker<'v> {
             }
             let container = Some(format.container());
             self.object(m.data, at, Some(m.name), depth + 1, container)?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Every stream of a compound file, the file an embedded object's `Ole10Native` stream
+    /// wraps, and a PowerPoint document's embedded storages (walked as compound files again).
+    fn ole2(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        use crate::ole2::{CONTAINER, ole10native, ppt_objects, streams};
+        let room = self.room();
+        let max = self.limits.max_files.saturating_sub(self.files) as usize + 1;
+        // The compound-file reader is a dependency fed with mail: a panic in it must not take
+        // the scanner thread down with it.
+        let read = std::panic::catch_unwind(|| streams(data, room, max));
+        let Ok(Some(found)) = read else {
+            return ControlFlow::Continue(());
+        };
+        for (name, bytes) in found {
+            let at = format!("{path}/{name}");
+            if !self.member(&at) {
+                break;
+            }
+            self.object(
+                &bytes,
+                at.clone(),
+                Some(name.clone()),
+                depth + 1,
+                Some(CONTAINER),
+            )?;
+            if name.ends_with("Ole10Native")
+                && let Some(inner) = ole10native(&bytes)
+            {
+                let native = format!("{at}/native");
+                self.object(inner, native, None, depth + 1, Some(CONTAINER))?;
+            }
+            if name.ends_with("PowerPoint Document") {
+                let cap = self.room();
+                for (i, blob) in ppt_objects(&bytes, cap).into_iter().enumerate() {
+                    let obj = format!("{at}/object{i}");
+                    self.object(&blob, obj, None, depth + 1, Some(CONTAINER))?;
+                }
+            }
         }
         ControlFlow::Continue(())
     }

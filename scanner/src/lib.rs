@@ -19,6 +19,7 @@ pub mod hs_cache;
 pub mod input;
 pub mod network;
 pub mod normalize;
+pub mod ole2;
 pub mod scratch;
 pub mod spam;
 pub mod verdict;
