@@ -326,6 +326,7 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
         "clam.bin-be.cpio",
         "clam.ole.doc",
         "clam.ppt",
+        "clam.cab",
     ];
     for f in samples {
         let d = std::fs::read(Path::new(TESTFILES).join(f)).unwrap();

@@ -264,6 +264,7 @@ impl<'v> Walker<'v> {
             | FileType::Xz
             | FileType::Tar
             | FileType::Cpio
+            | FileType::Cab
             | FileType::Ole2 => {
                 if depth >= self.limits.max_depth {
                     self.limit(LimitHit::Depth, &path);
@@ -336,6 +337,7 @@ impl<'v> Walker<'v> {
             FileType::Tar => self.tar(data, path, depth),
             FileType::Cpio => self.cpio(data, path, depth),
             FileType::Ole2 => self.ole2(data, path, depth),
+            FileType::Cab => self.cab(data, path, depth),
             FileType::Gzip => {
                 let mut r = flate2::read::MultiGzDecoder::new(data);
                 self.unpack_one(
@@ -465,6 +467,65 @@ impl<'v> Walker<'v> {
                     let obj = format!("{at}/object{i}");
                     self.object(&blob, obj, None, depth + 1, Some(CONTAINER))?;
                 }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A Microsoft cabinet's files (stored or MSZIP), each read within the byte budget and
+    /// the ratio limit (against the whole cabinet's size).
+    fn cab(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        let room = self.room();
+        let ratio_cap = (data.len() as u64)
+            .saturating_mul(self.limits.max_ratio)
+            .max(1 << 20);
+        let max = self.limits.max_files.saturating_sub(self.files) as usize + 1;
+        // The cabinet reader is a dependency fed with mail: a panic in it must not take the
+        // scanner thread down with it. Files are read first (bounded), then visited.
+        type Read = Result<Vec<u8>, Option<LimitHit>>;
+        let read = std::panic::catch_unwind(|| -> Option<Vec<(String, Read)>> {
+            let mut c = cab::Cabinet::new(std::io::Cursor::new(data)).ok()?;
+            let names: Vec<String> = c
+                .folder_entries()
+                .flat_map(|f| {
+                    f.file_entries()
+                        .map(|e| e.name().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .take(max)
+                .collect();
+            let mut left = room;
+            let mut out = Vec::new();
+            for n in names {
+                let hit = if left < ratio_cap {
+                    LimitHit::Bytes
+                } else {
+                    LimitHit::Ratio
+                };
+                let got = match c.read_file(&n) {
+                    Ok(mut r) => Self::bounded(&mut r, left.min(ratio_cap))
+                        .map_err(|over| over.then_some(hit)),
+                    Err(_) => Err(None),
+                };
+                if let Ok(b) = &got {
+                    left = left.saturating_sub(b.len() as u64);
+                }
+                out.push((n, got));
+            }
+            Some(out)
+        });
+        let Ok(Some(files)) = read else {
+            return ControlFlow::Continue(());
+        };
+        for (name, got) in files {
+            let at = format!("{path}/{name}");
+            if !self.member(&at) {
+                break;
+            }
+            match got {
+                Ok(b) => self.object(&b, at, Some(name), depth + 1, Some("CL_TYPE_MSCAB"))?,
+                Err(Some(hit)) => self.limit(hit, &at),
+                Err(None) => {}
             }
         }
         ControlFlow::Continue(())
@@ -633,6 +694,42 @@ mod tests {
         assert!(
             seen.iter()
                 .any(|(p, _, d)| p.ends_with("gunzip/a.txt") && d == b"tarred!")
+        );
+    }
+
+    #[test]
+    fn opens_cabinets_within_the_ratio_limit() {
+        let cabinet = |files: &[(&str, &[u8])]| {
+            let mut b = cab::CabinetBuilder::new();
+            let folder = b.add_folder(cab::CompressionType::MsZip);
+            for (n, _) in files {
+                folder.add_file(*n);
+            }
+            let mut w = b.build(std::io::Cursor::new(Vec::new())).expect("cab");
+            for (_, d) in files {
+                let mut f = w.next_file().expect("next").expect("file");
+                f.write_all(d).expect("write");
+            }
+            w.finish().expect("finish").into_inner()
+        };
+        let c = cabinet(&[("a.txt", b"in a cabinet"), ("b.txt", b"another")]);
+        let (seen, _) = objects(&c, Limits::default());
+        assert!(
+            seen.iter()
+                .any(|(p, _, d)| p.ends_with("/a.txt") && d == b"in a cabinet")
+        );
+        assert!(
+            seen.iter()
+                .any(|(p, _, d)| p.ends_with("/b.txt") && d == b"another")
+        );
+        // 8 MiB of zeros packs to a few KiB: past 200x the cabinet's size it stops.
+        let zeros = vec![0u8; 8 << 20];
+        let bomb = cabinet(&[("z.bin", &zeros)]);
+        let (seen, summary) = objects(&bomb, Limits::default());
+        assert!(!seen.iter().any(|(p, _, _)| p.ends_with("/z.bin")));
+        assert!(
+            summary.limits.iter().any(|(l, _)| *l == LimitHit::Ratio),
+            "{summary:?}"
         );
     }
 
