@@ -281,6 +281,12 @@ impl<'v> Walker<'v> {
         self.limits.max_bytes.saturating_sub(self.summary.bytes)
     }
 
+    /// How many more archive members a reader needs to list: those the file limit still
+    /// allows, and one more so that [`Walker::member`] notes the limit.
+    fn members_left(&self) -> usize {
+        self.limits.max_files.saturating_sub(self.files) as usize + 1
+    }
+
     fn member(&mut self, at: &str) -> bool {
         self.files += 1;
         if self.files > self.limits.max_files {
@@ -416,7 +422,7 @@ impl<'v> Walker<'v> {
     /// cpio members are stored, not packed: each is visited as it is (bounded by the byte
     /// budget like any object).
     fn cpio(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
-        let max = self.limits.max_files.saturating_sub(self.files) as usize + 1;
+        let max = self.members_left();
         let Some((format, members)) = crate::cpio::members(data, max) else {
             return ControlFlow::Continue(());
         };
@@ -436,7 +442,7 @@ impl<'v> Walker<'v> {
     fn ole2(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
         use crate::ole2::{CONTAINER, ole10native, ppt_objects, streams};
         let room = self.room();
-        let max = self.limits.max_files.saturating_sub(self.files) as usize + 1;
+        let max = self.members_left();
         // The compound-file reader is a dependency fed with mail: a panic in it must not take
         // the scanner thread down with it.
         let read = std::panic::catch_unwind(|| streams(data, room, max));
@@ -479,7 +485,7 @@ impl<'v> Walker<'v> {
         let ratio_cap = (data.len() as u64)
             .saturating_mul(self.limits.max_ratio)
             .max(1 << 20);
-        let max = self.limits.max_files.saturating_sub(self.files) as usize + 1;
+        let max = self.members_left();
         // The cabinet reader is a dependency fed with mail: a panic in it must not take the
         // scanner thread down with it. Files are read first (bounded), then visited.
         type Read = Result<Vec<u8>, Option<LimitHit>>;

@@ -125,10 +125,15 @@ fn entries(shared: &Shared, q: &QuarantineBox) -> anyhow::Result<Vec<Entry>> {
     let mut out = Vec::with_capacity(msgs.len());
     for (uid, rec) in msgs {
         let file = q.path.join(rec.relative_path());
-        let Ok(data) = std::fs::read(&file) else {
-            continue; // expunged meanwhile
+        // The header the index cached at delivery; the file only when it has none.
+        let cached = idx.header(meta.id, uid).ok().flatten();
+        let head = match cached {
+            Some(h) => h,
+            None => match std::fs::read(&file) {
+                Ok(data) => postcore_protocol::message::header_section(&data).to_vec(),
+                Err(_) => continue, // expunged meanwhile
+            },
         };
-        let head = postcore_protocol::message::header_section(&data).to_vec();
         let stamp = quarantine::field_value(&head).and_then(|v| shared.quarantine_key.verify(&v));
         out.push(Entry {
             uid,

@@ -98,20 +98,25 @@ impl Confirm {
             Confirm::Lines { gate, re } => {
                 let mut n = 0;
                 let mut from = 0;
+                // The Latin-1 copy is made once; `at` follows octet offset `seen` into it
+                // (octets from 0x80 take two bytes there).
+                let t = latin.get_or_insert_with(|| latin1(text));
+                let (mut seen, mut at) = (0usize, 0usize);
                 let starts =
                     std::iter::once(0).chain(memchr::memchr_iter(b'\n', text).map(|i| i + 1));
                 for p in starts {
                     if p < from || !gate.is_match(&text[p..]) {
                         continue;
                     }
-                    let rest = latin1(&text[p..]);
-                    if let Ok(Some(m)) = re.find(&rest) {
+                    at += p - seen + text[seen..p].iter().filter(|&&b| b >= 0x80).count();
+                    seen = p;
+                    if let Ok(Some(m)) = re.find(&t[at..]) {
                         n += 1;
                         if n >= max {
                             break;
                         }
                         // `//g` goes on after the match (its end in octets: one per char).
-                        from = p + rest[..m.end()].chars().count().max(1);
+                        from = p + t[at..at + m.end()].chars().count().max(1);
                     }
                 }
                 n
@@ -352,6 +357,13 @@ mod tests {
         );
         // Counting goes on after each match.
         assert_eq!(count(r"/^a(?=b)/m", b"ab\nac\nab\n", 5), (2, false));
+        // Octets from 0x80 before a line start (two bytes each in the Latin-1 copy).
+        let latin = b"X: caf\xe9 \xff\nFrom: John Smith <j@x>\n\nJohn Smith\n";
+        assert_eq!(count(p, latin, 1), (1, false));
+        assert_eq!(
+            count(r"/^\xe9(?=x)/m", b"\xe9\xe9\n\xe9x\n\xe9x", 5),
+            (2, false)
+        );
     }
 
     #[test]
