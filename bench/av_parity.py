@@ -78,7 +78,7 @@ NOT_OPENED = {
     "clam-upack.exe": "Upack-packed PE",
     "clam.arj": "ARJ archive", "clam.chm": "CHM help file",
     "clam.exe.binhex": "BinHex", "clam.exe.html": "program embedded in HTML", "clam.exe.rtf": "RTF objects",
-    "clam.exe.szdd": "SZDD (MS compress)", "clam.impl.zip": "zip 'implode' method",
+"clam.impl.zip": "zip 'implode' method",
     "clam.pdf": "PDF streams",
     "clam.sis": "Symbian SIS", "clam.tnef": "TNEF (winmail.dat)",
 }

@@ -265,6 +265,7 @@ impl<'v> Walker<'v> {
             | FileType::Tar
             | FileType::Cpio
             | FileType::Cab
+            | FileType::Szdd
             | FileType::Ole2 => {
                 if depth >= self.limits.max_depth {
                     self.limit(LimitHit::Depth, &path);
@@ -344,6 +345,26 @@ impl<'v> Walker<'v> {
             FileType::Cpio => self.cpio(data, path, depth),
             FileType::Ole2 => self.ole2(data, path, depth),
             FileType::Cab => self.cab(data, path, depth),
+            FileType::Szdd => {
+                let ratio_cap = packed.saturating_mul(self.limits.max_ratio).max(1 << 20);
+                let cap = self.room().min(ratio_cap);
+                let at = format!("{path}/expand");
+                if crate::szdd::declared_size(data).is_some_and(|n| n > cap) {
+                    let hit = if cap == ratio_cap {
+                        LimitHit::Ratio
+                    } else {
+                        LimitHit::Bytes
+                    };
+                    self.limit(hit, &at);
+                    return ControlFlow::Continue(());
+                }
+                match crate::szdd::expand(data, usize::try_from(cap).unwrap_or(usize::MAX)) {
+                    Some(out) => {
+                        self.object(&out, at, None, depth + 1, Some(crate::szdd::CONTAINER))
+                    }
+                    None => ControlFlow::Continue(()),
+                }
+            }
             FileType::Gzip => {
                 let mut r = flate2::read::MultiGzDecoder::new(data);
                 self.unpack_one(

@@ -47,6 +47,8 @@ pub enum FileType {
     Zstd,
     /// cpio archive.
     Cpio,
+    /// SZDD (Microsoft `COMPRESS.EXE`).
+    Szdd,
     /// PDF document.
     Pdf,
     /// HTML document (a tag near the start).
@@ -68,7 +70,7 @@ pub enum Class {
     /// classes.
     Executable,
     /// Archives: zip (and the formats built on it), gzip, bzip2, xz, tar, rar, 7z, cab, iso,
-    /// arj, zstd, cpio.
+    /// arj, zstd, cpio, SZDD.
     Archive,
     /// Neither.
     Other,
@@ -80,9 +82,8 @@ impl FileType {
         use FileType::*;
         match self {
             Pe | Ole2 | Elf | MachO | Script | JavaClass => Class::Executable,
-            Zip | Gzip | Bzip2 | Xz | Tar | Rar | SevenZip | Cab | Iso | Arj | Zstd | Cpio => {
-                Class::Archive
-            }
+            Zip | Gzip | Bzip2 | Xz | Tar | Rar | SevenZip | Cab | Iso | Arj | Zstd | Cpio
+            | Szdd => Class::Archive,
             _ => Class::Other,
         }
     }
@@ -109,6 +110,7 @@ impl FileType {
             Arj => "arj",
             Zstd => "zstd",
             Cpio => "cpio",
+            Szdd => "szdd",
             Pdf => "pdf",
             Html => "html",
             Image => "image",
@@ -160,6 +162,7 @@ const MAGIC: &[(&str, FileType)] = &[
     (r"^\x60\xea", FileType::Arj),
     (r"^\x28\xb5\x2f\xfd", FileType::Zstd),
     (r"^(070707|070701|070702|\xc7\x71|\x71\xc7)", FileType::Cpio),
+    (r"^SZDD\x88\xf0\x27\x33", FileType::Szdd),
     (r"^%PDF-", FileType::Pdf),
     (
         r"^(GIF8[79]a|\x89PNG\r\n\x1a\n|\xff\xd8\xff)",

@@ -22,6 +22,7 @@ pub mod normalize;
 pub mod ole2;
 pub mod scratch;
 pub mod spam;
+pub mod szdd;
 pub mod verdict;
 
 pub use input::{ScanContext, ScanInput};
