@@ -328,6 +328,7 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
         "clam.ppt",
         "clam.cab",
         "clam.exe.szdd",
+        "clam.pdf",
     ];
     for f in samples {
         let d = std::fs::read(Path::new(TESTFILES).join(f)).unwrap();

@@ -266,6 +266,7 @@ impl<'v> Walker<'v> {
             | FileType::Cpio
             | FileType::Cab
             | FileType::Szdd
+            | FileType::Pdf
             | FileType::Ole2 => {
                 if depth >= self.limits.max_depth {
                     self.limit(LimitHit::Depth, &path);
@@ -345,6 +346,7 @@ impl<'v> Walker<'v> {
             FileType::Cpio => self.cpio(data, path, depth),
             FileType::Ole2 => self.ole2(data, path, depth),
             FileType::Cab => self.cab(data, path, depth),
+            FileType::Pdf => self.pdf(data, path, depth),
             FileType::Szdd => {
                 let ratio_cap = packed.saturating_mul(self.limits.max_ratio).max(1 << 20);
                 let cap = self.room().min(ratio_cap);
@@ -553,6 +555,25 @@ impl<'v> Walker<'v> {
                 Ok(b) => self.object(&b, at, Some(name), depth + 1, Some("CL_TYPE_MSCAB"))?,
                 Err(Some(hit)) => self.limit(hit, &at),
                 Err(None) => {}
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A PDF's streams, `/FlateDecode` ones inflated (within the budget and the ratio limit).
+    fn pdf(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        use crate::pdf::{CONTAINER, streams};
+        for (i, s) in streams(data, self.members_left()).into_iter().enumerate() {
+            let at = format!("{path}/stream{i}");
+            if !self.member(&at) {
+                break;
+            }
+            if s.flate {
+                let mut r = flate2::read::ZlibDecoder::new(s.raw);
+                let packed = s.raw.len() as u64;
+                self.unpack_one(&mut r, packed, at, None, depth, Some(CONTAINER))?;
+            } else {
+                self.object(s.raw, at, None, depth + 1, Some(CONTAINER))?;
             }
         }
         ControlFlow::Continue(())

@@ -20,6 +20,7 @@ pub mod input;
 pub mod network;
 pub mod normalize;
 pub mod ole2;
+pub mod pdf;
 pub mod scratch;
 pub mod spam;
 pub mod szdd;
