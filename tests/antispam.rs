@@ -608,4 +608,27 @@ fn quarantine_lists_releases_and_deletes_and_tells_the_postmaster() {
     assert!(s.messages("public/spam").is_empty());
     assert!(s.messages("users/carol").is_empty());
     assert_eq!(s.api("DELETE", &format!("/quarantine/{qid2}"), None).0, 404);
+
+    // Two releases of one message at once (a double click): one delivers, the other finds
+    // nothing; the recipient has one copy.
+    let (code, text) = s.smtp().send_mail(
+        "s@remote.test",
+        &["carol@example.test"],
+        &message("twice", GTUBE, ""),
+    );
+    assert_eq!(code, 250, "{text}");
+    let qid3 = common::qid(&text);
+    s.wait_messages("public/spam", 1);
+    let path = format!("/quarantine/{qid3}/release");
+    let codes: Vec<u16> = std::thread::scope(|sc| {
+        let a = sc.spawn(|| s.api("POST", &path, Some(json!({}))).0);
+        let b = sc.spawn(|| s.api("POST", &path, Some(json!({}))).0);
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert_eq!(sorted, [200, 404], "{codes:?}");
+    assert_eq!(s.wait_messages("users/carol", 1).len(), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.messages("users/carol").len(), 1);
 }

@@ -63,6 +63,9 @@ impl Entry {
     }
 }
 
+/// Held while a quarantined message is released or deleted.
+static CHANGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn conflict(why: impl Into<String>) -> ApiError {
     ApiError(StatusCode::CONFLICT, why.into())
 }
@@ -201,6 +204,7 @@ fn remove(shared: &Shared, q: &QuarantineBox, e: &Entry) -> anyhow::Result<()> {
 
 /// `DELETE /api/quarantine/{id}`: deletes a held message.
 pub(super) async fn delete(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let _one = CHANGING.lock().await;
     let view = blocking(&st, move |shared, q| {
         let e = find(shared, q, &id)?;
         remove(shared, q, &e).map_err(|err| internal(format!("{err:#}")))?;
@@ -216,6 +220,9 @@ pub(super) async fn delete(State(st): State<AppState>, Path(id): Path<String>) -
 /// Sieve scripts run as for any delivery; recipients that no longer exist are skipped and
 /// listed.
 pub(super) async fn release(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    // One release (or delete) at a time: two requests for the same message (a double click)
+    // must not both find it and deliver it twice.
+    let _one = CHANGING.lock().await;
     let (entry, data, prefix) = blocking(&st, move |shared, q| {
         let e = find(shared, q, &id)?;
         if e.stamp.is_none() {
