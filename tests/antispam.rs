@@ -594,15 +594,18 @@ fn quarantine_lists_releases_and_deletes_and_tells_the_postmaster() {
     assert_eq!(s.api_ok("GET", "/quarantine", None)["messages"], json!([]));
     s.wait_log("released from quarantine");
 
+    // GTUBE for carol, held in the (empty) quarantine mailbox; its queue id.
+    let hold = |subject: &str| {
+        let to = ["carol@example.test"];
+        let (code, text) = s
+            .smtp()
+            .send_mail("s@remote.test", &to, &message(subject, GTUBE, ""));
+        assert_eq!(code, 250, "{text}");
+        s.wait_messages("public/spam", 1);
+        common::qid(&text)
+    };
     // Delete (API) of a second held message.
-    let (code, text) = s.smtp().send_mail(
-        "s@remote.test",
-        &["carol@example.test"],
-        &message("more", GTUBE, ""),
-    );
-    assert_eq!(code, 250, "{text}");
-    let qid2 = common::qid(&text);
-    s.wait_messages("public/spam", 1);
+    let qid2 = hold("more");
     let (ok, _, err) = s.cli(&["quarantine", "delete", &qid2], None);
     assert!(ok, "{err}");
     assert!(s.messages("public/spam").is_empty());
@@ -611,14 +614,7 @@ fn quarantine_lists_releases_and_deletes_and_tells_the_postmaster() {
 
     // Two releases of one message at once (a double click): one delivers, the other finds
     // nothing; the recipient has one copy.
-    let (code, text) = s.smtp().send_mail(
-        "s@remote.test",
-        &["carol@example.test"],
-        &message("twice", GTUBE, ""),
-    );
-    assert_eq!(code, 250, "{text}");
-    let qid3 = common::qid(&text);
-    s.wait_messages("public/spam", 1);
+    let qid3 = hold("twice");
     let path = format!("/quarantine/{qid3}/release");
     let codes: Vec<u16> = std::thread::scope(|sc| {
         let a = sc.spawn(|| s.api("POST", &path, Some(json!({}))).0);

@@ -308,6 +308,18 @@ impl<'v> Walker<'v> {
         }
     }
 
+    /// The most an object packed in `packed` bytes may unpack to with `room` bytes of the
+    /// budget left, and the limit that is: the budget, or `max_ratio` times the packed size
+    /// (never below 1 MiB).
+    fn unpack_cap(room: u64, packed: u64, max_ratio: u64) -> (u64, LimitHit) {
+        let ratio_cap = packed.saturating_mul(max_ratio).max(1 << 20);
+        if room < ratio_cap {
+            (room, LimitHit::Bytes)
+        } else {
+            (ratio_cap, LimitHit::Ratio)
+        }
+    }
+
     /// Reads one packed stream, capped by the byte budget and the ratio; visits the result.
     fn unpack_one(
         &mut self,
@@ -318,19 +330,10 @@ impl<'v> Walker<'v> {
         depth: u32,
         container: Option<&'static str>,
     ) -> ControlFlow<()> {
-        let ratio_cap = packed
-            .max(1)
-            .saturating_mul(self.limits.max_ratio)
-            .max(1 << 20);
-        let cap = self.room().min(ratio_cap);
+        let (cap, hit) = Self::unpack_cap(self.room(), packed, self.limits.max_ratio);
         match Self::bounded(r, cap) {
             Ok(data) => self.object(&data, path, name, depth + 1, container),
             Err(true) => {
-                let hit = if cap == ratio_cap {
-                    LimitHit::Ratio
-                } else {
-                    LimitHit::Bytes
-                };
                 self.limit(hit, &path);
                 ControlFlow::Continue(())
             }
@@ -348,15 +351,9 @@ impl<'v> Walker<'v> {
             FileType::Cab => self.cab(data, path, depth),
             FileType::Pdf => self.pdf(data, path, depth),
             FileType::Szdd => {
-                let ratio_cap = packed.saturating_mul(self.limits.max_ratio).max(1 << 20);
-                let cap = self.room().min(ratio_cap);
+                let (cap, hit) = Self::unpack_cap(self.room(), packed, self.limits.max_ratio);
                 let at = format!("{path}/expand");
                 if crate::szdd::declared_size(data).is_some_and(|n| n > cap) {
-                    let hit = if cap == ratio_cap {
-                        LimitHit::Ratio
-                    } else {
-                        LimitHit::Bytes
-                    };
                     self.limit(hit, &at);
                     return ControlFlow::Continue(());
                 }
@@ -505,9 +502,7 @@ impl<'v> Walker<'v> {
     /// the ratio limit (against the whole cabinet's size).
     fn cab(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
         let room = self.room();
-        let ratio_cap = (data.len() as u64)
-            .saturating_mul(self.limits.max_ratio)
-            .max(1 << 20);
+        let (packed, max_ratio) = (data.len() as u64, self.limits.max_ratio);
         let max = self.members_left();
         // The cabinet reader is a dependency fed with mail: a panic in it must not take the
         // scanner thread down with it. Files are read first (bounded), then visited.
@@ -526,14 +521,9 @@ impl<'v> Walker<'v> {
             let mut left = room;
             let mut out = Vec::new();
             for n in names {
-                let hit = if left < ratio_cap {
-                    LimitHit::Bytes
-                } else {
-                    LimitHit::Ratio
-                };
+                let (cap, hit) = Self::unpack_cap(left, packed, max_ratio);
                 let got = match c.read_file(&n) {
-                    Ok(mut r) => Self::bounded(&mut r, left.min(ratio_cap))
-                        .map_err(|over| over.then_some(hit)),
+                    Ok(mut r) => Self::bounded(&mut r, cap).map_err(|over| over.then_some(hit)),
                     Err(_) => Err(None),
                 };
                 if let Ok(b) = &got {
