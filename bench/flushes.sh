@@ -5,16 +5,20 @@
 # Sessions 1, 10, 20 and 100; mail to one mailbox (one), to ten mailboxes (many), and to
 # a remote domain relayed to smtp-sink on 127.0.0.1:2626 (remote; smtp-sink writes nothing).
 # Maildirs are moved aside (same file system) before each run, for both servers.
+# Also the octets written to the device per message (/sys/block/DEV/stat field 7, sectors),
+# counted after a final `sync` so that writeback still pending is included.
 #
 # usage: bench/flushes.sh [COUNT] [SESSIONS] [MODES]
 #   COUNT 1000, SESSIONS "1 10 20 100", MODES "one many remote" by default
-# env: DEV block device holding /tmp and /var/spool/postfix (default: the one under /tmp)
+# env: SIZE message size in octets (default 4096)
+#      DEV block device holding /tmp and /var/spool/postfix (default: the one under /tmp)
 # needs: ../shared/bench/anchors/setup.sh all (Postfix on 127.0.0.1:2525, sink.test routed to
 #        127.0.0.1:2626), cargo build --release
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
 COUNT=${1:-1000}; SESSIONS=${2:-"1 10 20 100"}; MODES=${3:-"one many remote"}
+SIZE=${SIZE:-4096}
 BIN=${BIN:-$TOP/target/release/postcore}
 WORK=${WORK:-/tmp/postcore-flush-bench}
 PORT=3527; ADMIN=3467
@@ -34,20 +38,21 @@ curl -sf -H "Authorization: Bearer $(cat "$WORK/data/admin.token")" -H 'Content-
 /usr/sbin/smtp-sink -u nobody -c 127.0.0.1:2626 1024 > "$WORK/sink.out" 2>&1 & SINK=$!
 sleep 0.5
 flushes() { awk '{print $16}' "/sys/block/$DEV/stat"; }
+sectors() { awk '{print $7}' "/sys/block/$DEV/stat"; }
 files() { { find "$1" -path '*/new/*' -type f 2>/dev/null || true; } | wc -l; }
 sunk() { local n; n=$({ tr '\r' '\n' < "$WORK/sink.out" | grep -o 'mesg=[0-9]*' || true; } | tail -1 | cut -d= -f2); echo "${n:-0}"; }
 aside() { mkdir -p "$1.aside"; local to; to=$(mktemp -d "$1.aside/XXXXXX"); for d in "$1"/user[0-9]*; do if [ -e "$d" ]; then mv "$d" "$to/"; fi; done; }
-# run PORT MAILROOT MODE SESSIONS -> "msg/s flushes/msg"
+# run PORT MAILROOT MODE SESSIONS -> "msg/s flushes/msg KiB-written/msg"
 run() {
-  local port=$1 root=$2 mode=$3 s=$4 base t0 t1 f0 f1 to
+  local port=$1 root=$2 mode=$3 s=$4 base t0 t1 f0 f1 w0 w1 to
   aside "$root"; sync; sleep 1
   case $mode in
     one) to="-t user1@example.test"; base=$(files "$root") ;;
     many) to="-N -t u@example.test"; base=$(files "$root") ;;
     remote) to="-N -t u@sink.test"; base=$(sunk) ;;
   esac
-  f0=$(flushes); t0=$(date +%s.%N)
-  /usr/sbin/smtp-source -s "$s" -m "$COUNT" -l 4096 -f bench@example.test -M client.example.test $to "127.0.0.1:$port"
+  f0=$(flushes); w0=$(sectors); t0=$(date +%s.%N)
+  /usr/sbin/smtp-source -s "$s" -m "$COUNT" -l "$SIZE" -f bench@example.test -M client.example.test $to "127.0.0.1:$port"
   local deadline=$(( $(date +%s) + 600 ))
   while :; do
     if [ "$mode" = remote ]; then n=$(( $(sunk) - base )); else n=$(( $(files "$root") - base )); fi
@@ -55,16 +60,16 @@ run() {
     [ "$(date +%s)" -gt $deadline ] && { echo "timeout ($n of $COUNT)" >&2; break; }
     sleep 0.05
   done
-  t1=$(date +%s.%N); sleep 0.5; f1=$(flushes)
-  python3 -c "print(f'{$COUNT/($t1-$t0):.0f} {($f1-$f0)/$COUNT:.3f}')"
+  t1=$(date +%s.%N); sleep 0.5; f1=$(flushes); sync; w1=$(sectors)
+  python3 -c "print(f'{$COUNT/($t1-$t0):.0f} {($f1-$f0)/$COUNT:.3f} {($w1-$w0)/2/$COUNT:.0f}')"
 }
-echo "### $(date -u +%FT%TZ) $(nproc) cores, device $DEV, $COUNT messages of 4 KiB per run"
-printf '%-7s %-8s %22s %22s %7s\n' mode sessions "postfix msg/s flush/msg" "postcore msg/s flush/msg" ratio
+echo "### $(date -u +%FT%TZ) $(nproc) cores, device $DEV, $COUNT messages of $SIZE octets per run"
+printf '%-7s %-8s %30s %30s %7s\n' mode sessions "postfix msg/s flush/msg KiB/msg" "postcore msg/s flush/msg KiB/msg" ratio
 for mode in $MODES; do
   for s in $SESSIONS; do
-    read -r pfr pff < <(run 2525 /tmp/anchor-vmail/example.test "$mode" "$s")
-    read -r pcr pcf < <(run $PORT "$WORK/data/mail/users" "$mode" "$s")
-    printf '%-7s %-8s %12s %9s %12s %9s %7s\n' "$mode" "$s" "$pfr" "$pff" "$pcr" "$pcf" \
+    read -r pfr pff pfw < <(run 2525 /tmp/anchor-vmail/example.test "$mode" "$s")
+    read -r pcr pcf pcw < <(run $PORT "$WORK/data/mail/users" "$mode" "$s")
+    printf '%-7s %-8s %12s %9s %7s %12s %9s %7s %7s\n' "$mode" "$s" "$pfr" "$pff" "$pfw" "$pcr" "$pcf" "$pcw" \
       "$(python3 -c "print(f'{$pff/max($pcf,0.001):.1f}x')")"
   done
 done

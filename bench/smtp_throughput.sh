@@ -18,6 +18,9 @@
 #      ASIDE=1  move the server's Maildirs out of the way (rename, same file system) before each
 #      run instead of deleting them, and delete them all after the last run: every run starts
 #      with empty Maildirs and no inode freed nearby, so neither server pays that cost.
+#      FILTER=off  postcore with its filter off (antivirus, attachment rules, antispam with its
+#      DNS and sender-authentication checks), as the Postfix anchor runs none: the durable
+#      receive-and-deliver path alone. Default: the filter as configured by default (on).
 # needs: sudo ../shared/bench/anchors/setup.sh all   (Postfix on 127.0.0.1:2525)
 #        cargo build --release
 set -euo pipefail
@@ -37,6 +40,11 @@ postcore_start $ADMIN "smtp=$PORT imap=$IMAP" '[limits]\nmax_connections_per_ip 
 trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null; kill $MS 2>/dev/null || true' EXIT
 # The recipients' mailboxes are known to IMAP (opened once), as every active user's is.
 python3 "$HERE/setup_postcore.py" "127.0.0.1:$ADMIN" "$(cat "$WORK/data/admin.token")" "$COUNT" "$IMAP"
+if [ "${FILTER:-}" = off ]; then
+  curl -sf -X PATCH -H "Authorization: Bearer $(cat "$WORK/data/admin.token")" -H 'Content-Type: application/json' \
+    -d '{"filter": {"antivirus": false, "block_executables": false, "block_archives": false, "spam": {"enabled": false}}}' \
+    "http://127.0.0.1:$ADMIN/api/settings" >/dev/null
+fi
 
 EXTRA_GROUP=postcore:$BIN "$ANCH/mem_sample.py" watch "$WORK/mempeak.txt" 0.5 & MS=$!
 echo "### $(date -u +%FT%TZ) $(nproc) cores, loadavg $(cat /proc/loadavg)"
@@ -57,6 +65,7 @@ one_run() {
   WIPE=$wipe nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 "$1" "$2" "$COUNT" "$3" 20 "$4" 1 | grep '^run'
 }
 [ -n "${ASIDE:-}" ] && echo "### ASIDE=1: Maildirs moved aside (not deleted) before each run"
+echo "### postcore's filter: ${FILTER:-on (default configuration)}"
 [ -n "${SETTLE:-}" ] && echo "### SETTLE=$SETTLE: Maildirs wiped, synced and left $SETTLE s before each run"
 # The no-disk ceiling: smtp-source into smtp-sink (answers 250, stores nothing), same
 # sessions and sizes, in this invocation.

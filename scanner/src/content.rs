@@ -123,6 +123,19 @@ pub fn walk(
     limits: Limits,
     visit: &mut dyn FnMut(&Object<'_>) -> ControlFlow<()>,
 ) -> Summary {
+    let parsed = MessageParser::default().parse(raw);
+    walk_parsed(raw, parsed.as_ref(), limits, visit)
+}
+
+/// [`walk`] for a message already parsed (`parsed` is `raw` parsed by a default
+/// [`MessageParser`]; `None` when it has no header section): the filter parses each message
+/// once for every check.
+pub fn walk_parsed(
+    raw: &[u8],
+    parsed: Option<&Message<'_>>,
+    limits: Limits,
+    visit: &mut dyn FnMut(&Object<'_>) -> ControlFlow<()>,
+) -> Summary {
     let mut w = Walker::new(limits, visit);
     let top = Object {
         data: Cow::Borrowed(raw),
@@ -134,9 +147,9 @@ pub fn walk(
         mail: true,
     };
     if w.emit(top).is_continue()
-        && let Some(m) = MessageParser::default().parse(raw)
+        && let Some(m) = parsed
     {
-        let _ = w.message(&m, "", 0);
+        let _ = w.message(m, "", 0);
     }
     w.summary
 }

@@ -225,6 +225,9 @@ impl Filter {
             }),
         };
         let _ = f.reload(dir);
+        // The file-type patterns are compiled on first use: here, not in the first message's
+        // scan.
+        let _ = crate::filetype::detect(b"");
         f
     }
 
@@ -332,7 +335,7 @@ impl Filter {
         }
         let engine = self.engine.load();
         let mut found: Option<(Symbol, Reply, bool)> = None;
-        let summary = content::walk(input.raw, policy.limits(), &mut |o| {
+        let summary = content::walk_parsed(input.raw, input.parsed(), policy.limits(), &mut |o| {
             if let Some(why) = policy.blocked(o) {
                 let what = o.name.clone().unwrap_or_else(|| o.path.clone());
                 found = Some(blocked_verdict(&why, &what));
@@ -375,6 +378,14 @@ impl Filter {
                 v
             }
         }
+    }
+}
+
+impl FilterPolicy {
+    /// Whether a scan can find anything: some check is on or some access list has an entry.
+    /// When not, a message needs no trip to a scanner (its verdict is "accept").
+    pub fn checks_anything(&self) -> bool {
+        self.antivirus || attachments_on(self) || self.spam.enabled || !self.access.is_empty()
     }
 }
 
@@ -480,6 +491,24 @@ mod tests {
     use crate::ScanContext;
     use crate::clamav::engine::tests::{engine, h};
     use md5::Digest;
+
+    #[test]
+    fn a_policy_with_every_check_off_and_no_list_entry_checks_nothing() {
+        let mut p = FilterPolicy::default();
+        assert!(p.checks_anything(), "the defaults scan");
+        p.antivirus = false;
+        p.spam.enabled = false;
+        assert!(!p.checks_anything());
+        p.access.block_from.push("spammer@example.test".into());
+        assert!(p.checks_anything(), "a block list entry still needs the scan");
+        // ... and is applied with every check off.
+        let raw = b"From: spammer@example.test\r\nSubject: x\r\n\r\nhi\r\n";
+        let v = scan(p.clone(), raw);
+        assert_ne!(v.action, MessageAction::Accept);
+        p.access.block_from.clear();
+        p.block_archives = true;
+        assert!(p.checks_anything());
+    }
 
     fn scan(policy: FilterPolicy, raw: &[u8]) -> Verdict {
         let f = Filter::new(Path::new("/nonexistent"));

@@ -715,6 +715,10 @@ impl Session {
     ) -> Verdict {
         let dir = self.ctx.shared.directory.snapshot();
         let settings = &dir.settings;
+        if !settings.filter.checks_anything() {
+            // Every check off and no list entry: nothing a scanner could find.
+            return Verdict::accept();
+        }
         let context = ScanContext {
             qid: qid.to_string(),
             listener: self.kind.name().to_string(),

@@ -294,22 +294,38 @@ pub const MAX_WORD: usize = 128;
 /// Whether `c` belongs to a word: a letter or digit, or a combining mark (so that `école`
 /// written decomposed, `e` + U+0301, is one word as it is when precomposed).
 pub fn is_word_char(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric();
+    }
     c.is_alphanumeric() || unicode_normalization::char::is_combining_mark(c)
 }
 
 /// The full-text index's tokens of `text`: its runs of [`is_word_char`] characters, 2 to
 /// [`MAX_WORD`] of them, each in its [`casemap`] form, each once.
 pub fn tokens(text: &str) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut out = Vec::new();
+    let mut word = String::new();
     for w in text.split(|c: char| !is_word_char(c)) {
-        let n = w.chars().count();
-        if !(2..=MAX_WORD).contains(&n) {
+        // Fewer than 2 octets is fewer than 2 characters; ASCII counts one per octet.
+        if w.len() < 2 {
             continue;
         }
-        let w = casemap(w);
-        if seen.insert(w.clone()) {
-            out.push(w);
+        let ascii = w.is_ascii();
+        let n = if ascii { w.len() } else { w.chars().count() };
+        if n > MAX_WORD {
+            continue;
+        }
+        // A word seen before costs no allocation.
+        word.clear();
+        if ascii {
+            word.extend(w.chars().map(|c| c.to_ascii_uppercase()));
+        } else {
+            word.push_str(&casemap(w));
+        }
+        if !seen.contains(word.as_str()) {
+            seen.insert(word.clone());
+            out.push(word.clone());
             if out.len() >= 50_000 {
                 break;
             }

@@ -4,6 +4,7 @@
 
 use super::rules::{HeaderForm, HeaderTarget};
 use mail_parser::{Message, MessagePart, PartType};
+use std::borrow::Cow;
 
 /// One header field.
 #[derive(Debug, Clone)]
@@ -39,6 +40,35 @@ pub struct View {
 
 /// Target length of a rawbody chunk.
 const CHUNK: usize = 2048;
+
+/// How much of each text part's rendered text `body` rules read: SpamAssassin's
+/// `body_part_scan_size` default (Conf.pm, 4.0), applied the same way.
+pub const BODY_PART_SCAN_SIZE: usize = 50_000;
+/// How much of each decoded text part `rawbody` rules read: SpamAssassin's
+/// `rawbody_part_scan_size` default.
+pub const RAWBODY_PART_SCAN_SIZE: usize = 500_000;
+
+/// The first `limit` octets of `text` as SpamAssassin truncates a part for scanning
+/// (Message.pm `get_body_text_array_common`): past `limit`, up to and including the first of
+/// `breaks` (tried in order) found within 1,024 octets after it, otherwise at `limit` (moved
+/// back to a character boundary).
+fn scan_prefix<'t>(text: &'t str, limit: usize, breaks: &[u8]) -> &'t str {
+    if text.len() <= limit {
+        return text;
+    }
+    let b = text.as_bytes();
+    let window = &b[limit..b.len().min(limit + 1025)];
+    for &c in breaks {
+        if let Some(p) = window.iter().position(|&x| x == c) {
+            return &text[..limit + p + 1];
+        }
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 fn fields_of(raw: &[u8], part: &MessagePart<'_>) -> Vec<Field> {
     part.headers
@@ -90,22 +120,23 @@ impl View {
             let text = match &part.body {
                 PartType::Text(t) => {
                     v.has_plain = true;
-                    raw_text.push_str(t);
+                    raw_text.push_str(scan_prefix(t, RAWBODY_PART_SCAN_SIZE, b"\n> "));
                     raw_text.push('\n');
-                    t.to_string()
+                    Cow::Borrowed(&**t)
                 }
                 PartType::Html(h) => {
                     v.has_html = true;
-                    raw_text.push_str(h);
+                    raw_text.push_str(scan_prefix(h, RAWBODY_PART_SCAN_SIZE, b"\n> "));
                     raw_text.push('\n');
                     find_html_links(h, &mut v.uris);
-                    mail_parser::decoders::html::html_to_text(h)
+                    Cow::Owned(mail_parser::decoders::html::html_to_text(h))
                 }
                 _ => continue,
             };
             v.text_len += text.len();
-            find_text_links(&text, &mut v.uris);
-            for p in paragraphs(&text) {
+            let text = scan_prefix(&text, BODY_PART_SCAN_SIZE, b"\n ");
+            find_text_links(text, &mut v.uris);
+            for p in paragraphs(text) {
                 v.paragraphs.push(p);
             }
         }
@@ -245,38 +276,37 @@ pub fn display_name(v: &str) -> String {
 /// Paragraphs of rendered text (split on blank lines), whitespace folded to single spaces.
 fn paragraphs(text: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut cur = String::new();
+    let mut cur = Vec::new();
     for line in text.lines() {
         if line.trim().is_empty() {
             if !cur.is_empty() {
-                out.push(fold_ws(cur.as_bytes()));
-                cur.clear();
+                out.push(std::mem::take(&mut cur));
             }
             continue;
         }
-        cur.push_str(line);
-        cur.push(' ');
+        push_words(&mut cur, line.as_bytes());
     }
     if !cur.is_empty() {
-        out.push(fold_ws(cur.as_bytes()));
+        out.push(cur);
     }
     out
 }
 
+/// Appends the words of `b` (runs of octets other than ASCII white space) to `out`, one
+/// space between words.
+fn push_words(out: &mut Vec<u8>, b: &[u8]) {
+    for word in b.split(u8::is_ascii_whitespace).filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(word);
+    }
+}
+
+/// `b` with runs of ASCII white space folded to one space, none at either end.
 fn fold_ws(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
-    let mut space = false;
-    for &c in b {
-        if c.is_ascii_whitespace() {
-            space = !out.is_empty();
-        } else {
-            if space {
-                out.push(b' ');
-                space = false;
-            }
-            out.push(c);
-        }
-    }
+    push_words(&mut out, b);
     out
 }
 
@@ -355,6 +385,14 @@ fn find_text_links(text: &str, out: &mut Vec<Vec<u8>>) {
     };
     let mut i = 0;
     while i < b.len() {
+        // Every link starts with h, f, w or m (either case): skip to the next such octet.
+        match b[i..]
+            .iter()
+            .position(|&c| matches!(c | 0x20, b'h' | b'f' | b'w' | b'm'))
+        {
+            Some(p) => i += p,
+            None => break,
+        }
         let rest = &b[i..];
         let starts = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p);
         let word_start = i == 0 || !b[i - 1].is_ascii_alphanumeric();
@@ -495,5 +533,39 @@ mod tests {
         );
         assert!(v.has_html && v.has_plain);
         assert_eq!(v.part_fields.len(), 3);
+    }
+
+    #[test]
+    fn parts_are_scanned_up_to_spamassassins_sizes() {
+        // SpamAssassin cuts a part at the first newline within 1 KiB after the limit, else
+        // at the first space, else at the limit.
+        let text = format!("{}\n{}", "a".repeat(50_010), "b".repeat(10));
+        assert_eq!(scan_prefix(&text, 50_000, b"\n "), &text[..50_011]);
+        let text = format!("{} {}", "a".repeat(50_010), "b".repeat(2_000));
+        assert_eq!(scan_prefix(&text, 50_000, b"\n "), &text[..50_011]);
+        let text = "é".repeat(30_000); // 2 octets each, no break at all
+        assert_eq!(scan_prefix(&text, 50_001, b"\n ").len(), 50_000);
+        assert_eq!(scan_prefix("short", 50_000, b"\n "), "short");
+
+        // A 120 KB text part: body rules read about the first 50 KB (a link past it is not
+        // seen), rawbody rules all of it; its length is the whole part's.
+        let mut body = String::new();
+        while body.len() < 120_000 {
+            body.push_str("lorem ipsum dolor sit amet\r\n");
+        }
+        let raw = format!(
+            "Subject: big\r\n\r\nhttp://early.test/\r\n{body}http://late.test/ ENDMARK\r\n"
+        );
+        let v = view(raw.as_bytes());
+        let rendered: usize = v.paragraphs.iter().skip(1).map(Vec::len).sum();
+        // (CR LF folds to one space.)
+        assert!((45_000..=51_100).contains(&rendered), "{rendered}");
+        assert_eq!(v.uris, vec![b"http://early.test/".to_vec()]);
+        assert!(v.text_len > 120_000);
+        assert!(
+            v.raw_chunks
+                .iter()
+                .any(|c| c.windows(7).any(|w| w == b"ENDMARK"))
+        );
     }
 }
