@@ -187,11 +187,12 @@ fn sender(
             1 | 3 => Kind::Two,
             _ => Kind::One,
         };
-        // Mostly small (journaled); now and then larger than the journal takes (fsynced).
-        let size = if rng.gen_ratio(1, 12) {
-            300 * 1024
-        } else {
-            rng.gen_range(600..6000)
+        // Mostly small (journaled); now and then larger than the journal takes (written once
+        // and fsynced): held in memory (below 256 KiB) or streamed to disk as it arrives.
+        let size = match rng.gen_range(0..24) {
+            0 => 300 * 1024,
+            1 => 100 * 1024,
+            _ => rng.gen_range(600..6000),
         };
         let text = body(&token, size);
         sent.lock()

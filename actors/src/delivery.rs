@@ -4,7 +4,7 @@
 //!
 //! Local copies are written straight into the Maildirs, then the message is made durable in
 //! one group-committed database write before the session may answer 250:
-//! - bodies up to [`INLINE_MAX`]: the Maildir files are written without a flush and the
+//! - bodies up to [`JOURNAL_MAX`]: the Maildir files are written without a flush and the
 //!   intake journal ([`postcore_storage::journal`]) records the body and where each copy is;
 //!   the `maildir-sync` thread makes the files durable in shared `syncfs` rounds and then
 //!   drops the entry, and start-up replays what is left. One WAL fsync, shared by every
@@ -26,7 +26,10 @@ use postcore_storage::maildir::{self, Durability, MaildirWriter};
 use postcore_storage::queue::{
     Failure, QueueRecord, QueuedRcpt, QueuedTarget, RcptStatus, ScanNote,
 };
-use postcore_storage::spool::INLINE_MAX;
+/// Messages up to this size go through the intake journal (body in the group-committed WAL,
+/// Maildir copies flushed later in shared rounds); larger ones are written once, to their
+/// Maildirs, each fsynced: past this size writing the octets twice costs more than a flush.
+pub const JOURNAL_MAX: usize = 64 * 1024;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -283,7 +286,7 @@ pub async fn accept_message(
     }
     // The journal holds one body for every copy: copies with their own content (Sieve's
     // editheader) are written with their own flush instead.
-    let journaled = msg.data.len() <= INLINE_MAX
+    let journaled = msg.data.len() <= JOURNAL_MAX
         && !immediate.is_empty()
         && immediate.iter().all(|l| l.content.is_none());
     let mut record = QueueRecord {
