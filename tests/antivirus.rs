@@ -329,6 +329,9 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
         "clam.cab",
         "clam.exe.szdd",
         "clam.pdf",
+        "clam.tnef",
+        "clam.exe.binhex",
+        "clam.exe.html",
     ];
     for f in samples {
         let d = std::fs::read(Path::new(TESTFILES).join(f)).unwrap();

@@ -279,6 +279,7 @@ impl<'v> Walker<'v> {
             | FileType::Cpio
             | FileType::Cab
             | FileType::Szdd
+            | FileType::Tnef
             | FileType::Pdf
             | FileType::Ole2 => {
                 if depth >= self.limits.max_depth {
@@ -287,8 +288,77 @@ impl<'v> Walker<'v> {
                 }
                 self.archive(kind, data, &path, depth)
             }
+            FileType::Html | FileType::Other => self.carried_in_text(kind, data, &path, depth),
             _ => ControlFlow::Continue(()),
         }
+    }
+
+    /// What a text carries: the programs in an HTML file's base64 `data:` URIs, the file a
+    /// BinHex text encodes (its banner within the first KiB).
+    fn carried_in_text(
+        &mut self,
+        kind: FileType,
+        data: &[u8],
+        path: &str,
+        depth: u32,
+    ) -> ControlFlow<()> {
+        let binhex = kind == FileType::Other
+            && memchr::memmem::find(&data[..data.len().min(1024)], crate::binhex::BANNER).is_some();
+        if kind != FileType::Html && !binhex {
+            return ControlFlow::Continue(());
+        }
+        if depth >= self.limits.max_depth {
+            self.limit(LimitHit::Depth, path);
+            return ControlFlow::Continue(());
+        }
+        if binhex {
+            return self.binhex(data, path, depth);
+        }
+        let budget = usize::try_from(self.room()).unwrap_or(usize::MAX);
+        let uris = crate::data_uri::base64_payloads(data, self.members_left(), budget);
+        for (i, d) in uris.into_iter().enumerate() {
+            let at = format!("{path}/data uri {}", i + 1);
+            if !self.member(&at) {
+                break;
+            }
+            self.object(&d, at, None, depth + 1, Some(crate::data_uri::CONTAINER))?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A BinHex file's data and resource forks (run-length expansion within the budget and
+    /// the ratio limit).
+    fn binhex(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        use crate::binhex::{CONTAINER, decode_capped};
+        let at = format!("{path}/binhex");
+        let (cap, hit) = Self::unpack_cap(self.room(), data.len() as u64, self.limits.max_ratio);
+        let Some((d, capped)) = decode_capped(data, usize::try_from(cap).unwrap_or(usize::MAX))
+        else {
+            return ControlFlow::Continue(());
+        };
+        if capped {
+            self.limit(hit, &at);
+        }
+        let name = Some(d.name).filter(|n| !n.is_empty());
+        if !d.data.is_empty() {
+            self.object(
+                &d.data,
+                at.clone(),
+                name.clone(),
+                depth + 1,
+                Some(CONTAINER),
+            )?;
+        }
+        if !d.resource.is_empty() {
+            self.object(
+                &d.resource,
+                format!("{at}/resource fork"),
+                name,
+                depth + 1,
+                Some(CONTAINER),
+            )?;
+        }
+        ControlFlow::Continue(())
     }
 
     /// Room left in the byte budget, for reading one member.
@@ -363,6 +433,7 @@ impl<'v> Walker<'v> {
             FileType::Ole2 => self.ole2(data, path, depth),
             FileType::Cab => self.cab(data, path, depth),
             FileType::Pdf => self.pdf(data, path, depth),
+            FileType::Tnef => self.tnef(data, path, depth),
             FileType::Szdd => {
                 let (cap, hit) = Self::unpack_cap(self.room(), packed, self.limits.max_ratio);
                 let at = format!("{path}/expand");
@@ -448,6 +519,25 @@ impl<'v> Walker<'v> {
             }
             let Ok(mut f) = z.by_index(i) else { continue };
             self.unpack_one(&mut f, packed, at, Some(name), depth, Some("CL_TYPE_ZIP"))?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A TNEF stream's attachments (stored as they are, like cpio members).
+    fn tnef(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        let max = self.members_left();
+        let Some(attachments) = crate::tnef::attachments(data, max) else {
+            return ControlFlow::Continue(());
+        };
+        for (i, a) in attachments.into_iter().enumerate() {
+            let at = match &a.name {
+                Some(n) => format!("{path}/{n}"),
+                None => format!("{path}/attachment {}", i + 1),
+            };
+            if !self.member(&at) {
+                break;
+            }
+            self.object(a.data, at, a.name, depth + 1, Some(crate::tnef::CONTAINER))?;
         }
         ControlFlow::Continue(())
     }

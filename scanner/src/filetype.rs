@@ -49,6 +49,8 @@ pub enum FileType {
     Cpio,
     /// SZDD (Microsoft `COMPRESS.EXE`).
     Szdd,
+    /// TNEF (Outlook's `winmail.dat`), which carries attachments.
+    Tnef,
     /// PDF document.
     Pdf,
     /// HTML document (a tag near the start).
@@ -111,6 +113,7 @@ impl FileType {
             Zstd => "zstd",
             Cpio => "cpio",
             Szdd => "szdd",
+            Tnef => "tnef",
             Pdf => "pdf",
             Html => "html",
             Image => "image",
@@ -163,6 +166,7 @@ const MAGIC: &[(&str, FileType)] = &[
     (r"^\x28\xb5\x2f\xfd", FileType::Zstd),
     (r"^(070707|070701|070702|\xc7\x71|\x71\xc7)", FileType::Cpio),
     (r"^SZDD\x88\xf0\x27\x33", FileType::Szdd),
+    (r"^\x78\x9f\x3e\x22", FileType::Tnef),
     (r"^%PDF-", FileType::Pdf),
     (
         r"^(GIF8[79]a|\x89PNG\r\n\x1a\n|\xff\xd8\xff)",

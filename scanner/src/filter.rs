@@ -500,7 +500,10 @@ mod tests {
         p.spam.enabled = false;
         assert!(!p.checks_anything());
         p.access.block_from.push("spammer@example.test".into());
-        assert!(p.checks_anything(), "a block list entry still needs the scan");
+        assert!(
+            p.checks_anything(),
+            "a block list entry still needs the scan"
+        );
         // ... and is applied with every check off.
         let raw = b"From: spammer@example.test\r\nSubject: x\r\n\r\nhi\r\n";
         let v = scan(p.clone(), raw);

@@ -9,9 +9,11 @@
 
 pub mod access;
 pub mod bayes;
+pub mod binhex;
 pub mod clamav;
 pub mod content;
 pub mod cpio;
+pub mod data_uri;
 pub mod filetype;
 pub mod filter;
 pub mod greylist;
@@ -24,6 +26,7 @@ pub mod pdf;
 pub mod scratch;
 pub mod spam;
 pub mod szdd;
+pub mod tnef;
 pub mod verdict;
 
 pub use input::{ScanContext, ScanInput};
