@@ -3,7 +3,7 @@
 //! is blocked or infected decides.
 
 use crate::access::{self, Access, AccessLists};
-use crate::clamav::{Detection, Engine, LoadStats, SignatureSet, Targets};
+use crate::clamav::{Detection, Engine, LoadStats, RawScan, SignatureSet, Targets};
 use crate::content::{self, LimitHit, Limits, Object};
 use crate::filetype::{Class, FileType};
 use crate::normalize;
@@ -410,11 +410,10 @@ fn av_scan(engine: &Engine, o: &Object<'_>) -> Option<Detection> {
         // cannot name it (every hop adds trace fields); its parts and attachments are hashed.
         return engine.scan_patterns(&o.data, raw);
     }
-    if engine.allowed(&o.data) {
-        return None;
-    }
-    if let Some(d) = engine.scan(&o.data, raw) {
-        return Some(d);
+    match engine.scan_raw(&o.data, raw) {
+        RawScan::Allowed => return None,
+        RawScan::Infected(d) => return Some(d),
+        RawScan::Clean => {}
     }
     if o.kind == FileType::Html {
         let t = Targets::default().with(3).inside(o.container);

@@ -2,7 +2,7 @@
 //! (prefilter mode: a candidate, never a verdict), each candidate confirmed exactly with
 //! Rust's `regex` (offsets, boundaries, fullword, counts), and hash signatures in hash tables.
 
-use super::hashes::{Hashes, Names};
+use super::hashes::{Digests, Hashes, Names};
 use super::hexsig::{Boundary, HexSig};
 use super::literal_db;
 #[cfg(test)]
@@ -62,6 +62,17 @@ impl Targets {
 pub struct Detection {
     /// Signature name.
     pub name: String,
+}
+
+/// What the raw form of an object is to the antivirus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawScan {
+    /// On the allow list (`.fp`, `.sfp`): nothing of it is scanned.
+    Allowed,
+    /// A signature fired.
+    Infected(Detection),
+    /// Neither.
+    Clean,
 }
 
 /// Which signature a Hyperscan pattern id belongs to.
@@ -179,15 +190,28 @@ impl Engine {
     /// Scans one object (a decoded part, an archive member, the raw message) of the given
     /// kinds. The first signature that fires wins (ClamAV's default, without --allmatch).
     pub fn scan(&self, data: &[u8], targets: Targets) -> Option<Detection> {
-        if self.allowed(data) {
-            return None;
+        match self.scan_raw(data, targets) {
+            RawScan::Infected(d) => Some(d),
+            RawScan::Allowed | RawScan::Clean => None,
         }
-        if let Some(name) = self.hashes.find(data) {
-            return Some(Detection {
+    }
+
+    /// As [`Engine::scan`], telling an object on the allow list from a clean one (its other
+    /// forms are then not scanned either). Each digest is computed once for both lists.
+    pub fn scan_raw(&self, data: &[u8], targets: Targets) -> RawScan {
+        let digests = Digests::new(data);
+        if self.allow.find_in(&digests).is_some() {
+            return RawScan::Allowed;
+        }
+        if let Some(name) = self.hashes.find_in(&digests) {
+            return RawScan::Infected(Detection {
                 name: name.to_string(),
             });
         }
-        self.scan_patterns(data, targets)
+        match self.scan_patterns(data, targets) {
+            Some(d) => RawScan::Infected(d),
+            None => RawScan::Clean,
+        }
     }
 
     /// Whether `data` is on the allow list (`.fp`, `.sfp`).

@@ -3,6 +3,7 @@
 //! digests and names, with no intermediate list.
 
 use md5::{Digest, Md5};
+use std::cell::OnceCell;
 
 /// The digest algorithm of a hash signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,26 +157,100 @@ impl Hashes {
 
     /// The name of the first entry matching `data`.
     pub fn find(&self, data: &[u8]) -> Option<&str> {
-        self.find_index(data).map(|i| self.names.get(i))
+        self.find_in(&Digests::new(data))
     }
 
-    fn find_index(&self, data: &[u8]) -> Option<u32> {
-        let size = data.len() as u64;
+    /// The name of the first entry matching the object whose digests `d` computes (shared
+    /// with other tables: each digest is computed once per object).
+    pub fn find_in(&self, d: &Digests<'_>) -> Option<&str> {
+        self.find_index(d).map(|i| self.names.get(i))
+    }
+
+    fn find_index(&self, d: &Digests<'_>) -> Option<u32> {
+        let size = d.data.len() as u64;
         if self.md5.wants(size)
-            && let Some(n) = self.md5.find(&Md5::digest(data), size)
+            && let Some(n) = self.md5.find(d.md5(), size)
         {
             return Some(n);
         }
         if self.sha1.wants(size)
-            && let Some(n) = self.sha1.find(&sha1::Sha1::digest(data), size)
+            && let Some(n) = self.sha1.find(d.sha1(), size)
         {
             return Some(n);
         }
         if self.sha256.wants(size)
-            && let Some(n) = self.sha256.find(&sha2::Sha256::digest(data), size)
+            && let Some(n) = self.sha256.find(d.sha256(), size)
         {
             return Some(n);
         }
         None
+    }
+}
+
+/// The digests of one object, each computed on first use and kept: the allow list and the
+/// hash signatures ask for the same ones (MD5 of a 100 KiB part was computed three times).
+pub struct Digests<'a> {
+    data: &'a [u8],
+    md5: OnceCell<[u8; 16]>,
+    sha1: OnceCell<[u8; 20]>,
+    sha256: OnceCell<[u8; 32]>,
+}
+
+impl<'a> Digests<'a> {
+    /// Nothing computed yet.
+    pub fn new(data: &'a [u8]) -> Digests<'a> {
+        Digests {
+            data,
+            md5: OnceCell::new(),
+            sha1: OnceCell::new(),
+            sha256: OnceCell::new(),
+        }
+    }
+
+    fn md5(&self) -> &[u8; 16] {
+        self.md5.get_or_init(|| Md5::digest(self.data).into())
+    }
+
+    fn sha1(&self) -> &[u8; 20] {
+        self.sha1
+            .get_or_init(|| sha1::Sha1::digest(self.data).into())
+    }
+
+    fn sha256(&self) -> &[u8; 32] {
+        self.sha256
+            .get_or_init(|| sha2::Sha256::digest(self.data).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_the_algorithms_and_one_object_serves_every_table() {
+        let data = b"some attachment";
+        let d = Digests::new(data);
+        assert_eq!(d.md5()[..], Md5::digest(data)[..]);
+        assert_eq!(d.sha1()[..], sha1::Sha1::digest(data)[..]);
+        assert_eq!(d.sha256()[..], sha2::Sha256::digest(data)[..]);
+        // Computed once: the same array is handed out again.
+        assert!(std::ptr::eq(d.md5(), d.md5()));
+
+        let mut allow = Hashes::default();
+        let mut sigs = Hashes::default();
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let line = |name: &str| {
+            let l = format!("{}:*:{name}:73", hex(&sha2::Sha256::digest(data)));
+            crate::clamav::signatures::parse_hash_line(&l)
+                .expect("hsb line")
+                .expect("for this engine")
+        };
+        allow.insert(&line("Allowed"));
+        sigs.insert(&line("Bad"));
+        allow.finish();
+        sigs.finish();
+        assert_eq!(allow.find_in(&d), Some("Allowed"));
+        assert_eq!(sigs.find_in(&d), Some("Bad"));
+        assert_eq!(sigs.find(b"other"), None);
     }
 }

@@ -13,5 +13,5 @@ pub mod logical;
 pub mod offset;
 pub mod signatures;
 
-pub use engine::{Detection, EICAR, EICAR_NAME, Engine, Targets};
+pub use engine::{Detection, EICAR, EICAR_NAME, Engine, RawScan, Targets};
 pub use signatures::{LoadError, LoadStats, SignatureSet};
