@@ -105,10 +105,14 @@ pub fn run(a: ScanArgs) -> Result<bool> {
     }
     let mut ctx = ScanContext::for_test(&["postmaster@localhost"]);
     ctx.qid = "scan".into();
-    ctx.policy = FilterPolicy {
+    // The antivirus and the attachment rules only, as clamscan: the antispam judgement is
+    // `postcore filter check`'s.
+    let mut policy = FilterPolicy {
         discard_infected: false,
         ..FilterPolicy::default()
     };
+    policy.spam.enabled = false;
+    ctx.policy = policy;
     let threads = if a.threads > 0 {
         a.threads
     } else {
