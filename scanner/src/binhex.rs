@@ -41,14 +41,9 @@ pub struct Decoded {
 }
 
 /// Decodes the BinHex file in `text` (other text may come before the banner), producing at
-/// most `cap` octets after run-length expansion; `None` when there is no banner, no colon
-/// after it, or no complete header. Forks cut short by the end of the data or by `cap` are
-/// returned as far as they go.
-pub fn decode(text: &[u8], cap: usize) -> Option<Decoded> {
-    decode_capped(text, cap).map(|(d, _)| d)
-}
-
-/// As [`decode`], and whether the cap cut the output short.
+/// most `cap` octets after run-length expansion, and says whether the cap cut the output
+/// short; `None` when there is no banner, no colon after it, or no complete header. Forks cut
+/// short by the end of the data or by `cap` are returned as far as they go.
 pub fn decode_capped(text: &[u8], cap: usize) -> Option<(Decoded, bool)> {
     let start = memchr::memmem::find(text, BANNER)?;
     let after = &text[start + BANNER.len()..];
@@ -142,6 +137,10 @@ fn header(o: &[u8]) -> Option<(String, usize, usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decode(text: &[u8], cap: usize) -> Option<Decoded> {
+        decode_capped(text, cap).map(|(d, _)| d)
+    }
 
     /// Encodes octets (already run-length encoded) in the BinHex alphabet, 64 per line.
     fn encode(octets: &[u8]) -> Vec<u8> {

@@ -214,11 +214,6 @@ impl Engine {
         }
     }
 
-    /// Whether `data` is on the allow list (`.fp`, `.sfp`).
-    pub fn allowed(&self, data: &[u8]) -> bool {
-        self.allow.find(data).is_some()
-    }
-
     /// Body and logical signatures only: for a normalised form of an object, whose hashes
     /// mean nothing.
     pub fn scan_patterns(&self, data: &[u8], targets: Targets) -> Option<Detection> {

@@ -155,11 +155,6 @@ impl Hashes {
         }
     }
 
-    /// The name of the first entry matching `data`.
-    pub fn find(&self, data: &[u8]) -> Option<&str> {
-        self.find_in(&Digests::new(data))
-    }
-
     /// The name of the first entry matching the object whose digests `d` computes (shared
     /// with other tables: each digest is computed once per object).
     pub fn find_in(&self, d: &Digests<'_>) -> Option<&str> {
@@ -251,6 +246,6 @@ mod tests {
         sigs.finish();
         assert_eq!(allow.find_in(&d), Some("Allowed"));
         assert_eq!(sigs.find_in(&d), Some("Bad"));
-        assert_eq!(sigs.find(b"other"), None);
+        assert_eq!(sigs.find_in(&Digests::new(b"other")), None);
     }
 }
