@@ -81,9 +81,8 @@ mod tests {
 
     #[test]
     fn the_clamav_sample_expands_to_its_program() {
-        let Ok(f) = std::fs::read("/usr/share/clamav-testfiles/clam.exe.szdd") else {
-            return;
-        };
+        let f = std::fs::read("/usr/share/clamav-testfiles/clam.exe.szdd")
+            .expect("clamav-testfiles (scripts/deps.sh installs it)");
         let exe = std::fs::read("/usr/share/clamav-testfiles/clam.exe").expect("clam.exe");
         assert_eq!(expand(&f, 1 << 20), Some(exe));
     }
