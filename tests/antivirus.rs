@@ -332,6 +332,11 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
         "clam.tnef",
         "clam.exe.binhex",
         "clam.exe.html",
+        "clam.impl.zip",
+        "clam.arj",
+        "clam.exe.rtf",
+        "clam.sis",
+        "clam.chm",
     ];
     for f in samples {
         let d = std::fs::read(Path::new(TESTFILES).join(f)).unwrap();

@@ -1,14 +1,16 @@
 //! The content walk: every object a message carries, decoded, handed to a visitor one at a
 //! time — the raw message, each MIME part (base64 and quoted-printable decoded by
 //! mail-parser, uuencoded blocks in text decoded here), nested `message/rfc822` parts, and
-//! the members of archives (zip and the formats built on it, gzip, bzip2, xz, tar). rar, 7z,
-//! cab, iso and the rest are recognised by type, not opened.
+//! the members of archives (zip and the formats built on it, its legacy "implode" method too,
+//! gzip, bzip2, xz, tar, cpio, cab, ARJ, …). rar, 7z, iso and the rest are recognised by type,
+//! not opened.
 //!
 //! Limits in the manner of ClamAV's (`MaxRecursion`, `MaxScanSize`, `MaxFiles`) plus a
 //! compression-ratio cap bound the work a zip bomb can cause; hitting one is reported to the
 //! visitor's caller as a [`LimitHit`], never an error or a stall.
 
 use crate::filetype::{self, FileType};
+use crate::{arj, chm, sis};
 use mail_parser::{Encoding, Message, MessageParser, MimeHeaders, PartType};
 use std::borrow::Cow;
 use std::io::{Read, Write};
@@ -280,6 +282,10 @@ impl<'v> Walker<'v> {
             | FileType::Cab
             | FileType::Szdd
             | FileType::Tnef
+            | FileType::Arj
+            | FileType::Rtf
+            | FileType::Sis
+            | FileType::Chm
             | FileType::Pdf
             | FileType::Ole2 => {
                 if depth >= self.limits.max_depth {
@@ -434,6 +440,10 @@ impl<'v> Walker<'v> {
             FileType::Cab => self.cab(data, path, depth),
             FileType::Pdf => self.pdf(data, path, depth),
             FileType::Tnef => self.tnef(data, path, depth),
+            FileType::Rtf => self.rtf(data, path, depth),
+            FileType::Arj => self.unpacked(crate::arj::members, arj::CONTAINER, data, path, depth),
+            FileType::Sis => self.unpacked(crate::sis::files, sis::CONTAINER, data, path, depth),
+            FileType::Chm => self.unpacked(crate::chm::files, chm::CONTAINER, data, path, depth),
             FileType::Szdd => {
                 let (cap, hit) = Self::unpack_cap(self.room(), packed, self.limits.max_ratio);
                 let at = format!("{path}/expand");
@@ -519,6 +529,54 @@ impl<'v> Walker<'v> {
             }
             let Ok(mut f) = z.by_index(i) else { continue };
             self.unpack_one(&mut f, packed, at, Some(name), depth, Some("CL_TYPE_ZIP"))?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The members of an archive whose reader unpacks within a budget (ARJ, SIS, CHM): the
+    /// byte budget and the ratio limit, taken over the whole archive.
+    fn unpacked(
+        &mut self,
+        read: crate::unpacked::Reader,
+        container: &'static str,
+        data: &[u8],
+        path: &str,
+        depth: u32,
+    ) -> ControlFlow<()> {
+        let (cap, hit) = Self::unpack_cap(self.room(), data.len() as u64, self.limits.max_ratio);
+        let Some(found) = read(data, self.members_left(), cap) else {
+            return ControlFlow::Continue(());
+        };
+        for m in found {
+            let at = format!("{path}/{}", m.name.trim_start_matches('/'));
+            if !self.member(&at) {
+                break;
+            }
+            if m.encrypted {
+                self.limit(LimitHit::Encrypted, &at);
+                continue;
+            }
+            if m.capped {
+                self.limit(hit, &at);
+            }
+            self.object(&m.data, at, Some(m.name), depth + 1, Some(container))?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The objects embedded in an RTF document (hexadecimal text: at most half its size).
+    fn rtf(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        use crate::rtf::{CONTAINER, objects};
+        let room = usize::try_from(self.room()).unwrap_or(usize::MAX);
+        let Some(found) = objects(data, self.members_left(), room) else {
+            return ControlFlow::Continue(());
+        };
+        for (i, o) in found.into_iter().enumerate() {
+            let at = format!("{path}/object {}", i + 1);
+            if !self.member(&at) {
+                break;
+            }
+            self.object(&o.data, at, Some(o.name), depth + 1, Some(CONTAINER))?;
         }
         ControlFlow::Continue(())
     }
@@ -836,6 +894,31 @@ mod tests {
             seen.iter()
                 .any(|(p, _, d)| p.ends_with("gunzip/a.txt") && d == b"tarred!")
         );
+    }
+
+    /// clamav-testfiles' samples of the formats opened by their own readers (and zip's
+    /// legacy "implode" method): each gives clam.exe, recognised as a program by content.
+    #[test]
+    fn opens_implode_arj_rtf_sis_and_chm_samples() {
+        let dir = std::path::Path::new("/usr/share/clamav-testfiles");
+        let exe = std::fs::read(dir.join("clam.exe"))
+            .expect("clamav-testfiles (scripts/deps.sh installs it)");
+        for (sample, kind) in [
+            ("clam.impl.zip", FileType::Zip),
+            ("clam.arj", FileType::Arj),
+            ("clam.exe.rtf", FileType::Rtf),
+            ("clam.sis", FileType::Sis),
+            ("clam.chm", FileType::Chm),
+        ] {
+            let data = std::fs::read(dir.join(sample)).expect("sample");
+            let (seen, _) = objects(&data, Limits::default());
+            assert_eq!(seen[0].1, kind, "{sample}");
+            assert!(
+                seen.iter().any(|(_, k, d)| *k == FileType::Pe && *d == exe),
+                "{sample}: {:?}",
+                seen.iter().map(|x| (&x.0, x.1)).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

@@ -53,6 +53,12 @@ pub enum FileType {
     Tnef,
     /// PDF document.
     Pdf,
+    /// RTF document (its embedded objects are opened).
+    Rtf,
+    /// Microsoft compiled HTML help (`.chm`).
+    Chm,
+    /// Symbian installation file (`.sis`).
+    Sis,
     /// HTML document (a tag near the start).
     Html,
     /// GIF, PNG or JPEG image.
@@ -115,6 +121,9 @@ impl FileType {
             Szdd => "szdd",
             Tnef => "tnef",
             Pdf => "pdf",
+            Rtf => "rtf",
+            Chm => "chm",
+            Sis => "sis",
             Html => "html",
             Image => "image",
             Flash => "flash",
@@ -168,6 +177,10 @@ const MAGIC: &[(&str, FileType)] = &[
     (r"^SZDD\x88\xf0\x27\x33", FileType::Szdd),
     (r"^\x78\x9f\x3e\x22", FileType::Tnef),
     (r"^%PDF-", FileType::Pdf),
+    (r"^\{\\rtf", FileType::Rtf),
+    (r"^ITSF\x03\x00\x00\x00", FileType::Chm),
+    // The third UID of an installation file (0x10000419), after two that vary by release.
+    (r"^.{8}\x19\x04\x00\x10", FileType::Sis),
     (
         r"^(GIF8[79]a|\x89PNG\r\n\x1a\n|\xff\xd8\xff)",
         FileType::Image,

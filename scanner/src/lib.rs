@@ -8,9 +8,12 @@
 //! pipeline in `postcore-actors` carries them out.
 
 pub mod access;
+pub mod arj;
 pub mod bayes;
 pub mod binhex;
+pub mod chm;
 pub mod clamav;
+pub mod codec;
 pub mod content;
 pub mod cpio;
 pub mod data_uri;
@@ -23,10 +26,13 @@ pub mod network;
 pub mod normalize;
 pub mod ole2;
 pub mod pdf;
+pub mod rtf;
 pub mod scratch;
+pub mod sis;
 pub mod spam;
 pub mod szdd;
 pub mod tnef;
+pub mod unpacked;
 pub mod verdict;
 
 pub use input::{ScanContext, ScanInput};
