@@ -357,6 +357,33 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
     );
     assert_eq!(code, 554, "{text}");
     assert!(text.contains("Test.ClamExe.Body"), "{text}");
+    // Offsets into the program's structure: clam.exe's entry point is at file offset 64 (its
+    // one section's raw pointer, 1, rounded down to the file alignment, as ClamAV and the
+    // Windows loader do). The same octets one place later are no match.
+    let ep_sig = format!(
+        "Test.ClamExe.Ep:1:EP+0:{}\nTest.ClamExe.Late:1:EP+1:{}\n",
+        hex(&exe[64..80]),
+        hex(&exe[64..80])
+    );
+    write_sig(&sigs, "test.ndb", &ep_sig);
+    s.api_ok("POST", "/av/reload", None);
+    let (code, text) = send(
+        &s,
+        &with_attachment("e", "c.exe", "application/octet-stream", &changed),
+    );
+    assert_eq!(code, 554, "{text}");
+    assert!(text.contains("Test.ClamExe.Ep"), "{text}");
+    write_sig(
+        &sigs,
+        "test.ndb",
+        &format!("Test.ClamExe.Late:1:EP+1:{}\n", hex(&exe[64..80])),
+    );
+    s.api_ok("POST", "/av/reload", None);
+    let (code, text) = send(
+        &s,
+        &with_attachment("l", "c.exe", "application/octet-stream", &changed),
+    );
+    assert_eq!(code, 250, "EP+1 must not match at the entry point: {text}");
     // The uuencoded sample, as the message it is (an mbox; its From_ line dropped): decoded
     // up to its zero-length line, it is clam.exe again.
     let mbox = std::fs::read_to_string(Path::new(TESTFILES).join("clam.exe.mbox.uu")).unwrap();

@@ -8,6 +8,7 @@ use super::literal_db;
 #[cfg(test)]
 use super::logical::Expr;
 use super::logical::{self, LogicalSig, Sub};
+use super::offset::Window;
 use super::signatures::{Offset, SignatureSet};
 use crate::scratch::ScratchPool;
 use hyperscan::prelude::*;
@@ -27,6 +28,9 @@ pub const EICAR_NAME: &str = "Eicar-Test-Signature";
 const MAX_COUNT: u32 = 256;
 /// Most candidate positions tried for one pattern in one object.
 const MAX_TRIES: usize = 10_000;
+/// Windows of allowed starts shorter than this are tried start by start with an anchored
+/// match; longer ones by a forward search.
+const ANCHORED_TRIES: u64 = 64;
 
 /// Kinds of content an object is, for signature target types (ClamAV's numbering), and
 /// the container it came out of (ClamAV's `CL_TYPE_…` name, for `Container:`).
@@ -218,12 +222,13 @@ impl Engine {
     /// mean nothing.
     pub fn scan_patterns(&self, data: &[u8], targets: Targets) -> Option<Detection> {
         let candidates = self.candidates(data);
+        let obj = Object::new(data);
         let mut logical = BTreeSet::new();
         for id in candidates {
             match self.owners[id as usize] {
                 Owner::Body(b) => {
                     let (name, target, offset) = self.body[b as usize];
-                    if targets.admits(target) && self.count(id, offset, false, false, data, 1) > 0 {
+                    if targets.admits(target) && self.count(id, offset, false, false, &obj, 1) > 0 {
                         return Some(self.detection(name));
                     }
                 }
@@ -234,7 +239,7 @@ impl Engine {
         }
         logical
             .into_iter()
-            .find(|&l| self.logical_matches(l, data, targets))
+            .find(|&l| self.logical_matches(l, &obj, targets))
             .map(|l| Detection {
                 name: self.logical[l as usize].name.clone(),
             })
@@ -287,9 +292,10 @@ impl Engine {
         offset: Offset,
         fullword: bool,
         wide: bool,
-        data: &[u8],
+        obj: &Object<'_>,
         limit: u32,
     ) -> u32 {
+        let data = obj.data;
         let Some(v) = self.verifier(id) else {
             return 0;
         };
@@ -298,34 +304,14 @@ impl Engine {
                 && (!fullword || logical::fullword_ok(data, s, e, wide))
         };
         let mut n = 0;
-        match offset {
-            Offset::Any => {
-                let mut pos = 0;
-                for _ in 0..MAX_TRIES {
-                    let Some(m) = v.regex.find_at(data, pos) else {
-                        break;
-                    };
-                    if ok(m.start(), m.end()) {
-                        n += 1;
-                        if n >= limit {
-                            break;
-                        }
-                    }
-                    pos = m.start() + 1;
-                    if pos > data.len() {
-                        break;
-                    }
-                }
-            }
-            _ => {
-                let (first, shift) = match offset {
-                    Offset::Start { at, shift } => (Some(at), shift),
-                    Offset::End { back, shift } => ((data.len() as u64).checked_sub(back), shift),
-                    Offset::Any => (None, 0),
-                };
-                let Some(first) = first else { return 0 };
-                let last = first.saturating_add(shift).min(data.len() as u64);
-                for s in (first..=last).take(MAX_TRIES) {
+        let window = offset.window(obj.data.len(), obj.layout_for(offset));
+        let data = obj.data;
+        // A short window is tried start by start with the anchored form; a long one (a whole
+        // section, or the whole object) by searching forward from its first start.
+        let (first, last) = match window {
+            Window::Nowhere => return 0,
+            Window::Between(f, l) if l - f < ANCHORED_TRIES => {
+                for s in f..=l {
                     let s = s as usize;
                     if let Some(m) = v.anchored.find(&data[s..])
                         && ok(s, s + m.end())
@@ -336,12 +322,35 @@ impl Engine {
                         }
                     }
                 }
+                return n;
+            }
+            Window::Between(f, l) => (f as usize, l as usize),
+            Window::Anywhere => (0, data.len()),
+        };
+        let mut pos = first;
+        for _ in 0..MAX_TRIES {
+            let Some(m) = v.regex.find_at(data, pos) else {
+                break;
+            };
+            if m.start() > last {
+                break;
+            }
+            if ok(m.start(), m.end()) {
+                n += 1;
+                if n >= limit {
+                    break;
+                }
+            }
+            pos = m.start() + 1;
+            if pos > data.len() {
+                break;
             }
         }
         n
     }
 
-    fn logical_matches(&self, l: u32, data: &[u8], targets: Targets) -> bool {
+    fn logical_matches(&self, l: u32, obj: &Object<'_>, targets: Targets) -> bool {
+        let data = obj.data;
         let sig = &self.logical[l as usize];
         if !targets.admits(sig.target) {
             return false;
@@ -366,7 +375,7 @@ impl Engine {
         for (si, s) in sig.subs.iter().enumerate() {
             if let Sub::Body(b) = s {
                 for _ in &b.patterns {
-                    counts[si] += self.count(id, b.offset, b.fullword, b.wide, data, MAX_COUNT);
+                    counts[si] += self.count(id, b.offset, b.fullword, b.wide, obj, MAX_COUNT);
                     id += 1;
                 }
             }
@@ -375,7 +384,7 @@ impl Engine {
             if let Sub::Pcre(p) = s
                 && p.trigger.eval(&counts).truth
             {
-                counts[si] = pcre_count(&p.regex, p.offset, data);
+                counts[si] = pcre_count(&p.regex, p.offset, obj);
             }
         }
         sig.expr.eval(&counts).truth
@@ -395,14 +404,41 @@ impl Engine {
     }
 }
 
-fn pcre_count(expr: &str, offset: Offset, data: &[u8]) -> u32 {
+fn pcre_count(expr: &str, offset: Offset, obj: &Object<'_>) -> u32 {
     let Ok(re) = regex::bytes::Regex::new(expr) else {
         return 0;
     };
-    re.find_iter(data)
-        .filter(|m| offset.allows(m.start(), data.len()))
+    let exe = obj.layout_for(offset);
+    re.find_iter(obj.data)
+        .filter(|m| offset.allows(m.start(), obj.data.len(), exe))
         .take(MAX_COUNT as usize)
         .count() as u32
+}
+
+/// An object being scanned, with its executable layout worked out the first time an offset
+/// needs it (`EP+n`, `Sx+n`, …).
+struct Object<'a> {
+    data: &'a [u8],
+    layout: std::cell::OnceCell<Option<super::exe::Layout>>,
+}
+
+impl<'a> Object<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Object {
+            data,
+            layout: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The layout when `offset` needs one (and the object is an executable).
+    fn layout_for(&self, offset: Offset) -> Option<&super::exe::Layout> {
+        if !offset.needs_layout() {
+            return None;
+        }
+        self.layout
+            .get_or_init(|| super::exe::layout(self.data))
+            .as_ref()
+    }
 }
 
 /// A logical subsignature's pattern, kept as text: `~`, a leading-boundary letter (`-` for
@@ -710,6 +746,52 @@ pub(crate) mod tests {
         ]);
         assert_eq!(allowed.scan(b"HEADTAIL", Targets::default()), None);
         assert!(allowed.scan(b"HEADTAIL!", Targets::default()).is_some());
+    }
+
+    /// Offsets into an executable's structure: the test PE has its entry point at file
+    /// offset 0x210 (in section 0, raw 0x200..0x300) and section 1 at 0x300..0x400.
+    #[test]
+    fn executable_offsets() {
+        let mut pe = super::super::exe::tests::small_pe();
+        pe[0x210..0x214].copy_from_slice(b"EPEP");
+        pe[0x308..0x30c].copy_from_slice(b"S1S1");
+        pe[0x3f0..0x3f4].copy_from_slice(b"LAST");
+        let (ep, s1, last) = (h("EPEP"), h("S1S1"), h("LAST"));
+        let cases = [
+            ("t.ndb", format!("T.Ep:1:EP+0:{ep}"), true),
+            ("t.ndb", format!("T.EpBack:1:EP-16:{ep}"), false),
+            ("t.ndb", format!("T.EpBackFloat:1:EP-16,16:{ep}"), true),
+            ("t.ndb", format!("T.Wrong:1:EP+1:{ep}"), false),
+            ("t.ndb", format!("T.S1:1:S1+8:{s1}"), true),
+            ("t.ndb", format!("T.S0:1:S0+8:{s1}"), false),
+            ("t.ndb", format!("T.Within:1:SE1:{last}"), true),
+            ("t.ndb", format!("T.NotWithin:1:SE0:{last}"), false),
+            ("t.ndb", format!("T.Last:1:SL+240:{last}"), true),
+            ("t.ndb", format!("T.Float:1:S0+0,20:{ep}"), true),
+            ("t.ndb", format!("T.NoSection:1:S7+0:{ep}"), false),
+            (
+                "t.ldb",
+                format!("L.Ep;Engine:51-255,Target:1;0&1;EP+0:{ep};SE1:{s1}"),
+                true,
+            ),
+            (
+                "t.ldb",
+                format!("L.Miss;Engine:51-255,Target:1;0&1;EP+0:{ep};SE0:{s1}"),
+                false,
+            ),
+        ];
+        let targets = Targets::default().with(1);
+        let mut plain = pe.clone();
+        plain[..2].copy_from_slice(b"ZZ");
+        for (file, line, hit) in cases {
+            let e = engine(&[(file, &line)]);
+            assert_eq!(e.scan(&pe, targets).is_some(), hit, "{line}");
+            // The same octets in a file that is no executable: no structure, no match.
+            assert!(
+                e.scan(&plain, targets).is_none(),
+                "{line} on a non-executable"
+            );
+        }
     }
 
     #[test]

@@ -270,10 +270,15 @@ fn split_offset(s: &str) -> Result<(Offset, &str), String> {
     if let Some((o, rest)) = s.split_once(':')
         && !o.is_empty()
         && !rest.starts_with(':')
-        && (o == "*" || o.starts_with("EOF") || o.as_bytes()[0].is_ascii_digit())
+        && (o == "*"
+            || o.starts_with("EOF")
+            || o.starts_with("EP")
+            || o.starts_with('S')
+            || o.starts_with("VI")
+            || o.as_bytes()[0].is_ascii_digit())
         && !o.contains('/')
     {
-        let off = Offset::parse(o)?.ok_or("offset into executable structure")?;
+        let off = Offset::parse(o)?.ok_or("offset into version information")?;
         return Ok((off, rest));
     }
     Ok((Offset::Any, s))
@@ -398,8 +403,8 @@ impl LogicalSig {
             } else {
                 match parse_body_sub(s) {
                     Ok(b) => Sub::Body(b),
-                    Err(e) if e.contains("executable structure") => {
-                        return Ok(Err("offset into executable structure (EP/Sx/SL/SE)"));
+                    Err(e) if e.contains("version information") => {
+                        return Ok(Err("offset into version information (VI)"));
                     }
                     Err(e) => return Err(format!("subsignature {s:?}: {e}")),
                 }

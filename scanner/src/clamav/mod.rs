@@ -6,6 +6,7 @@
 
 pub mod container;
 pub mod engine;
+pub mod exe;
 pub mod hashes;
 pub mod hexsig;
 pub mod literal_db;

@@ -185,7 +185,7 @@ pub fn parse_ndb_line(line: &str) -> Result<Result<BodySig, &'static str>, Strin
         return Ok(Err("functionality level out of range"));
     }
     let Some(offset) = Offset::parse(f[2])? else {
-        return Ok(Err("offset into executable structure (EP/Sx/SL/SE)"));
+        return Ok(Err("offset into version information (VI)"));
     };
     HexSig::parse(f[3]).map_err(|e| format!("pattern: {e}"))?;
     Ok(Ok(BodySig {
@@ -391,13 +391,46 @@ mod tests {
             .expect("valid")
             .expect("loaded");
         assert_eq!(b.offset, Offset::End { back: 40, shift: 3 });
-        assert!(b.offset.allows(60, 100) && b.offset.allows(63, 100) && !b.offset.allows(64, 100));
-        let f = Offset::parse("100,20").expect("valid").expect("evaluated");
-        assert!(f.allows(100, 500) && f.allows(120, 500) && !f.allows(121, 500));
-        assert_eq!(
-            parse_ndb_line("Sig:1:EP+0:414243").expect("valid"),
-            Err("offset into executable structure (EP/Sx/SL/SE)")
+        assert!(
+            b.offset.allows(60, 100, None)
+                && b.offset.allows(63, 100, None)
+                && !b.offset.allows(64, 100, None)
         );
+        let f = Offset::parse("100,20").expect("valid").expect("evaluated");
+        assert!(f.allows(100, 500, None) && f.allows(120, 500, None) && !f.allows(121, 500, None));
+        assert_eq!(
+            parse_ndb_line("Sig:1:VI:414243").expect("valid"),
+            Err("offset into version information (VI)")
+        );
+        let ep = parse_ndb_line("Sig:1:EP-2,4:414243")
+            .expect("valid")
+            .expect("kept");
+        assert_eq!(
+            ep.offset,
+            Offset::Entry {
+                delta: -2,
+                shift: 4
+            }
+        );
+        for (text, want) in [
+            (
+                "S1+16",
+                Offset::Section {
+                    index: 1,
+                    delta: 16,
+                    shift: 0,
+                },
+            ),
+            ("SL+0,8", Offset::LastSection { delta: 0, shift: 8 }),
+            ("SE2", Offset::WithinSection { index: 2, shift: 0 }),
+            ("SE1,4", Offset::WithinSection { index: 1, shift: 4 }),
+            ("EP+0", Offset::Entry { delta: 0, shift: 0 }),
+        ] {
+            assert_eq!(Offset::parse(text), Ok(Some(want)), "{text}");
+        }
+        for bad in ["EP", "EP*3", "S1", "S+3", "SEx", "SL-2"] {
+            assert!(Offset::parse(bad).is_err(), "{bad}");
+        }
         assert_eq!(
             parse_ndb_line("Sig:0:*:414243:250").expect("valid"),
             Err("functionality level out of range")
