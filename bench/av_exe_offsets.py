@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Parity with clamscan on body signatures whose offsets name an executable's structure
-(EP+n, EP-n, Sx+n, SEx, SL+n): every signature must hit the same files in both engines.
+(EP+n, EP-n, Sx+n, SEx, SL+n) and on PE section hashes (.mdb): every signature must hit the
+same files in both engines.
 
 usage: bench/av_exe_offsets.py [WORKDIR] [--postcore target/release/postcore]
 
@@ -14,7 +15,7 @@ one name per file), on its file.
 
 Prints each disagreement and a summary; exit status 0 only when there is none.
 """
-import argparse, os, struct, subprocess, sys, tempfile
+import argparse, hashlib, os, struct, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -100,7 +101,17 @@ def signatures(tag, d, ep, secs):
             h = at(o)
             if h:
                 out.append((f"{tag}.{name}", f"SL+4:{h}"))
-    return [(n, f"{n.replace('.', '_')}:{target}:{body}") for n, body in out]
+    sigs = [(n, "ndb", f"{n.replace('.', '_')}:{target}:{body}") for n, body in out]
+    if target == 1:
+        # Section hashes (.mdb), over the section as stored and as aligned to 512 octets.
+        for i, (raw, size) in enumerate(secs[:6]):
+            al_raw = (raw // 512) * 512
+            al_size = min(-(-size // 512) * 512, len(d) - al_raw)
+            for name, (o, n) in (("h", (raw, size)), ("ha", (al_raw, al_size))):
+                if n > 0 and o + n <= len(d):
+                    md5 = hashlib.md5(d[o:o + n]).hexdigest()
+                    sigs.append((f"{tag}.{name}{i}", "mdb", f"{n}:{md5}:{tag}_{name}{i}"))
+    return sigs
 
 
 def flagged(cmd):
@@ -128,12 +139,12 @@ def main():
         if not layout:
             print(f"  {os.path.basename(path)}: no layout worked out here, skipped")
             continue
-        for name, line in signatures(f"f{k}", d, *layout):
+        for name, ext, line in signatures(f"f{k}", d, *layout):
             db = os.path.join(a.work, "db")
             os.makedirs(db, exist_ok=True)
             for old in os.listdir(db):
                 os.remove(os.path.join(db, old))
-            open(os.path.join(db, "t.ndb"), "w").write(line + "\n")
+            open(os.path.join(db, f"t.{ext}"), "w").write(line + "\n")
             c = flagged(["clamscan", "--no-summary", "-d", db, path])
             p = flagged([a.postcore, "scan", "--files", "-d", db, path])
             total += 1

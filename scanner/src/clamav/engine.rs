@@ -107,6 +107,8 @@ pub struct Engine {
     logical: Vec<LogicalSig>,
     names: Names,
     hashes: Hashes,
+    /// PE section hashes (`.mdb`/`.msb`).
+    sections: Hashes,
     allow: Hashes,
     /// Signatures Hyperscan refused (counted in the load report).
     pub refused: usize,
@@ -170,8 +172,9 @@ impl Engine {
                 }
             }
         }
-        let (mut hashes, mut allow) = (set.hashes, set.allow);
+        let (mut hashes, mut sections, mut allow) = (set.hashes, set.sections, set.allow);
         hashes.finish();
+        sections.finish();
         allow.finish();
         let (hs, unfiltered) = compile_hyperscan(filters, cache);
         let refused = unfiltered.len();
@@ -186,6 +189,7 @@ impl Engine {
             logical: set.logical,
             names,
             hashes,
+            sections,
             allow,
             refused,
         }
@@ -207,7 +211,11 @@ impl Engine {
         if self.allow.find_in(&digests).is_some() {
             return RawScan::Allowed;
         }
-        if let Some(name) = self.hashes.find_in(&digests) {
+        if let Some(name) = self
+            .hashes
+            .find_in(&digests)
+            .or_else(|| self.section_hash(data))
+        {
             return RawScan::Infected(Detection {
                 name: name.to_string(),
             });
@@ -216,6 +224,22 @@ impl Engine {
             Some(d) => RawScan::Infected(d),
             None => RawScan::Clean,
         }
+    }
+
+    /// The first `.mdb`/`.msb` signature one of a PE program's sections matches: the digest
+    /// of the section's raw data as ClamAV places it (pointer rounded down, size rounded up
+    /// to the file alignment and cut at the end of the file).
+    fn section_hash(&self, data: &[u8]) -> Option<&str> {
+        if self.sections.is_empty() || !data.starts_with(b"MZ") {
+            return None;
+        }
+        let layout = super::exe::layout(data)?;
+        layout.sections.iter().find_map(|&(raw, size)| {
+            let start = usize::try_from(raw).ok()?;
+            let end = start.checked_add(usize::try_from(size).ok()?)?;
+            let section = data.get(start..end).filter(|s| !s.is_empty())?;
+            self.sections.find_in(&Digests::new(section))
+        })
     }
 
     /// Body and logical signatures only: for a normalised form of an object, whose hashes
@@ -791,6 +815,35 @@ pub(crate) mod tests {
                 e.scan(&plain, targets).is_none(),
                 "{line} on a non-executable"
             );
+        }
+    }
+
+    /// `.mdb`/`.msb`: clam.exe's one section, as ClamAV places it (raw pointer 1 rounded
+    /// down to 0, 512 octets), by MD5 and by SHA-256 (checked with clamscan when written);
+    /// the unrounded placement and another size are no match, nor is a file that is no PE.
+    #[test]
+    fn pe_section_hashes() {
+        use md5::Digest as _;
+        let exe = std::fs::read("/usr/share/clamav-testfiles/clam.exe")
+            .expect("clamav-testfiles (scripts/deps.sh installs it)");
+        let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let md5 = hex(&Md5::digest(&exe[..512]));
+        let sha = hex(&sha2::Sha256::digest(&exe[..512]));
+        let unrounded = hex(&Md5::digest(&exe[1..513]));
+        let cases = [
+            ("t.mdb", format!("512:{md5}:Sec.Md5"), true),
+            ("t.msb", format!("512:{sha}:Sec.Sha256:73"), true),
+            ("t.mdb", format!("*:{md5}:Sec.Any:73"), true),
+            ("t.mdb", format!("513:{md5}:Sec.Size"), false),
+            ("t.mdb", format!("512:{unrounded}:Sec.Unrounded"), false),
+        ];
+        for (file, line, hit) in cases {
+            let e = engine(&[(file, &line)]);
+            let got = e.scan(&exe, Targets::default().with(1)).map(|d| d.name);
+            assert_eq!(got.is_some(), hit, "{line}: {got:?}");
+            let mut not_pe = exe.clone();
+            not_pe[..2].copy_from_slice(b"ZZ");
+            assert!(e.scan(&not_pe, Targets::default()).is_none(), "{line}");
         }
     }
 

@@ -145,6 +145,13 @@ impl Hashes {
         self.sha256.finish();
     }
 
+    /// True when no signature was added.
+    pub fn is_empty(&self) -> bool {
+        self.md5.entries.is_empty()
+            && self.sha1.entries.is_empty()
+            && self.sha256.entries.is_empty()
+    }
+
     /// Adds a signature.
     pub fn insert(&mut self, h: &HashSig) {
         let name = self.names.push(&h.name);

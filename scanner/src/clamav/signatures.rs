@@ -77,6 +77,9 @@ impl LoadStats {
 pub struct SignatureSet {
     /// Hash signatures.
     pub hashes: Hashes,
+    /// PE section hash signatures (`.mdb`, `.msb`): a section of a PE program with this
+    /// digest and raw size.
+    pub sections: Hashes,
     /// Body signatures.
     pub body: Vec<BodySig>,
     /// Logical signatures.
@@ -138,6 +141,18 @@ fn parse_hex(s: &str) -> Option<Vec<u8>> {
 
 /// Parses a hash line `HashString:FileSize:MalwareName[:min_flevel]` (`.hdb`, `.hsb`, `.fp`,
 /// `.sfp`). `None` when the line's FLEVEL excludes this engine.
+/// Parses a `.mdb`/`.msb` line, `size:hash:name[:min_flevel[:max_flevel]]` (the size and
+/// digest in the other order than `.hdb`'s; ClamAV manual, "PE section based hash
+/// signatures").
+pub fn parse_section_hash_line(line: &str) -> Result<Option<HashSig>, String> {
+    let mut f: Vec<&str> = line.split(':').collect();
+    if f.len() < 3 {
+        return Err("section hash signature needs size:hash:name".into());
+    }
+    f.swap(0, 1);
+    parse_hash_line(&f.join(":"))
+}
+
 pub fn parse_hash_line(line: &str) -> Result<Option<HashSig>, String> {
     let f: Vec<&str> = line.split(':').collect();
     if f.len() < 3 {
@@ -255,7 +270,15 @@ impl SignatureSet {
                     }
                     Err(why) => self.stats.skip(why),
                 },
-                "mdb" | "msb" | "mdu" | "msu" => self.stats.skip("PE section hash (not evaluated)"),
+                "mdb" | "msb" | "mdu" | "msu" => {
+                    match parse_section_hash_line(line).map_err(|e| err(n, e))? {
+                        Some(h) => {
+                            self.stats.load("section");
+                            self.sections.insert(&h);
+                        }
+                        None => self.stats.skip("functionality level out of range"),
+                    }
+                }
                 "cbc" => self.stats.skip("bytecode signature (out of scope)"),
                 "yar" | "yara" => self.stats.skip("YARA rule (not supported)"),
                 "cdb" => self
@@ -276,7 +299,7 @@ impl SignatureSet {
     /// is exactly the line it was written for).
     fn is_ignored(&self, ext: &str, line: &str) -> bool {
         let name = match ext {
-            "hdb" | "hsb" | "hdu" | "hsu" => line.split(':').nth(2),
+            "hdb" | "hsb" | "hdu" | "hsu" | "mdb" | "msb" | "mdu" | "msu" => line.split(':').nth(2),
             "ndb" | "ndu" => line.split(':').next(),
             "ldb" | "ldu" => line.split(';').next(),
             _ => None,
