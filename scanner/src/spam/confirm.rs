@@ -29,10 +29,20 @@ pub enum Confirm {
         /// The anchored superset.
         gate: Regex,
         /// The anchored pattern.
-        re: fancy_regex::Regex,
+        re: AtStart,
     },
-    /// fancy-regex over Latin-1 text, run only where `gate` (the pattern with its
-    /// look-arounds taken out: a superset, as an assertion only ever narrows a match) matches.
+    /// fancy-regex's program over Latin-1 text, run only at the starts where `gate` (the
+    /// pattern with its look-arounds taken out: a superset, as an assertion only ever narrows
+    /// a match) matches — found by `gate`'s automaton, each tried once.
+    Gated {
+        /// The superset's automaton.
+        gate: Regex,
+        /// The pattern, run at one start at a time.
+        re: AtStart,
+    },
+    /// fancy-regex over Latin-1 text (a pattern whose superset does not compile, such as one
+    /// with a back-reference outside look-arounds), run only where `gate` matches when there
+    /// is one.
     Fancy {
         /// The superset's automaton, when it compiles (not with back-references).
         gate: Option<Regex>,
@@ -59,6 +69,11 @@ impl Confirm {
                 ..re.clone()
             })
         });
+        if let Some(gate) = gate.clone()
+            && let Some(at) = AtStart::new(&re.fancy_expression())
+        {
+            return Some(Confirm::Gated { gate, re: at });
+        }
         fancy_regex::RegexBuilder::new(&re.fancy_expression())
             .build()
             .ok()
@@ -110,13 +125,43 @@ impl Confirm {
                     }
                     at += p - seen + text[seen..p].iter().filter(|&&b| b >= 0x80).count();
                     seen = p;
-                    if let Ok(Some(m)) = re.find(&t[at..]) {
+                    if let Some(end) = re.match_end(&t[at..]) {
                         n += 1;
                         if n >= max {
                             break;
                         }
                         // `//g` goes on after the match (its end in octets: one per char).
-                        from = p + t[at..at + m.end()].chars().count().max(1);
+                        let end = t[at..].get(..end).map_or(0, |m| m.chars().count());
+                        from = p + end.max(1);
+                    }
+                }
+                n
+            }
+            Confirm::Gated { gate, re } => {
+                let Some(first) = gate.find(text) else {
+                    return 0;
+                };
+                let t = latin.get_or_insert_with(|| latin1(text));
+                let from = |pos: usize| (pos <= text.len()).then(|| gate.find_at(text, pos))?;
+                let mut n = 0;
+                let mut next = Some(first);
+                // `at` follows octet offset `seen` into the Latin-1 copy, as in `Lines`.
+                let (mut seen, mut at) = (0usize, 0usize);
+                while let Some(m) = next {
+                    let s = m.start();
+                    at += s - seen + text[seen..s].iter().filter(|&&b| b >= 0x80).count();
+                    seen = s;
+                    match re.match_end_at(t, at) {
+                        Some(end) => {
+                            n += 1;
+                            if n >= max {
+                                break;
+                            }
+                            // `//g` goes on after the match (its end in octets: one per char).
+                            let len = t.get(at..end).map_or(0, |m| m.chars().count());
+                            next = from(s + len.max(1));
+                        }
+                        None => next = from(s + 1),
                     }
                 }
                 n
@@ -184,10 +229,41 @@ fn by_lines(re: &PerlRegex) -> Option<Confirm> {
         ..re.clone()
     };
     let gate = compile(&anchored(without_lookaround(src)?))?;
-    let fancy = fancy_regex::RegexBuilder::new(&anchored(src.clone()).fancy_expression())
-        .build()
-        .ok()?;
-    Some(Confirm::Lines { gate, re: fancy })
+    let re = AtStart::new(&anchored(src.clone()).fancy_expression())?;
+    Some(Confirm::Lines { gate, re })
+}
+
+/// A fancy-regex program run at the start of a text only. A `fancy_regex::Regex` always
+/// searches (its program opens with a lazy `(?s:.)*?`), so a pattern that can only match at
+/// the start is still tried at every later position, each failing: on a long text that cost
+/// far more than the match (SpamAssassin's `__FROM_NAME_IN_MSG`, a `full` rule with a
+/// back-reference in a look-ahead, took 27 % of the judging time). This program is compiled
+/// without the loop, through fancy-regex's `internal` module (hence the exact version pin).
+pub struct AtStart(fancy_regex::internal::Prog);
+
+impl AtStart {
+    /// Compiles `pattern` (fancy-regex syntax); `None` when it does not compile.
+    pub fn new(pattern: &str) -> Option<AtStart> {
+        let mut tree = fancy_regex::Expr::parse_tree(pattern).ok()?;
+        // Group 0 records the match's bounds, as fancy-regex's own wrapper does.
+        let expr = std::mem::replace(&mut tree.expr, fancy_regex::Expr::Empty);
+        tree.expr = fancy_regex::Expr::Group(Box::new(expr));
+        let info = fancy_regex::internal::analyze(&tree).ok()?;
+        fancy_regex::internal::compile(&info).ok().map(AtStart)
+    }
+
+    /// Where the match that starts at the start of `text` ends, if there is one (a run that
+    /// exceeds fancy-regex's backtracking limit counts as none, as `Regex::find` errs).
+    pub fn match_end(&self, text: &str) -> Option<usize> {
+        self.match_end_at(text, 0)
+    }
+
+    /// Where the match that starts at byte `pos` of `text` ends (what precedes `pos` is seen
+    /// by look-behinds and `\b`, as in a search).
+    pub fn match_end_at(&self, text: &str, pos: usize) -> Option<usize> {
+        let saves = fancy_regex::internal::run_default(&self.0, text, pos).ok()??;
+        saves.get(1).copied()
+    }
 }
 
 /// `src` with every look-ahead and look-behind group removed (`None` when there is none, or
@@ -316,7 +392,8 @@ mod tests {
             Confirm::Split { .. } => "split",
             Confirm::Plain(_) => "plain",
             Confirm::Lines { .. } => "lines",
-            Confirm::Fancy { gate: Some(_), .. } => "gated",
+            Confirm::Gated { .. } => "gated",
+            Confirm::Fancy { gate: Some(_), .. } => "gated fancy",
             Confirm::Fancy { gate: None, .. } => "fancy",
         }
     }
@@ -364,6 +441,48 @@ mod tests {
             count(r"/^\xe9(?=x)/m", b"\xe9\xe9\n\xe9x\n\xe9x", 5),
             (2, false)
         );
+    }
+
+    /// Gated patterns: every start the superset allows is tried, overlapping ones too, and
+    /// counting goes on after each match, also after an empty one at the end.
+    #[test]
+    fn gated_patterns_try_every_start_the_superset_allows() {
+        // The superset `a+b` matches once from the first `a`; the pattern only from the last.
+        assert_eq!(count(r"/a(?=ab)/", b"aaab", 5), (1, false));
+        assert_eq!(kind(r"/a(?=ab)/"), "gated");
+        assert_eq!(count(r"/(?<=x)a/", b"xa ya xa", 5), (2, false));
+        assert_eq!(count(r"/\s?(?!q)/", b"ab", 5), (3, false));
+        // Octets from 0x80 before a start.
+        assert_eq!(
+            count(r"/\xe9(?=x)/", b"\xe9\xe9 \xe9x \xe9x", 5),
+            (2, false)
+        );
+    }
+
+    /// The start-only program answers what fancy-regex's search answers for a match at the
+    /// start, and never finds one further on.
+    #[test]
+    fn start_only_programs_match_where_fancy_regex_does_at_the_start() {
+        let pattern = r"(?sm)\A(?:^From:\s+([^<]\S+\s\S+)\s(?=.{1,2048}^\1\r?$))";
+        let at = AtStart::new(pattern).expect("compiles");
+        let full = fancy_regex::Regex::new(pattern).expect("compiles");
+        let long_tail = format!("From: A B <a>\nbody\n{}", "x".repeat(100_000));
+        for text in [
+            "From: John Smith <j>\nhello\nJohn Smith\n",
+            "From: John Smith <j>\nhello\nJohn Smithers\n",
+            "Subject: s\nFrom: John Smith <j>\n\nJohn Smith\n",
+            long_tail.as_str(),
+            "",
+        ] {
+            let want = full.find(text).ok().flatten().map(|m| m.end());
+            assert_eq!(at.match_end(text), want, "{text:.40}");
+        }
+        assert_eq!(
+            AtStart::new(r"b").expect("compiles").match_end("ab"),
+            None,
+            "a match further on is not one at the start"
+        );
+        assert_eq!(AtStart::new(r"a(").map(|_| ()), None);
     }
 
     #[test]
