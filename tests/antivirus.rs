@@ -337,6 +337,8 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
         "clam.exe.rtf",
         "clam.sis",
         "clam.chm",
+        "clam-mew.exe",
+        "clam-upack.exe",
     ];
     for f in samples {
         let d = std::fs::read(Path::new(TESTFILES).join(f)).unwrap();

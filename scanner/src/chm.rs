@@ -10,6 +10,7 @@
 //! its `ControlData` (`LZXC`) gives the window and the reset interval, its reset table the
 //! compressed offset of every 32 KiB frame; the decoder restarts at each reset interval.
 
+use crate::le::{le32 as u32_at, le64 as u64_at};
 /// The container name in ClamAV's terms (for `.ldb` container conditions).
 pub const CONTAINER: &str = "CL_TYPE_MSCHM";
 
@@ -31,18 +32,6 @@ struct Entry {
     section: u64,
     offset: u64,
     length: u64,
-}
-
-fn u32_at(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-fn u64_at(d: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        d.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
 }
 
 fn usize_at(d: &[u8], at: usize) -> Option<usize> {

@@ -272,6 +272,15 @@ impl<'v> Walker<'v> {
             }
             return ControlFlow::Continue(());
         }
+        if kind == FileType::Pe {
+            self.packed_program(data, &path, depth)?;
+        }
+        if !matches!(
+            kind,
+            FileType::Zip | FileType::Gzip | FileType::Tar | FileType::Cpio | FileType::Tnef
+        ) {
+            self.embedded_zips(data, &path, depth)?;
+        }
         match kind {
             FileType::Zip
             | FileType::Gzip
@@ -297,6 +306,55 @@ impl<'v> Walker<'v> {
             FileType::Html | FileType::Other => self.carried_in_text(kind, data, &path, depth),
             _ => ControlFlow::Continue(()),
         }
+    }
+
+    /// A program compressed by a packer ClamAV unpacks (MEW, Upack): its unpacked form,
+    /// rebuilt as a PE file, is walked in turn.
+    fn packed_program(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        let Some(u) = crate::pe_packers::unpack(data) else {
+            return ControlFlow::Continue(());
+        };
+        let at = format!("{path}/{}-unpacked", u.packer);
+        if depth >= self.limits.max_depth {
+            self.limit(LimitHit::Depth, &at);
+            return ControlFlow::Continue(());
+        }
+        self.object(&u.file, at, None, depth + 1, Some("CL_TYPE_MSEXE"))
+    }
+
+    /// Zip records inside a file that is not itself a zip (a self-extracting program, a zip
+    /// appended to something else, one inside an unpacked program), each opened as an
+    /// archive of one member, as ClamAV's "ZIP-SFX" typing opens them. Archives whose members
+    /// are opened anyway (zip, tar, cpio, gzip, TNEF) are not searched.
+    fn embedded_zips(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        let records = crate::sfx::zips(data, self.members_left());
+        if records.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        if depth + 1 >= self.limits.max_depth {
+            self.limit(LimitHit::Depth, path);
+            return ControlFlow::Continue(());
+        }
+        for r in records {
+            let Some(e) = crate::sfx::entry(&data[r.clone()]) else {
+                continue;
+            };
+            let at = format!("{path}/@{}/{}", r.start, e.name);
+            if !self.member(&at) {
+                break;
+            }
+            if e.encrypted {
+                self.limit(LimitHit::Encrypted, &at);
+                continue;
+            }
+            let name = Some(e.name.clone());
+            let packed = e.packed;
+            let flow = crate::sfx::read(&e, |reader| {
+                self.unpack_one(reader, packed, at, name, depth + 1, Some("CL_TYPE_ZIP"))
+            });
+            flow.unwrap_or(ControlFlow::Continue(()))?;
+        }
+        ControlFlow::Continue(())
     }
 
     /// What a text carries: the programs in an HTML file's base64 `data:` URIs, the file a
@@ -899,7 +957,7 @@ mod tests {
     /// clamav-testfiles' samples of the formats opened by their own readers (and zip's
     /// legacy "implode" method): each gives clam.exe, recognised as a program by content.
     #[test]
-    fn opens_implode_arj_rtf_sis_and_chm_samples() {
+    fn opens_implode_arj_rtf_sis_chm_and_packed_samples() {
         let dir = std::path::Path::new("/usr/share/clamav-testfiles");
         let exe = std::fs::read(dir.join("clam.exe"))
             .expect("clamav-testfiles (scripts/deps.sh installs it)");
@@ -909,6 +967,9 @@ mod tests {
             ("clam.exe.rtf", FileType::Rtf),
             ("clam.sis", FileType::Sis),
             ("clam.chm", FileType::Chm),
+            // Packed programs: unpacked, then the zip inside the unpacked program opened.
+            ("clam-mew.exe", FileType::Pe),
+            ("clam-upack.exe", FileType::Pe),
         ] {
             let data = std::fs::read(dir.join(sample)).expect("sample");
             let (seen, _) = objects(&data, Limits::default());
@@ -919,6 +980,39 @@ mod tests {
                 seen.iter().map(|x| (&x.0, x.1)).collect::<Vec<_>>()
             );
         }
+    }
+
+    /// A zip record inside another file is opened as a one-member archive (a zip appended
+    /// to a program, as self-extractors are made), but not inside a zip itself, and not
+    /// past the depth limit.
+    #[test]
+    fn opens_zip_records_inside_other_files() {
+        let inner = zip_of(&[("payload.txt", b"the hidden member")]);
+        let mut sfx = b"MZ\x90\x00 a self-extracting stub, then its archive: ".to_vec();
+        sfx.extend_from_slice(&inner);
+        let (seen, _) = objects(&sfx, Limits::default());
+        assert!(
+            seen.iter()
+                .any(|(p, _, d)| p.ends_with("/payload.txt") && d == b"the hidden member"),
+            "{:?}",
+            seen.iter().map(|x| &x.0).collect::<Vec<_>>()
+        );
+        // Inside a zip, the records are its own members: opened once, not again as records.
+        let outer = zip_of(&[("a.txt", b"first"), ("b.txt", b"second")]);
+        let (seen, _) = objects(&outer, Limits::default());
+        assert_eq!(
+            seen.len(),
+            3,
+            "{:?}",
+            seen.iter().map(|x| &x.0).collect::<Vec<_>>()
+        );
+        let shallow = Limits {
+            max_depth: 1,
+            ..Limits::default()
+        };
+        let (seen, s) = objects(&sfx, shallow);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(s.limits[0].0, LimitHit::Depth);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! entry offset, or `LC_UNIXTHREAD`'s program counter through the segments; sections of the
 //! segments). Parsing is pure and bounded; damage gives no layout, never a panic.
 
+use crate::le::{le16, le32};
 /// An executable's entry point and sections, as offsets into its file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
@@ -17,18 +18,6 @@ pub struct Layout {
 
 /// The most sections read from a table (PE allows 96; this bounds a crafted count).
 const MAX_SECTIONS: usize = 1024;
-
-fn le16(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        d.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-
-fn le32(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
 
 /// The layout of `data` when it is a PE, ELF or Mach-O executable.
 pub fn layout(data: &[u8]) -> Option<Layout> {

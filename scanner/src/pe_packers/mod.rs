@@ -1,0 +1,349 @@
+//! Programs compressed by an executable packer, unpacked the way ClamAV unpacks them before
+//! it scans: the packer is recognised by its loader stub at the entry point, the packed
+//! sections are decompressed into an image of the program's memory, and that image is
+//! rebuilt into a plain PE file that is scanned in turn (its hashes, its body signatures, the
+//! self-extracting archive it may hold). Two packers, the ones Debian's `clamav-testfiles`
+//! carries and ClamAV opens: MEW 11 ([`mew`]) and Upack 0.39 ([`upack`]).
+//!
+//! Everything here reads untrusted bytes: every offset is checked against the buffer it
+//! points into, arithmetic on values read from the file wraps as the packer's 32-bit code
+//! does, and a failure anywhere means "not unpacked", never a panic.
+
+use crate::le::{le16, le32};
+mod aplib;
+mod mew;
+mod rebuild;
+mod upack;
+
+/// A packed program's unpacked form.
+#[derive(Debug)]
+pub struct Unpacked {
+    /// The packer's name (`MEW`, `Upack`).
+    pub packer: &'static str,
+    /// The unpacked program, rebuilt as a PE file.
+    pub file: Vec<u8>,
+}
+
+/// Unpacks `data` if it is a 32-bit PE file compressed by a packer this module knows.
+pub fn unpack(data: &[u8]) -> Option<Unpacked> {
+    let pe = Pe::parse(data)?;
+    if let Some(file) = mew::unpack(&pe) {
+        return Some(Unpacked {
+            packer: "MEW",
+            file,
+        });
+    }
+    upack::unpack(&pe).map(|file| Unpacked {
+        packer: "Upack",
+        file,
+    })
+}
+
+/// Size of the entry-point window the packers' stubs are recognised in (ClamAV's `epbuff`).
+const EP_WINDOW: usize = 4096;
+/// Most sections read from one header.
+const MAX_SECTIONS: usize = 96;
+/// Largest image an unpacker builds (ClamAV's `MaxScanSize`-like bound on one unpack).
+const MAX_IMAGE: u32 = 64 << 20;
+
+/// One section as ClamAV places it: virtual address and size rounded to the section
+/// alignment, raw pointer and size rounded to the file alignment and cut at the end of the
+/// file; `uraw`/`ursz` are the header's own values (the size cut at the end of the file too).
+#[derive(Debug, Clone, Copy, Default)]
+struct Section {
+    rva: u32,
+    vsz: u32,
+    raw: u32,
+    rsz: u32,
+    uraw: u32,
+    ursz: u32,
+}
+
+/// What the unpackers read of a 32-bit PE header.
+#[derive(Debug)]
+struct Pe<'a> {
+    data: &'a [u8],
+    image_base: u32,
+    /// `SizeOfOptionalHeader` (Upack writes 0x148 there).
+    opt_size: u16,
+    sections: Vec<Section>,
+    /// Entry point: its RVA and the file offset it maps to.
+    vep: u32,
+    ep: u32,
+    /// Lowest section RVA.
+    min: u32,
+}
+
+impl<'a> Pe<'a> {
+    fn parse(d: &'a [u8]) -> Option<Pe<'a>> {
+        if d.get(..2)? != b"MZ" {
+            return None;
+        }
+        let pe = usize::try_from(le32(d, 0x3c)?).ok()?;
+        if d.get(pe..pe.checked_add(4)?)? != b"PE\0\0" {
+            return None;
+        }
+        let coff = pe + 4;
+        let count = usize::from(le16(d, coff + 2)?);
+        let opt_size = le16(d, coff + 16)?;
+        let opt = coff + 20;
+        // PE32 only: both packers write 32-bit programs.
+        if le16(d, opt)? != 0x10b || count == 0 || count > MAX_SECTIONS {
+            return None;
+        }
+        let vep = le32(d, opt + 16)?;
+        let image_base = le32(d, opt + 28)?;
+        let salign = le32(d, opt + 32)?;
+        let mut falign = le32(d, opt + 36)?;
+        let hdr_size = align_up(le32(d, opt + 60)?, salign);
+        let table = opt.checked_add(usize::from(opt_size))?;
+        let mut headers = Vec::with_capacity(count);
+        for i in 0..count {
+            let s = table + i * 40;
+            headers.push((
+                le32(d, s + 8)?,
+                le32(d, s + 12)?,
+                le32(d, s + 16)?,
+                le32(d, s + 20)?,
+            ));
+        }
+        // A pointer that contradicts a file alignment other than 512 makes 512 the
+        // alignment (ClamAV's "fallback mode").
+        if falign != 0x200
+            && headers.iter().any(|&(_, _, size, ptr)| {
+                falign != 0 && size != 0 && ptr % falign != 0 && ptr % 0x200 == 0
+            })
+        {
+            falign = 0x200;
+        }
+        let fsize = u32::try_from(d.len()).ok()?;
+        let mut sections = Vec::with_capacity(count);
+        for &(vsize, va, size, ptr) in &headers {
+            let mut s = Section {
+                rva: align_down(va, salign),
+                vsz: align_up(vsize, salign),
+                raw: align_down(ptr, falign),
+                rsz: align_up(size, falign),
+                uraw: ptr,
+                ursz: size,
+            };
+            if s.rsz != 0 {
+                if s.raw >= fsize || s.uraw >= fsize {
+                    s.rsz = 0;
+                    s.ursz = 0;
+                } else {
+                    if u64::from(s.raw) + u64::from(s.rsz) > u64::from(fsize) {
+                        s.rsz = fsize - s.raw;
+                    }
+                    if u64::from(s.uraw) + u64::from(s.ursz) > u64::from(fsize) {
+                        s.ursz = fsize - s.uraw;
+                    }
+                }
+            }
+            if s.vsz == 0 && s.rsz != 0 {
+                s.vsz = align_up(s.ursz, salign);
+            }
+            sections.push(s);
+        }
+        let min = sections.iter().map(|s| s.rva).min()?;
+        let ep = raw_address(vep, &sections, fsize, hdr_size)?;
+        Some(Pe {
+            data: d,
+            image_base,
+            opt_size,
+            sections,
+            vep,
+            ep,
+            min,
+        })
+    }
+
+    /// Up to [`EP_WINDOW`] octets at the entry point.
+    fn ep_window(&self) -> &'a [u8] {
+        let start = self.ep as usize;
+        let end = start.saturating_add(EP_WINDOW).min(self.data.len());
+        self.data.get(start..end).unwrap_or(&[])
+    }
+
+    /// `n` octets of the file at `at`, or fewer where it ends.
+    fn read(&self, at: u32, n: u32) -> &'a [u8] {
+        let start = at as usize;
+        let end = start.saturating_add(n as usize).min(self.data.len());
+        self.data.get(start..end).unwrap_or(&[])
+    }
+}
+
+/// An RVA's file offset: itself inside the headers, else through the last section whose raw
+/// extent holds it.
+fn raw_address(rva: u32, sections: &[Section], fsize: u32, hdr_size: u32) -> Option<u32> {
+    if rva < hdr_size {
+        return (rva < fsize).then_some(rva);
+    }
+    sections
+        .iter()
+        .rev()
+        .find(|s| s.rsz != 0 && s.rva <= rva && s.rsz > rva - s.rva)
+        .map(|s| rva - s.rva + s.raw)
+}
+
+fn align_down(o: u32, a: u32) -> u32 {
+    o.checked_div(a).map_or(o, |q| q * a)
+}
+
+fn align_up(o: u32, a: u32) -> u32 {
+    match o.checked_div(a) {
+        None => o,
+        Some(q) => q
+            .wrapping_add(u32::from(!o.is_multiple_of(a)))
+            .wrapping_mul(a),
+    }
+}
+
+/// A buffer addressed the way the packers' 32-bit code addresses memory: signed offsets that
+/// may point anywhere, every access checked to lie wholly inside.
+struct Mem {
+    b: Vec<u8>,
+}
+
+impl Mem {
+    fn zeroed(n: u32) -> Option<Mem> {
+        (n > 0 && n <= MAX_IMAGE).then(|| Mem {
+            b: vec![0; n as usize],
+        })
+    }
+
+    fn len(&self) -> i64 {
+        self.b.len() as i64
+    }
+
+    /// ClamAV's `CLI_ISCONTAINED`: `n` > 0 octets at `at`, all inside.
+    fn holds(&self, at: i64, n: i64) -> bool {
+        n > 0 && at >= 0 && n <= self.len() && at <= self.len() - n
+    }
+
+    fn u8(&self, at: i64) -> Option<u8> {
+        self.holds(at, 1).then(|| self.b[at as usize])
+    }
+
+    fn u32(&self, at: i64) -> Option<u32> {
+        self.holds(at, 4).then(|| {
+            let a = at as usize;
+            u32::from_le_bytes([self.b[a], self.b[a + 1], self.b[a + 2], self.b[a + 3]])
+        })
+    }
+
+    fn set_u8(&mut self, at: i64, v: u8) -> Option<()> {
+        self.holds(at, 1).then(|| self.b[at as usize] = v)
+    }
+
+    fn set_u32(&mut self, at: i64, v: u32) -> Option<()> {
+        self.holds(at, 4)
+            .then(|| self.b[at as usize..at as usize + 4].copy_from_slice(&v.to_le_bytes()))
+    }
+
+    /// Copies `src` into the buffer at `at` (cut where the buffer ends).
+    fn put(&mut self, at: usize, src: &[u8]) {
+        if at >= self.b.len() {
+            return;
+        }
+        let n = src.len().min(self.b.len() - at);
+        self.b[at..at + n].copy_from_slice(&src[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLES: &str = "/usr/share/clamav-testfiles";
+
+    fn sample(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{SAMPLES}/{name}"))
+            .unwrap_or_else(|e| panic!("{name} from clamav-testfiles (scripts/deps.sh): {e}"))
+    }
+
+    /// The self-extracting zip inside each unpacked sample holds `clam.exe` itself.
+    fn holds_zipped_clam(file: &[u8]) -> bool {
+        let clam = sample("clam.exe");
+        crate::sfx::zips(file, 100).iter().any(|r| {
+            crate::sfx::entry(&file[r.clone()]).is_some_and(|e| {
+                let data = crate::sfx::read(&e, |r| {
+                    let mut v = Vec::new();
+                    r.read_to_end(&mut v).map(|_| v).unwrap_or_default()
+                });
+                e.name == "clam.exe" && data.as_deref() == Some(&clam[..])
+            })
+        })
+    }
+
+    #[test]
+    fn unpacks_mew_and_upack_samples() {
+        for (name, packer) in [("clam-mew.exe", "MEW"), ("clam-upack.exe", "Upack")] {
+            let u = unpack(&sample(name)).unwrap_or_else(|| panic!("{name} not unpacked"));
+            assert_eq!(u.packer, packer, "{name}");
+            assert!(Pe::parse(&u.file).is_some(), "{name}: rebuilt file is a PE");
+            assert!(
+                holds_zipped_clam(&u.file),
+                "{name}: clam.exe not found inside"
+            );
+        }
+    }
+
+    /// The sections' octets, concatenated in table order.
+    fn section_octets(file: &[u8]) -> Vec<u8> {
+        let pe = Pe::parse(file).expect("a PE");
+        let mut out = Vec::new();
+        for s in &pe.sections {
+            out.extend_from_slice(pe.read(s.uraw, s.ursz));
+        }
+        out
+    }
+
+    /// What ClamAV 1.4.6 unpacks from the same samples (`clamscan --leave-temps`: the
+    /// sections of its rebuilt files, whose headers are its own): the MD5 of their octets.
+    #[test]
+    fn unpacks_the_same_octets_as_clamav() {
+        use md5::Digest;
+        for (name, sections, md5) in [
+            ("clam-mew.exe", 5, "07b0fc9108a46678f717146904d7be53"),
+            ("clam-upack.exe", 1, "1d2443248986505bd3e530a9873e28a8"),
+        ] {
+            let u = unpack(&sample(name)).expect(name);
+            assert_eq!(
+                Pe::parse(&u.file).expect(name).sections.len(),
+                sections,
+                "{name}"
+            );
+            let got = md5::Md5::digest(section_octets(&u.file));
+            let hex: String = got.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, md5, "{name}");
+        }
+    }
+
+    #[test]
+    fn leaves_plain_and_other_packed_programs_alone() {
+        for name in [
+            "clam.exe",
+            "clam-upx.exe",
+            "clam-fsg.exe",
+            "clam-petite.exe",
+        ] {
+            assert!(unpack(&sample(name)).is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn survives_every_truncation_and_byte_flip_of_the_samples() {
+        for name in ["clam-mew.exe", "clam-upack.exe"] {
+            let s = sample(name);
+            for n in (0..s.len()).step_by(7) {
+                let _ = unpack(&s[..n]);
+            }
+            for i in 0..s.len() {
+                let mut t = s.clone();
+                t[i] ^= 0xff;
+                let _ = unpack(&t);
+            }
+        }
+    }
+}
