@@ -339,6 +339,10 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
         "clam.chm",
         "clam-mew.exe",
         "clam-upack.exe",
+        "clam-upx.exe",
+        "clam-fsg.exe",
+        "clam-wwpack.exe",
+        "clam-yc.exe",
     ];
     for f in samples {
         let d = std::fs::read(Path::new(TESTFILES).join(f)).unwrap();

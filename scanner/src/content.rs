@@ -40,6 +40,9 @@ impl Default for Limits {
     }
 }
 
+/// Largest rest of a file taken as an embedded program (ClamAV's `MaxEmbeddedPE`).
+const MAX_EMBEDDED_PROGRAM: usize = 40 << 20;
+
 /// A limit the walk reached (what was past it is not looked at).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LimitHit {
@@ -103,6 +106,10 @@ struct Walker<'v> {
     limits: Limits,
     summary: Summary,
     files: u32,
+    /// Set for the next object when it was found embedded in another (a program inside a
+    /// program): such an object is not searched for embedded files again, as ClamAV does
+    /// not type-scan an embedded layer.
+    embedded: bool,
     visit: &'v mut dyn FnMut(&Object<'_>) -> ControlFlow<()>,
 }
 
@@ -162,6 +169,7 @@ impl<'v> Walker<'v> {
             limits,
             summary: Summary::default(),
             files: 0,
+            embedded: false,
             visit,
         }
     }
@@ -240,6 +248,7 @@ impl<'v> Walker<'v> {
         depth: u32,
         container: Option<&'static str>,
     ) -> ControlFlow<()> {
+        let embedded = std::mem::take(&mut self.embedded);
         if !self.spend(data.len() as u64, &path) {
             return ControlFlow::Continue(());
         }
@@ -275,11 +284,16 @@ impl<'v> Walker<'v> {
         if kind == FileType::Pe {
             self.packed_program(data, &path, depth)?;
         }
-        if !matches!(
-            kind,
-            FileType::Zip | FileType::Gzip | FileType::Tar | FileType::Cpio | FileType::Tnef
-        ) {
+        if !embedded
+            && !matches!(
+                kind,
+                FileType::Zip | FileType::Gzip | FileType::Tar | FileType::Cpio | FileType::Tnef
+            )
+        {
             self.embedded_zips(data, &path, depth)?;
+            if matches!(kind, FileType::Pe | FileType::Ole2) {
+                self.embedded_programs(data, &path, depth)?;
+            }
         }
         match kind {
             FileType::Zip
@@ -320,6 +334,34 @@ impl<'v> Walker<'v> {
             return ControlFlow::Continue(());
         }
         self.object(&u.file, at, None, depth + 1, Some("CL_TYPE_MSEXE"))
+    }
+
+    /// Programs inside a program or a compound file (a dropper's payload, a program kept
+    /// whole in an unpacked image), found as ClamAV finds them: `MZ`, then `PE\0\0` 60 to 300
+    /// octets on, where a valid PE header starts; each is the rest of the file from there
+    /// (a PE header does not tell a file's length).
+    fn embedded_programs(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        for at in memchr::memmem::find_iter(data.get(1..).unwrap_or(&[]), b"MZ").map(|i| i + 1) {
+            let rest = &data[at..];
+            let window = rest.get(62..rest.len().min(306)).unwrap_or(&[]);
+            if rest.len() > MAX_EMBEDDED_PROGRAM
+                || memchr::memmem::find(window, b"PE\0\0").is_none()
+                || !crate::pe_packers::is_program(rest)
+            {
+                continue;
+            }
+            let sub = format!("{path}/@{at}");
+            if depth >= self.limits.max_depth {
+                self.limit(LimitHit::Depth, &sub);
+                return ControlFlow::Continue(());
+            }
+            if !self.member(&sub) {
+                break;
+            }
+            self.embedded = true;
+            self.object(rest, sub, None, depth + 1, Some("CL_TYPE_MSEXE"))?;
+        }
+        ControlFlow::Continue(())
     }
 
     /// Zip records inside a file that is not itself a zip (a self-extracting program, a zip
@@ -970,6 +1012,12 @@ mod tests {
             // Packed programs: unpacked, then the zip inside the unpacked program opened.
             ("clam-mew.exe", FileType::Pe),
             ("clam-upack.exe", FileType::Pe),
+            // UPX: unpacked, clam.exe a program inside the unpacked one; FSG: clam.exe kept
+            // whole inside the packed file itself.
+            ("clam-upx.exe", FileType::Pe),
+            ("clam-fsg.exe", FileType::Pe),
+            ("clam-wwpack.exe", FileType::Pe),
+            ("clam-yc.exe", FileType::Pe),
         ] {
             let data = std::fs::read(dir.join(sample)).expect("sample");
             let (seen, _) = objects(&data, Limits::default());
@@ -1013,6 +1061,40 @@ mod tests {
         let (seen, s) = objects(&sfx, shallow);
         assert_eq!(seen.len(), 1);
         assert_eq!(s.limits[0].0, LimitHit::Depth);
+    }
+
+    /// Programs inside a program are found from each `MZ` whose PE header is valid, each
+    /// the rest of the file; one found that way is not searched again, and a text file is
+    /// not searched at all.
+    #[test]
+    fn finds_programs_inside_programs_once() {
+        let exe = std::fs::read("/usr/share/clamav-testfiles/clam.exe")
+            .expect("clamav-testfiles (scripts/deps.sh installs it)");
+        let triple = [&exe[..], &exe[..], &exe[..]].concat();
+        let (seen, _) = objects(&triple, Limits::default());
+        let programs: Vec<_> = seen
+            .iter()
+            .filter(|x| x.1 == FileType::Pe)
+            .map(|x| (x.0.as_str(), x.2.len()))
+            .collect();
+        let n = exe.len();
+        assert_eq!(
+            programs,
+            [
+                ("f", 3 * n),
+                (format!("f/@{n}").as_str(), 2 * n),
+                (format!("f/@{}", 2 * n).as_str(), n)
+            ]
+        );
+        let mut text = b"a text that quotes a program: ".to_vec();
+        text.extend_from_slice(&exe);
+        let (seen, _) = objects(&text, Limits::default());
+        assert_eq!(
+            seen.len(),
+            1,
+            "{:?}",
+            seen.iter().map(|x| &x.0).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -24,11 +24,7 @@ pub(super) fn unpack(pe: &Pe<'_>) -> Option<Vec<u8>> {
     if epbuf.len() < 16 || epbuf[0] != 0xe9 {
         return None;
     }
-    // The first empty section followed by one with data: where MEW unpacks to and from.
-    let i = (0..pe.sections.len().saturating_sub(1)).find(|&i| {
-        let (a, b) = (pe.sections[i], pe.sections[i + 1]);
-        a.rsz == 0 && a.vsz != 0 && b.rsz != 0 && b.vsz != 0
-    })?;
+    let i = pe.packed_after_empty()?;
     let (empty, packed) = (pe.sections[i], pe.sections[i + 1]);
     let loader = pe
         .vep

@@ -3,7 +3,8 @@
 //! sections are decompressed into an image of the program's memory, and that image is
 //! rebuilt into a plain PE file that is scanned in turn (its hashes, its body signatures, the
 //! self-extracting archive it may hold). Two packers, the ones Debian's `clamav-testfiles`
-//! carries and ClamAV opens: MEW 11 ([`mew`]) and Upack 0.39 ([`upack`]).
+//! carries and ClamAV opens: MEW 11 ([`mew`]), Upack 0.39 ([`upack`]), UPX ([`upx`]), yC 1.3
+//! ([`yc`]) and WWPack32 ([`wwpack`]).
 //!
 //! Everything here reads untrusted bytes: every offset is checked against the buffer it
 //! points into, arithmetic on values read from the file wraps as the packer's 32-bit code
@@ -14,30 +15,45 @@ mod aplib;
 mod mew;
 mod rebuild;
 mod upack;
+mod upx;
+mod wwpack;
+mod yc;
 
 /// A packed program's unpacked form.
 #[derive(Debug)]
 pub struct Unpacked {
     /// The packer's name (`MEW`, `Upack`).
     pub packer: &'static str,
-    /// The unpacked program, rebuilt as a PE file.
+    /// The unpacked program, rebuilt as a PE file (for UPX, when the original header found
+    /// does not fit the image, the bare image, as ClamAV scans it then).
     pub file: Vec<u8>,
 }
 
 /// Unpacks `data` if it is a 32-bit PE file compressed by a packer this module knows.
 pub fn unpack(data: &[u8]) -> Option<Unpacked> {
     let pe = Pe::parse(data)?;
-    if let Some(file) = mew::unpack(&pe) {
-        return Some(Unpacked {
-            packer: "MEW",
-            file,
-        });
-    }
-    upack::unpack(&pe).map(|file| Unpacked {
-        packer: "Upack",
-        file,
-    })
+    // ClamAV's order: MEW, Upack, UPX, yC, WWPack.
+    let unpackers: [(&'static str, Unpacker); 5] = [
+        ("MEW", mew::unpack),
+        ("Upack", upack::unpack),
+        ("UPX", upx::unpack),
+        ("yC", yc::unpack),
+        ("WWPack", wwpack::unpack),
+    ];
+    unpackers
+        .into_iter()
+        .find_map(|(packer, f)| f(&pe).map(|file| Unpacked { packer, file }))
 }
+
+/// Whether `data` starts with a PE header ClamAV would accept for a program embedded in
+/// another (its header check before scanning one): `MZ`, `PE\0\0` where `e_lfanew` points,
+/// 1 to 96 sections, an entry point that maps into the file.
+pub fn is_program(data: &[u8]) -> bool {
+    Pe::parse_any(data).is_some()
+}
+
+/// One packer's unpacker: the rebuilt program, if the file is packed by it and unpacks.
+type Unpacker = fn(&Pe<'_>) -> Option<Vec<u8>>;
 
 /// Size of the entry-point window the packers' stubs are recognised in (ClamAV's `epbuff`).
 const EP_WINDOW: usize = 4096;
@@ -72,10 +88,18 @@ struct Pe<'a> {
     ep: u32,
     /// Lowest section RVA.
     min: u32,
+    /// PE32+.
+    wide: bool,
 }
 
 impl<'a> Pe<'a> {
+    /// A 32-bit PE file (what the packers write).
     fn parse(d: &'a [u8]) -> Option<Pe<'a>> {
+        Self::parse_any(d).filter(|p| !p.wide)
+    }
+
+    /// A PE32 or PE32+ file.
+    fn parse_any(d: &'a [u8]) -> Option<Pe<'a>> {
         if d.get(..2)? != b"MZ" {
             return None;
         }
@@ -87,12 +111,17 @@ impl<'a> Pe<'a> {
         let count = usize::from(le16(d, coff + 2)?);
         let opt_size = le16(d, coff + 16)?;
         let opt = coff + 20;
-        // PE32 only: both packers write 32-bit programs.
-        if le16(d, opt)? != 0x10b || count == 0 || count > MAX_SECTIONS {
+        let wide = match le16(d, opt)? {
+            0x10b => false,
+            0x20b => true,
+            _ => return None,
+        };
+        if count == 0 || count > MAX_SECTIONS {
             return None;
         }
         let vep = le32(d, opt + 16)?;
-        let image_base = le32(d, opt + 28)?;
+        // PE32+ has an eight-octet image base where PE32 has base of data and image base.
+        let image_base = if wide { 0 } else { le32(d, opt + 28)? };
         let salign = le32(d, opt + 32)?;
         let mut falign = le32(d, opt + 36)?;
         let hdr_size = align_up(le32(d, opt + 60)?, salign);
@@ -155,6 +184,16 @@ impl<'a> Pe<'a> {
             vep,
             ep,
             min,
+            wide,
+        })
+    }
+
+    /// The first section that is empty in the file but not in memory and is followed by one
+    /// with data in both: where MEW and UPX unpack to, and the section they unpack from.
+    fn packed_after_empty(&self) -> Option<usize> {
+        (0..self.sections.len().saturating_sub(1)).find(|&i| {
+            let (a, b) = (self.sections[i], self.sections[i + 1]);
+            a.rsz == 0 && a.vsz != 0 && b.rsz != 0 && b.vsz != 0
         })
     }
 
@@ -277,8 +316,12 @@ mod tests {
     }
 
     #[test]
-    fn unpacks_mew_and_upack_samples() {
-        for (name, packer) in [("clam-mew.exe", "MEW"), ("clam-upack.exe", "Upack")] {
+    fn unpacks_mew_upack_and_upx_samples() {
+        for (name, packer) in [
+            ("clam-mew.exe", "MEW"),
+            ("clam-upack.exe", "Upack"),
+            ("clam-wwpack.exe", "WWPack"),
+        ] {
             let u = unpack(&sample(name)).unwrap_or_else(|| panic!("{name} not unpacked"));
             assert_eq!(u.packer, packer, "{name}");
             assert!(Pe::parse(&u.file).is_some(), "{name}: rebuilt file is a PE");
@@ -287,6 +330,11 @@ mod tests {
                 "{name}: clam.exe not found inside"
             );
         }
+        // UPX's sample keeps clam.exe whole at the end of the original program's last section.
+        let u = unpack(&sample("clam-upx.exe")).expect("clam-upx.exe unpacked");
+        assert_eq!(u.packer, "UPX");
+        assert!(Pe::parse(&u.file).is_some());
+        assert!(u.file.ends_with(&sample("clam.exe")));
     }
 
     /// The sections' octets, concatenated in table order.
@@ -320,21 +368,72 @@ mod tests {
         }
     }
 
+    /// UPX: ClamAV rebuilds the original program from its own PE header (found after the
+    /// imports the loader names); postcore's file is the same octet for octet after the DOS
+    /// header (ClamAV's rebuilt file from `clamscan --leave-temps`, MD5 from offset 0xd0).
+    #[test]
+    fn rebuilds_upx_programs_as_clamav_does() {
+        use md5::Digest;
+        let u = unpack(&sample("clam-upx.exe")).expect("unpacked");
+        assert_eq!(u.file.len(), 20480);
+        let got = md5::Md5::digest(&u.file[0xd0..]);
+        let hex: String = got.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "e4b13f90f9f4a6809a75a1a8076d7d71");
+        let pe = Pe::parse(&u.file).expect("a PE");
+        assert_eq!(pe.sections.len(), 4);
+    }
+
+    /// WWPack and yC: the unpacked (decrypted) file with its own header fixed up; ClamAV
+    /// writes the same files (MD5 of `clamscan --leave-temps`'s whole rebuilt files).
+    #[test]
+    fn unpacks_wwpack_and_yc_to_the_files_clamav_writes() {
+        use md5::Digest;
+        for (name, packer, md5) in [
+            (
+                "clam-wwpack.exe",
+                "WWPack",
+                "7b8cd3dd6a198ec191afce0206665d2d",
+            ),
+            ("clam-yc.exe", "yC", "8822fca1f7b0cb5506f15f8088956197"),
+        ] {
+            let u = unpack(&sample(name)).expect(name);
+            assert_eq!(u.packer, packer);
+            let got = md5::Md5::digest(&u.file);
+            let hex: String = got.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, md5, "{name}");
+        }
+    }
+
+    /// Found by the fuzzer: a UPX program whose original header, once found, does not fit
+    /// its image. ClamAV then scans the bare decompressed image (no header); so does postcore.
+    #[test]
+    fn upx_header_that_does_not_fit_leaves_the_bare_image() {
+        let d = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/pe_packers/upx-fuzz-crash-1.bin"
+        ))
+        .expect("fixture");
+        let u = unpack(&d).expect("decompressed");
+        assert_eq!(u.packer, "UPX");
+        assert!(!u.file.starts_with(b"MZ"));
+        assert_eq!(u.file.len(), 0x6000, "UPX0 and UPX1's virtual sizes");
+    }
+
     #[test]
     fn leaves_plain_and_other_packed_programs_alone() {
-        for name in [
-            "clam.exe",
-            "clam-upx.exe",
-            "clam-fsg.exe",
-            "clam-petite.exe",
-        ] {
+        for name in ["clam.exe", "clam-fsg.exe", "clam-petite.exe"] {
             assert!(unpack(&sample(name)).is_none(), "{name}");
         }
     }
 
     #[test]
     fn survives_every_truncation_and_byte_flip_of_the_samples() {
-        for name in ["clam-mew.exe", "clam-upack.exe"] {
+        for name in [
+            "clam-mew.exe",
+            "clam-upack.exe",
+            "clam-upx.exe",
+            "clam-wwpack.exe",
+        ] {
             let s = sample(name);
             for n in (0..s.len()).step_by(7) {
                 let _ = unpack(&s[..n]);
