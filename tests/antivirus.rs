@@ -343,6 +343,8 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
         "clam-fsg.exe",
         "clam-wwpack.exe",
         "clam-yc.exe",
+        "clam-petite.exe",
+        "clam-aspack.exe",
     ];
     for f in samples {
         let d = std::fs::read(Path::new(TESTFILES).join(f)).unwrap();

@@ -1,14 +1,14 @@
 //! Any bytes through the packer unpackers (the corpus starts from clamav-testfiles' MEW and
-//! Upack samples, so mutations reach deep into both loaders): no panic, and whatever comes
-//! out is within the image bound (a PE file, or for UPX a bare image when the original
-//! header does not fit, as ClamAV does).
+//! Upack samples and the other packed samples, so mutations reach deep into the loaders): no
+//! panic, and whatever comes out is within the image bound. (It need not start with `MZ`:
+//! UPX gives the bare image when the original header does not fit, and WWPack may decompress
+//! over the headers, as they do in ClamAV.)
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use postcore_scanner::pe_packers::unpack;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(u) = unpack(data) {
-        assert!(u.file.starts_with(b"MZ") || u.packer == "UPX");
         assert!(!u.file.is_empty() && u.file.len() <= (64 << 20) + 8192);
     }
 });

@@ -1018,6 +1018,8 @@ mod tests {
             ("clam-fsg.exe", FileType::Pe),
             ("clam-wwpack.exe", FileType::Pe),
             ("clam-yc.exe", FileType::Pe),
+            ("clam-petite.exe", FileType::Pe),
+            ("clam-aspack.exe", FileType::Pe),
         ] {
             let data = std::fs::read(dir.join(sample)).expect("sample");
             let (seen, _) = objects(&data, Limits::default());

@@ -124,6 +124,7 @@ fn sections(
                 raw: start,
                 rva: start.checked_add(vadd)?,
                 size,
+                vsize: size,
             });
         }
         if next == 0 {
@@ -137,6 +138,7 @@ fn sections(
             raw: 0,
             rva: vadd,
             size: dsize,
+            vsize: dsize,
         }];
     }
     Some((entry, placed))

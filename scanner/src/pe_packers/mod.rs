@@ -3,8 +3,8 @@
 //! sections are decompressed into an image of the program's memory, and that image is
 //! rebuilt into a plain PE file that is scanned in turn (its hashes, its body signatures, the
 //! self-extracting archive it may hold). Two packers, the ones Debian's `clamav-testfiles`
-//! carries and ClamAV opens: MEW 11 ([`mew`]), Upack 0.39 ([`upack`]), UPX ([`upx`]), yC 1.3
-//! ([`yc`]) and WWPack32 ([`wwpack`]).
+//! carries and ClamAV opens: MEW 11 ([`mew`]), Upack 0.39 ([`upack`]), UPX ([`upx`]), Petite 2.x
+//! ([`petite`]), yC 1.3 ([`yc`]), WWPack32 ([`wwpack`]) and ASPack 2.x ([`aspack`]).
 //!
 //! Everything here reads untrusted bytes: every offset is checked against the buffer it
 //! points into, arithmetic on values read from the file wraps as the packer's 32-bit code
@@ -12,7 +12,9 @@
 
 use crate::le::{le16, le32};
 mod aplib;
+mod aspack;
 mod mew;
+mod petite;
 mod rebuild;
 mod upack;
 mod upx;
@@ -32,13 +34,15 @@ pub struct Unpacked {
 /// Unpacks `data` if it is a 32-bit PE file compressed by a packer this module knows.
 pub fn unpack(data: &[u8]) -> Option<Unpacked> {
     let pe = Pe::parse(data)?;
-    // ClamAV's order: MEW, Upack, UPX, yC, WWPack.
-    let unpackers: [(&'static str, Unpacker); 5] = [
+    // ClamAV's order: MEW, Upack, UPX, Petite, yC, WWPack, ASPack.
+    let unpackers: [(&'static str, Unpacker); 7] = [
         ("MEW", mew::unpack),
         ("Upack", upack::unpack),
         ("UPX", upx::unpack),
+        ("Petite", petite::unpack),
         ("yC", yc::unpack),
         ("WWPack", wwpack::unpack),
+        ("ASPack", aspack::unpack),
     ];
     unpackers
         .into_iter()
@@ -57,6 +61,8 @@ type Unpacker = fn(&Pe<'_>) -> Option<Vec<u8>>;
 
 /// Size of the entry-point window the packers' stubs are recognised in (ClamAV's `epbuff`).
 const EP_WINDOW: usize = 4096;
+/// Fewer octets than this at the entry point and ClamAV tries no packer after UPX.
+const MIN_EP_WINDOW: usize = 200;
 /// Most sections read from one header.
 const MAX_SECTIONS: usize = 96;
 /// Largest image an unpacker builds (ClamAV's `MaxScanSize`-like bound on one unpack).
@@ -86,8 +92,9 @@ struct Pe<'a> {
     /// Entry point: its RVA and the file offset it maps to.
     vep: u32,
     ep: u32,
-    /// Lowest section RVA.
+    /// Lowest section RVA, and the highest end of a section's data in memory.
     min: u32,
+    max: u32,
     /// PE32+.
     wide: bool,
 }
@@ -175,6 +182,7 @@ impl<'a> Pe<'a> {
             sections.push(s);
         }
         let min = sections.iter().map(|s| s.rva).min()?;
+        let max = sections.iter().map(|s| s.rva.wrapping_add(s.rsz)).max()?;
         let ep = raw_address(vep, &sections, fsize, hdr_size)?;
         Some(Pe {
             data: d,
@@ -184,6 +192,7 @@ impl<'a> Pe<'a> {
             vep,
             ep,
             min,
+            max,
             wide,
         })
     }
@@ -195,6 +204,20 @@ impl<'a> Pe<'a> {
             let (a, b) = (self.sections[i], self.sections[i + 1]);
             a.rsz == 0 && a.vsz != 0 && b.rsz != 0 && b.vsz != 0
         })
+    }
+
+    /// Copies each section's data (its whole raw size) to its RVA in `image`; `None` if one
+    /// does not fit or the file ends early (ClamAV's "damaged file").
+    fn place_sections(&self, image: &mut [u8], sections: &[Section]) -> Option<()> {
+        for s in sections.iter().filter(|s| s.rsz != 0) {
+            let at = s.rva as usize;
+            let data = self.read(s.raw, s.rsz);
+            if data.len() != s.rsz as usize || at.checked_add(data.len())? > image.len() {
+                return None;
+            }
+            image[at..at + data.len()].copy_from_slice(data);
+        }
+        Some(())
     }
 
     /// Up to [`EP_WINDOW`] octets at the entry point.
@@ -337,35 +360,55 @@ mod tests {
         assert!(u.file.ends_with(&sample("clam.exe")));
     }
 
-    /// The sections' octets, concatenated in table order.
-    fn section_octets(file: &[u8]) -> Vec<u8> {
-        let pe = Pe::parse(file).expect("a PE");
-        let mut out = Vec::new();
-        for s in &pe.sections {
-            out.extend_from_slice(pe.read(s.uraw, s.ursz));
-        }
-        out
+    fn md5_hex(d: &[u8]) -> String {
+        use md5::Digest;
+        md5::Md5::digest(d)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
-    /// What ClamAV 1.4.6 unpacks from the same samples (`clamscan --leave-temps`: the
-    /// sections of its rebuilt files, whose headers are its own): the MD5 of their octets.
+    /// MEW, Upack, Petite and ASPack: the rebuilt file has the size of ClamAV's and, past the headers
+    /// (whose content is postcore's own), the same octets — every section at the same file
+    /// offset (ClamAV's rebuilt files from `clamscan --leave-temps`: MD5 of what follows the
+    /// headers). For Petite also the entry point ClamAV recovers from the loader.
     #[test]
-    fn unpacks_the_same_octets_as_clamav() {
-        use md5::Digest;
-        for (name, sections, md5) in [
-            ("clam-mew.exe", 5, "07b0fc9108a46678f717146904d7be53"),
-            ("clam-upack.exe", 1, "1d2443248986505bd3e530a9873e28a8"),
+    fn rebuilds_the_files_clamav_rebuilds() {
+        for (name, len, headers, md5) in [
+            (
+                "clam-mew.exe",
+                21504,
+                0x400,
+                "07b0fc9108a46678f717146904d7be53",
+            ),
+            (
+                "clam-upack.exe",
+                17408,
+                0x200,
+                "9701822e633aa69792b5d94efc63b107",
+            ),
+            (
+                "clam-petite.exe",
+                6144,
+                0x400,
+                "1b011bfe8b681ee9f3dc4698b5610bda",
+            ),
+            (
+                "clam-aspack.exe",
+                17408,
+                0x400,
+                "8d25267ae7df6b411240c1f8b2e77c4f",
+            ),
         ] {
             let u = unpack(&sample(name)).expect(name);
-            assert_eq!(
-                Pe::parse(&u.file).expect(name).sections.len(),
-                sections,
-                "{name}"
-            );
-            let got = md5::Md5::digest(section_octets(&u.file));
-            let hex: String = got.iter().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(hex, md5, "{name}");
+            assert_eq!(u.file.len(), len, "{name}");
+            let pe = Pe::parse(&u.file).expect(name);
+            assert_eq!(pe.sections[0].uraw, headers, "{name}");
+            assert_eq!(md5_hex(&u.file[headers as usize..]), md5, "{name}");
         }
+        let u = unpack(&sample("clam-petite.exe")).expect("petite");
+        assert_eq!(u.packer, "Petite");
+        assert_eq!(Pe::parse(&u.file).expect("a PE").vep, 0x1020);
     }
 
     /// UPX: ClamAV rebuilds the original program from its own PE header (found after the
@@ -373,12 +416,9 @@ mod tests {
     /// header (ClamAV's rebuilt file from `clamscan --leave-temps`, MD5 from offset 0xd0).
     #[test]
     fn rebuilds_upx_programs_as_clamav_does() {
-        use md5::Digest;
         let u = unpack(&sample("clam-upx.exe")).expect("unpacked");
         assert_eq!(u.file.len(), 20480);
-        let got = md5::Md5::digest(&u.file[0xd0..]);
-        let hex: String = got.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "e4b13f90f9f4a6809a75a1a8076d7d71");
+        assert_eq!(md5_hex(&u.file[0xd0..]), "e4b13f90f9f4a6809a75a1a8076d7d71");
         let pe = Pe::parse(&u.file).expect("a PE");
         assert_eq!(pe.sections.len(), 4);
     }
@@ -387,7 +427,6 @@ mod tests {
     /// writes the same files (MD5 of `clamscan --leave-temps`'s whole rebuilt files).
     #[test]
     fn unpacks_wwpack_and_yc_to_the_files_clamav_writes() {
-        use md5::Digest;
         for (name, packer, md5) in [
             (
                 "clam-wwpack.exe",
@@ -398,9 +437,7 @@ mod tests {
         ] {
             let u = unpack(&sample(name)).expect(name);
             assert_eq!(u.packer, packer);
-            let got = md5::Md5::digest(&u.file);
-            let hex: String = got.iter().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(hex, md5, "{name}");
+            assert_eq!(md5_hex(&u.file), md5, "{name}");
         }
     }
 
@@ -421,7 +458,12 @@ mod tests {
 
     #[test]
     fn leaves_plain_and_other_packed_programs_alone() {
-        for name in ["clam.exe", "clam-fsg.exe", "clam-petite.exe"] {
+        for name in [
+            "clam.exe",
+            "clam-fsg.exe",
+            "clam-pespin.exe",
+            "clam-nsis.exe",
+        ] {
             assert!(unpack(&sample(name)).is_none(), "{name}");
         }
     }
@@ -433,6 +475,9 @@ mod tests {
             "clam-upack.exe",
             "clam-upx.exe",
             "clam-wwpack.exe",
+            "clam-yc.exe",
+            "clam-petite.exe",
+            "clam-aspack.exe",
         ] {
             let s = sample(name);
             for n in (0..s.len()).step_by(7) {

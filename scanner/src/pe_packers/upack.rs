@@ -77,6 +77,7 @@ pub(super) fn unpack(pe: &Pe<'_>) -> Option<Vec<u8>> {
         raw: 0,
         rva: s0.rva,
         size: len,
+        vsize: len,
     };
     rebuild::pe(&m.b, &[region], pe.image_base, entry, 0)
 }

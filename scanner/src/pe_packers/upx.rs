@@ -163,6 +163,7 @@ impl Layout {
                     raw: 0,
                     rva: SECTION_ALIGN,
                     size: dend as u32,
+                    vsize: dend as u32,
                 };
                 return rebuild::pe(
                     &buf[..dend],
@@ -500,5 +501,39 @@ fn gamma(r: &mut Bits<'_>, bound: u32) -> Option<u32> {
         if r.bit()? == 1 {
             return Some(v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A raw LZMA1 stream (lc 4, lp 0, pb 2) made with Python's `lzma`, behind UPX's two
+    /// octets of its own header, as the UPX 1 loader's properties would name it.
+    #[test]
+    fn lzma_stream_after_upx_header_decodes() {
+        let text = include_bytes!("../../testdata/mew/text.txt");
+        let stream = include_bytes!("../../testdata/mew/text.lzma1");
+        let src = [&[0x00, 0x00][..], &stream[..]].concat();
+        let out = lzma(&src, text.len() as u32, (4, 0, 2)).expect("decoded");
+        assert_eq!(out, text);
+        assert!(
+            lzma(&src, text.len() as u32, (9, 0, 2)).is_none(),
+            "lc out of range"
+        );
+        assert!(
+            lzma(&src[..src.len() / 2], text.len() as u32, (4, 0, 2)).is_none(),
+            "cut"
+        );
+    }
+
+    /// The NRV loaders are told apart by 13 octets of their code.
+    #[test]
+    fn names_the_nrv_routine_from_its_code() {
+        let mut ep = vec![0u8; 0x100];
+        ep[0x69..0x69 + 13].copy_from_slice(&NRV2D[5..18]);
+        assert!(names(&NRV2D, &ep, 0x69));
+        assert!(!names(&NRV2B, &ep, 0x69));
+        assert!(!names(&NRV2E, &ep, 0x71));
     }
 }

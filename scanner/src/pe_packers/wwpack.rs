@@ -6,7 +6,7 @@
 //! with its header told that the loader section is gone, is the rebuilt program (as ClamAV
 //! writes it: sections at file offsets equal to their addresses).
 
-use super::Pe;
+use super::{MIN_EP_WINDOW, Pe};
 use crate::le::le32;
 
 /// The loader's first octets, and the octets 0x68 into it.
@@ -25,6 +25,7 @@ pub(super) fn unpack(pe: &Pe<'_>) -> Option<Vec<u8>> {
     let n = pe.sections.len();
     let last = *pe.sections.last()?;
     if n < 2
+        || e.len() < MIN_EP_WINDOW
         || pe.vep != last.rva
         || !e.starts_with(&ENTRY)
         || e.get(0x68..0x68 + 19) != Some(&ENTRY_68[..])
@@ -45,19 +46,7 @@ pub(super) fn unpack(pe: &Pe<'_>) -> Option<Vec<u8>> {
         return None;
     }
     exe[..headers.len()].copy_from_slice(headers);
-    for s in &pe.sections[..n - 1] {
-        if s.rsz == 0 {
-            continue;
-        }
-        if u64::from(s.rva) + u64::from(s.rsz) > u64::from(size) {
-            return None;
-        }
-        let data = pe.read(s.raw, s.rsz);
-        if data.len() != s.rsz as usize {
-            return None;
-        }
-        exe[s.rva as usize..s.rva as usize + data.len()].copy_from_slice(data);
-    }
+    pe.place_sections(&mut exe, &pe.sections[..n - 1])?;
     let loader = pe.read(last.raw, last.rsz);
     if last.rsz == 0 || loader.len() != last.rsz as usize {
         return None;

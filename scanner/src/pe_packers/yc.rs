@@ -6,7 +6,7 @@
 //! interpreted here over the file as ClamAV does; the result, without the loader section
 //! and with the original entry point, is the rebuilt program.
 
-use super::Pe;
+use super::{MIN_EP_WINDOW, Pe};
 use crate::le::{le16, le32};
 
 /// Octets of a decryptor interpreted per octet decrypted.
@@ -27,7 +27,7 @@ pub(super) fn unpack(pe: &Pe<'_>) -> Option<Vec<u8>> {
     let last = *pe.sections.last()?;
     let lfanew = le32(pe.data, 0x3c)? as usize;
     let entry = le32(pe.data, lfanew + 0x28)?;
-    if n < 2 || entry != last.rva.wrapping_add(0x60) || e.len() < 0x80 {
+    if n < 2 || entry != last.rva.wrapping_add(0x60) || e.len() < MIN_EP_WINDOW {
         return None;
     }
     let (ecx, offset) = variant(e)?;
