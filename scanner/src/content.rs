@@ -2,8 +2,10 @@
 //! time — the raw message, each MIME part (base64 and quoted-printable decoded by
 //! mail-parser, uuencoded blocks in text decoded here), nested `message/rfc822` parts, and
 //! the members of archives (zip and the formats built on it, its legacy "implode" method too,
-//! gzip, bzip2, xz, tar, cpio, cab, ARJ, …). rar, 7z, iso and the rest are recognised by type,
-//! not opened.
+//! gzip, bzip2, xz, tar, cpio, cab, ARJ, …), programs compressed by the executable packers
+//! [`crate::pe_packers`] knows (unpacked and rebuilt), and files embedded in others as ClamAV
+//! finds them ([`crate::sfx`] zip records in any file, programs inside programs and OLE2
+//! files). rar, 7z, iso and the rest are recognised by type, not opened.
 //!
 //! Limits in the manner of ClamAV's (`MaxRecursion`, `MaxScanSize`, `MaxFiles`) plus a
 //! compression-ratio cap bound the work a zip bomb can cause; hitting one is reported to the
