@@ -17,16 +17,27 @@ pub(super) struct End {
 }
 
 /// The bit reader: an octet register refilled from the source when only its end marker is
-/// left.
-struct Bits {
+/// left (Petite's coder reads its bits the same way).
+pub(super) struct Bits {
     reg: u8,
-    src: i64,
+    /// The next octet to read (the caller's literals are read from here too).
+    pub src: i64,
     src_start: i64,
     src_len: i64,
 }
 
 impl Bits {
-    fn bit(&mut self, m: &Mem) -> Option<u32> {
+    /// A reader at `at`, refilling only from the `len` octets at `start`.
+    pub(super) fn new(start: i64, len: i64, at: i64) -> Bits {
+        Bits {
+            reg: 0x80,
+            src: at,
+            src_start: start,
+            src_len: len,
+        }
+    }
+
+    pub(super) fn bit(&mut self, m: &Mem) -> Option<u32> {
         let old = self.reg;
         self.reg = self.reg.wrapping_mul(2);
         if old & 0x7f != 0 {
@@ -75,12 +86,7 @@ pub(super) fn decompress(
     let in_dst = |at: i64, n: i64| n > 0 && at >= dst && n <= dst_len && at - dst <= dst_len - n;
     let first = m.u8(src)?;
     m.set_u8(dst, first)?;
-    let mut r = Bits {
-        reg: 0x80,
-        src: src + 1,
-        src_start: src,
-        src_len,
-    };
+    let mut r = Bits::new(src, src_len, src + 1);
     let mut out = dst + 1;
     let mut last_distance: u32 = 0;
     // Whether the previous step was a literal (a gamma-coded match then counts one less).

@@ -8,7 +8,7 @@
 //! octets at its address, as ClamAV rebuilds it.
 
 use super::rebuild::{self, Placed};
-use super::{MAX_IMAGE, Mem, Pe};
+use super::{Mem, Pe};
 use crate::le::le32;
 
 /// Where each version keeps its pieces, as offsets from the entry point.
@@ -71,9 +71,6 @@ pub(super) fn unpack(pe: &Pe<'_>) -> Option<Vec<u8>> {
         .iter()
         .map(|s| s.rva.wrapping_add(s.vsz))
         .max()?;
-    if size > MAX_IMAGE {
-        return None;
-    }
     let mut image = Mem::zeroed(size)?.b;
     pe.place_sections(&mut image, &pe.sections)?;
     let ep = pe.vep.wrapping_sub(1);

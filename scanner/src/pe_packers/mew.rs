@@ -193,21 +193,7 @@ fn lzma_stage(m: &mut Mem, at: i64, vma: i64, special: bool) -> Option<()> {
 /// unused one) from the image at `stream`.
 fn lzma(m: &Mem, stream: i64, out_len: u32) -> Option<Vec<u8>> {
     let input = m.b.get(usize::try_from(stream).ok()?..)?;
-    // lzma-rs reads the properties and dictionary size from a header: written here.
-    let props = (LZMA_PB * 5) * 9 + LZMA_LC;
-    let mut framed = Vec::with_capacity(5 + input.len());
-    framed.push(props);
-    framed.extend_from_slice(&out_len.max(4096).to_le_bytes());
-    framed.extend_from_slice(input);
-    let mut out = Vec::new();
-    let opts = lzma_rs::decompress::Options {
-        unpacked_size: lzma_rs::decompress::UnpackedSize::UseProvided(Some(u64::from(out_len))),
-        memlimit: Some(usize::try_from(super::MAX_IMAGE).ok()?),
-        allow_incomplete: false,
-    };
-    lzma_rs::lzma_decompress_with_options(&mut std::io::Cursor::new(framed), &mut out, &opts)
-        .ok()?;
-    (out.len() == out_len as usize).then_some(out)
+    super::raw_lzma(input, true, (LZMA_LC, 0, LZMA_PB), out_len)
 }
 
 /// Undoes the packer's call filter over `span` octets at `at`: each `E8`/`E9` is followed by

@@ -261,6 +261,37 @@ fn align_up(o: u32, a: u32) -> u32 {
     }
 }
 
+/// Decodes exactly `len` octets of a raw LZMA stream (no header) with the properties
+/// `(lc, lp, pb)`. `stream` starts with the range coder's unused first octet when
+/// `coder_octet` (as LZMA streams do; Upack's does not). lzma-rs reads the properties and
+/// dictionary size from a header, written here.
+fn raw_lzma(
+    stream: &[u8],
+    coder_octet: bool,
+    (lc, lp, pb): (u8, u8, u8),
+    len: u32,
+) -> Option<Vec<u8>> {
+    if lc >= 9 || lp >= 5 || pb >= 5 || len == 0 {
+        return None;
+    }
+    let mut framed = Vec::with_capacity(6 + stream.len());
+    framed.push(lc + 9 * (5 * pb + lp));
+    framed.extend_from_slice(&len.max(4096).to_le_bytes());
+    if !coder_octet {
+        framed.push(0);
+    }
+    framed.extend_from_slice(stream);
+    let opts = lzma_rs::decompress::Options {
+        unpacked_size: lzma_rs::decompress::UnpackedSize::UseProvided(Some(u64::from(len))),
+        memlimit: Some(usize::try_from(MAX_IMAGE).ok()?),
+        allow_incomplete: false,
+    };
+    let mut out = Vec::new();
+    lzma_rs::lzma_decompress_with_options(&mut std::io::Cursor::new(framed), &mut out, &opts)
+        .ok()?;
+    (out.len() == len as usize).then_some(out)
+}
+
 /// A buffer addressed the way the packers' 32-bit code addresses memory: signed offsets that
 /// may point anywhere, every access checked to lie wholly inside.
 struct Mem {

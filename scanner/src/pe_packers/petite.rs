@@ -8,8 +8,9 @@
 //! how the loader mangles the imports). The sections are then compacted and rebuilt into a PE
 //! file laid out as ClamAV lays its rebuilt files out.
 
+use super::aplib::Bits;
 use super::rebuild::{self, Placed};
-use super::{MAX_IMAGE, MIN_EP_WINDOW, Pe};
+use super::{MIN_EP_WINDOW, Mem, Pe};
 use crate::le::le32;
 
 /// Most original sections (ClamAV's bound).
@@ -47,10 +48,7 @@ pub(super) fn unpack(pe: &Pe<'_>) -> Option<Vec<u8>> {
         return None;
     }
     let size = pe.max.checked_sub(pe.min)?;
-    if size == 0 || size > MAX_IMAGE {
-        return None;
-    }
-    let mut buf = vec![0u8; size as usize];
+    let mut m = Mem::zeroed(size)?;
     for s in &pe.sections {
         if s.raw == 0 {
             continue;
@@ -63,13 +61,13 @@ pub(super) fn unpack(pe: &Pe<'_>) -> Option<Vec<u8>> {
         if data.len() != s.ursz as usize {
             return None;
         }
-        buf[at as usize..at as usize + data.len()].copy_from_slice(data);
+        m.put(at as usize, data);
     }
     let count = n - usize::from(version == 1);
     let opt = le32(pe.data, 0x3c)? as usize + 24;
     let resources = (le32(pe.data, opt + 0x70)?, le32(pe.data, opt + 0x74)?);
     let mut run = Run {
-        buf,
+        m,
         min: pe.min,
         pe,
         count,
@@ -85,12 +83,12 @@ pub(super) fn unpack(pe: &Pe<'_>) -> Option<Vec<u8>> {
             vsize: s.vsz,
         })
         .collect();
-    rebuild::pe_with_resources(&run.buf, &placed, pe.image_base, entry, resources)
+    rebuild::pe_with_resources(&run.m.b, &placed, pe.image_base, entry, resources)
 }
 
-/// The loader's work over the image (`buf` holds the sections from RVA `min` on).
+/// The loader's work over the image (`m` holds the sections from RVA `min` on).
 struct Run<'p, 'a> {
-    buf: Vec<u8>,
+    m: Mem,
     min: u32,
     pe: &'p Pe<'a>,
     /// Sections of the packed file the original ones must lie in (the loader's excluded
@@ -108,21 +106,9 @@ struct Clues {
 }
 
 impl Run<'_, '_> {
-    /// An RVA's offset in `buf` (may be out of it).
+    /// An RVA's offset in the image (may be out of it).
     fn at(&self, rva: u32) -> i64 {
         i64::from(rva) - i64::from(self.min)
-    }
-
-    fn holds(&self, at: i64, n: i64) -> bool {
-        n > 0 && at >= 0 && n <= self.buf.len() as i64 && at <= self.buf.len() as i64 - n
-    }
-
-    fn u32(&self, at: i64) -> Option<u32> {
-        if self.holds(at, 4) {
-            le32(&self.buf, at as usize)
-        } else {
-            None
-        }
     }
 
     /// Walks the loader's records; returns the original sections, compacted, and the entry
@@ -139,7 +125,7 @@ impl Run<'_, '_> {
         let mut first_of_block = true;
         let mut clues = Clues::default();
         loop {
-            let srva = self.u32(packed)?;
+            let srva = self.m.u32(packed)?;
             if srva == 0 {
                 break;
             }
@@ -147,22 +133,23 @@ impl Run<'_, '_> {
             if srva != size {
                 // Move a block of packed data to the end of its section.
                 first_of_block = true;
-                let (from, to) = (self.u32(packed + 4)?, self.u32(packed + 8)?);
+                let (from, to) = (self.m.u32(packed + 4)?, self.m.u32(packed + 8)?);
                 bottom = to.checked_add(4).filter(|_| to <= u32::MAX - 4)?;
                 let len = size.wrapping_mul(4);
                 let back = i64::from(size.wrapping_sub(1).wrapping_mul(4));
                 let src = i64::from(from as i32) - i64::from(self.min) - back;
                 let dst = i64::from(to as i32) - i64::from(self.min) - back;
                 let n = i64::from(len);
-                if !self.holds(src, n) || !self.holds(dst, n) {
+                if !self.m.holds(src, n) || !self.m.holds(dst, n) {
                     return None;
                 }
-                self.buf
+                self.m
+                    .b
                     .copy_within(src as usize..(src + n) as usize, dst as usize);
                 packed += 0xc;
                 continue;
             }
-            let (len, rva) = (self.u32(packed + 4)?, self.u32(packed + 8)?);
+            let (len, rva) = (self.m.u32(packed + 4)?, self.m.u32(packed + 8)?);
             packed += 0x10;
             if found.len() >= MAX_SECTIONS {
                 return None;
@@ -208,14 +195,14 @@ impl Run<'_, '_> {
             };
             if let Some(reloc) = reloc {
                 let base = end - grown - reloc;
-                if self.holds(base + 0x0f - 8, 8) {
-                    let t1 = self.u32(base + 0x0f - 8)? ^ 0x9d66_61aa;
-                    let t2 = self.u32(base + 0x0f - 4)? ^ 0xe908_c483;
-                    if t1 == t2 && self.holds(base + 0x0f, 0x1c0 - 0x0f + 4) {
+                if self.m.holds(base + 0x0f - 8, 8) {
+                    let t1 = self.m.u32(base + 0x0f - 8)? ^ 0x9d66_61aa;
+                    let t2 = self.m.u32(base + 0x0f - 4)? ^ 0xe908_c483;
+                    if t1 == t2 && self.m.holds(base + 0x0f, 0x1c0 - 0x0f + 4) {
                         clues = Clues {
-                            imports: self.u32(base + 0x121)?,
-                            encrypted_entry: self.u32(base + 0x0f)? ^ t1,
-                            mangled: self.u32(base + 0x1c0)? != 0x9090_9090,
+                            imports: self.m.u32(base + 0x121)?,
+                            encrypted_entry: self.m.u32(base + 0x0f)? ^ t1,
+                            mangled: self.m.u32(base + 0x1c0)? != 0x9090_9090,
                         };
                     }
                     found[last].rsz = found[last].rsz.wrapping_sub((grown + reloc) as u32);
@@ -236,9 +223,9 @@ impl Run<'_, '_> {
     }
 
     fn magic(&self, at: i64) -> bool {
-        self.holds(at, 8)
-            && self.u32(at) == Some(LOADER_MAGIC.0)
-            && self.u32(at + 4) == Some(LOADER_MAGIC.1)
+        self.m.holds(at, 8)
+            && self.m.u32(at) == Some(LOADER_MAGIC.0)
+            && self.m.u32(at + 4) == Some(LOADER_MAGIC.1)
     }
 
     /// The original entry point: decrypted with the clues (for 2.2 by replaying the import
@@ -257,8 +244,10 @@ impl Run<'_, '_> {
             let mut thunk = self.at(clues.imports);
             let mut dummy = true;
             let loader_va = self.pe.sections[self.count - 1].rva.wrapping_add(base);
-            while dummy && self.holds(thunk, 4) {
-                let Some(first) = self.u32(thunk) else { break };
+            while dummy && self.m.holds(thunk, 4) {
+                let Some(first) = self.m.u32(thunk) else {
+                    break;
+                };
                 if first == 0 {
                     done = true;
                     break;
@@ -266,9 +255,9 @@ impl Run<'_, '_> {
                 let mut imports = i64::from(first as i32) - i64::from(self.min);
                 thunk += 4;
                 dummy = false;
-                while self.holds(imports, 4) {
+                while self.m.holds(imports, 4) {
                     imports += 4;
-                    let Some(mut api) = self.u32(imports - 4) else {
+                    let Some(mut api) = self.m.u32(imports - 4) else {
                         break;
                     };
                     if api == 0 {
@@ -316,8 +305,9 @@ impl Run<'_, '_> {
             }
             let (dst, n) = (i64::from(found[t].raw), i64::from(found[t].rsz));
             let src = self.at(found[t].rva);
-            if self.holds(dst, n) && self.holds(src, n) {
-                self.buf
+            if self.m.holds(dst, n) && self.m.holds(src, n) {
+                self.m
+                    .b
                     .copy_within(src as usize..(src + n) as usize, dst as usize);
             } else {
                 found[t].raw = if t > 0 { found[t - 1].raw } else { 0 };
@@ -327,9 +317,9 @@ impl Run<'_, '_> {
         Some(())
     }
 
-    /// Decompresses `len` octets from `src` to `dst` (offsets in `buf`); returns the offset
+    /// Decompresses `len` octets from `src` to `dst` (offsets in the image); returns the offset
     /// after the last octet written.
-    fn inflate(&mut self, mut src: i64, mut dst: i64, len: u32) -> Option<i64> {
+    fn inflate(&mut self, src: i64, mut dst: i64, len: u32) -> Option<i64> {
         let (far, near, goback) = if len < 0x10000 {
             (0xffff_c060u32, 0xffff_fc60u32, 5)
         } else if len < 0x40000 {
@@ -337,22 +327,22 @@ impl Run<'_, '_> {
         } else {
             (0xffff_8300, 0xffff_fb00, 8)
         };
-        if !self.holds(src, 1) || !self.holds(dst, 1) {
+        if !self.m.holds(src, 1) || !self.m.holds(dst, 1) {
             return None;
         }
         let mut left = len - 1;
-        self.buf[dst as usize] = self.buf[src as usize];
-        src += 1;
+        self.m.b[dst as usize] = self.m.b[src as usize];
         dst += 1;
-        let mut reg: u8 = 0;
+        // The bits are bounded by the whole buffer, as the loader's are.
+        let mut r = Bits::new(0, self.m.len(), src + 1);
         let mut last: i32 = 0;
         while left > 0 {
-            if self.bit(&mut src, &mut reg)? == 0 {
-                if !self.holds(src, 1) || !self.holds(dst, 1) {
+            if r.bit(&self.m)? == 0 {
+                if !self.m.holds(r.src, 1) || !self.m.holds(dst, 1) {
                     return None;
                 }
-                self.buf[dst as usize] = self.buf[src as usize] ^ (left & 0xff) as u8;
-                src += 1;
+                self.m.b[dst as usize] = self.m.b[r.src as usize] ^ (left & 0xff) as u8;
+                r.src += 1;
                 dst += 1;
                 left -= 1;
                 continue;
@@ -360,12 +350,12 @@ impl Run<'_, '_> {
             let mut extra: u32 = 0;
             let mut back: i32 = 1;
             loop {
-                let b = self.bit(&mut src, &mut reg)?;
+                let b = r.bit(&self.m)?;
                 if back >= i32::MAX / 2 {
                     return None;
                 }
                 back = back * 2 + b as i32;
-                if self.bit(&mut src, &mut reg)? == 0 {
+                if r.bit(&self.m)? == 0 {
                     break;
                 }
             }
@@ -373,7 +363,7 @@ impl Run<'_, '_> {
             let mut n: u32;
             if back >= 0 {
                 for _ in 0..goback {
-                    let b = self.bit(&mut src, &mut reg)?;
+                    let b = r.bit(&self.m)?;
                     if back >= i32::MAX / 2 {
                         return None;
                     }
@@ -387,19 +377,13 @@ impl Run<'_, '_> {
                 n = (back + 1) as u32;
                 back = last;
             }
-            n = n
-                .wrapping_mul(2)
-                .wrapping_add(self.bit(&mut src, &mut reg)?);
-            n = n
-                .wrapping_mul(2)
-                .wrapping_add(self.bit(&mut src, &mut reg)?);
+            n = n.wrapping_mul(2).wrapping_add(r.bit(&self.m)?);
+            n = n.wrapping_mul(2).wrapping_add(r.bit(&self.m)?);
             if n == 0 {
                 n = 1;
                 loop {
-                    n = n
-                        .wrapping_mul(2)
-                        .wrapping_add(self.bit(&mut src, &mut reg)?);
-                    if self.bit(&mut src, &mut reg)? == 0 {
+                    n = n.wrapping_mul(2).wrapping_add(r.bit(&self.m)?);
+                    if r.bit(&self.m)? == 0 {
                         break;
                     }
                 }
@@ -408,31 +392,14 @@ impl Run<'_, '_> {
             n = n.wrapping_add(extra);
             left = left.wrapping_sub(n);
             let from = dst + i64::from(back);
-            if !self.holds(dst, i64::from(n)) || !self.holds(from, i64::from(n)) {
+            if !self.m.holds(dst, i64::from(n)) || !self.m.holds(from, i64::from(n)) {
                 return None;
             }
             for k in 0..i64::from(n) {
-                self.buf[(dst + k) as usize] = self.buf[(from + k) as usize];
+                self.m.b[(dst + k) as usize] = self.m.b[(from + k) as usize];
             }
             dst += i64::from(n);
         }
         Some(dst)
-    }
-
-    /// The bit reader (an octet register with an end marker, as in MEW's coder), bounded
-    /// by the whole buffer.
-    fn bit(&self, src: &mut i64, reg: &mut u8) -> Option<u32> {
-        let old = *reg;
-        *reg = reg.wrapping_mul(2);
-        if old & 0x7f != 0 {
-            return Some(u32::from(old >> 7));
-        }
-        if *src < 0 || *src >= self.buf.len() as i64 - 1 {
-            return None;
-        }
-        let b = self.buf[*src as usize];
-        *src += 1;
-        *reg = b.wrapping_mul(2).wrapping_add(1);
-        Some(u32::from(b >> 7))
     }
 }

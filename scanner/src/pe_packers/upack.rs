@@ -266,28 +266,10 @@ fn signed32(v: u32) -> i64 {
 }
 
 /// Decodes `len` octets of LZMA (`lc` literal context bits, no position bits) whose range
-/// coder starts at `input` in the image.
+/// coder starts at `input` in the image (Upack's stream has no unused first octet).
 fn lzma(m: &Mem, input: i64, lc: u32, len: u32) -> Option<Vec<u8>> {
-    if len == 0 {
-        return None;
-    }
     let src = m.b.get(usize::try_from(input).ok()?..)?;
-    // lzma-rs reads a header (properties, dictionary size) and skips the range coder's
-    // first octet, which Upack's stream does not have.
-    let mut framed = Vec::with_capacity(6 + src.len());
-    framed.push(u8::try_from(lc).ok()?);
-    framed.extend_from_slice(&len.max(4096).to_le_bytes());
-    framed.push(0);
-    framed.extend_from_slice(src);
-    let opts = lzma_rs::decompress::Options {
-        unpacked_size: lzma_rs::decompress::UnpackedSize::UseProvided(Some(u64::from(len))),
-        memlimit: Some(usize::try_from(super::MAX_IMAGE).ok()?),
-        allow_incomplete: false,
-    };
-    let mut out = Vec::new();
-    lzma_rs::lzma_decompress_with_options(&mut std::io::Cursor::new(framed), &mut out, &opts)
-        .ok()?;
-    (out.len() == len as usize).then_some(out)
+    super::raw_lzma(src, false, (u8::try_from(lc).ok()?, 0, 0), len)
 }
 
 /// Undoes the call filter: `calls` `E8`/`E9` instructions from `at` on whose operand's low

@@ -344,24 +344,8 @@ fn lzma_loader(e: &[u8]) -> Option<(u32, (u8, u8, u8))> {
 }
 
 /// UPX's LZMA: two octets of its own header, then a raw LZMA stream.
-fn lzma(src: &[u8], size: u32, (lc, lp, pb): (u8, u8, u8)) -> Option<Vec<u8>> {
-    if lc >= 9 || lp >= 5 || pb >= 5 || size == 0 {
-        return None;
-    }
-    let stream = src.get(2..)?;
-    let mut framed = Vec::with_capacity(5 + stream.len());
-    framed.push(lc + 9 * (5 * pb + lp));
-    framed.extend_from_slice(&size.max(4096).to_le_bytes());
-    framed.extend_from_slice(stream);
-    let opts = lzma_rs::decompress::Options {
-        unpacked_size: lzma_rs::decompress::UnpackedSize::UseProvided(Some(u64::from(size))),
-        memlimit: Some(MAX_IMAGE as usize),
-        allow_incomplete: false,
-    };
-    let mut out = Vec::new();
-    lzma_rs::lzma_decompress_with_options(&mut std::io::Cursor::new(framed), &mut out, &opts)
-        .ok()?;
-    (out.len() == size as usize).then_some(out)
+fn lzma(src: &[u8], size: u32, props: (u8, u8, u8)) -> Option<Vec<u8>> {
+    super::raw_lzma(src.get(2..)?, true, props, size)
 }
 
 /// The bit reader: 32-bit little-endian words, most significant bit first, a marker bit
