@@ -224,10 +224,12 @@ impl Filter {
                 ..AvStatus::default()
             }),
         };
-        let _ = f.reload(dir);
         // The file-type patterns are compiled on first use: here, not in the first message's
-        // scan.
-        let _ = crate::filetype::detect(b"");
+        // scan, and beside the signatures' load.
+        std::thread::scope(|s| {
+            s.spawn(|| crate::filetype::detect(b""));
+            let _ = f.reload(dir);
+        });
         f
     }
 

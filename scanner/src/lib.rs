@@ -34,6 +34,8 @@ pub mod sfx;
 pub mod sis;
 pub mod spam;
 pub mod szdd;
+#[cfg(test)]
+mod test_rng;
 pub mod tnef;
 pub mod unpacked;
 pub mod verdict;

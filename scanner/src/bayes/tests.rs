@@ -1,21 +1,6 @@
 use super::memory::MemoryStore;
 use super::*;
-
-/// A small deterministic generator (xorshift), so the messages are the same every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
-        words[(self.next() % words.len() as u64) as usize]
-    }
-}
+use crate::test_rng::Rng;
 
 const SPAM_WORDS: &[&str] = &[
     "viagra",

@@ -1,7 +1,10 @@
-//! The compiled antivirus database: body and logical subsignatures in one Hyperscan database
-//! (prefilter mode: a candidate, never a verdict), each candidate confirmed exactly with
-//! Rust's `regex` (offsets, boundaries, fullword, counts), and hash signatures in hash tables.
+//! The compiled antivirus database: body and logical subsignatures found as candidates (never
+//! a verdict) by their literal anchors — in the [`GramIndex`] when seven octets or longer, in
+//! Hyperscan otherwise, with Hyperscan's prefilter mode for patterns without an anchor — each
+//! candidate confirmed exactly with Rust's `regex` (offsets, boundaries, fullword, counts),
+//! and hash signatures in hash tables.
 
+use super::gram_index::{self, GramIndex};
 use super::hashes::{Digests, Hashes, Names};
 use super::hexsig::{Boundary, HexSig};
 use super::literal_db;
@@ -95,6 +98,9 @@ struct Verifier {
 
 /// A compiled database, shared by every scanning thread.
 pub struct Engine {
+    /// Literal anchors of four octets and more, an index per stride.
+    grams: Vec<GramIndex>,
+    /// The other anchors and the patterns without one.
     hs: Vec<BlockDatabase>,
     scratch: ScratchPool,
     owners: Vec<Owner>,
@@ -154,10 +160,12 @@ impl Engine {
             target: 0,
             offset: Offset::Start { at: 0, shift: 0 },
             hex: eicar,
+            anchor: Some((EICAR.to_vec(), false)),
         };
-        for b in std::iter::once(builtin).chain(set.body) {
+        let sigs: Vec<_> = std::iter::once(builtin).chain(set.body).collect();
+        filters.extend(body_filters(&sigs));
+        for b in sigs {
             owners.push(Owner::Body(body.len() as u32));
-            filters.push(HexSig::parse(&b.hex).ok().map(|h| filter_of(&h)));
             texts.push(b.hex.into_boxed_str());
             body.push((names.push(&b.name), b.target, b.offset));
         }
@@ -173,12 +181,18 @@ impl Engine {
             }
         }
         let (mut hashes, mut sections, mut allow) = (set.hashes, set.sections, set.allow);
-        hashes.finish();
-        sections.finish();
-        allow.finish();
-        let (hs, unfiltered) = compile_hyperscan(filters, cache);
+        // The hash tables are sorted while the filters are built.
+        let (grams, hs, unfiltered) = std::thread::scope(|s| {
+            s.spawn(|| {
+                hashes.finish();
+                sections.finish();
+                allow.finish();
+            });
+            compile_filters(filters, cache)
+        });
         let refused = unfiltered.len();
         Engine {
+            grams,
             hs,
             scratch: ScratchPool::default(),
             verifiers: (0..owners.len()).map(|_| OnceLock::new()).collect(),
@@ -278,6 +292,9 @@ impl Engine {
     /// Pattern ids that may match `data`, in id order.
     fn candidates(&self, data: &[u8]) -> BTreeSet<u32> {
         let mut ids: BTreeSet<u32> = self.unfiltered.iter().copied().collect();
+        for g in &self.grams {
+            g.scan(data, &mut ids);
+        }
         if self.hs.is_empty() {
             return ids;
         }
@@ -422,9 +439,10 @@ impl Engine {
         )
     }
 
-    /// Bytes of the compiled Hyperscan database.
+    /// Bytes of the compiled Hyperscan databases and the literal index.
     pub fn hyperscan_bytes(&self) -> usize {
-        self.hs.iter().filter_map(|d| d.size().ok()).sum()
+        self.hs.iter().filter_map(|d| d.size().ok()).sum::<usize>()
+            + self.grams.iter().map(GramIndex::bytes).sum::<usize>()
     }
 }
 
@@ -500,11 +518,80 @@ pub enum Filter {
     Whole(String),
 }
 
+/// The filter of each body signature: its anchor from the load, or else its whole pattern
+/// (parsed again: a parsed pattern is too large to keep from the load), on every core.
+fn body_filters(sigs: &[super::signatures::BodySig]) -> Vec<Option<Filter>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = sigs.len().div_ceil(cores).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = sigs
+            .chunks(per)
+            .map(|c| {
+                s.spawn(move || {
+                    c.iter()
+                        .map(|b| match &b.anchor {
+                            Some((bytes, caseless)) => {
+                                Some(Filter::Literal(bytes.clone(), *caseless))
+                            }
+                            None => HexSig::parse(&b.hex).ok().map(|h| filter_of(&h)),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 fn filter_of(p: &HexSig) -> Filter {
     match p.anchor() {
         Some((bytes, caseless)) => Filter::Literal(bytes, caseless),
         None => Filter::Whole(p.regex()),
     }
+}
+
+/// Strides of the literal indexes, longest first. Literals shorter than the shortest
+/// allows (under seven octets) go to Hyperscan, whose literal compiler is quick for a few
+/// thousand and whose scan of them is far faster than an index looking at every position.
+const GRAM_STRIDES: [usize; 2] = [8, 4];
+
+/// The literal index for `lits`: each literal in the index of the longest stride its length
+/// allows (a stride of 8 looks at an eighth of the positions), built side by side.
+fn build_grams(lits: &[literal_db::Lit]) -> Vec<GramIndex> {
+    let strides = GRAM_STRIDES;
+    let mut by_stride: Vec<Vec<gram_index::Literal<'_>>> = vec![Vec::new(); strides.len()];
+    for l in lits {
+        let lit = gram_index::Literal {
+            bytes: &l.bytes,
+            caseless: l.caseless,
+            id: l.id,
+        };
+        if let Some(k) = strides
+            .iter()
+            .position(|&s| GramIndex::takes(l.bytes.len(), s))
+        {
+            by_stride[k].push(lit);
+        }
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = by_stride
+            .iter()
+            .zip(strides)
+            .flat_map(|(ls, stride)| {
+                ls.chunks(gram_index::MAX_LITERALS)
+                    .map(move |c| (c, stride))
+            })
+            .map(|(c, stride)| s.spawn(move || GramIndex::build(c, stride)))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .filter(|g| !g.is_empty())
+            .collect()
+    })
 }
 
 /// Literals per Hyperscan database: compile memory grows faster than the set, so a large
@@ -561,13 +648,15 @@ fn compile_literals(mut lits: Vec<literal_db::Lit>) -> (Option<BlockDatabase>, V
     (None, refused)
 }
 
-/// Compiles the filter databases: the anchors with Hyperscan's literal compiler, the rest as
-/// prefilter expressions. Returns them and the pattern ids neither could take (those are
-/// confirmed on every object).
-fn compile_hyperscan(
+/// Builds the filters: anchors of four octets and more into the literal index (linear time);
+/// shorter anchors, and those whose every window is common in files (runs of NULs), with
+/// Hyperscan's literal compiler; the patterns without an anchor as Hyperscan prefilter
+/// expressions. Returns them and the pattern ids none could take (those are confirmed on
+/// every object).
+fn compile_filters(
     filters: Vec<Option<Filter>>,
     cache: Option<&Path>,
-) -> (Vec<BlockDatabase>, Vec<u32>) {
+) -> (Vec<GramIndex>, Vec<BlockDatabase>, Vec<u32>) {
     let mut refused = Vec::new();
     let mut lits = Vec::new();
     let mut exprs: Vec<(u32, String)> = Vec::new();
@@ -582,8 +671,15 @@ fn compile_hyperscan(
             None => refused.push(i as u32),
         }
     }
-    // The literal compile is the slow part of a load: one chunk per core, compiled side by
-    // side (each chunk is one more pass over the data when scanning, a small price).
+    let (indexed, mut lits): (Vec<_>, Vec<_>) = lits.into_iter().partition(|l| {
+        GramIndex::takes(l.bytes.len(), GRAM_STRIDES[GRAM_STRIDES.len() - 1])
+            && gram_index::best_window(&l.bytes, l.caseless)
+                .is_some_and(|(_, s)| s < gram_index::HOT)
+    });
+    let grams = build_grams(&indexed);
+    drop(indexed);
+    // Hyperscan's literal compile is slow: one chunk per core, compiled side by side (each
+    // chunk is one more pass over the data when scanning, a small price).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut chunks: Vec<Vec<literal_db::Lit>> = Vec::new();
     while !lits.is_empty() {
@@ -648,7 +744,7 @@ fn compile_hyperscan(
         }
     }
     refused.sort_unstable();
-    (dbs, refused)
+    (grams, dbs, refused)
 }
 
 /// Whether expression `e` names only subsignatures that hold nothing (helper for tests).
@@ -680,10 +776,57 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn anchors_of_every_length_are_found_at_every_alignment() {
+        // 4-6 octets: Hyperscan; 7-10: the stride-4 index; 11 and more: the stride-8 one;
+        // and a caseless logical subsignature in the index.
+        let words = [
+            "WXYZ",
+            "QRSTUV",
+            "KLMNOPQ",
+            "ABCDEFGHIJ",
+            "abcdefghijk",
+            "0123456789-ABCDEF",
+        ];
+        let ndb: String = words
+            .iter()
+            .map(|w| format!("T.Len{}:0:*:{}\n", w.len(), h(w)))
+            .collect();
+        let ldb = format!("T.Caseless;Target:0;0;{}::i", h("mixed-case-words"));
+        let e = engine(&[("t.ndb", &ndb), ("t.ldb", &ldb)]);
+        for w in words {
+            for pad in 0..17 {
+                let mut data = vec![b'.'; pad];
+                data.extend_from_slice(w.as_bytes());
+                data.extend(std::iter::repeat_n(b'.', 17 - pad));
+                let name = format!("T.Len{}", w.len());
+                let got = e.scan(&data, Targets::default()).map(|d| d.name);
+                assert_eq!(got, Some(name), "{w} at {pad}");
+                let last = data.len() - (17 - pad) - 1;
+                data[last] = b'#';
+                assert_eq!(
+                    e.scan(&data, Targets::default()),
+                    None,
+                    "{w} changed at {pad}"
+                );
+            }
+        }
+        for pad in 0..17 {
+            let mut data = vec![b' '; pad];
+            data.extend_from_slice(b"MiXeD-CaSe-WoRdS and more");
+            assert_eq!(
+                e.scan(&data, Targets::default()).map(|d| d.name),
+                Some("T.Caseless".into()),
+                "at {pad}"
+            );
+        }
+    }
+
+    #[test]
     fn compiled_databases_are_cached_and_read_back() {
         let dir = std::env::temp_dir().join(format!("postcore-hs-cache-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let sigs = format!("T.Cached:0:*:{}", h("CACHED-SIGNATURE"));
+        // Six octets: under the literal index's shortest, so Hyperscan compiles it.
+        let sigs = format!("T.Cached:0:*:{}", h("CACHED"));
         let load = || {
             let mut set = SignatureSet::default();
             set.add_file("t.ndb", &sigs).expect("valid");
@@ -695,8 +838,7 @@ pub(crate) mod tests {
         let second = load();
         for e in [&first, &second] {
             assert_eq!(
-                e.scan(b"xx CACHED-SIGNATURE xx", Targets::default())
-                    .map(|d| d.name),
+                e.scan(b"xx CACHED xx", Targets::default()).map(|d| d.name),
                 Some("T.Cached".into())
             );
         }
@@ -711,9 +853,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert!(
-            load()
-                .scan(b"CACHED-SIGNATURE", Targets::default())
-                .is_some(),
+            load().scan(b"CACHED", Targets::default()).is_some(),
             "a broken cache file is compiled again"
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -37,6 +37,23 @@ pub struct Names {
 }
 
 impl Names {
+    /// Number of names stored.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no name is stored.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Appends `other`'s names after these: its index `i` becomes `self.len() + i`.
+    fn append(&mut self, other: Names) {
+        let base = self.text.len() as u32;
+        self.text.push_str(&other.text);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+    }
+
     /// Stores a name; returns its index.
     pub fn push(&mut self, n: &str) -> u32 {
         self.text.push_str(n);
@@ -79,6 +96,15 @@ impl<const N: usize> Default for HashTable<N> {
 }
 
 impl<const N: usize> HashTable<N> {
+    /// Takes `other`'s entries, their name indexes moved up by `base`.
+    fn append(&mut self, other: HashTable<N>, base: u32) {
+        if !other.entries.is_empty() {
+            self.entries
+                .extend(other.entries.into_iter().map(|(d, s, n)| (d, s, n + base)));
+            self.sorted = false;
+        }
+    }
+
     fn insert(&mut self, h: &HashSig, name: u32) {
         let Ok(d) = <[u8; N]>::try_from(h.digest.as_slice()) else {
             return;
@@ -150,6 +176,15 @@ impl Hashes {
         self.md5.entries.is_empty()
             && self.sha1.entries.is_empty()
             && self.sha256.entries.is_empty()
+    }
+
+    /// Takes every signature of `other` (read from a later file).
+    pub fn append(&mut self, other: Hashes) {
+        let base = self.names.len() as u32;
+        self.md5.append(other.md5, base);
+        self.sha1.append(other.sha1, base);
+        self.sha256.append(other.sha256, base);
+        self.names.append(other.names);
     }
 
     /// Adds a signature.

@@ -1,4 +1,5 @@
-//! An antivirus engine for ClamAV's signature formats, matching with Hyperscan.
+//! An antivirus engine for ClamAV's signature formats, matching with a literal index and
+//! Hyperscan.
 //!
 //! [`signatures`] reads the files, [`hexsig`] and [`logical`] parse the pattern languages,
 //! [`container`] opens `.cvd` archives and [`engine`] compiles it all into one database that
@@ -7,6 +8,7 @@
 pub mod container;
 pub mod engine;
 pub mod exe;
+pub mod gram_index;
 pub mod hashes;
 pub mod hexsig;
 pub mod literal_db;

@@ -26,6 +26,9 @@ pub struct BodySig {
     pub offset: Offset,
     /// The pattern text (hex), parsed again when a candidate is confirmed.
     pub hex: String,
+    /// Its literal anchor ([`HexSig::anchor`]), worked out while the pattern is parsed at
+    /// load; `None` when it has none.
+    pub anchor: Option<(Vec<u8>, bool)>,
 }
 
 /// What loading a signature set counted.
@@ -44,7 +47,24 @@ pub struct LoadStats {
 
 impl LoadStats {
     fn load(&mut self, kind: &str) {
-        *self.loaded.entry(kind.to_string()).or_default() += 1;
+        match self.loaded.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                self.loaded.insert(kind.to_string(), 1);
+            }
+        }
+    }
+
+    /// Adds `other`'s counts and files to these.
+    fn absorb(&mut self, other: LoadStats) {
+        for (k, n) in other.loaded {
+            *self.loaded.entry(k).or_default() += n;
+        }
+        for (k, n) in other.skipped {
+            *self.skipped.entry(k).or_default() += n;
+        }
+        self.files.extend(other.files);
+        self.version = self.version.max(other.version);
     }
 
     /// `kind=count` per loaded kind, space-separated (for logs).
@@ -68,7 +88,12 @@ impl LoadStats {
     }
 
     fn skip(&mut self, reason: &str) {
-        *self.skipped.entry(reason.to_string()).or_default() += 1;
+        match self.skipped.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                self.skipped.insert(reason.to_string(), 1);
+            }
+        }
     }
 }
 
@@ -202,25 +227,32 @@ pub fn parse_ndb_line(line: &str) -> Result<Result<BodySig, &'static str>, Strin
     let Some(offset) = Offset::parse(f[2])? else {
         return Ok(Err("offset into version information (VI)"));
     };
-    HexSig::parse(f[3]).map_err(|e| format!("pattern: {e}"))?;
+    let sig = HexSig::parse(f[3]).map_err(|e| format!("pattern: {e}"))?;
     Ok(Ok(BodySig {
         name: f[0].to_string(),
         target,
         offset,
         hex: f[3].to_string(),
+        anchor: sig.anchor(),
     }))
 }
 
 impl SignatureSet {
     /// Adds the lines of one signature file named `name` (its extension picks the format).
     pub fn add_file(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
+        self.stats.files.push(name.to_string());
+        self.add_lines(name, text, 0)
+    }
+
+    /// Adds lines of the file `name`; `before` lines of it come before `text` (for the line
+    /// numbers of errors).
+    fn add_lines(&mut self, name: &str, text: &str, before: usize) -> Result<(), LoadError> {
         let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
         let err = |line: usize, reason: String| LoadError {
             file: name.to_string(),
-            line,
+            line: before + line,
             reason,
         };
-        self.stats.files.push(name.to_string());
         for (i, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');
             if line.is_empty() || line.starts_with('#') {
@@ -361,16 +393,82 @@ impl SignatureSet {
                 pending.push((name, None));
             }
         }
-        pending.sort_by_key(|(n, _)| !is_ignore(n));
-        for (name, bytes) in pending {
+        // Ignore lists first, so that they apply to every other file; then the other files
+        // side by side, each into a set of its own, appended in name order (the order
+        // signatures are tried in).
+        let (ignores, files): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|(n, _)| is_ignore(n));
+        for (name, bytes) in ignores {
             let bytes = match bytes {
                 Some(b) => b,
                 None => std::fs::read(dir.join(&name)).map_err(|e| io(&name, e))?,
             };
-            set.add_file(&name, &String::from_utf8_lossy(&bytes))?;
+            set.add_file(&name, &text_of(&bytes))?;
+        }
+        let ignored = &set.ignored;
+        let parts = parallel_map(files, |(name, bytes)| {
+            let bytes = match bytes {
+                Some(b) => b,
+                None => std::fs::read(dir.join(&name)).map_err(|e| io(&name, e))?,
+            };
+            let mut part = SignatureSet {
+                ignored: ignored.clone(),
+                ..SignatureSet::default()
+            };
+            part.add_file(&name, &text_of(&bytes))?;
+            Ok(part)
+        });
+        for part in parts {
+            set.append(part?);
         }
         Ok(set)
     }
+
+    /// Takes the signatures of `other` (read from files after this set's).
+    fn append(&mut self, other: SignatureSet) {
+        self.hashes.append(other.hashes);
+        self.sections.append(other.sections);
+        self.allow.append(other.allow);
+        self.body.extend(other.body);
+        self.logical.extend(other.logical);
+        self.stats.absorb(other.stats);
+    }
+}
+
+/// A signature file's text: checked as UTF-8 in one pass, mended only when it is not.
+fn text_of(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// `f` over `items` on up to one thread per core; results in the order of `items`.
+fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < 2 || cores < 2 {
+        return items.into_iter().map(f).collect();
+    }
+    let n = items.len();
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let results = std::sync::Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|s| {
+        for _ in 0..cores.min(n) {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.next());
+                    let Some((i, item)) = next else { break };
+                    let r = f(item);
+                    if let Ok(mut v) = results.lock() {
+                        v.push((i, r));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The stats key of a hash kind.
