@@ -553,45 +553,52 @@ fn filter_of(p: &HexSig) -> Filter {
     }
 }
 
-/// Strides of the literal indexes, longest first. Literals shorter than the shortest
-/// allows (under seven octets) go to Hyperscan, whose literal compiler is quick for a few
-/// thousand and whose scan of them is far faster than an index looking at every position.
-const GRAM_STRIDES: [usize; 2] = [8, 4];
+/// Shortest literal for the literal index (its stride-4 form); shorter ones go to Hyperscan,
+/// whose literal compiler is quick for a few thousand and whose scan of them is far faster
+/// than an index looking at every position.
+const GRAM_MIN: usize = gram_index::MIN_LEN + 3;
 
-/// The literal index for `lits`: each literal in the index of the longest stride its length
-/// allows (a stride of 8 looks at an eighth of the positions), built side by side.
-fn build_grams(lits: &[literal_db::Lit]) -> Vec<GramIndex> {
-    let strides = GRAM_STRIDES;
-    let mut by_stride: Vec<Vec<gram_index::Literal<'_>>> = vec![Vec::new(); strides.len()];
-    for l in lits {
-        let lit = gram_index::Literal {
+/// Literals of seven to ten octets left to Hyperscan rather than indexed at stride 4, when
+/// this few: the other literals are then indexed at stride 8.
+const MID_TO_HYPERSCAN: usize = 2_000;
+
+/// The stride of the literal index for `lits` (all of [`GRAM_MIN`] octets or more): 8 (an
+/// eighth of the positions looked at) when every literal allows it, else 4 for all of them
+/// (one pass at 4 costs less than one at 8 plus one at 4). A few literals too short for 8
+/// are moved to `to_hyperscan` instead.
+fn gram_stride(lits: &mut Vec<literal_db::Lit>, to_hyperscan: &mut Vec<literal_db::Lit>) -> usize {
+    let mid = lits
+        .iter()
+        .filter(|l| !GramIndex::takes(l.bytes.len(), 8))
+        .count();
+    if mid == 0 {
+        return 8;
+    }
+    if mid > MID_TO_HYPERSCAN {
+        return 4;
+    }
+    let (long, short): (Vec<_>, Vec<_>) = std::mem::take(lits)
+        .into_iter()
+        .partition(|l| GramIndex::takes(l.bytes.len(), 8));
+    *lits = long;
+    to_hyperscan.extend(short);
+    8
+}
+
+/// The literal index for `lits` (an index per [`gram_index::MAX_LITERALS`]).
+fn build_grams(lits: &[literal_db::Lit], stride: usize) -> Vec<GramIndex> {
+    let refs: Vec<gram_index::Literal<'_>> = lits
+        .iter()
+        .map(|l| gram_index::Literal {
             bytes: &l.bytes,
             caseless: l.caseless,
             id: l.id,
-        };
-        if let Some(k) = strides
-            .iter()
-            .position(|&s| GramIndex::takes(l.bytes.len(), s))
-        {
-            by_stride[k].push(lit);
-        }
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = by_stride
-            .iter()
-            .zip(strides)
-            .flat_map(|(ls, stride)| {
-                ls.chunks(gram_index::MAX_LITERALS)
-                    .map(move |c| (c, stride))
-            })
-            .map(|(c, stride)| s.spawn(move || GramIndex::build(c, stride)))
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().ok())
-            .filter(|g| !g.is_empty())
-            .collect()
-    })
+        })
+        .collect();
+    refs.chunks(gram_index::MAX_LITERALS)
+        .map(|c| GramIndex::build(c, stride))
+        .filter(|g| !g.is_empty())
+        .collect()
 }
 
 /// Literals per Hyperscan database: compile memory grows faster than the set, so a large
@@ -671,12 +678,14 @@ fn compile_filters(
             None => refused.push(i as u32),
         }
     }
-    let (indexed, mut lits): (Vec<_>, Vec<_>) = lits.into_iter().partition(|l| {
-        GramIndex::takes(l.bytes.len(), GRAM_STRIDES[GRAM_STRIDES.len() - 1])
+    let (mut indexed, mut lits): (Vec<_>, Vec<_>) = lits.into_iter().partition(|l| {
+        GramIndex::takes(l.bytes.len(), 4)
+            && l.bytes.len() >= GRAM_MIN
             && gram_index::best_window(&l.bytes, l.caseless)
                 .is_some_and(|(_, s)| s < gram_index::HOT)
     });
-    let grams = build_grams(&indexed);
+    let stride = gram_stride(&mut indexed, &mut lits);
+    let grams = build_grams(&indexed, stride);
     drop(indexed);
     // Hyperscan's literal compile is slow: one chunk per core, compiled side by side (each
     // chunk is one more pass over the data when scanning, a small price).
@@ -777,8 +786,9 @@ pub(crate) mod tests {
 
     #[test]
     fn anchors_of_every_length_are_found_at_every_alignment() {
-        // 4-6 octets: Hyperscan; 7-10: the stride-4 index; 11 and more: the stride-8 one;
-        // and a caseless logical subsignature in the index.
+        // 4-6 octets: Hyperscan. 7-10: Hyperscan when few, else all in the stride-4 index
+        // (the filler makes them many); 11 and more: the stride-8 index when nothing shorter
+        // is indexed. And a caseless logical subsignature.
         let words = [
             "WXYZ",
             "QRSTUV",
@@ -787,37 +797,55 @@ pub(crate) mod tests {
             "abcdefghijk",
             "0123456789-ABCDEF",
         ];
-        let ndb: String = words
-            .iter()
-            .map(|w| format!("T.Len{}:0:*:{}\n", w.len(), h(w)))
-            .collect();
-        let ldb = format!("T.Caseless;Target:0;0;{}::i", h("mixed-case-words"));
-        let e = engine(&[("t.ndb", &ndb), ("t.ldb", &ldb)]);
-        for w in words {
+        for filler in [0, MID_TO_HYPERSCAN + 1] {
+            let mut ndb: String = words
+                .iter()
+                .map(|w| format!("T.Len{}:0:*:{}\n", w.len(), h(w)))
+                .collect();
+            for i in 0..filler {
+                ndb.push_str(&format!("T.Filler{i}:0:*:{}\n", h(&format!("~f{i:06}~"))));
+            }
+            let ldb = format!("T.Caseless;Target:0;0;{}::i", h("mixed-case-words"));
+            let e = engine(&[("t.ndb", &ndb), ("t.ldb", &ldb)]);
+            assert_eq!(e.grams.len(), 1, "one literal index");
+            // EICAR, the two long words and the caseless one; then the filler and two more.
+            let (stride, indexed) = if filler == 0 { (8, 4) } else { (4, filler + 6) };
+            assert_eq!((e.grams[0].stride(), e.grams[0].len()), (stride, indexed));
+            for w in words {
+                for pad in 0..17 {
+                    let mut data = vec![b'.'; pad];
+                    data.extend_from_slice(w.as_bytes());
+                    data.extend(std::iter::repeat_n(b'.', 17 - pad));
+                    let name = format!("T.Len{}", w.len());
+                    let got = e.scan(&data, Targets::default()).map(|d| d.name);
+                    assert_eq!(got, Some(name), "{w} at {pad}, filler {filler}");
+                    let last = data.len() - (17 - pad) - 1;
+                    data[last] = b'#';
+                    assert_eq!(
+                        e.scan(&data, Targets::default()),
+                        None,
+                        "{w} changed at {pad}"
+                    );
+                }
+            }
             for pad in 0..17 {
-                let mut data = vec![b'.'; pad];
-                data.extend_from_slice(w.as_bytes());
-                data.extend(std::iter::repeat_n(b'.', 17 - pad));
-                let name = format!("T.Len{}", w.len());
-                let got = e.scan(&data, Targets::default()).map(|d| d.name);
-                assert_eq!(got, Some(name), "{w} at {pad}");
-                let last = data.len() - (17 - pad) - 1;
-                data[last] = b'#';
+                let mut data = vec![b' '; pad];
+                data.extend_from_slice(b"MiXeD-CaSe-WoRdS and more");
                 assert_eq!(
-                    e.scan(&data, Targets::default()),
-                    None,
-                    "{w} changed at {pad}"
+                    e.scan(&data, Targets::default()).map(|d| d.name),
+                    Some("T.Caseless".into()),
+                    "at {pad}"
                 );
             }
-        }
-        for pad in 0..17 {
-            let mut data = vec![b' '; pad];
-            data.extend_from_slice(b"MiXeD-CaSe-WoRdS and more");
-            assert_eq!(
-                e.scan(&data, Targets::default()).map(|d| d.name),
-                Some("T.Caseless".into()),
-                "at {pad}"
-            );
+            let mut data = b"..~f001234~..".to_vec();
+            if filler > 0 {
+                assert_eq!(
+                    e.scan(&data, Targets::default()).map(|d| d.name),
+                    Some("T.Filler1234".into())
+                );
+            }
+            data[5] = b'9';
+            assert_eq!(e.scan(&data, Targets::default()), None);
         }
     }
 
