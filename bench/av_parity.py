@@ -146,7 +146,7 @@ def main():
 
 
 # Packers postcore does not unpack yet: a hash signature of what they hold is missed.
-NOT_UNPACKED = {"clam-nsis.exe", "clam-pespin.exe"}
+NOT_UNPACKED = {"clam-pespin.exe"}
 
 
 def packed_programs(work, postcore):

@@ -345,6 +345,7 @@ fn clamav_testfiles_caught_by_hash_and_body_signatures() {
         "clam-yc.exe",
         "clam-petite.exe",
         "clam-aspack.exe",
+        "clam-nsis.exe",
     ];
     for f in samples {
         let d = std::fs::read(Path::new(TESTFILES).join(f)).unwrap();

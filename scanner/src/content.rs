@@ -5,7 +5,7 @@
 //! gzip, bzip2, xz, tar, cpio, cab, ARJ, …), programs compressed by the executable packers
 //! [`crate::pe_packers`] knows (unpacked and rebuilt), and files embedded in others as ClamAV
 //! finds them ([`crate::sfx`] zip records in any file, programs inside programs and OLE2
-//! files). rar, 7z, iso and the rest are recognised by type, not opened.
+//! files, [`crate::nsis`] installers inside programs). rar, 7z, iso and the rest are recognised by type, not opened.
 //!
 //! Limits in the manner of ClamAV's (`MaxRecursion`, `MaxScanSize`, `MaxFiles`) plus a
 //! compression-ratio cap bound the work a zip bomb can cause; hitting one is reported to the
@@ -285,6 +285,7 @@ impl<'v> Walker<'v> {
         }
         if kind == FileType::Pe {
             self.packed_program(data, &path, depth)?;
+            self.installers(data, &path, depth)?;
         }
         if !embedded
             && !matches!(
@@ -336,6 +337,31 @@ impl<'v> Walker<'v> {
             return ControlFlow::Continue(());
         }
         self.object(&u.file, at, None, depth + 1, Some("CL_TYPE_MSEXE"))
+    }
+
+    /// Nullsoft installers inside a program: each first header found past the program's
+    /// start (its signature four octets in, as ClamAV's `CL_TYPE_NULSFT` typing places it)
+    /// opens the installer's files, from there to the end of the program.
+    fn installers(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        let starts: Vec<usize> = memchr::memmem::find_iter(data, crate::nsis::SIGNATURE)
+            .filter(|&at| at > 4)
+            .map(|at| at - 4)
+            .collect();
+        for at in starts {
+            let sub = format!("{path}/@{at}-nsis");
+            if depth >= self.limits.max_depth {
+                self.limit(LimitHit::Depth, &sub);
+                return ControlFlow::Continue(());
+            }
+            self.unpacked(
+                crate::nsis::members,
+                "CL_TYPE_NULSFT",
+                &data[at..],
+                &sub,
+                depth,
+            )?;
+        }
+        ControlFlow::Continue(())
     }
 
     /// Programs inside a program or a compound file (a dropper's payload, a program kept

@@ -25,6 +25,7 @@ pub mod input;
 pub mod le;
 pub mod network;
 pub mod normalize;
+pub mod nsis;
 pub mod ole2;
 pub mod pdf;
 pub mod pe_packers;
