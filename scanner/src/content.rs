@@ -42,6 +42,9 @@ impl Default for Limits {
     }
 }
 
+/// Nullsoft installers opened in one program at most.
+const MAX_INSTALLERS: usize = 16;
+
 /// Largest rest of a file taken as an embedded program (ClamAV's `MaxEmbeddedPE`).
 const MAX_EMBEDDED_PROGRAM: usize = 40 << 20;
 
@@ -339,13 +342,15 @@ impl<'v> Walker<'v> {
         self.object(&u.file, at, None, depth + 1, Some("CL_TYPE_MSEXE"))
     }
 
-    /// Nullsoft installers inside a program: each first header found past the program's
+    /// Nullsoft installers inside a program (the first [`MAX_INSTALLERS`]): each first header found past the program's
     /// start (its signature four octets in, as ClamAV's `CL_TYPE_NULSFT` typing places it)
     /// opens the installer's files, from there to the end of the program.
     fn installers(&mut self, data: &[u8], path: &str, depth: u32) -> ControlFlow<()> {
+        // At most a few: a file of repeated signatures must not cost a walk per repeat.
         let starts: Vec<usize> = memchr::memmem::find_iter(data, crate::nsis::SIGNATURE)
             .filter(|&at| at > 4)
             .map(|at| at - 4)
+            .take(MAX_INSTALLERS)
             .collect();
         for at in starts {
             let sub = format!("{path}/@{at}-nsis");
@@ -1058,6 +1063,53 @@ mod tests {
                 seen.iter().map(|x| (&x.0, x.1)).collect::<Vec<_>>()
             );
         }
+    }
+
+    /// A Nullsoft installer inside a program gives its files (clam.exe among them); past
+    /// [`MAX_INSTALLERS`] first headers, no more are opened.
+    #[test]
+    fn opens_nullsoft_installers_a_bounded_number_of_times() {
+        let dir = std::path::Path::new("/usr/share/clamav-testfiles");
+        let exe = std::fs::read(dir.join("clam.exe")).expect("sample");
+        let mut data = std::fs::read(dir.join("clam-nsis.exe")).expect("sample");
+        let (seen, _) = objects(&data, Limits::default());
+        let from_installer = |seen: &[(String, FileType, Vec<u8>)]| {
+            seen.iter()
+                .filter(|(p, _, _)| p.contains("-nsis/"))
+                .map(|(p, _, d)| (p.rsplit('/').next().unwrap_or("").to_string(), d.clone()))
+                .collect::<Vec<_>>()
+        };
+        let got = from_installer(&seen);
+        assert_eq!(
+            got.len(),
+            2,
+            "{:?}",
+            got.iter().map(|x| &x.0).collect::<Vec<_>>()
+        );
+        assert_eq!((got[1].0.as_str(), &got[1].1), ("content.001", &exe));
+        // Fifteen more first headers of junk, then the real installer again: that one is the
+        // seventeenth and is not opened.
+        let at = memchr::memmem::find(&data, crate::nsis::SIGNATURE).expect("installer") - 4;
+        let installer = data[at..].to_vec();
+        for _ in 0..MAX_INSTALLERS - 1 {
+            data.extend_from_slice(&[0, 0, 0, 0]);
+            data.extend_from_slice(crate::nsis::SIGNATURE);
+            data.extend_from_slice(&[0; 4]);
+            data.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
+        let mut twice = data.clone();
+        twice.extend_from_slice(&installer);
+        assert_eq!(
+            from_installer(&objects(&twice, Limits::default()).0).len(),
+            2
+        );
+        // One junk header fewer: the copy is the sixteenth, and opened.
+        let mut data = data[..data.len() - 28].to_vec();
+        data.extend_from_slice(&installer);
+        assert_eq!(
+            from_installer(&objects(&data, Limits::default()).0).len(),
+            4
+        );
     }
 
     /// A zip record inside another file is opened as a one-member archive (a zip appended
