@@ -27,6 +27,7 @@ pub mod network;
 pub mod normalize;
 pub mod nsis;
 pub mod ole2;
+pub mod parallel;
 pub mod pdf;
 pub mod pe_packers;
 pub mod rtf;

@@ -8,7 +8,7 @@
 
 use crate::le::le32;
 use crate::unpacked::Member;
-use std::io::{Read, Write};
+use std::io::Write;
 
 /// The first header's signature, 4 octets into it.
 pub const SIGNATURE: &[u8] = b"\xef\xbe\xad\xdeNullsoftInst";
@@ -74,13 +74,11 @@ fn layout(body: &[u8]) -> (bool, Method) {
     let mut pos = 0usize;
     while pos + 4 < body.len() {
         let Some(size) = le32(body, pos) else { break };
-        let mut len = (size & !COMPRESSED) as usize;
         if size & COMPRESSED != 0 {
             let m = method_of(body.get(pos + 4..).unwrap_or(&[]));
             counts[m as usize] += 1;
         }
-        len = len.saturating_add(4);
-        pos = pos.saturating_add(len);
+        pos = pos.saturating_add(4 + (size & !COMPRESSED) as usize);
         if pos > body.len() {
             // A solid stream's method comes from its own first octets.
             return (true, method_of(body));
@@ -122,10 +120,7 @@ fn blocks(body: &[u8], method: Method, max: usize, left: &mut u64, out: &mut Vec
         };
         pos += len;
         let (data, capped) = if size & COMPRESSED == 0 {
-            let keep = block
-                .len()
-                .min(usize::try_from(*left).unwrap_or(usize::MAX));
-            (block[..keep].to_vec(), keep < block.len())
+            crate::unpacked::take_within(block, *left)
         } else {
             match decompress(method, block, *left) {
                 Some(d) => d,
@@ -251,12 +246,8 @@ fn decompress(method: Method, stream: &[u8], budget: u64) -> Option<(Vec<u8>, bo
             None
         }
         Method::Deflate => {
-            let mut out = Vec::new();
-            let _ = flate2::read::DeflateDecoder::new(stream)
-                .take(budget.saturating_add(1))
-                .read_to_end(&mut out);
-            let hit = out.len() > cap;
-            out.truncate(cap);
+            let (out, hit) =
+                crate::unpacked::read_within(flate2::read::DeflateDecoder::new(stream), budget);
             (!out.is_empty()).then_some((out, hit))
         }
         Method::Bzip2 => None,

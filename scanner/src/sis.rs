@@ -161,21 +161,10 @@ pub fn files(data: &[u8], max: usize, mut budget: u64) -> Option<Vec<File>> {
 /// A stored file's contents within `budget`: inflated unless the package stores files as
 /// they are. What inflated before any damage is kept.
 fn contents(stored: &[u8], options: u16, budget: u64) -> (Vec<u8>, bool) {
-    use std::io::Read;
-    let cap = usize::try_from(budget).unwrap_or(usize::MAX);
     if options & OPT_NOT_COMPRESSED != 0 {
-        return (stored[..stored.len().min(cap)].to_vec(), stored.len() > cap);
+        return crate::unpacked::take_within(stored, budget);
     }
-    let mut out = Vec::new();
-    let r = flate2::read::ZlibDecoder::new(stored)
-        .take(budget.saturating_add(1))
-        .read_to_end(&mut out);
-    let capped = out.len() > cap;
-    out.truncate(cap);
-    if r.is_err() && out.is_empty() {
-        return (Vec::new(), false);
-    }
-    (out, capped)
+    crate::unpacked::read_within(flate2::read::ZlibDecoder::new(stored), budget)
 }
 
 #[cfg(test)]

@@ -16,3 +16,21 @@ pub struct Member {
 /// A reader: the members of `data`, at most `max`, with at most `budget` octets unpacked in
 /// all; `None` when `data` is not of its format.
 pub type Reader = fn(data: &[u8], max: usize, budget: u64) -> Option<Vec<Member>>;
+
+/// At most `budget` octets of `stored`, and whether it held more.
+pub fn take_within(stored: &[u8], budget: u64) -> (Vec<u8>, bool) {
+    let cap = usize::try_from(budget).unwrap_or(usize::MAX);
+    (stored[..stored.len().min(cap)].to_vec(), stored.len() > cap)
+}
+
+/// What a decoder gives, to its end or to `budget` octets, and whether it had more. What it
+/// gave before any damage is kept.
+pub fn read_within(decoder: impl std::io::Read, budget: u64) -> (Vec<u8>, bool) {
+    use std::io::Read;
+    let cap = usize::try_from(budget).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    let _ = decoder.take(budget.saturating_add(1)).read_to_end(&mut out);
+    let capped = out.len() > cap;
+    out.truncate(cap);
+    (out, capped)
+}

@@ -162,8 +162,8 @@ impl Engine {
             hex: eicar,
             anchor: Some((EICAR.to_vec(), false)),
         };
-        let sigs: Vec<_> = std::iter::once(builtin).chain(set.body).collect();
-        filters.extend(body_filters(&sigs));
+        let mut sigs: Vec<_> = std::iter::once(builtin).chain(set.body).collect();
+        filters.extend(body_filters(&mut sigs));
         for b in sigs {
             owners.push(Owner::Body(body.len() as u32));
             texts.push(b.hex.into_boxed_str());
@@ -518,32 +518,23 @@ pub enum Filter {
     Whole(String),
 }
 
-/// The filter of each body signature: its anchor from the load, or else its whole pattern
-/// (parsed again: a parsed pattern is too large to keep from the load), on every core.
-fn body_filters(sigs: &[super::signatures::BodySig]) -> Vec<Option<Filter>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = sigs.len().div_ceil(cores).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = sigs
-            .chunks(per)
-            .map(|c| {
-                s.spawn(move || {
-                    c.iter()
-                        .map(|b| match &b.anchor {
-                            Some((bytes, caseless)) => {
-                                Some(Filter::Literal(bytes.clone(), *caseless))
-                            }
-                            None => HexSig::parse(&b.hex).ok().map(|h| filter_of(&h)),
-                        })
-                        .collect::<Vec<_>>()
-                })
+/// The filter of each body signature: its anchor from the load (taken out of it), or else
+/// its whole pattern (parsed again: a parsed pattern is too large to keep from the load),
+/// on every core.
+fn body_filters(sigs: &mut [super::signatures::BodySig]) -> Vec<Option<Filter>> {
+    let per = sigs.len().div_ceil(crate::parallel::cores()).max(1);
+    let chunks: Vec<_> = sigs.chunks_mut(per).collect();
+    crate::parallel::map(chunks, |c| {
+        c.iter_mut()
+            .map(|b| match b.anchor.take() {
+                Some((bytes, caseless)) => Some(Filter::Literal(bytes, caseless)),
+                None => HexSig::parse(&b.hex).ok().map(|h| filter_of(&h)),
             })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
+            .collect::<Vec<_>>()
     })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn filter_of(p: &HexSig) -> Filter {
@@ -553,16 +544,16 @@ fn filter_of(p: &HexSig) -> Filter {
     }
 }
 
-/// Shortest literal for the literal index (its stride-4 form); shorter ones go to Hyperscan,
-/// whose literal compiler is quick for a few thousand and whose scan of them is far faster
-/// than an index looking at every position.
-const GRAM_MIN: usize = gram_index::MIN_LEN + 3;
+/// The literal index's shortest stride: literals too short for it (under seven octets) go
+/// to Hyperscan, whose literal compiler is quick for a few thousand and whose scan of them
+/// is far faster than an index looking at every position.
+const GRAM_STRIDE_MIN: usize = 4;
 
 /// Literals of seven to ten octets left to Hyperscan rather than indexed at stride 4, when
 /// this few: the other literals are then indexed at stride 8.
 const MID_TO_HYPERSCAN: usize = 2_000;
 
-/// The stride of the literal index for `lits` (all of [`GRAM_MIN`] octets or more): 8 (an
+/// The stride of the literal index for `lits` (all long enough for [`GRAM_STRIDE_MIN`]): 8 (an
 /// eighth of the positions looked at) when every literal allows it, else 4 for all of them
 /// (one pass at 4 costs less than one at 8 plus one at 4). A few literals too short for 8
 /// are moved to `to_hyperscan` instead.
@@ -575,7 +566,7 @@ fn gram_stride(lits: &mut Vec<literal_db::Lit>, to_hyperscan: &mut Vec<literal_d
         return 8;
     }
     if mid > MID_TO_HYPERSCAN {
-        return 4;
+        return GRAM_STRIDE_MIN;
     }
     let (long, short): (Vec<_>, Vec<_>) = std::mem::take(lits)
         .into_iter()
@@ -679,38 +670,22 @@ fn compile_filters(
         }
     }
     let (mut indexed, mut lits): (Vec<_>, Vec<_>) = lits.into_iter().partition(|l| {
-        GramIndex::takes(l.bytes.len(), 4)
-            && l.bytes.len() >= GRAM_MIN
+        GramIndex::takes(l.bytes.len(), GRAM_STRIDE_MIN)
             && gram_index::best_window(&l.bytes, l.caseless)
                 .is_some_and(|(_, s)| s < gram_index::HOT)
     });
     let stride = gram_stride(&mut indexed, &mut lits);
     let grams = build_grams(&indexed, stride);
     drop(indexed);
-    // Hyperscan's literal compile is slow: one chunk per core, compiled side by side (each
-    // chunk is one more pass over the data when scanning, a small price).
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Hyperscan's literal compile is slow: chunks compiled side by side, a core each (each
+    // chunk is one more pass over the data when scanning, a small price), never all at once
+    // (for memory).
     let mut chunks: Vec<Vec<literal_db::Lit>> = Vec::new();
     while !lits.is_empty() {
         let rest = lits.split_off(lits.len().min(LITERALS_PER_DB));
         chunks.push(std::mem::replace(&mut lits, rest));
     }
-    // Compiled `cores` at a time: side by side for speed, not all at once for memory.
-    let mut results: Vec<(Option<BlockDatabase>, Vec<u32>)> = Vec::new();
-    let mut chunks = chunks.into_iter().peekable();
-    while chunks.peek().is_some() {
-        let wave: Vec<_> = chunks.by_ref().take(cores).collect();
-        results.extend(std::thread::scope(|s| {
-            let handles: Vec<_> = wave
-                .into_iter()
-                .map(|c| s.spawn(move || compile_literals_cached(c, cache)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or((None, Vec::new())))
-                .collect::<Vec<_>>()
-        }));
-    }
+    let results = crate::parallel::map(chunks, |c| compile_literals_cached(c, cache));
     let mut dbs = Vec::new();
     for (db, r) in results {
         dbs.extend(db);

@@ -20,14 +20,14 @@ pub const MIN_LEN: usize = 4;
 /// file a literal under: such literals are left to Hyperscan.
 pub const HOT: u32 = 28;
 
-/// Fibonacci hashing: the high bits of the product pick the bitmap word and the bucket,
-/// two groups of middle bits the two bits set in that word.
+/// Fibonacci hashing: the high bits of the product pick the filter word and the slot, three
+/// groups of middle bits the three bits set in that word.
 const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// `Entry::packed` of an empty slot.
 const EMPTY: u32 = u32::MAX;
 
-/// Filter bits per bucket, as a power of two.
+/// Filter bits per filed window (about), as a power of two.
 const FILTER_BITS_LOG: u32 = 4;
 
 /// The hash of a window.
@@ -106,7 +106,7 @@ pub const MAX_STRIDE: usize = 8;
 #[derive(Debug, Default)]
 pub struct GramIndex {
     stride: usize,
-    /// A blocked Bloom filter: a word per hash, two bits in it per filed window.
+    /// A blocked Bloom filter: a word per hash, three bits in it per filed window.
     bits: Vec<u64>,
     word_shift: u32,
     /// Open addressing, linear probing; an empty slot has `packed == EMPTY`.
@@ -196,8 +196,8 @@ impl GramIndex {
         if usable.is_empty() {
             return GramIndex::default();
         }
-        // About one bucket per filed window and 8 filter bits (a false positive in about
-        // one position of twenty).
+        // About one bucket (for the crowding count that spreads windows) and 16 filter bits
+        // per filed window.
         let bucket_log = log2_ceil(usable.len() * stride).clamp(8, 24);
         let word_log = (bucket_log + FILTER_BITS_LOG).clamp(12, 29) - 6;
         let mut load = vec![0u16; 1 << bucket_log];
@@ -317,8 +317,9 @@ impl GramIndex {
         let mut pos = 0;
         while pos < ends {
             let g = gram_of(&data[pos..]);
-            if self.passes(hash(g)) {
-                self.confirm(g, hash(g), pos, data, ids);
+            let h = hash(g);
+            if self.passes(h) {
+                self.confirm(g, h, pos, data, ids);
             }
             pos += step;
         }

@@ -47,12 +47,7 @@ pub struct LoadStats {
 
 impl LoadStats {
     fn load(&mut self, kind: &str) {
-        match self.loaded.get_mut(kind) {
-            Some(n) => *n += 1,
-            None => {
-                self.loaded.insert(kind.to_string(), 1);
-            }
-        }
+        bump(&mut self.loaded, kind);
     }
 
     /// Adds `other`'s counts and files to these.
@@ -88,11 +83,16 @@ impl LoadStats {
     }
 
     fn skip(&mut self, reason: &str) {
-        match self.skipped.get_mut(reason) {
-            Some(n) => *n += 1,
-            None => {
-                self.skipped.insert(reason.to_string(), 1);
-            }
+        bump(&mut self.skipped, reason);
+    }
+}
+
+/// One more for `key` (its text copied only the first time: a load counts every line).
+fn bump(counts: &mut BTreeMap<String, usize>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
         }
     }
 }
@@ -240,19 +240,13 @@ pub fn parse_ndb_line(line: &str) -> Result<Result<BodySig, &'static str>, Strin
 impl SignatureSet {
     /// Adds the lines of one signature file named `name` (its extension picks the format).
     pub fn add_file(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
-        self.stats.files.push(name.to_string());
-        self.add_lines(name, text, 0)
-    }
-
-    /// Adds lines of the file `name`; `before` lines of it come before `text` (for the line
-    /// numbers of errors).
-    fn add_lines(&mut self, name: &str, text: &str, before: usize) -> Result<(), LoadError> {
         let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
         let err = |line: usize, reason: String| LoadError {
             file: name.to_string(),
-            line: before + line,
+            line,
             reason,
         };
+        self.stats.files.push(name.to_string());
         for (i, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');
             if line.is_empty() || line.starts_with('#') {
@@ -406,7 +400,7 @@ impl SignatureSet {
             set.add_file(&name, &text_of(&bytes))?;
         }
         let ignored = &set.ignored;
-        let parts = parallel_map(files, |(name, bytes)| {
+        let parts = crate::parallel::map(files, |(name, bytes)| {
             let bytes = match bytes {
                 Some(b) => b,
                 None => std::fs::read(dir.join(&name)).map_err(|e| io(&name, e))?,
@@ -441,34 +435,6 @@ fn text_of(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
         Ok(s) => std::borrow::Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(bytes),
     }
-}
-
-/// `f` over `items` on up to one thread per core; results in the order of `items`.
-fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if items.len() < 2 || cores < 2 {
-        return items.into_iter().map(f).collect();
-    }
-    let n = items.len();
-    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
-    let results = std::sync::Mutex::new(Vec::with_capacity(n));
-    std::thread::scope(|s| {
-        for _ in 0..cores.min(n) {
-            s.spawn(|| {
-                loop {
-                    let next = queue.lock().ok().and_then(|mut q| q.next());
-                    let Some((i, item)) = next else { break };
-                    let r = f(item);
-                    if let Ok(mut v) = results.lock() {
-                        v.push((i, r));
-                    }
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap_or_default();
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The stats key of a hash kind.

@@ -529,23 +529,10 @@ fn build_all(
     cache: Option<&Path>,
     report: &mut LoadReport,
 ) -> Vec<BlockDatabase> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut built: Vec<(usize, Option<BlockDatabase>, Vec<usize>)> = Vec::new();
-    let mut queue = pending.into_iter().peekable();
-    while queue.peek().is_some() {
-        let wave: Vec<_> = queue.by_ref().take(cores).collect();
-        built.extend(std::thread::scope(|s| {
-            let handles: Vec<_> = wave
-                .into_iter()
-                .map(|(g, pats)| s.spawn(move || (g, build_cached(pats, cache))))
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().ok())
-                .map(|(g, (db, refused))| (g, db, refused))
-                .collect::<Vec<_>>()
-        }));
-    }
+    let built = crate::parallel::map(pending, |(g, pats)| {
+        let (db, refused) = build_cached(pats, cache);
+        (g, db, refused)
+    });
     let mut dbs = Vec::new();
     for (g, db, refused) in built {
         let group = &mut groups[g];
