@@ -614,18 +614,20 @@ impl<'v> Walker<'v> {
                 )
             }
             FileType::Xz => {
-                let cap = self
-                    .room()
-                    .min(packed.saturating_mul(self.limits.max_ratio).max(1 << 20));
+                let (cap, hit) = Self::unpack_cap(self.room(), packed, self.limits.max_ratio);
                 let mut out = CappedWriter {
                     buf: Vec::new(),
                     cap,
+                    refused: false,
                 };
                 let at = format!("{path}/unxz");
                 match lzma_rs::xz_decompress(&mut std::io::Cursor::new(data), &mut out) {
                     Ok(()) => self.object(&out.buf, at, None, depth + 1, Some("CL_TYPE_XZ")),
-                    Err(_) if out.buf.len() as u64 >= cap => {
-                        self.limit(LimitHit::Ratio, &at);
+                    // The decoder stopped because the writer refused its next chunk: the
+                    // stream unpacks past the cap (the chunk that would cross it is never
+                    // kept, so the buffer itself stays below the cap).
+                    Err(_) if out.refused => {
+                        self.limit(hit, &at);
                         ControlFlow::Continue(())
                     }
                     Err(_) => ControlFlow::Continue(()),
@@ -895,15 +897,17 @@ impl<'v> Walker<'v> {
     }
 }
 
-/// A writer that refuses bytes past `cap` (bounds xz output).
+/// A writer that refuses bytes past `cap` (bounds xz output), remembering that it did.
 struct CappedWriter {
     buf: Vec<u8>,
     cap: u64,
+    refused: bool,
 }
 
 impl Write for CappedWriter {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         if self.buf.len() as u64 + b.len() as u64 > self.cap {
+            self.refused = true;
             return Err(std::io::Error::other("output limit"));
         }
         self.buf.extend_from_slice(b);
@@ -1227,5 +1231,42 @@ mod tests {
         }
         let (_, s) = objects(&nested, Limits::default());
         assert!(s.limits.iter().any(|(h, _)| *h == LimitHit::Depth), "{s:?}");
+    }
+
+    fn xz_of(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        lzma_rs::xz_compress(&mut std::io::Cursor::new(data), &mut out).expect("xz");
+        out
+    }
+
+    /// An xz bomb is reported as one (the ratio limit, or the byte budget when that is the
+    /// smaller), and a stream within both is opened and its content seen. The bomb is 64 MiB
+    /// of zeros packed by `xz -9` into 9.9 KB (lzma-rs only writes literals, so it cannot
+    /// make one).
+    #[test]
+    fn xz_bombs_hit_limits_and_small_streams_open() {
+        let bomb = include_bytes!("../testdata/xz/zeros-64m.xz");
+        let (_, s) = objects(bomb, Limits::default());
+        assert!(
+            s.limits
+                .iter()
+                .any(|(h, at)| *h == LimitHit::Ratio && at.ends_with("/unxz")),
+            "{s:?}"
+        );
+        let small = Limits {
+            max_bytes: 512 << 10,
+            ..Limits::default()
+        };
+        let (_, s) = objects(bomb, small);
+        assert!(s.limits.iter().any(|(h, _)| *h == LimitHit::Bytes), "{s:?}");
+        let text = b"plain words inside an xz stream".repeat(100);
+        let (seen, s) = objects(&xz_of(&text), Limits::default());
+        assert!(s.limits.is_empty(), "{s:?}");
+        assert!(
+            seen.iter()
+                .any(|(p, _, d)| p.ends_with("/unxz") && d[..] == text[..]),
+            "{:?}",
+            seen.iter().map(|(p, _, _)| p).collect::<Vec<_>>()
+        );
     }
 }
