@@ -4,9 +4,16 @@
 //! Substring search (RFC 9051 §6.4.4: `sdfghjk` finds `asdfghjkl`) looks for the piece in
 //! the mailbox's vocabulary, then reads the posting lists of the words that contain it.
 //! The vocabulary is read from the index once (one pass over the mailbox's keys) and kept in
-//! memory, kept exact by every indexing write after that ([`MailboxIndex::add`] is the only
-//! writer of postings); a write during the pass makes that pass's result used once and not
-//! kept. At most [`MAX_VOCAB_WORDS`] words are kept over all mailboxes, least recently used
+//! memory, kept exact by every indexing write after that (inversion and rebuild are the only
+//! writers of postings); a write during the pass makes that pass's result used once and not
+//! kept.
+//!
+//! Adding a message writes its words as one entry (`w<id><uid>`), not one posting merge per
+//! word: a lookup first turns the mailbox's pending word lists into postings in bulk (one
+//! merge per word for the whole batch, [`MailboxIndex::invert_pending`]), and a background
+//! pass does the same once [`INVERT_AT`] messages wait, so the pending set stays small
+//! without a search. Results are the same as indexing each message at once; delivery into
+//! a mailbox IMAP knows costs one write instead of hundreds of memtable inserts. At most [`MAX_VOCAB_WORDS`] words are kept over all mailboxes, least recently used
 //! mailboxes dropped first.
 //!
 //! Words are kept in their i;unicode-casemap form (RFC 5051; `text::tokens`). An index
@@ -22,6 +29,12 @@ pub const FTS_FORMAT: u8 = 1;
 
 /// The most vocabulary words kept in memory over all mailboxes.
 pub const MAX_VOCAB_WORDS: usize = 4_000_000;
+
+/// Messages added to one mailbox whose words wait before a background pass inverts them.
+pub const INVERT_AT: usize = 4096;
+
+/// Word lists read per inversion step (the mailbox lock is released between steps).
+const INVERT_BATCH: usize = 1024;
 
 /// One mailbox's vocabulary: its words once read, a count of indexing writes (to tell a
 /// pass that raced one), and when it was last used.
@@ -40,6 +53,7 @@ impl MailboxIndex {
     /// UIDs of mailbox `id` whose text has a word starting with `word` (in its casemap form,
     /// `text::casemap`).
     pub fn fts_lookup(&self, id: u64, word: &str) -> Result<std::collections::HashSet<u32>> {
+        self.invert_pending(id)?;
         let mut out = std::collections::HashSet::new();
         for (_, v) in self.store.scan_prefix(CF_FTS, &fts_key(id, word))? {
             out.extend(
@@ -59,6 +73,7 @@ impl MailboxIndex {
         id: u64,
         piece: &str,
     ) -> Result<std::collections::HashSet<u32>> {
+        self.invert_pending(id)?;
         let words = self.vocabulary(id)?;
         let finder = memchr::memmem::Finder::new(piece.as_bytes());
         let mut out = std::collections::HashSet::new();
@@ -123,6 +138,80 @@ impl MailboxIndex {
         if let Some(set) = e.words.as_mut() {
             let set = Arc::make_mut(set);
             set.extend(words.into_iter().map(String::into_boxed_str));
+        }
+    }
+
+    /// Turns the word lists of the messages added to mailbox `id` since the last call into
+    /// postings: per step, up to [`INVERT_BATCH`] lists read, each word's UIDs appended in
+    /// one merge, the lists deleted in the same atomic write, under the mailbox lock.
+    /// Returns how many messages were inverted.
+    pub fn invert_pending(&self, id: u64) -> Result<usize> {
+        let lock = self.lock(id);
+        let prefix = id_prefix(b'w', id);
+        let mut total = 0;
+        loop {
+            let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut postings: HashMap<&str, Vec<u8>> = HashMap::new();
+            let mut lists = Vec::new();
+            self.store.for_each_prefix(CF_MAILBOX, &prefix, |k, v| {
+                if lists.len() < INVERT_BATCH {
+                    lists.push((k.to_vec(), v.to_vec()));
+                }
+                Ok(())
+            })?;
+            if lists.is_empty() {
+                self.live().fts_pending.remove(&id);
+                return Ok(total);
+            }
+            let mut ops = Vec::with_capacity(lists.len());
+            for (k, v) in &lists {
+                let Some(uid) = k.get(9..13).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
+                    continue;
+                };
+                for w in std::str::from_utf8(v).unwrap_or("").split('\0') {
+                    if !w.is_empty() {
+                        postings.entry(w).or_default().extend_from_slice(&uid);
+                    }
+                }
+                ops.push(Op::Delete(CF_MAILBOX, k.clone()));
+            }
+            let words: Vec<String> = postings.keys().map(|w| w.to_string()).collect();
+            for (w, uids) in postings {
+                ops.push(Op::Merge(CF_FTS, fts_key(id, w), uids));
+            }
+            self.store.write_relaxed(ops)?;
+            self.vocabulary_add(id, words);
+            total += lists.len();
+            if lists.len() < INVERT_BATCH {
+                self.live().fts_pending.remove(&id);
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Counts a message added to mailbox `id`; once [`INVERT_AT`] wait, starts a background
+    /// pass that inverts them (unless one runs). The caller may hold the mailbox lock.
+    pub(super) fn note_pending_words(&self, id: u64) {
+        {
+            let mut live = self.live();
+            let n = live.fts_pending.entry(id).or_default();
+            *n += 1;
+            if *n < INVERT_AT || !live.fts_inverting.insert(id) {
+                return;
+            }
+            live.fts_pending.insert(id, 0);
+        }
+        let idx = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fts-invert".into())
+            .spawn(move || {
+                if let Err(e) = idx.invert_pending(id) {
+                    tracing::warn!(mailbox = id, "full-text inversion: {e:#}");
+                }
+                idx.live().fts_inverting.remove(&id);
+            });
+        if spawned.is_err() {
+            self.live().fts_inverting.remove(&id);
         }
     }
 

@@ -17,7 +17,8 @@
 //! `u<user>\0<name>` → (empty): a subscription;
 //! `r<id:8>` → the lowest UID no session has been told about yet (\Recent, u32);
 //! `i` → the next mailbox id (ids are never reused, so nothing left of a deleted mailbox can
-//! be mistaken for a new one's). Column family `fts`: `<id:8><word>` → UIDs (u32 list).
+//! be mistaken for a new one's); `w<id:8><uid:4>` → the words of a message added since the
+//! last inversion (NUL-separated). Column family `fts`: `<id:8><word>` → UIDs (u32 list).
 
 use crate::store::{CF_FTS, Op, Store};
 use anyhow::{Context, Result};
@@ -196,7 +197,7 @@ impl MailboxIndex {
         };
         let (id, next) = (meta.id, meta.id.saturating_add(1));
         let mut ops = vec![Op::Delete(CF_MAILBOX, meta_key(user, name))];
-        for kind in [b'm', b'h', b'n', b'x', b's', b'r', b'M', b'K'] {
+        for kind in [b'm', b'h', b'n', b'x', b's', b'r', b'M', b'K', b'w'] {
             ops.push(Op::DeleteRange(
                 CF_MAILBOX,
                 id_prefix(kind, id),
@@ -375,23 +376,21 @@ impl MailboxIndex {
             ));
         }
         // Indexed whenever the words are in the current form: also while a rebuild of the
-        // mailbox's index runs (`fts` is false until it ends).
-        let words = if meta.fts_format == FTS_FORMAT {
+        // mailbox's index runs (`fts` is false until it ends). The message's words are kept
+        // as one entry and turned into postings in bulk (`fts::invert_pending`) by the next
+        // full-text lookup or the background pass: one write here instead of one posting
+        // merge per word.
+        if meta.fts_format == FTS_FORMAT {
             let text = postcore_protocol::imap::text::body_text(data);
             let words = postcore_protocol::imap::text::tokens(&text);
-            for t in &words {
-                ops.push(Op::Merge(
-                    CF_FTS,
-                    fts_key(meta.id, t),
-                    uid.to_be_bytes().to_vec(),
-                ));
-            }
-            words
-        } else {
-            Vec::new()
-        };
+            ops.push(Op::Put(
+                CF_MAILBOX,
+                msg_key(b'w', meta.id, uid),
+                words.join("\0").into_bytes(),
+            ));
+        }
         self.store.write_relaxed(ops)?;
-        self.vocabulary_add(meta.id, words);
+        self.note_pending_words(meta.id);
         Ok(uid)
     }
 

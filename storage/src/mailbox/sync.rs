@@ -110,7 +110,7 @@ impl MailboxIndex {
             return Ok(());
         }
         meta.highestmodseq += 1;
-        let mut ops = Vec::with_capacity(uids.len() * 2 + 2);
+        let mut ops = Vec::with_capacity(uids.len() * 4 + 2);
         let mut log = Vec::with_capacity(uids.len() * 4);
         for uid in uids {
             if let Some(rec) = self.message(meta.id, *uid)? {
@@ -118,6 +118,8 @@ impl MailboxIndex {
             }
             ops.push(Op::Delete(CF_MAILBOX, msg_key(b'm', meta.id, *uid)));
             ops.push(Op::Delete(CF_MAILBOX, msg_key(b'h', meta.id, *uid)));
+            // Words not yet inverted need not be (a Delete of an absent key is cheap).
+            ops.push(Op::Delete(CF_MAILBOX, msg_key(b'w', meta.id, *uid)));
             log.extend_from_slice(&uid.to_be_bytes());
         }
         // Postings of expunged UIDs are harmless (UIDs are never reused and searches only

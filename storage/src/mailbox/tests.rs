@@ -62,10 +62,11 @@ fn sync_picks_up_outside_changes() {
     assert_eq!((r.expunged, r.flag_changes), (1, 1));
     assert_eq!(idx.vanished_since(meta.id, 0).unwrap(), vec![1]);
     assert_eq!(meta.uidnext, 3);
-    // Full-text index: words by prefix.
+    // Full-text index: words by prefix. Message 1 was expunged before its words were
+    // inverted, so they never reach the postings.
     assert_eq!(
         idx.fts_lookup(meta.id, "BOD").unwrap(),
-        [1, 2].into_iter().collect()
+        [2].into_iter().collect()
     );
     assert_eq!(idx.uid_by_name(meta.id, "200.b.h").unwrap(), Some(2));
     assert_eq!(idx.uid_by_name(meta.id, "100.a.h").unwrap(), None);
@@ -101,6 +102,7 @@ fn expunged_postings_are_pruned_and_deleted_mailboxes_leave_nothing() {
     }
     idx.sync("u", "INBOX", &mut meta, &root).unwrap();
     let id = meta.id;
+    assert_eq!(idx.invert_pending(id).unwrap(), 3);
     let postings = |word: &str| -> Vec<u8> {
         let mut k = id.to_be_bytes().to_vec();
         k.extend_from_slice(word.as_bytes());
@@ -152,6 +154,7 @@ fn prune_runs_by_itself_once_enough_messages_are_expunged() {
         .unwrap();
     let mut k = meta.id.to_be_bytes().to_vec();
     k.extend_from_slice(b"SHARED");
+    idx.invert_pending(meta.id).unwrap();
     for _ in 0..100 {
         if idx.get("u", "Trash").unwrap().unwrap().fts_dead == 0 {
             break;
@@ -165,6 +168,67 @@ fn prune_runs_by_itself_once_enough_messages_are_expunged() {
         10 * 4,
         "postings of the 10 live messages remain"
     );
+}
+
+/// Adding a message writes its words as one entry; the next lookup (or a background pass
+/// once `INVERT_AT` wait) turns them into postings in bulk, with the same answers; the
+/// entries survive a restart and go with their mailbox.
+#[test]
+fn words_wait_as_one_entry_each_and_are_inverted_in_bulk() {
+    let (_dir, store, idx, root, mut meta) = fixture("INBOX");
+    for i in 0..5 {
+        let data = format!("Subject: s\r\n\r\nword{i} together\r\n");
+        std::fs::write(root.join("new").join(format!("{i}.x.h")), data).unwrap();
+    }
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    let id = meta.id;
+    let pending = |store: &Store| {
+        store
+            .scan_prefix(CF_MAILBOX, &id_prefix(b'w', id))
+            .unwrap()
+            .len()
+    };
+    let mut k = id.to_be_bytes().to_vec();
+    k.extend_from_slice(b"TOGETHER");
+    assert_eq!(pending(&store), 5);
+    assert_eq!(store.get(CF_FTS, &k).unwrap(), None, "nothing inverted yet");
+    // Still pending after a restart (written with the message's record).
+    drop(idx);
+    let idx = MailboxIndex::new(store.clone()).unwrap();
+    assert_eq!(idx.fts_lookup(id, "TOGETHER").unwrap(), (1..=5).collect());
+    assert_eq!(
+        idx.fts_lookup_containing(id, "ORD3").unwrap(),
+        [4].into_iter().collect()
+    );
+    assert_eq!(pending(&store), 0);
+    assert_eq!(
+        store.get(CF_FTS, &k).unwrap().map(|v| v.len()),
+        Some(20),
+        "one merge, five UIDs"
+    );
+    // A background pass once INVERT_AT messages wait, without any lookup.
+    for i in 0..fts::INVERT_AT {
+        let data = format!("Subject: s\r\n\r\nmore{i} together\r\n");
+        std::fs::write(root.join("new").join(format!("m{i}.x.h")), data).unwrap();
+    }
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    for _ in 0..200 {
+        if pending(&store) == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(pending(&store), 0, "the background pass inverted them");
+    assert_eq!(
+        store.get(CF_FTS, &k).unwrap().map(|v| v.len()),
+        Some(4 * (5 + fts::INVERT_AT))
+    );
+    // Pending words go with their mailbox.
+    std::fs::write(root.join("new/last.x.h"), b"Subject: s\r\n\r\nlast\r\n").unwrap();
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    assert_eq!(pending(&store), 1);
+    idx.delete("u", "INBOX").unwrap();
+    assert_eq!(pending(&store), 0);
 }
 
 #[test]
