@@ -40,12 +40,19 @@ grep -E 'antivirus: database loaded|antispam: rules loaded' "$WORK/server.log" |
 echo "### $(date -u +%FT%TZ) $(nproc) cores; corpus $CORPUS ($(ls "$CORPUS" | wc -l) messages)"
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 rate() { sed -n 's/.*all-delivered=[0-9.]*s (\([0-9.]*\) msg\/s delivered).*/\1/p' | head -1; }
+# postcore's CPU time (user + system, all threads) in milliseconds, from /proc.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$PC/stat"; }
 anchor=(); ours=(); ratio=()
 for r in $(seq "$RUNS"); do
   a=$(nice -n -10 python3 "$ANCH/smtp_corpus_bench.py" 127.0.0.1 2525 /tmp/anchor-vmail/example.test "$CORPUS" --runs 1 | grep -m1 '^run')
   echo "anchor   $a"
+  c0=$(cpu_ms)
+  # PERF=FILE: a profile of postcore during its first run.
+  if [ -n "${PERF:-}" ] && [ "$r" = 1 ]; then perf record -F 999 -g -p "$PC" -o "$PERF" 2>/dev/null & PERFPID=$!; fi
   p=$(nice -n -10 python3 "$ANCH/smtp_corpus_bench.py" 127.0.0.1 $PORT "$WORK/data/mail/users" "$CORPUS" --runs 1 | grep -m1 '^run')
-  echo "postcore $p"
+  c1=$(cpu_ms)
+  if [ -n "${PERFPID:-}" ]; then kill -INT "$PERFPID"; wait "$PERFPID" || true; PERFPID=; fi
+  echo "postcore $p cpu=$(python3 -c "print(f'{($c1 - $c0) / $(ls "$CORPUS" | wc -l):.2f}')")ms/msg"
   anchor+=("$(echo "$a" | rate)"); ours+=("$(echo "$p" | rate)")
   ratio+=("$(python3 -c "print(f'{${ours[-1]}/${anchor[-1]}:.2f}')")")
 done
