@@ -21,6 +21,7 @@
 #      FILTER=off  postcore with its filter off (antivirus, attachment rules, antispam with its
 #      DNS and sender-authentication checks), as the Postfix anchor runs none: the durable
 #      receive-and-deliver path alone. Default: the filter as configured by default (on).
+#      PERF=FILE  record a profile of postcore (perf record -g -p) during its first run.
 # needs: sudo ../shared/bench/anchors/setup.sh all   (Postfix on 127.0.0.1:2525)
 #        cargo build --release
 set -euo pipefail
@@ -86,7 +87,10 @@ for size in $SIZES; do
     for r in $(seq "$RUNS"); do
       out=$(one_run 2525 /tmp/anchor-vmail/example.test "$size" "$mode")
       echo "postfix  $out"; pf+=("$(echo "$out" | rate)")
+      # PERF=FILE: a profile of postcore (perf record -g -p) during its first run.
+      if [ -n "${PERF:-}" ] && [ "$r" = 1 ]; then perf record -F 999 -g -p "$PC" -o "$PERF" 2>/dev/null & PERFPID=$!; fi
       out=$(one_run $PORT "$WORK/data/mail/users" "$size" "$mode")
+      if [ -n "${PERFPID:-}" ]; then kill -INT "$PERFPID"; wait "$PERFPID" || true; PERFPID=; fi
       echo "postcore $out"; pc+=("$(echo "$out" | rate)")
       ratios+=("$(python3 -c "print(f'{${pc[-1]}/${pf[-1]}:.2f}')")")
     done

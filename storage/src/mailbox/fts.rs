@@ -347,6 +347,8 @@ impl MailboxIndex {
                     id.to_be_bytes().to_vec(),
                     next.to_be_bytes().to_vec(),
                 ),
+                // Words waiting for inversion belong to messages this rebuild reads.
+                Op::DeleteRange(CF_MAILBOX, id_prefix(b'w', id), id_prefix(b'w', next)),
                 Op::Put(CF_MAILBOX, meta_key(user, name), serde_json::to_vec(&meta)?),
             ])?;
             self.vocabulary_forget(id);
