@@ -6,15 +6,15 @@
 //! The vocabulary is read from the index once (one pass over the mailbox's keys) and kept in
 //! memory, kept exact by every indexing write after that (inversion and rebuild are the only
 //! writers of postings); a write during the pass makes that pass's result used once and not
-//! kept.
+//! kept. At most [`MAX_VOCAB_WORDS`] words are kept over all mailboxes, least recently used
+//! mailboxes dropped first.
 //!
 //! Adding a message writes its words as one entry (`w<id><uid>`), not one posting merge per
 //! word: a lookup first turns the mailbox's pending word lists into postings in bulk (one
 //! merge per word for the whole batch, [`MailboxIndex::invert_pending`]), and a background
-//! pass does the same once [`INVERT_AT`] messages wait, so the pending set stays small
-//! without a search. Results are the same as indexing each message at once; delivery into
-//! a mailbox IMAP knows costs one write instead of hundreds of memtable inserts. At most [`MAX_VOCAB_WORDS`] words are kept over all mailboxes, least recently used
-//! mailboxes dropped first.
+//! pass does the same once [`INVERT_AT`] messages wait, so the pending set stays bounded
+//! without a search. Answers are the same as indexing each message at once; a delivery into
+//! a mailbox IMAP knows costs one write instead of one memtable insert per word.
 //!
 //! Words are kept in their i;unicode-casemap form (RFC 5051; `text::tokens`). An index
 //! written in an older form ([`FTS_FORMAT`]) is rebuilt in the background the first time
@@ -51,7 +51,8 @@ pub(super) struct Vocabularies(HashMap<u64, Vocab>);
 
 impl MailboxIndex {
     /// UIDs of mailbox `id` whose text has a word starting with `word` (in its casemap form,
-    /// `text::casemap`).
+    /// `text::casemap`). Takes the mailbox lock (to invert pending words): not to be called
+    /// with it held.
     pub fn fts_lookup(&self, id: u64, word: &str) -> Result<std::collections::HashSet<u32>> {
         self.invert_pending(id)?;
         let mut out = std::collections::HashSet::new();
@@ -67,7 +68,8 @@ impl MailboxIndex {
 
     /// The UIDs of messages with an indexed word that contains `piece` (casemap form): the
     /// substring form of [`MailboxIndex::fts_lookup`], over the mailbox's whole vocabulary
-    /// (RFC 9051 §6.4.4: BODY and TEXT match substrings, `sdfghjk` in `asdfghjkl`).
+    /// (RFC 9051 §6.4.4: BODY and TEXT match substrings, `sdfghjk` in `asdfghjkl`). Takes
+    /// the mailbox lock, as [`MailboxIndex::fts_lookup`] does.
     pub fn fts_lookup_containing(
         &self,
         id: u64,
@@ -143,8 +145,8 @@ impl MailboxIndex {
 
     /// Turns the word lists of the messages added to mailbox `id` since the last call into
     /// postings: per step, up to [`INVERT_BATCH`] lists read, each word's UIDs appended in
-    /// one merge, the lists deleted in the same atomic write, under the mailbox lock.
-    /// Returns how many messages were inverted.
+    /// one merge, the lists deleted in the same atomic write, under the mailbox lock (not to
+    /// be called with it held). Returns how many messages were inverted.
     pub fn invert_pending(&self, id: u64) -> Result<usize> {
         let lock = self.lock(id);
         let prefix = id_prefix(b'w', id);
