@@ -33,8 +33,12 @@ pub const MAX_VOCAB_WORDS: usize = 4_000_000;
 /// Messages added to one mailbox whose words wait before a background pass inverts them.
 pub const INVERT_AT: usize = 4096;
 
-/// Word lists read per inversion step (the mailbox lock is released between steps).
+/// Word lists read per inversion step (the mailbox lock is released between steps)...
 const INVERT_BATCH: usize = 1024;
+
+/// ...and at most this many octets of them (at least one list): a step's memory stays
+/// bounded however large the messages' vocabularies are (up to 50,000 words each).
+const INVERT_BYTES: usize = 16 << 20;
 
 /// One mailbox's vocabulary: its words once read, a count of indexing writes (to tell a
 /// pass that raced one), and when it was last used.
@@ -144,26 +148,42 @@ impl MailboxIndex {
     }
 
     /// Turns the word lists of the messages added to mailbox `id` since the last call into
-    /// postings: per step, up to [`INVERT_BATCH`] lists read, each word's UIDs appended in
-    /// one merge, the lists deleted in the same atomic write, under the mailbox lock (not to
-    /// be called with it held). Returns how many messages were inverted.
+    /// postings: per step, up to [`INVERT_BATCH`] lists and [`INVERT_BYTES`] octets read,
+    /// each word's UIDs appended in one merge, the lists deleted in the same atomic write,
+    /// under the mailbox lock (not to be called with it held). Returns how many messages
+    /// were inverted.
     pub fn invert_pending(&self, id: u64) -> Result<usize> {
+        self.invert_pending_in_steps(id, INVERT_BATCH, INVERT_BYTES)
+            .map(|(n, _)| n)
+    }
+
+    /// [`MailboxIndex::invert_pending`] with its step limits; also returns the steps taken.
+    pub(super) fn invert_pending_in_steps(
+        &self,
+        id: u64,
+        max_lists: usize,
+        max_bytes: usize,
+    ) -> Result<(usize, usize)> {
         let lock = self.lock(id);
         let prefix = id_prefix(b'w', id);
-        let mut total = 0;
+        let (mut total, mut steps) = (0, 0);
         loop {
             let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
             let mut postings: HashMap<&str, Vec<u8>> = HashMap::new();
             let mut lists = Vec::new();
+            let (mut bytes, mut more) = (0usize, false);
             self.store.for_each_prefix(CF_MAILBOX, &prefix, |k, v| {
-                if lists.len() < INVERT_BATCH {
+                if lists.len() < max_lists && (lists.is_empty() || bytes < max_bytes) {
+                    bytes += v.len();
                     lists.push((k.to_vec(), v.to_vec()));
+                } else {
+                    more = true;
                 }
                 Ok(())
             })?;
             if lists.is_empty() {
                 self.live().fts_pending.remove(&id);
-                return Ok(total);
+                return Ok((total, steps));
             }
             let mut ops = Vec::with_capacity(lists.len());
             for (k, v) in &lists {
@@ -184,9 +204,10 @@ impl MailboxIndex {
             self.store.write_relaxed(ops)?;
             self.vocabulary_add(id, words);
             total += lists.len();
-            if lists.len() < INVERT_BATCH {
+            steps += 1;
+            if !more {
                 self.live().fts_pending.remove(&id);
-                return Ok(total);
+                return Ok((total, steps));
             }
         }
     }

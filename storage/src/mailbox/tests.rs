@@ -206,6 +206,24 @@ fn words_wait_as_one_entry_each_and_are_inverted_in_bulk() {
         Some(20),
         "one merge, five UIDs"
     );
+    // Steps are bounded by count and by octets (at least one list each).
+    for i in 0..6 {
+        let data = format!("Subject: s\r\n\r\nstep{i} together\r\n");
+        std::fs::write(root.join("new").join(format!("s{i}.x.h")), data).unwrap();
+    }
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    assert_eq!(
+        idx.invert_pending_in_steps(id, 4, usize::MAX).unwrap(),
+        (6, 2)
+    );
+    for i in 0..3 {
+        let data = format!("Subject: s\r\n\r\nbyte{i} together\r\n");
+        std::fs::write(root.join("new").join(format!("b{i}.x.h")), data).unwrap();
+    }
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    assert_eq!(idx.invert_pending_in_steps(id, 1000, 1).unwrap(), (3, 3));
+    assert_eq!(idx.fts_lookup(id, "BYTE2").unwrap().len(), 1);
+    assert_eq!(idx.fts_lookup(id, "TOGETHER").unwrap().len(), 14);
     // A background pass once INVERT_AT messages wait, without any lookup.
     for i in 0..fts::INVERT_AT {
         let data = format!("Subject: s\r\n\r\nmore{i} together\r\n");
@@ -221,7 +239,7 @@ fn words_wait_as_one_entry_each_and_are_inverted_in_bulk() {
     assert_eq!(pending(&store), 0, "the background pass inverted them");
     assert_eq!(
         store.get(CF_FTS, &k).unwrap().map(|v| v.len()),
-        Some(4 * (5 + fts::INVERT_AT))
+        Some(4 * (14 + fts::INVERT_AT))
     );
     // Pending words go with their mailbox.
     std::fs::write(root.join("new/last.x.h"), b"Subject: s\r\n\r\nlast\r\n").unwrap();
