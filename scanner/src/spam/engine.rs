@@ -391,17 +391,15 @@ fn units<'a>(source: &Source, view: &'a View, full: &[u8]) -> Vec<Cow<'a, [u8]>>
     }
 }
 
+/// `b` with each CR LF as LF (a lone CR kept): copied a line at a time.
 fn crlf_to_lf(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
+    let mut from = 0;
+    for at in memchr::memmem::find_iter(b, b"\r\n") {
+        out.extend_from_slice(&b[from..at]);
+        from = at + 1;
     }
+    out.extend_from_slice(&b[from..]);
     out
 }
 
@@ -696,4 +694,17 @@ fn visit(
         },
     );
     order.push(i);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crlf_to_lf;
+
+    #[test]
+    fn crlf_becomes_lf_and_lone_crs_stay() {
+        assert_eq!(crlf_to_lf(b"a\r\nb\r\r\nc\r"), b"a\nb\r\nc\r");
+        assert_eq!(crlf_to_lf(b"\r\n\r\n"), b"\n\n");
+        assert_eq!(crlf_to_lf(b"no line end"), b"no line end");
+        assert_eq!(crlf_to_lf(b""), b"");
+    }
 }

@@ -425,7 +425,13 @@ impl PerlRegex {
 
 /// Text as the fallback engine reads it: each octet one character (Latin-1).
 pub fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| b as char).collect()
+    // ASCII (most text) is already UTF-8: copied whole instead of a character at a time.
+    if bytes.is_ascii() {
+        return String::from_utf8(bytes.to_vec()).unwrap_or_default();
+    }
+    let mut out = String::with_capacity(bytes.len() + bytes.len() / 4);
+    out.extend(bytes.iter().map(|&b| b as char));
+    out
 }
 
 #[cfg(test)]
@@ -473,6 +479,8 @@ mod tests {
         let fancy = fancy_regex::Regex::new(&r.fancy_expression()).expect("compiles");
         // "café\n" in Latin-1 text: `$` matches before the final newline, as in Perl.
         assert!(fancy.is_match(&latin1(b"caf\xe9\n")).expect("runs"));
+        assert_eq!(latin1(b"plain"), "plain");
+        assert_eq!(latin1(b"caf\xe9 \xff"), "caf\u{e9} \u{ff}");
         assert!(!fancy.is_match(&latin1(b"caf\xe9\nx")).expect("runs"));
         let (r, _) = parse_literal(r"/(?!viagra)v.agra/i").expect("ok");
         let fancy = fancy_regex::Regex::new(&r.fancy_expression()).expect("compiles");
