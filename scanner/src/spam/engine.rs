@@ -7,7 +7,7 @@
 use super::confirm::Confirm;
 use super::evals::{self, Eval};
 use super::message::{self, View};
-use super::meta::{self, Expr};
+use super::meta::{self, Expr, Program};
 use super::perl_re::PerlRegex;
 use super::rules::{HeaderTarget, Kind, RuleSet, Test};
 use crate::scratch::ScratchPool;
@@ -114,7 +114,7 @@ pub struct Engine {
     groups: Vec<Group>,
     exists: Vec<(usize, String)>,
     evals: Vec<(usize, Eval)>,
-    metas: Vec<(usize, Expr)>,
+    metas: Vec<(usize, Program)>,
     describe: HashMap<String, String>,
     dbs: Vec<BlockDatabase>,
     scratch: ScratchPool,
@@ -233,7 +233,10 @@ impl Engine {
             groups.push(g);
         }
         let dbs = build_all(&mut groups, pending, cache, &mut report);
-        let metas = order_metas(meta_src, &index, &names, &mut report);
+        let metas = order_metas(meta_src, &index, &names, &mut report)
+            .into_iter()
+            .map(|(i, e)| (i, Program::new(&e)))
+            .collect();
         report.compile_ms = started.elapsed().as_millis() as u64;
         Engine {
             names,
@@ -281,8 +284,9 @@ impl Engine {
         for (i, e) in &self.evals {
             hits[*i] = u32::from(e.check(view, full));
         }
-        for (i, e) in &self.metas {
-            hits[*i] = u32::from(e.eval(&hits) != 0.0);
+        let mut stack = Vec::with_capacity(32);
+        for (i, p) in &self.metas {
+            hits[*i] = u32::from(p.eval(&hits, &mut stack) != 0.0);
         }
         let set = set.min(3);
         hits.iter()

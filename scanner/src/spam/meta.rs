@@ -184,21 +184,7 @@ impl Expr {
                     Op::And => return b(l != 0.0 && r.eval(hits) != 0.0),
                     _ => {}
                 }
-                let r = r.eval(hits);
-                match op {
-                    Op::Eq => b(l == r),
-                    Op::Ne => b(l != r),
-                    Op::Lt => b(l < r),
-                    Op::Gt => b(l > r),
-                    Op::Le => b(l <= r),
-                    Op::Ge => b(l >= r),
-                    Op::Add => l + r,
-                    Op::Sub => l - r,
-                    Op::Mul => l * r,
-                    Op::Div if r == 0.0 => 0.0,
-                    Op::Div => l / r,
-                    Op::Or | Op::And => 0.0,
-                }
+                apply(*op, l, r.eval(hits))
             }
         }
     }
@@ -217,20 +203,196 @@ impl Expr {
     }
 }
 
+/// One step of a compiled expression ([`Program`]), on a stack of values.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Num(f64),
+    Rule(u32),
+    Not,
+    Neg,
+    Bin(Op),
+    /// `&&`: the left value is on the stack; when false, it becomes 0 and the right side
+    /// (up to step `.0`) is skipped.
+    AndSkip(u32),
+    /// `||`: when the left value is true, it becomes 1 and the right side is skipped.
+    OrSkip(u32),
+    /// The value on top as a truth value (0 or 1), after the right side of `&&`/`||`.
+    Truth,
+}
+
+/// An expression compiled to a flat list of steps: the same values as [`Expr::eval`]
+/// without following a tree of boxes (every meta rule runs on every message).
+#[derive(Debug, Clone)]
+pub struct Program {
+    steps: Vec<Step>,
+}
+
+impl Program {
+    /// Compiles `e`.
+    pub fn new(e: &Expr) -> Program {
+        let mut steps = Vec::new();
+        emit(e, &mut steps);
+        Program { steps }
+    }
+
+    /// The expression's value with the rules' hit counts `hits`; `stack` is scratch space
+    /// reused between calls.
+    pub fn eval(&self, hits: &[u32], stack: &mut Vec<f64>) -> f64 {
+        stack.clear();
+        let b = |v: bool| if v { 1.0 } else { 0.0 };
+        let mut pc = 0;
+        while let Some(step) = self.steps.get(pc) {
+            pc += 1;
+            match *step {
+                Step::Num(n) => stack.push(n),
+                Step::Rule(i) => stack.push(hits.get(i as usize).copied().unwrap_or(0) as f64),
+                Step::Not => {
+                    let v = stack.pop().unwrap_or(0.0);
+                    stack.push(b(v == 0.0));
+                }
+                Step::Neg => {
+                    let v = stack.pop().unwrap_or(0.0);
+                    stack.push(-v);
+                }
+                Step::Bin(op) => {
+                    let r = stack.pop().unwrap_or(0.0);
+                    let l = stack.pop().unwrap_or(0.0);
+                    stack.push(apply(op, l, r));
+                }
+                Step::AndSkip(to) => {
+                    if stack.last().copied().unwrap_or(0.0) == 0.0 {
+                        if let Some(top) = stack.last_mut() {
+                            *top = 0.0;
+                        }
+                        pc = to as usize;
+                    } else {
+                        stack.pop();
+                    }
+                }
+                Step::OrSkip(to) => {
+                    if stack.last().copied().unwrap_or(0.0) != 0.0 {
+                        if let Some(top) = stack.last_mut() {
+                            *top = 1.0;
+                        }
+                        pc = to as usize;
+                    } else {
+                        stack.pop();
+                    }
+                }
+                Step::Truth => {
+                    let v = stack.pop().unwrap_or(0.0);
+                    stack.push(b(v != 0.0));
+                }
+            }
+        }
+        stack.pop().unwrap_or(0.0)
+    }
+}
+
+fn emit(e: &Expr, out: &mut Vec<Step>) {
+    match e {
+        Expr::Num(n) => out.push(Step::Num(*n)),
+        Expr::Rule(i) => out.push(Step::Rule(u32::try_from(*i).unwrap_or(u32::MAX))),
+        Expr::Not(x) => {
+            emit(x, out);
+            out.push(Step::Not);
+        }
+        Expr::Neg(x) => {
+            emit(x, out);
+            out.push(Step::Neg);
+        }
+        Expr::Bin(op @ (Op::And | Op::Or), l, r) => {
+            emit(l, out);
+            let at = out.len();
+            out.push(Step::Truth);
+            emit(r, out);
+            out.push(Step::Truth);
+            let end = u32::try_from(out.len()).unwrap_or(u32::MAX);
+            out[at] = if *op == Op::And {
+                Step::AndSkip(end)
+            } else {
+                Step::OrSkip(end)
+            };
+        }
+        Expr::Bin(op, l, r) => {
+            emit(l, out);
+            emit(r, out);
+            out.push(Step::Bin(*op));
+        }
+    }
+}
+
+/// A binary operator other than `&&`/`||` on two values (SpamAssassin's meta arithmetic;
+/// division by zero gives 0).
+fn apply(op: Op, l: f64, r: f64) -> f64 {
+    let b = |v: bool| if v { 1.0 } else { 0.0 };
+    match op {
+        Op::Eq => b(l == r),
+        Op::Ne => b(l != r),
+        Op::Lt => b(l < r),
+        Op::Gt => b(l > r),
+        Op::Le => b(l <= r),
+        Op::Ge => b(l >= r),
+        Op::Add => l + r,
+        Op::Sub => l - r,
+        Op::Mul => l * r,
+        Op::Div if r == 0.0 => 0.0,
+        Op::Div => l / r,
+        Op::Or => b(l != 0.0 || r != 0.0),
+        Op::And => b(l != 0.0 && r != 0.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn value(src: &str, hits: &[u32]) -> f64 {
+    /// The compiled program gives the tree's value for every expression and every
+    /// assignment of small hit counts to its rules.
+    #[test]
+    fn programs_equal_the_tree() {
+        let exprs = [
+            "A && !B",
+            "A + B + C > 1",
+            "(A || B) && C",
+            "A || B && C",
+            "A * 2 >= 4",
+            "A - B == -1",
+            "!(A && B) || (C && !A)",
+            "(A + B) / C",
+            "-A + (B || C) * 3 < 2 && !!C",
+            "((A)) && ((B || (C && A)) || !C)",
+            "A / 0 + 1",
+        ];
+        let mut stack = Vec::new();
+        for src in exprs {
+            let e = parsed(src);
+            let p = Program::new(&e);
+            for a in 0..3u32 {
+                for b in 0..3u32 {
+                    for c in 0..3u32 {
+                        let hits = [a, b, c];
+                        assert_eq!(p.eval(&hits, &mut stack), e.eval(&hits), "{src} {hits:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `src` over the rules A, B and C.
+    fn parsed(src: &str) -> Expr {
         let names = ["A", "B", "C"];
         let mut missing = Vec::new();
-        let e = parse(
+        parse(
             src,
             &mut |n| names.iter().position(|x| *x == n),
             &mut missing,
         )
-        .expect("parses");
-        e.eval(hits)
+        .expect("parses")
+    }
+
+    fn value(src: &str, hits: &[u32]) -> f64 {
+        parsed(src).eval(hits)
     }
 
     #[test]
