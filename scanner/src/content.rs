@@ -15,7 +15,7 @@ use crate::filetype::{self, FileType};
 use crate::{arj, chm, sis};
 use mail_parser::{Encoding, Message, MessageParser, MimeHeaders, PartType};
 use std::borrow::Cow;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::ops::ControlFlow;
 
 /// Bounds on the walk (ClamAV's names in brackets).
@@ -615,18 +615,14 @@ impl<'v> Walker<'v> {
             }
             FileType::Xz => {
                 let (cap, hit) = Self::unpack_cap(self.room(), packed, self.limits.max_ratio);
-                let mut out = CappedWriter {
-                    buf: Vec::new(),
-                    cap,
-                    refused: false,
-                };
+                let mut out =
+                    crate::unpacked::CappedWriter::new(usize::try_from(cap).unwrap_or(usize::MAX));
                 let at = format!("{path}/unxz");
                 match lzma_rs::xz_decompress(&mut std::io::Cursor::new(data), &mut out) {
-                    Ok(()) => self.object(&out.buf, at, None, depth + 1, Some("CL_TYPE_XZ")),
-                    // The decoder stopped because the writer refused its next chunk: the
-                    // stream unpacks past the cap (the chunk that would cross it is never
-                    // kept, so the buffer itself stays below the cap).
-                    Err(_) if out.refused => {
+                    Ok(()) => self.object(&out.out, at, None, depth + 1, Some("CL_TYPE_XZ")),
+                    // The decoder stopped because the writer reached the cap: the stream
+                    // unpacks past it (a failure for any other reason is not a bomb).
+                    Err(_) if out.hit => {
                         self.limit(hit, &at);
                         ControlFlow::Continue(())
                     }
@@ -897,28 +893,6 @@ impl<'v> Walker<'v> {
     }
 }
 
-/// A writer that refuses bytes past `cap` (bounds xz output), remembering that it did.
-struct CappedWriter {
-    buf: Vec<u8>,
-    cap: u64,
-    refused: bool,
-}
-
-impl Write for CappedWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        if self.buf.len() as u64 + b.len() as u64 > self.cap {
-            self.refused = true;
-            return Err(std::io::Error::other("output limit"));
-        }
-        self.buf.extend_from_slice(b);
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Decodes uuencoded blocks (`begin <mode> <name>` … `end`) in a text body.
 pub fn uudecode(text: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -968,6 +942,7 @@ pub fn uudecode(text: &[u8]) -> Vec<(String, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn objects(raw: &[u8], limits: Limits) -> (Vec<(String, FileType, Vec<u8>)>, Summary) {
         let mut seen = Vec::new();

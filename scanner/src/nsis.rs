@@ -7,8 +7,7 @@
 //! stream header, no block magic) is not yet: such an installer is not opened.
 
 use crate::le::le32;
-use crate::unpacked::Member;
-use std::io::Write;
+use crate::unpacked::{CappedWriter, Member};
 
 /// The first header's signature, 4 octets into it.
 pub const SIGNATURE: &[u8] = b"\xef\xbe\xad\xdeNullsoftInst";
@@ -174,30 +173,6 @@ fn name_of(number: usize) -> String {
     }
 }
 
-/// A writer that keeps at most `cap` octets and fails past them (ending the decoder).
-struct Capped {
-    out: Vec<u8>,
-    cap: usize,
-    hit: bool,
-}
-
-impl Write for Capped {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let room = self.cap - self.out.len();
-        if buf.len() > room {
-            self.out.extend_from_slice(&buf[..room]);
-            self.hit = true;
-            return Err(std::io::Error::other("unpacking budget reached"));
-        }
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Octets after an LZMA stream's end marker tried away (a CRC and a little slack).
 const LZMA_TRAILER: usize = 8;
 
@@ -215,11 +190,7 @@ fn lzma(stream: &[u8], cap: usize) -> Result<(Vec<u8>, bool), bool> {
         memlimit: Some(LZMA_MEMLIMIT),
         allow_incomplete: true,
     };
-    let mut w = Capped {
-        out: Vec::new(),
-        cap,
-        hit: false,
-    };
+    let mut w = CappedWriter::new(cap);
     match lzma_rs::lzma_decompress_with_options(&mut std::io::Cursor::new(framed), &mut w, &opts) {
         Ok(()) => Ok((w.out, w.hit)),
         Err(_) if w.hit => Ok((w.out, true)),
@@ -258,6 +229,7 @@ fn decompress(method: Method, stream: &[u8], budget: u64) -> Option<(Vec<u8>, bo
 mod tests {
     use super::*;
     use md5::{Digest, Md5};
+    use std::io::Write;
 
     fn md5_hex(d: &[u8]) -> String {
         Md5::digest(d).iter().map(|b| format!("{b:02x}")).collect()

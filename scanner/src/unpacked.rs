@@ -34,3 +34,42 @@ pub fn read_within(decoder: impl std::io::Read, budget: u64) -> (Vec<u8>, bool) 
     out.truncate(cap);
     (out, capped)
 }
+
+/// A writer for decoders that write instead of being read (lzma-rs): keeps at most `cap`
+/// octets and fails past them, which ends the decoder; `hit` tells a stream that went past
+/// the cap from one that failed for another reason.
+pub struct CappedWriter {
+    /// What was written, at most `cap` octets.
+    pub out: Vec<u8>,
+    cap: usize,
+    /// True once a write went past the cap.
+    pub hit: bool,
+}
+
+impl CappedWriter {
+    /// An empty writer that keeps at most `cap` octets.
+    pub fn new(cap: usize) -> CappedWriter {
+        CappedWriter {
+            out: Vec::new(),
+            cap,
+            hit: false,
+        }
+    }
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.cap - self.out.len();
+        if buf.len() > room {
+            self.out.extend_from_slice(&buf[..room]);
+            self.hit = true;
+            return Err(std::io::Error::other("unpacking budget reached"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
