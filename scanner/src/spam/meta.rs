@@ -168,7 +168,9 @@ impl Parser<'_, '_> {
 }
 
 impl Expr {
-    /// The value of the expression given each rule's hit count.
+    /// The value of the expression given each rule's hit count, by walking the tree: the
+    /// reference the compiled [`Program`] (which the engine runs) is tested against.
+    #[cfg(test)]
     pub fn eval(&self, hits: &[u32]) -> f64 {
         let b = |v: bool| if v { 1.0 } else { 0.0 };
         match self {

@@ -215,7 +215,7 @@ impl RuleSet {
             .map_err(|e| LoadError(format!("cannot read {}: {e}", path.display())))?;
         // Rule files are byte strings (patterns hold raw octets such as `\xc3`); read them as
         // Latin-1 so that no byte is lost.
-        let text: String = bytes.iter().map(|&b| b as char).collect();
+        let text = super::perl_re::latin1(&bytes);
         self.add_text(&path.display().to_string(), &text, path.parent())
     }
 
