@@ -344,8 +344,8 @@ impl MailboxIndex {
     }
 
     /// Rebuilds mailbox `name`'s full-text index in the current word form from its message
-    /// files in `path`. Messages delivered meanwhile are indexed by [`MailboxIndex::add`]
-    /// (the form is current from the start); searches read the messages until it ends.
+    /// files in `path`. Messages delivered meanwhile leave their words for inversion as
+    /// usual (the form is current from the start); searches read the messages until it ends.
     /// Returns how many messages were indexed.
     pub fn rebuild_fts(&self, user: &str, name: &str, path: &Path) -> Result<usize> {
         let Some(meta) = self.get(user, name)? else {
@@ -391,8 +391,7 @@ impl MailboxIndex {
             let Some(data) = data else {
                 continue;
             };
-            let text = postcore_protocol::imap::text::body_text(&data);
-            for t in postcore_protocol::imap::text::tokens(&text) {
+            for t in message_words(&data) {
                 ops.push(Op::Merge(
                     CF_FTS,
                     fts_key(id, &t),
@@ -416,6 +415,12 @@ impl MailboxIndex {
         self.vocabulary_forget(id);
         Ok(done)
     }
+}
+
+/// The words of a message as the index keeps them: the decoded text of every part, in the
+/// current form ([`FTS_FORMAT`]).
+pub(super) fn message_words(data: &[u8]) -> Vec<String> {
+    postcore_protocol::imap::text::tokens(&postcore_protocol::imap::text::body_text(data))
 }
 
 impl Vocabularies {

@@ -377,16 +377,14 @@ impl MailboxIndex {
         }
         // Indexed whenever the words are in the current form: also while a rebuild of the
         // mailbox's index runs (`fts` is false until it ends). The message's words are kept
-        // as one entry and turned into postings in bulk (`fts::invert_pending`) by the next
+        // as one entry and turned into postings in bulk (`MailboxIndex::invert_pending`) by the next
         // full-text lookup or the background pass: one write here instead of one posting
         // merge per word.
         if meta.fts_format == FTS_FORMAT {
-            let text = postcore_protocol::imap::text::body_text(data);
-            let words = postcore_protocol::imap::text::tokens(&text);
             ops.push(Op::Put(
                 CF_MAILBOX,
                 msg_key(b'w', meta.id, uid),
-                words.join("\0").into_bytes(),
+                fts::message_words(data).join("\0").into_bytes(),
             ));
         }
         self.store.write_relaxed(ops)?;
