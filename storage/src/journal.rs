@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use crate::store::CF_JOURNAL;
 
@@ -169,10 +169,22 @@ pub fn syncfs(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// One path per file system among `roots` (the first seen of each device; roots that cannot be
+/// read are kept, so that their error shows at the first round): one `syncfs` each covers them
+/// all, and a data directory holding the Maildirs costs one device flush per round, not two.
+pub fn distinct_filesystems(roots: Vec<PathBuf>) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    roots
+        .into_iter()
+        .filter(|r| std::fs::metadata(r).map_or(true, |m| seen.insert(m.dev())))
+        .collect()
+}
+
 /// The thread that makes deferred Maildir writes durable in shared rounds.
 #[derive(Clone)]
 pub struct Syncer {
-    tx: crossbeam_channel::Sender<String>,
+    tx: crate::handoff::Sender<String>,
 }
 
 /// Counts kept by the syncer thread, for metrics and tests.
@@ -187,12 +199,13 @@ pub struct SyncStats {
 impl Syncer {
     /// Starts the thread; each round flushes the file systems holding `roots`.
     pub fn start(store: Store, roots: Vec<PathBuf>) -> Result<(Syncer, std::sync::Arc<SyncStats>)> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let roots = distinct_filesystems(roots);
+        let (tx, rx) = crate::handoff::handoff();
         let stats = std::sync::Arc::new(SyncStats::default());
         let st = stats.clone();
         std::thread::Builder::new()
             .name("maildir-sync".into())
-            .spawn(move || sync_loop(&store, &roots, &rx, &st))
+            .spawn(move || sync_loop(&store, &roots, rx, &st))
             .context("spawning maildir-sync thread")?;
         Ok((Syncer { tx }, stats))
     }
@@ -200,23 +213,8 @@ impl Syncer {
     /// Hands over a journaled message whose Maildir files are written: its entry goes once
     /// they are durable.
     pub fn release(&self, qid: &str) {
-        if self.tx.send(qid.to_string()).is_err() {
-            tracing::warn!(
-                qid,
-                "maildir-sync thread has stopped: entry stays for replay"
-            );
-        }
+        self.tx.send(qid.to_string());
     }
-}
-
-/// Gathers the messages released within [`RELEASE_LINGER`] of `first` into one round.
-fn gather(first: String, rx: &crossbeam_channel::Receiver<String>) -> Vec<String> {
-    let mut qids = vec![first];
-    let until = Instant::now() + RELEASE_LINGER;
-    while let Ok(q) = rx.recv_deadline(until) {
-        qids.push(q);
-    }
-    qids
 }
 
 /// Counter: `syncfs` rounds of the maildir-sync thread.
@@ -227,13 +225,15 @@ pub const RELEASED: &str = "postcore_journal_released_total";
 fn sync_loop(
     store: &Store,
     roots: &[PathBuf],
-    rx: &crossbeam_channel::Receiver<String>,
+    mut rx: crate::handoff::Receiver<String>,
     stats: &SyncStats,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut pending: Vec<String> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        pending.extend(gather(first, rx));
+    while let Some(first) = rx.recv_batch() {
+        // Let the round gather what is released within RELEASE_LINGER.
+        pending.extend(first);
+        pending.extend(rx.gather_for(RELEASE_LINGER));
         let result = roots
             .iter()
             .try_for_each(|r| syncfs(r).map_err(|e| format!("{}: {e}", r.display())));
@@ -280,6 +280,18 @@ mod tests {
                 },
             ],
         }
+    }
+
+    /// A data directory holding the Maildirs is one file system: one `syncfs` per round.
+    #[test]
+    fn roots_on_one_file_system_are_synced_once() {
+        let d = tempfile::tempdir().unwrap();
+        let mail = d.path().join("mail");
+        std::fs::create_dir_all(&mail).unwrap();
+        let missing = d.path().join("missing");
+        let roots =
+            distinct_filesystems(vec![mail.clone(), d.path().to_path_buf(), missing.clone()]);
+        assert_eq!(roots, vec![mail, missing]);
     }
 
     #[test]
@@ -343,9 +355,12 @@ mod tests {
             .unwrap();
         let (syncer, stats) = Syncer::start(store.clone(), vec![tmp.path().to_path_buf()]).unwrap();
         syncer.release("Q1");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while stats.released.load(std::sync::atomic::Ordering::Relaxed) < 1 {
-            assert!(Instant::now() < deadline, "no round released the entry");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no round released the entry"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(stats.rounds.load(std::sync::atomic::Ordering::Relaxed) >= 1);

@@ -7,6 +7,7 @@ pub mod directory;
 pub mod dirwatch;
 pub mod durable_file;
 pub mod greylist;
+pub mod handoff;
 pub mod journal;
 pub mod mailbox;
 pub mod maildir;

@@ -5,6 +5,7 @@
 //! fsync, then answers each requester. Concurrent SMTP sessions thus share fsyncs instead of
 //! queueing behind each other, and no event loop ever blocks on the disk.
 
+use crate::handoff;
 use anyhow::{Context, Result};
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use std::path::Path;
@@ -91,7 +92,7 @@ pub struct Store {
 /// leaving with the thread still running crashed in RocksDB's exit-time destructors: the
 /// storage tests' SIGSEGV at exit).
 struct Committer {
-    tx: Option<crossbeam_channel::Sender<CommitRequest>>,
+    tx: Option<handoff::Sender<CommitRequest>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -141,7 +142,7 @@ impl Store {
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .with_context(|| format!("opening RocksDB at {}", path.display()))?;
         let db = Arc::new(db);
-        let (tx, rx) = crossbeam_channel::unbounded::<CommitRequest>();
+        let (tx, rx) = handoff::handoff::<CommitRequest>();
         let cdb = db.clone();
         let thread = thread::Builder::new()
             .name("store-commit".into())
@@ -178,6 +179,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The first `n` key-value pairs (in key order) of column family `cf` whose key starts
+    /// with `prefix`.
+    pub fn first_with_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        n: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.walk_prefix(cf, prefix, |k, v| {
+            if out.len() >= n {
+                return Ok(false);
+            }
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
     /// Calls `f` with each key-value pair of column family `cf` whose key starts with
     /// `prefix`, in key order, without collecting them.
     pub fn for_each_prefix(
@@ -185,6 +205,16 @@ impl Store {
         cf: &str,
         prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.walk_prefix(cf, prefix, |k, v| f(k, v).map(|()| true))
+    }
+
+    /// Walks the pairs under `prefix` in key order while `f` returns true.
+    fn walk_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let h = self
             .db
@@ -196,10 +226,9 @@ impl Store {
         );
         for item in it {
             let (k, v) = item?;
-            if !k.starts_with(prefix) {
+            if !k.starts_with(prefix) || !f(&k, &v)? {
                 break;
             }
-            f(&k, &v)?;
         }
         Ok(())
     }
@@ -212,8 +241,7 @@ impl Store {
             .tx
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("commit thread has stopped"))?
-            .send(CommitRequest { ops, done })
-            .map_err(|_| anyhow::anyhow!("commit thread has stopped"))?;
+            .send(CommitRequest { ops, done });
         match wait.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(anyhow::anyhow!("durable write failed: {e}")),
@@ -296,27 +324,19 @@ fn add_ops(db: &DB, batch: &mut WriteBatch, ops: &[Op]) -> Result<(), String> {
     Ok(())
 }
 
-fn commit_loop(db: Arc<DB>, rx: crossbeam_channel::Receiver<CommitRequest>) {
+fn commit_loop(db: Arc<DB>, mut rx: handoff::Receiver<CommitRequest>) {
     // Written without `sync`, then one `SyncWAL`: RocksDB fsyncs the WAL outside its write
     // queue, so writes from other threads (usage counters, the mailbox index) go on during
     // the fsync instead of joining a synced write group and waiting for it.
     let wo = WriteOptions::default();
     let mut last_group = 0;
-    while let Ok(first) = rx.recv() {
+    while let Some(mut group) = rx.recv_batch() {
         // Group commit: everything that queued up while the previous fsync ran, and, when
         // the previous group was shared (sessions are committing concurrently), whatever
-        // arrives within COMMIT_LINGER more. A lone session never waits.
-        let mut group = vec![first];
-        let until = std::time::Instant::now() + COMMIT_LINGER;
-        while group.len() < 1024 {
-            match rx.try_recv() {
-                Ok(r) => group.push(r),
-                Err(_) if last_group > 1 => match rx.recv_deadline(until) {
-                    Ok(r) => group.push(r),
-                    Err(_) => break,
-                },
-                Err(_) => break,
-            }
+        // arrives within COMMIT_LINGER more. A lone session never waits. A group is bounded
+        // by the requests waiting: each requester waits for its answer before the next.
+        if last_group > 1 {
+            group.extend(rx.gather_for(COMMIT_LINGER));
         }
         last_group = group.len();
         let mut batch = WriteBatch::default();
