@@ -225,7 +225,14 @@ impl Session {
                     return Err(Done::no_with(Code::ServerBug, "Copy failed"));
                 }
             };
-            match idx.add(&dst.owner, &dst.name, &mut meta, new, data.bytes()) {
+            match idx.add(
+                &dst.owner,
+                &dst.name,
+                &mut meta,
+                new,
+                data.bytes(),
+                &dst.path,
+            ) {
                 Ok(nu) => pairs.push((*u, nu)),
                 Err(e) => {
                     tracing::warn!("imap copy index: {e:#}");
@@ -389,7 +396,7 @@ impl Session {
                 failed = Some(format!("rename: {e}"));
                 break;
             }
-            match idx.add(&dst.owner, &dst.name, &mut meta, s.rec, &s.data) {
+            match idx.add(&dst.owner, &dst.name, &mut meta, s.rec, &s.data, &dst.path) {
                 Ok(u) => done.push((u, target)),
                 Err(e) => {
                     let _ = std::fs::remove_file(&target);

@@ -337,9 +337,10 @@ impl MailboxIndex {
         Ok(out)
     }
 
-    /// Adds a message file already in the folder (`new/` or `cur/`) under the next UID,
-    /// with its header cached and its text in the full-text index; `data` is the message.
-    /// Call with the mailbox lock held. Returns the UID.
+    /// Adds a message file already in the Maildir folder `folder` (`new/` or `cur/`) under
+    /// the next UID, with its header cached and its text waiting for the full-text index
+    /// (read from the file then); `data` is the message. Call with the mailbox lock held.
+    /// Returns the UID.
     pub fn add(
         &self,
         user: &str,
@@ -347,6 +348,7 @@ impl MailboxIndex {
         meta: &mut MailboxMeta,
         rec: MessageRecord,
         data: &[u8],
+        folder: &Path,
     ) -> Result<u32> {
         let uid = meta.uidnext;
         meta.uidnext += 1;
@@ -384,7 +386,7 @@ impl MailboxIndex {
             ops.push(Op::Put(
                 CF_MAILBOX,
                 msg_key(b'w', meta.id, uid),
-                fts::message_words(data).join("\0").into_bytes(),
+                fts::pending_entry(folder),
             ));
         }
         self.store.write_relaxed(ops)?;
@@ -450,7 +452,7 @@ impl MailboxIndex {
             in_new: info.is_none(),
             saved: None,
         };
-        let uid = self.add(user, name, &mut meta, rec, data)?;
+        let uid = self.add(user, name, &mut meta, rec, data, path)?;
         drop(_g);
         self.notify(meta.id);
         Ok(Some(uid))

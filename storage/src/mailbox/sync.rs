@@ -89,7 +89,7 @@ impl MailboxIndex {
                 internal_date: date,
                 ..rec
             };
-            self.add(user, name, meta, rec, &data)?;
+            self.add(user, name, meta, rec, &data, path)?;
             report.added += 1;
         }
         // Re-read the stamps: our own renames above may have changed them.

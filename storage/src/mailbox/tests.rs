@@ -173,6 +173,44 @@ fn prune_runs_by_itself_once_enough_messages_are_expunged() {
 /// Adding a message writes its words as one entry; the next lookup (or a background pass
 /// once `INVERT_AT` wait) turns them into postings in bulk, with the same answers; the
 /// entries survive a restart and go with their mailbox.
+/// Adding a message leaves its folder, not its words, for the inversion, which reads the
+/// file where the message is then (renamed into `cur/` meanwhile); entries written as word
+/// lists by earlier versions still invert.
+#[test]
+fn pending_entries_name_the_folder_and_words_are_read_at_inversion() {
+    let (_dir, store, idx, root, mut meta) = fixture("INBOX");
+    std::fs::write(root.join("new/1.x.h"), "Subject: s\r\n\r\nalpha bravo\r\n").unwrap();
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    let id = meta.id;
+    let entry = store.get(CF_MAILBOX, &msg_key(b'w', id, 1)).unwrap();
+    assert_eq!(entry, Some(fts::pending_entry(&root)));
+    // A reader marks it seen: the file moves to cur/ before any search.
+    std::fs::rename(root.join("new/1.x.h"), root.join("cur/1.x.h:2,S")).unwrap();
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    // An entry in the earlier form: the words themselves.
+    store
+        .commit_blocking(vec![Op::Put(
+            CF_MAILBOX,
+            msg_key(b'w', id, 7),
+            b"LEGACY\0WORDS".to_vec(),
+        )])
+        .unwrap();
+    assert_eq!(
+        idx.fts_lookup(id, "BRAVO").unwrap(),
+        [1].into_iter().collect()
+    );
+    assert_eq!(
+        idx.fts_lookup(id, "LEGACY").unwrap(),
+        [7].into_iter().collect()
+    );
+    assert!(
+        store
+            .scan_prefix(CF_MAILBOX, &id_prefix(b'w', id))
+            .unwrap()
+            .is_empty()
+    );
+}
+
 #[test]
 fn words_wait_as_one_entry_each_and_are_inverted_in_bulk() {
     let (_dir, store, idx, root, mut meta) = fixture("INBOX");
