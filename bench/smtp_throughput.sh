@@ -21,6 +21,9 @@
 #      FILTER=off  postcore with its filter off (antivirus, attachment rules, antispam with its
 #      DNS and sender-authentication checks), as the Postfix anchor runs none: the durable
 #      receive-and-deliver path alone. Default: the filter as configured by default (on).
+#      KEEP=1  with ASIDE=1: keep the moved-aside Maildirs at the end instead of deleting them, so
+#      that another invocation right after this one (an A/B of two builds) does not start next to
+#      thousands of just-freed inodes. Mind the disk: a 100 KiB run leaves 500 MB per server.
 #      PERF=FILE  record a profile of postcore (perf record -g -p) during its first run.
 # needs: sudo ../shared/bench/anchors/setup.sh all   (Postfix on 127.0.0.1:2525)
 #        cargo build --release
@@ -49,6 +52,10 @@ fi
 
 EXTRA_GROUP=postcore:$BIN "$ANCH/mem_sample.py" watch "$WORK/mempeak.txt" 0.5 & MS=$!
 echo "### $(date -u +%FT%TZ) $(nproc) cores, loadavg $(cat /proc/loadavg)"
+# postcore's CPU time (user + system, all threads) and the machine's idle time (all cores), in
+# milliseconds, from /proc: both cover the anchor script's 1 s pause before its clock starts.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$PC/stat"; }
+idle_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{print ($5 + $6) * 1000 / hz}' /proc/stat; }
 med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 rate() { sed -n 's/.*all-delivered=[0-9.]*s (\([0-9.]*\) msg\/s).*/\1/p'; }
 # one_run PORT MAILROOT SIZE MODE: one anchor-script run, with the SETTLE or ASIDE wipe if asked
@@ -89,9 +96,12 @@ for size in $SIZES; do
       echo "postfix  $out"; pf+=("$(echo "$out" | rate)")
       # PERF=FILE: a profile of postcore (perf record -g -p) during its first run.
       if [ -n "${PERF:-}" ] && [ "$r" = 1 ]; then perf record -F 999 -g -p "$PC" -o "$PERF" 2>/dev/null & PERFPID=$!; fi
+      c0=$(cpu_ms); i0=$(idle_ms)
       out=$(one_run $PORT "$WORK/data/mail/users" "$size" "$mode")
+      c1=$(cpu_ms); i1=$(idle_ms)
       if [ -n "${PERFPID:-}" ]; then kill -INT "$PERFPID"; wait "$PERFPID" || true; PERFPID=; fi
-      echo "postcore $out"; pc+=("$(echo "$out" | rate)")
+      echo "postcore $out cpu=$(python3 -c "print(f'{($c1 - $c0) / $COUNT:.3f}')")ms/msg machine-idle=$(python3 -c "print(f'{($i1 - $i0) / 1000:.2f}')")s"
+      pc+=("$(echo "$out" | rate)")
       ratios+=("$(python3 -c "print(f'{${pc[-1]}/${pf[-1]}:.2f}')")")
     done
     a=$(med "${pf[@]}"); b=$(med "${pc[@]}")
@@ -100,6 +110,9 @@ for size in $SIZES; do
   done
 done
 kill $MS; wait $MS 2>/dev/null || true
-rm -rf /tmp/anchor-vmail/example.test.aside "$WORK/data/mail/users.aside"
+# KEEP=1: leave the moved-aside Maildirs (delete them later, or before the next run only if it
+# starts more than 6 minutes after the deletion): a run that starts within minutes of a mass
+# delete pays ext4's recently-deleted inode check (see SETTLE above) on every file it creates.
+if [ -z "${KEEP:-}" ]; then rm -rf /tmp/anchor-vmail/example.test.aside "$WORK/data/mail/users.aside"; fi
 echo "peak memory during the runs (group, processes, RSS MiB, PSS MiB; summed over processes):"
 grep -E 'postfix|postcore' "$WORK/mempeak.txt" || cat "$WORK/mempeak.txt"
