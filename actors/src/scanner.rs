@@ -1,7 +1,11 @@
 //! The scanner actors: a pool of threads off the SMTP event loops (one per core unless set),
 //! each taking [`Scan`] messages from one shared mailbox and answering with a
-//! [`postcore_scanner::Verdict`]. The session waits for the answer with a time limit, and a
-//! bound on messages in flight pushes back (`451 4.3.2`) instead of queueing without end.
+//! [`postcore_scanner::Verdict`]. At most a bound of messages are in flight (handed to the
+//! threads or being scanned); a session past it waits for a place, and the whole wait — for a
+//! place and for the verdict — has one time limit, past which it answers `451 4.3.2`. Waiting
+//! sessions hold nothing the bound protects (their message is received already, counted by
+//! the memory budget); refusing them at once turned a busy minute into tempfails: 100
+//! sessions on a 2-core machine (bound 32) had `451 4.3.2` while the CPU was merely full.
 //!
 //! The pool also owns the signature database's life: a watcher thread reloads it when the
 //! signature directory changes (compiled on that thread, swapped atomically; scans in
@@ -12,7 +16,6 @@ use crate::messages::Scan;
 use postcore_scanner::filter::Filter;
 use postcore_scanner::{ScanInput, Verdict};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// Why a scan did not produce a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanError {
-    /// More messages in flight than the bound.
+    /// No place in flight came free within the time limit.
     Busy,
     /// The time limit passed.
     Timeout,
@@ -30,7 +33,9 @@ pub enum ScanError {
 
 struct Job {
     work: Work,
-    _slot: Slot,
+    /// The message's place in flight, freed when the job is dropped (after the scan, even if
+    /// the session stopped waiting).
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// What a scanner thread is asked to do.
@@ -46,22 +51,12 @@ enum Work {
     ),
 }
 
-/// One message in flight; frees its place when dropped (after the scan, even if the session
-/// stopped waiting).
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// A handle on the pool, cheap to clone into every worker.
 #[derive(Clone)]
 pub struct ScannerPool {
     tx: SyncSender<Job>,
-    in_flight: Arc<AtomicUsize>,
-    max_in_flight: usize,
+    /// Places for messages in flight (the bound).
+    slots: Arc<tokio::sync::Semaphore>,
     timeout: Duration,
     /// The filter the threads run (also read by `av status`).
     pub filter: Arc<Filter>,
@@ -94,8 +89,7 @@ impl ScannerPool {
         }
         let pool = ScannerPool {
             tx,
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            max_in_flight: max,
+            slots: Arc::new(tokio::sync::Semaphore::new(max)),
             timeout: Duration::from_millis(config.timeout_ms.max(1)),
             filter,
             signature_dir: dir,
@@ -150,8 +144,8 @@ impl ScannerPool {
         }
     }
 
-    /// Scans one message: `Busy` at once when the bound is reached, `Timeout` when no verdict
-    /// came in time.
+    /// Scans one message: `Busy` when no place in flight came free within the time limit,
+    /// `Timeout` when the verdict did not come within it.
     pub async fn scan(&self, scan: Scan) -> Result<Verdict, ScanError> {
         self.run(|reply| Work::Scan(Box::new(scan), reply)).await
     }
@@ -171,22 +165,27 @@ impl ScannerPool {
         &self,
         work: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Work,
     ) -> Result<T, ScanError> {
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            metrics::counter!(crate::metrics::SCANS, "result" => "busy").increment(1);
-            return Err(ScanError::Busy);
-        }
-        let slot = Slot(self.in_flight.clone());
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let slot = match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await
+        {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => return Err(ScanError::Unavailable),
+            Err(_) => {
+                metrics::counter!(crate::metrics::SCANS, "result" => "busy").increment(1);
+                return Err(ScanError::Busy);
+            }
+        };
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = Job {
             work: work(reply),
             _slot: slot,
         };
+        // The channel holds as many jobs as there are places: a full one means the threads
+        // are gone.
         if self.tx.try_send(job).is_err() {
-            metrics::counter!(crate::metrics::SCANS, "result" => "busy").increment(1);
-            return Err(ScanError::Busy);
+            return Err(ScanError::Unavailable);
         }
-        match tokio::time::timeout(self.timeout, rx).await {
+        match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(_)) => Err(ScanError::Unavailable),
             Err(_) => {
@@ -419,4 +418,50 @@ fn scan_one(filter: &Filter, scan: &Scan) -> Verdict {
         );
     }
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(dir: &Path, timeout_ms: u64) -> ScannerPool {
+        let config = ScannerConfig {
+            threads: 1,
+            max_in_flight: 1,
+            timeout_ms,
+            ..ScannerConfig::default()
+        };
+        ScannerPool::start(&config, dir)
+    }
+
+    /// Past the bound a message waits for a place instead of being refused at once; only a
+    /// wait longer than the time limit is `Busy`.
+    #[test]
+    fn past_the_bound_messages_wait_for_a_place_within_the_time_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let p = pool(dir.path(), 30_000);
+        let body = bytes::Bytes::from_static(
+            b"Subject: x\r\n\r\nsee http://a.example/ and http://b.example/\r\n",
+        );
+        let (a, b, c) = rt.block_on(async {
+            tokio::join!(
+                p.link_hosts(body.clone(), 10),
+                p.link_hosts(body.clone(), 10),
+                p.link_hosts(body.clone(), 10)
+            )
+        });
+        for r in [a, b, c] {
+            assert_eq!(r.unwrap().len(), 2);
+        }
+        let p = pool(dir.path(), 50);
+        let held = p.slots.clone().try_acquire_owned().unwrap();
+        let r = rt.block_on(p.link_hosts(body.clone(), 10));
+        assert_eq!(r, Err(ScanError::Busy));
+        drop(held);
+        assert!(rt.block_on(p.link_hosts(body, 10)).is_ok());
+    }
 }
