@@ -85,6 +85,8 @@ struct CommitRequest {
 pub struct Store {
     db: Arc<DB>,
     commits: Arc<Committer>,
+    /// The directory the database was opened in.
+    dir: Arc<std::path::PathBuf>,
 }
 
 /// The commit thread's queue. When the last handle goes, the queue closes and the thread is
@@ -152,7 +154,16 @@ impl Store {
             tx: Some(tx),
             thread: Some(thread),
         });
-        Ok(Store { db, commits })
+        Ok(Store {
+            db,
+            commits,
+            dir: Arc::new(path.to_path_buf()),
+        })
+    }
+
+    /// The directory the database was opened in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The raw database, for reads.

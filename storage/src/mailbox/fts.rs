@@ -39,11 +39,22 @@ pub const MAX_VOCAB_WORDS: usize = 4_000_000;
 pub(super) const PENDING_FILE: u8 = 1;
 
 /// The pending entry of a message delivered into `folder`: its words are read from the file
-/// when the entry is inverted, not on the delivery's path.
-pub(super) fn pending_entry(folder: &Path) -> Vec<u8> {
+/// when the entry is inverted, not on the delivery's path. A folder under `base` (the
+/// directory holding the database's directory: the data directory) is kept relative to it,
+/// so that entries still lead to their files after the data directory was moved.
+pub(super) fn pending_entry(folder: &Path, base: &Path) -> Vec<u8> {
     let mut v = vec![PENDING_FILE];
-    v.extend_from_slice(folder.as_os_str().as_bytes());
+    let kept = folder.strip_prefix(base).unwrap_or(folder);
+    v.extend_from_slice(kept.as_os_str().as_bytes());
     v
+}
+
+impl MailboxIndex {
+    /// What relative folders in pending entries are relative to (see [`pending_entry`]).
+    pub(super) fn entry_base(&self) -> PathBuf {
+        let dir = self.store.dir();
+        dir.parent().unwrap_or(dir).to_path_buf()
+    }
 }
 
 /// Messages added to one mailbox whose words wait before a background pass inverts them.
@@ -248,7 +259,7 @@ impl MailboxIndex {
                 .map(str::to_string)
                 .collect());
         };
-        let folder = Path::new(std::ffi::OsStr::from_bytes(folder));
+        let folder = self.entry_base().join(std::ffi::OsStr::from_bytes(folder));
         let Some(rec) = self.message(id, uid)? else {
             return Ok(Vec::new());
         };

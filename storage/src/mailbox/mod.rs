@@ -386,7 +386,7 @@ impl MailboxIndex {
             ops.push(Op::Put(
                 CF_MAILBOX,
                 msg_key(b'w', meta.id, uid),
-                fts::pending_entry(folder),
+                fts::pending_entry(folder, &self.entry_base()),
             ));
         }
         self.store.write_relaxed(ops)?;
