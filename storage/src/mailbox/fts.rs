@@ -263,8 +263,9 @@ impl MailboxIndex {
         let Some(rec) = self.message(id, uid)? else {
             return Ok(Vec::new());
         };
-        Ok(read_message(&folder.join(rec.relative_path()))
-            .map(|(data, _, _)| message_words(&data))
+        // The content only (`read_message` also stats the file for its date).
+        Ok(std::fs::read(folder.join(rec.relative_path()))
+            .map(|data| message_words(&data))
             .unwrap_or_default())
     }
 
