@@ -22,6 +22,9 @@ struct Shared<T> {
     /// Live [`Sender`]s; the last one to go closes the hand-over.
     senders: AtomicUsize,
     closed: AtomicBool,
+    /// The [`Receiver`] is gone (its thread ended or panicked): sends fail, as a
+    /// disconnected channel's do, and nothing queued is kept.
+    receiver_gone: AtomicBool,
     unparker: Unparker,
 }
 
@@ -51,6 +54,7 @@ pub fn handoff<T>() -> (Sender<T>, Receiver<T>) {
         items: Mutex::new(Vec::new()),
         senders: AtomicUsize::new(1),
         closed: AtomicBool::new(false),
+        receiver_gone: AtomicBool::new(false),
         unparker: parker.unparker().clone(),
     });
     (
@@ -62,10 +66,18 @@ pub fn handoff<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 impl<T> Sender<T> {
-    /// Queues `item` and wakes the consumer if it sleeps.
-    pub fn send(&self, item: T) {
-        self.shared.items().push(item);
+    /// Queues `item` and wakes the consumer if it sleeps; gives it back if the consumer is
+    /// gone.
+    pub fn send(&self, item: T) -> Result<(), T> {
+        let mut items = self.shared.items();
+        // Checked under the lock that the receiver's drop empties the queue under.
+        if self.shared.receiver_gone.load(Ordering::Acquire) {
+            return Err(item);
+        }
+        items.push(item);
+        drop(items);
         self.shared.unparker.unpark();
+        Ok(())
     }
 }
 
@@ -84,6 +96,15 @@ impl<T> Drop for Sender<T> {
             self.shared.closed.store(true, Ordering::Release);
             self.shared.unparker.unpark();
         }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    /// Drops what is queued (a requester waiting on an item's answer channel learns it will
+    /// not come) and makes later sends fail.
+    fn drop(&mut self) {
+        self.shared.receiver_gone.store(true, Ordering::Release);
+        drop(self.take());
     }
 }
 
@@ -130,7 +151,7 @@ mod tests {
                 let tx = tx.clone();
                 std::thread::spawn(move || {
                     for i in 0..10_000 {
-                        tx.send((p, i));
+                        tx.send((p, i)).unwrap();
                     }
                 })
             })
@@ -155,16 +176,34 @@ mod tests {
     #[test]
     fn gathering_collects_what_arrives_while_asleep() {
         let (tx, mut rx) = handoff::<u32>();
-        tx.send(1);
+        tx.send(1).unwrap();
         assert_eq!(rx.recv_batch(), Some(vec![1]));
         std::thread::spawn(move || {
-            tx.send(2);
-            tx.send(3);
+            tx.send(2).unwrap();
+            tx.send(3).unwrap();
         })
         .join()
         .unwrap();
         assert_eq!(rx.gather_for(Duration::from_millis(1)), vec![2, 3]);
         // Every sender is gone and nothing is left.
         assert_eq!(rx.recv_batch(), None);
+    }
+
+    /// A consumer that is gone (its thread ended or panicked) drops what was queued, so a
+    /// requester waiting on an answer channel inside an item gets an error instead of waiting
+    /// for ever, and later sends fail.
+    #[test]
+    fn a_gone_receiver_drops_the_queue_and_refuses_sends() {
+        let (tx, rx) = handoff::<tokio::sync::oneshot::Sender<()>>();
+        let (answer, mut waiting) = tokio::sync::oneshot::channel();
+        tx.send(answer).unwrap();
+        drop(rx);
+        assert!(
+            waiting
+                .try_recv()
+                .is_err_and(|e| e == tokio::sync::oneshot::error::TryRecvError::Closed)
+        );
+        let (answer, _) = tokio::sync::oneshot::channel();
+        assert!(tx.send(answer).is_err());
     }
 }

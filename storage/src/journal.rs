@@ -213,7 +213,12 @@ impl Syncer {
     /// Hands over a journaled message whose Maildir files are written: its entry goes once
     /// they are durable.
     pub fn release(&self, qid: &str) {
-        self.tx.send(qid.to_string());
+        if self.tx.send(qid.to_string()).is_err() {
+            tracing::warn!(
+                qid,
+                "maildir-sync thread has stopped: entry stays for replay"
+            );
+        }
     }
 }
 

@@ -252,7 +252,8 @@ impl Store {
             .tx
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("commit thread has stopped"))?
-            .send(CommitRequest { ops, done });
+            .send(CommitRequest { ops, done })
+            .map_err(|_| anyhow::anyhow!("commit thread has stopped"))?;
         match wait.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(anyhow::anyhow!("durable write failed: {e}")),
