@@ -60,11 +60,11 @@ impl MailboxIndex {
 /// Messages added to one mailbox whose words wait before a background pass inverts them.
 pub const INVERT_AT: usize = 4096;
 
-/// Word lists read per inversion step (the mailbox lock is released between steps)...
+/// Pending messages taken per inversion step...
 const INVERT_BATCH: usize = 1024;
 
-/// ...and at most this many octets of them (at least one list): a step's memory stays
-/// bounded however large the messages' vocabularies are (up to 50,000 words each).
+/// ...and at most this many octets of their words (at least one message's): a step's memory
+/// stays bounded however large the messages' vocabularies are (up to 50,000 words each).
 const INVERT_BYTES: usize = 16 << 20;
 
 /// One mailbox's vocabulary: its words once read, a count of indexing writes (to tell a

@@ -19,10 +19,10 @@ pub(super) struct Live {
     pub(super) trees: HashMap<String, tokio::sync::watch::Sender<u64>>,
     /// Mailboxes whose full-text index is being rebuilt.
     pub(super) fts_rebuilding: std::collections::HashSet<u64>,
-    /// Per mailbox, messages added since its word lists were last turned into postings
-    /// (counted since start-up).
+    /// Per mailbox, messages added since its pending entries were last turned into
+    /// postings (counted since start-up).
     pub(super) fts_pending: HashMap<u64, usize>,
-    /// Mailboxes whose word lists a background pass is turning into postings.
+    /// Mailboxes whose pending entries a background pass is turning into postings.
     pub(super) fts_inverting: std::collections::HashSet<u64>,
 }
 

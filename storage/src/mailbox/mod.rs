@@ -17,8 +17,9 @@
 //! `u<user>\0<name>` → (empty): a subscription;
 //! `r<id:8>` → the lowest UID no session has been told about yet (\Recent, u32);
 //! `i` → the next mailbox id (ids are never reused, so nothing left of a deleted mailbox can
-//! be mistaken for a new one's); `w<id:8><uid:4>` → the words of a message added since the
-//! last inversion (NUL-separated). Column family `fts`: `<id:8><word>` → UIDs (u32 list).
+//! be mistaken for a new one's); `w<id:8><uid:4>` → a message added since the last inversion
+//! waits for the full-text index: 0x01 and its folder (relative to the data directory), or,
+//! written by earlier versions, its words (NUL-separated). Column family `fts`: `<id:8><word>` → UIDs (u32 list).
 
 use crate::store::{CF_FTS, Op, Store};
 use anyhow::{Context, Result};
@@ -378,10 +379,9 @@ impl MailboxIndex {
             ));
         }
         // Indexed whenever the words are in the current form: also while a rebuild of the
-        // mailbox's index runs (`fts` is false until it ends). The message's words are kept
-        // as one entry and turned into postings in bulk (`MailboxIndex::invert_pending`) by the next
-        // full-text lookup or the background pass: one write here instead of one posting
-        // merge per word.
+        // mailbox's index runs (`fts` is false until it ends). Only a pending entry is
+        // written here; the next full-text lookup or the background pass reads the file and
+        // turns its words into postings in bulk (`MailboxIndex::invert_pending`).
         if meta.fts_format == FTS_FORMAT {
             ops.push(Op::Put(
                 CF_MAILBOX,

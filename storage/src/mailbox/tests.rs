@@ -170,9 +170,6 @@ fn prune_runs_by_itself_once_enough_messages_are_expunged() {
     );
 }
 
-/// Adding a message writes its words as one entry; the next lookup (or a background pass
-/// once `INVERT_AT` wait) turns them into postings in bulk, with the same answers; the
-/// entries survive a restart and go with their mailbox.
 /// Adding a message leaves its folder, not its words, for the inversion, which reads the
 /// file where the message is then (renamed into `cur/` meanwhile); entries written as word
 /// lists by earlier versions still invert.
@@ -216,6 +213,9 @@ fn pending_entries_name_the_folder_and_words_are_read_at_inversion() {
     );
 }
 
+/// Adding a message writes one pending entry; the next lookup (or a background pass once
+/// `INVERT_AT` wait) turns the waiting messages' words into postings in bulk, with the same
+/// answers; the entries survive a restart and go with their mailbox.
 #[test]
 fn words_wait_as_one_entry_each_and_are_inverted_in_bulk() {
     let (_dir, store, idx, root, mut meta) = fixture("INBOX");
