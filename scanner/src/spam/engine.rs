@@ -38,6 +38,9 @@ pub struct LoadReport {
     pub prefiltered: usize,
     /// Regular expressions only fancy-regex runs.
     pub fallback: usize,
+    /// Regular expressions on Hyperscan that read ASCII-only texts in a narrowed form
+    /// (ReplaceTags' non-ASCII look-alikes left out: [`crate::spam::ascii_tags`]).
+    pub narrowed: usize,
     /// Built-in checks (`eval:`) run.
     pub evals: usize,
     /// Rule lines not run, by reason.
@@ -103,6 +106,12 @@ struct Group {
     source: Source,
     /// Indexes into [`Engine::dbs`].
     dbs: Vec<usize>,
+    /// The databases for texts of ASCII octets only: the same patterns, those with ReplaceTags
+    /// look-alikes narrowed to the ASCII ones (see [`crate::spam::ascii_tags`]); the same as
+    /// `dbs` when no pattern was narrowed.
+    ascii_dbs: Vec<usize>,
+    /// How many of its patterns are narrowed in `ascii_dbs`.
+    narrowed: usize,
     runners: Vec<Runner>,
 }
 
@@ -155,7 +164,7 @@ impl Engine {
         let mut scores = Vec::new();
         let mut maxhits = Vec::new();
         let mut index = HashMap::new();
-        let mut grouped: BTreeMap<Source, Vec<(usize, PerlRegex, bool, bool)>> = BTreeMap::new();
+        let mut grouped: BTreeMap<Source, Vec<GroupRule>> = BTreeMap::new();
         let mut exists = Vec::new();
         let mut evals_run = Vec::new();
         let mut meta_src = Vec::new();
@@ -199,7 +208,7 @@ impl Engine {
                 .entry(rule.kind.name().to_string())
                 .or_default() += 1;
             match &rule.test {
-                Test::Regex { re, negate } => {
+                Test::Regex { re, negate, ascii } => {
                     let source = match (rule.kind, &rule.target) {
                         (Kind::Header, Some(t)) => Source::Header(t.clone()),
                         (Kind::MimeHeader, Some(t)) => Source::MimeHeader(t.clone()),
@@ -208,12 +217,13 @@ impl Engine {
                         (Kind::Full, _) => Source::Full,
                         _ => Source::Uri,
                     };
-                    grouped.entry(source).or_default().push((
-                        i,
-                        re.clone(),
-                        *negate,
-                        rule.multiple,
-                    ));
+                    grouped.entry(source).or_default().push(GroupRule {
+                        rule: i,
+                        re: re.clone(),
+                        ascii: ascii.clone(),
+                        negate: *negate,
+                        multiple: rule.multiple,
+                    });
                 }
                 Test::Exists(h) => exists.push((i, h.clone())),
                 Test::Eval { .. } => {
@@ -229,7 +239,7 @@ impl Engine {
         let mut pending = Vec::new();
         for (source, rules) in grouped {
             let (g, chunks) = compile_group(source, rules, &mut report);
-            pending.extend(chunks.into_iter().map(|c| (groups.len(), c)));
+            pending.extend(chunks.into_iter().map(|(a, c)| (groups.len(), a, c)));
             groups.push(g);
         }
         let dbs = build_all(&mut groups, pending, cache, &mut report);
@@ -317,7 +327,8 @@ impl Engine {
         let hs = scratch.is_some();
         if let Some(s) = scratch {
             for (ui, u) in units.iter().enumerate() {
-                for &d in &g.dbs {
+                let dbs = if u.is_ascii() { &g.ascii_dbs } else { &g.dbs };
+                for &d in dbs {
                     scan_db(&self.dbs[d], u, ui as u32, s, &mut flagged);
                 }
             }
@@ -463,35 +474,56 @@ fn needed_rules(set: &RuleSet) -> std::collections::HashSet<&str> {
     needed
 }
 
-/// Compiles the regex rules reading one text.
+/// A regex rule of one group, as [`compile_group`] takes it.
+struct GroupRule {
+    /// Its index among the engine's rules.
+    rule: usize,
+    re: PerlRegex,
+    /// Its narrowed variant for ASCII-only texts (see [`Test::Regex`]).
+    ascii: Option<String>,
+    negate: bool,
+    multiple: bool,
+}
+
+/// The pattern lists a group compiles into databases: for any text, and for ASCII-only texts.
+#[derive(Default)]
+struct GroupPatterns {
+    exact: Vec<Pattern>,
+    prefilter: Vec<Pattern>,
+    ascii_exact: Vec<Pattern>,
+    ascii_prefilter: Vec<Pattern>,
+    narrowed: usize,
+}
+
+/// Compiles the regex rules reading one text; returns the group and its pattern chunks, each
+/// marked `true` when it is for ASCII-only texts.
 fn compile_group(
     source: Source,
-    rules: Vec<(usize, PerlRegex, bool, bool)>,
+    rules: Vec<GroupRule>,
     report: &mut LoadReport,
-) -> (Group, Vec<Vec<Pattern>>) {
+) -> (Group, Vec<(bool, Vec<Pattern>)>) {
     let mut runners = Vec::new();
-    let mut exact = Vec::new();
-    let mut prefilter = Vec::new();
-    for (rule, re, negate, multiple) in rules {
-        let confirm = Confirm::new(&re);
+    let mut pats = GroupPatterns::default();
+    for r in rules {
+        let confirm = Confirm::new(&r.re);
         let k = runners.len();
-        let base = hs_flags(&re) | CompileFlags::SINGLEMATCH;
-        let heavy = re.repeat_cost() > HEAVY_REPEATS;
-        let p = hs_pattern(&re, base, k);
-        let pre = if heavy {
-            hs_pattern(&re.relaxed(), base | CompileFlags::PREFILTER, k)
-        } else {
-            hs_pattern(&re, base | CompileFlags::PREFILTER, k)
+        let base = hs_flags(&r.re) | CompileFlags::SINGLEMATCH;
+        let (in_hs, is_exact) = match hs_patterns(&r.re, base, k) {
+            (Some(p), _) => {
+                let a = narrowed_pattern(&r, base, k, false).unwrap_or_else(|| p.clone());
+                pats.exact.push(p);
+                pats.ascii_exact.push(a);
+                (true, !r.multiple || confirm.is_none())
+            }
+            (None, Some(pre)) if confirm.is_some() => {
+                let a = narrowed_pattern(&r, base, k, true).unwrap_or_else(|| pre.clone());
+                pats.prefilter.push(pre);
+                pats.ascii_prefilter.push(a);
+                (true, false)
+            }
+            _ => (false, false),
         };
-        let (in_hs, is_exact) = if !heavy && p.info().is_ok() {
-            exact.push(p);
-            (true, !multiple || confirm.is_none())
-        } else if pre.info().is_ok() && confirm.is_some() {
-            prefilter.push(pre);
-            (true, false)
-        } else {
-            (false, false)
-        };
+        pats.narrowed += usize::from(in_hs && r.ascii.is_some());
         if !in_hs && confirm.is_none() {
             report.skip("regex neither Hyperscan nor fancy-regex can compile");
             continue;
@@ -502,48 +534,116 @@ fn compile_group(
             _ => report.fallback += 1,
         }
         runners.push(Runner {
-            rule,
-            negate,
+            rule: r.rule,
+            negate: r.negate,
             exact: is_exact,
             in_hyperscan: in_hs,
             confirm,
         });
     }
     let mut chunks = Vec::new();
-    for set in [exact, prefilter] {
-        chunks.extend(set.chunks(PATTERNS_PER_DB).map(<[Pattern]>::to_vec));
+    let mut sets = vec![(false, pats.exact), (false, pats.prefilter)];
+    if pats.narrowed > 0 {
+        sets.push((true, pats.ascii_exact));
+        sets.push((true, pats.ascii_prefilter));
+    }
+    for (ascii, set) in sets {
+        chunks.extend(set.chunks(PATTERNS_PER_DB).map(|c| (ascii, c.to_vec())));
     }
     (
         Group {
             source,
             dbs: Vec::new(),
+            ascii_dbs: Vec::new(),
+            narrowed: pats.narrowed,
             runners,
         },
         chunks,
     )
 }
 
+/// Hyperscan's forms of `re` with id `id`: the exact pattern when Hyperscan takes it and its
+/// repeats are not too costly, else the prefilter (a superset, confirmed afterwards; its
+/// repeats relaxed when heavy) when Hyperscan takes that.
+fn hs_patterns(
+    re: &PerlRegex,
+    base: CompileFlags,
+    id: usize,
+) -> (Option<Pattern>, Option<Pattern>) {
+    let heavy = re.repeat_cost() > HEAVY_REPEATS;
+    let p = hs_pattern(re, base, id);
+    if !heavy && p.info().is_ok() {
+        return (Some(p), None);
+    }
+    let pre = if heavy {
+        hs_pattern(&re.relaxed(), base | CompileFlags::PREFILTER, id)
+    } else {
+        hs_pattern(re, base | CompileFlags::PREFILTER, id)
+    };
+    (None, pre.info().is_ok().then_some(pre))
+}
+
+/// The pattern of rule `r`'s narrowed variant for ASCII-only texts, in the form its full
+/// pattern took (exact, or a prefilter when `prefilter`); `None` when it has none or Hyperscan
+/// does not take it in that form (the full pattern then serves ASCII texts too).
+fn narrowed_pattern(
+    r: &GroupRule,
+    base: CompileFlags,
+    id: usize,
+    prefilter: bool,
+) -> Option<Pattern> {
+    let re = PerlRegex {
+        source: r.ascii.clone()?,
+        ..r.re.clone()
+    };
+    match hs_patterns(&re, base, id) {
+        (Some(p), _) => Some(p),
+        (None, Some(pre)) if prefilter => Some(pre),
+        _ => None,
+    }
+}
+
 /// Builds the databases of every group: a core's worth at a time, each read from the cache
 /// directory when it holds one compiled from the same patterns by the same Hyperscan.
 fn build_all(
     groups: &mut [Group],
-    pending: Vec<(usize, Vec<Pattern>)>,
+    pending: Vec<(usize, bool, Vec<Pattern>)>,
     cache: Option<&Path>,
     report: &mut LoadReport,
 ) -> Vec<BlockDatabase> {
-    let built = crate::parallel::map(pending, |(g, pats)| {
+    let built = crate::parallel::map(pending, |(g, ascii, pats)| {
         let (db, refused) = build_cached(pats, cache);
-        (g, db, refused)
+        (g, ascii, db, refused)
     });
     let mut dbs = Vec::new();
-    for (g, db, refused) in built {
+    // Per group: whether its ASCII databases all built with every pattern in them.
+    let mut ascii_ok: Vec<Option<bool>> = vec![None; groups.len()];
+    for (g, ascii, db, refused) in built {
         let group = &mut groups[g];
+        if ascii {
+            // A narrowed pattern Hyperscan refuses would leave its rule unflagged on every
+            // ASCII text: such a group reads ASCII texts with its full databases instead.
+            let ok = refused.is_empty() && db.is_some();
+            if let Some(db) = db.filter(|_| ok) {
+                group.ascii_dbs.push(dbs.len());
+                dbs.push(db);
+            }
+            ascii_ok[g] = Some(ascii_ok[g].unwrap_or(true) && ok);
+            continue;
+        }
         for k in refused {
             demote(&mut group.runners, k, report);
         }
         if let Some(db) = db {
             group.dbs.push(dbs.len());
             dbs.push(db);
+        }
+    }
+    for (group, ok) in groups.iter_mut().zip(ascii_ok) {
+        if ok == Some(true) {
+            report.narrowed += group.narrowed;
+        } else {
+            group.ascii_dbs = group.dbs.clone();
         }
     }
     dbs

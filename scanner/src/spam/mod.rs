@@ -2,6 +2,7 @@
 //! Hyperscan, built-in checks, symbols with scores, and the three thresholds (greylist,
 //! spam flag, deny). Pure analysis: message and context in, symbols and an action out.
 
+pub mod ascii_tags;
 pub mod confirm;
 pub mod engine;
 pub mod evals;

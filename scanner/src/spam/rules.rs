@@ -88,6 +88,10 @@ pub enum Test {
         re: PerlRegex,
         /// `!~`: the rule hits when the pattern does not match.
         negate: bool,
+        /// The pattern as it reads text of ASCII octets only, when ReplaceTags put in
+        /// look-alikes that such text cannot hold ([`crate::spam::ascii_tags`]): the same
+        /// matches there, far cheaper for Hyperscan.
+        ascii: Option<String>,
     },
     /// `exists:Name`.
     Exists(String),
@@ -367,13 +371,17 @@ impl RuleSet {
                 }
             }
         }
+        let ascii_tags = self.replace.ascii_only();
         for name in std::mem::take(&mut self.replace_rules) {
             if let Some(Rule {
-                test: Test::Regex { re, .. },
+                test: Test::Regex { re, ascii, .. },
                 ..
             }) = self.rules.get_mut(&name)
             {
-                re.source = self.replace.apply(&re.source);
+                let whole = self.replace.apply(&re.source);
+                let narrowed = ascii_tags.apply(&re.source);
+                *ascii = (narrowed != whole).then_some(narrowed);
+                re.source = whole;
             }
         }
     }
@@ -395,6 +403,18 @@ impl RuleSet {
 }
 
 impl ReplaceTags {
+    /// The same definitions with every tag as it reads ASCII-only text
+    /// ([`crate::spam::ascii_tags::ascii_tag`]).
+    fn ascii_only(&self) -> ReplaceTags {
+        let mut out = self.clone();
+        for v in out.tag.values_mut() {
+            if let Some(a) = crate::spam::ascii_tags::ascii_tag(v) {
+                *v = a;
+            }
+        }
+        out
+    }
+
     /// Replaces `<TAG>` in `src` with its value; `<pre X>`, `<inter X>` and `<post X>`
     /// markers put X before, between and after the tags that follow them.
     fn apply(&self, src: &str) -> String {
@@ -585,7 +605,14 @@ fn parse_header_test(arg: &str) -> Result<(Option<HeaderTarget>, Test), String> 
         form,
         if_unset,
     };
-    Ok((Some(target), Test::Regex { re, negate }))
+    Ok((
+        Some(target),
+        Test::Regex {
+            re,
+            negate,
+            ascii: None,
+        },
+    ))
 }
 
 /// The name a header rule reads: SpamAssassin's pseudo-headers by their exact spelling
@@ -622,7 +649,14 @@ fn parse_plain_test(arg: &str) -> Result<(Option<HeaderTarget>, Test), String> {
         ));
     }
     let (re, _) = perl_re::parse_literal(arg).map_err(|e| format!("bad regex: {e}"))?;
-    Ok((None, Test::Regex { re, negate: false }))
+    Ok((
+        None,
+        Test::Regex {
+            re,
+            negate: false,
+            ascii: None,
+        },
+    ))
 }
 
 #[cfg(test)]

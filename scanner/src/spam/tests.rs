@@ -235,6 +235,8 @@ fn debian_rules_load_and_every_rule_is_accounted_for() {
     let regexes = r.hyperscan + r.prefiltered + r.fallback;
     assert!((r.hyperscan + r.prefiltered) * 100 >= regexes * 95, "{r:?}");
     assert!(r.hyperscan * 100 >= regexes * 70, "{r:?}");
+    // The rules built from 25_replace.cf's tags read ASCII texts narrowed.
+    assert!(r.narrowed >= 40, "{r:?}");
     assert!(r.total_loaded() > 1500, "{r:?}");
     assert!(r.loaded.get("header").is_some_and(|n| *n > 300), "{r:?}");
     assert!(r.loaded.get("body").is_some_and(|n| *n > 300), "{r:?}");
@@ -323,4 +325,36 @@ body  __T_ALONE   /alpha/
     let got = hits(&e, raw);
     let ours: Vec<&String> = got.iter().filter(|n| n.starts_with("T_")).collect();
     assert_eq!(ours, ["T_META", "T_ON"]);
+}
+
+/// A rule built from ReplaceTags with non-ASCII look-alikes reads ASCII-only texts through its
+/// narrowed form and every other text through the whole one: both find what SpamAssassin's
+/// pattern finds, and a text that only the non-ASCII look-alikes match still hits.
+#[test]
+fn replace_tags_read_ascii_texts_narrowed_and_others_whole() {
+    let e = engine_with(
+        "replace_tag V (?:[vV\\xc5]|[\\xd1][\\xb5])\nreplace_tag I (?:[iI1!\\xcc]|[\\xc3][\\xac\\xad])\n\
+         body T_LOOKALIKE /<V><I>agra/\nbody __T_SUB /<V><I>c/\nmeta T_SUB_META __T_SUB\n\
+         replace_rules T_LOOKALIKE __T_SUB\nscore T_LOOKALIKE 2\nscore T_SUB_META 1\n",
+    );
+    assert_eq!(e.report.narrowed, 2, "{:?}", e.report);
+    let msg = |body: &[u8]| {
+        let mut m = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: s\r\n\
+            Content-Type: text/plain; charset=utf-8\r\n\r\n"
+            .to_vec();
+        m.extend_from_slice(body);
+        m.extend_from_slice(b"\r\n");
+        m
+    };
+    let has = |body: &[u8], rule: &str| hits(&e, &msg(body)).iter().any(|h| h == rule);
+    // ASCII texts (the narrowed form).
+    assert!(has(b"buy V1agra now", "T_LOOKALIKE"));
+    assert!(has(b"a v!c here", "T_SUB_META"));
+    assert!(!has(b"buy vegetables", "T_LOOKALIKE"));
+    // Texts with octets above 0x7f (the whole form): a UTF-8 look-alike (U+0475), and an ASCII
+    // match in a paragraph that also holds other octets.
+    assert!(has(b"buy \xd1\xb5iagra now", "T_LOOKALIKE"));
+    assert!(has(b"caf\xc3\xa9 v\xc3\xacagra", "T_LOOKALIKE"));
+    assert!(has(b"caf\xc3\xa9 viagra", "T_LOOKALIKE"));
+    assert!(!has(b"caf\xc3\xa9 vegetables", "T_LOOKALIKE"));
 }
