@@ -100,6 +100,12 @@ struct Runner {
     in_hyperscan: bool,
     /// Confirms candidates (and runs what Hyperscan could not take).
     confirm: Option<Confirm>,
+    /// Confirms candidates in ASCII-only texts, from the narrowed pattern (the same matches
+    /// there, a smaller automaton), when the rule has one and needs confirming.
+    ascii_confirm: Option<Confirm>,
+    /// In ASCII-only texts Hyperscan alone decides: the narrowed pattern is in the ASCII
+    /// databases exactly (its whole form only as a prefilter) and no count is needed.
+    ascii_exact: bool,
 }
 
 struct Group {
@@ -263,6 +269,17 @@ impl Engine {
         }
     }
 
+    /// The rules that Hyperscan alone decides in ASCII-only texts though their whole pattern
+    /// is only a prefilter (for tests).
+    #[cfg(test)]
+    pub(crate) fn ascii_exact_rules(&self) -> Vec<&str> {
+        let runners = self.groups.iter().flat_map(|g| &g.runners);
+        runners
+            .filter(|r| r.ascii_exact)
+            .map(|r| self.names[r.rule].as_str())
+            .collect()
+    }
+
     /// The description of rule `name`.
     pub fn describe(&self, name: &str) -> Option<&str> {
         self.describe.get(name).map(String::as_str)
@@ -325,9 +342,10 @@ impl Engine {
         // pattern is confirmed on those alone.
         let mut flagged: Vec<Vec<u32>> = vec![Vec::new(); g.runners.len()];
         let hs = scratch.is_some();
+        let ascii: Vec<bool> = units.iter().map(|u| u.is_ascii()).collect();
         if let Some(s) = scratch {
             for (ui, u) in units.iter().enumerate() {
-                let dbs = if u.is_ascii() { &g.ascii_dbs } else { &g.dbs };
+                let dbs = if ascii[ui] { &g.ascii_dbs } else { &g.dbs };
                 for &d in dbs {
                     scan_db(&self.dbs[d], u, ui as u32, s, &mut flagged);
                 }
@@ -338,6 +356,9 @@ impl Engine {
         for (k, r) in g.runners.iter().enumerate() {
             let count = if hs && r.exact {
                 u32::from(!flagged[k].is_empty())
+            } else if hs && r.ascii_exact && flagged[k].iter().any(|&u| ascii[u as usize]) {
+                // An ASCII text Hyperscan flagged with the exact narrowed pattern.
+                1
             } else {
                 let which = if hs && r.in_hyperscan {
                     &flagged[k]
@@ -346,9 +367,13 @@ impl Engine {
                 };
                 let max = self.maxhits[r.rule];
                 let mut n = 0u32;
-                if let Some(c) = &r.confirm {
+                if let Some(whole) = &r.confirm {
                     for &ui in which {
                         let i = ui as usize;
+                        let c = match &r.ascii_confirm {
+                            Some(narrowed) if ascii[i] => narrowed,
+                            _ => whole,
+                        };
                         n = n.saturating_add(c.count(&units[i], &mut latin[i], max - n));
                         if n >= max {
                             break;
@@ -508,15 +533,22 @@ fn compile_group(
         let confirm = Confirm::new(&r.re);
         let k = runners.len();
         let base = hs_flags(&r.re) | CompileFlags::SINGLEMATCH;
+        let mut ascii_exact = false;
         let (in_hs, is_exact) = match hs_patterns(&r.re, base, k) {
             (Some(p), _) => {
-                let a = narrowed_pattern(&r, base, k, false).unwrap_or_else(|| p.clone());
+                let a = narrowed_pattern(&r, base, k, false).map_or_else(|| p.clone(), |(a, _)| a);
                 pats.exact.push(p);
                 pats.ascii_exact.push(a);
                 (true, !r.multiple || confirm.is_none())
             }
             (None, Some(pre)) if confirm.is_some() => {
-                let a = narrowed_pattern(&r, base, k, true).unwrap_or_else(|| pre.clone());
+                let a = match narrowed_pattern(&r, base, k, true) {
+                    Some((a, exact)) => {
+                        ascii_exact = exact && !r.multiple;
+                        a
+                    }
+                    None => pre.clone(),
+                };
                 pats.prefilter.push(pre);
                 pats.ascii_prefilter.push(a);
                 (true, false)
@@ -533,12 +565,21 @@ fn compile_group(
             (true, false) => report.prefiltered += 1,
             _ => report.fallback += 1,
         }
+        let ascii_confirm = match &r.ascii {
+            Some(src) if !is_exact && confirm.is_some() => Confirm::new(&PerlRegex {
+                source: src.clone(),
+                ..r.re.clone()
+            }),
+            _ => None,
+        };
         runners.push(Runner {
             rule: r.rule,
             negate: r.negate,
             exact: is_exact,
             in_hyperscan: in_hs,
             confirm,
+            ascii_confirm,
+            ascii_exact,
         });
     }
     let mut chunks = Vec::new();
@@ -583,22 +624,23 @@ fn hs_patterns(
     (None, pre.info().is_ok().then_some(pre))
 }
 
-/// The pattern of rule `r`'s narrowed variant for ASCII-only texts, in the form its full
-/// pattern took (exact, or a prefilter when `prefilter`); `None` when it has none or Hyperscan
-/// does not take it in that form (the full pattern then serves ASCII texts too).
+/// The pattern of rule `r`'s narrowed variant for ASCII-only texts and whether it is exact:
+/// exact when Hyperscan takes it so, else a prefilter when its full pattern is one
+/// (`prefilter`); `None` when it has none or Hyperscan does not take it in a form that may
+/// stand for the full pattern's (which then serves ASCII texts too).
 fn narrowed_pattern(
     r: &GroupRule,
     base: CompileFlags,
     id: usize,
     prefilter: bool,
-) -> Option<Pattern> {
+) -> Option<(Pattern, bool)> {
     let re = PerlRegex {
         source: r.ascii.clone()?,
         ..r.re.clone()
     };
     match hs_patterns(&re, base, id) {
-        (Some(p), _) => Some(p),
-        (None, Some(pre)) if prefilter => Some(pre),
+        (Some(p), _) => Some((p, true)),
+        (None, Some(pre)) if prefilter => Some((pre, false)),
         _ => None,
     }
 }
@@ -643,7 +685,11 @@ fn build_all(
         if ok == Some(true) {
             report.narrowed += group.narrowed;
         } else {
+            // ASCII texts read the full databases, whose prefilters need confirming.
             group.ascii_dbs = group.dbs.clone();
+            for r in &mut group.runners {
+                r.ascii_exact = false;
+            }
         }
     }
     dbs
@@ -708,6 +754,7 @@ fn demote(runners: &mut [Runner], k: usize, report: &mut LoadReport) {
         }
         r.exact = false;
         r.in_hyperscan = false;
+        r.ascii_exact = false;
         if r.confirm.is_some() {
             report.fallback += 1;
         } else {

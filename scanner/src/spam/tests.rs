@@ -327,6 +327,16 @@ body  __T_ALONE   /alpha/
     assert_eq!(ours, ["T_META", "T_ON"]);
 }
 
+/// A plain-text UTF-8 message with `body`.
+fn utf8_text(body: &[u8]) -> Vec<u8> {
+    let mut m = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: s\r\n\
+        Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        .to_vec();
+    m.extend_from_slice(body);
+    m.extend_from_slice(b"\r\n");
+    m
+}
+
 /// A rule built from ReplaceTags with non-ASCII look-alikes reads ASCII-only texts through its
 /// narrowed form and every other text through the whole one: both find what SpamAssassin's
 /// pattern finds, and a text that only the non-ASCII look-alikes match still hits.
@@ -338,15 +348,7 @@ fn replace_tags_read_ascii_texts_narrowed_and_others_whole() {
          replace_rules T_LOOKALIKE __T_SUB\nscore T_LOOKALIKE 2\nscore T_SUB_META 1\n",
     );
     assert_eq!(e.report.narrowed, 2, "{:?}", e.report);
-    let msg = |body: &[u8]| {
-        let mut m = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: s\r\n\
-            Content-Type: text/plain; charset=utf-8\r\n\r\n"
-            .to_vec();
-        m.extend_from_slice(body);
-        m.extend_from_slice(b"\r\n");
-        m
-    };
-    let has = |body: &[u8], rule: &str| hits(&e, &msg(body)).iter().any(|h| h == rule);
+    let has = |body: &[u8], rule: &str| hits(&e, &utf8_text(body)).iter().any(|h| h == rule);
     // ASCII texts (the narrowed form).
     assert!(has(b"buy V1agra now", "T_LOOKALIKE"));
     assert!(has(b"a v!c here", "T_SUB_META"));
@@ -357,4 +359,36 @@ fn replace_tags_read_ascii_texts_narrowed_and_others_whole() {
     assert!(has(b"caf\xc3\xa9 v\xc3\xacagra", "T_LOOKALIKE"));
     assert!(has(b"caf\xc3\xa9 viagra", "T_LOOKALIKE"));
     assert!(!has(b"caf\xc3\xa9 vegetables", "T_LOOKALIKE"));
+}
+
+/// A rule whose whole form Hyperscan can only prefilter (its look-alikes repeated make it too
+/// costly) while the narrowed form is exact: on ASCII texts Hyperscan's flag decides without a
+/// confirming pass, other texts are still confirmed, and both agree with the rule.
+#[test]
+fn narrowed_exact_form_decides_ascii_texts_alone() {
+    // Tags of forty UTF-8 look-alikes each, as 25_replace.cf writes them.
+    let tag = |ascii: &str| {
+        let mut v = format!("(?:[{ascii}]");
+        for b in 0x80..0xa8u8 {
+            v.push_str(&format!("|[\\xd0][\\x{b:02x}]"));
+        }
+        v + ")"
+    };
+    let rules = format!(
+        "replace_tag V {}\nreplace_tag I {}\nreplace_tag A {}\nreplace_post P3 {{1,3}}\n\
+         body T_HEAVY /<post P3><V><I><A>gra/\nreplace_rules T_HEAVY\nscore T_HEAVY 2\n",
+        tag("vV"),
+        tag("iI1"),
+        tag("aA@")
+    );
+    let e = engine_with(&rules);
+    assert_eq!(e.ascii_exact_rules(), ["T_HEAVY"], "{:?}", e.report);
+    assert!(e.report.prefiltered >= 1, "{:?}", e.report);
+    let has = |body: &[u8]| hits(&e, &utf8_text(body)).iter().any(|h| h == "T_HEAVY");
+    assert!(has(b"cheap vvi1@@gra here"));
+    assert!(!has(b"cheap vvi1@@ here"));
+    // Not ASCII: a look-alike (U+0410) confirmed from the relaxed prefilter's candidates.
+    assert!(has(b"cheap vi\xd0\x90gra here"));
+    assert!(has(b"caf\xc3\xa9 viagra"));
+    assert!(!has(b"caf\xc3\xa9 vi\xd0\x90 gra"));
 }
