@@ -62,7 +62,7 @@ fn check(args: CheckArgs) -> Result<bool> {
             .map_err(anyhow::Error::msg)
             .context("loading rules")?;
         eprintln!(
-            "rules: {} loaded {:?}; regexes: {} hyperscan, {} prefiltered, {} fancy-regex ({} narrowed for ASCII texts); {} built-in checks; {} lines skipped; {} ms",
+            "rules: {} loaded {:?}; regexes: {} hyperscan, {} prefiltered, {} fancy-regex ({} narrowed for plain texts); {} built-in checks; {} lines skipped; {} ms",
             report.total_loaded(),
             report.loaded,
             report.hyperscan,

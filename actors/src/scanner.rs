@@ -307,7 +307,7 @@ fn log_spam_status(filter: &Filter, took: Duration) {
     let r = &s.report;
     let skipped: Vec<String> = r.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
     tracing::info!(
-        "antispam: rules loaded in {} ms from [{}]: {} rules ({:?}); regexes: {} on hyperscan, {} prefiltered, {} on fancy-regex ({} narrowed for ASCII texts); {} built-in checks; skipped: {}",
+        "antispam: rules loaded in {} ms from [{}]: {} rules ({:?}); regexes: {} on hyperscan, {} prefiltered, {} on fancy-regex ({} narrowed for plain texts); {} built-in checks; skipped: {}",
         took.as_millis(),
         s.directories.join(", "),
         r.total_loaded(),

@@ -4,6 +4,7 @@
 //! those it cannot take at all run on fancy-regex alone. Meta rules are evaluated in
 //! dependency order after every other rule.
 
+use super::ascii_tags;
 use super::confirm::Confirm;
 use super::evals::{self, Eval};
 use super::message::{self, View};
@@ -38,8 +39,8 @@ pub struct LoadReport {
     pub prefiltered: usize,
     /// Regular expressions only fancy-regex runs.
     pub fallback: usize,
-    /// Regular expressions on Hyperscan that read ASCII-only texts in a narrowed form
-    /// (ReplaceTags' non-ASCII look-alikes left out: [`crate::spam::ascii_tags`]).
+    /// Regular expressions on Hyperscan that read plain texts (ASCII, no `&#`) in a narrowed
+    /// form (ReplaceTags' other look-alikes left out: [`crate::spam::ascii_tags`]).
     pub narrowed: usize,
     /// Built-in checks (`eval:`) run.
     pub evals: usize,
@@ -100,11 +101,12 @@ struct Runner {
     in_hyperscan: bool,
     /// Confirms candidates (and runs what Hyperscan could not take).
     confirm: Option<Confirm>,
-    /// Confirms candidates in ASCII-only texts, from the narrowed pattern (the same matches
-    /// there, a smaller automaton), when the rule has one and needs confirming.
+    /// Confirms candidates in plain texts, from the narrowed pattern (the same matches there,
+    /// a smaller automaton), when the rule has one and needs confirming.
     ascii_confirm: Option<Confirm>,
-    /// In ASCII-only texts Hyperscan alone decides: the narrowed pattern is in the ASCII
-    /// databases exactly (its whole form only as a prefilter) and no count is needed.
+    /// In plain texts Hyperscan alone decides: the narrowed pattern is in the ASCII databases
+    /// exactly and no count is needed. It matters where the whole form is only a prefilter,
+    /// or was refused when its database was built (SpamAssassin's longest ReplaceTags rules).
     ascii_exact: bool,
 }
 
@@ -112,9 +114,9 @@ struct Group {
     source: Source,
     /// Indexes into [`Engine::dbs`].
     dbs: Vec<usize>,
-    /// The databases for texts of ASCII octets only: the same patterns, those with ReplaceTags
-    /// look-alikes narrowed to the ASCII ones (see [`crate::spam::ascii_tags`]); the same as
-    /// `dbs` when no pattern was narrowed.
+    /// The databases for plain texts (ASCII octets only, no `&#`: [`ascii_tags::is_plain`]):
+    /// the same patterns, those with ReplaceTags look-alikes narrowed to the ones plain text
+    /// can hold (see [`crate::spam::ascii_tags`]); the same as `dbs` when none was narrowed.
     ascii_dbs: Vec<usize>,
     /// How many of its patterns are narrowed in `ascii_dbs`.
     narrowed: usize,
@@ -269,8 +271,8 @@ impl Engine {
         }
     }
 
-    /// The rules that Hyperscan alone decides in ASCII-only texts though their whole pattern
-    /// is only a prefilter (for tests).
+    /// The rules that Hyperscan alone decides in plain texts though their whole pattern is
+    /// only a prefilter, or not on Hyperscan at all (for tests).
     #[cfg(test)]
     pub(crate) fn ascii_exact_rules(&self) -> Vec<&str> {
         let runners = self.groups.iter().flat_map(|g| &g.runners);
@@ -342,7 +344,7 @@ impl Engine {
         // pattern is confirmed on those alone.
         let mut flagged: Vec<Vec<u32>> = vec![Vec::new(); g.runners.len()];
         let hs = scratch.is_some();
-        let ascii: Vec<bool> = units.iter().map(|u| u.is_ascii()).collect();
+        let ascii: Vec<bool> = units.iter().map(|u| ascii_tags::is_plain(u)).collect();
         if let Some(s) = scratch {
             for (ui, u) in units.iter().enumerate() {
                 let dbs = if ascii[ui] { &g.ascii_dbs } else { &g.dbs };
@@ -357,7 +359,7 @@ impl Engine {
             let count = if hs && r.exact {
                 u32::from(!flagged[k].is_empty())
             } else if hs && r.ascii_exact && flagged[k].iter().any(|&u| ascii[u as usize]) {
-                // An ASCII text Hyperscan flagged with the exact narrowed pattern.
+                // A plain text Hyperscan flagged with the exact narrowed pattern.
                 1
             } else {
                 let which = if hs && r.in_hyperscan {
@@ -370,6 +372,10 @@ impl Engine {
                 if let Some(whole) = &r.confirm {
                     for &ui in which {
                         let i = ui as usize;
+                        if hs && r.ascii_exact && ascii[i] {
+                            // Decided above: Hyperscan flagged no plain text.
+                            continue;
+                        }
                         let c = match &r.ascii_confirm {
                             Some(narrowed) if ascii[i] => narrowed,
                             _ => whole,
@@ -504,13 +510,13 @@ struct GroupRule {
     /// Its index among the engine's rules.
     rule: usize,
     re: PerlRegex,
-    /// Its narrowed variant for ASCII-only texts (see [`Test::Regex`]).
+    /// Its narrowed variant for plain texts (see [`Test::Regex`]).
     ascii: Option<String>,
     negate: bool,
     multiple: bool,
 }
 
-/// The pattern lists a group compiles into databases: for any text, and for ASCII-only texts.
+/// The pattern lists a group compiles into databases: for any text, and for plain texts.
 #[derive(Default)]
 struct GroupPatterns {
     exact: Vec<Pattern>,
@@ -521,7 +527,7 @@ struct GroupPatterns {
 }
 
 /// Compiles the regex rules reading one text; returns the group and its pattern chunks, each
-/// marked `true` when it is for ASCII-only texts.
+/// marked `true` when it is for plain texts.
 fn compile_group(
     source: Source,
     rules: Vec<GroupRule>,
@@ -536,7 +542,14 @@ fn compile_group(
         let mut ascii_exact = false;
         let (in_hs, is_exact) = match hs_patterns(&r.re, base, k) {
             (Some(p), _) => {
-                let a = narrowed_pattern(&r, base, k, false).map_or_else(|| p.clone(), |(a, _)| a);
+                // Exact narrowed: it still decides plain texts if the build refuses the whole.
+                let a = match narrowed_pattern(&r, base, k, false) {
+                    Some((a, exact)) => {
+                        ascii_exact = exact && !r.multiple;
+                        a
+                    }
+                    None => p.clone(),
+                };
                 pats.exact.push(p);
                 pats.ascii_exact.push(a);
                 (true, !r.multiple || confirm.is_none())
@@ -553,9 +566,21 @@ fn compile_group(
                 pats.ascii_prefilter.push(a);
                 (true, false)
             }
-            _ => (false, false),
+            _ => {
+                // Too large for Hyperscan whole (SpamAssassin's longest ReplaceTags rules),
+                // yet exact narrowed: Hyperscan decides plain texts, the confirming engine
+                // reads the others.
+                if let Some((a, true)) = narrowed_pattern(&r, base, k, false)
+                    && !r.multiple
+                    && confirm.is_some()
+                {
+                    pats.ascii_exact.push(a);
+                    ascii_exact = true;
+                }
+                (false, false)
+            }
         };
-        pats.narrowed += usize::from(in_hs && r.ascii.is_some());
+        pats.narrowed += usize::from((in_hs || ascii_exact) && r.ascii.is_some());
         if !in_hs && confirm.is_none() {
             report.skip("regex neither Hyperscan nor fancy-regex can compile");
             continue;
@@ -624,10 +649,10 @@ fn hs_patterns(
     (None, pre.info().is_ok().then_some(pre))
 }
 
-/// The pattern of rule `r`'s narrowed variant for ASCII-only texts and whether it is exact:
+/// The pattern of rule `r`'s narrowed variant for plain texts and whether it is exact:
 /// exact when Hyperscan takes it so, else a prefilter when its full pattern is one
 /// (`prefilter`); `None` when it has none or Hyperscan does not take it in a form that may
-/// stand for the full pattern's (which then serves ASCII texts too).
+/// stand for the full pattern's (which then serves plain texts too).
 fn narrowed_pattern(
     r: &GroupRule,
     base: CompileFlags,
@@ -658,13 +683,13 @@ fn build_all(
         (g, ascii, db, refused)
     });
     let mut dbs = Vec::new();
-    // Per group: whether its ASCII databases all built with every pattern in them.
+    // Per group: whether its plain-text databases all built with every pattern in them.
     let mut ascii_ok: Vec<Option<bool>> = vec![None; groups.len()];
     for (g, ascii, db, refused) in built {
         let group = &mut groups[g];
         if ascii {
             // A narrowed pattern Hyperscan refuses would leave its rule unflagged on every
-            // ASCII text: such a group reads ASCII texts with its full databases instead.
+            // plain text: such a group reads plain texts with its full databases instead.
             let ok = refused.is_empty() && db.is_some();
             if let Some(db) = db.filter(|_| ok) {
                 group.ascii_dbs.push(dbs.len());
@@ -685,7 +710,7 @@ fn build_all(
         if ok == Some(true) {
             report.narrowed += group.narrowed;
         } else {
-            // ASCII texts read the full databases, whose prefilters need confirming.
+            // Plain texts read the full databases, whose prefilters need confirming.
             group.ascii_dbs = group.dbs.clone();
             for r in &mut group.runners {
                 r.ascii_exact = false;
@@ -752,9 +777,9 @@ fn demote(runners: &mut [Runner], k: usize, report: &mut LoadReport) {
         } else {
             report.prefiltered -= 1;
         }
+        // Its narrowed form, when exact, still decides plain texts (see `build_all`).
         r.exact = false;
         r.in_hyperscan = false;
-        r.ascii_exact = false;
         if r.confirm.is_some() {
             report.fallback += 1;
         } else {

@@ -88,7 +88,7 @@ pub enum Test {
         re: PerlRegex,
         /// `!~`: the rule hits when the pattern does not match.
         negate: bool,
-        /// The pattern as it reads text of ASCII octets only, when ReplaceTags put in
+        /// The pattern as it reads plain text (ASCII octets, no `&#`), when ReplaceTags put in
         /// look-alikes that such text cannot hold ([`crate::spam::ascii_tags`]): the same
         /// matches there, far cheaper for Hyperscan.
         ascii: Option<String>,
@@ -403,7 +403,7 @@ impl RuleSet {
 }
 
 impl ReplaceTags {
-    /// The same definitions with every tag as it reads ASCII-only text
+    /// The same definitions with every tag as it reads plain text
     /// ([`crate::spam::ascii_tags::ascii_tag`]).
     fn ascii_only(&self) -> ReplaceTags {
         let mut out = self.clone();

@@ -235,8 +235,14 @@ fn debian_rules_load_and_every_rule_is_accounted_for() {
     let regexes = r.hyperscan + r.prefiltered + r.fallback;
     assert!((r.hyperscan + r.prefiltered) * 100 >= regexes * 95, "{r:?}");
     assert!(r.hyperscan * 100 >= regexes * 70, "{r:?}");
-    // The rules built from 25_replace.cf's tags read ASCII texts narrowed.
+    // The rules built from 25_replace.cf's tags read plain texts narrowed; those too large for
+    // Hyperscan to run exactly whole (the sextortion phrases) are exact narrowed.
     assert!(r.narrowed >= 40, "{r:?}");
+    let exact = e.ascii_exact_rules();
+    assert!(
+        exact.contains(&"__YOUR_WEBCAM") && exact.contains(&"__PAY_ME"),
+        "{exact:?}"
+    );
     assert!(r.total_loaded() > 1500, "{r:?}");
     assert!(r.loaded.get("header").is_some_and(|n| *n > 300), "{r:?}");
     assert!(r.loaded.get("body").is_some_and(|n| *n > 300), "{r:?}");
@@ -327,6 +333,21 @@ body  __T_ALONE   /alpha/
     assert_eq!(ours, ["T_META", "T_ON"]);
 }
 
+/// An engine of `rules` in which Hyperscan alone decides plain texts for `rule` only.
+fn exact_narrowed(rules: &str, rule: &str) -> Engine {
+    let e = engine_with(rules);
+    assert_eq!(e.ascii_exact_rules(), [rule], "{:?}", e.report);
+    e
+}
+
+/// Asserts for each body whether `rule` hits a UTF-8 text message holding it.
+fn hits_in_utf8_texts(e: &Engine, rule: &str, cases: &[(&[u8], bool)]) {
+    for (body, want) in cases {
+        let got = hits(e, &utf8_text(body)).iter().any(|h| h == rule);
+        assert_eq!(got, *want, "{rule} on {:?}", String::from_utf8_lossy(body));
+    }
+}
+
 /// A plain-text UTF-8 message with `body`.
 fn utf8_text(body: &[u8]) -> Vec<u8> {
     let mut m = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: s\r\n\
@@ -381,14 +402,56 @@ fn narrowed_exact_form_decides_ascii_texts_alone() {
         tag("iI1"),
         tag("aA@")
     );
-    let e = engine_with(&rules);
-    assert_eq!(e.ascii_exact_rules(), ["T_HEAVY"], "{:?}", e.report);
+    let e = exact_narrowed(&rules, "T_HEAVY");
     assert!(e.report.prefiltered >= 1, "{:?}", e.report);
-    let has = |body: &[u8]| hits(&e, &utf8_text(body)).iter().any(|h| h == "T_HEAVY");
-    assert!(has(b"cheap vvi1@@gra here"));
-    assert!(!has(b"cheap vvi1@@ here"));
-    // Not ASCII: a look-alike (U+0410) confirmed from the relaxed prefilter's candidates.
-    assert!(has(b"cheap vi\xd0\x90gra here"));
-    assert!(has(b"caf\xc3\xa9 viagra"));
-    assert!(!has(b"caf\xc3\xa9 vi\xd0\x90 gra"));
+    hits_in_utf8_texts(
+        &e,
+        "T_HEAVY",
+        &[
+            (b"cheap vvi1@@gra here", true),
+            (b"cheap vvi1@@ here", false),
+            // Not ASCII: a look-alike (U+0410) confirmed from the relaxed prefilter's candidates.
+            (b"cheap vi\xd0\x90gra here", true),
+            (b"caf\xc3\xa9 viagra", true),
+            (b"caf\xc3\xa9 vi\xd0\x90 gra", false),
+        ],
+    );
+}
+
+/// A ReplaceTags rule too large for Hyperscan whole (as SpamAssassin's longest ones are) still
+/// has Hyperscan decide plain texts through its narrowed form; other texts go to the
+/// confirming engine, which reads the whole pattern.
+#[test]
+fn rule_too_large_whole_is_decided_narrowed_on_plain_texts() {
+    let tag = |ascii: &str| {
+        let mut v = format!("(?:[{ascii}]");
+        for hi in 0x90..0xb0u8 {
+            for lo in 0x80..0x90u8 {
+                v.push_str(&format!("|[\\xe1][\\x{hi:02x}][\\x{lo:02x}]"));
+            }
+        }
+        v + ")"
+    };
+    let letters = ["wW", "eE3", "bB8", "cCk", "aA@", "mM"];
+    let mut rules = String::new();
+    for (i, l) in letters.iter().enumerate() {
+        rules.push_str(&format!("replace_tag L{i} {}\n", tag(l)));
+    }
+    rules.push_str(
+        "body T_HUGE /your\\s<L0><L1><L2><L3><L4><L5>/\nreplace_rules T_HUGE\nscore T_HUGE 2\n",
+    );
+    let e = exact_narrowed(&rules, "T_HUGE");
+    assert!(e.report.fallback >= 1, "too large whole: {:?}", e.report);
+    hits_in_utf8_texts(
+        &e,
+        "T_HUGE",
+        &[
+            (b"from your w3bc@m now", true),
+            (b"from your webcan now", false),
+            // Not plain: a three-octet look-alike, and a character reference in the text.
+            (b"from your \xe1\x90\x80ebcam now", true),
+            (b"your webcam &#169; 2026", true),
+            (b"your web cam &#169; 2026", false),
+        ],
+    );
 }
