@@ -93,6 +93,8 @@ fn structure(s: &str) -> Option<Vec<(usize, u8, usize)>> {
                 }
             }
             b']' if in_class => in_class = false,
+            // See `class_members`: a `[` inside a class is not understood.
+            b'[' => return None,
             b'(' if !in_class => {
                 out.push((i, b'(', depth));
                 depth += 1;
@@ -160,9 +162,18 @@ fn class_members(body: &str) -> Option<(Vec<Member>, usize)> {
         if c == b']' && i > 0 {
             return Some((out, i));
         }
+        // A `[` (a POSIX class `[:alpha:]`, or a nested class in some engines) and the set
+        // operators `&&`, `--`, `~~` of others: read differently by different engines, so
+        // not understood.
+        if c == b'[' || (matches!(c, b'&' | b'-' | b'~') && b.get(i + 1) == Some(&c)) {
+            return None;
+        }
         let (text, value, next) = atom(body, i)?;
         // A range `a-b`: its low end decides (a range reaching into ASCII is kept).
         if b.get(next) == Some(&b'-') && b.get(next + 1).is_some_and(|&c| c != b']') {
+            if b.get(next + 1) == Some(&b'-') {
+                return None;
+            }
             let (text2, _, next2) = atom(body, next + 1)?;
             out.push(Member {
                 text: format!("{text}-{text2}"),
@@ -248,6 +259,10 @@ mod tests {
         // Unbalanced or unknown forms.
         assert_eq!(ascii_tag(r"(?:[a\xe9]"), None);
         assert_eq!(ascii_tag(r"[a\x{e9}]"), None);
+        // A `[` or a set operator inside a class (engines read them differently).
+        assert_eq!(ascii_tag(r"(?:[[:alpha:]\xe9]|b)"), None);
+        assert_eq!(ascii_tag(r"(?:x[a[]|[\xe9])"), None);
+        assert_eq!(ascii_tag(r"(?:[a--\xe9]|b)"), None);
         // A non-ASCII octet past the leading class is not judged: the alternative stays.
         assert_eq!(ascii_tag(r"(?:a[\xe9]|b)"), None);
     }
