@@ -85,6 +85,12 @@ enum Source {
 /// repeated `{0,99}`) take Hyperscan tens of seconds each.
 const HEAVY_REPEATS: u64 = 200;
 
+/// The same limit for `full` rules: confirming one reads the whole message (tens of
+/// kilobytes, every message the relaxed prefilter lets through), so an exact compile is worth
+/// more there. Covers `__LONGLINE` (`^[^\r\n]{998}`, 0.1 s to compile exactly), whose
+/// confirming was 52 ms per 1,000 messages of the anchors' corpus.
+const FULL_HEAVY_REPEATS: u64 = 1_000;
+
 /// Patterns per Hyperscan database: compile time grows faster than the number of patterns,
 /// so a large group is split (each part one more pass over the text). Measured with Debian's
 /// rules (1,000 messages, two threads): 32 → 256 judges 10 % faster (575 → 634 msg/s) for
@@ -535,15 +541,20 @@ fn compile_group(
 ) -> (Group, Vec<(bool, Vec<Pattern>)>) {
     let mut runners = Vec::new();
     let mut pats = GroupPatterns::default();
+    let heavy_above = if matches!(source, Source::Full) {
+        FULL_HEAVY_REPEATS
+    } else {
+        HEAVY_REPEATS
+    };
     for r in rules {
         let confirm = Confirm::new(&r.re);
         let k = runners.len();
         let base = hs_flags(&r.re) | CompileFlags::SINGLEMATCH;
         let mut ascii_exact = false;
-        let (in_hs, is_exact) = match hs_patterns(&r.re, base, k) {
+        let (in_hs, is_exact) = match hs_patterns(&r.re, base, k, heavy_above) {
             (Some(p), _) => {
                 // Exact narrowed: it still decides plain texts if the build refuses the whole.
-                let a = match narrowed_pattern(&r, base, k, false) {
+                let a = match narrowed_pattern(&r, base, k, heavy_above, false) {
                     Some((a, exact)) => {
                         ascii_exact = exact && !r.multiple;
                         a
@@ -555,7 +566,7 @@ fn compile_group(
                 (true, !r.multiple || confirm.is_none())
             }
             (None, Some(pre)) if confirm.is_some() => {
-                let a = match narrowed_pattern(&r, base, k, true) {
+                let a = match narrowed_pattern(&r, base, k, heavy_above, true) {
                     Some((a, exact)) => {
                         ascii_exact = exact && !r.multiple;
                         a
@@ -570,7 +581,7 @@ fn compile_group(
                 // Too large for Hyperscan whole (SpamAssassin's longest ReplaceTags rules),
                 // yet exact narrowed: Hyperscan decides plain texts, the confirming engine
                 // reads the others.
-                if let Some((a, true)) = narrowed_pattern(&r, base, k, false)
+                if let Some((a, true)) = narrowed_pattern(&r, base, k, heavy_above, false)
                     && !r.multiple
                     && confirm.is_some()
                 {
@@ -635,8 +646,9 @@ fn hs_patterns(
     re: &PerlRegex,
     base: CompileFlags,
     id: usize,
+    heavy_above: u64,
 ) -> (Option<Pattern>, Option<Pattern>) {
-    let heavy = re.repeat_cost() > HEAVY_REPEATS;
+    let heavy = re.repeat_cost() > heavy_above;
     let p = hs_pattern(re, base, id);
     if !heavy && p.info().is_ok() {
         return (Some(p), None);
@@ -657,13 +669,14 @@ fn narrowed_pattern(
     r: &GroupRule,
     base: CompileFlags,
     id: usize,
+    heavy_above: u64,
     prefilter: bool,
 ) -> Option<(Pattern, bool)> {
     let re = PerlRegex {
         source: r.ascii.clone()?,
         ..r.re.clone()
     };
-    match hs_patterns(&re, base, id) {
+    match hs_patterns(&re, base, id, heavy_above) {
         (Some(p), _) => Some((p, true)),
         (None, Some(pre)) if prefilter => Some((pre, false)),
         _ => None,

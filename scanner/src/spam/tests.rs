@@ -455,3 +455,30 @@ fn rule_too_large_whole_is_decided_narrowed_on_plain_texts() {
         ],
     );
 }
+
+/// A `full` rule's bounded repeat runs exactly on Hyperscan up to a larger weight than other
+/// rules' (confirming one would read the whole message): SpamAssassin's `__LONGLINE` is exact
+/// as a `full` rule and prefiltered as a `rawbody` one, and both find the long line.
+#[test]
+fn full_rules_run_heavier_repeats_exactly() {
+    let base = engine_with("").report;
+    let e = engine_with(
+        "full T_LONG_FULL /^[^\\r\\n]{998}/m\nrawbody T_LONG_RAW /^[^\\r\\n]{998}/m\n\
+         score T_LONG_FULL 1\nscore T_LONG_RAW 1\n",
+    );
+    assert_eq!(e.report.hyperscan, base.hyperscan + 1, "{:?}", e.report);
+    assert_eq!(e.report.prefiltered, base.prefiltered + 1, "{:?}", e.report);
+    for (len, want) in [(1_000, true), (997, false)] {
+        let got = hits(&e, &utf8_text("x".repeat(len).as_bytes()));
+        let expected: Vec<String> = if want {
+            vec!["T_LONG_FULL".into(), "T_LONG_RAW".into()]
+        } else {
+            Vec::new()
+        };
+        let long: Vec<String> = got
+            .into_iter()
+            .filter(|h| h.starts_with("T_LONG"))
+            .collect();
+        assert_eq!(long, expected, "line of {len}");
+    }
+}
