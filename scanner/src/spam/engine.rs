@@ -550,43 +550,40 @@ fn compile_group(
         let confirm = Confirm::new(&r.re);
         let k = runners.len();
         let base = hs_flags(&r.re) | CompileFlags::SINGLEMATCH;
-        let mut ascii_exact = false;
+        // The narrowed form for plain texts, when the rule has one: exact, else a prefilter.
+        let (narrow_exact, narrow_pre) = match &r.ascii {
+            Some(src) => {
+                let narrowed = PerlRegex {
+                    source: src.clone(),
+                    ..r.re.clone()
+                };
+                hs_patterns(&narrowed, base, k, heavy_above)
+            }
+            None => (None, None),
+        };
+        // Exact narrowed: it decides plain texts even where the whole is only a prefilter, is
+        // refused when its database is built, or is too large for Hyperscan at all.
+        let mut ascii_exact = narrow_exact.is_some() && !r.multiple;
         let (in_hs, is_exact) = match hs_patterns(&r.re, base, k, heavy_above) {
             (Some(p), _) => {
-                // Exact narrowed: it still decides plain texts if the build refuses the whole.
-                let a = match narrowed_pattern(&r, base, k, heavy_above, false) {
-                    Some((a, exact)) => {
-                        ascii_exact = exact && !r.multiple;
-                        a
-                    }
-                    None => p.clone(),
-                };
+                pats.ascii_exact
+                    .push(narrow_exact.unwrap_or_else(|| p.clone()));
                 pats.exact.push(p);
-                pats.ascii_exact.push(a);
                 (true, !r.multiple || confirm.is_none())
             }
             (None, Some(pre)) if confirm.is_some() => {
-                let a = match narrowed_pattern(&r, base, k, heavy_above, true) {
-                    Some((a, exact)) => {
-                        ascii_exact = exact && !r.multiple;
-                        a
-                    }
-                    None => pre.clone(),
-                };
+                let a = narrow_exact.or(narrow_pre);
+                pats.ascii_prefilter.push(a.unwrap_or_else(|| pre.clone()));
                 pats.prefilter.push(pre);
-                pats.ascii_prefilter.push(a);
                 (true, false)
             }
             _ => {
-                // Too large for Hyperscan whole (SpamAssassin's longest ReplaceTags rules),
-                // yet exact narrowed: Hyperscan decides plain texts, the confirming engine
-                // reads the others.
-                if let Some((a, true)) = narrowed_pattern(&r, base, k, heavy_above, false)
-                    && !r.multiple
-                    && confirm.is_some()
-                {
-                    pats.ascii_exact.push(a);
-                    ascii_exact = true;
+                // Too large for Hyperscan whole (SpamAssassin's longest ReplaceTags rules):
+                // the exact narrowed form decides plain texts, the confirming engine reads
+                // the others.
+                match narrow_exact {
+                    Some(a) if ascii_exact && confirm.is_some() => pats.ascii_exact.push(a),
+                    _ => ascii_exact = false,
                 }
                 (false, false)
             }
@@ -659,28 +656,6 @@ fn hs_patterns(
         hs_pattern(re, base | CompileFlags::PREFILTER, id)
     };
     (None, pre.info().is_ok().then_some(pre))
-}
-
-/// The pattern of rule `r`'s narrowed variant for plain texts and whether it is exact:
-/// exact when Hyperscan takes it so, else a prefilter when its full pattern is one
-/// (`prefilter`); `None` when it has none or Hyperscan does not take it in a form that may
-/// stand for the full pattern's (which then serves plain texts too).
-fn narrowed_pattern(
-    r: &GroupRule,
-    base: CompileFlags,
-    id: usize,
-    heavy_above: u64,
-    prefilter: bool,
-) -> Option<(Pattern, bool)> {
-    let re = PerlRegex {
-        source: r.ascii.clone()?,
-        ..r.re.clone()
-    };
-    match hs_patterns(&re, base, id, heavy_above) {
-        (Some(p), _) => Some((p, true)),
-        (None, Some(pre)) if prefilter => Some((pre, false)),
-        _ => None,
-    }
 }
 
 /// Builds the databases of every group: a core's worth at a time, each read from the cache
