@@ -195,6 +195,7 @@ impl MailboxIndex {
     ) -> Result<(usize, usize)> {
         let lock = self.lock(id);
         let prefix = id_prefix(b'w', id);
+        let base = self.entry_base();
         let (mut total, mut steps) = (0, 0);
         loop {
             let entries = self
@@ -211,7 +212,7 @@ impl MailboxIndex {
                 let Some(uid) = k.get(9..13).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
                     continue;
                 };
-                let words = self.pending_words(id, u32::from_be_bytes(uid), &v)?;
+                let words = self.pending_words(&base, id, u32::from_be_bytes(uid), &v)?;
                 bytes += words.iter().map(|w| w.len() + 1).sum::<usize>();
                 lists.push((k, uid, words));
             }
@@ -249,8 +250,9 @@ impl MailboxIndex {
 
     /// The words of message `uid` from its pending entry `value`: a word list (entries
     /// written before words were read lazily), or [`PENDING_FILE`] and the folder, whose
-    /// message file is read now. A message whose record or file is gone has none.
-    fn pending_words(&self, id: u64, uid: u32, value: &[u8]) -> Result<Vec<String>> {
+    /// message file is read now (a relative folder from `base`, [`MailboxIndex::entry_base`]).
+    /// A message whose record or file is gone has none.
+    fn pending_words(&self, base: &Path, id: u64, uid: u32, value: &[u8]) -> Result<Vec<String>> {
         let Some(folder) = value.strip_prefix(&[PENDING_FILE]) else {
             return Ok(std::str::from_utf8(value)
                 .unwrap_or("")
@@ -259,7 +261,7 @@ impl MailboxIndex {
                 .map(str::to_string)
                 .collect());
         };
-        let folder = self.entry_base().join(std::ffi::OsStr::from_bytes(folder));
+        let folder = base.join(std::ffi::OsStr::from_bytes(folder));
         let Some(rec) = self.message(id, uid)? else {
             return Ok(Vec::new());
         };
