@@ -13,9 +13,10 @@
 //! words: a lookup first reads the mailbox's pending messages and turns their words into
 //! postings in bulk (one merge per word for the whole batch,
 //! [`MailboxIndex::invert_pending`]), and a background pass does the same once
-//! [`INVERT_AT`] messages wait, so the pending set stays bounded without a search — as
-//! Dovecot indexes on search or, with `fts_autoindex`, in its indexer processes after
-//! delivery. Answers are the same as indexing each message at once; a delivery into a
+//! [`INVERT_AT`] messages wait and deliveries to the mailbox pause for [`INVERT_QUIET`]
+//! (at once from [`INVERT_MAX`]), so the pending set stays bounded without a search and a
+//! burst of mail is not slowed by indexing it — as Dovecot indexes on search or, with
+//! `fts_autoindex`, in its indexer processes after delivery. Answers are the same as indexing each message at once; a delivery into a
 //! mailbox IMAP knows neither parses nor tokenizes its body (at 100 KiB that was about 15 %
 //! of the receive path's CPU) and writes a few octets instead of its word list.
 //!
@@ -26,7 +27,7 @@
 use super::*;
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The form of the index's words: 1 is i;unicode-casemap (titlecase, then NFKD).
 pub const FTS_FORMAT: u8 = 1;
@@ -57,8 +58,22 @@ impl MailboxIndex {
     }
 }
 
-/// Messages added to one mailbox whose words wait before a background pass inverts them.
+/// Messages added to one mailbox whose words wait before a background pass inverts them...
 pub const INVERT_AT: usize = 4096;
+
+/// ...once no message has been added to it for this long (indexing yields to a burst of
+/// deliveries, as Dovecot's indexer runs after them)...
+pub const INVERT_QUIET: Duration = Duration::from_secs(1);
+
+/// ...or at once when this many wait, however busy the mailbox (the first search of a
+/// mailbox never has more to invert than this, about 3 s of work at 100 KiB a message).
+pub const INVERT_MAX: usize = 4 * INVERT_AT;
+
+/// Whether a background pass may start now: `waiting` messages wait and the last one was
+/// added `since_last` ago.
+pub fn pass_may_start(waiting: usize, since_last: Duration) -> bool {
+    waiting >= INVERT_MAX || (waiting >= INVERT_AT && since_last >= INVERT_QUIET)
+}
 
 /// Pending messages taken per inversion step...
 const INVERT_BATCH: usize = 1024;
@@ -272,28 +287,53 @@ impl MailboxIndex {
     }
 
     /// Counts a message added to mailbox `id`; once [`INVERT_AT`] wait, starts a background
-    /// pass that inverts them (unless one runs). The caller may hold the mailbox lock.
+    /// pass that inverts them (unless one runs) when [`pass_may_start`] says so. The caller
+    /// may hold the mailbox lock.
     pub(super) fn note_pending_words(&self, id: u64) {
         {
             let mut live = self.live();
             let n = live.fts_pending.entry(id).or_default();
-            *n += 1;
-            if *n < INVERT_AT || !live.fts_inverting.insert(id) {
+            n.0 += 1;
+            n.1 = Some(Instant::now());
+            if n.0 < INVERT_AT || !live.fts_inverting.insert(id) {
                 return;
             }
-            live.fts_pending.insert(id, 0);
         }
         let idx = self.clone();
         let spawned = std::thread::Builder::new()
             .name("fts-invert".into())
             .spawn(move || {
-                if let Err(e) = idx.invert_pending(id) {
-                    tracing::warn!(mailbox = id, "full-text inversion: {e:#}");
+                idx.wait_for_quiet(id);
+                let t = Instant::now();
+                match idx.invert_pending(id) {
+                    Ok(n) => tracing::info!(
+                        mailbox = id,
+                        messages = n,
+                        ms = t.elapsed().as_millis() as u64,
+                        "full-text index: waiting messages' words inverted"
+                    ),
+                    Err(e) => tracing::warn!(mailbox = id, "full-text inversion: {e:#}"),
                 }
                 idx.live().fts_inverting.remove(&id);
             });
         if spawned.is_err() {
             self.live().fts_inverting.remove(&id);
+        }
+    }
+
+    /// Waits until a background pass over mailbox `id` may start ([`pass_may_start`]); the
+    /// count is reset by the pass itself, so messages added meanwhile are counted in.
+    fn wait_for_quiet(&self, id: u64) {
+        loop {
+            let (waiting, since) = match self.live().fts_pending.get(&id) {
+                Some(&(n, at)) => (n, at.map_or(INVERT_QUIET, |t| t.elapsed())),
+                // Inverted meanwhile by a lookup: the pass finds little or nothing left.
+                None => return,
+            };
+            if pass_may_start(waiting, since) {
+                return;
+            }
+            std::thread::sleep(INVERT_QUIET.saturating_sub(since).max(INVERT_QUIET / 8));
         }
     }
 

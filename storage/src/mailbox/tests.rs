@@ -273,7 +273,7 @@ fn words_wait_as_one_entry_each_and_are_inverted_in_bulk() {
         std::fs::write(root.join("new").join(format!("m{i}.x.h")), data).unwrap();
     }
     idx.sync("u", "INBOX", &mut meta, &root).unwrap();
-    for _ in 0..200 {
+    for _ in 0..500 {
         if pending(&store) == 0 {
             break;
         }
@@ -290,6 +290,66 @@ fn words_wait_as_one_entry_each_and_are_inverted_in_bulk() {
     assert_eq!(pending(&store), 1);
     idx.delete("u", "INBOX").unwrap();
     assert_eq!(pending(&store), 0);
+}
+
+/// The background pass waits for a pause in deliveries (or for `INVERT_MAX` waiting
+/// messages), so that indexing does not compete with a burst of mail.
+#[test]
+fn background_inversion_waits_for_a_pause_in_deliveries() {
+    use std::time::{Duration, Instant};
+    assert!(!fts::pass_may_start(
+        fts::INVERT_AT - 1,
+        Duration::from_secs(60)
+    ));
+    assert!(!fts::pass_may_start(fts::INVERT_AT, fts::INVERT_QUIET / 2));
+    assert!(fts::pass_may_start(fts::INVERT_AT, fts::INVERT_QUIET));
+    assert!(fts::pass_may_start(fts::INVERT_MAX, Duration::ZERO));
+
+    let (_dir, store, idx, root, mut meta) = fixture("INBOX");
+    let id = meta.id;
+    let pending = || {
+        store
+            .scan_prefix(CF_MAILBOX, &id_prefix(b'w', id))
+            .unwrap()
+            .len()
+    };
+    for i in 0..fts::INVERT_AT {
+        let data = format!("Subject: s\r\n\r\nburst{i} together\r\n");
+        std::fs::write(root.join("new").join(format!("m{i}.x.h")), data).unwrap();
+    }
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    // Deliveries go on, one every 50 ms, for twice the quiet period: no pass meanwhile.
+    let until = Instant::now() + 2 * fts::INVERT_QUIET;
+    let mut n = 0;
+    while Instant::now() < until {
+        std::fs::write(
+            root.join("new").join(format!("t{n}.x.h")),
+            b"Subject: s\r\n\r\nx\r\n",
+        )
+        .unwrap();
+        idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+        n += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        pending(),
+        fts::INVERT_AT + n,
+        "no pass during the deliveries"
+    );
+    // Then the pause: everything waiting is inverted without a lookup.
+    for _ in 0..500 {
+        if pending() == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pending(), 0, "the pass ran after the pause");
+    let mut k = id.to_be_bytes().to_vec();
+    k.extend_from_slice(b"TOGETHER");
+    assert_eq!(
+        store.get(CF_FTS, &k).unwrap().map(|v| v.len()),
+        Some(4 * fts::INVERT_AT)
+    );
 }
 
 #[test]
