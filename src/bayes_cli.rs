@@ -134,6 +134,9 @@ pub struct CvArgs {
     /// Log-odds against spam to overcome.
     #[arg(long, value_delimiter = ',')]
     pub bias: Vec<f64>,
+    /// Largest probability of one token (its mirror the smallest; 1: no cap).
+    #[arg(long, value_delimiter = ',')]
+    pub cap: Vec<f64>,
     /// Also list the misclassified messages with their probability.
     #[arg(long)]
     pub errors: bool,
@@ -370,6 +373,7 @@ fn param_grid(cv: &CvArgs) -> Vec<Params> {
     });
     vary(or(&cv.ham_weight, d.ham_weight), &|p, v| p.ham_weight = v);
     vary(or(&cv.bias, d.bias), &|p, v| p.bias = v);
+    vary(or(&cv.cap, d.cap), &|p, v| p.cap = v);
     grid
 }
 
@@ -470,7 +474,7 @@ fn cross_validate(cv: &CvArgs) -> Result<()> {
     let spam_files = message_files::files(&cv.spam)?;
     let ham_files = message_files::files(&cv.ham)?;
     println!(
-        "pairs\theaders\ts\tx\tmin_strength\tmax_tokens\tmin_count\tham_weight\tspam\tham\trecall%\tfp\tfp%\tunsure\trecall%@1fp"
+        "pairs\theaders\ts\tx\tmin_strength\tmax_tokens\tmin_count\tham_weight/bias/cap\tspam\tham\trecall%\tfp\tfp%\tunsure\trecall%@1fp"
     );
     for pairs in &cv.pairs {
         for (&headers, &case, &received) in cv.headers.iter().flat_map(|h| {
@@ -507,7 +511,7 @@ fn cross_validate(cv: &CvArgs) -> Result<()> {
                 let r = folds(&all, cv.folds, params, cv.errors)?;
                 let p = params;
                 println!(
-                    "{pairs}\t{headers}/{case}/{received}\t{}\t{}\t{}\t{}\t{}\t{}/{}\t{}\t{}\t{:.2}\t{}\t{:.3}\t{}\t{:.2}",
+                    "{pairs}\t{headers}/{case}/{received}\t{}\t{}\t{}\t{}\t{}\t{}/{}/{}\t{}\t{}\t{:.2}\t{}\t{:.3}\t{}\t{:.2}",
                     p.s,
                     p.x,
                     p.min_strength,
@@ -515,6 +519,7 @@ fn cross_validate(cv: &CvArgs) -> Result<()> {
                     p.min_count,
                     p.ham_weight,
                     p.bias,
+                    p.cap,
                     r.spam,
                     r.ham,
                     100.0 * r.caught as f64 / r.spam.max(1) as f64,

@@ -42,6 +42,9 @@ pub struct Params {
     /// Natural log of the odds against spam that the evidence must overcome: the prior
     /// that a message is ham, and the cost of a false positive (0: even odds).
     pub bias: f64,
+    /// A token's probability is kept within [1 − cap, cap] (Graham's 0.01–0.99): no single
+    /// token is near-certain evidence (1: no cap).
+    pub cap: f64,
 }
 
 impl Default for Params {
@@ -57,6 +60,7 @@ impl Default for Params {
             min_count: 1,
             ham_weight: 1.0,
             bias: 6.0,
+            cap: 1.0,
         }
     }
 }
@@ -84,7 +88,12 @@ pub fn token_probability(c: Counts, t: Totals, p: &Params) -> Option<f64> {
     let rs = f64::from(c.spam) / t.spam as f64;
     let rh = p.ham_weight * f64::from(c.ham) / t.ham as f64;
     let pw = rs / (rs + rh);
-    Some((p.s * p.x + n * pw) / (p.s + n))
+    let f = (p.s * p.x + n * pw) / (p.s + n);
+    Some(if p.cap < 1.0 {
+        f.clamp(1.0 - p.cap, p.cap)
+    } else {
+        f
+    })
 }
 
 /// Combines the tokens of one message (their counts) into a probability.
@@ -217,5 +226,22 @@ mod tests {
         let often = token_probability(Counts { spam: 40, ham: 0 }, t, &p).unwrap_or(0.0);
         assert!(once < often && once > 0.9, "{once} {often}");
         assert!(token_probability(Counts::default(), Totals::default(), &p).is_none());
+    }
+
+    #[test]
+    fn a_cap_bounds_each_token_both_ways() {
+        let t = Totals {
+            spam: 100,
+            ham: 100,
+        };
+        let p = Params {
+            cap: 0.99,
+            ..Params::default()
+        };
+        let spam_only = token_probability(Counts { spam: 40, ham: 0 }, t, &p).unwrap_or(0.0);
+        let ham_only = token_probability(Counts { spam: 0, ham: 40 }, t, &p).unwrap_or(1.0);
+        assert!((spam_only - 0.99).abs() < 1e-12 && (ham_only - 0.01).abs() < 1e-12);
+        let uncapped = token_probability(Counts { spam: 40, ham: 0 }, t, &Params::default());
+        assert!(uncapped.is_some_and(|f| f > 0.999));
     }
 }
