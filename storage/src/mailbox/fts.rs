@@ -16,9 +16,10 @@
 //! [`INVERT_AT`] messages wait and deliveries to the mailbox pause for [`INVERT_QUIET`]
 //! (at once from [`INVERT_MAX`]), so the pending set stays bounded without a search and a
 //! burst of mail is not slowed by indexing it — as Dovecot indexes on search or, with
-//! `fts_autoindex`, in its indexer processes after delivery. Answers are the same as indexing each message at once; a delivery into a
-//! mailbox IMAP knows neither parses nor tokenizes its body (at 100 KiB that was about 15 %
-//! of the receive path's CPU) and writes a few octets instead of its word list.
+//! `fts_autoindex`, in its indexer processes after delivery. Answers are the same as
+//! indexing each message at once; a delivery into a mailbox IMAP knows neither parses nor
+//! tokenizes its body (at 100 KiB that was about 15 % of the receive path's CPU) and
+//! writes a few octets instead of its word list.
 //!
 //! Words are kept in their i;unicode-casemap form (RFC 5051; `text::tokens`). An index
 //! written in an older form ([`FTS_FORMAT`]) is rebuilt in the background the first time
@@ -303,7 +304,10 @@ impl MailboxIndex {
         let spawned = std::thread::Builder::new()
             .name("fts-invert".into())
             .spawn(move || {
-                idx.wait_for_quiet(id);
+                if !idx.wait_for_quiet(id) {
+                    idx.live().fts_inverting.remove(&id);
+                    return;
+                }
                 let t = Instant::now();
                 match idx.invert_pending(id) {
                     Ok(n) => tracing::info!(
@@ -321,17 +325,21 @@ impl MailboxIndex {
         }
     }
 
-    /// Waits until a background pass over mailbox `id` may start ([`pass_may_start`]); the
-    /// count is reset by the pass itself, so messages added meanwhile are counted in.
-    fn wait_for_quiet(&self, id: u64) {
+    /// Waits until a background pass over mailbox `id` may start ([`pass_may_start`]) and
+    /// says whether it should: not when a lookup inverted the waiting messages meanwhile
+    /// (which resets the count; the next [`INVERT_AT`] start a new pass). The count is
+    /// reset by the pass itself, so messages added while it waits are counted in.
+    fn wait_for_quiet(&self, id: u64) -> bool {
         loop {
             let (waiting, since) = match self.live().fts_pending.get(&id) {
                 Some(&(n, at)) => (n, at.map_or(INVERT_QUIET, |t| t.elapsed())),
-                // Inverted meanwhile by a lookup: the pass finds little or nothing left.
-                None => return,
+                None => return false,
             };
+            if waiting < INVERT_AT {
+                return false;
+            }
             if pass_may_start(waiting, since) {
-                return;
+                return true;
             }
             std::thread::sleep(INVERT_QUIET.saturating_sub(since).max(INVERT_QUIET / 8));
         }

@@ -350,6 +350,31 @@ fn background_inversion_waits_for_a_pause_in_deliveries() {
         store.get(CF_FTS, &k).unwrap().map(|v| v.len()),
         Some(4 * fts::INVERT_AT)
     );
+    // A search while the pass waits inverts everything itself; the waiting pass then ends
+    // without running (and a later burst starts a new one).
+    for _ in 0..100 {
+        if !idx.live().fts_inverting.contains(&id) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 0..fts::INVERT_AT {
+        let data = format!("Subject: s\r\n\r\nagain{i} together\r\n");
+        std::fs::write(root.join("new").join(format!("a{i}.x.h")), data).unwrap();
+    }
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    assert!(idx.live().fts_inverting.contains(&id), "a pass waits");
+    assert_eq!(idx.fts_lookup(id, "AGAIN4095").unwrap().len(), 1);
+    assert_eq!(pending(), 0);
+    // One more delivery after the search counts from one again: still no pass.
+    std::fs::write(root.join("new/after.x.h"), b"Subject: s\r\n\r\nafter\r\n").unwrap();
+    idx.sync("u", "INBOX", &mut meta, &root).unwrap();
+    std::thread::sleep(fts::INVERT_QUIET + fts::INVERT_QUIET / 2);
+    assert_eq!(pending(), 1);
+    assert!(
+        !idx.live().fts_inverting.contains(&id),
+        "the waiting pass ended"
+    );
 }
 
 #[test]
