@@ -293,9 +293,10 @@ impl MailboxIndex {
     pub(super) fn note_pending_words(&self, id: u64) {
         {
             let mut live = self.live();
-            let n = live.fts_pending.entry(id).or_default();
+            let now = Instant::now();
+            let n = live.fts_pending.entry(id).or_insert((0, now));
             n.0 += 1;
-            n.1 = Some(Instant::now());
+            n.1 = now;
             if n.0 < INVERT_AT || !live.fts_inverting.insert(id) {
                 return;
             }
@@ -304,19 +305,17 @@ impl MailboxIndex {
         let spawned = std::thread::Builder::new()
             .name("fts-invert".into())
             .spawn(move || {
-                if !idx.wait_for_quiet(id) {
-                    idx.live().fts_inverting.remove(&id);
-                    return;
-                }
-                let t = Instant::now();
-                match idx.invert_pending(id) {
-                    Ok(n) => tracing::info!(
-                        mailbox = id,
-                        messages = n,
-                        ms = t.elapsed().as_millis() as u64,
-                        "full-text index: waiting messages' words inverted"
-                    ),
-                    Err(e) => tracing::warn!(mailbox = id, "full-text inversion: {e:#}"),
+                if idx.wait_for_quiet(id) {
+                    let t = Instant::now();
+                    match idx.invert_pending(id) {
+                        Ok(n) => tracing::info!(
+                            mailbox = id,
+                            messages = n,
+                            ms = t.elapsed().as_millis() as u64,
+                            "full-text index: waiting messages' words inverted"
+                        ),
+                        Err(e) => tracing::warn!(mailbox = id, "full-text inversion: {e:#}"),
+                    }
                 }
                 idx.live().fts_inverting.remove(&id);
             });
@@ -332,7 +331,7 @@ impl MailboxIndex {
     fn wait_for_quiet(&self, id: u64) -> bool {
         loop {
             let (waiting, since) = match self.live().fts_pending.get(&id) {
-                Some(&(n, at)) => (n, at.map_or(INVERT_QUIET, |t| t.elapsed())),
+                Some(&(n, at)) => (n, at.elapsed()),
                 None => return false,
             };
             if waiting < INVERT_AT {

@@ -21,7 +21,7 @@ pub(super) struct Live {
     pub(super) fts_rebuilding: std::collections::HashSet<u64>,
     /// Per mailbox, messages added since its pending entries were last turned into
     /// postings (counted since start-up), and when the last one was added.
-    pub(super) fts_pending: HashMap<u64, (usize, Option<std::time::Instant>)>,
+    pub(super) fts_pending: HashMap<u64, (usize, std::time::Instant)>,
     /// Mailboxes whose pending entries a background pass is turning into postings.
     pub(super) fts_inverting: std::collections::HashSet<u64>,
 }
