@@ -41,11 +41,10 @@ flushes() { awk '{print $16}' "/sys/block/$DEV/stat"; }
 sectors() { awk '{print $7}' "/sys/block/$DEV/stat"; }
 files() { { find "$1" -path '*/new/*' -type f 2>/dev/null || true; } | wc -l; }
 sunk() { local n; n=$({ tr '\r' '\n' < "$WORK/sink.out" | grep -o 'mesg=[0-9]*' || true; } | tail -1 | cut -d= -f2); echo "${n:-0}"; }
-aside() { mkdir -p "$1.aside"; local to; to=$(mktemp -d "$1.aside/XXXXXX"); for d in "$1"/user[0-9]*; do if [ -e "$d" ]; then mv "$d" "$to/"; fi; done; }
 # run PORT MAILROOT MODE SESSIONS -> "msg/s flushes/msg KiB-written/msg"
 run() {
   local port=$1 root=$2 mode=$3 s=$4 base t0 t1 f0 f1 w0 w1 to
-  aside "$root"; sync; sleep 1
+  move_aside "$root"; sync; sleep 1
   case $mode in
     one) to="-t user1@example.test"; base=$(files "$root") ;;
     many) to="-N -t u@example.test"; base=$(files "$root") ;;

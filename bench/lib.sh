@@ -7,6 +7,13 @@
 #   EXTRA_TOML; starts
 #   the release binary (nice -10, log in $WORK/server.log), sets PC to its pid, and waits until
 #   the first listener answers.
+# move_aside MAILROOT: moves MAILROOT/user* into a fresh MAILROOT.aside/XXXXXX (a rename on the
+# same file system), so that the next run starts with empty Maildirs and no inode freed nearby
+# (see smtp_throughput.sh, SETTLE and ASIDE).
+move_aside() {
+  mkdir -p "$1.aside"; local to; to=$(mktemp -d "$1.aside/XXXXXX")
+  for d in "$1"/user[0-9]*; do if [ -e "$d" ]; then mv "$d" "$to/"; fi; done
+}
 # dns_stub: makes sure the anchors' NXDOMAIN stub answers on 127.0.0.1:$DNS_STUB_PORT (UDP)
 # and prints the port.
 dns_stub() {

@@ -64,8 +64,7 @@ med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR
 rate() { sed -n 's/.*all-delivered=[0-9.]*s (\([0-9.]*\) msg\/s).*/\1/p'; }
 ROOT=$WORK/data/mail/users
 one_run() {
-  mkdir -p "$ROOT.aside"; local to; to=$(mktemp -d "$ROOT.aside/XXXXXX")
-  for d in "$ROOT"/user[0-9]*; do if [ -e "$d" ]; then mv "$d" "$to/"; fi; done
+  move_aside "$ROOT"
   WIPE=0 nice -n -10 "$ANCH/smtp_throughput.sh" 127.0.0.1 $PORT "$ROOT" "$COUNT" "$1" 20 one 1 | grep '^run'
 }
 echo "### $(date -u +%FT%TZ) $(nproc) cores, loadavg $(cat /proc/loadavg); $COUNT messages per run; CHECK=${CHECK:-av}"

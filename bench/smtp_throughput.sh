@@ -78,8 +78,7 @@ rate() { sed -n 's/.*all-delivered=[0-9.]*s (\([0-9.]*\) msg\/s).*/\1/p'; }
 one_run() {
   local wipe=${WIPE:-1}
   if [ -n "${ASIDE:-}" ]; then
-    mkdir -p "$2.aside"; local to; to=$(mktemp -d "$2.aside/XXXXXX")
-    for d in "$2"/user[0-9]*; do if [ -e "$d" ]; then mv "$d" "$to/"; fi; done
+    move_aside "$2"
     wipe=0
   elif [ -n "${SETTLE:-}" ]; then
     rm -rf "$2"/user[0-9]*; sync; sleep "$SETTLE"

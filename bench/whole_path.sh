@@ -48,12 +48,8 @@ med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR
 rate() { sed -n 's/.*all-delivered=[0-9.]*s (\([0-9.]*\) msg\/s delivered).*/\1/p' | head -1; }
 # postcore's CPU time (user + system, all threads) in milliseconds, from /proc.
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$PC/stat"; }
-# aside MAILROOT: with ASIDE=1, moves MAILROOT/user* into a fresh MAILROOT.aside/XXXXXX.
-aside() {
-  [ -n "${ASIDE:-}" ] || return 0
-  mkdir -p "$1.aside"; local to; to=$(mktemp -d "$1.aside/XXXXXX")
-  for d in "$1"/user[0-9]*; do if [ -e "$d" ]; then mv "$d" "$to/"; fi; done
-}
+# aside MAILROOT: with ASIDE=1, moves MAILROOT/user* aside (lib.sh's move_aside).
+aside() { if [ -n "${ASIDE:-}" ]; then move_aside "$1"; fi; }
 [ -n "${ASIDE:-}" ] && echo "### ASIDE=1: Maildirs moved aside (not deleted) before each run, both sides"
 anchor=(); ours=(); ratio=()
 for r in $(seq "$RUNS"); do
