@@ -43,7 +43,7 @@ pub struct Params {
     /// that a message is ham, and the cost of a false positive (0: even odds).
     pub bias: f64,
     /// A token's probability is kept within [1 − cap, cap] (Graham's 0.01–0.99): no single
-    /// token is near-certain evidence (1: no cap).
+    /// token is near-certain evidence (1: no cap; below 0.5 counts as 0.5).
     pub cap: f64,
 }
 
@@ -88,12 +88,9 @@ pub fn token_probability(c: Counts, t: Totals, p: &Params) -> Option<f64> {
     let rs = f64::from(c.spam) / t.spam as f64;
     let rh = p.ham_weight * f64::from(c.ham) / t.ham as f64;
     let pw = rs / (rs + rh);
-    let f = (p.s * p.x + n * pw) / (p.s + n);
-    Some(if p.cap < 1.0 {
-        f.clamp(1.0 - p.cap, p.cap)
-    } else {
-        f
-    })
+    // A cap below 0.5 would cross its mirror (and make `clamp` panic): 0.5 at least.
+    let cap = p.cap.clamp(0.5, 1.0);
+    Some(((p.s * p.x + n * pw) / (p.s + n)).clamp(1.0 - cap, cap))
 }
 
 /// Combines the tokens of one message (their counts) into a probability.
@@ -243,5 +240,13 @@ mod tests {
         assert!((spam_only - 0.99).abs() < 1e-12 && (ham_only - 0.01).abs() < 1e-12);
         let uncapped = token_probability(Counts { spam: 40, ham: 0 }, t, &Params::default());
         assert!(uncapped.is_some_and(|f| f > 0.999));
+        let crossed = Params {
+            cap: 0.2,
+            ..Params::default()
+        };
+        assert_eq!(
+            token_probability(Counts { spam: 40, ham: 0 }, t, &crossed),
+            Some(0.5)
+        );
     }
 }
