@@ -7,7 +7,9 @@
 //! matches from, the rest running on `regex`'s automata over the octets. Anything else runs
 //! on fancy-regex over the Latin-1 text.
 
+use super::native::Native;
 use super::perl_re::{PerlRegex, latin1};
+use super::superset::{group_end, superset};
 use regex::bytes::{Regex, RegexBuilder};
 
 /// How one pattern is confirmed.
@@ -22,29 +24,28 @@ pub enum Confirm {
     /// No look-around, no back-reference: `regex`'s automata over the octets.
     Plain(Regex),
     /// A pattern that can only match at the start of a line (`/^…/m`, no look-behind): tried
-    /// only at the line starts where `gate` (its look-around-free superset, anchored there)
+    /// only at the line starts where `gate` (its superset: see [`superset`], anchored there)
     /// matches, each time on the text from that line on, where the line start is the text's
     /// start as well.
     Lines {
         /// The anchored superset.
         gate: Regex,
         /// The anchored pattern.
-        re: AtStart,
+        re: LineMatcher,
     },
     /// fancy-regex's program over Latin-1 text, run only at the starts where `gate` (the
-    /// pattern with its look-arounds taken out: a superset, as an assertion only ever narrows
-    /// a match) matches — found by `gate`'s automaton, each tried once.
+    /// pattern with its look-arounds taken out and its back-references replaced by copies
+    /// of their groups: see [`superset`]) matches — found by `gate`'s automaton, each tried once.
     Gated {
         /// The superset's automaton.
         gate: Regex,
         /// The pattern, run at one start at a time.
         re: AtStart,
     },
-    /// fancy-regex over Latin-1 text (a pattern whose superset does not compile, such as one
-    /// with a back-reference outside look-arounds), run only where `gate` matches when there
-    /// is one.
+    /// fancy-regex over Latin-1 text (a pattern without a superset that compiles), run only
+    /// where `gate` matches when there is one.
     Fancy {
-        /// The superset's automaton, when it compiles (not with back-references).
+        /// The superset's automaton, when it compiles.
         gate: Option<Regex>,
         /// The pattern itself.
         re: fancy_regex::Regex,
@@ -63,7 +64,7 @@ impl Confirm {
         if let Some(c) = by_lines(re) {
             return Some(c);
         }
-        let gate = without_lookaround(&re.source).and_then(|source| {
+        let gate = superset(&re.source).and_then(|source| {
             compile(&PerlRegex {
                 source,
                 ..re.clone()
@@ -113,9 +114,8 @@ impl Confirm {
             Confirm::Lines { gate, re } => {
                 let mut n = 0;
                 let mut from = 0;
-                // The Latin-1 copy is made once; `at` follows octet offset `seen` into it
-                // (octets from 0x80 take two bytes there).
-                let t = latin.get_or_insert_with(|| latin1(text));
+                // `at` follows octet offset `seen` into the Latin-1 copy, made once when
+                // fancy-regex runs (octets from 0x80 take two bytes there).
                 let (mut seen, mut at) = (0usize, 0usize);
                 let starts =
                     std::iter::once(0).chain(memchr::memchr_iter(b'\n', text).map(|i| i + 1));
@@ -123,15 +123,23 @@ impl Confirm {
                     if p < from || !gate.is_match(&text[p..]) {
                         continue;
                     }
-                    at += p - seen + text[seen..p].iter().filter(|&&b| b >= 0x80).count();
-                    seen = p;
-                    if let Some(end) = re.match_end(&t[at..]) {
+                    let end = match re {
+                        LineMatcher::Native(native) => native.match_end(&text[p..]),
+                        LineMatcher::Fancy(re) => {
+                            let t = latin.get_or_insert_with(|| latin1(text));
+                            at += p - seen + text[seen..p].iter().filter(|&&b| b >= 0x80).count();
+                            seen = p;
+                            // Its end in octets: one per character.
+                            re.match_end(&t[at..])
+                                .map(|end| t[at..].get(..end).map_or(0, |m| m.chars().count()))
+                        }
+                    };
+                    if let Some(end) = end {
                         n += 1;
                         if n >= max {
                             break;
                         }
-                        // `//g` goes on after the match (its end in octets: one per char).
-                        let end = t[at..].get(..end).map_or(0, |m| m.chars().count());
+                        // `//g` goes on after the match.
                         from = p + end.max(1);
                     }
                 }
@@ -228,9 +236,20 @@ fn by_lines(re: &PerlRegex) -> Option<Confirm> {
         source: format!("\\A(?:{source})"),
         ..re.clone()
     };
-    let gate = compile(&anchored(without_lookaround(src)?))?;
-    let re = AtStart::new(&anchored(src.clone()).fancy_expression())?;
+    let gate = compile(&anchored(superset(src)?))?;
+    let re = match Native::for_pattern(re) {
+        Some(native) => LineMatcher::Native(native),
+        None => LineMatcher::Fancy(AtStart::new(&anchored(src.clone()).fancy_expression())?),
+    };
     Some(Confirm::Lines { gate, re })
+}
+
+/// What runs at a line start the gate lets through.
+pub enum LineMatcher {
+    /// fancy-regex's start-only program over the Latin-1 text.
+    Fancy(AtStart),
+    /// A rule's own matcher over the octets.
+    Native(Native),
 }
 
 /// A fancy-regex program run at the start of a text only. A `fancy_regex::Regex` always
@@ -264,67 +283,6 @@ impl AtStart {
         let saves = fancy_regex::internal::run_default(&self.0, text, pos).ok()??;
         saves.get(1).copied()
     }
-}
-
-/// `src` with every look-ahead and look-behind group removed (`None` when there is none, or
-/// the groups do not balance).
-fn without_lookaround(src: &str) -> Option<String> {
-    let b = src.as_bytes();
-    let mut out = String::with_capacity(src.len());
-    let mut i = 0;
-    let mut in_class = false;
-    let mut removed = false;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => {
-                let len = src[i + 1..].chars().next().map_or(0, char::len_utf8);
-                out.push_str(&src[i..i + 1 + len]);
-                i += 1 + len;
-                continue;
-            }
-            b'[' if !in_class => in_class = true,
-            b']' if in_class => in_class = false,
-            b'(' if !in_class
-                && ["(?=", "(?!", "(?<=", "(?<!"]
-                    .iter()
-                    .any(|p| src[i..].starts_with(p)) =>
-            {
-                i = group_end(src, i)? + 1;
-                removed = true;
-                continue;
-            }
-            _ => {}
-        }
-        let ch = src[i..].chars().next()?;
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    removed.then_some(out)
-}
-
-/// The index of the `)` closing the group that opens at `open`.
-fn group_end(src: &str, open: usize) -> Option<usize> {
-    let b = src.as_bytes();
-    let mut depth = 0usize;
-    let mut i = open;
-    let mut in_class = false;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 1,
-            b'[' if !in_class => in_class = true,
-            b']' if in_class => in_class = false,
-            b'(' if !in_class => depth += 1,
-            b')' if !in_class => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 /// `re` for `regex::bytes` over octets, as Perl on a byte string; `None` when it needs
@@ -406,8 +364,10 @@ mod tests {
             kind(r"/\s[a-z]+\s(?![a-z]{10}\s)[-0-9a-f]{10,64}\s/"),
             "gated"
         );
-        // A back-reference outside a look-around: the superset does not compile either.
-        assert_eq!(kind(r"/\b(\w+) \1(?!x)/"), "fancy");
+        // A back-reference outside a look-around: the superset copies its group.
+        assert_eq!(kind(r"/\b(\w+) \1(?!x)/"), "gated");
+        // ... unless the group holds an assertion.
+        assert_eq!(kind(r"/(\b\w+) \1(?!x)/"), "fancy");
         // Inside one it goes with it.
         assert_eq!(kind(r"/\s(\S+)\s(?=.{1,20}^\1$)/sm"), "gated");
         // At line starts only.
@@ -494,11 +454,79 @@ mod tests {
         assert_eq!(count(p, b" id 0123abcdef9876 here ", 1).0, 1);
         // The gate passes, the look-ahead refuses (ten letters then a space).
         assert_eq!(count(p, b" word abcdefabcd more ", 1).0, 0);
-        assert_eq!(
-            without_lookaround(r"a(?!b(?=c))[(?!]d(?<=x)e\(?=").as_deref(),
-            Some(r"a[(?!]de\(?=")
-        );
-        assert_eq!(without_lookaround("plain"), None);
-        assert_eq!(without_lookaround("a(?!b"), None);
+    }
+
+    /// Patterns with back-references, run through their superset's gate, count what
+    /// fancy-regex's own search counts on texts made to nearly match them.
+    #[test]
+    fn back_reference_patterns_gated_count_what_fancy_regex_counts() {
+        let patterns = [
+            // SpamAssassin's __PDS_TO_BRAND_SUBJECT and __SUBJ_HAS_TO_1 (header ALL).
+            r#"/^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?\1\b/ism"#,
+            r"/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>,]+)>?\n+(?:[^\n]{1,200}\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism",
+            r"/\b(\w+) \1\b/",
+            r"/(a|bc)+x\1/i",
+            r"/^(\w)\w*\1$/m",
+        ];
+        let words = [
+            "\nTo: a@acme.test\n",
+            "\nTo: Al <a@acme.test>\n",
+            "\nTo: b@x.y>\n",
+            "To: <",
+            "Subject: ",
+            "Subject: \"",
+            "Subject: hi a@acme.test!",
+            "acme",
+            "ACME",
+            "a@acme.test",
+            "x",
+            "bc",
+            "a",
+            "the",
+            "The",
+            "\n",
+            "\n\n",
+            " ",
+            ">",
+            ",",
+            ".",
+            "X: y\n",
+            "\u{e9}",
+        ];
+        let mut rng = crate::test_rng::Rng(0x5eed_0b5e);
+        for p in patterns {
+            let (re, _) = parse_literal(p).expect("pattern");
+            let c = Confirm::new(&re).expect("compiles");
+            assert!(
+                !matches!(c, Confirm::Fancy { gate: None, .. }),
+                "{p} has a gate"
+            );
+            let fancy = fancy_regex::Regex::new(&re.fancy_expression()).expect("compiles");
+            for _ in 0..3000 {
+                let n = 1 + (rng.next() % 24) as usize;
+                let text: Vec<u8> = (0..n)
+                    .flat_map(|_| {
+                        rng.pick(&words)
+                            .chars()
+                            .map(|c| c as u8)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                let t = latin1(&text);
+                for max in [1, 5] {
+                    let want = fancy
+                        .find_iter(&t)
+                        .take_while(Result::is_ok)
+                        .take(max)
+                        .count();
+                    assert_eq!(
+                        c.count(&text, &mut None, max as u32) as usize,
+                        want,
+                        "{p} on {:?}",
+                        String::from_utf8_lossy(&text)
+                    );
+                }
+            }
+        }
     }
 }

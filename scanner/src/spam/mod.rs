@@ -8,8 +8,10 @@ pub mod engine;
 pub mod evals;
 pub mod message;
 pub mod meta;
+pub mod native;
 pub mod perl_re;
 pub mod rules;
+pub mod superset;
 
 use crate::bayes::Bayes;
 use crate::greylist::{GreylistStore, Outcome};

@@ -1,0 +1,219 @@
+//! A look-around-free, back-reference-free superset of a Perl pattern: what an automaton can
+//! run to find the only places the pattern itself can match.
+//!
+//! Two rewrites, each of which only widens what matches:
+//! - a look-ahead or look-behind group is removed (an assertion only ever narrows a match);
+//! - a back-reference `\N` becomes a copy of group N's expression (the text a back-reference
+//!   matches is text group N matched, so it is in the language of group N's expression),
+//!   provided that expression holds no assertion, whose answer could depend on where the
+//!   copy stands, and that no inline modifier changes the case rule between the group and
+//!   the reference.
+//!
+//! Anything not understood gives `None`, and the caller runs the pattern without a gate.
+
+/// `src` (Perl syntax, as parsed from a rule) with every look-around group removed and
+/// every back-reference replaced by a copy of its group; `None` when there is nothing to
+/// rewrite or a construct is not understood (named groups, inline modifiers, `\10`…).
+pub fn superset(src: &str) -> Option<String> {
+    let groups = capture_groups(src)?;
+    let b = src.as_bytes();
+    let mut out = String::with_capacity(src.len());
+    let mut i = 0;
+    let mut in_class = false;
+    let mut changed = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                let next = src[i + 1..].chars().next()?;
+                if !in_class && next.is_ascii_digit() {
+                    // Perl: `\1`–`\9` refer to a group; `\0` and `\10`… are not handled here.
+                    let n = usize::from(next as u8 - b'0');
+                    if n == 0 || b.get(i + 2).is_some_and(u8::is_ascii_digit) {
+                        return None;
+                    }
+                    let (open, close) = *groups.get(n - 1)?;
+                    let body = &src[open + 1..close];
+                    if (open..=close).contains(&i) || !assertion_free(body) {
+                        return None;
+                    }
+                    out.push_str("(?:");
+                    out.push_str(body);
+                    out.push(')');
+                    changed = true;
+                    i += 2;
+                    continue;
+                }
+                out.push_str(&src[i..i + 1 + next.len_utf8()]);
+                i += 1 + next.len_utf8();
+                continue;
+            }
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class && is_lookaround(&src[i..]) => {
+                i = group_end(src, i)? + 1;
+                changed = true;
+                continue;
+            }
+            _ => {}
+        }
+        let ch = src[i..].chars().next()?;
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    changed.then_some(out)
+}
+
+/// Whether `rest` opens a look-ahead or look-behind group.
+fn is_lookaround(rest: &str) -> bool {
+    ["(?=", "(?!", "(?<=", "(?<!"]
+        .iter()
+        .any(|p| rest.starts_with(p))
+}
+
+/// What a position outside every character class holds.
+enum Atom {
+    /// `\` and the character after it (its first octet).
+    Escape(u8),
+    /// Any other octet.
+    Octet(u8),
+}
+
+/// The positions of `src` from `from` on that stand outside character classes, each with
+/// what it holds (classes, brackets included, are skipped whole).
+fn outside_classes(src: &str, from: usize) -> impl Iterator<Item = (usize, Atom)> + '_ {
+    let b = src.as_bytes();
+    let mut i = from;
+    let mut in_class = false;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            let at = i;
+            let c = b[i];
+            if c == b'\\' {
+                i += 2;
+                if !in_class {
+                    return Some((at, Atom::Escape(b.get(at + 1).copied().unwrap_or(b'\\'))));
+                }
+                continue;
+            }
+            i += 1;
+            match c {
+                b'[' if !in_class => in_class = true,
+                b']' if in_class => in_class = false,
+                _ if in_class => {}
+                _ => return Some((at, Atom::Octet(c))),
+            }
+        }
+        None
+    })
+}
+
+/// The `(` and `)` offsets of each capturing group, in the order the groups open (group 1
+/// first); `None` for a named group, an inline modifier or unbalanced parentheses.
+fn capture_groups(src: &str) -> Option<Vec<(usize, usize)>> {
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    // Each open group: the index of its entry in `groups` when it captures.
+    let mut open: Vec<Option<usize>> = Vec::new();
+    for (i, atom) in outside_classes(src, 0) {
+        match atom {
+            Atom::Octet(b'(') if src[i..].starts_with("(?") => {
+                let rest = &src[i..];
+                if !(rest.starts_with("(?:") || is_lookaround(rest)) {
+                    return None;
+                }
+                open.push(None);
+            }
+            Atom::Octet(b'(') => {
+                open.push(Some(groups.len()));
+                groups.push((i, i));
+            }
+            Atom::Octet(b')') => {
+                if let Some(g) = open.pop()? {
+                    groups[g].1 = i;
+                }
+            }
+            _ => {}
+        }
+    }
+    open.is_empty().then_some(groups)
+}
+
+/// Whether `body` (a group's expression) holds no anchor, word boundary, look-around or
+/// back-reference outside its classes.
+fn assertion_free(body: &str) -> bool {
+    outside_classes(body, 0).all(|(i, atom)| match atom {
+        Atom::Escape(c) => !(c.is_ascii_digit() || b"bBAzZGkgQ".contains(&c)),
+        Atom::Octet(b'^' | b'$') => false,
+        Atom::Octet(b'(') => !is_lookaround(&body[i..]),
+        Atom::Octet(_) => true,
+    })
+}
+
+/// The index of the `)` closing the group that opens at `open`.
+pub fn group_end(src: &str, open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, atom) in outside_classes(src, open) {
+        match atom {
+            Atom::Octet(b'(') => depth += 1,
+            Atom::Octet(b')') => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn look_arounds_are_removed() {
+        assert_eq!(
+            superset(r"a(?!b(?=c))[(?!]d(?<=x)e\(?=").as_deref(),
+            Some(r"a[(?!]de\(?=")
+        );
+        assert_eq!(superset("plain"), None);
+        assert_eq!(superset("a(?!b"), None);
+    }
+
+    #[test]
+    fn back_references_become_copies_of_their_group() {
+        assert_eq!(
+            superset(r#"^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?\1\b"#).as_deref(),
+            Some(r#"^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?(?:[^\.]+)\b"#)
+        );
+        // A reference inside a removed look-ahead goes with it.
+        assert_eq!(
+            superset(r"^From:\s+([^<]\S+\s\S+)\s(?=.{1,2048}^\1\r?$)").as_deref(),
+            Some(r"^From:\s+([^<]\S+\s\S+)\s")
+        );
+        // Groups are numbered by their opening parenthesis; non-capturing ones do not count.
+        assert_eq!(
+            superset(r"(?:x)((a)b)\2").as_deref(),
+            Some(r"(?:x)((a)b)(?:a)")
+        );
+        // `\1` in a class is an octal escape, not a reference.
+        assert_eq!(superset(r"(a)[\1]"), None);
+    }
+
+    #[test]
+    fn what_a_copy_could_get_wrong_is_left_alone() {
+        // An assertion in the group: its answer depends on where the copy stands.
+        assert_eq!(superset(r"(\bfoo)bar\1"), None);
+        assert_eq!(superset(r"(^a)\1"), None);
+        assert_eq!(superset(r"((?=a)a)\1"), None);
+        // A reference inside its own group, to a group that does not exist, `\10`, `\0`.
+        assert_eq!(superset(r"(a\1)"), None);
+        assert_eq!(superset(r"(a)\2"), None);
+        assert_eq!(superset(r"(a)\10"), None);
+        assert_eq!(superset(r"(a)\0"), None);
+        // Named groups and inline modifiers (which could change the case rule).
+        assert_eq!(superset(r"(?<n>a)\1"), None);
+        assert_eq!(superset(r"(?i:(a))\1"), None);
+        assert_eq!(superset(r"(a))\1"), None);
+    }
+}
