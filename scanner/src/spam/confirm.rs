@@ -9,6 +9,7 @@
 
 use super::native::Native;
 use super::perl_re::{PerlRegex, latin1};
+use super::possessive::possessive_line_runs;
 use super::superset::{group_end, superset};
 use regex::bytes::{Regex, RegexBuilder};
 
@@ -75,9 +76,10 @@ impl Confirm {
         {
             return Some(Confirm::Gated { gate, re: at });
         }
-        fancy_regex::RegexBuilder::new(&re.fancy_expression())
-            .build()
-            .ok()
+        let expr = re.fancy_expression();
+        let build = |e: &str| fancy_regex::RegexBuilder::new(e).build().ok();
+        build(&possessive_line_runs(&expr))
+            .or_else(|| build(&expr))
             .map(|re| Confirm::Fancy { gate, re })
     }
 
@@ -263,6 +265,10 @@ pub struct AtStart(fancy_regex::internal::Prog);
 impl AtStart {
     /// Compiles `pattern` (fancy-regex syntax); `None` when it does not compile.
     pub fn new(pattern: &str) -> Option<AtStart> {
+        AtStart::compile(&possessive_line_runs(pattern)).or_else(|| AtStart::compile(pattern))
+    }
+
+    fn compile(pattern: &str) -> Option<AtStart> {
         let mut tree = fancy_regex::Expr::parse_tree(pattern).ok()?;
         // Group 0 records the match's bounds, as fancy-regex's own wrapper does.
         let expr = std::mem::replace(&mut tree.expr, fancy_regex::Expr::Empty);
@@ -464,6 +470,8 @@ mod tests {
             // SpamAssassin's __PDS_TO_BRAND_SUBJECT and __SUBJ_HAS_TO_1 (header ALL).
             r#"/^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?\1\b/ism"#,
             r"/\nTo: (?:[^\n<]{0,80}<)?([^\n\s>,]+)>?\n+(?:[^\n]{1,200}\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism",
+            r"/\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism",
+            r"/\nTo:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*From:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]/ism",
             r"/\b(\w+) \1\b/",
             r"/(a|bc)+x\1/i",
             r"/^(\w)\w*\1$/m",
@@ -493,6 +501,21 @@ mod tests {
             "X: y\n",
             "\u{e9}",
         ];
+        let lines = [
+            "Received: by x for <a@acme.test>; Mon",
+            "Received: from y for al@acme.test; x",
+            "To: a@acme.test",
+            "To: Al <al@acme.test>",
+            "To: al12@acme.test",
+            "From: al12@x.y",
+            "From: Al <al@acme.test>",
+            "Subject: hi a@acme.test!",
+            "Subject: acme news",
+            "Subject: \"ACME\" news",
+            "Subject: al12 x",
+            "X: y",
+            "",
+        ];
         let mut rng = crate::test_rng::Rng(0x5eed_0b5e);
         for p in patterns {
             let (re, _) = parse_literal(p).expect("pattern");
@@ -502,16 +525,19 @@ mod tests {
                 "{p} has a gate"
             );
             let fancy = fancy_regex::Regex::new(&re.fancy_expression()).expect("compiles");
-            for _ in 0..3000 {
+            for round in 0..4000 {
+                // Words at random, or header lines with words between them.
                 let n = 1 + (rng.next() % 24) as usize;
-                let text: Vec<u8> = (0..n)
-                    .flat_map(|_| {
-                        rng.pick(&words)
-                            .chars()
-                            .map(|c| c as u8)
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
+                let mut text = String::new();
+                for _ in 0..n {
+                    if round % 2 == 1 && !rng.next().is_multiple_of(3) {
+                        text.push_str(rng.pick(&lines));
+                        text.push('\n');
+                    } else {
+                        text.push_str(rng.pick(&words));
+                    }
+                }
+                let text: Vec<u8> = text.chars().map(|c| c as u8).collect();
                 let t = latin1(&text);
                 for max in [1, 5] {
                     let want = fancy

@@ -10,6 +10,7 @@ pub mod message;
 pub mod meta;
 pub mod native;
 pub mod perl_re;
+pub mod possessive;
 pub mod rules;
 pub mod superset;
 
