@@ -10,7 +10,7 @@
 use super::native::Native;
 use super::perl_re::{PerlRegex, latin1};
 use super::possessive::possessive_line_runs;
-use super::superset::{group_end, superset};
+use super::superset::{group_end, head, superset};
 use regex::bytes::{Regex, RegexBuilder};
 
 /// How one pattern is confirmed.
@@ -40,6 +40,10 @@ pub enum Confirm {
     Gated {
         /// The superset's automaton.
         gate: Regex,
+        /// The pattern's unquantified first characters (see [`head`]): when there is one,
+        /// `gate` only says whether the text can match at all, and the starts tried are
+        /// where this matches.
+        head: Option<Regex>,
         /// The pattern, run at one start at a time.
         re: AtStart,
     },
@@ -74,7 +78,13 @@ impl Confirm {
         if let Some(gate) = gate.clone()
             && let Some(at) = AtStart::new(&re.fancy_expression())
         {
-            return Some(Confirm::Gated { gate, re: at });
+            let head = head(&re.source).and_then(|source| {
+                compile(&PerlRegex {
+                    source,
+                    ..re.clone()
+                })
+            });
+            return Some(Confirm::Gated { gate, head, re: at });
         }
         let expr = re.fancy_expression();
         let build = |e: &str| fancy_regex::RegexBuilder::new(e).build().ok();
@@ -147,12 +157,16 @@ impl Confirm {
                 }
                 n
             }
-            Confirm::Gated { gate, re } => {
-                let Some(first) = gate.find(text) else {
+            Confirm::Gated { gate, head, re } => {
+                if head.is_some() && !gate.is_match(text) {
+                    return 0;
+                }
+                let starts = head.as_ref().unwrap_or(gate);
+                let from = |pos: usize| (pos <= text.len()).then(|| starts.find_at(text, pos))?;
+                let Some(first) = from(0) else {
                     return 0;
                 };
                 let t = latin.get_or_insert_with(|| latin1(text));
-                let from = |pos: usize| (pos <= text.len()).then(|| gate.find_at(text, pos))?;
                 let mut n = 0;
                 let mut next = Some(first);
                 // `at` follows octet offset `seen` into the Latin-1 copy, as in `Lines`.

@@ -70,6 +70,67 @@ fn is_lookaround(rest: &str) -> bool {
         .any(|p| rest.starts_with(p))
 }
 
+/// The pattern's leading run of single-character items (literal characters, escapes for
+/// one character or a class of them, bracketed classes, `.`), none of them quantified, when
+/// there are at least two and the pattern has no alternation at its top level: wherever the
+/// pattern matches, this matches from the same start. It finds candidate starts far more
+/// cheaply than a whole superset, whose automaton must scan back from each match's end to
+/// find where it began.
+pub fn head(src: &str) -> Option<String> {
+    let mut depth = 0usize;
+    for (_, atom) in outside_classes(src, 0) {
+        match atom {
+            Atom::Octet(b'(') => depth += 1,
+            Atom::Octet(b')') => depth = depth.checked_sub(1)?,
+            Atom::Octet(b'|') if depth == 0 => return None,
+            _ => {}
+        }
+    }
+    let mut end = 0;
+    let mut items = 0;
+    while let Some(len) = item_len(&src[end..]) {
+        let next = end + len;
+        if matches!(src.as_bytes().get(next), Some(b'*' | b'+' | b'?' | b'{')) {
+            break;
+        }
+        items += 1;
+        end = next;
+    }
+    (items >= 2).then(|| src[..end].to_string())
+}
+
+/// The length of the single-character item `rest` opens with, if it opens with one.
+fn item_len(rest: &str) -> Option<usize> {
+    let b = rest.as_bytes();
+    match *b.first()? {
+        b'\\' => {
+            let c = rest[1..].chars().next()?;
+            let one_char = !c.is_ascii_alphanumeric() || "nrtfsSdDwW".contains(c);
+            one_char.then(|| 1 + c.len_utf8())
+        }
+        b'[' => {
+            let mut j = 1;
+            if b.get(j) == Some(&b'^') {
+                j += 1;
+            }
+            if b.get(j) == Some(&b']') {
+                j += 1;
+            }
+            while *b.get(j)? != b']' {
+                match b[j] {
+                    b'\\' => j += 2,
+                    // POSIX classes (`[:alpha:]`) are not followed here.
+                    b'[' => return None,
+                    _ => j += 1,
+                }
+            }
+            Some(j + 1)
+        }
+        b'^' | b'$' | b'(' | b')' | b'|' | b'*' | b'+' | b'?' | b'{' | b'}' => None,
+        _ => rest.chars().next().map(char::len_utf8),
+    }
+}
+
 /// What a position outside every character class holds.
 enum Atom {
     /// `\` and the character after it (its first octet).
@@ -198,6 +259,25 @@ mod tests {
         );
         // `\1` in a class is an octal escape, not a reference.
         assert_eq!(superset(r"(a)[\1]"), None);
+    }
+
+    #[test]
+    fn heads_are_the_unquantified_single_characters_in_front() {
+        assert_eq!(
+            head(r"\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)").as_deref(),
+            Some(r"\nReceived:")
+        );
+        assert_eq!(head(r"\nTo:\s+(?:x)").as_deref(), Some(r"\nTo:"));
+        assert_eq!(head(r"a[^>\]x]b.c+").as_deref(), Some(r"a[^>\]x]b."));
+        assert_eq!(head(r"\@\.x").as_deref(), Some(r"\@\.x"));
+        // Too short, anchored, grouped, alternatives at the top, a reference, POSIX classes.
+        assert_eq!(head(r"ab?c"), None);
+        assert_eq!(head(r"^To:"), None);
+        assert_eq!(head(r"(?:To):"), None);
+        assert_eq!(head(r"To:|From:"), None);
+        assert_eq!(head(r"\1abc").as_deref(), None);
+        assert_eq!(head(r"a[[:alpha:]]b"), None);
+        assert_eq!(head(r"ab(c|d)").as_deref(), Some("ab"));
     }
 
     #[test]
