@@ -7,7 +7,7 @@
 //! matches from, the rest running on `regex`'s automata over the octets. Anything else runs
 //! on fancy-regex over the Latin-1 text.
 
-use super::native::Native;
+use super::native::{Native, NativeSearch};
 use super::perl_re::{PerlRegex, latin1};
 use super::possessive::possessive_line_runs;
 use super::superset::{group_end, head, superset};
@@ -47,6 +47,14 @@ pub enum Confirm {
         /// The pattern, run at one start at a time.
         re: AtStart,
     },
+    /// A rule with a matcher of its own for the whole search ([`NativeSearch`]), asked when
+    /// one match is enough; `fallback` counts (`tflags multiple`).
+    Native {
+        /// The rule's matcher.
+        native: NativeSearch,
+        /// The general confirmer.
+        fallback: Box<Confirm>,
+    },
     /// fancy-regex over Latin-1 text (a pattern without a superset that compiles), run only
     /// where `gate` matches when there is one.
     Fancy {
@@ -60,6 +68,18 @@ pub enum Confirm {
 impl Confirm {
     /// The confirmer for `re`, if one compiles.
     pub fn new(re: &PerlRegex) -> Option<Confirm> {
+        let general = Confirm::general(re)?;
+        Some(match NativeSearch::for_pattern(re) {
+            Some(native) => Confirm::Native {
+                native,
+                fallback: Box::new(general),
+            },
+            None => general,
+        })
+    }
+
+    /// The confirmer for `re` from the general engines.
+    fn general(re: &PerlRegex) -> Option<Confirm> {
         if let Some(c) = split(re) {
             return Some(c);
         }
@@ -189,6 +209,13 @@ impl Confirm {
                     }
                 }
                 n
+            }
+            Confirm::Native { native, fallback } => {
+                if max <= 1 {
+                    u32::from(native.is_match(text))
+                } else {
+                    fallback.count(text, latin, max)
+                }
             }
             Confirm::Fancy { gate, re } => {
                 if gate.as_ref().is_some_and(|g| !g.is_match(text)) {
@@ -371,6 +398,7 @@ mod tests {
             Confirm::Plain(_) => "plain",
             Confirm::Lines { .. } => "lines",
             Confirm::Gated { .. } => "gated",
+            Confirm::Native { .. } => "native",
             Confirm::Fancy { gate: Some(_), .. } => "gated fancy",
             Confirm::Fancy { gate: None, .. } => "fancy",
         }

@@ -8,6 +8,14 @@
 //! a line of its own within 2,048 characters. fancy-regex walks the look-ahead's `.{1,2048}`
 //! one character at a time for each way the name can be read (0.05 ms a message, about 5 %
 //! of judging on the anchors' corpus); here it is one scan for line ends.
+//!
+//! SpamAssassin's `__SUBJ_HAS_TO_2` (`header ALL`): `/\nReceived:[^\n]{0,200} for
+//! <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]/ism` — the address a
+//! `Received:` line names after `for` again in the Subject. fancy-regex walks the rest of the
+//! header one character at a time from every `Received:` line (0.1 ms a message on the
+//! SpamAssassin corpus after the possessive rewrite); here each address is looked for in the
+//! Subject lines only. As in fancy-regex 0.14, the back-reference compares exactly, whatever
+//! `/i` says.
 
 use super::perl_re::PerlRegex;
 
@@ -16,6 +24,103 @@ use super::perl_re::PerlRegex;
 pub enum Native {
     /// `__FROM_NAME_IN_MSG`, tried at a line start.
     FromNameInMsg,
+}
+
+/// A rule whose whole search has a matcher of its own (asked only whether it matches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NativeSearch {
+    /// `__SUBJ_HAS_TO_2`.
+    SubjHasTo2,
+}
+
+/// The pattern text of [`NativeSearch::SubjHasTo2`], as the rule file spells it.
+const SUBJ_HAS_TO_2: &str =
+    r"\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]";
+
+impl NativeSearch {
+    /// The matcher for `re`, if it is one of these rules (same text, same modifiers).
+    pub fn for_pattern(re: &PerlRegex) -> Option<NativeSearch> {
+        (re.source == SUBJ_HAS_TO_2 && re.caseless).then_some(NativeSearch::SubjHasTo2)
+    }
+
+    /// Whether the pattern matches anywhere in `text`.
+    pub fn is_match(self, text: &[u8]) -> bool {
+        match self {
+            NativeSearch::SubjHasTo2 => subj_has_to_2(text),
+        }
+    }
+}
+
+/// `__SUBJ_HAS_TO_2` anywhere in `text`.
+fn subj_has_to_2(text: &[u8]) -> bool {
+    let subjects: Vec<usize> = line_starts(text)
+        .filter(|&q| starts_with_caseless(&text[q..], b"subject: "))
+        .collect();
+    memchr::memmem::find_iter(text, b"\n")
+        .filter(|&r| starts_with_caseless(&text[r + 1..], b"received:"))
+        .any(|r| {
+            let a = r + 10;
+            let line_end = memchr::memchr(b'\n', &text[a..]).map_or(text.len(), |n| a + n);
+            // `[^\n]{0,200} for `: every " for " starting within 200 characters, on the line.
+            (a..=(a + 200).min(line_end))
+                .filter(|&f| starts_with_caseless(&text[f.min(text.len())..], b" for "))
+                .filter(|&f| f + 5 <= line_end)
+                .any(|f| address_in_a_subject(text, f + 5, &subjects))
+        })
+}
+
+/// From `c` (after ` for `): `<?([^\n\s>;]+)>?;`, then a Subject line reachable through
+/// `(?:[^\n]+\n+)*` that holds the address within its first 100 characters followed by a
+/// character that is not a letter or digit.
+fn address_in_a_subject(text: &[u8], c: usize, subjects: &[usize]) -> bool {
+    let in_class = |b: u8| !matches!(b, b'\n' | b'>' | b';') && !is_space(b);
+    let end = c + text[c..].iter().take_while(|&&b| in_class(b)).count();
+    let after = match &text[end..] {
+        [b';', ..] => end + 1,
+        [b'>', b';', ..] => end + 2,
+        _ => return false,
+    };
+    // The address with its `<` (taken by the group when `<?` takes nothing), or without.
+    let mut names = vec![&text[c..end]];
+    if text.get(c) == Some(&b'<') {
+        names.push(&text[c + 1..end]);
+    }
+    // `Subject: ` right after the `;`, or at a later line start when the rest of the
+    // line is not empty (each loop turn takes a non-empty line and its line ends).
+    let line_end = memchr::memchr(b'\n', &text[after..]).map_or(text.len(), |n| after + n);
+    let direct = starts_with_caseless(&text[after..], b"subject: ").then_some(after);
+    let later = subjects
+        .iter()
+        .copied()
+        .filter(|&q| after < line_end && q > line_end);
+    direct.into_iter().chain(later).any(|q| {
+        names
+            .iter()
+            .any(|name| !name.is_empty() && name_in_subject(text, q + 9, name))
+    })
+}
+
+/// `[^\n]{0,100}NAME[^a-z0-9]` (case-insensitive class: not an ASCII letter or digit, as on
+/// Latin-1 text) from `s0`.
+fn name_in_subject(text: &[u8], s0: usize, name: &[u8]) -> bool {
+    let rest = &text[s0..];
+    let reach = memchr::memchr(b'\n', rest).unwrap_or(rest.len()).min(100);
+    (0..=reach).any(|j| {
+        rest[j..].starts_with(name)
+            && rest
+                .get(j + name.len())
+                .is_some_and(|b| !b.is_ascii_alphanumeric())
+    })
+}
+
+/// The offsets that follow a line end.
+fn line_starts(text: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    memchr::memchr_iter(b'\n', text).map(|i| i + 1)
+}
+
+/// Whether `text` opens with `lower` (ASCII lower case), compared ignoring ASCII case.
+fn starts_with_caseless(text: &[u8], lower: &[u8]) -> bool {
+    text.len() >= lower.len() && text[..lower.len()].eq_ignore_ascii_case(lower)
 }
 
 /// The pattern text of [`Native::FromNameInMsg`], as the rule file spells it.
@@ -183,5 +288,90 @@ mod tests {
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&text));
         }
         assert!(hits > 100, "only {hits} matches generated");
+    }
+
+    /// Header texts made of the rule's pieces: the matcher answers what fancy-regex's search
+    /// answers on every one.
+    #[test]
+    fn subj_has_to_2_agrees_with_fancy_regex_on_generated_headers() {
+        let (re, _) = parse_literal(&format!("/{SUBJ_HAS_TO_2}/ism")).expect("pattern");
+        assert_eq!(
+            NativeSearch::for_pattern(&re),
+            Some(NativeSearch::SubjHasTo2)
+        );
+        let fancy = fancy_regex::Regex::new(&re.fancy_expression()).expect("compiles");
+        // The pieces, `|` between them.
+        let pieces: Vec<&[u8]> = b"\nReceived: from x by y|\nRECEIVED:|\nReceived:| for | FOR |<|>|;| |\n|\n\n|a@x.test|A@X.test|bob|\nSubject: |\nsubject: |Subject: |hi |!|x|\t|\xe9|\nX: y|a@x.testy"
+            .split(|&b| b == b'|')
+            .collect();
+        let mut rng = crate::test_rng::Rng(0x0bad_5eed);
+        let mut hits = 0;
+        let slots: [&[&[u8]]; 10] = [
+            &[
+                b"\nReceived: from x",
+                b"\nRECEIVED: by y",
+                b"Received: z",
+                b"\nX: q",
+            ],
+            &[b"", b"", b"\n", b"zzzz"],
+            &[b" for ", b" FOR ", b" for", b" fo "],
+            &[b"", b"<", b"<<"],
+            &[
+                b"a@x.test",
+                b"a@x.test",
+                b"a@x.test",
+                b"A@X.test",
+                b"bob",
+                b"",
+                b"a b",
+            ],
+            &[b";", b">;", b";", b">", b"; ", b">>;"],
+            &[b"", b" Mon", b"\n", b"\n\n", b"\nX: y\n"],
+            &[
+                b"\nSubject: ",
+                b"\nsubject: ",
+                b"Subject: ",
+                b"\n\nSUBJECT: ",
+                b"\nSubj: ",
+            ],
+            &[b"", b"hi ", b"<", b"\n", b"re: "],
+            &[
+                b"a@x.test!",
+                b"a@x.test",
+                b"a@x.testy",
+                b"A@X.test.",
+                b"<a@x.test>",
+                b"bob\n",
+            ],
+        ];
+        for round in 0..30_000 {
+            let mut text = Vec::new();
+            if round % 3 == 0 {
+                // Pieces at random.
+                for _ in 0..1 + rng.next() % 20 {
+                    text.extend_from_slice(pieces[(rng.next() % pieces.len() as u64) as usize]);
+                }
+            } else {
+                // A Received line and a Subject line, each piece drawn for its slot.
+                for slot in slots {
+                    text.extend_from_slice(slot[(rng.next() % slot.len() as u64) as usize]);
+                }
+            }
+            if round % 10 == 0 {
+                // Near the 200- and 100-character limits.
+                let at = (rng.next() % (text.len() as u64 + 1)) as usize;
+                let pad = 95 + (rng.next() % 110) as usize;
+                text.splice(at..at, std::iter::repeat_n(b'z', pad));
+            }
+            let want = fancy.is_match(&latin1(&text)).expect("runs");
+            hits += usize::from(want);
+            assert_eq!(
+                subj_has_to_2(&text),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        assert!(hits > 80, "only {hits} matches generated");
     }
 }
