@@ -89,21 +89,11 @@ impl Confirm {
         if let Some(c) = by_lines(re) {
             return Some(c);
         }
-        let gate = superset(&re.source).and_then(|source| {
-            compile(&PerlRegex {
-                source,
-                ..re.clone()
-            })
-        });
+        let gate = superset(&re.source).and_then(|source| compile_as(re, source));
         if let Some(gate) = gate.clone()
             && let Some(at) = AtStart::new(&re.fancy_expression())
         {
-            let head = head(&re.source).and_then(|source| {
-                compile(&PerlRegex {
-                    source,
-                    ..re.clone()
-                })
-            });
+            let head = head(&re.source).and_then(|source| compile_as(re, source));
             return Some(Confirm::Gated { gate, head, re: at });
         }
         let expr = re.fancy_expression();
@@ -249,22 +239,15 @@ fn split(re: &PerlRegex) -> Option<Confirm> {
     {
         let close = group_end(src, i)?;
         let inner = &src[i + 3..close];
-        let head = PerlRegex {
-            source: format!("\\A(?:{inner})"),
-            ..re.clone()
-        };
-        heads.push((neg, compile(&head)?));
+        heads.push((neg, compile_as(re, format!("\\A(?:{inner})"))?));
         i = close + 1;
     }
     if heads.is_empty() {
         return None;
     }
-    let rest = PerlRegex {
-        source: format!("{}{}", if boundary { "\\b" } else { "" }, &src[i..]),
-        ..re.clone()
-    };
+    let rest = format!("{}{}", if boundary { "\\b" } else { "" }, &src[i..]);
     Some(Confirm::Split {
-        rest: compile(&rest)?,
+        rest: compile_as(re, rest)?,
         heads,
     })
 }
@@ -330,6 +313,14 @@ impl AtStart {
         let saves = fancy_regex::internal::run_default(&self.0, text, pos).ok()??;
         saves.get(1).copied()
     }
+}
+
+/// [`compile`] for `source` (Perl syntax) with `re`'s modifiers: a superset or a part of `re`.
+fn compile_as(re: &PerlRegex, source: String) -> Option<Regex> {
+    compile(&PerlRegex {
+        source,
+        ..re.clone()
+    })
 }
 
 /// `re` for `regex::bytes` over octets, as Perl on a byte string; `None` when it needs

@@ -56,7 +56,7 @@ fn subj_has_to_2(text: &[u8]) -> bool {
     let subjects: Vec<usize> = line_starts(text)
         .filter(|&q| starts_with_caseless(&text[q..], b"subject: "))
         .collect();
-    memchr::memmem::find_iter(text, b"\n")
+    memchr::memchr_iter(b'\n', text)
         .filter(|&r| starts_with_caseless(&text[r + 1..], b"received:"))
         .any(|r| {
             let a = r + 10;

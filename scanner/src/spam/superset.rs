@@ -16,51 +16,43 @@
 /// rewrite or a construct is not understood (named groups, inline modifiers, `\10`…).
 pub fn superset(src: &str) -> Option<String> {
     let groups = capture_groups(src)?;
-    let b = src.as_bytes();
     let mut out = String::with_capacity(src.len());
-    let mut i = 0;
-    let mut in_class = false;
-    let mut changed = false;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => {
-                let next = src[i + 1..].chars().next()?;
-                if !in_class && next.is_ascii_digit() {
-                    // Perl: `\1`–`\9` refer to a group; `\0` and `\10`… are not handled here.
-                    let n = usize::from(next as u8 - b'0');
-                    if n == 0 || b.get(i + 2).is_some_and(u8::is_ascii_digit) {
-                        return None;
-                    }
-                    let (open, close) = *groups.get(n - 1)?;
-                    let body = &src[open + 1..close];
-                    if (open..=close).contains(&i) || !assertion_free(body) {
-                        return None;
-                    }
-                    out.push_str("(?:");
-                    out.push_str(body);
-                    out.push(')');
-                    changed = true;
-                    i += 2;
-                    continue;
-                }
-                out.push_str(&src[i..i + 1 + next.len_utf8()]);
-                i += 1 + next.len_utf8();
-                continue;
-            }
-            b'[' if !in_class => in_class = true,
-            b']' if in_class => in_class = false,
-            b'(' if !in_class && is_lookaround(&src[i..]) => {
-                i = group_end(src, i)? + 1;
-                changed = true;
-                continue;
-            }
-            _ => {}
+    // `src[..copied]` is written out (or left out) already.
+    let mut copied = 0;
+    for (i, atom) in outside_classes(src, 0) {
+        if i < copied {
+            // Inside a look-around group left out.
+            continue;
         }
-        let ch = src[i..].chars().next()?;
-        out.push(ch);
-        i += ch.len_utf8();
+        let (replacement, resume) = match atom {
+            Atom::Escape(d) if d.is_ascii_digit() => {
+                // Perl: `\1`–`\9` refer to a group; `\0` and `\10`… are not handled here.
+                let n = usize::from(d - b'0');
+                if n == 0 || src.as_bytes().get(i + 2).is_some_and(u8::is_ascii_digit) {
+                    return None;
+                }
+                let (open, close) = *groups.get(n - 1)?;
+                let body = &src[open + 1..close];
+                if (open..=close).contains(&i) || !assertion_free(body) {
+                    return None;
+                }
+                (format!("(?:{body})"), i + 2)
+            }
+            Atom::Octet(b'(') if is_lookaround(&src[i..]) => {
+                (String::new(), group_end(src, i)? + 1)
+            }
+            _ => continue,
+        };
+        out.push_str(&src[copied..i]);
+        out.push_str(&replacement);
+        copied = resume;
     }
-    changed.then_some(out)
+    // Nothing rewritten: no superset to offer.
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(&src[copied..]);
+    Some(out)
 }
 
 /// Whether `rest` opens a look-ahead or look-behind group.
