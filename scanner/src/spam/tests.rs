@@ -482,3 +482,100 @@ fn full_rules_run_heavier_repeats_exactly() {
         assert_eq!(long, expected, "line of {len}");
     }
 }
+
+/// Body rules whose matches can reach across a paragraph's edge once paragraphs are joined
+/// (see [`super::joined`]): white space and non-word runs, bounded and unbounded, at either
+/// end; word boundaries; and anchored ones, which are not joined.
+const STRADDLING: &[(&str, &str)] = &[
+    ("T_J_SPACES", r"/foo\s+bar/"),
+    ("T_J_NONWORD", r"/o\W{0,3}b/"),
+    ("T_J_WORD", r"/\bbar\b/"),
+    ("T_J_LEAD_SPACE", r"/\sbaz/"),
+    ("T_J_TRAIL_SPACE", r"/foo\s/"),
+    ("T_J_RUN", r"/(?:o|\s)+baz/"),
+    ("T_J_FIXED", r"/oo\sba/"),
+    ("T_J_WORDS", r"/[a-z]{2}\s[a-z]{2}\b/i"),
+    ("T_J_DOTALL", r"/z.{0,2}f/s"),
+    ("T_J_TWO", r"/\bfoo bar baz\b/"),
+    ("T_J_START", r"/^bar/"),
+    ("T_J_END", r"/baz$/"),
+    ("T_J_LINE", r"/^o b$/m"),
+];
+
+/// A message whose body is `n` paragraphs of words that the rules above match, across and
+/// within paragraphs, from a seeded generator.
+fn straddling_message(seed: &mut u64, n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    const WORDS: &[&str] = &["foo", "bar", "baz", "o", "b", "-", "z", "f", "xx"];
+    let mut next = |m: usize| {
+        // xorshift64
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        (*seed % m as u64) as usize
+    };
+    let mut body = Vec::new();
+    for p in 0..n {
+        if p > 0 {
+            body.extend_from_slice(b"\r\n\r\n");
+        }
+        for w in 0..1 + next(5) {
+            if w > 0 {
+                body.extend_from_slice(if next(4) == 0 { b"\r\n" } else { b" " });
+            }
+            body.extend_from_slice(WORDS[next(WORDS.len())].as_bytes());
+        }
+    }
+    let raw = utf8_text(&body);
+    let msg = mail_parser::MessageParser::default().parse(&raw[..]);
+    let view = message::View::new(&raw, msg.as_ref(), "sender@example.test");
+    (raw, view.paragraphs)
+}
+
+/// Scanned joined, each body rule hits exactly when fancy-regex finds it in one paragraph
+/// read alone (SpamAssassin's way), on generated messages made to straddle paragraphs.
+#[test]
+fn joined_paragraphs_hit_what_each_paragraph_alone_hits() {
+    let mut text = String::new();
+    for (name, re) in STRADDLING {
+        text.push_str(&format!("body {name} {re}\nscore {name} 1\n"));
+    }
+    let e = engine_with(&text);
+    let (joined, _) = e.joined_rules();
+    for (name, _) in STRADDLING {
+        let anchored = ["T_J_START", "T_J_END", "T_J_LINE"].contains(name);
+        assert_eq!(
+            joined.contains(name),
+            !anchored,
+            "{name} joined: {joined:?}"
+        );
+    }
+    let reference: Vec<(&str, fancy_regex::Regex)> = STRADDLING
+        .iter()
+        .map(|(name, lit)| {
+            let (re, _) = perl_re::parse_literal(lit).expect("parses");
+            let fancy = fancy_regex::Regex::new(&re.fancy_expression()).expect("compiles");
+            (*name, fancy)
+        })
+        .collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut seen = std::collections::HashMap::<&str, [usize; 2]>::new();
+    for i in 0..400 {
+        let (raw, paragraphs) = straddling_message(&mut seed, 1 + i % 6);
+        let got = hits(&e, &raw);
+        for (name, fancy) in &reference {
+            let want = paragraphs.iter().any(|p| {
+                fancy
+                    .is_match(&perl_re::latin1(p))
+                    .expect("fancy-regex runs")
+            });
+            let hit = got.iter().any(|h| h == name);
+            assert_eq!(hit, want, "{name} on paragraphs {paragraphs:?}");
+            seen.entry(name).or_default()[usize::from(want)] += 1;
+        }
+    }
+    // Every rule both hit and missed somewhere, so both answers were checked.
+    for (name, _) in STRADDLING {
+        let [miss, hit] = seen[name];
+        assert!(miss > 0 && hit > 0, "{name}: {miss} misses, {hit} hits");
+    }
+}
