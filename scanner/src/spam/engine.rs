@@ -7,7 +7,6 @@
 use super::ascii_tags;
 use super::confirm::Confirm;
 use super::evals::{self, Eval};
-use super::joined::{self, JoinedPattern, JoinedText};
 use super::message::{self, View};
 use super::meta::{self, Expr, Program};
 use super::perl_re::PerlRegex;
@@ -115,10 +114,6 @@ struct Runner {
     /// exactly and no count is needed. It matters where the whole form is only a prefilter,
     /// or was refused when its database was built (SpamAssassin's longest ReplaceTags rules).
     ascii_exact: bool,
-    /// Its exact pattern is in the group's joined databases (see [`joined`]).
-    joined: Option<JoinedPattern>,
-    /// Its exact pattern for plain texts is in the joined databases for plain texts.
-    ascii_joined: Option<JoinedPattern>,
 }
 
 struct Group {
@@ -131,10 +126,6 @@ struct Group {
     ascii_dbs: Vec<usize>,
     /// How many of its patterns are narrowed in `ascii_dbs`.
     narrowed: usize,
-    /// The databases scanned once over the units joined (see [`joined`]), for any text and
-    /// for plain texts; their patterns are in none of `dbs` and `ascii_dbs`.
-    joined_dbs: Vec<usize>,
-    ascii_joined_dbs: Vec<usize>,
     runners: Vec<Runner>,
 }
 
@@ -297,23 +288,6 @@ impl Engine {
             .collect()
     }
 
-    /// The rules whose patterns are scanned over joined units, for any text and for plain
-    /// texts (for tests).
-    #[cfg(test)]
-    pub(crate) fn joined_rules(&self) -> (Vec<&str>, Vec<&str>) {
-        let runners = || self.groups.iter().flat_map(|g| &g.runners);
-        let names = |f: fn(&Runner) -> bool| {
-            runners()
-                .filter(|r| f(r))
-                .map(|r| self.names[r.rule].as_str())
-                .collect()
-        };
-        (
-            names(|r| r.joined.is_some()),
-            names(|r| r.ascii_joined.is_some()),
-        )
-    }
-
     /// The description of rule `name`.
     pub fn describe(&self, name: &str) -> Option<&str> {
         self.describe.get(name).map(String::as_str)
@@ -377,36 +351,12 @@ impl Engine {
         let mut flagged: Vec<Vec<u32>> = vec![Vec::new(); g.runners.len()];
         let hs = scratch.is_some();
         let ascii: Vec<bool> = units.iter().map(|u| ascii_tags::is_plain(u)).collect();
-        // The plain units and the others, each joined and scanned once.
-        let mut joins: Vec<Join> = Vec::new();
         if let Some(s) = scratch {
             for (ui, u) in units.iter().enumerate() {
                 let dbs = if ascii[ui] { &g.ascii_dbs } else { &g.dbs };
                 for &d in dbs {
                     scan_db(&self.dbs[d], u, ui as u32, s, &mut flagged);
                 }
-            }
-            for plain in [true, false] {
-                let dbs = if plain {
-                    &g.ascii_joined_dbs
-                } else {
-                    &g.joined_dbs
-                };
-                let members: Vec<usize> = (0..units.len()).filter(|&i| ascii[i] == plain).collect();
-                if dbs.is_empty() || members.is_empty() {
-                    continue;
-                }
-                let text = JoinedText::new(members.iter().map(|&i| &*units[i]).collect());
-                let mut first = vec![None; g.runners.len()];
-                for &d in dbs {
-                    scan_first(&self.dbs[d], text.bytes(), s, &mut first);
-                }
-                joins.push(Join {
-                    plain,
-                    members,
-                    text,
-                    first,
-                });
             }
         }
         let mut latin: Vec<Option<String>> = vec![None; units.len()];
@@ -444,12 +394,6 @@ impl Engine {
                 }
                 n
             };
-            // A unit the joined scan decides is in no per-unit database of this runner.
-            let count = if count == 0 && joined_hit(r, k, &joins, units, &ascii, &mut latin) {
-                1
-            } else {
-                count
-            };
             hits[r.rule] = if r.negate {
                 u32::from(count == 0)
             } else {
@@ -457,63 +401,6 @@ impl Engine {
             };
         }
     }
-}
-
-/// One joined scan of a group's units: the plain ones or the others.
-struct Join<'a> {
-    /// Whether the units are plain (scanned with the databases for plain texts).
-    plain: bool,
-    /// The units' indexes, in the order joined.
-    members: Vec<usize>,
-    text: JoinedText<'a>,
-    /// Per runner, where its first match in `text` ends.
-    first: Vec<Option<usize>>,
-}
-
-/// Whether a joined scan finds that runner `r` (index `k`) matches one of the units it
-/// decides: its first match inside one unit, else confirmed on the units from the one that
-/// match may belong to.
-fn joined_hit(
-    r: &Runner,
-    k: usize,
-    joins: &[Join],
-    units: &[Cow<'_, [u8]>],
-    ascii: &[bool],
-    latin: &mut [Option<String>],
-) -> bool {
-    joins.iter().any(|j| {
-        let form = if j.plain { r.ascii_joined } else { r.joined };
-        let (Some(form), Some(end)) = (form, j.first[k]) else {
-            return false;
-        };
-        let from = match j.text.decide(&form, end) {
-            Ok(()) => return true,
-            Err(from) => from,
-        };
-        // A joined runner always has a confirming engine (see `compile_group`).
-        let Some(whole) = &r.confirm else {
-            return false;
-        };
-        j.members.iter().skip(from).any(|&i| {
-            let c = match &r.ascii_confirm {
-                Some(narrowed) if ascii[i] => narrowed,
-                _ => whole,
-            };
-            c.count(&units[i], &mut latin[i], 1) > 0
-        })
-    })
-}
-
-/// Scans the joined units with `db`, noting for each pattern that matches where its first
-/// match ends (ids are runner indexes).
-fn scan_first(db: &BlockDatabase, data: &[u8], scratch: &Scratch, first: &mut [Option<usize>]) {
-    let _ = db.scan(data, scratch, |id, _, to, _| {
-        if let Some(f) = first.get_mut(id as usize) {
-            let to = to as usize;
-            *f = Some(f.map_or(to, |e: usize| e.min(to)));
-        }
-        Matching::Continue
-    });
 }
 
 /// Scans unit `unit` (`data`) with `db`, noting it for each pattern that matches (ids are
@@ -640,41 +527,9 @@ struct GroupRule {
 struct GroupPatterns {
     exact: Vec<Pattern>,
     prefilter: Vec<Pattern>,
-    joined: Vec<Pattern>,
     ascii_exact: Vec<Pattern>,
     ascii_prefilter: Vec<Pattern>,
-    ascii_joined: Vec<Pattern>,
     narrowed: usize,
-}
-
-impl GroupPatterns {
-    /// Adds exact pattern `p` (for plain texts when `ascii`): to the joined set when `joins`
-    /// and it has a joined form, which is returned.
-    fn add_exact(&mut self, p: Pattern, joins: bool, ascii: bool) -> Option<JoinedPattern> {
-        let form = joins.then(|| joined_form(&p)).flatten();
-        let set = match (ascii, form.is_some()) {
-            (false, false) => &mut self.exact,
-            (false, true) => &mut self.joined,
-            (true, false) => &mut self.ascii_exact,
-            (true, true) => &mut self.ascii_joined,
-        };
-        set.push(p);
-        form
-    }
-
-    /// Adds the exact narrowed pattern `p` of a rule whose whole pattern is a prefilter: to
-    /// the joined set for plain texts when `joins` and it has a joined form.
-    fn add_narrowed(&mut self, p: Pattern, joins: bool) -> Option<JoinedPattern> {
-        if joins {
-            let form = joined_form(&p);
-            if form.is_some() {
-                self.ascii_joined.push(p);
-                return form;
-            }
-        }
-        self.ascii_prefilter.push(p);
-        None
-    }
 }
 
 /// Compiles the regex rules reading one text; returns the group and its pattern chunks, each
@@ -683,7 +538,7 @@ fn compile_group(
     source: Source,
     rules: Vec<GroupRule>,
     report: &mut LoadReport,
-) -> (Group, Vec<(DbKind, Vec<Pattern>)>) {
+) -> (Group, Vec<(bool, Vec<Pattern>)>) {
     let mut runners = Vec::new();
     let mut pats = GroupPatterns::default();
     let heavy_above = if matches!(source, Source::Full) {
@@ -709,24 +564,16 @@ fn compile_group(
         // Exact narrowed: it decides plain texts even where the whole is only a prefilter, is
         // refused when its database is built, or is too large for Hyperscan at all.
         let mut ascii_exact = narrow_exact.is_some() && !r.multiple;
-        // Patterns that decide a rule needing no count, with a confirming engine for matches
-        // that may straddle two paragraphs, are scanned over the joined units.
-        let joins = joins_units(&source) && !r.multiple && confirm.is_some();
-        let (mut joined, mut ascii_joined) = (None, None);
         let (in_hs, is_exact) = match hs_patterns(&r.re, base, k, heavy_above) {
             (Some(p), _) => {
-                let a = narrow_exact.unwrap_or_else(|| p.clone());
-                ascii_joined = pats.add_exact(a, joins, true);
-                joined = pats.add_exact(p, joins, false);
+                pats.ascii_exact
+                    .push(narrow_exact.unwrap_or_else(|| p.clone()));
+                pats.exact.push(p);
                 (true, !r.multiple || confirm.is_none())
             }
             (None, Some(pre)) if confirm.is_some() => {
-                match narrow_exact {
-                    Some(a) => ascii_joined = pats.add_narrowed(a, joins && ascii_exact),
-                    None => pats
-                        .ascii_prefilter
-                        .push(narrow_pre.unwrap_or_else(|| pre.clone())),
-                }
+                let a = narrow_exact.or(narrow_pre);
+                pats.ascii_prefilter.push(a.unwrap_or_else(|| pre.clone()));
                 pats.prefilter.push(pre);
                 (true, false)
             }
@@ -735,9 +582,7 @@ fn compile_group(
                 // the exact narrowed form decides plain texts, the confirming engine reads
                 // the others.
                 match narrow_exact {
-                    Some(a) if ascii_exact && confirm.is_some() => {
-                        ascii_joined = pats.add_exact(a, joins, true);
-                    }
+                    Some(a) if ascii_exact && confirm.is_some() => pats.ascii_exact.push(a),
                     _ => ascii_exact = false,
                 }
                 (false, false)
@@ -768,40 +613,16 @@ fn compile_group(
             confirm,
             ascii_confirm,
             ascii_exact,
-            joined,
-            ascii_joined,
         });
     }
     let mut chunks = Vec::new();
-    let any = DbKind {
-        ascii: false,
-        joined: false,
-    };
-    let plain = DbKind { ascii: true, ..any };
-    let mut sets = vec![
-        (any, pats.exact),
-        (any, pats.prefilter),
-        (
-            DbKind {
-                joined: true,
-                ..any
-            },
-            pats.joined,
-        ),
-    ];
+    let mut sets = vec![(false, pats.exact), (false, pats.prefilter)];
     if pats.narrowed > 0 {
-        sets.push((plain, pats.ascii_exact));
-        sets.push((plain, pats.ascii_prefilter));
-        sets.push((
-            DbKind {
-                joined: true,
-                ..plain
-            },
-            pats.ascii_joined,
-        ));
+        sets.push((true, pats.ascii_exact));
+        sets.push((true, pats.ascii_prefilter));
     }
-    for (kind, set) in sets {
-        chunks.extend(set.chunks(PATTERNS_PER_DB).map(|c| (kind, c.to_vec())));
+    for (ascii, set) in sets {
+        chunks.extend(set.chunks(PATTERNS_PER_DB).map(|c| (ascii, c.to_vec())));
     }
     (
         Group {
@@ -809,41 +630,10 @@ fn compile_group(
             dbs: Vec::new(),
             ascii_dbs: Vec::new(),
             narrowed: pats.narrowed,
-            joined_dbs: Vec::new(),
-            ascii_joined_dbs: Vec::new(),
             runners,
         },
         chunks,
     )
-}
-
-/// Whether a group's units are scanned joined (see [`joined`]): the body's paragraphs.
-fn joins_units(source: &Source) -> bool {
-    matches!(source, Source::Body)
-}
-
-/// `p`'s form for the joined databases, when it has one (no assertion tied to the text's
-/// edges).
-fn joined_form(p: &Pattern) -> Option<JoinedPattern> {
-    if joined::edge_anchored(&p.expression) {
-        return None;
-    }
-    let info = p.info().ok()?;
-    // Hyperscan reports an unbounded width as `UINT_MAX`.
-    let w = info.max_width();
-    Some(JoinedPattern {
-        max_width: (w < u32::MAX as usize).then_some(w),
-        ordered: !info.unordered_matches(),
-    })
-}
-
-/// Which databases a chunk of patterns builds.
-#[derive(Debug, Clone, Copy)]
-struct DbKind {
-    /// For plain texts.
-    ascii: bool,
-    /// Scanned over the units joined.
-    joined: bool,
 }
 
 /// Hyperscan's forms of `re` with id `id`: the exact pattern when Hyperscan takes it and its
@@ -872,30 +662,25 @@ fn hs_patterns(
 /// directory when it holds one compiled from the same patterns by the same Hyperscan.
 fn build_all(
     groups: &mut [Group],
-    pending: Vec<(usize, DbKind, Vec<Pattern>)>,
+    pending: Vec<(usize, bool, Vec<Pattern>)>,
     cache: Option<&Path>,
     report: &mut LoadReport,
 ) -> Vec<BlockDatabase> {
-    let built = crate::parallel::map(pending, |(g, kind, pats)| {
+    let built = crate::parallel::map(pending, |(g, ascii, pats)| {
         let (db, refused) = build_cached(pats, cache);
-        (g, kind, db, refused)
+        (g, ascii, db, refused)
     });
     let mut dbs = Vec::new();
     // Per group: whether its plain-text databases all built with every pattern in them.
     let mut ascii_ok: Vec<Option<bool>> = vec![None; groups.len()];
-    for (g, kind, db, refused) in built {
+    for (g, ascii, db, refused) in built {
         let group = &mut groups[g];
-        if kind.ascii {
+        if ascii {
             // A narrowed pattern Hyperscan refuses would leave its rule unflagged on every
             // plain text: such a group reads plain texts with its full databases instead.
             let ok = refused.is_empty() && db.is_some();
             if let Some(db) = db.filter(|_| ok) {
-                let into = if kind.joined {
-                    &mut group.ascii_joined_dbs
-                } else {
-                    &mut group.ascii_dbs
-                };
-                into.push(dbs.len());
+                group.ascii_dbs.push(dbs.len());
                 dbs.push(db);
             }
             ascii_ok[g] = Some(ascii_ok[g].unwrap_or(true) && ok);
@@ -905,12 +690,7 @@ fn build_all(
             demote(&mut group.runners, k, report);
         }
         if let Some(db) = db {
-            let into = if kind.joined {
-                &mut group.joined_dbs
-            } else {
-                &mut group.dbs
-            };
-            into.push(dbs.len());
+            group.dbs.push(dbs.len());
             dbs.push(db);
         }
     }
@@ -920,10 +700,8 @@ fn build_all(
         } else {
             // Plain texts read the full databases, whose prefilters need confirming.
             group.ascii_dbs = group.dbs.clone();
-            group.ascii_joined_dbs = group.joined_dbs.clone();
             for r in &mut group.runners {
                 r.ascii_exact = false;
-                r.ascii_joined = r.joined;
             }
         }
     }
@@ -990,7 +768,6 @@ fn demote(runners: &mut [Runner], k: usize, report: &mut LoadReport) {
         // Its narrowed form, when exact, still decides plain texts (see `build_all`).
         r.exact = false;
         r.in_hyperscan = false;
-        r.joined = None;
         if r.confirm.is_some() {
             report.fallback += 1;
         } else {

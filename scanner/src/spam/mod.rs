@@ -6,7 +6,6 @@ pub mod ascii_tags;
 pub mod confirm;
 pub mod engine;
 pub mod evals;
-pub mod joined;
 pub mod message;
 pub mod meta;
 pub mod native;

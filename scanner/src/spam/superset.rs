@@ -124,7 +124,7 @@ fn item_len(rest: &str) -> Option<usize> {
 }
 
 /// What a position outside every character class holds.
-pub(crate) enum Atom {
+enum Atom {
     /// `\` and the character after it (its first octet).
     Escape(u8),
     /// Any other octet.
@@ -133,7 +133,7 @@ pub(crate) enum Atom {
 
 /// The positions of `src` from `from` on that stand outside character classes, each with
 /// what it holds (classes, brackets included, are skipped whole).
-pub(crate) fn outside_classes(src: &str, from: usize) -> impl Iterator<Item = (usize, Atom)> + '_ {
+fn outside_classes(src: &str, from: usize) -> impl Iterator<Item = (usize, Atom)> + '_ {
     let b = src.as_bytes();
     let mut i = from;
     let mut in_class = false;
