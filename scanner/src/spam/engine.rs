@@ -8,7 +8,7 @@ use super::ascii_tags;
 use super::confirm::Confirm;
 use super::evals::{self, Eval};
 use super::message::{self, View};
-use super::meta::{self, Expr, Program};
+use super::meta::{self, Expr, Program, Values};
 use super::perl_re::PerlRegex;
 use super::rules::{HeaderTarget, Kind, RuleSet, Test};
 use crate::scratch::ScratchPool;
@@ -114,6 +114,9 @@ struct Runner {
     /// exactly and no count is needed. It matters where the whole form is only a prefilter,
     /// or was refused when its database was built (SpamAssassin's longest ReplaceTags rules).
     ascii_exact: bool,
+    /// A sub-rule that needs confirming: confirmed only when a meta reads it (see
+    /// [`Resolver`]).
+    lazy: bool,
 }
 
 struct Group {
@@ -138,6 +141,9 @@ pub struct Engine {
     exists: Vec<(usize, String)>,
     evals: Vec<(usize, Eval)>,
     metas: Vec<(usize, Program)>,
+    /// Sub-rules and metas are worked out only when a rule that scores reads them; off,
+    /// every rule runs (for tests comparing the two).
+    on_demand: bool,
     describe: HashMap<String, String>,
     dbs: Vec<BlockDatabase>,
     scratch: ScratchPool,
@@ -237,6 +243,7 @@ impl Engine {
                         ascii: ascii.clone(),
                         negate: *negate,
                         multiple: rule.multiple,
+                        sub: rule.name.starts_with("__"),
                     });
                 }
                 Test::Exists(h) => exists.push((i, h.clone())),
@@ -270,6 +277,7 @@ impl Engine {
             exists,
             evals: evals_run,
             metas,
+            on_demand: true,
             describe: set.describe,
             dbs,
             scratch: ScratchPool::default(),
@@ -288,6 +296,12 @@ impl Engine {
             .collect()
     }
 
+    /// Works every rule out, not only those a rule that scores reads (for tests).
+    #[cfg(test)]
+    pub(crate) fn set_on_demand(&mut self, on: bool) {
+        self.on_demand = on;
+    }
+
     /// The description of rule `name`.
     pub fn describe(&self, name: &str) -> Option<&str> {
         self.describe.get(name).map(String::as_str)
@@ -296,15 +310,29 @@ impl Engine {
     /// Runs every rule over `view` and `full` (the message as received); returns the rules
     /// that hit with their scores in score set `set` (sub-rules and zero scores left out).
     pub fn run(&self, view: &View, full: &[u8], set: usize) -> Vec<Hit> {
+        self.run_counted(view, full, set).0
+    }
+
+    /// [`Engine::run`], and how many lazy sub-rules it confirmed.
+    pub(crate) fn run_counted(&self, view: &View, full: &[u8], set: usize) -> (Vec<Hit>, usize) {
         let mut hits = vec![0u32; self.names.len()];
+        let mut state = vec![State::Known; self.names.len()];
+        let mut pending = Vec::new();
         let mut scan_all = |scratch: Option<&Scratch>| {
-            for g in &self.groups {
+            for (gi, g) in self.groups.iter().enumerate() {
                 let units = units(&g.source, view, full);
-                self.scan_group(g, &units, scratch, &mut hits);
+                let mut out = GroupOut {
+                    group: gi,
+                    hits: &mut hits,
+                    state: &mut state,
+                    pending: &mut pending,
+                };
+                self.scan_group(g, &units, scratch, &mut out);
             }
         };
-        if self.dbs.is_empty() {
+        let hs = if self.dbs.is_empty() {
             scan_all(None);
+            false
         } else if self
             .scratch
             .with(&self.dbs, |s| scan_all(Some(s)))
@@ -312,19 +340,45 @@ impl Engine {
         {
             tracing::warn!("no Hyperscan scratch space: antispam patterns run on fancy-regex");
             scan_all(None);
-        }
+            false
+        } else {
+            true
+        };
         for (i, h) in &self.exists {
             hits[*i] = u32::from(view.exists(h));
         }
         for (i, e) in &self.evals {
             hits[*i] = u32::from(e.check(view, full));
         }
-        let mut stack = Vec::with_capacity(32);
-        for (i, p) in &self.metas {
-            hits[*i] = u32::from(p.eval(&hits, &mut stack) != 0.0);
+        for (m, (i, _)) in self.metas.iter().enumerate() {
+            state[*i] = State::Meta(m);
         }
+        let mut r = Resolver {
+            engine: self,
+            view,
+            full,
+            hs,
+            hits,
+            state,
+            pending,
+            texts: (0..self.groups.len()).map(|_| None).collect(),
+            confirmed: 0,
+        };
+        // The rules that score: every meta not a sub-rule; the rest when not on demand.
+        for (i, _) in &self.metas {
+            if !self.on_demand || !self.names[*i].starts_with("__") {
+                r.value(*i);
+            }
+        }
+        if !self.on_demand {
+            for i in 0..self.names.len() {
+                r.value(i);
+            }
+        }
+        let (hits, confirmed) = (r.hits, r.confirmed);
         let set = set.min(3);
-        hits.iter()
+        let scored = hits
+            .iter()
             .enumerate()
             .filter(|(i, c)| **c > 0 && !self.names[*i].starts_with("__"))
             .filter_map(|(i, c)| {
@@ -336,7 +390,8 @@ impl Engine {
                     detail: None,
                 })
             })
-            .collect()
+            .collect();
+        (scored, confirmed)
     }
 
     fn scan_group(
@@ -344,7 +399,7 @@ impl Engine {
         g: &Group,
         units: &[Cow<'_, [u8]>],
         scratch: Option<&Scratch>,
-        hits: &mut [u32],
+        out: &mut GroupOut,
     ) {
         // For each runner, the units Hyperscan flagged (in order, once each): a prefiltered
         // pattern is confirmed on those alone.
@@ -360,46 +415,177 @@ impl Engine {
             }
         }
         let mut latin: Vec<Option<String>> = vec![None; units.len()];
-        let all: Vec<u32> = (0..units.len() as u32).collect();
         for (k, r) in g.runners.iter().enumerate() {
-            let count = if hs && r.exact {
-                u32::from(!flagged[k].is_empty())
-            } else if hs && r.ascii_exact && flagged[k].iter().any(|&u| ascii[u as usize]) {
-                // A plain text Hyperscan flagged with the exact narrowed pattern.
-                1
+            if r.lazy {
+                out.state[r.rule] = State::Pending(out.pending.len());
+                out.pending.push(Pending {
+                    group: out.group,
+                    runner: k,
+                    flagged: std::mem::take(&mut flagged[k]),
+                });
+                continue;
+            }
+            let text = Texts {
+                units,
+                ascii: &ascii,
+                latin: &mut latin,
+            };
+            out.hits[r.rule] = self.runner_hit(r, &flagged[k], text, hs);
+        }
+    }
+
+    /// Runner `r`'s hit count (0 or 1 when negated) over `text`, from the units Hyperscan
+    /// flagged for it when `hs`.
+    fn runner_hit(&self, r: &Runner, flagged: &[u32], text: Texts, hs: bool) -> u32 {
+        let Texts {
+            units,
+            ascii,
+            latin,
+        } = text;
+        let count = if hs && r.exact {
+            u32::from(!flagged.is_empty())
+        } else if hs && r.ascii_exact && flagged.iter().any(|&u| ascii[u as usize]) {
+            // A plain text Hyperscan flagged with the exact narrowed pattern.
+            1
+        } else {
+            let all: Vec<u32>;
+            let which = if hs && r.in_hyperscan {
+                flagged
             } else {
-                let which = if hs && r.in_hyperscan {
-                    &flagged[k]
-                } else {
-                    &all
-                };
-                let max = self.maxhits[r.rule];
-                let mut n = 0u32;
-                if let Some(whole) = &r.confirm {
-                    for &ui in which {
-                        let i = ui as usize;
-                        if hs && r.ascii_exact && ascii[i] {
-                            // Decided above: Hyperscan flagged no plain text.
-                            continue;
-                        }
-                        let c = match &r.ascii_confirm {
-                            Some(narrowed) if ascii[i] => narrowed,
-                            _ => whole,
-                        };
-                        n = n.saturating_add(c.count(&units[i], &mut latin[i], max - n));
-                        if n >= max {
-                            break;
-                        }
+                all = (0..units.len() as u32).collect();
+                &all
+            };
+            let max = self.maxhits[r.rule];
+            let mut n = 0u32;
+            if let Some(whole) = &r.confirm {
+                for &ui in which {
+                    let i = ui as usize;
+                    if hs && r.ascii_exact && ascii[i] {
+                        // Decided above: Hyperscan flagged no plain text.
+                        continue;
+                    }
+                    let c = match &r.ascii_confirm {
+                        Some(narrowed) if ascii[i] => narrowed,
+                        _ => whole,
+                    };
+                    n = n.saturating_add(c.count(&units[i], &mut latin[i], max - n));
+                    if n >= max {
+                        break;
                     }
                 }
-                n
-            };
-            hits[r.rule] = if r.negate {
-                u32::from(count == 0)
-            } else {
-                count
-            };
+            }
+            n
+        };
+        if r.negate {
+            u32::from(count == 0)
+        } else {
+            count
         }
+    }
+}
+
+/// Where a rule's hit count stands while a message is judged.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// In the hit counts.
+    Known,
+    /// A lazy runner's: its entry in the pending list.
+    Pending(usize),
+    /// A meta's, not yet worked out: its index in the engine's metas.
+    Meta(usize),
+}
+
+/// A lazy runner's Hyperscan result, kept for confirming it if a meta reads it.
+struct Pending {
+    group: usize,
+    runner: usize,
+    flagged: Vec<u32>,
+}
+
+/// What scanning a group writes.
+struct GroupOut<'o> {
+    group: usize,
+    hits: &'o mut [u32],
+    state: &'o mut [State],
+    pending: &'o mut Vec<Pending>,
+}
+
+/// A group's texts, which of them are plain, and their Latin-1 copies made so far.
+struct Texts<'t, 'u> {
+    units: &'t [Cow<'u, [u8]>],
+    ascii: &'t [bool],
+    latin: &'t mut [Option<String>],
+}
+
+/// A group's texts rebuilt for confirming its lazy runners.
+struct GroupText<'u> {
+    units: Vec<Cow<'u, [u8]>>,
+    ascii: Vec<bool>,
+    latin: Vec<Option<String>>,
+}
+
+/// Works out sub-rules and metas when a rule that scores reads them. A meta's `&&` and `||`
+/// skip their right side once the left decides, so a costly sub-rule (a back-reference over
+/// the whole header, say) behind a cheap condition that fails is never confirmed. The rules
+/// that score get the values evaluating every rule would give them: each value worked out
+/// is the one the eager order computes, and an unread one cannot change what reads it.
+struct Resolver<'e, 'u> {
+    engine: &'e Engine,
+    view: &'u View,
+    full: &'u [u8],
+    hs: bool,
+    hits: Vec<u32>,
+    state: Vec<State>,
+    pending: Vec<Pending>,
+    /// Per group, its texts once a lazy runner of it was confirmed.
+    texts: Vec<Option<GroupText<'u>>>,
+    /// How many lazy runners were confirmed.
+    confirmed: usize,
+}
+
+impl Values for Resolver<'_, '_> {
+    fn value(&mut self, rule: usize) -> u32 {
+        let Some(state) = self.state.get(rule).copied() else {
+            return 0;
+        };
+        let v = match state {
+            State::Known => return self.hits[rule],
+            State::Pending(p) => self.confirm(p),
+            State::Meta(m) => {
+                let engine = self.engine;
+                let mut stack = Vec::with_capacity(16);
+                u32::from(engine.metas[m].1.eval_with(self, &mut stack) != 0.0)
+            }
+        };
+        self.hits[rule] = v;
+        self.state[rule] = State::Known;
+        v
+    }
+}
+
+impl Resolver<'_, '_> {
+    /// Confirms pending runner `p`.
+    fn confirm(&mut self, p: usize) -> u32 {
+        self.confirmed += 1;
+        let (gi, k) = (self.pending[p].group, self.pending[p].runner);
+        let g = &self.engine.groups[gi];
+        let text = self.texts[gi].get_or_insert_with(|| {
+            let units = units(&g.source, self.view, self.full);
+            let ascii = units.iter().map(|u| ascii_tags::is_plain(u)).collect();
+            let latin = vec![None; units.len()];
+            GroupText {
+                units,
+                ascii,
+                latin,
+            }
+        });
+        let texts = Texts {
+            units: &text.units,
+            ascii: &text.ascii,
+            latin: &mut text.latin,
+        };
+        self.engine
+            .runner_hit(&g.runners[k], &self.pending[p].flagged, texts, self.hs)
     }
 }
 
@@ -520,6 +706,8 @@ struct GroupRule {
     ascii: Option<String>,
     negate: bool,
     multiple: bool,
+    /// A sub-rule (`__` name): it only counts through the metas that read it.
+    sub: bool,
 }
 
 /// The pattern lists a group compiles into databases: for any text, and for plain texts.
@@ -613,6 +801,7 @@ fn compile_group(
             confirm,
             ascii_confirm,
             ascii_exact,
+            lazy: r.sub && !is_exact,
         });
     }
     let mut chunks = Vec::new();

@@ -205,6 +205,18 @@ impl Expr {
     }
 }
 
+/// Where a meta expression reads rules' hit counts.
+pub trait Values {
+    /// Rule `rule`'s hit count.
+    fn value(&mut self, rule: usize) -> u32;
+}
+
+impl Values for &[u32] {
+    fn value(&mut self, rule: usize) -> u32 {
+        self.get(rule).copied().unwrap_or(0)
+    }
+}
+
 /// One step of a compiled expression ([`Program`]), on a stack of values.
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -240,6 +252,13 @@ impl Program {
     /// The expression's value with the rules' hit counts `hits`; `stack` is scratch space
     /// reused between calls.
     pub fn eval(&self, hits: &[u32], stack: &mut Vec<f64>) -> f64 {
+        let mut read = hits;
+        self.eval_with(&mut read, stack)
+    }
+
+    /// The expression's value, each rule's hit count read from `values` when the expression
+    /// reaches it (the right side of a decided `&&` or `||` is not read).
+    pub fn eval_with<V: Values + ?Sized>(&self, values: &mut V, stack: &mut Vec<f64>) -> f64 {
         stack.clear();
         let b = |v: bool| if v { 1.0 } else { 0.0 };
         let mut pc = 0;
@@ -247,7 +266,7 @@ impl Program {
             pc += 1;
             match *step {
                 Step::Num(n) => stack.push(n),
-                Step::Rule(i) => stack.push(hits.get(i as usize).copied().unwrap_or(0) as f64),
+                Step::Rule(i) => stack.push(f64::from(values.value(i as usize))),
                 Step::Not => {
                     let v = stack.pop().unwrap_or(0.0);
                     stack.push(b(v == 0.0));

@@ -482,3 +482,74 @@ fn full_rules_run_heavier_repeats_exactly() {
         assert_eq!(long, expected, "line of {len}");
     }
 }
+
+/// Sub-rules that need confirming (back-references run on fancy-regex, look-arounds
+/// prefiltered), read by metas through `&&`, `||`, `!` and sums, over other metas.
+const ON_DEMAND: &str = r#"
+body     __D_REPEAT    /\b(\w+) \1\b/
+body     __D_NOT_BAD   /(?<!not )bad/
+header   __D_SUBJ_TWICE Subject =~ /(\w{3}).*\1/
+header   __D_NO_ECHO   Subject !~ /(\w)\1/
+body     __D_CHEAP     /cheap/
+body     __D_FREE      /free/
+body     __D_MANY      /(?=mon)money/
+tflags   __D_MANY      multiple maxhits=3
+meta     __D_EITHER    __D_REPEAT || __D_NOT_BAD
+meta     T_D_AND       __D_CHEAP && __D_REPEAT
+meta     T_D_OR        __D_FREE || __D_SUBJ_TWICE
+meta     T_D_NOT       !__D_CHEAP && !__D_NO_ECHO
+meta     T_D_SUM       __D_CHEAP + __D_FREE + __D_EITHER + __D_MANY >= 3
+meta     T_D_DEEP      __D_EITHER && (__D_FREE || __D_SUBJ_TWICE)
+score    T_D_AND 1
+score    T_D_OR 1
+score    T_D_NOT 1
+score    T_D_SUM 1
+score    T_D_DEEP 1
+"#;
+
+/// Worked out on demand, the rules that score get the same hits as when every sub-rule and
+/// meta runs, while sub-rules behind a failing condition are not confirmed.
+#[test]
+fn sub_rules_on_demand_score_as_running_every_rule() {
+    let mut e = engine_with(ON_DEMAND);
+    const WORDS: &[&str] = &[
+        "cheap", "free", "bad", "not", "money", "mon", "the", "the", "abc", "aab", "x",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |m: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % m as u64) as usize
+    };
+    let (mut skipped, mut seen) = (0, std::collections::BTreeSet::new());
+    for _ in 0..300 {
+        let mut words = |n: usize| -> String {
+            let picked: Vec<&str> = (0..n).map(|_| WORDS[next(WORDS.len())]).collect();
+            picked.join(" ")
+        };
+        let subject = words(3);
+        let body = words(8);
+        let raw = format!(
+            "From: a@example.test\r\nTo: b@example.test\r\nSubject: {subject}\r\n\r\n{body}\r\n"
+        );
+        let msg = mail_parser::MessageParser::default().parse(raw.as_bytes());
+        let view = message::View::new(raw.as_bytes(), msg.as_ref(), "s@example.test");
+        e.set_on_demand(true);
+        let (lazy, confirmed) = e.run_counted(&view, raw.as_bytes(), 0);
+        e.set_on_demand(false);
+        let (eager, all) = e.run_counted(&view, raw.as_bytes(), 0);
+        assert_eq!(lazy, eager, "subject {subject:?} body {body:?}");
+        assert!(confirmed <= all);
+        skipped += all - confirmed;
+        seen.extend(
+            eager
+                .into_iter()
+                .map(|h| h.name)
+                .filter(|n| n.starts_with("T_D_")),
+        );
+    }
+    assert!(skipped > 0, "no sub-rule was left unconfirmed");
+    let all: Vec<&str> = vec!["T_D_AND", "T_D_DEEP", "T_D_NOT", "T_D_OR", "T_D_SUM"];
+    assert_eq!(seen.iter().map(String::as_str).collect::<Vec<_>>(), all);
+}
