@@ -264,10 +264,19 @@ impl Engine {
             groups.push(g);
         }
         let dbs = build_all(&mut groups, pending, cache, &mut report);
-        let metas = order_metas(meta_src, &index, &names, &mut report)
-            .into_iter()
-            .map(|(i, e)| (i, Program::new(&e)))
-            .collect();
+        // The cost of reading a rule: a lazy sub-rule's confirming, a meta's reads.
+        let mut cost = vec![0.0; names.len()];
+        for r in groups.iter().flat_map(|g| &g.runners) {
+            if r.lazy {
+                cost[r.rule] = 1.0;
+            }
+        }
+        let mut metas = Vec::new();
+        for (i, e) in order_metas(meta_src, &index, &names, &mut report) {
+            let (e, c) = meta::cheapest_first(e, &|j| cost[j]);
+            cost[i] = c;
+            metas.push((i, Program::new(&e)));
+        }
         report.compile_ms = started.elapsed().as_millis() as u64;
         Engine {
             names,
@@ -318,7 +327,10 @@ impl Engine {
         let mut hits = vec![0u32; self.names.len()];
         let mut state = vec![State::Known; self.names.len()];
         let mut pending = Vec::new();
+        let mut texts: Vec<Option<GroupText>> = Vec::new();
         let mut scan_all = |scratch: Option<&Scratch>| {
+            texts.clear();
+            pending.clear();
             for (gi, g) in self.groups.iter().enumerate() {
                 let units = units(&g.source, view, full);
                 let mut out = GroupOut {
@@ -327,7 +339,7 @@ impl Engine {
                     state: &mut state,
                     pending: &mut pending,
                 };
-                self.scan_group(g, &units, scratch, &mut out);
+                texts.push(self.scan_group(g, units, scratch, &mut out));
             }
         };
         let hs = if self.dbs.is_empty() {
@@ -355,13 +367,12 @@ impl Engine {
         }
         let mut r = Resolver {
             engine: self,
-            view,
-            full,
             hs,
             hits,
             state,
             pending,
-            texts: (0..self.groups.len()).map(|_| None).collect(),
+            texts,
+            stacks: Vec::new(),
             confirmed: 0,
         };
         // The rules that score: every meta not a sub-rule; the rest when not on demand.
@@ -394,13 +405,15 @@ impl Engine {
         (scored, confirmed)
     }
 
-    fn scan_group(
+    /// Scans group `g`'s texts `units` and works out its runners' hit counts, the lazy ones
+    /// left pending; returns the texts when some are, for confirming them later.
+    fn scan_group<'u>(
         &self,
         g: &Group,
-        units: &[Cow<'_, [u8]>],
+        units: Vec<Cow<'u, [u8]>>,
         scratch: Option<&Scratch>,
         out: &mut GroupOut,
-    ) {
+    ) -> Option<GroupText<'u>> {
         // For each runner, the units Hyperscan flagged (in order, once each): a prefiltered
         // pattern is confirmed on those alone.
         let mut flagged: Vec<Vec<u32>> = vec![Vec::new(); g.runners.len()];
@@ -415,8 +428,10 @@ impl Engine {
             }
         }
         let mut latin: Vec<Option<String>> = vec![None; units.len()];
+        let mut lazy = false;
         for (k, r) in g.runners.iter().enumerate() {
             if r.lazy {
+                lazy = true;
                 out.state[r.rule] = State::Pending(out.pending.len());
                 out.pending.push(Pending {
                     group: out.group,
@@ -426,12 +441,17 @@ impl Engine {
                 continue;
             }
             let text = Texts {
-                units,
+                units: &units,
                 ascii: &ascii,
                 latin: &mut latin,
             };
             out.hits[r.rule] = self.runner_hit(r, &flagged[k], text, hs);
         }
+        lazy.then_some(GroupText {
+            units,
+            ascii,
+            latin,
+        })
     }
 
     /// Runner `r`'s hit count (0 or 1 when negated) over `text`, from the units Hyperscan
@@ -531,14 +551,14 @@ struct GroupText<'u> {
 /// is the one the eager order computes, and an unread one cannot change what reads it.
 struct Resolver<'e, 'u> {
     engine: &'e Engine,
-    view: &'u View,
-    full: &'u [u8],
     hs: bool,
     hits: Vec<u32>,
     state: Vec<State>,
     pending: Vec<Pending>,
-    /// Per group, its texts once a lazy runner of it was confirmed.
+    /// Per group with lazy runners, its texts.
     texts: Vec<Option<GroupText<'u>>>,
+    /// Stacks for evaluating metas, one per level of metas reading metas.
+    stacks: Vec<Vec<f64>>,
     /// How many lazy runners were confirmed.
     confirmed: usize,
 }
@@ -553,8 +573,10 @@ impl Values for Resolver<'_, '_> {
             State::Pending(p) => self.confirm(p),
             State::Meta(m) => {
                 let engine = self.engine;
-                let mut stack = Vec::with_capacity(16);
-                u32::from(engine.metas[m].1.eval_with(self, &mut stack) != 0.0)
+                let mut stack = self.stacks.pop().unwrap_or_default();
+                let v = engine.metas[m].1.eval_with(self, &mut stack);
+                self.stacks.push(stack);
+                u32::from(v != 0.0)
             }
         };
         self.hits[rule] = v;
@@ -569,16 +591,10 @@ impl Resolver<'_, '_> {
         self.confirmed += 1;
         let (gi, k) = (self.pending[p].group, self.pending[p].runner);
         let g = &self.engine.groups[gi];
-        let text = self.texts[gi].get_or_insert_with(|| {
-            let units = units(&g.source, self.view, self.full);
-            let ascii = units.iter().map(|u| ascii_tags::is_plain(u)).collect();
-            let latin = vec![None; units.len()];
-            GroupText {
-                units,
-                ascii,
-                latin,
-            }
-        });
+        // Kept by the scan for every group with a lazy runner.
+        let Some(text) = self.texts.get_mut(gi).and_then(Option::as_mut) else {
+            return 0;
+        };
         let texts = Texts {
             units: &text.units,
             ascii: &text.ascii,

@@ -310,6 +310,56 @@ impl Program {
     }
 }
 
+/// `e` with the operands of each `&&` and `||` chain put cheapest first, by the cost of
+/// reading each rule (`cost`), and its cost: the sum over the rules it reads. Both operators
+/// yield a truth value and read nothing else, so the order changes no value; evaluated on
+/// demand, a cheap operand that decides the chain spares reading the costly ones.
+pub fn cheapest_first(e: Expr, cost: &dyn Fn(usize) -> f64) -> (Expr, f64) {
+    match e {
+        Expr::Num(n) => (Expr::Num(n), 0.0),
+        Expr::Rule(i) => (Expr::Rule(i), cost(i)),
+        Expr::Not(x) => {
+            let (x, c) = cheapest_first(*x, cost);
+            (Expr::Not(Box::new(x)), c)
+        }
+        Expr::Neg(x) => {
+            let (x, c) = cheapest_first(*x, cost);
+            (Expr::Neg(Box::new(x)), c)
+        }
+        Expr::Bin(op @ (Op::And | Op::Or), l, r) => {
+            let mut operands = Vec::new();
+            chain(op, Expr::Bin(op, l, r), &mut operands);
+            let mut done: Vec<(Expr, f64)> = operands
+                .into_iter()
+                .map(|x| cheapest_first(x, cost))
+                .collect();
+            // Stable: operands of equal cost keep their written order.
+            done.sort_by(|a, b| a.1.total_cmp(&b.1));
+            let total = done.iter().map(|(_, c)| c).sum();
+            let mut it = done.into_iter().map(|(x, _)| x);
+            let first = it.next().unwrap_or(Expr::Num(0.0));
+            let e = it.fold(first, |acc, x| Expr::Bin(op, Box::new(acc), Box::new(x)));
+            (e, total)
+        }
+        Expr::Bin(op, l, r) => {
+            let (l, a) = cheapest_first(*l, cost);
+            let (r, b) = cheapest_first(*r, cost);
+            (Expr::Bin(op, Box::new(l), Box::new(r)), a + b)
+        }
+    }
+}
+
+/// The operands of a chain of `op` (`a && b && c`), in order.
+fn chain(op: Op, e: Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::Bin(o, l, r) if o == op => {
+            chain(op, *l, out);
+            chain(op, *r, out);
+        }
+        e => out.push(e),
+    }
+}
+
 fn emit(e: &Expr, out: &mut Vec<Step>) {
     match e {
         Expr::Num(n) => out.push(Step::Num(*n)),
@@ -398,6 +448,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Reordered cheapest first, an expression keeps its value for every assignment, and a
+    /// chain's costly operand moves behind the cheap ones.
+    #[test]
+    fn cheapest_first_keeps_values_and_moves_costly_operands_last() {
+        let cost = |i: usize| [5.0, 0.0, 1.0][i];
+        let exprs = [
+            "A && B",
+            "A || B || C",
+            "(A || B) && C && !A",
+            "A + B > 1 && (C || A)",
+            "!(A && B) || (C && !A) || B * 2 == 2",
+            "A - B == -1 && -A < B",
+        ];
+        for src in exprs {
+            let e = parsed(src);
+            let (r, _) = cheapest_first(e.clone(), &cost);
+            for a in 0..3u32 {
+                for b in 0..3u32 {
+                    for c in 0..3u32 {
+                        let hits = [a, b, c];
+                        assert_eq!(r.eval(&hits), e.eval(&hits), "{src} {hits:?}");
+                    }
+                }
+            }
+        }
+        let (r, c) = cheapest_first(parsed("A && B && C"), &cost);
+        assert_eq!(r, parsed("B && C && A"));
+        assert_eq!(c, 6.0);
+        let (r, _) = cheapest_first(parsed("(A || C) && B"), &cost);
+        assert_eq!(r, parsed("B && (C || A)"));
     }
 
     /// `src` over the rules A, B and C.

@@ -500,6 +500,8 @@ meta     T_D_OR        __D_FREE || __D_SUBJ_TWICE
 meta     T_D_NOT       !__D_CHEAP && !__D_NO_ECHO
 meta     T_D_SUM       __D_CHEAP + __D_FREE + __D_EITHER + __D_MANY >= 3
 meta     T_D_DEEP      __D_EITHER && (__D_FREE || __D_SUBJ_TWICE)
+meta     T_D_LATE      __D_SUBJ_TWICE && __D_NOT_BAD && __D_FREE
+score    T_D_LATE 1
 score    T_D_AND 1
 score    T_D_OR 1
 score    T_D_NOT 1
@@ -550,6 +552,8 @@ fn sub_rules_on_demand_score_as_running_every_rule() {
         );
     }
     assert!(skipped > 0, "no sub-rule was left unconfirmed");
-    let all: Vec<&str> = vec!["T_D_AND", "T_D_DEEP", "T_D_NOT", "T_D_OR", "T_D_SUM"];
+    let all: Vec<&str> = vec![
+        "T_D_AND", "T_D_DEEP", "T_D_LATE", "T_D_NOT", "T_D_OR", "T_D_SUM",
+    ];
     assert_eq!(seen.iter().map(String::as_str).collect::<Vec<_>>(), all);
 }
