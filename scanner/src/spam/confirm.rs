@@ -47,6 +47,9 @@ pub enum Confirm {
         /// The pattern, run at one start at a time.
         re: AtStart,
     },
+    /// A case-sensitive pattern that is only a string of octets (SpamAssassin's `/e/`,
+    /// counted up to 230 times a message): found with `memmem`.
+    Literal(memchr::memmem::Finder<'static>),
     /// A rule with a matcher of its own for the whole search ([`NativeSearch`]), asked when
     /// one match is enough; `fallback` counts (`tflags multiple`).
     Native {
@@ -80,6 +83,11 @@ impl Confirm {
 
     /// The confirmer for `re` from the general engines.
     fn general(re: &PerlRegex) -> Option<Confirm> {
+        if let Some(octets) = literal(re) {
+            return Some(Confirm::Literal(
+                memchr::memmem::Finder::new(&octets).into_owned(),
+            ));
+        }
         if let Some(c) = split(re) {
             return Some(c);
         }
@@ -200,6 +208,7 @@ impl Confirm {
                 }
                 n
             }
+            Confirm::Literal(finder) => finder.find_iter(text).take(max as usize).count() as u32,
             Confirm::Native { native, fallback } => {
                 if max <= 1 {
                     u32::from(native.is_match(text))
@@ -315,6 +324,26 @@ impl AtStart {
     }
 }
 
+/// The octets `re` matches when it is a case-sensitive string with nothing but ordinary
+/// characters, perhaps wrapped in non-capturing groups (`e`, `(?:e)`): each Latin-1
+/// character one octet.
+fn literal(re: &PerlRegex) -> Option<Vec<u8>> {
+    if re.caseless {
+        return None;
+    }
+    let mut src = re.source.as_str();
+    while let Some(inner) = src.strip_prefix("(?:").and_then(|s| s.strip_suffix(')')) {
+        src = inner;
+    }
+    let special = |c: char| "\\^$.|?*+()[]{}#".contains(c) || c.is_whitespace() && re.extended;
+    if src.is_empty() || src.chars().any(special) {
+        return None;
+    }
+    src.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
+}
+
 /// [`compile`] for `source` (Perl syntax) with `re`'s modifiers: a superset or a part of `re`.
 fn compile_as(re: &PerlRegex, source: String) -> Option<Regex> {
     compile(&PerlRegex {
@@ -375,6 +404,33 @@ mod tests {
         assert_eq!(count(r"/(?!x)\xc3\xa9/", "é".as_bytes(), 1), (1, true));
     }
 
+    /// A plain string of octets is counted with memmem, as the regex engine counts it
+    /// (non-overlapping, up to the limit); anything more is not taken for one.
+    #[test]
+    fn plain_strings_are_counted_as_octets() {
+        let texts: [&[u8]; 4] = [b"eee eel", b"aaaa", b"caf\xe9 caf\xe9", b""];
+        for pattern in ["/e/", "/(?:e)/", "/aa/", "/caf\u{e9}/", "/ee/"] {
+            let (re, _) = parse_literal(pattern).expect("pattern");
+            let c = Confirm::new(&re).expect("compiles");
+            assert!(matches!(c, Confirm::Literal(_)), "{pattern}");
+            let regex = compile(&re).expect("compiles as a regex");
+            for text in texts {
+                for max in [1, 2, 100] {
+                    let want = regex.find_iter(text).take(max as usize).count() as u32;
+                    assert_eq!(
+                        c.count(text, &mut None, max),
+                        want,
+                        "{pattern} {text:?} {max}"
+                    );
+                }
+            }
+        }
+        for pattern in ["/e/i", "/e+/", "/(?:e)|a/", "/\\x65/", "/(e)/", "/e.f/"] {
+            let (re, _) = parse_literal(pattern).expect("pattern");
+            assert!(literal(&re).is_none(), "{pattern}");
+        }
+    }
+
     #[test]
     fn other_constructs_fall_back_to_fancy_regex() {
         assert_eq!(count(r"/\b(\w+) \1\b/", b"the the", 1), (1, false));
@@ -387,6 +443,7 @@ mod tests {
         match Confirm::new(&re).expect("compiles") {
             Confirm::Split { .. } => "split",
             Confirm::Plain(_) => "plain",
+            Confirm::Literal(_) => "literal",
             Confirm::Lines { .. } => "lines",
             Confirm::Gated { .. } => "gated",
             Confirm::Native { .. } => "native",

@@ -264,11 +264,12 @@ impl Engine {
             groups.push(g);
         }
         let dbs = build_all(&mut groups, pending, cache, &mut report);
-        // The cost of reading a rule: a lazy sub-rule's confirming, a meta's reads.
+        // The cost of reading a rule: a lazy sub-rule's confirming (on every unit when
+        // Hyperscan cannot flag the units for it), a meta's reads.
         let mut cost = vec![0.0; names.len()];
         for r in groups.iter().flat_map(|g| &g.runners) {
             if r.lazy {
-                cost[r.rule] = 1.0;
+                cost[r.rule] = if r.in_hyperscan { 1.0 } else { 10.0 };
             }
         }
         let mut metas = Vec::new();
