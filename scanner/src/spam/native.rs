@@ -336,13 +336,13 @@ mod tests {
         ];
         let mut rng = crate::test_rng::Rng(0xf00d_cafe);
         let mut hits = 0;
-        for round in 0..20_000 {
+        for round in 0..20_000usize {
             let n = (rng.next() % 14) as usize;
             let mut text = b"From:".to_vec();
             for _ in 0..n {
                 text.extend_from_slice(pieces[(rng.next() % pieces.len() as u64) as usize]);
             }
-            if round % 100 == 0 {
+            if round.is_multiple_of(100) {
                 // Now and then a name line just inside or just beyond the window.
                 let pad = 2030 + (rng.next() % 30) as usize;
                 text.extend(std::iter::repeat_n(b'y', pad));
@@ -413,33 +413,11 @@ mod tests {
                 b"bob\n",
             ],
         ];
-        for round in 0..30_000 {
-            let mut text = Vec::new();
-            if round % 3 == 0 {
-                // Pieces at random.
-                for _ in 0..1 + rng.next() % 20 {
-                    text.extend_from_slice(pieces[(rng.next() % pieces.len() as u64) as usize]);
-                }
-            } else {
-                // A Received line and a Subject line, each piece drawn for its slot.
-                for slot in slots {
-                    text.extend_from_slice(slot[(rng.next() % slot.len() as u64) as usize]);
-                }
-            }
-            if round % 10 == 0 {
-                // Near the 200- and 100-character limits.
-                let at = (rng.next() % (text.len() as u64 + 1)) as usize;
-                let pad = 95 + (rng.next() % 110) as usize;
-                text.splice(at..at, std::iter::repeat_n(b'z', pad));
-            }
-            let want = fancy.is_match(&latin1(&text)).expect("runs");
-            hits += usize::from(want);
-            assert_eq!(
-                subj_has_to_2(&text),
-                want,
-                "{:?}",
-                String::from_utf8_lossy(&text)
-            );
+        for round in 0..30_000usize {
+            // Near the 200- and 100-character limits, one text in ten.
+            let pad = (round.is_multiple_of(10)).then_some((95, 110));
+            let text = generated(&mut rng, round, &pieces, &slots, pad);
+            hits += usize::from(agrees(&fancy, subj_has_to_2, &text));
         }
         assert!(hits > 80, "only {hits} matches generated");
     }
@@ -498,24 +476,11 @@ mod tests {
             ],
             &[b"", b"\n", b"\nX: z\n"],
         ];
-        for round in 0..30_000 {
-            let mut text = Vec::new();
-            if round % 3 == 0 {
-                for _ in 0..1 + rng.next() % 20 {
-                    text.extend_from_slice(pieces[(rng.next() % pieces.len() as u64) as usize]);
-                }
-            } else {
-                for slot in slots {
-                    text.extend_from_slice(slot[(rng.next() % slot.len() as u64) as usize]);
-                }
-            }
-            if round % 5 == 0 {
-                // Near the 80-, 100- and 200-character limits.
-                let at = (rng.next() % (text.len() as u64 + 1)) as usize;
-                let pad = 75 + (rng.next() % 140) as usize;
-                text.splice(at..at, std::iter::repeat_n(b'z', pad));
-            }
-            if round % 7 == 0 {
+        for round in 0..30_000usize {
+            // Near the 80-, 100- and 200-character limits, one text in five.
+            let pad = (round.is_multiple_of(5)).then_some((75, 140));
+            let mut text = generated(&mut rng, round, &pieces, &slots, pad);
+            if round.is_multiple_of(7) {
                 // Exactly at each limit, one under and one over.
                 let n =
                     |base: usize, r: &mut crate::test_rng::Rng| base - 1 + (r.next() % 3) as usize;
@@ -531,15 +496,45 @@ mod tests {
                 ]
                 .concat();
             }
-            let want = fancy.is_match(&latin1(&text)).expect("runs");
-            hits += usize::from(want);
-            assert_eq!(
-                subj_has_to_1(&text),
-                want,
-                "{:?}",
-                String::from_utf8_lossy(&text)
-            );
+            hits += usize::from(agrees(&fancy, subj_has_to_1, &text));
         }
         assert!(hits > 500, "only {hits} matches generated");
+    }
+
+    /// A generated header text: pieces at random (one round in three), else one piece drawn
+    /// for each slot; with `pad` (shortest, spread), a run of `z` inserted somewhere.
+    fn generated(
+        rng: &mut crate::test_rng::Rng,
+        round: usize,
+        pieces: &[&[u8]],
+        slots: &[&[&[u8]]],
+        pad: Option<(usize, u64)>,
+    ) -> Vec<u8> {
+        let mut text = Vec::new();
+        let mut pick = |from: &[&[u8]], rng: &mut crate::test_rng::Rng| {
+            text.extend_from_slice(from[(rng.next() % from.len() as u64) as usize]);
+        };
+        if round.is_multiple_of(3) {
+            for _ in 0..1 + rng.next() % 20 {
+                pick(pieces, rng);
+            }
+        } else {
+            for slot in slots {
+                pick(slot, rng);
+            }
+        }
+        if let Some((shortest, spread)) = pad {
+            let at = (rng.next() % (text.len() as u64 + 1)) as usize;
+            let len = shortest + (rng.next() % spread) as usize;
+            text.splice(at..at, std::iter::repeat_n(b'z', len));
+        }
+        text
+    }
+
+    /// Asserts that `matcher` answers on `text` what fancy-regex's search answers; returns it.
+    fn agrees(fancy: &fancy_regex::Regex, matcher: fn(&[u8]) -> bool, text: &[u8]) -> bool {
+        let want = fancy.is_match(&latin1(text)).expect("runs");
+        assert_eq!(matcher(text), want, "{:?}", String::from_utf8_lossy(text));
+        want
     }
 }
