@@ -317,8 +317,10 @@ impl Engine {
         self.describe.get(name).map(String::as_str)
     }
 
-    /// Runs every rule over `view` and `full` (the message as received); returns the rules
+    /// Runs the rules over `view` and `full` (the message as received); returns the rules
     /// that hit with their scores in score set `set` (sub-rules and zero scores left out).
+    /// Sub-rules and metas are worked out as far as the rules that score read them (see
+    /// [`Resolver`]).
     pub fn run(&self, view: &View, full: &[u8], set: usize) -> Vec<Hit> {
         self.run_counted(view, full, set).0
     }
@@ -538,7 +540,7 @@ struct Texts<'t, 'u> {
     latin: &'t mut [Option<String>],
 }
 
-/// A group's texts rebuilt for confirming its lazy runners.
+/// A group's texts, kept from its scan for confirming its lazy runners.
 struct GroupText<'u> {
     units: Vec<Cow<'u, [u8]>>,
     ascii: Vec<bool>,
@@ -569,8 +571,14 @@ impl Values for Resolver<'_, '_> {
         let Some(state) = self.state.get(rule).copied() else {
             return 0;
         };
+        if let State::Known = state {
+            return self.hits[rule];
+        }
+        // Known (as 0) while it is worked out: a meta that reached itself would read 0, as
+        // in the eager order (`order_metas` leaves no cycle, so none does).
+        self.state[rule] = State::Known;
         let v = match state {
-            State::Known => return self.hits[rule],
+            State::Known => 0,
             State::Pending(p) => self.confirm(p),
             State::Meta(m) => {
                 let engine = self.engine;
@@ -581,7 +589,6 @@ impl Values for Resolver<'_, '_> {
             }
         };
         self.hits[rule] = v;
-        self.state[rule] = State::Known;
         v
     }
 }
@@ -594,6 +601,7 @@ impl Resolver<'_, '_> {
         let g = &self.engine.groups[gi];
         // Kept by the scan for every group with a lazy runner.
         let Some(text) = self.texts.get_mut(gi).and_then(Option::as_mut) else {
+            debug_assert!(false, "no texts kept for group {gi}");
             return 0;
         };
         let texts = Texts {
