@@ -23,7 +23,8 @@
 //! line (13 µs a message on the SpamAssassin corpus, where the scored `TO_IN_SUBJ` reads it);
 //! here the address is looked for in the Subject lines the walk can reach.
 
-use super::perl_re::PerlRegex;
+use super::perl_re::{PerlRegex, latin1, parse_literal};
+use std::sync::OnceLock;
 
 /// A rule with a matcher of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +40,17 @@ pub enum NativeSearch {
     SubjHasTo1,
     /// `__SUBJ_HAS_TO_2`.
     SubjHasTo2,
+    /// `HK_RANDOM_FROM`, `HK_RANDOM_ENVFROM`, `HK_RANDOM_REPLYTO`.
+    HkRandom,
 }
+
+/// The look-ahead of [`HK_RANDOM`]: the addresses it spares.
+const HK_SPARED: &str = r"(?:mail|bounce)[_.-]|[^@]*(?:[+=^~#-]|mc(?:b|g)r|kpmg|nlpbr|ndqv|lcgc|cplpr)|[^@]{26}|.*?\@.{0,20}\b(?:cmp-info|cmpgnr|cnn|tori|jysk|amadeus|amazon)\.[a-z]{2,3}$";
+
+/// The pattern text of [`NativeSearch::HkRandom`], as the rule files spell it (`/mi`): an
+/// address whose local part has five consonants or five vowels in a row, or a letter or
+/// pair of letters four times over, unless the look-ahead spares it.
+const HK_RANDOM: &str = r"^(?!(?:mail|bounce)[_.-]|[^@]*(?:[+=^~#-]|mc(?:b|g)r|kpmg|nlpbr|ndqv|lcgc|cplpr)|[^@]{26}|.*?\@.{0,20}\b(?:cmp-info|cmpgnr|cnn|tori|jysk|amadeus|amazon)\.[a-z]{2,3}$)[^@]*(?:[bcdfgjklmnpqrtvwxz]{5}|[aeiouy]{5}|([a-z]{1,2})(?:\1){3})";
 
 /// The pattern text of [`NativeSearch::SubjHasTo1`], as the rule file spells it.
 const SUBJ_HAS_TO_1: &str = r"\nTo: (?:[^\n<]{0,80}<)?([^\n\s>,]+)>?\n+(?:[^\n]{1,200}\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]";
@@ -51,9 +62,14 @@ const SUBJ_HAS_TO_2: &str =
 impl NativeSearch {
     /// The matcher for `re`, if it is one of these rules (same text, same modifiers).
     pub fn for_pattern(re: &PerlRegex) -> Option<NativeSearch> {
-        match re.source.as_str() {
+        // A rule file writes `\#` for `#` (which would start a comment); the loader takes the
+        // backslash off, a pattern parsed alone keeps it.
+        match re.source.replace("\\#", "#").as_str() {
             SUBJ_HAS_TO_1 if re.caseless => Some(NativeSearch::SubjHasTo1),
             SUBJ_HAS_TO_2 if re.caseless => Some(NativeSearch::SubjHasTo2),
+            HK_RANDOM if re.caseless && re.multiline && !re.dotall => {
+                hk_spared().map(|_| NativeSearch::HkRandom)
+            }
             _ => None,
         }
     }
@@ -63,8 +79,57 @@ impl NativeSearch {
         match self {
             NativeSearch::SubjHasTo1 => subj_has_to_1(text),
             NativeSearch::SubjHasTo2 => subj_has_to_2(text),
+            NativeSearch::HkRandom => hk_random(text),
         }
     }
+}
+
+/// [`HK_SPARED`] anchored, for fancy-regex over Latin-1 text as the whole pattern ran (its
+/// `\b` reads Latin-1 letters as word characters). It holds no back-reference or
+/// look-around, so fancy-regex hands it to `regex`'s automata whole.
+fn hk_spared() -> Option<&'static fancy_regex::Regex> {
+    static SPARED: OnceLock<Option<fancy_regex::Regex>> = OnceLock::new();
+    SPARED
+        .get_or_init(|| {
+            let (re, _) = parse_literal(&format!("/\\A(?:{HK_SPARED})/mi")).ok()?;
+            fancy_regex::Regex::new(&re.fancy_expression()).ok()
+        })
+        .as_ref()
+}
+
+/// [`HK_RANDOM`] anywhere in `text`: at a line start (`^` under `/m`) the look-ahead does
+/// not spare, the text up to the first `@` (`[^@]*` crosses line ends) holds a run.
+fn hk_random(text: &[u8]) -> bool {
+    let Some(spared) = hk_spared() else {
+        return false;
+    };
+    std::iter::once(0)
+        .chain(line_starts(text))
+        .any(|p| random_run(&text[p..]) && !spared.is_match(&latin1(&text[p..])).unwrap_or(true))
+}
+
+/// `[^@]*(?:[bcdfgjklmnpqrtvwxz]{5}|[aeiouy]{5}|([a-z]{1,2})(?:\1){3})` (`/i`) at the start
+/// of `s`: in the part before the first `@`, five consonants or five vowels in a row, or a
+/// letter or pair of letters repeated four times exactly (the back-reference compares case).
+fn random_run(s: &[u8]) -> bool {
+    let local = &s[..memchr::memchr(b'@', s).unwrap_or(s.len())];
+    let consonant = |b: &u8| b"bcdfgjklmnpqrtvwxz".contains(&b.to_ascii_lowercase());
+    let vowel = |b: &u8| b"aeiouy".contains(&b.to_ascii_lowercase());
+    let run_of_five =
+        |class: &dyn Fn(&u8) -> bool| local.split(|b| !class(b)).any(|run| run.len() >= 5);
+    if run_of_five(&consonant) || run_of_five(&vowel) {
+        return true;
+    }
+    (0..local.len()).any(|q| {
+        [1, 2].iter().any(|&n| {
+            let unit = &local[q..(q + n).min(local.len())];
+            unit.len() == n
+                && unit.iter().all(u8::is_ascii_alphabetic)
+                && local
+                    .get(q..q + 4 * n)
+                    .is_some_and(|run| run.chunks(n).all(|c| c == unit))
+        })
+    })
 }
 
 /// `__SUBJ_HAS_TO_1` anywhere in `text`.
@@ -363,12 +428,7 @@ mod tests {
     /// answers on every one.
     #[test]
     fn subj_has_to_2_agrees_with_fancy_regex_on_generated_headers() {
-        let (re, _) = parse_literal(&format!("/{SUBJ_HAS_TO_2}/ism")).expect("pattern");
-        assert_eq!(
-            NativeSearch::for_pattern(&re),
-            Some(NativeSearch::SubjHasTo2)
-        );
-        let fancy = fancy_regex::Regex::new(&re.fancy_expression()).expect("compiles");
+        let fancy = fancy_for(&format!("/{SUBJ_HAS_TO_2}/ism"), NativeSearch::SubjHasTo2);
         // The pieces, `|` between them.
         let pieces: Vec<&[u8]> = b"\nReceived: from x by y|\nRECEIVED:|\nReceived:| for | FOR |<|>|;| |\n|\n\n|a@x.test|A@X.test|bob|\nSubject: |\nsubject: |Subject: |hi |!|x|\t|\xe9|\nX: y|a@x.testy"
             .split(|&b| b == b'|')
@@ -426,12 +486,7 @@ mod tests {
     /// fancy-regex's search answers on every one.
     #[test]
     fn subj_has_to_1_agrees_with_fancy_regex_on_generated_headers() {
-        let (re, _) = parse_literal(&format!("/{SUBJ_HAS_TO_1}/ism")).expect("pattern");
-        assert_eq!(
-            NativeSearch::for_pattern(&re),
-            Some(NativeSearch::SubjHasTo1)
-        );
-        let fancy = fancy_regex::Regex::new(&re.fancy_expression()).expect("compiles");
+        let fancy = fancy_for(&format!("/{SUBJ_HAS_TO_1}/ism"), NativeSearch::SubjHasTo1);
         let pieces: Vec<&[u8]> = b"\nTo: |\nTO: |To: |<|>|,| |\n|\n\n|a@x.test|A@X.test|bob|\nSubject: |\nsubject: |hi |!|x|\t|\xe9|\nX: y|a@x.testy"
             .split(|&b| b == b'|')
             .collect();
@@ -499,6 +554,54 @@ mod tests {
             hits += usize::from(agrees(&fancy, subj_has_to_1, &text));
         }
         assert!(hits > 500, "only {hits} matches generated");
+    }
+
+    /// Addresses made of pieces that make and break `HK_RANDOM_*` (runs, repeated units in
+    /// either case, every alternative of the look-ahead, line ends): the matcher answers what
+    /// fancy-regex's search answers on every one.
+    #[test]
+    fn hk_random_agrees_with_fancy_regex_on_generated_addresses() {
+        let rule = std::fs::read_to_string("/usr/share/spamassassin/72_active.cf")
+            .ok()
+            .and_then(|f| {
+                let line = f
+                    .lines()
+                    .find(|l| l.contains("HK_RANDOM_FROM") && l.contains("=~"))?;
+                Some(line[line.find('/')?..].trim().to_string())
+            });
+        let literal = rule.unwrap_or_else(|| format!("/{HK_RANDOM}/mi"));
+        let fancy = fancy_for(&literal, NativeSearch::HkRandom);
+        let pieces: Vec<&[u8]> = b"mail_|bounce-|Mail.|john|smith|xkcdq|aeiou|AEIOy|AaAa|aaaa|abab|ABAB|abAB|Ab|+|mcbr|MCGR|kpmg|@|example.com|amazon.com|cnn.com|tori.de|x.y|.|\n|zzzzzzzzzzzzzzzzzzzzzzzzzz|q|y|st|hs|\xe9\xe9\xe9|-"
+            .split(|&b| b == b'|')
+            .collect();
+        let mut rng = crate::test_rng::Rng(0x4b52_414e);
+        let mut hits = 0;
+        for round in 0..30_000usize {
+            let mut text = Vec::new();
+            for _ in 0..1 + rng.next() % 7 {
+                text.extend_from_slice(pieces[(rng.next() % pieces.len() as u64) as usize]);
+            }
+            if round.is_multiple_of(5) {
+                // An address shape: local part, @, a domain.
+                let at = (rng.next() % (text.len() as u64 + 1)) as usize;
+                text.splice(
+                    at..at,
+                    b"@x.amazon.com"
+                        .iter()
+                        .copied()
+                        .take(1 + (rng.next() % 13) as usize),
+                );
+            }
+            hits += usize::from(agrees(&fancy, hk_random, &text));
+        }
+        assert!(hits > 1_000, "only {hits} matches generated");
+    }
+
+    /// fancy-regex's program for the pattern `literal`, which gets matcher `native`.
+    fn fancy_for(literal: &str, native: NativeSearch) -> fancy_regex::Regex {
+        let (re, _) = parse_literal(literal).expect("pattern");
+        assert_eq!(NativeSearch::for_pattern(&re), Some(native));
+        fancy_regex::Regex::new(&re.fancy_expression()).expect("compiles")
     }
 
     /// A generated header text: pieces at random (one round in three), else one piece drawn
