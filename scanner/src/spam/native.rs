@@ -138,7 +138,7 @@ fn subj_has_to_1(text: &[u8]) -> bool {
         .filter(|&r| starts_with_caseless(&text[r + 1..], b"to: "))
         .any(|r| {
             let s = r + 5;
-            let line_end = memchr::memchr(b'\n', &text[s..]).map_or(text.len(), |n| s + n);
+            let line_end = line_end(text, s);
             // `(?:[^\n<]{0,80}<)?`: the address right after `To: `, or after the line's
             // first `<` when it stands within 80 characters.
             let bracket = memchr::memchr(b'<', &text[s..line_end])
@@ -154,10 +154,9 @@ fn subj_has_to_1(text: &[u8]) -> bool {
 /// `(?:[^\n]{1,200}\n+)*` holding the address within its first 100 characters, followed by
 /// a character that is not a letter or digit.
 fn to_address_in_a_subject(text: &[u8], c: usize) -> bool {
-    let in_class = |b: u8| !matches!(b, b'\n' | b'>' | b',') && !is_space(b);
     // The group takes the whole run: a shorter one is followed by a class character, where
     // `>?\n` needs `>` or a line end.
-    let end = c + text[c..].iter().take_while(|&&b| in_class(b)).count();
+    let end = address_end(text, c, b',');
     let mut q = match &text[end..] {
         _ if end == c => return false,
         [b'\n', ..] => end,
@@ -177,7 +176,7 @@ fn to_address_in_a_subject(text: &[u8], c: usize) -> bool {
             return true;
         }
         // Going on takes the whole line as `[^\n]{1,200}` and a line end after it.
-        let line_end = memchr::memchr(b'\n', &text[q..]).map_or(text.len(), |n| q + n);
+        let line_end = line_end(text, q);
         if line_end - q > 200 || line_end == text.len() {
             return false;
         }
@@ -194,7 +193,7 @@ fn subj_has_to_2(text: &[u8]) -> bool {
         .filter(|&r| starts_with_caseless(&text[r + 1..], b"received:"))
         .any(|r| {
             let a = r + 10;
-            let line_end = memchr::memchr(b'\n', &text[a..]).map_or(text.len(), |n| a + n);
+            let line_end = line_end(text, a);
             // `[^\n]{0,200} for `: every " for " starting within 200 characters, on the line.
             (a..=(a + 200).min(line_end))
                 .filter(|&f| starts_with_caseless(&text[f.min(text.len())..], b" for "))
@@ -207,8 +206,7 @@ fn subj_has_to_2(text: &[u8]) -> bool {
 /// `(?:[^\n]+\n+)*` that holds the address within its first 100 characters followed by a
 /// character that is not a letter or digit.
 fn address_in_a_subject(text: &[u8], c: usize, subjects: &[usize]) -> bool {
-    let in_class = |b: u8| !matches!(b, b'\n' | b'>' | b';') && !is_space(b);
-    let end = c + text[c..].iter().take_while(|&&b| in_class(b)).count();
+    let end = address_end(text, c, b';');
     let after = match &text[end..] {
         [b';', ..] => end + 1,
         [b'>', b';', ..] => end + 2,
@@ -221,7 +219,7 @@ fn address_in_a_subject(text: &[u8], c: usize, subjects: &[usize]) -> bool {
     }
     // `Subject: ` right after the `;`, or at a later line start when the rest of the
     // line is not empty (each loop turn takes a non-empty line and its line ends).
-    let line_end = memchr::memchr(b'\n', &text[after..]).map_or(text.len(), |n| after + n);
+    let line_end = line_end(text, after);
     let direct = starts_with_caseless(&text[after..], b"subject: ").then_some(after);
     let later = subjects
         .iter()
@@ -245,6 +243,18 @@ fn name_in_subject(text: &[u8], s0: usize, name: &[u8]) -> bool {
                 .get(j + name.len())
                 .is_some_and(|b| !b.is_ascii_alphanumeric())
     })
+}
+
+/// Where the line holding offset `from` ends: its line feed, or the end of `text`.
+fn line_end(text: &[u8], from: usize) -> usize {
+    memchr::memchr(b'\n', &text[from..]).map_or(text.len(), |n| from + n)
+}
+
+/// Where a run of `[^\n\s>X]` from `c` ends (`X` being `stop`): an address as the Subject
+/// rules' groups take it.
+fn address_end(text: &[u8], c: usize, stop: u8) -> usize {
+    let in_class = |b: u8| b != b'\n' && b != b'>' && b != stop && !is_space(b);
+    c + text[c..].iter().take_while(|&&b| in_class(b)).count()
 }
 
 /// The offsets that follow a line end.
@@ -429,10 +439,7 @@ mod tests {
     #[test]
     fn subj_has_to_2_agrees_with_fancy_regex_on_generated_headers() {
         let fancy = fancy_for(&format!("/{SUBJ_HAS_TO_2}/ism"), NativeSearch::SubjHasTo2);
-        // The pieces, `|` between them.
-        let pieces: Vec<&[u8]> = b"\nReceived: from x by y|\nRECEIVED:|\nReceived:| for | FOR |<|>|;| |\n|\n\n|a@x.test|A@X.test|bob|\nSubject: |\nsubject: |Subject: |hi |!|x|\t|\xe9|\nX: y|a@x.testy"
-            .split(|&b| b == b'|')
-            .collect();
+        let pieces = pieces(b"\nReceived: from x by y|\nRECEIVED:|\nReceived:| for | FOR |<|>|;| |\n|\n\n|a@x.test|A@X.test|bob|\nSubject: |\nsubject: |Subject: |hi |!|x|\t|\xe9|\nX: y|a@x.testy");
         let mut rng = crate::test_rng::Rng(0x0bad_5eed);
         let mut hits = 0;
         let slots: [&[&[u8]]; 10] = [
@@ -487,9 +494,7 @@ mod tests {
     #[test]
     fn subj_has_to_1_agrees_with_fancy_regex_on_generated_headers() {
         let fancy = fancy_for(&format!("/{SUBJ_HAS_TO_1}/ism"), NativeSearch::SubjHasTo1);
-        let pieces: Vec<&[u8]> = b"\nTo: |\nTO: |To: |<|>|,| |\n|\n\n|a@x.test|A@X.test|bob|\nSubject: |\nsubject: |hi |!|x|\t|\xe9|\nX: y|a@x.testy"
-            .split(|&b| b == b'|')
-            .collect();
+        let pieces = pieces(b"\nTo: |\nTO: |To: |<|>|,| |\n|\n\n|a@x.test|A@X.test|bob|\nSubject: |\nsubject: |hi |!|x|\t|\xe9|\nX: y|a@x.testy");
         let mut rng = crate::test_rng::Rng(0x5eed_0001);
         let mut hits = 0;
         let slots: [&[&[u8]]; 9] = [
@@ -571,9 +576,7 @@ mod tests {
             });
         let literal = rule.unwrap_or_else(|| format!("/{HK_RANDOM}/mi"));
         let fancy = fancy_for(&literal, NativeSearch::HkRandom);
-        let pieces: Vec<&[u8]> = b"mail_|bounce-|Mail.|john|smith|xkcdq|aeiou|AEIOy|AaAa|aaaa|abab|ABAB|abAB|Ab|+|mcbr|MCGR|kpmg|@|example.com|amazon.com|cnn.com|tori.de|x.y|.|\n|zzzzzzzzzzzzzzzzzzzzzzzzzz|q|y|st|hs|\xe9\xe9\xe9|-"
-            .split(|&b| b == b'|')
-            .collect();
+        let pieces = pieces(b"mail_|bounce-|Mail.|john|smith|xkcdq|aeiou|AEIOy|AaAa|aaaa|abab|ABAB|abAB|Ab|+|mcbr|MCGR|kpmg|@|example.com|amazon.com|cnn.com|tori.de|x.y|.|\n|zzzzzzzzzzzzzzzzzzzzzzzzzz|q|y|st|hs|\xe9\xe9\xe9|-");
         let mut rng = crate::test_rng::Rng(0x4b52_414e);
         let mut hits = 0;
         for round in 0..30_000usize {
@@ -595,6 +598,11 @@ mod tests {
             hits += usize::from(agrees(&fancy, hk_random, &text));
         }
         assert!(hits > 1_000, "only {hits} matches generated");
+    }
+
+    /// The pieces of `joined`, `|` between them.
+    fn pieces(joined: &'static [u8]) -> Vec<&'static [u8]> {
+        joined.split(|&b| b == b'|').collect()
     }
 
     /// fancy-regex's program for the pattern `literal`, which gets matcher `native`.
