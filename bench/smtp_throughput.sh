@@ -25,6 +25,8 @@
 #      that another invocation right after this one (an A/B of two builds) does not start next to
 #      thousands of just-freed inodes. Mind the disk: a 100 KiB run leaves 500 MB per server.
 #      PERF=FILE  record a profile of postcore (perf record -g -p) during its first run.
+#      PERF_CALLGRAPH  perf's call-graph option instead of -g, e.g. "--call-graph dwarf,8192"
+#      (whole stacks through Rust's inlined frames; the release build keeps no frame pointers).
 # needs: sudo ../shared/bench/anchors/setup.sh all   (Postfix on 127.0.0.1:2525)
 #        cargo build --release
 set -euo pipefail
@@ -111,7 +113,7 @@ for size in $SIZES; do
       out=$(one_run 2525 /tmp/anchor-vmail/example.test "$size" "$mode")
       echo "postfix  $out"; pf+=("$(echo "$out" | rate)")
       # PERF=FILE: a profile of postcore (perf record -g -p) during its first run.
-      if [ -n "${PERF:-}" ] && [ "$r" = 1 ]; then perf record -F 999 -g -p "$PC" -o "$PERF" 2>/dev/null & PERFPID=$!; fi
+      if [ -n "${PERF:-}" ] && [ "$r" = 1 ]; then perf record -F 999 ${PERF_CALLGRAPH:--g} -p "$PC" -o "$PERF" 2>/dev/null & PERFPID=$!; fi
       c0=$(cpu_ms); i0=$(idle_ms)
       out=$(one_run $PORT "$WORK/data/mail/users" "$size" "$mode")
       c1=$(cpu_ms); i1=$(idle_ms)

@@ -15,6 +15,8 @@
 #      without a journal the kernel's inode allocator is 20-30x slower right after a mass
 #      delete (see smtp_throughput.sh, SETTLE), which in a profile of postcore's run was a
 #      fifth of its CPU. The moved-aside Maildirs are deleted at the end (KEEP=1 keeps them).
+#      PERF=FILE  record a profile of postcore's first run (perf record -g); PERF_CALLGRAPH
+#      replaces -g, e.g. "--call-graph dwarf,8192" for whole stacks through inlined frames.
 #
 # usage: bench/whole_path.sh [RUNS=3] [CORPUS=/tmp/anchor-corpus]
 # needs: the anchors installed (../shared/bench/anchors/setup.sh install), cargo build --release
@@ -58,7 +60,7 @@ for r in $(seq "$RUNS"); do
   echo "anchor   $a"
   c0=$(cpu_ms)
   # PERF=FILE: a profile of postcore during its first run.
-  if [ -n "${PERF:-}" ] && [ "$r" = 1 ]; then perf record -F 999 -g -p "$PC" -o "$PERF" 2>/dev/null & PERFPID=$!; fi
+  if [ -n "${PERF:-}" ] && [ "$r" = 1 ]; then perf record -F 999 ${PERF_CALLGRAPH:--g} -p "$PC" -o "$PERF" 2>/dev/null & PERFPID=$!; fi
   aside "$WORK/data/mail/users"
   p=$(nice -n -10 python3 "$ANCH/smtp_corpus_bench.py" 127.0.0.1 $PORT "$WORK/data/mail/users" "$CORPUS" --runs 1 | grep '^run')
   c1=$(cpu_ms)

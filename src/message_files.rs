@@ -5,15 +5,20 @@
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
-/// The message octets of one stored message: bare LF made CRLF.
+/// The message octets of one stored message: bare LF made CRLF. Copies the runs between
+/// line feeds whole (`memchr`): octet by octet it was 3 % of `filter check`'s time.
 pub fn crlf(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + body.len() / 30);
-    for (i, &b) in body.iter().enumerate() {
-        if b == b'\n' && (i == 0 || body[i - 1] != b'\r') {
+    let mut start = 0;
+    for lf in memchr::memchr_iter(b'\n', body) {
+        out.extend_from_slice(&body[start..lf]);
+        if lf == 0 || body[lf - 1] != b'\r' {
             out.push(b'\r');
         }
-        out.push(b);
+        out.push(b'\n');
+        start = lf + 1;
     }
+    out.extend_from_slice(&body[start..]);
     out
 }
 
@@ -112,6 +117,39 @@ pub fn messages_in(path: &Path) -> Result<Vec<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The definition, octet by octet.
+    fn crlf_slow(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, &b) in body.iter().enumerate() {
+            if b == b'\n' && (i == 0 || body[i - 1] != b'\r') {
+                out.push(b'\r');
+            }
+            out.push(b);
+        }
+        out
+    }
+
+    #[test]
+    fn crlf_makes_bare_line_feeds_crlf_and_leaves_the_rest() {
+        let cases: [(&[u8], &[u8]); 4] = [
+            (b"", b""),
+            (b"\n", b"\r\n"),
+            (b"a\r\nb\nc", b"a\r\nb\r\nc"),
+            (b"\r\r\n\n\r", b"\r\r\n\r\n\r"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(crlf(text), want);
+        }
+        // Every text of up to six octets from {a, CR, LF}.
+        let alphabet = [b'a', b'\r', b'\n'];
+        for len in 0..=6u32 {
+            for n in 0..3usize.pow(len) {
+                let text: Vec<u8> = (0..len).map(|i| alphabet[n / 3usize.pow(i) % 3]).collect();
+                assert_eq!(crlf(&text), crlf_slow(&text), "{text:?}");
+            }
+        }
+    }
 
     #[test]
     fn mbox_splits_at_from_lines_and_unquotes() {
