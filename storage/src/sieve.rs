@@ -13,6 +13,8 @@
 
 use crate::store::{CF_SIEVE, Op, Store};
 use anyhow::{Result, bail};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The owner name of the administrator's global scripts (not a valid login).
 pub const GLOBAL: &str = "@global";
@@ -35,7 +37,16 @@ pub struct ScriptInfo {
 #[derive(Clone)]
 pub struct SieveStore {
     store: Store,
+    /// The active-script keys (`a\0…`) as stored, absent ones too: every delivery reads
+    /// three of them (the global scripts before and after, the user's), which were three
+    /// RocksDB reads. Every write of such a key goes through [`SieveStore::write_active`],
+    /// which holds this lock across the write, and a miss is read under it too, so the
+    /// cache never holds a value older than the store's.
+    active: Arc<Mutex<HashMap<Vec<u8>, Option<String>>>>,
 }
+
+/// Most active-script keys kept (then the cache starts over): one per owner read.
+const MAX_CACHED_ACTIVE: usize = 100_000;
 
 fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
     let mut k = vec![kind];
@@ -44,6 +55,11 @@ fn key(kind: u8, parts: &[&str]) -> Vec<u8> {
         k.extend_from_slice(p.as_bytes());
     }
     k
+}
+
+/// The key of the global script run before (`after` false) or after the users' scripts.
+fn global_key(after: bool) -> Vec<u8> {
+    key(b'a', &[GLOBAL, if after { "after" } else { "before" }])
 }
 
 /// RFC 5804 §1.6: a script name is UTF-8 without control characters (and here without `/`,
@@ -65,7 +81,51 @@ fn now() -> u64 {
 impl SieveStore {
     /// Scripts in `store`.
     pub fn new(store: Store) -> SieveStore {
-        SieveStore { store }
+        SieveStore {
+            store,
+            active: Arc::default(),
+        }
+    }
+
+    fn active_cache(&self) -> MutexGuard<'_, HashMap<Vec<u8>, Option<String>>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The value of active-script key `k`, from the cache or the store.
+    fn read_active(&self, k: Vec<u8>) -> Result<Option<String>> {
+        let mut cache = self.active_cache();
+        if let Some(v) = cache.get(&k) {
+            return Ok(v.clone());
+        }
+        let v = self
+            .store
+            .get(CF_SIEVE, &k)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        if cache.len() >= MAX_CACHED_ACTIVE {
+            cache.clear();
+        }
+        cache.insert(k, v.clone());
+        Ok(v)
+    }
+
+    /// Commits `ops`, among them writes of the active-script keys `changed` (key and new
+    /// value); the cache learns them once the commit succeeded, under the lock held across
+    /// it.
+    fn write_active(&self, ops: Vec<Op>, changed: Vec<(Vec<u8>, Option<String>)>) -> Result<()> {
+        let mut cache = self.active_cache();
+        let res = self.store.commit_blocking(ops);
+        for (k, v) in changed {
+            match &res {
+                Ok(()) => {
+                    cache.insert(k, v);
+                }
+                // Whatever the store holds now is read again.
+                Err(_) => {
+                    cache.remove(&k);
+                }
+            }
+        }
+        res
     }
 
     /// A script's source.
@@ -160,10 +220,7 @@ impl SieveStore {
 
     /// The active script's name (for [`GLOBAL`]: use [`Self::global_active`]).
     pub fn active(&self, owner: &str) -> Result<Option<String>> {
-        Ok(self
-            .store
-            .get(CF_SIEVE, &key(b'a', &[owner]))?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        self.read_active(key(b'a', &[owner]))
     }
 
     /// Makes `name` the active script, or with `None` deactivates (RFC 5804 §2.8: SETACTIVE "").
@@ -173,17 +230,12 @@ impl SieveStore {
 
     /// The global script that runs before (`after` false) or after every user's script.
     pub fn global_active(&self, after: bool) -> Result<Option<String>> {
-        let k = key(b'a', &[GLOBAL, if after { "after" } else { "before" }]);
-        Ok(self
-            .store
-            .get(CF_SIEVE, &k)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        self.read_active(global_key(after))
     }
 
     /// Sets (or with `None` clears) the global script run before or after the users'.
     pub fn set_global_active(&self, after: bool, name: Option<&str>) -> Result<()> {
-        let k = key(b'a', &[GLOBAL, if after { "after" } else { "before" }]);
-        self.set_active_key(k, GLOBAL, name)
+        self.set_active_key(global_key(after), GLOBAL, name)
     }
 
     fn set_active_key(&self, k: Vec<u8>, owner: &str, name: Option<&str>) -> Result<()> {
@@ -192,11 +244,11 @@ impl SieveStore {
                 if self.get(owner, n)?.is_none() {
                     bail!("no script named \"{n}\"");
                 }
-                Op::Put(CF_SIEVE, k, n.as_bytes().to_vec())
+                Op::Put(CF_SIEVE, k.clone(), n.as_bytes().to_vec())
             }
-            None => Op::Delete(CF_SIEVE, k),
+            None => Op::Delete(CF_SIEVE, k.clone()),
         };
-        self.store.commit_blocking(vec![op])
+        self.write_active(vec![op], vec![(k, name.map(str::to_string))])
     }
 
     /// Whether `name` is active in any role for `owner`.
@@ -242,14 +294,21 @@ impl SieveStore {
             Op::Put(CF_SIEVE, key(b's', &[owner, new]), src.into_bytes()),
             Op::Put(CF_SIEVE, key(b'c', &[owner, new]), compiled),
         ];
-        if self.active(owner)?.as_deref() == Some(old) {
-            ops.push(Op::Put(
-                CF_SIEVE,
-                key(b'a', &[owner]),
-                new.as_bytes().to_vec(),
-            ));
+        // The roles `old` holds: the owner's active script, or for [`GLOBAL`] the script
+        // before and the one after the users'.
+        let roles = if owner == GLOBAL {
+            vec![global_key(false), global_key(true)]
+        } else {
+            vec![key(b'a', &[owner])]
+        };
+        let mut changed = Vec::new();
+        for k in roles {
+            if self.read_active(k.clone())?.as_deref() == Some(old) {
+                ops.push(Op::Put(CF_SIEVE, k.clone(), new.as_bytes().to_vec()));
+                changed.push((k, Some(new.to_string())));
+            }
         }
-        self.store.commit_blocking(ops)
+        self.write_active(ops, changed)
     }
 
     /// Whether a vacation reply with `handle` went to `sender` within its period; if not, it
@@ -406,5 +465,93 @@ mod tests {
         s.duplicate_track("bob", "id1", 60, false).expect("track");
         assert!(s.duplicate_seen("bob", "id1"));
         assert!(!s.duplicate_seen("alice", "id1"));
+    }
+
+    /// What the store itself holds for every active-script key, read without the cache.
+    fn stored_roles(store: &Store) -> Vec<Option<Vec<u8>>> {
+        [
+            key(b'a', &["alice"]),
+            key(b'a', &["bob"]),
+            global_key(false),
+            global_key(true),
+        ]
+        .iter()
+        .map(|k| store.get(CF_SIEVE, k).expect("get"))
+        .collect()
+    }
+
+    fn cached_roles(s: &SieveStore) -> Vec<Option<Vec<u8>>> {
+        let v = |r: Result<Option<String>>| r.expect("read").map(String::into_bytes);
+        vec![
+            v(s.active("alice")),
+            v(s.active("bob")),
+            v(s.global_active(false)),
+            v(s.global_active(true)),
+        ]
+    }
+
+    #[test]
+    fn cached_active_scripts_follow_every_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let s = SieveStore::new(store.clone());
+        let other = s.clone();
+        for owner in ["alice", "bob", GLOBAL] {
+            for name in ["one", "two"] {
+                s.put(owner, name, "keep;", b"K").expect("put");
+            }
+        }
+        // Read once while absent, so that the absence is cached too.
+        assert_eq!(cached_roles(&s), vec![None; 4]);
+        let steps: [&dyn Fn(&SieveStore); 7] = [
+            &|s| s.set_active("alice", Some("one")).expect("set"),
+            &|s| s.set_global_active(false, Some("two")).expect("before"),
+            &|s| s.set_global_active(true, Some("two")).expect("after"),
+            // An active global script renamed stays active in both roles.
+            &|s| s.rename(GLOBAL, "two", "three").expect("rename global"),
+            &|s| s.rename("alice", "one", "uno").expect("rename"),
+            &|s| assert!(s.set_active("bob", Some("nosuch")).is_err()),
+            &|s| s.set_active("alice", None).expect("clear"),
+        ];
+        for (i, step) in steps.iter().enumerate() {
+            // Written through one handle, read through the other, which shares the cache.
+            step(if i % 2 == 0 { &s } else { &other });
+            assert_eq!(cached_roles(&other), stored_roles(&store), "after step {i}");
+            assert_eq!(cached_roles(&s), stored_roles(&store), "after step {i}");
+        }
+        assert_eq!(
+            s.global_active(true).expect("after").as_deref(),
+            Some("three")
+        );
+    }
+
+    #[test]
+    fn concurrent_activations_leave_the_cache_as_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let s = SieveStore::new(store.clone());
+        for name in ["a", "b"] {
+            s.put("alice", name, "keep;", b"K").expect("put");
+        }
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let name = [Some("a"), Some("b"), None][(t + i) % 3];
+                        s.set_active("alice", name).expect("set");
+                        let _ = s.active("alice").expect("read");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let stored = store.get(CF_SIEVE, &key(b'a', &["alice"])).expect("get");
+        assert_eq!(
+            s.active("alice").expect("read").map(String::into_bytes),
+            stored
+        );
     }
 }
