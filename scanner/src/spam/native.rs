@@ -44,13 +44,24 @@ pub enum NativeSearch {
     HkRandom,
 }
 
+/// The look-ahead of [`HK_RANDOM`], the addresses it spares: spelled once, for both.
+macro_rules! hk_spared {
+    () => {
+        r"(?:mail|bounce)[_.-]|[^@]*(?:[+=^~#-]|mc(?:b|g)r|kpmg|nlpbr|ndqv|lcgc|cplpr)|[^@]{26}|.*?\@.{0,20}\b(?:cmp-info|cmpgnr|cnn|tori|jysk|amadeus|amazon)\.[a-z]{2,3}$"
+    };
+}
+
 /// The look-ahead of [`HK_RANDOM`]: the addresses it spares.
-const HK_SPARED: &str = r"(?:mail|bounce)[_.-]|[^@]*(?:[+=^~#-]|mc(?:b|g)r|kpmg|nlpbr|ndqv|lcgc|cplpr)|[^@]{26}|.*?\@.{0,20}\b(?:cmp-info|cmpgnr|cnn|tori|jysk|amadeus|amazon)\.[a-z]{2,3}$";
+const HK_SPARED: &str = hk_spared!();
 
 /// The pattern text of [`NativeSearch::HkRandom`], as the rule files spell it (`/mi`): an
 /// address whose local part has five consonants or five vowels in a row, or a letter or
 /// pair of letters four times over, unless the look-ahead spares it.
-const HK_RANDOM: &str = r"^(?!(?:mail|bounce)[_.-]|[^@]*(?:[+=^~#-]|mc(?:b|g)r|kpmg|nlpbr|ndqv|lcgc|cplpr)|[^@]{26}|.*?\@.{0,20}\b(?:cmp-info|cmpgnr|cnn|tori|jysk|amadeus|amazon)\.[a-z]{2,3}$)[^@]*(?:[bcdfgjklmnpqrtvwxz]{5}|[aeiouy]{5}|([a-z]{1,2})(?:\1){3})";
+const HK_RANDOM: &str = concat!(
+    r"^(?!",
+    hk_spared!(),
+    r")[^@]*(?:[bcdfgjklmnpqrtvwxz]{5}|[aeiouy]{5}|([a-z]{1,2})(?:\1){3})"
+);
 
 /// The pattern text of [`NativeSearch::SubjHasTo1`], as the rule file spells it.
 const SUBJ_HAS_TO_1: &str = r"\nTo: (?:[^\n<]{0,80}<)?([^\n\s>,]+)>?\n+(?:[^\n]{1,200}\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]";
