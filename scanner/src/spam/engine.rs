@@ -378,13 +378,14 @@ impl Engine {
             stacks: Vec::new(),
             confirmed: 0,
         };
-        // The rules that score: every meta not a sub-rule; the rest when not on demand.
-        for (i, _) in &self.metas {
-            if !self.on_demand || !self.names[*i].starts_with("__") {
-                r.value(*i);
+        if self.on_demand {
+            // The rules that score: every meta not a sub-rule (they read the rest).
+            for (i, _) in &self.metas {
+                if !self.names[*i].starts_with("__") {
+                    r.value(*i);
+                }
             }
-        }
-        if !self.on_demand {
+        } else {
             for i in 0..self.names.len() {
                 r.value(i);
             }
@@ -430,7 +431,11 @@ impl Engine {
                 }
             }
         }
-        let mut latin: Vec<Option<String>> = vec![None; units.len()];
+        let mut text = GroupText {
+            latin: vec![None; units.len()],
+            units,
+            ascii,
+        };
         let mut lazy = false;
         for (k, r) in g.runners.iter().enumerate() {
             if r.lazy {
@@ -443,24 +448,15 @@ impl Engine {
                 });
                 continue;
             }
-            let text = Texts {
-                units: &units,
-                ascii: &ascii,
-                latin: &mut latin,
-            };
-            out.hits[r.rule] = self.runner_hit(r, &flagged[k], text, hs);
+            out.hits[r.rule] = self.runner_hit(r, &flagged[k], &mut text, hs);
         }
-        lazy.then_some(GroupText {
-            units,
-            ascii,
-            latin,
-        })
+        lazy.then_some(text)
     }
 
     /// Runner `r`'s hit count (0 or 1 when negated) over `text`, from the units Hyperscan
     /// flagged for it when `hs`.
-    fn runner_hit(&self, r: &Runner, flagged: &[u32], text: Texts, hs: bool) -> u32 {
-        let Texts {
+    fn runner_hit(&self, r: &Runner, flagged: &[u32], text: &mut GroupText, hs: bool) -> u32 {
+        let GroupText {
             units,
             ascii,
             latin,
@@ -533,14 +529,8 @@ struct GroupOut<'o> {
     pending: &'o mut Vec<Pending>,
 }
 
-/// A group's texts, which of them are plain, and their Latin-1 copies made so far.
-struct Texts<'t, 'u> {
-    units: &'t [Cow<'u, [u8]>],
-    ascii: &'t [bool],
-    latin: &'t mut [Option<String>],
-}
-
-/// A group's texts, kept from its scan for confirming its lazy runners.
+/// A group's texts, which of them are plain, and their Latin-1 copies made so far; kept
+/// from its scan for confirming its lazy runners.
 struct GroupText<'u> {
     units: Vec<Cow<'u, [u8]>>,
     ascii: Vec<bool>,
@@ -604,13 +594,8 @@ impl Resolver<'_, '_> {
             debug_assert!(false, "no texts kept for group {gi}");
             return 0;
         };
-        let texts = Texts {
-            units: &text.units,
-            ascii: &text.ascii,
-            latin: &mut text.latin,
-        };
         self.engine
-            .runner_hit(&g.runners[k], &self.pending[p].flagged, texts, self.hs)
+            .runner_hit(&g.runners[k], &self.pending[p].flagged, text, self.hs)
     }
 }
 
