@@ -189,14 +189,13 @@ impl Engine {
         let mut evals_run = Vec::new();
         let mut meta_src = Vec::new();
         let needed = needed_rules(&set);
+        let live = live_rules(&set);
         for rule in set.rules.values() {
             if !needed.contains(rule.name.as_str()) {
                 report.skip(UNUSED);
                 continue;
             }
-            if let Some(t) = &rule.target
-                && PSEUDO_HEADERS.contains(&t.name.as_str())
-            {
+            if reads_pseudo_header(rule) {
                 report.skip("reads a Received-chain pseudo-header postcore does not build");
                 continue;
             }
@@ -210,6 +209,10 @@ impl Engine {
                 },
                 _ => None,
             };
+            if !live.contains(rule.name.as_str()) {
+                report.skip(FIXED);
+                continue;
+            }
             let i = names.len();
             names.push(rule.name.clone());
             scores.push([0, 1, 2, 3].map(|s| set.score(&rule.name, s)));
@@ -705,6 +708,114 @@ fn needed_rules(set: &RuleSet) -> std::collections::HashSet<&str> {
         }
     }
     needed
+}
+
+/// Why a rule read by meta rules is not run: every meta that reads it has a value fixed
+/// without it (`A && B` where `B` is a rule postcore does not have reads `A` for nothing).
+pub const FIXED: &str = "read only where a meta rule's value is fixed without it";
+
+/// Whether `rule` reads one of the Received-chain pseudo-headers postcore does not build.
+fn reads_pseudo_header(rule: &super::rules::Rule) -> bool {
+    rule.target
+        .as_ref()
+        .is_some_and(|t| PSEUDO_HEADERS.contains(&t.name.as_str()))
+}
+
+/// Whether the engine can run `rule` at all: a rule it skips reads as 0 in every meta.
+fn runnable(rule: &super::rules::Rule) -> bool {
+    match &rule.test {
+        _ if reads_pseudo_header(rule) => false,
+        Test::Eval { func, args } => evals::resolve(func, args).is_some(),
+        _ => true,
+    }
+}
+
+/// The rules whose result can matter once each meta rule is folded ([`meta::fold`]) over the
+/// rules the engine cannot run (value 0) and the metas whose value that fixes: those scoring
+/// other than 0 (score set 0) and every rule a folded meta among them still reads,
+/// recursively. Unlike [`needed_rules`], a rule read only behind `0 &&` (or `1 ||`) is left
+/// out: its value changes no scoring rule's, so running it would only cost time.
+fn live_rules(set: &RuleSet) -> std::collections::HashSet<&str> {
+    let names: Vec<&str> = set.rules.keys().map(String::as_str).collect();
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let rule = |i: usize| set.rules.get(names[i]);
+    // Each meta's expression with the rules the engine cannot run read as 0 (as it does).
+    let mut exprs: HashMap<usize, Option<Expr>> = HashMap::new();
+    for (i, n) in names.iter().enumerate() {
+        let Some(r) = set.rules.get(*n) else { continue };
+        if let Test::Meta(src) = &r.test {
+            let mut resolve = |w: &str| {
+                let j = *index.get(w)?;
+                rule(j).filter(|r| runnable(r)).map(|_| j)
+            };
+            // A meta the engine cannot parse is skipped, and reads as 0.
+            let e = meta::parse(src, &mut resolve, &mut Vec::new()).unwrap_or(Expr::Num(0.0));
+            exprs.insert(i, Some(e));
+        }
+    }
+    let written: HashMap<usize, Expr> = exprs
+        .iter()
+        .filter_map(|(i, e)| Some((*i, e.clone()?)))
+        .collect();
+    let mut folded: HashMap<usize, Expr> = HashMap::new();
+    let keys: Vec<usize> = {
+        let mut k: Vec<usize> = exprs.keys().copied().collect();
+        k.sort_unstable();
+        k
+    };
+    for k in keys {
+        fold_meta(k, &mut exprs, &mut folded);
+    }
+    let mut live: std::collections::HashSet<usize> = (0..names.len())
+        .filter(|&i| !names[i].starts_with("__") && set.score(names[i], 0) != 0.0)
+        .collect();
+    let mut todo: Vec<usize> = live.iter().copied().collect();
+    while let Some(i) = todo.pop() {
+        let Some((e, f)) = written.get(&i).zip(folded.get(&i)) else {
+            continue;
+        };
+        // What the folded meta reads, and the metas fixed at a value other than 0 that the
+        // written one reads: the engine runs the meta as written, where a rule it does not
+        // run reads as 0, so those must run (and read nothing themselves).
+        let mut reads = Vec::new();
+        f.rules(&mut reads);
+        let mut fixed = Vec::new();
+        e.rules(&mut fixed);
+        fixed.retain(|j| matches!(folded.get(j), Some(Expr::Num(n)) if *n != 0.0));
+        reads.extend(fixed);
+        for j in reads {
+            if live.insert(j) {
+                todo.push(j);
+            }
+        }
+    }
+    live.into_iter().map(|i| names[i]).collect()
+}
+
+/// Folds meta `i` after the metas it reads (depth first); a meta met again while its own
+/// reads are being folded (a cycle) is left as written, which only keeps more rules.
+fn fold_meta(
+    i: usize,
+    exprs: &mut HashMap<usize, Option<Expr>>,
+    folded: &mut HashMap<usize, Expr>,
+) {
+    if folded.contains_key(&i) {
+        return;
+    }
+    let Some(Some(e)) = exprs.get_mut(&i).map(Option::take) else {
+        return;
+    };
+    let mut reads = Vec::new();
+    e.rules(&mut reads);
+    for j in reads {
+        fold_meta(j, exprs, folded);
+    }
+    let known = |j: usize| match folded.get(&j) {
+        Some(Expr::Num(n)) => Some(*n),
+        _ => None,
+    };
+    let f = meta::fold(&e, &known);
+    folded.insert(i, f);
 }
 
 /// A regex rule of one group, as [`compile_group`] takes it.

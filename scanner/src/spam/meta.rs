@@ -349,6 +349,39 @@ pub fn cheapest_first(e: Expr, cost: &dyn Fn(usize) -> f64) -> (Expr, f64) {
     }
 }
 
+/// `e` with each rule whose value is fixed (`known`) replaced by that value and every part
+/// whose value follows from fixed values worked out: `0 && x` and `1 || x` no longer read `x`
+/// (both yield a truth value), and operators over numbers are applied. The value is that of
+/// `e` for every value of the rules still read.
+pub fn fold(e: &Expr, known: &dyn Fn(usize) -> Option<f64>) -> Expr {
+    let b = |v: bool| Expr::Num(if v { 1.0 } else { 0.0 });
+    match e {
+        Expr::Num(n) => Expr::Num(*n),
+        Expr::Rule(i) => known(*i).map_or(Expr::Rule(*i), Expr::Num),
+        Expr::Not(x) => match fold(x, known) {
+            Expr::Num(n) => b(n == 0.0),
+            x => Expr::Not(Box::new(x)),
+        },
+        Expr::Neg(x) => match fold(x, known) {
+            Expr::Num(n) => Expr::Num(-n),
+            x => Expr::Neg(Box::new(x)),
+        },
+        Expr::Bin(op, l, r) => {
+            let (l, r) = (fold(l, known), fold(r, known));
+            let num = |x: &Expr| match x {
+                Expr::Num(n) => Some(*n),
+                _ => None,
+            };
+            match (op, num(&l), num(&r)) {
+                (_, Some(x), Some(y)) => Expr::Num(apply(*op, x, y)),
+                (Op::And, Some(n), _) | (Op::And, _, Some(n)) if n == 0.0 => b(false),
+                (Op::Or, Some(n), _) | (Op::Or, _, Some(n)) if n != 0.0 => b(true),
+                _ => Expr::Bin(*op, Box::new(l), Box::new(r)),
+            }
+        }
+    }
+}
+
 /// The operands of a chain of `op` (`a && b && c`), in order.
 fn chain(op: Op, e: Expr, out: &mut Vec<Expr>) {
     match e {
@@ -480,6 +513,48 @@ mod tests {
         assert_eq!(c, 6.0);
         let (r, _) = cheapest_first(parsed("(A || C) && B"), &cost);
         assert_eq!(r, parsed("B && (C || A)"));
+    }
+
+    /// Folded with C fixed at 0, 1 or 2, an expression keeps its value for every assignment
+    /// of the others, and an operand behind `0 &&` or `1 ||` is no longer read.
+    #[test]
+    fn folding_keeps_values_and_drops_what_a_fixed_rule_decides() {
+        let exprs = [
+            "A && C",
+            "C && A",
+            "A || !C",
+            "!C || (A && B)",
+            "(A || B) && C && !A",
+            "A + B + C > 1",
+            "A + C * 2 >= 2 && B",
+            "-C < A || B / C == 1",
+            "!(A && C) || (C && !B)",
+            "(A && C) + B",
+            "C - 1 && A",
+        ];
+        for c in 0..3u32 {
+            let known = |i: usize| (i == 2).then_some(c as f64);
+            for src in exprs {
+                let e = parsed(src);
+                let f = fold(&e, &known);
+                let mut reads = Vec::new();
+                f.rules(&mut reads);
+                assert!(!reads.contains(&2), "{src} with C={c} still reads C: {f:?}");
+                for a in 0..3u32 {
+                    for b in 0..3u32 {
+                        let hits = [a, b, c];
+                        assert_eq!(f.eval(&hits), e.eval(&hits), "{src} {hits:?}");
+                    }
+                }
+            }
+        }
+        let none = |i: usize| (i == 2).then_some(0.0);
+        assert_eq!(fold(&parsed("A && C"), &none), Expr::Num(0.0));
+        assert_eq!(fold(&parsed("B || !C"), &none), Expr::Num(1.0));
+        assert_eq!(
+            fold(&parsed("(A || C) && B"), &none),
+            parsed("(A || 0) && B")
+        );
     }
 
     /// `src` over the rules A, B and C.

@@ -226,6 +226,7 @@ fn debian_rules_load_and_every_rule_is_accounted_for() {
                 || k.starts_with("regex neither")
                 || k.starts_with("meta ")
                 || k.as_str() == crate::spam::engine::UNUSED
+                || k.as_str() == crate::spam::engine::FIXED
         })
         .map(|(_, v)| v)
         .sum();
@@ -306,6 +307,34 @@ fn dmarc_policy_refuses_quarantines_or_only_scores() {
     assert!(v.symbols.iter().any(|s| s.name == "DMARC_POLICY_REJECT"));
 }
 
+/// The test rules (`T_…`) of `e` that hit a short message holding "alpha beta gamma".
+fn test_rules_hit(e: &Engine) -> Vec<String> {
+    let got = hits(e, b"Subject: x\r\n\r\nalpha beta gamma\r\n");
+    got.into_iter().filter(|n| n.starts_with("T_")).collect()
+}
+
+#[test]
+fn rules_behind_a_meta_fixed_by_a_missing_rule_are_not_run() {
+    // __T_NOPE is an eval postcore does not have (read as 0, as SpamAssassin reads a rule
+    // its plugins lack), so T_NEVER is 0 whatever __T_GAMMA is: __T_GAMMA need not run.
+    // __T_ALWAYS (!__T_NOPE) is fixed at 1 and must still run for T_BETA, which reads it.
+    let e = engine_with(
+        r#"
+body   __T_GAMMA  /gamma/
+header __T_NOPE   eval:check_postcore_does_not_have()
+meta   T_NEVER    __T_GAMMA && __T_NOPE
+meta   __T_ALWAYS !__T_NOPE
+body   __T_BETA   /beta/
+meta   T_BETA     __T_BETA && __T_ALWAYS
+meta   T_EITHER   __T_GAMMA || T_NEVER
+score  T_EITHER   0
+"#,
+    );
+    let fixed = e.report.skipped.get(engine::FIXED).copied().unwrap_or(0);
+    assert_eq!(fixed, 1, "{:?}", e.report.skipped);
+    assert_eq!(test_rules_hit(&e), ["T_BETA"]);
+}
+
 #[test]
 fn rules_that_cannot_change_a_score_are_not_run() {
     // SpamAssassin runs no rule scored 0; a sub-rule no meta reads counts for nothing.
@@ -327,10 +356,7 @@ body  __T_ALONE   /alpha/
     assert_eq!(skipped, 2, "{:?}", e.report.skipped);
     // The two skipped are T_OFF and __T_ALONE: T_META needs T_READ (scored 0, but read
     // through __T_MID) and __T_SUB, and still hits.
-    let raw = b"Subject: x\r\n\r\nalpha beta gamma\r\n";
-    let got = hits(&e, raw);
-    let ours: Vec<&String> = got.iter().filter(|n| n.starts_with("T_")).collect();
-    assert_eq!(ours, ["T_META", "T_ON"]);
+    assert_eq!(test_rules_hit(&e), ["T_META", "T_ON"]);
 }
 
 /// An engine of `rules` in which Hyperscan alone decides plain texts for `rule` only.
