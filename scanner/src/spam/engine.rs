@@ -965,7 +965,16 @@ fn hs_patterns(
     } else {
         hs_pattern(re, base | CompileFlags::PREFILTER, id)
     };
-    (None, pre.info().is_ok().then_some(pre))
+    if pre.info().is_ok() {
+        return (None, Some(pre));
+    }
+    // Hyperscan takes no `$` inside a pattern (T_FUZZY_OPTOUT's `(?:$|\W)`), not even to
+    // prefilter: without those assertions the pattern matches more, so it still prefilters.
+    let loose = re.end_anchors_dropped().map(|r| {
+        let r = if heavy { r.relaxed() } else { r };
+        hs_pattern(&r, base | CompileFlags::PREFILTER, id)
+    });
+    (None, loose.filter(|p| p.info().is_ok()))
 }
 
 /// Builds the databases of every group: a core's worth at a time, each read from the cache

@@ -314,6 +314,24 @@ fn test_rules_hit(e: &Engine) -> Vec<String> {
 }
 
 #[test]
+fn a_pattern_with_an_end_anchor_inside_is_prefiltered_by_hyperscan() {
+    // Hyperscan refuses `$` inside a pattern even as a prefilter; without the assertion it
+    // takes it, and the confirming engine keeps the matches exact.
+    let base = engine_with("").report;
+    let e = engine_with("body T_ANCHOR /(?:$|\\W)(?!opt-in)opt[-\\s]?out(?:$|\\W)/i\n");
+    assert_eq!(e.report.prefiltered, base.prefiltered + 1, "{:?}", e.report);
+    assert_eq!(e.report.fallback, base.fallback, "{:?}", e.report);
+    let hit = |body: &str| {
+        let raw = format!("Subject: x\r\n\r\n{body}\r\n");
+        hits(&e, raw.as_bytes()).contains(&"T_ANCHOR".to_string())
+    };
+    assert!(hit("please opt-out."));
+    assert!(hit("Click to OPT OUT"));
+    assert!(!hit("adopt out"));
+    assert!(!hit("optout2"));
+}
+
+#[test]
 fn rules_behind_a_meta_fixed_by_a_missing_rule_are_not_run() {
     // __T_NOPE is an eval postcore does not have (read as 0, as SpamAssassin reads a rule
     // its plugins lack), so T_NEVER is 0 whatever __T_GAMMA is: __T_GAMMA need not run.
