@@ -160,6 +160,10 @@ fn strip_extended(src: &str) -> String {
     out
 }
 
+/// The largest lower bound [`PerlRegex::relaxed`] keeps (`{10,64}` → `{10,}`): a run of ten
+/// hex digits is rare where one of one is not, and so few paragraphs need confirming.
+const RELAXED_KEEPS_LOW: u32 = 12;
+
 impl PerlRegex {
     /// The pattern for Hyperscan: octets above 0x7F written as `\xHH` (Hyperscan reads the
     /// expression as bytes; a Latin-1 character must stay one octet).
@@ -416,8 +420,9 @@ impl PerlRegex {
     }
 
     /// A superset of the pattern that is cheap to compile: every bounded quantifier
-    /// `{n,m}` becomes `*` (n = 0) or `+`. Used as a Hyperscan prefilter for a pattern whose
-    /// [`PerlRegex::repeat_cost`] is high; fancy-regex confirms the candidates.
+    /// `{n,m}` becomes `*` (n = 0), `{n,}` (n up to [`RELAXED_KEEPS_LOW`]) or `+`. Used as a
+    /// Hyperscan prefilter for a pattern whose [`PerlRegex::repeat_cost`] is high; fancy-regex
+    /// confirms the candidates.
     pub fn relaxed(&self) -> PerlRegex {
         let b = self.source.as_bytes();
         let mut out = String::with_capacity(self.source.len());
@@ -449,7 +454,11 @@ impl PerlRegex {
                                 .all(|p| p.trim().bytes().all(|d| d.is_ascii_digit()))
                             && lo.is_some_and(|l| !l.is_empty());
                         if valid {
-                            out.push(if lo == Some("0") { '*' } else { '+' });
+                            match lo.and_then(|l| l.parse::<u32>().ok()).unwrap_or(1) {
+                                0 => out.push('*'),
+                                n @ 2..=RELAXED_KEEPS_LOW => out.push_str(&format!("{{{n},}}")),
+                                _ => out.push('+'),
+                            }
                             i = e + 1;
                             continue;
                         }
@@ -503,12 +512,15 @@ mod tests {
         let (r, _) =
             parse_literal(r"/<a\s[^>]{0,2048}>(?:[^<]{0,10}<){0,99}x{3}[a{]/i").expect("ok");
         assert!(r.repeat_cost() > 3_000, "{}", r.repeat_cost());
-        assert_eq!(r.relaxed().source, r"<a\s[^>]*>(?:[^<]*<)*x+[a{]");
+        assert_eq!(r.relaxed().source, r"<a\s[^>]*>(?:[^<]*<)*x{3,}[a{]");
+        // Lower bounds up to RELAXED_KEEPS_LOW are kept, larger ones become `+`.
+        let (r, _) = parse_literal(r"/\s[-0-9a-f]{10,64}\s\w{1,5}x{13,20}/").expect("ok");
+        assert_eq!(r.relaxed().source, r"\s[-0-9a-f]{10,}\s\w+x+");
         let (cheap, _) = parse_literal(r"/buy \w+ now/").expect("ok");
         assert_eq!(cheap.repeat_cost(), 0);
         // An escaped character of several octets (rule files read as Latin-1).
         let (wide, _) = parse_literal("/\\\u{e9}{2,9}x/").expect("ok");
-        assert_eq!(wide.relaxed().source, "\\\u{e9}+x");
+        assert_eq!(wide.relaxed().source, "\\\u{e9}{2,}x");
     }
 
     #[test]
