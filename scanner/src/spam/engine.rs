@@ -737,34 +737,13 @@ fn runnable(rule: &super::rules::Rule) -> bool {
 /// out: its value changes no scoring rule's, so running it would only cost time.
 fn live_rules(set: &RuleSet) -> std::collections::HashSet<&str> {
     let names: Vec<&str> = set.rules.keys().map(String::as_str).collect();
-    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let rule = |i: usize| set.rules.get(names[i]);
-    // Each meta's expression with the rules the engine cannot run read as 0 (as it does).
-    let mut exprs: HashMap<usize, Option<Expr>> = HashMap::new();
-    for (i, n) in names.iter().enumerate() {
-        let Some(r) = set.rules.get(*n) else { continue };
-        if let Test::Meta(src) = &r.test {
-            let mut resolve = |w: &str| {
-                let j = *index.get(w)?;
-                rule(j).filter(|r| runnable(r)).map(|_| j)
-            };
-            // A meta the engine cannot parse is skipped, and reads as 0.
-            let e = meta::parse(src, &mut resolve, &mut Vec::new()).unwrap_or(Expr::Num(0.0));
-            exprs.insert(i, Some(e));
-        }
-    }
-    let written: HashMap<usize, Expr> = exprs
-        .iter()
-        .filter_map(|(i, e)| Some((*i, e.clone()?)))
-        .collect();
+    let written = written_metas(set, &names);
     let mut folded: HashMap<usize, Expr> = HashMap::new();
-    let keys: Vec<usize> = {
-        let mut k: Vec<usize> = exprs.keys().copied().collect();
-        k.sort_unstable();
-        k
-    };
+    let mut seen = std::collections::HashSet::new();
+    let mut keys: Vec<usize> = written.keys().copied().collect();
+    keys.sort_unstable();
     for k in keys {
-        fold_meta(k, &mut exprs, &mut folded);
+        fold_meta(k, &written, &mut seen, &mut folded);
     }
     let mut live: std::collections::HashSet<usize> = (0..names.len())
         .filter(|&i| !names[i].starts_with("__") && set.score(names[i], 0) != 0.0)
@@ -792,29 +771,46 @@ fn live_rules(set: &RuleSet) -> std::collections::HashSet<&str> {
     live.into_iter().map(|i| names[i]).collect()
 }
 
-/// Folds meta `i` after the metas it reads (depth first); a meta met again while its own
-/// reads are being folded (a cycle) is left as written, which only keeps more rules.
+/// Each meta rule of `set` (by its index in `names`) as the engine reads it: a rule it cannot
+/// run as 0, and a meta it cannot parse (which it skips) as 0 too.
+fn written_metas(set: &RuleSet, names: &[&str]) -> HashMap<usize, Expr> {
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let mut resolve = |w: &str| {
+        let j = *index.get(w)?;
+        set.rules.get(names[j]).filter(|r| runnable(r)).map(|_| j)
+    };
+    let mut out = HashMap::new();
+    for (i, n) in names.iter().enumerate() {
+        if let Some(Test::Meta(src)) = set.rules.get(*n).map(|r| &r.test) {
+            let e = meta::parse(src, &mut resolve, &mut Vec::new()).unwrap_or(Expr::Num(0.0));
+            out.insert(i, e);
+        }
+    }
+    out
+}
+
+/// Folds meta `i` after the metas it reads (depth first). A meta met again while its own
+/// reads are being folded (a cycle, which the engine skips) is left unfolded for the metas
+/// that read it, which only keeps more rules.
 fn fold_meta(
     i: usize,
-    exprs: &mut HashMap<usize, Option<Expr>>,
+    written: &HashMap<usize, Expr>,
+    seen: &mut std::collections::HashSet<usize>,
     folded: &mut HashMap<usize, Expr>,
 ) {
-    if folded.contains_key(&i) {
-        return;
-    }
-    let Some(Some(e)) = exprs.get_mut(&i).map(Option::take) else {
+    let Some(e) = written.get(&i).filter(|_| seen.insert(i)) else {
         return;
     };
     let mut reads = Vec::new();
     e.rules(&mut reads);
     for j in reads {
-        fold_meta(j, exprs, folded);
+        fold_meta(j, written, seen, folded);
     }
     let known = |j: usize| match folded.get(&j) {
         Some(Expr::Num(n)) => Some(*n),
         _ => None,
     };
-    let f = meta::fold(&e, &known);
+    let f = meta::fold(e, &known);
     folded.insert(i, f);
 }
 
