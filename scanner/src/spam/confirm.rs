@@ -10,15 +10,18 @@
 use super::native::{Native, NativeSearch};
 use super::perl_re::{PerlRegex, latin1};
 use super::possessive::possessive_line_runs;
-use super::superset::{group_end, head, superset};
+use super::superset::{group_end, head, single_branch, superset};
 use regex::bytes::{Regex, RegexBuilder};
 
 /// How one pattern is confirmed.
 pub enum Confirm {
-    /// Leading look-aheads (`true`: negative) anchored at each start of `rest`.
+    /// Leading look-aheads (`true`: negative) anchored `skip` octets into each match of
+    /// `rest` (after a literal prefix such as `p(?!assword)…`'s `p`).
     Split {
-        /// The pattern after the look-aheads (a leading `\b` kept).
+        /// The pattern without the look-aheads (a leading `\b` and the prefix kept).
         rest: Regex,
+        /// The length of the prefix, in octets.
+        skip: usize,
         /// Each look-ahead, anchored.
         heads: Vec<(bool, Regex)>,
     },
@@ -114,7 +117,7 @@ impl Confirm {
     /// Matches of the pattern in `text` (non-overlapping, as Perl's `//g`), up to `max`.
     pub fn count(&self, text: &[u8], latin: &mut Option<String>, max: u32) -> u32 {
         match self {
-            Confirm::Split { rest, heads } => {
+            Confirm::Split { rest, skip, heads } => {
                 let mut n = 0;
                 let mut pos = 0;
                 while pos <= text.len() {
@@ -122,7 +125,8 @@ impl Confirm {
                         break;
                     };
                     let s = m.start();
-                    let ok = heads.iter().all(|(neg, h)| h.is_match(&text[s..]) != *neg);
+                    let at = text.get(s + skip..).unwrap_or_default();
+                    let ok = heads.iter().all(|(neg, h)| h.is_match(at) != *neg);
                     if ok {
                         n += 1;
                         if n >= max {
@@ -231,15 +235,21 @@ impl Confirm {
     }
 }
 
-/// Splits `(?!a)(?=b)rest` (optionally after a leading `\b`) when every piece compiles
-/// without look-around.
+/// Splits `(?!a)(?=b)rest` (optionally after a leading `\b`, then a prefix of ASCII letters
+/// and digits) when every piece compiles without look-around and the pattern has one branch.
 fn split(re: &PerlRegex) -> Option<Confirm> {
     let src = re.source.as_str();
-    let (boundary, mut i) = if src.starts_with("\\b") {
-        (true, 2)
-    } else {
-        (false, 0)
-    };
+    if !single_branch(src)? {
+        return None;
+    }
+    let from = if src.starts_with("\\b") { 2 } else { 0 };
+    // The prefix: each character one octet of the text, none quantified (a look-ahead
+    // follows it).
+    let skip = src[from..]
+        .bytes()
+        .take_while(u8::is_ascii_alphanumeric)
+        .count();
+    let mut i = from + skip;
     let mut heads = Vec::new();
     while let Some(neg) = [("(?!", true), ("(?=", false)]
         .iter()
@@ -254,9 +264,10 @@ fn split(re: &PerlRegex) -> Option<Confirm> {
     if heads.is_empty() {
         return None;
     }
-    let rest = format!("{}{}", if boundary { "\\b" } else { "" }, &src[i..]);
+    let rest = format!("{}{}", &src[..from + skip], &src[i..]);
     Some(Confirm::Split {
         rest: compile_as(re, rest)?,
+        skip,
         heads,
     })
 }
@@ -381,27 +392,40 @@ mod tests {
 
     #[test]
     fn leading_lookaheads_are_checked_at_each_start() {
-        // A word that is not the plain word.
-        assert_eq!(
-            count(r"/\b(?!viagra)v[i1]agra/i", b"buy V1AGRA now", 1),
-            (1, true)
-        );
-        assert_eq!(
-            count(r"/\b(?!viagra)v[i1]agra/i", b"viagra only", 1),
-            (0, true)
-        );
-        // The first start is refused, a later one matches.
-        assert_eq!(
-            count(r"/(?!viagra)v[i1]agra/i", b"viagra, v1agra", 1),
-            (1, true)
-        );
-        assert_eq!(
-            count(r"/(?=\w{4})(?!cash)c\w+/", b"cash cold", 5),
-            (1, true)
-        );
-        // Octets, as Perl on byte strings: \xc3 is one octet, \w is ASCII.
-        assert_eq!(count("/caf\u{e9}/", b"caf\xe9", 1), (1, false));
-        assert_eq!(count(r"/(?!x)\xc3\xa9/", "é".as_bytes(), 1), (1, true));
+        // (pattern, text, limit, count, split)
+        let cases: &[(&str, &[u8], u32, u32, bool)] = &[
+            // A word that is not the plain word.
+            (r"/\b(?!viagra)v[i1]agra/i", b"buy V1AGRA now", 1, 1, true),
+            (r"/\b(?!viagra)v[i1]agra/i", b"viagra only", 1, 0, true),
+            // The first start is refused, a later one matches.
+            (r"/(?!viagra)v[i1]agra/i", b"viagra, v1agra", 1, 1, true),
+            (r"/(?=\w{4})(?!cash)c\w+/", b"cash cold", 5, 1, true),
+            // After a literal prefix: checked that far into each match.
+            (r"/a(?!b)/", b"ab ac", 3, 1, true),
+            (
+                r"/p(?!assword)a-?s-?s/i",
+                b"password PA-SS pass-",
+                5,
+                2,
+                true,
+            ),
+            (
+                r"/\bpass(?!word)\w+/",
+                b"password passkey bypassed",
+                5,
+                1,
+                true,
+            ),
+            // With another branch at the top level the look-ahead is not the whole
+            // pattern's: `zz` matches though the look-ahead refuses it.
+            (r"/(?!zz)a\w|zz/", b"zz", 1, 1, false),
+            // Octets, as Perl on byte strings: \xc3 is one octet, \w is ASCII.
+            ("/caf\u{e9}/", b"caf\xe9", 1, 1, false),
+            (r"/(?!x)\xc3\xa9/", "é".as_bytes(), 1, 1, true),
+        ];
+        for &(pattern, text, max, n, split) in cases {
+            assert_eq!(count(pattern, text, max), (n, split), "{pattern}");
+        }
     }
 
     /// A plain string of octets is counted with memmem, as the regex engine counts it
@@ -435,7 +459,7 @@ mod tests {
     fn other_constructs_fall_back_to_fancy_regex() {
         assert_eq!(count(r"/\b(\w+) \1\b/", b"the the", 1), (1, false));
         assert_eq!(count(r"/(?<!by\s)up to/", b"up to 50%", 1), (1, false));
-        assert_eq!(count(r"/a(?!b)/", b"ab ac", 3), (1, false));
+        assert_eq!(count(r"/a(?!b)|q/", b"ab ac q", 3), (2, false));
     }
 
     fn kind(pattern: &str) -> &'static str {
@@ -503,9 +527,9 @@ mod tests {
     /// counting goes on after each match, also after an empty one at the end.
     #[test]
     fn gated_patterns_try_every_start_the_superset_allows() {
-        // The superset `a+b` matches once from the first `a`; the pattern only from the last.
-        assert_eq!(count(r"/a(?=ab)/", b"aaab", 5), (1, false));
-        assert_eq!(kind(r"/a(?=ab)/"), "gated");
+        // The superset matches from the first `a`; the pattern only from the second.
+        assert_eq!(count(r"/(?:a)(?=ab)/", b"aaab", 5), (1, false));
+        assert_eq!(kind(r"/(?:a)(?=ab)/"), "gated");
         assert_eq!(count(r"/(?<=x)a/", b"xa ya xa", 5), (2, false));
         assert_eq!(count(r"/\s?(?!q)/", b"ab", 5), (3, false));
         // Octets from 0x80 before a start.

@@ -69,14 +69,8 @@ fn is_lookaround(rest: &str) -> bool {
 /// cheaply than a whole superset, whose automaton must scan back from each match's end to
 /// find where it began.
 pub fn head(src: &str) -> Option<String> {
-    let mut depth = 0usize;
-    for (_, atom) in outside_classes(src, 0) {
-        match atom {
-            Atom::Octet(b'(') => depth += 1,
-            Atom::Octet(b')') => depth = depth.checked_sub(1)?,
-            Atom::Octet(b'|') if depth == 0 => return None,
-            _ => {}
-        }
+    if !single_branch(src)? {
+        return None;
     }
     let mut end = 0;
     let mut items = 0;
@@ -89,6 +83,20 @@ pub fn head(src: &str) -> Option<String> {
         end = next;
     }
     (items >= 2).then(|| src[..end].to_string())
+}
+
+/// Whether `src` has no `|` outside every group (`None`: its brackets do not balance).
+pub fn single_branch(src: &str) -> Option<bool> {
+    let mut depth = 0usize;
+    for (_, atom) in outside_classes(src, 0) {
+        match atom {
+            Atom::Octet(b'(') => depth += 1,
+            Atom::Octet(b')') => depth = depth.checked_sub(1)?,
+            Atom::Octet(b'|') if depth == 0 => return Some(false),
+            _ => {}
+        }
+    }
+    Some(true)
 }
 
 /// The length of the single-character item `rest` opens with, if it opens with one.
