@@ -11,6 +11,7 @@ use super::message::{self, View};
 use super::meta::{self, Expr, Program, Values};
 use super::perl_re::PerlRegex;
 use super::rules::{HeaderTarget, Kind, RuleSet, Test};
+use super::superset;
 use crate::scratch::ScratchPool;
 use hyperscan::prelude::*;
 use hyperscan::{BlockMode, HsError};
@@ -966,7 +967,11 @@ fn hs_patterns(
     }
     // Hyperscan takes no `$` inside a pattern (T_FUZZY_OPTOUT's `(?:$|\W)`), not even to
     // prefilter: without those assertions the pattern matches more, so it still prefilters.
-    let loose = re.end_anchors_dropped().map(|r| {
+    let loose = superset::end_anchors_dropped(&re.source).map(|source| {
+        let r = PerlRegex {
+            source,
+            ..re.clone()
+        };
         let r = if heavy { r.relaxed() } else { r };
         hs_pattern(&r, base | CompileFlags::PREFILTER, id)
     });

@@ -374,51 +374,6 @@ impl PerlRegex {
 }
 
 impl PerlRegex {
-    /// The pattern with each `$` before its last character (outside classes, not escaped)
-    /// made an empty group: an assertion left out, so a superset; `None` when it has none.
-    pub fn end_anchors_dropped(&self) -> Option<PerlRegex> {
-        let mut out = String::with_capacity(self.source.len() + 8);
-        let mut chars = self.source.char_indices().peekable();
-        let (mut in_class, mut dropped) = (false, false);
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    out.push(c);
-                    if let Some((_, e)) = chars.next() {
-                        out.push(e);
-                    }
-                    continue;
-                }
-                '[' if !in_class => {
-                    in_class = true;
-                    out.push(c);
-                    // A `]` (after an optional `^`) first in a class is a member.
-                    for lead in ['^', ']'] {
-                        if let Some(&(_, n)) = chars.peek()
-                            && n == lead
-                        {
-                            out.push(n);
-                            chars.next();
-                        }
-                    }
-                    continue;
-                }
-                ']' if in_class => in_class = false,
-                '$' if !in_class && i + 1 < self.source.len() => {
-                    out.push_str("(?:)");
-                    dropped = true;
-                    continue;
-                }
-                _ => {}
-            }
-            out.push(c);
-        }
-        dropped.then(|| PerlRegex {
-            source: out,
-            ..self.clone()
-        })
-    }
-
     /// A superset of the pattern that is cheap to compile: every bounded quantifier
     /// `{n,m}` becomes `*` (n = 0), `{n,}` (n up to [`RELAXED_KEEPS_LOW`]) or `+`. Used as a
     /// Hyperscan prefilter for a pattern whose [`PerlRegex::repeat_cost`] is high; fancy-regex
@@ -521,42 +476,6 @@ mod tests {
         // An escaped character of several octets (rule files read as Latin-1).
         let (wide, _) = parse_literal("/\\\u{e9}{2,9}x/").expect("ok");
         assert_eq!(wide.relaxed().source, "\\\u{e9}{2,}x");
-    }
-
-    #[test]
-    fn end_anchors_inside_are_dropped_to_a_superset() {
-        let dropped = |src: &str| {
-            let (r, _) = parse_literal(src).expect("parses");
-            r.end_anchors_dropped().map(|r| r.source)
-        };
-        assert_eq!(
-            dropped(r"/(?:$|\W)opt(?:$|\W)/i").as_deref(),
-            Some(r"(?:(?:)|\W)opt(?:(?:)|\W)")
-        );
-        // At the very end, escaped, or in a class (a `]` first in it a member): kept, None.
-        assert_eq!(dropped(r"/opt$/"), None);
-        assert_eq!(dropped(r"/\$5 off/"), None);
-        assert_eq!(dropped(r"/[$]5/"), None);
-        assert_eq!(dropped(r"/[]$]5/"), None);
-        assert_eq!(dropped(r"/[^]$]5/"), None);
-        // A superset: wherever the pattern matches, the one without the assertion does.
-        let (r, _) = parse_literal(r"/(?:$|\W)(?=o)(?!opt-in)opt[-\s]?out(?:$|\W)/i").expect("ok");
-        let whole = fancy_regex::Regex::new(&r.fancy_expression()).expect("whole");
-        let loose = r.end_anchors_dropped().expect("dropped");
-        let loose = fancy_regex::Regex::new(&loose.fancy_expression()).expect("loose");
-        for t in [
-            "please opt-out.",
-            "opt out",
-            "adopt out",
-            " opt-in",
-            "\nOPT OUT\n",
-            "x optout",
-        ] {
-            if whole.is_match(t).unwrap_or(false) {
-                assert!(loose.is_match(t).unwrap_or(false), "{t:?}");
-            }
-        }
-        assert!(loose.is_match("opt out").unwrap_or(false));
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!   copy stands, and that no inline modifier changes the case rule between the group and
 //!   the reference.
 //!
+//! A third, [`end_anchors_dropped`], serves Hyperscan, which takes no `$` inside a pattern
+//! even to prefilter: the assertion is left out, which again only widens what matches.
+//!
 //! Anything not understood gives `None`, and the caller runs the pattern without a gate.
 
 /// `src` (Perl syntax, as parsed from a rule) with every look-around group removed and
@@ -60,6 +63,27 @@ fn is_lookaround(rest: &str) -> bool {
     ["(?=", "(?!", "(?<=", "(?<!"]
         .iter()
         .any(|p| rest.starts_with(p))
+}
+
+/// `src` with each `$` before its last character (outside classes, not escaped) made an
+/// empty group; `None` when it has none.
+pub fn end_anchors_dropped(src: &str) -> Option<String> {
+    let anchors: Vec<usize> = outside_classes(src, 0)
+        .filter(|(i, atom)| matches!(atom, Atom::Octet(b'$')) && i + 1 < src.len())
+        .map(|(i, _)| i)
+        .collect();
+    if anchors.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(src.len() + 3 * anchors.len());
+    let mut copied = 0;
+    for i in anchors {
+        out.push_str(&src[copied..i]);
+        out.push_str("(?:)");
+        copied = i + 1;
+    }
+    out.push_str(&src[copied..]);
+    Some(out)
 }
 
 /// The pattern's leading run of single-character items (literal characters, escapes for
@@ -158,7 +182,12 @@ fn outside_classes(src: &str, from: usize) -> impl Iterator<Item = (usize, Atom)
             }
             i += 1;
             match c {
-                b'[' if !in_class => in_class = true,
+                b'[' if !in_class => {
+                    in_class = true;
+                    // A `]` first in a class (after an optional `^`) is a member.
+                    i += usize::from(b.get(i) == Some(&b'^'));
+                    i += usize::from(b.get(i) == Some(&b']'));
+                }
                 b']' if in_class => in_class = false,
                 _ if in_class => {}
                 _ => return Some((at, Atom::Octet(c))),
@@ -278,6 +307,51 @@ mod tests {
         assert_eq!(head(r"\1abc").as_deref(), None);
         assert_eq!(head(r"a[[:alpha:]]b"), None);
         assert_eq!(head(r"ab(c|d)").as_deref(), Some("ab"));
+    }
+
+    #[test]
+    fn end_anchors_inside_are_dropped_to_a_superset() {
+        assert_eq!(
+            end_anchors_dropped(r"(?:$|\W)opt(?:$|\W)").as_deref(),
+            Some(r"(?:(?:)|\W)opt(?:(?:)|\W)")
+        );
+        // At the very end, escaped, or in a class (a `]` first in it a member): kept, None.
+        assert_eq!(end_anchors_dropped(r"opt$"), None);
+        assert_eq!(end_anchors_dropped(r"\$5 off"), None);
+        assert_eq!(end_anchors_dropped(r"[$]5"), None);
+        assert_eq!(end_anchors_dropped(r"[]$]5"), None);
+        assert_eq!(end_anchors_dropped(r"[^]$]5"), None);
+        // A superset: wherever the pattern matches, the one without the assertion does.
+        let (r, _) =
+            crate::spam::perl_re::parse_literal(r"/(?:$|\W)(?=o)(?!opt-in)opt[-\s]?out(?:$|\W)/i")
+                .expect("ok");
+        let whole = fancy_regex::Regex::new(&r.fancy_expression()).expect("whole");
+        let loose = crate::spam::perl_re::PerlRegex {
+            source: end_anchors_dropped(&r.source).expect("dropped"),
+            ..r.clone()
+        };
+        let loose = fancy_regex::Regex::new(&loose.fancy_expression()).expect("loose");
+        for t in [
+            "please opt-out.",
+            "opt out",
+            "adopt out",
+            " opt-in",
+            "\nOPT OUT\n",
+            "x optout",
+        ] {
+            if whole.is_match(t).unwrap_or(false) {
+                assert!(loose.is_match(t).unwrap_or(false), "{t:?}");
+            }
+        }
+        assert!(loose.is_match("opt out").unwrap_or(false));
+    }
+
+    #[test]
+    fn a_bracket_first_in_a_class_is_a_member() {
+        // `]` first in a class does not close it: the look-ahead after it is still removed,
+        // and the `(` inside it is not a group.
+        assert_eq!(superset(r"[](]a(?!b)").as_deref(), Some(r"[](]a"));
+        assert_eq!(superset(r"[^](]a(?!b)").as_deref(), Some(r"[^](]a"));
     }
 
     #[test]
