@@ -143,22 +143,17 @@ fn restrict_branch(branch: &str) -> Option<Option<String>> {
     Some(Some(out))
 }
 
-/// The octet a branch's first atom stands for when that atom is one literal octet (`\xNN`, or
-/// a character written as itself) that no quantifier makes optional or repeats from zero.
+/// The octet a branch's first atom ([`atom`]) stands for when that atom is one literal octet
+/// (`\xNN`, or a character written as itself or escaped) that no quantifier makes optional or
+/// repeats from zero.
 fn leading_octet(branch: &str) -> Option<u32> {
-    let (c, len) = match branch.strip_prefix("\\x") {
-        Some(hex) => (u32::from_str_radix(hex.get(..2)?, 16).ok()?, 4),
-        None => {
-            let c = branch.chars().next()?;
-            if "\\[(.^$|".contains(c) {
-                return None;
-            }
-            (u32::from(c), c.len_utf8())
-        }
-    };
-    match branch.get(len..)?.chars().next() {
+    if "[(.^$|".contains(branch.chars().next()?) {
+        return None;
+    }
+    let (_, value, next) = atom(branch, 0)?;
+    match branch[next..].chars().next() {
         Some('?' | '*' | '{') => None,
-        _ => Some(c),
+        _ => value,
     }
 }
 
