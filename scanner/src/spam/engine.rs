@@ -683,13 +683,19 @@ fn hs_pattern(re: &PerlRegex, flags: CompileFlags, id: usize) -> Pattern {
 /// reads it (a `__` sub-rule no meta reads never counts).
 pub const UNUSED: &str = "scores 0 and no meta rule reads it";
 
+/// Whether rule `name` counts by itself: not a `__` sub-rule, and scored other than 0 in
+/// score set 0. These are the roots from which the rules worth running are found.
+fn scores(set: &RuleSet, name: &str) -> bool {
+    !name.starts_with("__") && set.score(name, 0) != 0.0
+}
+
 /// The rules whose result can matter: those scoring other than 0 (score set 0), and every
 /// rule a meta rule among them reads, recursively.
 fn needed_rules(set: &RuleSet) -> std::collections::HashSet<&str> {
     let mut needed: std::collections::HashSet<&str> = set
         .rules
         .keys()
-        .filter(|n| !n.starts_with("__") && set.score(n, 0) != 0.0)
+        .filter(|n| scores(set, n))
         .map(String::as_str)
         .collect();
     let mut todo: Vec<&str> = needed.iter().copied().collect();
@@ -747,7 +753,7 @@ fn live_rules(set: &RuleSet) -> std::collections::HashSet<&str> {
         fold_meta(k, &written, &mut seen, &mut folded);
     }
     let mut live: std::collections::HashSet<usize> = (0..names.len())
-        .filter(|&i| !names[i].starts_with("__") && set.score(names[i], 0) != 0.0)
+        .filter(|&i| scores(set, names[i]))
         .collect();
     let mut todo: Vec<usize> = live.iter().copied().collect();
     while let Some(i) = todo.pop() {
