@@ -2,7 +2,8 @@
 //! DKIM (messages signed by dkimpy, an independent implementation), DMARC `p=reject` and
 //! `p=quarantine`, reverse DNS, HELO, a DNSBL-listed client and a URIBL-listed link domain,
 //! the `Authentication-Results` field (RFC 8601) with forged ones of ours removed, and a DNS
-//! server that never answers (the message is judged within the budget).
+//! server that never answers (the message is judged within the budget). A client in the
+//! trusted networks (loopback by default) gets only the content's checks.
 
 mod common;
 use common::*;
@@ -99,7 +100,20 @@ fn sign(dir: &std::path::Path, msg: &str, private: &str) -> String {
     ])
 }
 
+/// A server asking the DNS server on `dns_port`, with loopback not trusted: the test client
+/// (127.0.0.1) stands for a server on the Internet.
 fn start(dns_port: u16) -> TestServer {
+    let s = start_trusting_loopback(dns_port);
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"relay": {"trusted_networks": []}})),
+    );
+    s
+}
+
+/// A server asking the DNS server on `dns_port`, with the default trusted networks.
+fn start_trusting_loopback(dns_port: u16) -> TestServer {
     let s = TestServer::start_with(&format!("[dns]\nresolvers = [\"127.0.0.1:{dns_port}\"]\n"));
     s.setup_basic();
     spam_settings(&s, json!({"greylist": {"enabled": false}}));
@@ -320,4 +334,82 @@ fn a_dns_server_that_never_answers_costs_at_most_the_budget() {
     assert!(took < Duration::from_secs(4), "took {took:?}");
     assert_eq!(s.wait_messages("users/alice", 1).len(), 1);
     drop(silent);
+}
+
+#[test]
+fn a_client_in_the_trusted_networks_gets_only_the_content_checks() {
+    let Some((private, public)) = keys() else {
+        eprintln!("python3-dkim/python3-nacl not installed: skipped");
+        return;
+    };
+    let dkim_key =
+        format!("--txt-record=sel._domainkey.signed.test,v=DKIM1; k=ed25519; p={public}");
+    let Some((_dns, port)) = dns(&[
+        "--txt-record=spoof.test,v=spf1 ip4:192.0.2.1 -all",
+        "--txt-record=_dmarc.spoof.test,v=DMARC1; p=reject",
+        "--address=/1.0.0.127.zen.test/127.0.0.2",
+        "--address=/evil.test.dbl.test/127.0.1.2",
+        &dkim_key,
+    ]) else {
+        return;
+    };
+    // 127.0.0.1 is in the default trusted networks (as in SpamAssassin and Rspamd).
+    let s = start_trusting_loopback(port);
+    spam_settings(
+        &s,
+        json!({
+            "dnsbl": [{"zone": "zen.test", "symbol": "RBL_ZEN", "score": 20.0}],
+            "uribl": [{"zone": "dbl.test", "symbol": "URIBL_DBL", "score": 4.0}],
+        }),
+    );
+    // SPF would fail and DMARC reject, the HELO does not resolve and the client is listed:
+    // none of that is asked for a trusted client, so the message is delivered unscored by it.
+    let body = mail(
+        "ceo@spoof.test",
+        "inside",
+        "Content-Type: text/html\r\n",
+        "<p>See <a href=\"https://www.evil.test/offer\">this</a></p>",
+    );
+    let (code, text) = send_as(&s, "nowhere.test", "ceo@spoof.test", &body);
+    assert_eq!(code, 250, "{text}");
+    let log = s.wait_log("checks: client=trusted");
+    let line = log
+        .lines()
+        .find(|l| l.contains("checks: client=trusted"))
+        .unwrap();
+    for absent in ["spf=", "dmarc=", "iprev=", "helo=", "zen.test"] {
+        assert!(!line.contains(absent), "{absent} asked: {line}");
+    }
+    // The content's checks still run: the link's domain is looked up and scores.
+    assert!(
+        line.contains("listed=dbl.test:evil.test:127.0.1.2"),
+        "{line}"
+    );
+    let m = newest(&s, "users/alice", 1);
+    assert!(!m.contains("HFILTER_HELO_NORES"), "{m}");
+    assert!(!m.contains("spf="), "{m}");
+
+    // A DKIM signature is still verified.
+    let signed = sign(
+        s.dir.path(),
+        &mail("info@signed.test", "signed", "", "Signed body."),
+        &private,
+    );
+    let (code, text) = send_as(&s, "client.test", "bounce@elsewhere.test", &signed);
+    assert_eq!(code, 250, "{text}");
+    s.wait_log("client=trusted dkim=pass (signed.test)");
+
+    // Out of the trusted networks, the same client is checked again: SPF fails, DMARC rejects.
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"relay": {"trusted_networks": ["10.0.0.0/8"]}})),
+    );
+    let body = mail("ceo@spoof.test", "outside", "", "Wire the money.");
+    let (code, text) = send_as(&s, "client.test", "ceo@spoof.test", &body);
+    assert!(
+        code == 550 || code == 554,
+        "refused (DMARC, the listing): {text}"
+    );
+    s.wait_log("checks: spf=fail (spoof.test)");
 }

@@ -122,6 +122,11 @@ pub struct NetRequest<'a> {
     pub link_hosts: &'a [String],
     /// Our host name: the authserv-id of the `Authentication-Results` field.
     pub hostname: &'a str,
+    /// The client is in the trusted networks (`relay.trusted_networks`, loopback by
+    /// default): the checks about the client (SPF, DMARC, iprev, HELO, DNSBL) are not made,
+    /// as SpamAssassin skips its trusted relays and Rspamd its `local_addrs`; those about
+    /// the content (DKIM, ARC, URIBL) are.
+    pub trusted: bool,
 }
 
 /// What the checks found.
@@ -189,6 +194,7 @@ impl NetChecker {
             lookups: Cell::new(0),
         };
         let ip = req.ip.to_canonical();
+        let client_checks = policy.network_checks && !req.trusted;
         let auth = async {
             if policy.network_checks {
                 Some(self.authenticate(req, ip, &budget).await)
@@ -197,7 +203,7 @@ impl NetChecker {
             }
         };
         let iprev = async {
-            if policy.network_checks {
+            if client_checks {
                 budget
                     .within("iprev", self.auth.verify_iprev(self.params(ip)))
                     .await
@@ -206,12 +212,16 @@ impl NetChecker {
             }
         };
         let helo = async {
-            match req.helo.filter(|h| policy.network_checks && is_name(h)) {
+            match req.helo.filter(|h| client_checks && is_name(h)) {
                 Some(h) => budget.within("helo", self.helo(h)).await.flatten(),
                 None => None,
             }
         };
-        let client = [ip.to_string()];
+        let client = if req.trusted {
+            Vec::new()
+        } else {
+            vec![ip.to_string()]
+        };
         let dnsbl = self.lists(&policy.dnsbl, &client, &budget, |_, zone| {
             Some(dnsbl_name(ip, zone))
         });
@@ -263,7 +273,15 @@ impl NetChecker {
         } else {
             SpfParameters::verify_mail_from(ip, helo, req.hostname, req.mail_from)
         };
-        let spf = budget.within("spf", self.auth.verify_spf(self.params(spf_params)));
+        let spf = async {
+            if req.trusted {
+                None
+            } else {
+                budget
+                    .within("spf", self.auth.verify_spf(self.params(spf_params)))
+                    .await
+            }
+        };
         let dkim = async {
             match &msg {
                 Some(m) => {
@@ -295,6 +313,8 @@ impl NetChecker {
         });
         let dkim_or_none = dkim.clone().unwrap_or_default();
         let dmarc = match &msg {
+            // RFC 7489 §6.6.2 needs the SPF result of the client, which a trusted one has not.
+            Some(_) if req.trusted => None,
             Some(m) => {
                 let p = DmarcParameters::new(m, &dkim_or_none, from_domain, &spf_or_late);
                 budget

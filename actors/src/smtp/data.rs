@@ -697,9 +697,10 @@ impl Session {
             message: data,
             link_hosts: &hosts,
             hostname: self.hostname(),
+            trusted: self.in_trusted_networks(&dir),
         };
         let outcome = net.check(&req, policy).await;
-        log_net_facts(qid, &outcome.facts);
+        log_net_facts(qid, &outcome.facts, req.trusted);
         Some(outcome)
     }
 
@@ -854,8 +855,11 @@ impl Session {
 }
 
 /// One log line with every network check's result, and the metrics.
-fn log_net_facts(qid: &str, f: &postcore_scanner::network::NetFacts) {
+fn log_net_facts(qid: &str, f: &postcore_scanner::network::NetFacts, trusted: bool) {
     let mut parts: Vec<String> = Vec::new();
+    if trusted {
+        parts.push("client=trusted".into());
+    }
     if let Some((r, d)) = &f.spf {
         parts.push(format!("spf={} ({d})", r.name()));
         metrics::counter!(crate::metrics::AUTH_RESULTS, "method" => "spf", "result" => r.name())

@@ -113,13 +113,17 @@ impl Session {
 
     /// True for clients that count as "inside": authenticated, or from trusted networks.
     pub(super) fn is_inside(&self, dir: &Directory) -> bool {
-        self.auth.is_some()
-            || dir
-                .settings
-                .relay
-                .trusted_networks
-                .iter()
-                .any(|n| n.contains(&self.peer.ip()))
+        self.auth.is_some() || self.in_trusted_networks(dir)
+    }
+
+    /// True if the client's address is in `relay.trusted_networks`.
+    pub(super) fn in_trusted_networks(&self, dir: &Directory) -> bool {
+        let ip = self.peer.ip().to_canonical();
+        dir.settings
+            .relay
+            .trusted_networks
+            .iter()
+            .any(|n| n.contains(&ip))
     }
 
     /// True if this client is in "Allow relay from IP addresses", which the filter leaves
@@ -135,11 +139,9 @@ impl Session {
 
     /// True if this client may send to foreign domains.
     pub(super) fn may_relay(&self, dir: &Directory) -> bool {
-        let ip = self.peer.ip();
-        let p = &dir.settings.relay;
         self.auth.is_some()
             || self.filter_exempt(dir)
-            || (p.allow_relay_from_trusted && p.trusted_networks.iter().any(|n| n.contains(&ip)))
+            || (dir.settings.relay.allow_relay_from_trusted && self.in_trusted_networks(dir))
     }
 
     /// Queues a reply; 5xx replies count towards the error limit (RFC 5321 §4.3.2 hard errors).
