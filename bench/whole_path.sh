@@ -15,6 +15,10 @@
 #      without a journal the kernel's inode allocator is 20-30x slower right after a mass
 #      delete (see smtp_throughput.sh, SETTLE), which in a profile of postcore's run was a
 #      fifth of its CPU. The moved-aside Maildirs are deleted at the end (KEEP=1 keeps them).
+#      DNS_LOG=FILE  answer DNS with bench/dns_log_stub.py instead of the anchors' stub (the
+#      same answers, on the same port, for both sides) and print how many questions each side
+#      asked in each run: Rspamd leaves out its checks about the client for a local address
+#      (its local_addrs), postcore for its trusted networks (loopback by default).
 #      PERF=FILE  record a profile of postcore's first run (perf record -g); PERF_CALLGRAPH
 #      replaces -g, e.g. "--call-graph dwarf,8192" for whole stacks through inlined frames.
 #
@@ -31,10 +35,22 @@ PORT=3725; ADMIN=3765; IMAP=3743
 [ -d "$CORPUS" ] || python3 "$ANCH/gen_corpus.py" "$CORPUS" 1000 1
 GREYLIST=0 MILTER=1 CLAMD_TMPDIR=/dev/shm/clamtmp RSPAMD_DNS=stub DELIVERY=lmtp "$ANCH/setup.sh" config >/dev/null
 "$ANCH/setup.sh" start >/dev/null
+if [ -n "${DNS_LOG:-}" ]; then
+  kill "$(cat /tmp/anchor-run/dns_stub.pid)" 2>/dev/null || true; sleep 0.3; : > "$DNS_LOG"
+  python3 "$HERE/dns_log_stub.py" 5353 "$DNS_LOG" </dev/null >/dev/null 2>&1 & LOGSTUB=$!
+  sleep 0.3
+fi
+# After the logging stub, the anchors' own stub again.
+restore_stub() {
+  if [ -n "${LOGSTUB:-}" ]; then
+    kill "$LOGSTUB" 2>/dev/null || true; sleep 0.3
+    nohup python3 "$ANCH/dns_stub.py" 5353 </dev/null >/dev/null 2>&1 & echo $! > /tmp/anchor-run/dns_stub.pid
+  fi
+}
 rm -rf "$WORK"; mkdir -p "$WORK"
 . "$HERE/lib.sh"
 postcore_start $ADMIN "smtp=$PORT imap=$IMAP" "[limits]\nmax_connections_per_ip = 1000\n[scanner]\nsignature_dir = \"/tmp/anchor-run/clamdb\"\nspam_rules = [\"/usr/share/spamassassin\"]"
-trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null || true' EXIT
+trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null || true; restore_stub' EXIT
 TOKEN=$(cat "$WORK/data/admin.token")
 python3 "$HERE/setup_postcore.py" "127.0.0.1:$ADMIN" "$TOKEN" 10 "$IMAP"
 curl -sf -X PATCH -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -56,16 +72,20 @@ aside() { if [ -n "${ASIDE:-}" ]; then move_aside "$1"; fi; }
 anchor=(); ours=(); ratio=()
 for r in $(seq "$RUNS"); do
   aside /tmp/anchor-vmail/example.test
+  t0=$(date +%s.%N)
   a=$(nice -n -10 python3 "$ANCH/smtp_corpus_bench.py" 127.0.0.1 2525 /tmp/anchor-vmail/example.test "$CORPUS" --runs 1 | grep '^run')
   echo "anchor   $a"
+  if [ -n "${DNS_LOG:-}" ]; then sleep 1; echo "anchor   DNS: $(python3 "$HERE/dns_log_stub.py" --count "$DNS_LOG" "$t0" "$(date +%s.%N)")"; fi
   c0=$(cpu_ms)
   # PERF=FILE: a profile of postcore during its first run.
   if [ -n "${PERF:-}" ] && [ "$r" = 1 ]; then perf record -F 999 ${PERF_CALLGRAPH:--g} -p "$PC" -o "$PERF" 2>/dev/null & PERFPID=$!; fi
   aside "$WORK/data/mail/users"
+  t0=$(date +%s.%N)
   p=$(nice -n -10 python3 "$ANCH/smtp_corpus_bench.py" 127.0.0.1 $PORT "$WORK/data/mail/users" "$CORPUS" --runs 1 | grep '^run')
   c1=$(cpu_ms)
   if [ -n "${PERFPID:-}" ]; then kill -INT "$PERFPID"; wait "$PERFPID" || true; PERFPID=; fi
   echo "postcore $p cpu=$(python3 -c "print(f'{($c1 - $c0) / $(ls "$CORPUS" | wc -l):.2f}')")ms/msg"
+  if [ -n "${DNS_LOG:-}" ]; then sleep 1; echo "postcore DNS: $(python3 "$HERE/dns_log_stub.py" --count "$DNS_LOG" "$t0" "$(date +%s.%N)")"; fi
   anchor+=("$(echo "$a" | rate)"); ours+=("$(echo "$p" | rate)")
   ratio+=("$(python3 -c "print(f'{${ours[-1]}/${anchor[-1]}:.2f}')")")
 done
