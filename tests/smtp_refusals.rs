@@ -113,6 +113,58 @@ fn relay_allowed_by_ip_and_trusted_networks_settings() {
     );
 }
 
+/// A dual-stack listener gives an IPv4 client as `::ffff:127.0.0.1`; the relay and network
+/// lists are IPv4 networks and must still match it (RFC 4291 §2.5.5.2).
+#[test]
+fn ipv4_clients_of_an_ipv6_listener_match_ipv4_networks() {
+    let mut s = TestServer::start();
+    s.setup_basic();
+    assert!(s.terminate(), "clean stop");
+    let cfg = std::fs::read_to_string(&s.cfg_path).unwrap();
+    let v4 = format!("smtp = \"127.0.0.1:{}\"", s.smtp);
+    assert!(cfg.contains(&v4));
+    // An IPv4-mapped IPv6 address: the socket is AF_INET6, bound to loopback only.
+    let mapped = format!("smtp = \"[::ffff:127.0.0.1]:{}\"", s.smtp);
+    std::fs::write(&s.cfg_path, cfg.replace(&v4, &mapped)).unwrap();
+    s.spawn();
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"relay": {"trusted_networks": [], "allow_relay_from": []}})),
+    );
+    let try_relay = |s: &TestServer| {
+        let mut c = s.smtp();
+        c.ok("EHLO c.test", 250);
+        c.ok("MAIL FROM:<x@example.test>", 250);
+        c.cmd("RCPT TO:<someone@remote.test>").0
+    };
+    assert_eq!(try_relay(&s), 554, "no list names the client: no relay");
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"relay": {"allow_relay_from": ["127.0.0.1/32"]}})),
+    );
+    assert_eq!(try_relay(&s), 250, "allow_relay_from 127.0.0.1/32 matches");
+    s.api_ok(
+        "PATCH",
+        "/settings",
+        Some(json!({"relay": {"allow_relay_from": [], "trusted_networks": ["127.0.0.0/8"], "allow_relay_from_trusted": true}})),
+    );
+    assert_eq!(try_relay(&s), 250, "trusted_networks 127.0.0.0/8 matches");
+    let log = s.log();
+    assert!(
+        log.contains("connect from [127.0.0.1]"),
+        "the log names the IPv4 address"
+    );
+    let mapped_client = log
+        .lines()
+        .find(|l| l.contains("client=") && l.contains("::ffff:"));
+    assert_eq!(
+        mapped_client, None,
+        "clients are logged by their IPv4 address"
+    );
+}
+
 #[test]
 fn internal_address_refuses_outside_clients() {
     let s = TestServer::start();

@@ -298,6 +298,10 @@ async fn accept_loop(
             _ = sd.wait_for(|v| *v) => return Ok(()),
         };
         let _ = stream.set_nodelay(true);
+        // A dual-stack listener (`[::]`, IPV6_V6ONLY off) gives IPv4 clients as
+        // `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2): every session, limit and network list sees
+        // the IPv4 address.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let ctx = ctx.clone();
         let io: Box<dyn crate::conn::Transport> = Box::new(stream);
         match kind {

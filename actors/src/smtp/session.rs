@@ -118,7 +118,7 @@ impl Session {
 
     /// True if the client's address is in `relay.trusted_networks`.
     pub(super) fn in_trusted_networks(&self, dir: &Directory) -> bool {
-        let ip = self.peer.ip().to_canonical();
+        let ip = self.peer.ip();
         dir.settings
             .relay
             .trusted_networks
