@@ -25,6 +25,9 @@
 #      that another invocation right after this one (an A/B of two builds) does not start next to
 #      thousands of just-freed inodes. Mind the disk: a 100 KiB run leaves 500 MB per server.
 #      PERF=FILE  record a profile of postcore (perf record -g -p) during its first run.
+#      FLOOR=1  also run bench/receive_floor (the least a durable Maildir receiver does) against
+#      the same client, beside the ceiling: how much of the ceiling any server can reach here.
+#      FLOOR="syncfs journal nothing" runs those of its flush modes (see its src/main.rs) in turn.
 #      PERF_CALLGRAPH  perf's call-graph option instead of -g, e.g. "--call-graph dwarf,8192"
 #      (whole stacks through Rust's inlined frames; the release build keeps no frame pointers).
 # needs: sudo ../shared/bench/anchors/setup.sh all   (Postfix on 127.0.0.1:2525)
@@ -102,11 +105,46 @@ ceiling() {
   t1=$(date +%s.%N); kill $sk; wait $sk 2>/dev/null || true
   python3 -c "print(f'{$COUNT/($t1-$t0):.1f}')"
 }
+# FLOOR=1: the least a durable Maildir receiver does (bench/receive_floor: the dialogue, one
+# file written unnamed in new/ and linked, the 250 after a shared syncfs; no parsing, queue,
+# index or logs), same client, sessions and sizes, alternating with the ceiling's runs; each
+# run into a new Maildir on the same file system as the servers', removed at the end.
+FLOOR_BIN=$TOP/bench/receive_floor/target/release/receive-floor
+FLOOR_MODES=
+if [ -n "${FLOOR:-}" ]; then
+  (cd "$TOP/bench/receive_floor" && cargo build --release --offline -q)
+  FLOOR_MODES=$([ "$FLOOR" = 1 ] && echo syncfs || echo "$FLOOR")
+fi
+floor_run() {
+  local md="$WORK/floor-md.$RANDOM$RANDOM"
+  FLOOR_SYNC=$2 "$FLOOR_BIN" 127.0.0.1:2628 "$md" > "$WORK/floor.out" 2>&1 & local fl=$!
+  sleep 0.5; sync; sleep 0.5
+  local t0 t1 c0 c1 i0 i1; t0=$(date +%s.%N); i0=$(idle_ms)
+  c0=$(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$fl/stat")
+  /usr/sbin/smtp-source -s 20 -m "$COUNT" -l "$1" -f bench@example.test -M client.example.test -t u@example.test 127.0.0.1:2628
+  t1=$(date +%s.%N); i1=$(idle_ms)
+  c1=$(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$fl/stat")
+  kill $fl; wait $fl 2>/dev/null || true
+  local n; n=$(find "$md/new" -type f | wc -l)
+  [ "$n" = "$COUNT" ] || echo "floor: $n files, not $COUNT" >&2
+  python3 -c "print(f'{$COUNT/($t1-$t0):.1f} {($c1-$c0)/$COUNT:.3f} {100*($i1-$i0)/(1000*$(nproc)*($t1-$t0)):.0f}')"
+}
 quiesce
 for size in $SIZES; do
-  cl=(); for r in $(seq "$RUNS"); do cl+=("$(ceiling "$size")"); done
+  cl=(); declare -A fr=() fc=()
+  for r in $(seq "$RUNS"); do
+    cl+=("$(ceiling "$size")")
+    for m in $FLOOR_MODES; do
+      read -r a b i < <(floor_run "$size" "$m"); fr[$m]+="$a "; fc[$m]+="$b/$i% "
+    done
+  done
   c=$(med "${cl[@]}")
   echo "ceiling size=$size: smtp-source -> smtp-sink ${cl[*]} msg/s, median $c"
+  for m in $FLOOR_MODES; do
+    # shellcheck disable=SC2086
+    f=$(med ${fr[$m]})
+    echo "floor size=$size sync=$m: smtp-source -> receive-floor ${fr[$m]}msg/s (its CPU a message / machine idle: ${fc[$m]}), median $f, $(python3 -c "print(f'{100*$f/$c:.0f}')") % of the ceiling"
+  done
   for mode in $MODES; do
     pf=(); pc=(); ratios=()
     for r in $(seq "$RUNS"); do
@@ -132,6 +170,6 @@ kill $MS; wait $MS 2>/dev/null || true
 # KEEP=1: leave the moved-aside Maildirs (delete them later, or before the next run only if it
 # starts more than 6 minutes after the deletion): a run that starts within minutes of a mass
 # delete pays ext4's recently-deleted inode check (see SETTLE above) on every file it creates.
-if [ -z "${KEEP:-}" ]; then rm -rf /tmp/anchor-vmail/example.test.aside "$WORK/data/mail/users.aside"; fi
+if [ -z "${KEEP:-}" ]; then rm -rf /tmp/anchor-vmail/example.test.aside "$WORK/data/mail/users.aside" "$WORK"/floor-md.*; fi
 echo "peak memory during the runs (group, processes, RSS MiB, PSS MiB; summed over processes):"
 grep -E 'postfix|postcore' "$WORK/mempeak.txt" || cat "$WORK/mempeak.txt"
