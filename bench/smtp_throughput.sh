@@ -25,8 +25,9 @@
 #      that another invocation right after this one (an A/B of two builds) does not start next to
 #      thousands of just-freed inodes. Mind the disk: a 100 KiB run leaves 500 MB per server.
 #      PERF=FILE  record a profile of postcore (perf record -g -p) during its first run.
-#      FLOOR=1  also run bench/receive_floor (the least a durable Maildir receiver does) against
-#      the same client, beside the ceiling: how much of the ceiling any server can reach here.
+#      FLOOR=1  also run bench/receive_floor (the least a durable Maildir receiver does; its
+#      journal mode, Maildir-safe) against the same client, beside the ceiling: how much of the
+#      ceiling any server can reach here.
 #      FLOOR="syncfs journal nothing" runs those of its flush modes (see its src/main.rs) in turn.
 #      PERF_CALLGRAPH  perf's call-graph option instead of -g, e.g. "--call-graph dwarf,8192"
 #      (whole stacks through Rust's inlined frames; the release build keeps no frame pointers).
@@ -113,7 +114,7 @@ FLOOR_BIN=$TOP/bench/receive_floor/target/release/receive-floor
 FLOOR_MODES=
 if [ -n "${FLOOR:-}" ]; then
   (cd "$TOP/bench/receive_floor" && cargo build --release --offline -q)
-  FLOOR_MODES=$([ "$FLOOR" = 1 ] && echo syncfs || echo "$FLOOR")
+  FLOOR_MODES=$([ "$FLOOR" = 1 ] && echo journal || echo "$FLOOR")
 fi
 floor_run() {
   local md="$WORK/floor-md.$RANDOM$RANDOM"

@@ -6,7 +6,7 @@
 //! does not pipeline (one reply a command, RFC 5321 §4.1), the message read up to `CRLF.CRLF`
 //! and dot-unstuffed (§4.5.2), one file written unnamed in `new/` and linked under its name,
 //! and the 250 only once the message is durable, by one of the flush modes of [`Sync`]
-//! (FLOOR_SYNC=syncfs, the default, journal, twice, or nothing). Every flush is shared by all
+//! (FLOOR_SYNC=journal, the default and postcore's design, twice, syncfs, or nothing). Every flush is shared by all
 //! the messages that arrived while the previous one ran (group commit). No parsing, no
 //! recipient lookup, no queue, no mailbox index, no log line, no metrics: a lower bound, not a
 //! mail server.
@@ -336,10 +336,10 @@ fn main() -> std::io::Result<()> {
         std::fs::create_dir_all(root.join(d))?;
     }
     let mode = match std::env::var("FLOOR_SYNC").as_deref() {
-        Ok("journal") => Sync::Journal,
+        Ok("syncfs") => Sync::Syncfs,
         Ok("nothing") => Sync::Nothing,
         Ok("twice") => Sync::Twice,
-        _ => Sync::Syncfs,
+        _ => Sync::Journal,
     };
     let new_dir = root.join("new");
     let commit = Arc::new(GroupCommit {
