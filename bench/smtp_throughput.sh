@@ -60,7 +60,8 @@ EXTRA_GROUP=postcore:$BIN "$ANCH/mem_sample.py" watch "$WORK/mempeak.txt" 0.5 & 
 echo "### $(date -u +%FT%TZ) $(nproc) cores, loadavg $(cat /proc/loadavg)"
 # postcore's CPU time (user + system, all threads) and the machine's idle time (all cores), in
 # milliseconds, from /proc: both cover the anchor script's 1 s pause before its clock starts.
-cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$PC/stat"; }
+# cpu_ms [PID]: the CPU time of PID (postcore by default).
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/${1:-$PC}/stat"; }
 idle_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{print ($5 + $6) * 1000 / hz}' /proc/stat; }
 # quiesce: waits (at most 60 s) until postcore's CPU time has grown by less than 10 ms in each
 # of four 0.5 s windows in a row, so that work it leaves for after a burst (the full-text pass
@@ -96,13 +97,17 @@ one_run() {
 [ -n "${ASIDE:-}" ] && echo "### ASIDE=1: Maildirs moved aside (not deleted) before each run"
 echo "### postcore's filter: ${FILTER:-on (default configuration)}"
 [ -n "${SETTLE:-}" ] && echo "### SETTLE=$SETTLE: Maildirs wiped, synced and left $SETTLE s before each run"
+# source_to PORT SIZE: the client of the ceiling and the floor (the anchor script runs its own).
+source_to() {
+  /usr/sbin/smtp-source -s 20 -m "$COUNT" -l "$2" -f bench@example.test -M client.example.test -t u@example.test "127.0.0.1:$1"
+}
 # The no-disk ceiling: smtp-source into smtp-sink (answers 250, stores nothing), same
 # sessions and sizes, in this invocation.
 ceiling() {
   /usr/sbin/smtp-sink -u nobody -c 127.0.0.1:2627 1024 > "$WORK/sink.out" 2>&1 & local sk=$!
   sleep 0.5
   local t0 t1; t0=$(date +%s.%N)
-  /usr/sbin/smtp-source -s 20 -m "$COUNT" -l "$1" -f bench@example.test -M client.example.test -t u@example.test 127.0.0.1:2627
+  source_to 2627 "$1"
   t1=$(date +%s.%N); kill $sk; wait $sk 2>/dev/null || true
   python3 -c "print(f'{$COUNT/($t1-$t0):.1f}')"
 }
@@ -121,10 +126,10 @@ floor_run() {
   FLOOR_SYNC=$2 "$FLOOR_BIN" 127.0.0.1:2628 "$md" > "$WORK/floor.out" 2>&1 & local fl=$!
   sleep 0.5; sync; sleep 0.5
   local t0 t1 c0 c1 i0 i1; t0=$(date +%s.%N); i0=$(idle_ms)
-  c0=$(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$fl/stat")
-  /usr/sbin/smtp-source -s 20 -m "$COUNT" -l "$1" -f bench@example.test -M client.example.test -t u@example.test 127.0.0.1:2628
+  c0=$(cpu_ms $fl)
+  source_to 2628 "$1"
   t1=$(date +%s.%N); i1=$(idle_ms)
-  c1=$(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$fl/stat")
+  c1=$(cpu_ms $fl)
   kill $fl; wait $fl 2>/dev/null || true
   local n; n=$(find "$md/new" -type f | wc -l)
   [ "$n" = "$COUNT" ] || echo "floor: $n files, not $COUNT" >&2

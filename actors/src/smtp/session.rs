@@ -116,25 +116,21 @@ impl Session {
         self.auth.is_some() || self.in_trusted_networks(dir)
     }
 
+    /// True if the client's address is in one of `networks`.
+    fn peer_in(&self, networks: &[ipnet::IpNet]) -> bool {
+        let ip = self.peer.ip();
+        networks.iter().any(|n| n.contains(&ip))
+    }
+
     /// True if the client's address is in `relay.trusted_networks`.
     pub(super) fn in_trusted_networks(&self, dir: &Directory) -> bool {
-        let ip = self.peer.ip();
-        dir.settings
-            .relay
-            .trusted_networks
-            .iter()
-            .any(|n| n.contains(&ip))
+        self.peer_in(&dir.settings.relay.trusted_networks)
     }
 
     /// True if this client is in "Allow relay from IP addresses", which the filter leaves
     /// alone (the reference excludes those networks from all checks).
     pub(super) fn filter_exempt(&self, dir: &Directory) -> bool {
-        let ip = self.peer.ip();
-        dir.settings
-            .relay
-            .allow_relay_from
-            .iter()
-            .any(|n| n.contains(&ip))
+        self.peer_in(&dir.settings.relay.allow_relay_from)
     }
 
     /// True if this client may send to foreign domains.
