@@ -80,9 +80,22 @@ fn exit_now(code: i32) -> Result<()> {
     unsafe { libc::_exit(code) }
 }
 
+/// The command-line tools end quietly when their reader goes away (`postcore bayes classify
+/// DIR | head`), as Unix tools do, rather than panicking on the failed print. The server keeps
+/// Rust's default (SIGPIPE ignored); std's sockets send with MSG_NOSIGNAL either way.
+fn die_on_closed_pipe() {
+    // SAFETY: sets one signal's disposition to the default, before any other thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
     tune_allocator();
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Serve { .. }) {
+        die_on_closed_pipe();
+    }
     let res: Result<()> = match cli.cmd {
         Cmd::Serve {
             print_default_config: true,

@@ -354,6 +354,37 @@ fn offline_bayes_commands_on_a_stopped_server() {
         out.contains("H*F:offers@promo-deals.example=") && out.contains("(3/0)"),
         "{out}"
     );
+    // A reader that stops early (`classify DIR | head -1`): the tool ends quietly, no panic.
+    write_messages(&dir.path().join("many"), false, 0..1000);
+    let mut child = std::process::Command::new(bin)
+        .args(["bayes", "--config"])
+        .arg(&s.cfg_path)
+        .arg("classify")
+        .arg(dir.path().join("many"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(first.contains(": inactive"), "{first}");
+    assert!(!err.contains("panicked"), "{err}");
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{:?} {err}",
+            out.status
+        );
+    }
     // What was learned offline is there when the server runs again.
     s.spawn();
     let st = status(&s);
