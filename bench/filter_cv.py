@@ -6,14 +6,16 @@ For the training half of a split (bench/bayes_quality.py's splits), message i of
 goes to fold i mod 5; for each fold a fresh model learns the other four folds and
 `postcore filter check --json --rules /usr/share/spamassassin --bayes-db` judges the fold.
 From every message's rule score and Bayes probability it prints, for each candidate weight W
-of BAYES_SPAM (scored W x (p - 0.5) x 2 above p = 0.5), the recall and false positives at the
-spam-flag threshold 6. The test half is never read.
+of BAYES_SPAM and sharpness k (scored W x (q - 0.5) x 2 above p = 0.5, where q is p with its
+log-odds multiplied by k, as scanner/src/bayes/mod.rs scores it), the recall and false
+positives at the spam-flag threshold 6. The test half is never read.
 
-  bench/filter_cv.py CORPUS_DATA_DIR [--split even] [--weights 5,6,7,8,9,10]
+  bench/filter_cv.py CORPUS_DATA_DIR [--split even] [--weights 5,6,7,8,9,10] [--sharpness 24]
 """
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -50,6 +52,7 @@ def main():
     ap.add_argument("data")
     ap.add_argument("--split", default="even")
     ap.add_argument("--weights", default="5,6,7,8,9,10")
+    ap.add_argument("--sharpness", default="24")
     ap.add_argument("--postcore", default="target/release/postcore")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "postcore-spam-cache"))
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "filter-cv"))
@@ -76,16 +79,21 @@ def main():
             results[c] += judged(binary, db, held, a.cache)
         print(f"fold {k}: {len(results['spam'])} spam, {len(results['ham'])} ham judged", flush=True)
     print(f"\nsplit {a.split}, training half, 5 folds: recall and false positives at 6")
-    print("| BAYES_SPAM weight | spam recall | ham false positives |")
-    print("|---|---|---|")
-    for w in [float(x) for x in a.weights.split(",")]:
-        def score(r):
-            rules, p = r
-            return rules + (w * (p - 0.5) * 2 if p is not None and p > 0.5 else 0.0)
-        tp = sum(1 for r in results["spam"] if score(r) >= 6.0)
-        fp = sum(1 for r in results["ham"] if score(r) >= 6.0)
-        print(f"| {w:g} | {100*tp/len(results['spam']):.2f} % ({tp}/{len(results['spam'])}) "
-              f"| {fp} ({100*fp/len(results['ham']):.2f} %) |")
+    print("| BAYES_SPAM weight | sharpness | spam recall | ham false positives |")
+    print("|---|---|---|---|")
+    for k in [float(x) for x in a.sharpness.split(",")]:
+        for w in [float(x) for x in a.weights.split(",")]:
+            def score(r):
+                rules, p = r
+                if p is None or p <= 0.5:
+                    return rules
+                # p is shown to 0.01 %: 100.00 % is certainty.
+                q = 1.0 if p >= 1.0 else 1.0 / (1.0 + math.exp(-k * math.log(p / (1.0 - p))))
+                return rules + w * (q - 0.5) * 2
+            tp = sum(1 for r in results["spam"] if score(r) >= 6.0)
+            fp = sum(1 for r in results["ham"] if score(r) >= 6.0)
+            print(f"| {w:g} | {k:g} | {100*tp/len(results['spam']):.2f} % ({tp}/{len(results['spam'])}) "
+                  f"| {fp} ({100*fp/len(results['ham']):.2f} %) |")
 
 
 if __name__ == "__main__":

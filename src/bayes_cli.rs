@@ -137,6 +137,9 @@ pub struct CvArgs {
     /// Largest probability of one token (its mirror the smallest; 1: no cap).
     #[arg(long, value_delimiter = ',')]
     pub cap: Vec<f64>,
+    /// Brown's c: the combined tokens count as n / c independent ones (1: Fisher's method).
+    #[arg(long, value_delimiter = ',')]
+    pub dependence: Vec<f64>,
     /// Also list the misclassified messages with their probability.
     #[arg(long)]
     pub errors: bool,
@@ -374,6 +377,7 @@ fn param_grid(cv: &CvArgs) -> Vec<Params> {
     vary(or(&cv.ham_weight, d.ham_weight), &|p, v| p.ham_weight = v);
     vary(or(&cv.bias, d.bias), &|p, v| p.bias = v);
     vary(or(&cv.cap, d.cap), &|p, v| p.cap = v);
+    vary(or(&cv.dependence, d.dependence), &|p, v| p.dependence = v);
     grid
 }
 
@@ -474,7 +478,7 @@ fn cross_validate(cv: &CvArgs) -> Result<()> {
     let spam_files = message_files::files(&cv.spam)?;
     let ham_files = message_files::files(&cv.ham)?;
     println!(
-        "pairs\theaders\ts\tx\tmin_strength\tmax_tokens\tmin_count\tham_weight/bias/cap\tspam\tham\trecall%\tfp\tfp%\tunsure\trecall%@1fp"
+        "pairs\theaders\ts\tx\tmin_strength\tmax_tokens\tmin_count\tham_weight/bias/cap/dependence\tspam\tham\trecall%\tfp\tfp%\tunsure\trecall%@1fp"
     );
     for pairs in &cv.pairs {
         for (&headers, &case, &received) in cv.headers.iter().flat_map(|h| {
@@ -511,7 +515,7 @@ fn cross_validate(cv: &CvArgs) -> Result<()> {
                 let r = folds(&all, cv.folds, params, cv.errors)?;
                 let p = params;
                 println!(
-                    "{pairs}\t{headers}/{case}/{received}\t{}\t{}\t{}\t{}\t{}\t{}/{}/{}\t{}\t{}\t{:.2}\t{}\t{:.3}\t{}\t{:.2}",
+                    "{pairs}\t{headers}/{case}/{received}\t{}\t{}\t{}\t{}\t{}\t{}/{}/{}/{}\t{}\t{}\t{:.2}\t{}\t{:.3}\t{}\t{:.2}",
                     p.s,
                     p.x,
                     p.min_strength,
@@ -520,6 +524,7 @@ fn cross_validate(cv: &CvArgs) -> Result<()> {
                     p.ham_weight,
                     p.bias,
                     p.cap,
+                    p.dependence,
                     r.spam,
                     r.ham,
                     100.0 * r.caught as f64 / r.spam.max(1) as f64,

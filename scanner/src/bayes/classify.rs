@@ -1,6 +1,8 @@
 //! The classifier: Gary Robinson's token probabilities, the strongest tokens combined with
 //! Fisher's chi-square method (Robinson, "A Statistical Approach to the Spam Problem",
-//! Linux Journal 2003; as SpamAssassin's `CombineChi` and Rspamd's Bayes do).
+//! Linux Journal 2003; as SpamAssassin's `CombineChi` and Rspamd's Bayes do), corrected for
+//! tokens that come in correlated clusters by Brown's method (M. B. Brown, "A Method for
+//! Combining Non-Independent, One-Sided Tests of Significance", Biometrics 31, 1975).
 
 use serde::Serialize;
 
@@ -45,13 +47,18 @@ pub struct Params {
     /// A token's probability is kept within [1 − cap, cap] (Graham's 0.01–0.99): no single
     /// token is near-certain evidence (1: no cap; below 0.5 counts as 0.5).
     pub cap: f64,
+    /// Brown's correction for dependent evidence: the n combined tokens count as n / c
+    /// independent ones (Fisher's statistic divided by c, on 2·round(n / c) degrees of
+    /// freedom, at least 2). 1: Fisher's method as is, every token independent.
+    pub dependence: f64,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        // SpamAssassin's x and minimum strength; s and the bias chosen by cross-validation
-        // inside each training half of the corpus (the smallest bias with at most one
-        // false positive in both).
+        // SpamAssassin's x and minimum strength; s, the dependence and the bias chosen by
+        // cross-validation inside each training half of the corpus (the dependence that
+        // separated both halves best, then the smallest bias with at most one false
+        // positive in both; bench/RESULTS.md).
         Params {
             s: 0.01,
             x: 0.538,
@@ -59,8 +66,9 @@ impl Default for Params {
             max_tokens: 150,
             min_count: 1,
             ham_weight: 1.0,
-            bias: 6.0,
+            bias: 1.0,
             cap: 1.0,
+            dependence: 12.0,
         }
     }
 }
@@ -108,7 +116,7 @@ pub fn classify(counts: &[Counts], totals: Totals, p: &Params) -> Classification
     let log_odds = if probs.is_empty() {
         0.0
     } else {
-        chi_log_odds(&probs) - p.bias
+        chi_log_odds(&probs, p.dependence) - p.bias
     };
     Classification {
         probability: 1.0 / (1.0 + (-log_odds).exp()),
@@ -123,20 +131,26 @@ pub fn classify(counts: &[Counts], totals: Totals, p: &Params) -> Classification
 /// (strong evidence both ways) it rounds to exactly 0.5 and the evidence is lost in the
 /// rounding, so the tails are compared in logarithms: Qh / (Qh + Qs), which is above 0.5
 /// exactly when Robinson's indicator is, and 0.5 when the evidence is truly balanced.
-pub fn chi_combine(probs: &[f64]) -> f64 {
-    1.0 / (1.0 + (-chi_log_odds(probs)).exp())
+/// `dependence` is Brown's c (see [`Params::dependence`]; 1: independent tokens).
+pub fn chi_combine(probs: &[f64], dependence: f64) -> f64 {
+    1.0 / (1.0 + (-chi_log_odds(probs, dependence)).exp())
 }
 
-/// ln Qh − ln Qs of [`chi_combine`].
-pub fn chi_log_odds(probs: &[f64]) -> f64 {
+/// ln Qh − ln Qs of [`chi_combine`]. Brown's method: with correlated tests Fisher's statistic
+/// X is distributed as c·χ² on f = 2n / c degrees of freedom rather than as χ² on 2n, so X / c
+/// is compared with χ²(f); f is rounded to an even number (the tail's series needs one).
+/// Both tails use the same f, so the sign — which class the evidence favours — does not
+/// depend on c; only how strongly, and so how messages rank, does.
+pub fn chi_log_odds(probs: &[f64], dependence: f64) -> f64 {
     if probs.is_empty() {
         return 0.0;
     }
+    let c = dependence.max(1.0);
     let ln_f: f64 = probs.iter().map(|f| f.max(1e-200).ln()).sum();
     let ln_1f: f64 = probs.iter().map(|f| (1.0 - f).max(1e-200).ln()).sum();
-    let df = 2 * probs.len();
-    let ln_qs = ln_chi2q(-2.0 * ln_1f, df);
-    let ln_qh = ln_chi2q(-2.0 * ln_f, df);
+    let df = 2 * ((probs.len() as f64 / c).round() as usize).max(1);
+    let ln_qs = ln_chi2q(-2.0 * ln_1f / c, df);
+    let ln_qh = ln_chi2q(-2.0 * ln_f / c, df);
     ln_qh - ln_qs
 }
 
@@ -187,10 +201,37 @@ mod tests {
         // yet the extra spam token must tip the result.
         let mut probs = vec![0.99; 61];
         probs.extend(vec![0.01; 60]);
-        let p = chi_combine(&probs);
+        let p = chi_combine(&probs, 1.0);
         assert!(p > 0.5 && p < 1.0, "{p}");
         let balanced: Vec<f64> = [0.99, 0.01].repeat(60);
-        assert!((chi_combine(&balanced) - 0.5).abs() < 1e-9);
+        assert!((chi_combine(&balanced, 1.0) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn dependence_weakens_evidence_but_never_turns_it() {
+        let mixed: Vec<f64> = [0.99, 0.95, 0.2, 0.9, 0.4].repeat(24);
+        let fisher = chi_log_odds(&mixed, 1.0);
+        let brown = chi_log_odds(&mixed, 12.0);
+        assert!(fisher > 0.0 && brown > 0.0, "{fisher} {brown}");
+        assert!(brown < fisher / 4.0, "{fisher} {brown}");
+        let hammy: Vec<f64> = mixed.iter().map(|f| 1.0 - f).collect();
+        assert!((chi_log_odds(&hammy, 12.0) + brown).abs() < 1e-9);
+        // Below 1 counts as 1: no correction that strengthens the evidence.
+        assert_eq!(chi_log_odds(&mixed, 0.5), fisher);
+        // Fewer tokens than c: one degree of freedom pair, the statistic still divided.
+        let few = chi_log_odds(&[0.99, 0.99, 0.99], 12.0);
+        let one = chi_log_odds(&[0.99, 0.99, 0.99], 1.0);
+        assert!(few > 0.0 && few < one, "{few} {one}");
+    }
+
+    #[test]
+    fn with_dependence_one_it_is_fishers_method() {
+        // Fisher: ln Qh − ln Qs with 2n degrees of freedom on −2·Σln f and −2·Σln(1 − f).
+        let probs = [0.9, 0.8, 0.3];
+        let x_h = -2.0 * probs.iter().map(|f: &f64| f.ln()).sum::<f64>();
+        let x_s = -2.0 * probs.iter().map(|f: &f64| (1.0 - f).ln()).sum::<f64>();
+        let expected = chi2q(x_h, 6).ln() - chi2q(x_s, 6).ln();
+        assert!((chi_log_odds(&probs, 1.0) - expected).abs() < 1e-12);
     }
 
     #[test]
@@ -203,8 +244,12 @@ mod tests {
         let spammy = Counts { spam: 50, ham: 0 };
         let hammy = Counts { spam: 0, ham: 50 };
         let neutral = Counts { spam: 10, ham: 10 };
-        assert!(classify(&[spammy; 5], t, &p).probability > 0.99);
-        assert!(classify(&[hammy; 5], t, &p).probability < 0.01);
+        assert!(classify(&[spammy; 30], t, &p).probability > 0.99);
+        assert!(classify(&[hammy; 30], t, &p).probability < 0.01);
+        // A handful of tokens counts as about one piece of evidence (Brown's correction):
+        // still spam, but far from certain.
+        let few = classify(&[spammy; 5], t, &p).probability;
+        assert!(few > 0.5 && few < 0.99, "{few}");
         let c = classify(&[neutral; 5], t, &p);
         // Nothing strong enough: exactly undecided, whatever the bias.
         assert_eq!(c.used, 0);
