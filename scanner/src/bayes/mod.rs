@@ -1,7 +1,8 @@
 //! The statistical filter (Email > Filter, "trained with any IMAP client by simply moving a
 //! message in and out of the Junk folder"): a global model of token counts learned from
 //! spam and ham, inactive until it has learned [`MIN_LEARNED`] of each, giving the symbol
-//! `BAYES_SPAM` or `BAYES_HAM` with the probability and a score scaled by it.
+//! `BAYES_SPAM` or `BAYES_HAM` with the probability and a score scaled by the evidence
+//! (see [`symbol`]).
 //!
 //! A message is learned once (by its digest); learning it as the other class moves its
 //! counts. The counts live behind [`BayesStore`] (RocksDB in the server, memory in tests and
@@ -209,7 +210,7 @@ pub fn today() -> u32 {
 /// What `BAYES_SPAM` scores at certainty: the default spam-flag threshold, so that a certain
 /// verdict flags a message by itself. Chosen by 5-fold cross-validation inside each training
 /// half of the SpamAssassin corpus (`bench/filter_cv.py`), among 5–10: recall rises up to 6
-/// and stays flat above it, false positives stay at 1 of 2,075 throughout (with
+/// and stays flat above it, false positives stay at most 1 of 2,075 throughout (with
 /// [`BAYES_SCORE_SHARPNESS`] 24: 5.0, Rspamd's weight, caught 84.1 % and 83.7 %; 6.0 catches
 /// 94.2 % and 96.5 %).
 pub const BAYES_SPAM_MAX: f64 = 6.0;
