@@ -14,6 +14,12 @@ move_aside() {
   mkdir -p "$1.aside"; local to; to=$(mktemp -d "$1.aside/XXXXXX")
   for d in "$1"/user[0-9]*; do if [ -e "$d" ]; then mv "$d" "$to/"; fi; done
 }
+# settings_patch ADMIN_PORT JSON: applies JSON to the settings of the postcore whose data is in
+# $WORK (PATCH /api/settings with its admin token); curl -f makes a refusal fail the call.
+settings_patch() {
+  curl -sf -X PATCH -H "Authorization: Bearer $(cat "$WORK/data/admin.token")" \
+    -H 'Content-Type: application/json' -d "$2" "http://127.0.0.1:$1/api/settings" >/dev/null
+}
 # dns_stub: makes sure the anchors' NXDOMAIN stub answers on 127.0.0.1:$DNS_STUB_PORT (UDP)
 # and prints the port.
 dns_stub() {

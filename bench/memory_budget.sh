@@ -11,7 +11,6 @@ rm -rf "$WORK"; mkdir -p "$WORK"
 postcore_start 3470 "smtp=3530" "[limits]\nmemory_budget_mb = $BUDGET\nmax_connections_per_ip = 200\nmax_connections_per_network = 200"
 trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null; rm -rf "$WORK"' EXIT
 python3 "$HERE/setup_postcore.py" 127.0.0.1:3470 "$(cat "$WORK/data/admin.token")" 10 >/dev/null
-curl -sf -X PATCH -H "Authorization: Bearer $(cat "$WORK/data/admin.token")" -H 'Content-Type: application/json' \
-  -d '{"max_message_size": 52428800}' http://127.0.0.1:3470/api/settings >/dev/null
+settings_patch 3470 '{"max_message_size": 52428800}'
 echo "### $(date -u +%FT%TZ) budget $BUDGET MiB"
 python3 "$HERE/memory_budget.py" 3530 "$PC" "$WORK/data/mail/users/user1" "$SESSIONS" "$SIZE"

@@ -36,8 +36,7 @@ grep 'antivirus: database loaded' "$WORK/server.log" | tail -1
 echo "server after the load: $(grep -E 'VmRSS|VmHWM' /proc/$PC/status | tr -s ' \t' ' ' | tr '\n' ' ')"
 filter() {
   if [ "${CHECK:-av}" = sieve ]; then sieve_scripts "$1"; return; fi
-  curl -sf -X PATCH -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d "{\"filter\": $1}" "http://127.0.0.1:$ADMIN/api/settings" >/dev/null
+  settings_patch "$ADMIN" "{\"filter\": $1}"
 }
 # Sieve on (the 20-rule script active for user0..user9) or off (none active).
 sieve_scripts() {
@@ -50,8 +49,7 @@ sieve_scripts() {
   done
 }
 if [ "${CHECK:-av}" = net ]; then
-  curl -sf -X PATCH -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d '{"relay": {"trusted_networks": []}}' "http://127.0.0.1:$ADMIN/api/settings" >/dev/null
+  settings_patch "$ADMIN" '{"relay": {"trusted_networks": []}}'
 fi
 if [ "${CHECK:-av}" = sieve ]; then
   for u in $(seq 0 9); do

@@ -51,9 +51,7 @@ trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null; kill $MS 2>/dev/null || true' 
 # The recipients' mailboxes are known to IMAP (opened once), as every active user's is.
 python3 "$HERE/setup_postcore.py" "127.0.0.1:$ADMIN" "$(cat "$WORK/data/admin.token")" "$COUNT" "$IMAP"
 if [ "${FILTER:-}" = off ]; then
-  curl -sf -X PATCH -H "Authorization: Bearer $(cat "$WORK/data/admin.token")" -H 'Content-Type: application/json' \
-    -d '{"filter": {"antivirus": false, "block_executables": false, "block_archives": false, "spam": {"enabled": false}}}' \
-    "http://127.0.0.1:$ADMIN/api/settings" >/dev/null
+  settings_patch "$ADMIN" '{"filter": {"antivirus": false, "block_executables": false, "block_archives": false, "spam": {"enabled": false}}}'
 fi
 
 EXTRA_GROUP=postcore:$BIN "$ANCH/mem_sample.py" watch "$WORK/mempeak.txt" 0.5 & MS=$!
@@ -112,8 +110,8 @@ ceiling() {
   python3 -c "print(f'{$COUNT/($t1-$t0):.1f}')"
 }
 # FLOOR=1: the least a durable Maildir receiver does (bench/receive_floor: the dialogue, one
-# file written unnamed in new/ and linked, the 250 after a shared syncfs; no parsing, queue,
-# index or logs), same client, sessions and sizes, alternating with the ceiling's runs; each
+# file written unnamed in new/ and linked, the 250 after a shared flush, by default its journal
+# mode; no parsing, queue, index or logs), same client, sessions and sizes, alternating with the ceiling's runs; each
 # run into a new Maildir on the same file system as the servers', removed at the end.
 FLOOR_BIN=$TOP/bench/receive_floor/target/release/receive-floor
 FLOOR_MODES=

@@ -53,9 +53,7 @@ postcore_start $ADMIN "smtp=$PORT imap=$IMAP" "[limits]\nmax_connections_per_ip 
 trap 'kill $PC 2>/dev/null; wait $PC 2>/dev/null || true; restore_stub' EXIT
 TOKEN=$(cat "$WORK/data/admin.token")
 python3 "$HERE/setup_postcore.py" "127.0.0.1:$ADMIN" "$TOKEN" 10 "$IMAP"
-curl -sf -X PATCH -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-  -d '{"filter": {"antivirus": true, "discard_infected": false, "block_executables": true, "spam": {"greylist": {"enabled": false}}}}' \
-  "http://127.0.0.1:$ADMIN/api/settings" >/dev/null
+settings_patch "$ADMIN" '{"filter": {"antivirus": true, "discard_infected": false, "block_executables": true, "spam": {"greylist": {"enabled": false}}}}'
 for _ in $(seq 1800); do
   grep -q 'antivirus: database loaded' "$WORK/server.log" && grep -q 'antispam: rules loaded' "$WORK/server.log" && break
   sleep 0.2
@@ -69,13 +67,20 @@ cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/pr
 # aside MAILROOT: with ASIDE=1, moves MAILROOT/user* aside (lib.sh's move_aside).
 aside() { if [ -n "${ASIDE:-}" ]; then move_aside "$1"; fi; }
 [ -n "${ASIDE:-}" ] && echo "### ASIDE=1: Maildirs moved aside (not deleted) before each run, both sides"
+# dns_asked SIDE T0: with DNS_LOG, the questions SIDE asked since T0 (a second's grace for
+# lookups still under way).
+dns_asked() {
+  if [ -n "${DNS_LOG:-}" ]; then
+    sleep 1; echo "$1 DNS: $(python3 "$HERE/dns_log_stub.py" --count "$DNS_LOG" "$2" "$(date +%s.%N)")"
+  fi
+}
 anchor=(); ours=(); ratio=()
 for r in $(seq "$RUNS"); do
   aside /tmp/anchor-vmail/example.test
   t0=$(date +%s.%N)
   a=$(nice -n -10 python3 "$ANCH/smtp_corpus_bench.py" 127.0.0.1 2525 /tmp/anchor-vmail/example.test "$CORPUS" --runs 1 | grep '^run')
   echo "anchor   $a"
-  if [ -n "${DNS_LOG:-}" ]; then sleep 1; echo "anchor   DNS: $(python3 "$HERE/dns_log_stub.py" --count "$DNS_LOG" "$t0" "$(date +%s.%N)")"; fi
+  dns_asked "anchor  " "$t0"
   c0=$(cpu_ms)
   # PERF=FILE: a profile of postcore during its first run.
   if [ -n "${PERF:-}" ] && [ "$r" = 1 ]; then perf record -F 999 ${PERF_CALLGRAPH:--g} -p "$PC" -o "$PERF" 2>/dev/null & PERFPID=$!; fi
@@ -85,7 +90,7 @@ for r in $(seq "$RUNS"); do
   c1=$(cpu_ms)
   if [ -n "${PERFPID:-}" ]; then kill -INT "$PERFPID"; wait "$PERFPID" || true; PERFPID=; fi
   echo "postcore $p cpu=$(python3 -c "print(f'{($c1 - $c0) / $(ls "$CORPUS" | wc -l):.2f}')")ms/msg"
-  if [ -n "${DNS_LOG:-}" ]; then sleep 1; echo "postcore DNS: $(python3 "$HERE/dns_log_stub.py" --count "$DNS_LOG" "$t0" "$(date +%s.%N)")"; fi
+  dns_asked postcore "$t0"
   anchor+=("$(echo "$a" | rate)"); ours+=("$(echo "$p" | rate)")
   ratio+=("$(python3 -c "print(f'{${ours[-1]}/${anchor[-1]}:.2f}')")")
 done
