@@ -36,9 +36,11 @@ PORT=3725; ADMIN=3765; IMAP=3743
 GREYLIST=0 MILTER=1 CLAMD_TMPDIR=/dev/shm/clamtmp RSPAMD_DNS=stub DELIVERY=lmtp "$ANCH/setup.sh" config >/dev/null
 "$ANCH/setup.sh" start >/dev/null
 if [ -n "${DNS_LOG:-}" ]; then
-  kill "$(cat /tmp/anchor-run/dns_stub.pid)" 2>/dev/null || true; sleep 0.3; : > "$DNS_LOG"
+  # Every NXDOMAIN stub on the port: setup.sh's (its pid file) and any lib.sh's dns_stub started.
+  pkill -f 'dns_stub.py 5353' 2>/dev/null || true; sleep 0.3; : > "$DNS_LOG"
   python3 "$HERE/dns_log_stub.py" 5353 "$DNS_LOG" </dev/null >/dev/null 2>&1 & LOGSTUB=$!
   sleep 0.3
+  kill -0 "$LOGSTUB" 2>/dev/null || { echo "DNS_LOG: the logging stub could not bind 127.0.0.1:5353" >&2; exit 1; }
 fi
 # After the logging stub, the anchors' own stub again.
 restore_stub() {
