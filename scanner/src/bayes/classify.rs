@@ -119,7 +119,7 @@ pub fn classify(counts: &[Counts], totals: Totals, p: &Params) -> Classification
         chi_log_odds(&probs, p.dependence) - p.bias
     };
     Classification {
-        probability: 1.0 / (1.0 + (-log_odds).exp()),
+        probability: logistic(log_odds),
         log_odds,
         used: probs.len(),
         known,
@@ -133,7 +133,12 @@ pub fn classify(counts: &[Counts], totals: Totals, p: &Params) -> Classification
 /// exactly when Robinson's indicator is, and 0.5 when the evidence is truly balanced.
 /// `dependence` is Brown's c (see [`Params::dependence`]; 1: independent tokens).
 pub fn chi_combine(probs: &[f64], dependence: f64) -> f64 {
-    1.0 / (1.0 + (-chi_log_odds(probs, dependence)).exp())
+    logistic(chi_log_odds(probs, dependence))
+}
+
+/// The probability of log-odds `x`: 1 / (1 + e^−x).
+pub fn logistic(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
 }
 
 /// ln Qh − ln Qs of [`chi_combine`]. Brown's method: with correlated tests Fisher's statistic

@@ -234,11 +234,11 @@ pub fn symbol(c: &Classification, params: &Params) -> Option<(&'static str, f64)
         return None;
     }
     if c.probability > 0.5 {
-        let sharp = 1.0 / (1.0 + (-BAYES_SCORE_SHARPNESS * c.log_odds).exp());
+        let sharp = classify::logistic(BAYES_SCORE_SHARPNESS * c.log_odds);
         let score = BAYES_SPAM_MAX * (sharp - 0.5) * 2.0;
         return Some(("BAYES_SPAM", round2(score)));
     }
-    let evidence = 1.0 / (1.0 + (-(c.log_odds + params.bias)).exp());
+    let evidence = classify::logistic(c.log_odds + params.bias);
     (evidence <= 0.3).then(|| ("BAYES_HAM", round2(-3.0 * (0.5 - evidence) * 2.0)))
 }
 
