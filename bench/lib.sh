@@ -20,6 +20,9 @@ settings_patch() {
   curl -sf -X PATCH -H "Authorization: Bearer $(cat "$WORK/data/admin.token")" \
     -H 'Content-Type: application/json' -d "$2" "http://127.0.0.1:$1/api/settings" >/dev/null
 }
+# cpu_ms [PID]: the CPU time (user + system, all threads) of PID, postcore's ($PC) by default,
+# in milliseconds, from /proc.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/${1:-$PC}/stat"; }
 # dns_stub: makes sure the anchors' NXDOMAIN stub answers on 127.0.0.1:$DNS_STUB_PORT (UDP)
 # and prints the port.
 dns_stub() {

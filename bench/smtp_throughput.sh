@@ -56,10 +56,8 @@ fi
 
 EXTRA_GROUP=postcore:$BIN "$ANCH/mem_sample.py" watch "$WORK/mempeak.txt" 0.5 & MS=$!
 echo "### $(date -u +%FT%TZ) $(nproc) cores, loadavg $(cat /proc/loadavg)"
-# postcore's CPU time (user + system, all threads) and the machine's idle time (all cores), in
-# milliseconds, from /proc: both cover the anchor script's 1 s pause before its clock starts.
-# cpu_ms [PID]: the CPU time of PID (postcore by default).
-cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/${1:-$PC}/stat"; }
+# The machine's idle time (all cores) in milliseconds, from /proc; with lib.sh's cpu_ms
+# (postcore's CPU time) it covers the anchor script's 1 s pause before its clock starts.
 idle_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{print ($5 + $6) * 1000 / hz}' /proc/stat; }
 # quiesce: waits (at most 60 s) until postcore's CPU time has grown by less than 10 ms in each
 # of four 0.5 s windows in a row, so that work it leaves for after a burst (the full-text pass

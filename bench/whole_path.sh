@@ -64,8 +64,6 @@ grep -E 'antivirus: database loaded|antispam: rules loaded' "$WORK/server.log" |
 echo "### $(date -u +%FT%TZ) $(nproc) cores; corpus $CORPUS ($(ls "$CORPUS" | wc -l) messages)"
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 rate() { sed -n 's/.*all-delivered=[0-9.]*s (\([0-9.]*\) msg\/s delivered).*/\1/p' | head -1; }
-# postcore's CPU time (user + system, all threads) in milliseconds, from /proc.
-cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$PC/stat"; }
 # aside MAILROOT: with ASIDE=1, moves MAILROOT/user* aside (lib.sh's move_aside).
 aside() { if [ -n "${ASIDE:-}" ]; then move_aside "$1"; fi; }
 [ -n "${ASIDE:-}" ] && echo "### ASIDE=1: Maildirs moved aside (not deleted) before each run, both sides"
